@@ -1,0 +1,75 @@
+/**
+ * The storage interface: named, immutable objects. Every backend (local, s3, sftp, rest) is one
+ * module that returns an object of this shape; retries, rate limits and caching are wrappers
+ * around it, never code inside a backend.
+ *
+ * What the repository needs from storage, and every backend must guarantee:
+ * - `put` is atomic: after a crash or a dropped connection an object is either absent or whole;
+ *   a partial upload is never visible under its final name (temp name + rename, or a single
+ *   PUT / completed multipart upload).
+ * - read-after-write: an object is readable and listed once `put` has resolved.
+ * - names are slash-separated relative paths made of [A-Za-z0-9._-] segments (see `objectName`).
+ * - `get` of a missing object and `stat`/`delete` errors map to LifeboatError codes
+ *   (NOT_FOUND, UNREACHABLE, AUTH_FAILED, PERMISSION_DENIED, STORAGE_FULL, STORAGE_ERROR).
+ */
+export interface ObjectInfo {
+  /** Object name relative to the repository root, e.g. `data/ab/ab12...`. */
+  name: string;
+  size: number;
+}
+
+export interface GetOptions {
+  /** Byte offset of a ranged read. */
+  offset?: number;
+  /** Number of bytes of a ranged read; absent means to the end. */
+  length?: number;
+}
+
+export interface PutOptions {
+  /**
+   * Object Lock retention for storage that supports it (S3); backends without retention
+   * support ignore it only if `capabilities.retention` is false, which callers check first.
+   */
+  retainUntil?: Date;
+  retentionMode?: "compliance" | "governance";
+}
+
+export interface BackendCapabilities {
+  /** Objects can carry a retention date (S3 Object Lock). */
+  retention: boolean;
+  /** Deletion is refused by the storage (append-only server). */
+  appendOnly: boolean;
+}
+
+export interface Backend {
+  /** Human-readable location for messages, never containing secrets. */
+  readonly location: string;
+  readonly capabilities: BackendCapabilities;
+  /** Whether the repository root exists at all (used to tell "no repository here" apart). */
+  exists(): Promise<boolean>;
+  /** Creates the repository root (and folders the backend needs); fine if it already exists. */
+  create(): Promise<void>;
+  get(name: string, options?: GetOptions): Promise<Buffer>;
+  /** Returns undefined when the object does not exist. */
+  stat(name: string): Promise<ObjectInfo | undefined>;
+  /** Atomically stores `data` under `name`. Overwriting an existing name is allowed only for
+   * backends where the caller knows the content is identical (content-addressed names). */
+  put(name: string, data: Buffer, options?: PutOptions): Promise<void>;
+  /** Lists objects whose name starts with `prefix` (a folder such as `snapshots/`). */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  delete(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const segment = /^[A-Za-z0-9._-]+$/;
+
+/** Validates an object name so no backend ever sees `..`, absolute paths or odd bytes. */
+export function objectName(name: string): string {
+  const parts = name.split("/");
+  for (const p of parts) {
+    if (!segment.test(p) || p === "." || p === "..") {
+      throw new Error(`invalid object name ${JSON.stringify(name)}`);
+    }
+  }
+  return name;
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from "node:crypto";
+import { constants, promises as fs } from "node:fs";
+import path from "node:path";
+import { type Backend, type GetOptions, type ObjectInfo, objectName } from "./backend.js";
+import { storageError } from "./storage-error.js";
+
+export interface LocalBackendOptions {
+  /** Folder that holds the repository. */
+  path: string;
+  /** fsync files and folders after writing (default true). Tests may turn it off for speed. */
+  fsync?: boolean;
+}
+
+/** Temporary files carry this prefix; `list` skips them and prune may remove stale ones. */
+export const TEMP_PREFIX = ".tmp-";
+
+/** A repository in a local folder. Puts write a temporary file, fsync it, rename it into place
+ * and fsync the folder, so a crash leaves either nothing or the whole object. */
+export function localBackend(options: LocalBackendOptions): Backend {
+  const root = path.resolve(options.path);
+  const doSync = options.fsync ?? true;
+  const full = (name: string) => path.join(root, objectName(name));
+  const madeDirs = new Set<string>();
+
+  async function ensureDir(dir: string): Promise<void> {
+    if (madeDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    madeDirs.add(dir);
+  }
+
+  async function syncDir(dir: string): Promise<void> {
+    if (!doSync) return;
+    const fh = await fs.open(dir, constants.O_RDONLY);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  return {
+    location: root,
+    capabilities: { retention: false, appendOnly: false },
+
+    async exists() {
+      try {
+        return (await fs.stat(root)).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+
+    async create() {
+      try {
+        await fs.mkdir(root, { recursive: true, mode: 0o700 });
+      } catch (e) {
+        throw storageError(e, root);
+      }
+    },
+
+    async get(name: string, opts?: GetOptions) {
+      const file = full(name);
+      try {
+        if (opts?.offset === undefined && opts?.length === undefined) return await fs.readFile(file);
+        const fh = await fs.open(file, "r");
+        try {
+          const offset = opts.offset ?? 0;
+          const length = opts.length ?? (await fh.stat()).size - offset;
+          const buf = Buffer.allocUnsafe(length);
+          let done = 0;
+          while (done < length) {
+            const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+            if (bytesRead === 0) break;
+            done += bytesRead;
+          }
+          return done === length ? buf : buf.subarray(0, done);
+        } finally {
+          await fh.close();
+        }
+      } catch (e) {
+        throw storageError(e, `${root}/${name}`);
+      }
+    },
+
+    async stat(name: string) {
+      try {
+        const st = await fs.stat(full(name));
+        return { name, size: st.size };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw storageError(e, `${root}/${name}`);
+      }
+    },
+
+    async put(name: string, data: Buffer) {
+      const file = full(name);
+      const dir = path.dirname(file);
+      const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}`);
+      try {
+        await ensureDir(dir);
+        const fh = await fs.open(tmp, "wx", 0o600);
+        try {
+          await fh.writeFile(data);
+          if (doSync) await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await fs.rename(tmp, file);
+        await syncDir(dir);
+      } catch (e) {
+        await fs.rm(tmp, { force: true }).catch(() => {});
+        throw storageError(e, `${root}/${name}`);
+      }
+    },
+
+    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+      // Walk folders below the prefix; names are short and few levels deep (data/xx/id).
+      const start = path.join(root, prefix);
+      const stack: string[] = [];
+      try {
+        const st = await fs.stat(start);
+        if (!st.isDirectory()) return;
+        stack.push(start);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+        throw storageError(e, start);
+      }
+      while (stack.length > 0) {
+        const dir = stack.pop()!;
+        let entries: import("node:fs").Dirent[];
+        try {
+          entries = await fs.readdir(dir, { withFileTypes: true });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+          throw storageError(e, dir);
+        }
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        for (const ent of entries) {
+          if (ent.name.startsWith(TEMP_PREFIX)) continue;
+          const p = path.join(dir, ent.name);
+          if (ent.isDirectory()) {
+            stack.push(p);
+          } else if (ent.isFile()) {
+            const st = await fs.stat(p).catch(() => undefined);
+            if (st) yield { name: path.relative(root, p).split(path.sep).join("/"), size: st.size };
+          }
+        }
+      }
+    },
+
+    async delete(name: string) {
+      try {
+        await fs.rm(full(name));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+        throw storageError(e, `${root}/${name}`);
+      }
+    },
+
+    async close() {},
+  };
+}

@@ -1,0 +1,24 @@
+import { LifeboatError } from "../core/errors.js";
+import type { Backend } from "./backend.js";
+import { localBackend } from "./local.js";
+
+/**
+ * Turns a repository URL into a backend. A plain path (or `local:PATH`) is a local folder.
+ * Each scheme is one module under src/backend/; this switch is the only place that knows them all.
+ */
+export async function openBackend(url: string): Promise<Backend> {
+  const m = /^([a-z][a-z0-9+]*):(.*)$/s.exec(url);
+  // Windows-style drive letters are not supported; a one-letter scheme is treated as a path.
+  if (!m || m[1]!.length === 1) return localBackend({ path: url });
+  const [, scheme, rest] = m as unknown as [string, string, string];
+  switch (scheme) {
+    case "local":
+      return localBackend({ path: rest });
+    default:
+      throw new LifeboatError(
+        "USAGE",
+        `unknown repository URL scheme "${scheme}:" in ${JSON.stringify(url)}`,
+        "use a local path, local:PATH, s3:..., sftp:... or rest:... (see `lifeboat help repository`)",
+      );
+  }
+}

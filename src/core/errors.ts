@@ -1,0 +1,109 @@
+/**
+ * Every failure a user can meet is one of these: a stable machine code, a one-line message that
+ * says what is wrong, a hint that says what to do, and the process exit code the CLI uses.
+ * The table of exit codes is documented in README.md ("Exit codes"); keep the two in step.
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  incomplete: 3,
+  repoNotFound: 10,
+  repoExists: 11,
+  wrongPassword: 12,
+  snapshotNotFound: 13,
+  corruption: 14,
+  storageFull: 15,
+  unreachable: 16,
+  interrupted: 130,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorCode =
+  | "USAGE"
+  | "REPO_NOT_FOUND"
+  | "REPO_EXISTS"
+  | "WRONG_PASSWORD"
+  | "NO_PASSWORD"
+  | "SNAPSHOT_NOT_FOUND"
+  | "SNAPSHOT_AMBIGUOUS"
+  | "CORRUPTION"
+  | "STORAGE_FULL"
+  | "STORAGE_ERROR"
+  | "UNREACHABLE"
+  | "AUTH_FAILED"
+  | "PERMISSION_DENIED"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "SOURCE_UNREADABLE"
+  | "UNSAFE_PATH"
+  | "KEY_ERROR"
+  | "INTERRUPTED";
+
+const exitByCode: Record<ErrorCode, ExitCodeValue> = {
+  USAGE: ExitCode.usage,
+  REPO_NOT_FOUND: ExitCode.repoNotFound,
+  REPO_EXISTS: ExitCode.repoExists,
+  WRONG_PASSWORD: ExitCode.wrongPassword,
+  NO_PASSWORD: ExitCode.wrongPassword,
+  SNAPSHOT_NOT_FOUND: ExitCode.snapshotNotFound,
+  SNAPSHOT_AMBIGUOUS: ExitCode.snapshotNotFound,
+  CORRUPTION: ExitCode.corruption,
+  STORAGE_FULL: ExitCode.storageFull,
+  STORAGE_ERROR: ExitCode.failure,
+  UNREACHABLE: ExitCode.unreachable,
+  AUTH_FAILED: ExitCode.unreachable,
+  PERMISSION_DENIED: ExitCode.failure,
+  NOT_FOUND: ExitCode.failure,
+  ALREADY_EXISTS: ExitCode.failure,
+  SOURCE_UNREADABLE: ExitCode.incomplete,
+  UNSAFE_PATH: ExitCode.corruption,
+  KEY_ERROR: ExitCode.failure,
+  INTERRUPTED: ExitCode.interrupted,
+};
+
+export class LifeboatError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  override readonly cause: unknown;
+
+  constructor(code: ErrorCode, message: string, hint?: string, cause?: unknown) {
+    super(message);
+    this.name = "LifeboatError";
+    this.code = code;
+    this.hint = hint;
+    this.cause = cause;
+  }
+
+  get exitCode(): ExitCodeValue {
+    return exitByCode[this.code];
+  }
+}
+
+/** Damage found in stored data: names the object (pack, index, snapshot) and the blobs involved. */
+export class CorruptionError extends LifeboatError {
+  readonly object: string;
+  readonly blobs: string[];
+  constructor(object: string, detail: string, blobs: string[] = [], hint?: string) {
+    super(
+      "CORRUPTION",
+      `${object}: ${detail}`,
+      hint ?? "run `lifeboat check --read-data` to see everything affected",
+    );
+    this.object = object;
+    this.blobs = blobs;
+  }
+}
+
+export function isLifeboatError(e: unknown): e is LifeboatError {
+  return e instanceof LifeboatError;
+}
+
+/** Node's errno-style errors carry a string `code` such as ENOENT. */
+export function errnoCode(e: unknown): string | undefined {
+  if (typeof e === "object" && e !== null && "code" in e) {
+    const c = (e as { code: unknown }).code;
+    return typeof c === "string" ? c : undefined;
+  }
+  return undefined;
+}
