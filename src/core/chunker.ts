@@ -1,0 +1,137 @@
+import { createHmac } from "node:crypto";
+
+/**
+ * FastCDC content-defined chunking with normalised chunking (level 2) and a 32-bit gear hash.
+ *
+ * The gear table is derived from a repository secret (`gearTable`), so chunk boundaries — and
+ * therefore chunk sizes seen by whoever holds the storage — do not reveal file contents.
+ * Cut-point skipping: nothing before `min` bytes is hashed, which halves the work on average.
+ */
+export interface ChunkerParams {
+  min: number;
+  avg: number;
+  max: number;
+}
+
+export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = {
+  min: 512 * 1024,
+  avg: 1024 * 1024,
+  max: 8 * 1024 * 1024,
+};
+
+/** 256 32-bit words: word i = first 4 bytes (big-endian) of HMAC-SHA-256(seed, "lifeboat gear" || i). */
+export function gearTable(seed: Buffer): Uint32Array {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    const h = createHmac("sha256", seed).update("lifeboat gear").update(Buffer.from([i])).digest();
+    table[i] = h.readUInt32BE(0);
+  }
+  return table;
+}
+
+/** Spreads `bits` one-bits evenly over the top 32 bits, the usual FastCDC mask shape. */
+function spreadMask(bits: number): number {
+  // Choose `bits` positions evenly between bit 31 and bit 8, so the mask tests high bits that
+  // depend on the last 32 bytes of input (a 32-bit gear hash shifts left once per byte).
+  let mask = 0;
+  const span = 24;
+  for (let i = 0; i < bits; i++) {
+    const pos = 31 - Math.floor((i * span) / bits);
+    mask |= 1 << pos;
+  }
+  return mask >>> 0;
+}
+
+export interface ChunkerMasks {
+  maskS: number;
+  maskL: number;
+}
+
+export function chunkerMasks(params: ChunkerParams): ChunkerMasks {
+  const bits = Math.round(Math.log2(params.avg));
+  return { maskS: spreadMask(bits + 2), maskL: spreadMask(bits - 2) };
+}
+
+/**
+ * Finds the length of the first chunk in `buf[start, end)`. `end - start` may be shorter than
+ * `max` only at the end of the stream (`eof`); otherwise the caller provides at least `max`
+ * bytes so the answer never depends on how the stream was split into reads.
+ */
+export function findCut(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  params: ChunkerParams,
+  gear: Uint32Array,
+  masks: ChunkerMasks,
+): number {
+  const n = end - start;
+  if (n <= params.min) return n;
+  const limit = Math.min(n, params.max);
+  const normal = Math.min(limit, params.avg);
+  const { maskS, maskL } = masks;
+  let h = 0;
+  let i = params.min;
+  for (; i < normal; i++) {
+    h = ((h << 1) + gear[buf[start + i]!]!) >>> 0;
+    if ((h & maskS) === 0) return i + 1;
+  }
+  for (; i < limit; i++) {
+    h = ((h << 1) + gear[buf[start + i]!]!) >>> 0;
+    if ((h & maskL) === 0) return i + 1;
+  }
+  return limit;
+}
+
+/**
+ * Streaming chunker: feed it the byte stream of one file in pieces of any size, get back whole
+ * chunks. Memory stays at most `max` + one input piece.
+ */
+export class Chunker {
+  private readonly params: ChunkerParams;
+  private readonly gear: Uint32Array;
+  private readonly masks: ChunkerMasks;
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+
+  constructor(params: ChunkerParams, gear: Uint32Array) {
+    this.params = params;
+    this.gear = gear;
+    this.masks = chunkerMasks(params);
+  }
+
+  /** Adds data; returns the chunks that are now complete. */
+  push(data: Buffer): Buffer[] {
+    this.pending.push(data);
+    this.pendingLen += data.length;
+    const out: Buffer[] = [];
+    if (this.pendingLen < this.params.max) return out;
+    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
+    let pos = 0;
+    while (buf.length - pos >= this.params.max) {
+      const len = findCut(buf, pos, buf.length, this.params, this.gear, this.masks);
+      out.push(buf.subarray(pos, pos + len));
+      pos += len;
+    }
+    buf = buf.subarray(pos);
+    this.pending = buf.length > 0 ? [buf] : [];
+    this.pendingLen = buf.length;
+    return out;
+  }
+
+  /** Ends the stream; returns the remaining chunks. */
+  finish(): Buffer[] {
+    const out: Buffer[] = [];
+    if (this.pendingLen === 0) return out;
+    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
+    let pos = 0;
+    while (pos < buf.length) {
+      const len = findCut(buf, pos, buf.length, this.params, this.gear, this.masks);
+      out.push(buf.subarray(pos, pos + len));
+      pos += len;
+    }
+    this.pending = [];
+    this.pendingLen = 0;
+    return out;
+  }
+}

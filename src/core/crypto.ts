@@ -1,0 +1,48 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { CorruptionError } from "./errors.js";
+
+/** AES-256-GCM sizes used everywhere in the format. */
+export const NONCE_SIZE = 12;
+export const TAG_SIZE = 16;
+export const KEY_SIZE = 32;
+
+/** Encrypts `plain` under `key` with a fresh random nonce: nonce || ciphertext || tag. */
+export function seal(key: Buffer, plain: Uint8Array, aad: Uint8Array): Buffer {
+  const nonce = randomBytes(NONCE_SIZE);
+  const c = createCipheriv("aes-256-gcm", key, nonce);
+  c.setAAD(aad);
+  const body = c.update(plain);
+  const fin = c.final();
+  return Buffer.concat([nonce, body, fin, c.getAuthTag()]);
+}
+
+/** Reverses `seal`; throws CorruptionError (naming `what`) when authentication fails. */
+export function open(key: Buffer, sealed: Uint8Array, aad: Uint8Array, what: string): Buffer {
+  if (sealed.length < NONCE_SIZE + TAG_SIZE) throw new CorruptionError(what, "too short to be encrypted data");
+  const nonce = sealed.subarray(0, NONCE_SIZE);
+  const tag = sealed.subarray(sealed.length - TAG_SIZE);
+  const d = createDecipheriv("aes-256-gcm", key, nonce);
+  d.setAAD(aad);
+  d.setAuthTag(tag);
+  try {
+    const body = d.update(sealed.subarray(NONCE_SIZE, sealed.length - TAG_SIZE));
+    return Buffer.concat([body, d.final()]);
+  } catch {
+    throw new CorruptionError(what, "authentication failed (data was modified or damaged)");
+  }
+}
+
+/** HKDF-SHA-256, used to derive per-pack and per-object subkeys from a long-lived key. */
+export function deriveKey(key: Buffer, salt: Uint8Array, info: string): Buffer {
+  return Buffer.from(hkdfSync("sha256", key, salt, Buffer.from(info, "utf8"), KEY_SIZE));
+}
+
+/** Keyed blob id: HMAC-SHA-256 over the plaintext, so ids reveal nothing to the storage. */
+export function blobId(idKey: Buffer, plain: Uint8Array): Buffer {
+  return createHmac("sha256", idKey).update(plain).digest();
+}
+
+/** Storage id of an object (pack, index, snapshot, key file): SHA-256 of its stored bytes. */
+export function storageId(stored: Uint8Array): string {
+  return createHash("sha256").update(stored).digest("hex");
+}

@@ -1,0 +1,20 @@
+/**
+ * lifeboat as a library: the same operations the CLI runs, for a Node service to call.
+ *
+ *   import { initRepository, openRepository, backup, restore, findSnapshot } from "lifeboat";
+ *   const repo = await openRepository("/srv/backup", process.env.BACKUP_PASSWORD!);
+ *   const { snapshotId } = await backup(repo, ["/var/lib/app"], { tags: ["nightly"] });
+ */
+export type { Backend } from "./backend/backend.js";
+export { localBackend } from "./backend/local.js";
+export { openBackend } from "./backend/open.js";
+export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
+export { type BackupOptions, type BackupResult, backup, backupStream } from "./ops/backup/backup.js";
+export type { BackupProgress } from "./ops/backup/progress.js";
+export { initRepository, openRepository } from "./ops/open.js";
+export { type RestoreOptions, type RestoreResult, restore } from "./ops/restore/restore.js";
+export { findSnapshot, type SnapshotFilter } from "./repo/find-snapshot.js";
+export { Repository } from "./repo/repository.js";
+export type { Snapshot, SnapshotWithId } from "./repo/snapshot.js";
+export type { Tree, TreeNode } from "./repo/tree.js";
+export { VERSION } from "./version.js";

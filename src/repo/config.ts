@@ -1,0 +1,44 @@
+import { z } from "zod";
+import { DEFAULT_CHUNKER_PARAMS } from "../core/chunker.js";
+import { CorruptionError } from "../core/errors.js";
+
+/** Repository-wide settings, stored encrypted in the `config` object (kind "config"). */
+export const configSchema = z.object({
+  version: z.literal(1),
+  /** Random repository id (hex), shown to users and used to tell repositories apart. */
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  created: z.string(),
+  chunker: z.object({
+    min: z.number().int().min(64),
+    avg: z.number().int().min(256),
+    max: z.number().int().min(1024),
+  }),
+  /** Target size of pack files in bytes. */
+  packSize: z.number().int().min(1024),
+});
+export type RepoConfig = z.infer<typeof configSchema>;
+
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+export const defaultChunkerParams = () => ({ ...DEFAULT_CHUNKER_PARAMS });
+
+export function decodeConfig(buf: Buffer): RepoConfig {
+  try {
+    const c = configSchema.parse(JSON.parse(buf.toString("utf8")));
+    if (!(c.chunker.min < c.chunker.avg && c.chunker.avg < c.chunker.max)) throw new Error("chunker sizes out of order");
+    return c;
+  } catch (e) {
+    throw new CorruptionError("config", `malformed repository config: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** Object names in the repository: the layout documented in docs/format.md. */
+export const names = {
+  config: "config",
+  key: (id: string) => `keys/${id}`,
+  pack: (id: string) => `data/${id.slice(0, 2)}/${id}`,
+  index: (id: string) => `index/${id}`,
+  snapshot: (id: string) => `snapshots/${id}`,
+};
+
+/** Storage ids are 64 lowercase hex characters; anything else in a listing is ignored. */
+export const isStorageId = (s: string) => /^[0-9a-f]{64}$/.test(s);

@@ -1,0 +1,99 @@
+import { CorruptionError } from "../core/errors.js";
+import type { BlobLocation } from "./blob.js";
+
+/**
+ * Index file plaintext (inside a sealed object of kind "index"), little-endian:
+ *   "LBIX" | version u8 (1) | 0[3]
+ *   supersedes count u32 | supersedes ids[32] each   (index files this one replaces)
+ *   pack count u32
+ *   per pack: pack id[32] | blob count u32 | entries (46 bytes each, the pack header's layout)
+ * Entries: type u8 | compression u8 | id[32] | offset u32 | length u32 | raw length u32
+ */
+const MAGIC = Buffer.from("LBIX", "latin1");
+const ENTRY = 46;
+
+export interface IndexPack {
+  id: string;
+  blobs: BlobLocation[];
+}
+
+export interface IndexFile {
+  supersedes: string[];
+  packs: IndexPack[];
+}
+
+export function encodeIndex(file: IndexFile): Buffer {
+  let size = 8 + 4 + 32 * file.supersedes.length + 4;
+  for (const p of file.packs) size += 36 + ENTRY * p.blobs.length;
+  const buf = Buffer.alloc(size);
+  MAGIC.copy(buf, 0);
+  buf[4] = 1;
+  let o = 8;
+  buf.writeUInt32LE(file.supersedes.length, o);
+  o += 4;
+  for (const s of file.supersedes) {
+    Buffer.from(s, "hex").copy(buf, o);
+    o += 32;
+  }
+  buf.writeUInt32LE(file.packs.length, o);
+  o += 4;
+  for (const p of file.packs) {
+    Buffer.from(p.id, "hex").copy(buf, o);
+    buf.writeUInt32LE(p.blobs.length, o + 32);
+    o += 36;
+    for (const e of p.blobs) {
+      buf[o] = e.type;
+      buf[o + 1] = e.compression;
+      e.id.copy(buf, o + 2);
+      buf.writeUInt32LE(e.offset, o + 34);
+      buf.writeUInt32LE(e.length, o + 38);
+      buf.writeUInt32LE(e.rawLength, o + 42);
+      o += ENTRY;
+    }
+  }
+  return buf;
+}
+
+export function decodeIndex(buf: Buffer, what: string): IndexFile {
+  const fail = (d: string) => new CorruptionError(what, d, [], "run `lifeboat repair index` to rebuild the index from the packs");
+  if (buf.length < 16 || !buf.subarray(0, 4).equals(MAGIC)) throw fail("not an index file");
+  if (buf[4] !== 1) throw fail(`unsupported index version ${buf[4]}`);
+  let o = 8;
+  const need = (n: number) => {
+    if (o + n > buf.length) throw fail("index file truncated");
+  };
+  need(4);
+  const ns = buf.readUInt32LE(o);
+  o += 4;
+  const supersedes: string[] = [];
+  for (let i = 0; i < ns; i++) {
+    need(32);
+    supersedes.push(buf.toString("hex", o, o + 32));
+    o += 32;
+  }
+  need(4);
+  const np = buf.readUInt32LE(o);
+  o += 4;
+  const packs: IndexPack[] = [];
+  for (let i = 0; i < np; i++) {
+    need(36);
+    const id = buf.toString("hex", o, o + 32);
+    const nb = buf.readUInt32LE(o + 32);
+    o += 36;
+    need(nb * ENTRY);
+    const blobs: BlobLocation[] = [];
+    for (let j = 0; j < nb; j++, o += ENTRY) {
+      blobs.push({
+        type: buf[o] === 1 ? 1 : 0,
+        compression: buf[o + 1]!,
+        id: Buffer.from(buf.subarray(o + 2, o + 34)),
+        offset: buf.readUInt32LE(o + 34),
+        length: buf.readUInt32LE(o + 38),
+        rawLength: buf.readUInt32LE(o + 42),
+      });
+    }
+    packs.push({ id, blobs });
+  }
+  if (o !== buf.length) throw fail("trailing bytes after the index");
+  return { supersedes, packs };
+}

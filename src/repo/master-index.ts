@@ -1,0 +1,137 @@
+import type { BlobLocation, BlobTypeValue } from "./blob.js";
+
+export interface IndexedBlob extends BlobLocation {
+  packId: string;
+}
+
+/**
+ * The in-memory index of every blob in the repository, built for millions of entries: ids and
+ * fields live in typed arrays (no object per blob) and an open-addressing table of int32 slots
+ * finds them. Per blob: 32 (id) + 4 (pack) + 4 (offset) + 4 (length) + 4 (raw length) + 1
+ * (type/compression) = 49 bytes, plus 4-8 bytes of table slots and up to 1/3 spare capacity
+ * while growing — see docs/format.md ("In-memory index").
+ */
+export class MasterIndex {
+  private ids = new Uint8Array(32 * 1024);
+  private pack = new Uint32Array(1024);
+  private offset = new Uint32Array(1024);
+  private length = new Uint32Array(1024);
+  private raw = new Uint32Array(1024);
+  private flags = new Uint8Array(1024);
+  private slots = new Int32Array(2048);
+  private count = 0;
+  private readonly packIds: string[] = [];
+  private readonly packNumbers = new Map<string, number>();
+
+  get size(): number {
+    return this.count;
+  }
+
+  get packCount(): number {
+    return this.packIds.length;
+  }
+
+  packs(): string[] {
+    return [...this.packIds];
+  }
+
+  hasPack(id: string): boolean {
+    return this.packNumbers.has(id);
+  }
+
+  private packNumber(id: string): number {
+    let n = this.packNumbers.get(id);
+    if (n === undefined) {
+      n = this.packIds.length;
+      this.packIds.push(id);
+      this.packNumbers.set(id, n);
+    }
+    return n;
+  }
+
+  private find(id: Uint8Array): number {
+    const mask = this.slots.length - 1;
+    let s = ((id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0) & mask;
+    for (;;) {
+      const e = this.slots[s]!;
+      if (e === 0) return -1 - s;
+      if (this.sameId(e - 1, id)) return e - 1;
+      s = (s + 1) & mask;
+    }
+  }
+
+  private sameId(entry: number, id: Uint8Array): boolean {
+    const base = entry * 32;
+    for (let i = 0; i < 32; i++) if (this.ids[base + i] !== id[i]) return false;
+    return true;
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.find(id) >= 0;
+  }
+
+  /** Adds a blob location; a blob already indexed keeps its first location. */
+  add(loc: BlobLocation, packId: string): void {
+    if (this.find(loc.id) >= 0) return;
+    if (this.count + 1 > this.pack.length) this.growEntries();
+    if ((this.count + 1) * 2 > this.slots.length) this.growSlots();
+    const e = this.count++;
+    this.ids.set(loc.id, e * 32);
+    this.pack[e] = this.packNumber(packId);
+    this.offset[e] = loc.offset;
+    this.length[e] = loc.length;
+    this.raw[e] = loc.rawLength;
+    this.flags[e] = loc.type | (loc.compression << 1);
+    const slot = -1 - this.find(loc.id);
+    this.slots[slot] = e + 1;
+  }
+
+  get(id: Uint8Array): IndexedBlob | undefined {
+    const e = this.find(id);
+    return e < 0 ? undefined : this.entry(e);
+  }
+
+  private entry(e: number): IndexedBlob {
+    const f = this.flags[e]!;
+    return {
+      type: (f & 1) as BlobTypeValue,
+      compression: f >> 1,
+      id: Buffer.from(this.ids.subarray(e * 32, e * 32 + 32)),
+      offset: this.offset[e]!,
+      length: this.length[e]!,
+      rawLength: this.raw[e]!,
+      packId: this.packIds[this.pack[e]!]!,
+    };
+  }
+
+  *entries(): IterableIterator<IndexedBlob> {
+    for (let e = 0; e < this.count; e++) yield this.entry(e);
+  }
+
+  private growEntries(): void {
+    const cap = Math.ceil(this.pack.length * 1.5);
+    const grow = <T extends Uint8Array | Uint32Array>(a: T, n: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(n);
+      b.set(a);
+      return b;
+    };
+    this.ids = grow(this.ids, cap * 32);
+    this.pack = grow(this.pack, cap);
+    this.offset = grow(this.offset, cap);
+    this.length = grow(this.length, cap);
+    this.raw = grow(this.raw, cap);
+    this.flags = grow(this.flags, cap);
+  }
+
+  private growSlots(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    const mask = this.slots.length - 1;
+    for (let e = 0; e < this.count; e++) {
+      const b = e * 32;
+      let s =
+        ((this.ids[b]! | (this.ids[b + 1]! << 8) | (this.ids[b + 2]! << 16) | (this.ids[b + 3]! << 24)) >>> 0) & mask;
+      while (this.slots[s] !== 0) s = (s + 1) & mask;
+      this.slots[s] = e + 1;
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { randomBytes } from "node:crypto";
+import { decompressBlob } from "../core/compress.js";
+import { blobId, deriveKey, open, seal, storageId } from "../core/crypto.js";
+import { CorruptionError } from "../core/errors.js";
+import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
+
+/**
+ * Pack file layout (all integers little-endian):
+ *   prefix[40] = "LBP1" | version u8 (1) | pack type u8 (0 data, 1 tree) | key mode u8 | 0 u8 | salt[32]
+ *   blob_0 ... blob_n-1        each = nonce[12] | AES-256-GCM(ciphertext) | tag[16]
+ *   header                     = nonce[12] | AES-256-GCM(entries) | tag[16]
+ *   header length u32          length of the encrypted header
+ * entries = count u32, then per blob: type u8 | compression u8 | id[32] | offset u32 | length u32 | raw u32
+ *
+ * Key mode 0: the pack key is HKDF-SHA-256(root, salt, "lifeboat pack v1"), root being the data
+ * key for data packs and the metadata key for tree packs. A fresh salt per pack gives every pack
+ * its own key, so random 96-bit nonces stay far from collision however many blobs a repository
+ * holds. (Key mode 1 is reserved for per-pack keys sealed to a public key: write-only hosts.)
+ * Blob AAD = type u8 | id[32]: a blob cannot be passed off as another. Header AAD = "LBP1 header".
+ */
+export const PACK_PREFIX = 40;
+const MAGIC = Buffer.from("LBP1", "latin1");
+const HEADER_AAD = Buffer.from("LBP1 header", "latin1");
+const ENTRY = 46;
+export const KEY_MODE_DERIVED = 0;
+
+export function packKey(root: Buffer, salt: Uint8Array): Buffer {
+  return deriveKey(root, salt, "lifeboat pack v1");
+}
+
+export function blobAad(type: number, id: Uint8Array): Buffer {
+  const aad = Buffer.alloc(33);
+  aad[0] = type;
+  aad.set(id, 1);
+  return aad;
+}
+
+/** Accumulates encrypted blobs of one type; `finish` returns the pack's bytes and entries. */
+export class PackBuilder {
+  readonly type: BlobTypeValue;
+  private readonly key: Buffer;
+  private readonly parts: Buffer[] = [];
+  private readonly entries: BlobLocation[] = [];
+  private size: number;
+
+  constructor(type: BlobTypeValue, root: Buffer) {
+    this.type = type;
+    const prefix = Buffer.alloc(PACK_PREFIX);
+    MAGIC.copy(prefix, 0);
+    prefix[4] = 1;
+    prefix[5] = type;
+    prefix[6] = KEY_MODE_DERIVED;
+    const salt = randomBytes(32);
+    salt.copy(prefix, 8);
+    this.key = packKey(root, salt);
+    this.parts.push(prefix);
+    this.size = PACK_PREFIX;
+  }
+
+  get byteSize(): number {
+    return this.size;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** `stored` is the (maybe compressed) plaintext; it is encrypted here. */
+  add(id: Buffer, stored: Buffer, compression: number, rawLength: number): void {
+    const sealed = seal(this.key, stored, blobAad(this.type, id));
+    this.entries.push({
+      type: this.type,
+      compression,
+      id,
+      offset: this.size,
+      length: sealed.length,
+      rawLength,
+    });
+    this.parts.push(sealed);
+    this.size += sealed.length;
+  }
+
+  finish(): { id: string; bytes: Buffer; entries: BlobLocation[] } {
+    const plain = encodeEntries(this.entries);
+    const header = seal(this.key, plain, HEADER_AAD);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(header.length, 0);
+    const bytes = Buffer.concat([...this.parts, header, len]);
+    return { id: storageId(bytes), bytes, entries: this.entries };
+  }
+}
+
+function encodeEntries(entries: BlobLocation[]): Buffer {
+  const buf = Buffer.alloc(4 + entries.length * ENTRY);
+  buf.writeUInt32LE(entries.length, 0);
+  let o = 4;
+  for (const e of entries) {
+    buf[o] = e.type;
+    buf[o + 1] = e.compression;
+    e.id.copy(buf, o + 2);
+    buf.writeUInt32LE(e.offset, o + 34);
+    buf.writeUInt32LE(e.length, o + 38);
+    buf.writeUInt32LE(e.rawLength, o + 42);
+    o += ENTRY;
+  }
+  return buf;
+}
+
+function decodeEntries(buf: Buffer, what: string): BlobLocation[] {
+  if (buf.length < 4) throw new CorruptionError(what, "pack header too short");
+  const n = buf.readUInt32LE(0);
+  if (buf.length !== 4 + n * ENTRY) throw new CorruptionError(what, "pack header has the wrong length");
+  const out: BlobLocation[] = [];
+  for (let i = 0, o = 4; i < n; i++, o += ENTRY) {
+    const type = buf[o]!;
+    if (type !== BlobType.data && type !== BlobType.tree) throw new CorruptionError(what, `unknown blob type ${type}`);
+    out.push({
+      type,
+      compression: buf[o + 1]!,
+      id: Buffer.from(buf.subarray(o + 2, o + 34)),
+      offset: buf.readUInt32LE(o + 34),
+      length: buf.readUInt32LE(o + 38),
+      rawLength: buf.readUInt32LE(o + 42),
+    });
+  }
+  return out;
+}
+
+export interface PackPrefix {
+  type: BlobTypeValue;
+  keyMode: number;
+  salt: Buffer;
+}
+
+export function parsePrefix(prefix: Buffer, what: string): PackPrefix {
+  if (prefix.length < PACK_PREFIX || !prefix.subarray(0, 4).equals(MAGIC)) {
+    throw new CorruptionError(what, "not a lifeboat pack (bad magic)");
+  }
+  if (prefix[4] !== 1) throw new CorruptionError(what, `unsupported pack version ${prefix[4]}`);
+  const type = prefix[5]!;
+  if (type !== BlobType.data && type !== BlobType.tree) throw new CorruptionError(what, `unknown pack type ${type}`);
+  if (prefix[6] !== KEY_MODE_DERIVED) throw new CorruptionError(what, `unsupported key mode ${prefix[6]}`);
+  return { type, keyMode: prefix[6], salt: Buffer.from(prefix.subarray(8, 40)) };
+}
+
+/**
+ * Reads the entries of a whole pack from its bytes (used by `repair index` and `check`).
+ * `roots` gives the data and metadata keys; the pack type picks one.
+ */
+export function readPackHeader(bytes: Buffer, roots: { data: Buffer; meta: Buffer }, what: string): BlobLocation[] {
+  const prefix = parsePrefix(bytes, what);
+  if (bytes.length < PACK_PREFIX + 4) throw new CorruptionError(what, "pack too short");
+  const hlen = bytes.readUInt32LE(bytes.length - 4);
+  if (hlen > bytes.length - PACK_PREFIX - 4) throw new CorruptionError(what, "pack header length out of range");
+  const key = packKey(prefix.type === BlobType.tree ? roots.meta : roots.data, prefix.salt);
+  const header = open(key, bytes.subarray(bytes.length - 4 - hlen, bytes.length - 4), HEADER_AAD, `${what} header`);
+  return decodeEntries(header, what);
+}
+
+/**
+ * Decrypts, decompresses and verifies one blob. The id is recomputed from the plaintext, so a
+ * blob that decrypts but is not the one asked for is still caught.
+ */
+export function decodeBlob(
+  sealed: Buffer,
+  loc: BlobLocation,
+  key: Buffer,
+  idKey: Buffer,
+  what: string,
+): Buffer {
+  const stored = open(key, sealed, blobAad(loc.type, loc.id), what);
+  let plain: Buffer;
+  try {
+    plain = decompressBlob(stored, loc.compression, loc.rawLength);
+  } catch (e) {
+    throw new CorruptionError(what, `blob ${loc.id.toString("hex")}: ${(e as Error).message}`, [loc.id.toString("hex")]);
+  }
+  if (!blobId(idKey, plain).equals(loc.id)) {
+    throw new CorruptionError(what, `blob ${loc.id.toString("hex")} does not match its id`, [loc.id.toString("hex")]);
+  }
+  return plain;
+}

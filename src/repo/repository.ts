@@ -1,0 +1,364 @@
+import { randomBytes } from "node:crypto";
+import type { Backend } from "../backend/backend.js";
+import { type ChunkerParams, gearTable } from "../core/chunker.js";
+import { maybeCompress } from "../core/compress.js";
+import { blobId, storageId } from "../core/crypto.js";
+import { CorruptionError, LifeboatError } from "../core/errors.js";
+import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
+import { DEFAULT_PACK_SIZE, type RepoConfig, decodeConfig, defaultChunkerParams, isStorageId, names } from "./config.js";
+import { decodeIndex, encodeIndex, type IndexPack } from "./index-file.js";
+import { type KeyFile, type MasterKeys, createKeyFile, generateMasterKeys, parseKeyFile, unwrapKeyFile } from "./keys.js";
+import { type IndexedBlob, MasterIndex } from "./master-index.js";
+import { PACK_PREFIX, PackBuilder, decodeBlob, packKey, parsePrefix } from "./pack.js";
+import { ObjectKind, openObject, sealObject } from "./sealed-object.js";
+import { type Snapshot, type SnapshotWithId, decodeSnapshot } from "./snapshot.js";
+import { type Tree, decodeTree, encodeTree } from "./tree.js";
+
+export interface InitOptions {
+  chunker?: ChunkerParams;
+  packSize?: number;
+}
+
+export interface SaveResult {
+  id: Buffer;
+  /** False when the blob was already in the repository (deduplicated). */
+  added: boolean;
+  /** Bytes the blob takes in its pack (0 when deduplicated). */
+  stored: number;
+}
+
+export interface KeyInfo {
+  id: string;
+  created: string;
+  hostname: string;
+  username: string;
+  current: boolean;
+}
+
+/** How many finished packs may be uploading while the next ones are built. */
+const UPLOADS_IN_FLIGHT = 2;
+/** An index file is written after this many packs or this many ms, whichever comes first, so a
+ * killed backup loses little: the next run finds those blobs in the index and skips them. */
+const INDEX_EVERY_PACKS = 8;
+const INDEX_EVERY_MS = 15_000;
+
+/**
+ * An open repository: keys, config, the in-memory index, and the writer that packs blobs.
+ * Write order (the invariant every reader relies on): packs → index files → snapshot. A snapshot
+ * is saved only after `flush` has made every blob it references durable and indexed.
+ */
+export class Repository {
+  readonly backend: Backend;
+  readonly config: RepoConfig;
+  readonly keyId: string;
+  readonly index = new MasterIndex();
+  private readonly keys: MasterKeys;
+  private gear: Uint32Array | undefined;
+
+  private readonly builders = new Map<BlobTypeValue, PackBuilder>();
+  private readonly pending = new Set<string>();
+  private readonly uploads = new Set<Promise<void>>();
+  private uploadError: unknown;
+  private unindexed: IndexPack[] = [];
+  private lastIndexWrite = Date.now();
+  private readonly packKeys = new Map<string, Buffer>();
+  private readonly treeCache = new Map<string, Tree>();
+  /** Index files written by this process (so `loadIndex` after a flush does not double-read). */
+  readonly writtenIndexes: string[] = [];
+
+  private constructor(backend: Backend, config: RepoConfig, keys: MasterKeys, keyId: string) {
+    this.backend = backend;
+    this.config = config;
+    this.keys = keys;
+    this.keyId = keyId;
+  }
+
+  /** Creates a new repository; refuses if one already exists there. */
+  static async init(backend: Backend, password: string, options: InitOptions = {}): Promise<Repository> {
+    if ((await backend.exists()) && (await backend.stat(names.config))) {
+      throw new LifeboatError(
+        "REPO_EXISTS",
+        `a repository already exists at ${backend.location}`,
+        "use it as it is (nothing was changed), or choose another location for a new one",
+      );
+    }
+    await backend.create();
+    const keys = generateMasterKeys();
+    const config: RepoConfig = {
+      version: 1,
+      id: randomBytes(32).toString("hex"),
+      created: new Date().toISOString(),
+      chunker: options.chunker ?? defaultChunkerParams(),
+      packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+    };
+    const key = await createKeyFile(password, keys);
+    await backend.put(names.key(key.id), key.bytes);
+    // The config goes last: its presence is what marks a finished repository.
+    await backend.put(names.config, sealObject(keys.meta, ObjectKind.config, Buffer.from(JSON.stringify(config))));
+    return new Repository(backend, config, keys, key.id);
+  }
+
+  /** Opens an existing repository with one of its passwords and loads its index. */
+  static async open(backend: Backend, password: string, options: { loadIndex?: boolean } = {}): Promise<Repository> {
+    const notFound = () =>
+      new LifeboatError(
+        "REPO_NOT_FOUND",
+        `there is no lifeboat repository at ${backend.location}`,
+        "check -r/--repo (or LIFEBOAT_REPOSITORY), or create one with `lifeboat init`",
+      );
+    if (!(await backend.exists())) throw notFound();
+    const cfg = await backend.stat(names.config);
+    if (!cfg) throw notFound();
+    const keyIds: string[] = [];
+    for await (const o of backend.list("keys/")) {
+      const id = o.name.slice("keys/".length);
+      if (isStorageId(id)) keyIds.push(id);
+    }
+    if (keyIds.length === 0) {
+      throw new CorruptionError("keys/", "the repository has no key files", [], "restore the keys/ folder from a copy");
+    }
+    for (const id of keyIds) {
+      const file = parseKeyFile(await backend.get(names.key(id)), names.key(id));
+      const keys = await unwrapKeyFile(file, password);
+      if (!keys) continue;
+      const config = decodeConfig(openObject(keys.meta, ObjectKind.config, await backend.get(names.config), "config"));
+      const repo = new Repository(backend, config, keys, id);
+      if (options.loadIndex ?? true) await repo.loadIndex();
+      return repo;
+    }
+    throw new LifeboatError(
+      "WRONG_PASSWORD",
+      `wrong password for the repository at ${backend.location} (tried ${keyIds.length} key${keyIds.length > 1 ? "s" : ""})`,
+      "check --password-file, --password-command or LIFEBOAT_PASSWORD",
+    );
+  }
+
+  /** Reads every index file into memory. */
+  async loadIndex(): Promise<void> {
+    for (const id of await this.listIds("index/")) {
+      const file = decodeIndex(
+        openObject(this.keys.meta, ObjectKind.index, await this.backend.get(names.index(id)), names.index(id)),
+        names.index(id),
+      );
+      for (const p of file.packs) for (const b of p.blobs) this.index.add(b, p.id);
+    }
+  }
+
+  /** Storage ids under a folder (`snapshots/`, `index/`, `keys/`), ignoring stray names. */
+  async listIds(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const o of this.backend.list(prefix)) {
+      const id = o.name.slice(prefix.length);
+      if (isStorageId(id)) out.push(id);
+    }
+    return out;
+  }
+
+  gearTable(): Uint32Array {
+    this.gear ??= gearTable(this.keys.chunker);
+    return this.gear;
+  }
+
+  blobId(plain: Uint8Array): Buffer {
+    return blobId(this.keys.id, plain);
+  }
+
+  /** Whether a blob is already stored or queued by this process. */
+  hasBlob(id: Buffer): boolean {
+    return this.index.has(id) || this.pending.has(id.toString("hex"));
+  }
+
+  /**
+   * Stores a blob unless the repository already has it. `id` may be passed when the caller has
+   * computed it already. Resolves once the blob is queued; `flush` makes it durable.
+   */
+  async saveBlob(type: BlobTypeValue, plain: Buffer, id = this.blobId(plain)): Promise<SaveResult> {
+    if (this.uploadError) throw this.uploadError;
+    const hex = id.toString("hex");
+    if (this.index.has(id) || this.pending.has(hex)) return { id, added: false, stored: 0 };
+    this.pending.add(hex);
+    const { data, compression } = maybeCompress(plain);
+    let builder = this.builders.get(type);
+    if (!builder) {
+      builder = new PackBuilder(type, type === BlobType.tree ? this.keys.meta : this.keys.data);
+      this.builders.set(type, builder);
+    }
+    const before = builder.byteSize;
+    builder.add(id, data, compression, plain.length);
+    const stored = builder.byteSize - before;
+    if (builder.byteSize >= this.config.packSize) {
+      this.builders.delete(type);
+      await this.uploadPack(builder);
+    }
+    return { id, added: true, stored };
+  }
+
+  private async uploadPack(builder: PackBuilder): Promise<void> {
+    while (this.uploads.size >= UPLOADS_IN_FLIGHT) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+    const { id, bytes, entries } = builder.finish();
+    const p = (async () => {
+      await this.backend.put(names.pack(id), bytes);
+      for (const e of entries) {
+        this.index.add(e, id);
+        this.pending.delete(e.id.toString("hex"));
+      }
+      this.unindexed.push({ id, blobs: entries });
+      if (this.unindexed.length >= INDEX_EVERY_PACKS || Date.now() - this.lastIndexWrite > INDEX_EVERY_MS) {
+        await this.writeIndex();
+      }
+    })().catch((e) => {
+      this.uploadError ??= e;
+    });
+    const tracked = p.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
+  }
+
+  private async writeIndex(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    this.lastIndexWrite = Date.now();
+    const stored = sealObject(this.keys.meta, ObjectKind.index, encodeIndex({ supersedes: [], packs }), false);
+    const id = storageId(stored);
+    await this.backend.put(names.index(id), stored);
+    this.writtenIndexes.push(id);
+  }
+
+  /** Uploads every open pack and writes the index for all of them. */
+  async flush(): Promise<void> {
+    for (const [type, builder] of this.builders) {
+      this.builders.delete(type);
+      if (builder.count > 0) await this.uploadPack(builder);
+    }
+    while (this.uploads.size > 0) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+    await this.writeIndex();
+  }
+
+  /** Writes a snapshot document. Callers must `flush` first (see the class comment). */
+  async saveSnapshot(snapshot: Snapshot): Promise<string> {
+    const stored = sealObject(this.keys.meta, ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot)));
+    const id = storageId(stored);
+    await this.backend.put(names.snapshot(id), stored);
+    return id;
+  }
+
+  async loadSnapshot(id: string): Promise<SnapshotWithId> {
+    const what = names.snapshot(id);
+    const snap = decodeSnapshot(openObject(this.keys.meta, ObjectKind.snapshot, await this.backend.get(what), what), what);
+    return { ...snap, id };
+  }
+
+  /** Every snapshot, oldest first. */
+  async listSnapshots(): Promise<SnapshotWithId[]> {
+    const ids = await this.listIds("snapshots/");
+    const out = await Promise.all(ids.map((id) => this.loadSnapshot(id)));
+    return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.backend.delete(names.snapshot(id));
+  }
+
+  private async keyForPack(packId: string, type: number): Promise<Buffer> {
+    let key = this.packKeys.get(packId);
+    if (!key) {
+      const what = names.pack(packId);
+      const prefix = parsePrefix(await this.backend.get(what, { offset: 0, length: PACK_PREFIX }), what);
+      if (prefix.type !== type) throw new CorruptionError(what, "pack type does not match the index");
+      key = packKey(prefix.type === BlobType.tree ? this.keys.meta : this.keys.data, prefix.salt);
+      if (this.packKeys.size > 10_000) this.packKeys.clear();
+      this.packKeys.set(packId, key);
+    }
+    return key;
+  }
+
+  lookup(id: Buffer): IndexedBlob | undefined {
+    return this.index.get(id);
+  }
+
+  /** Reads, decrypts and verifies one blob. */
+  async loadBlob(id: Buffer): Promise<Buffer> {
+    const loc = this.index.get(id);
+    if (!loc) {
+      throw new CorruptionError(
+        `blob ${id.toString("hex")}`,
+        "is referenced but not in the index",
+        [id.toString("hex")],
+        "run `lifeboat repair index`; if the pack is gone, `lifeboat repair snapshots`",
+      );
+    }
+    const what = names.pack(loc.packId);
+    const sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
+    if (sealed.length !== loc.length) throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
+    return this.decodeLoaded(loc, sealed);
+  }
+
+  /** Decrypts and verifies a blob whose bytes the caller read itself (e.g. a whole-pack read). */
+  async decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
+    const key = await this.keyForPack(loc.packId, loc.type);
+    return decodeBlob(sealed, loc, key, this.keys.id, names.pack(loc.packId));
+  }
+
+  async loadTree(idHex: string): Promise<Tree> {
+    const cached = this.treeCache.get(idHex);
+    if (cached) return cached;
+    const tree = decodeTree(await this.loadBlob(Buffer.from(idHex, "hex")), `tree ${idHex}`);
+    if (this.treeCache.size > 2000) this.treeCache.clear();
+    this.treeCache.set(idHex, tree);
+    return tree;
+  }
+
+  async saveTree(tree: Tree): Promise<{ id: string; added: boolean; stored: number }> {
+    const r = await this.saveBlob(BlobType.tree, encodeTree(tree));
+    return { id: r.id.toString("hex"), added: r.added, stored: r.stored };
+  }
+
+  /** Decrypts the config for `cat config`. */
+  configJson(): RepoConfig {
+    return this.config;
+  }
+
+  /** Entries of one pack as recorded in the index (for `check` and `repair`). */
+  roots(): { data: Buffer; meta: Buffer } {
+    return { data: this.keys.data, meta: this.keys.meta };
+  }
+
+  // --- keys -------------------------------------------------------------------------------
+
+  async listKeys(): Promise<KeyInfo[]> {
+    const out: KeyInfo[] = [];
+    for (const id of await this.listIds("keys/")) {
+      const f: KeyFile = parseKeyFile(await this.backend.get(names.key(id)), names.key(id));
+      out.push({ id, created: f.created, hostname: f.hostname, username: f.username, current: id === this.keyId });
+    }
+    return out.sort((a, b) => (a.created < b.created ? -1 : 1));
+  }
+
+  /** Adds a password; existing data is not re-encrypted (the same master keys are wrapped again). */
+  async addKey(password: string): Promise<string> {
+    const key = await createKeyFile(password, this.keys);
+    await this.backend.put(names.key(key.id), key.bytes);
+    return key.id;
+  }
+
+  async removeKey(id: string): Promise<void> {
+    if (id === this.keyId) {
+      throw new LifeboatError(
+        "KEY_ERROR",
+        "refusing to remove the key this command was opened with",
+        "open the repository with another password to remove this one, or use `lifeboat key passwd`",
+      );
+    }
+    const ids = await this.listIds("keys/");
+    if (!ids.includes(id)) throw new LifeboatError("KEY_ERROR", `no key with id ${id}`, "see `lifeboat key list`");
+    await this.backend.delete(names.key(id));
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+}
+
+export type { BlobLocation };

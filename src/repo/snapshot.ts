@@ -1,0 +1,50 @@
+import { z } from "zod";
+import { CorruptionError } from "../core/errors.js";
+
+/** A snapshot document (JSON inside a sealed object of kind "snapshot"). */
+export const snapshotSchema = z.object({
+  version: z.literal(1),
+  time: z.string(),
+  tree: z.string().regex(/^[0-9a-f]{64}$/),
+  paths: z.array(z.string()),
+  hostname: z.string(),
+  username: z.string(),
+  uid: z.number().int().optional(),
+  gid: z.number().int().optional(),
+  tags: z.array(z.string()).default([]),
+  parent: z.string().optional(),
+  /** Set when some files could not be read; `errors` lists them. */
+  incomplete: z.boolean().default(false),
+  errors: z.array(z.string()).default([]),
+  /** Files that kept changing while read: stored as read, listed here. */
+  changedWhileReading: z.array(z.string()).default([]),
+  excludes: z.array(z.string()).default([]),
+  program: z.string(),
+  summary: z
+    .object({
+      files: z.number(),
+      dirs: z.number(),
+      bytes: z.number(),
+      filesNew: z.number(),
+      filesChanged: z.number(),
+      filesUnchanged: z.number(),
+      blobsAdded: z.number(),
+      bytesAdded: z.number(),
+      bytesStored: z.number(),
+      durationMs: z.number(),
+    })
+    .optional(),
+});
+export type Snapshot = z.infer<typeof snapshotSchema>;
+
+export interface SnapshotWithId extends Snapshot {
+  id: string;
+}
+
+export function decodeSnapshot(buf: Buffer, what: string): Snapshot {
+  try {
+    return snapshotSchema.parse(JSON.parse(buf.toString("utf8")));
+  } catch (e) {
+    throw new CorruptionError(what, `malformed snapshot: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
