@@ -23,7 +23,10 @@ export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = {
 export function gearTable(seed: Buffer): Uint32Array {
   const table = new Uint32Array(256);
   for (let i = 0; i < 256; i++) {
-    const h = createHmac("sha256", seed).update("lifeboat gear").update(Buffer.from([i])).digest();
+    const h = createHmac("sha256", seed)
+      .update("lifeboat gear")
+      .update(Buffer.from([i]))
+      .digest();
     table[i] = h.readUInt32BE(0);
   }
   return table;

@@ -18,6 +18,7 @@ export function decompressBlob(data: Buffer, compression: number, rawLength: num
   if (compression === Compression.none) return data;
   if (compression !== Compression.zstd) throw new Error(`unknown compression type ${compression}`);
   const out = decompress(data);
-  if (rawLength >= 0 && out.length !== rawLength) throw new Error(`decompressed ${out.length} bytes, expected ${rawLength}`);
+  if (rawLength >= 0 && out.length !== rawLength)
+    throw new Error(`decompressed ${out.length} bytes, expected ${rawLength}`);
   return out;
 }

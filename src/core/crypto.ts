@@ -18,7 +18,8 @@ export function seal(key: Buffer, plain: Uint8Array, aad: Uint8Array): Buffer {
 
 /** Reverses `seal`; throws CorruptionError (naming `what`) when authentication fails. */
 export function open(key: Buffer, sealed: Uint8Array, aad: Uint8Array, what: string): Buffer {
-  if (sealed.length < NONCE_SIZE + TAG_SIZE) throw new CorruptionError(what, "too short to be encrypted data");
+  if (sealed.length < NONCE_SIZE + TAG_SIZE)
+    throw new CorruptionError(what, "too short to be encrypted data");
   const nonce = sealed.subarray(0, NONCE_SIZE);
   const tag = sealed.subarray(sealed.length - TAG_SIZE);
   const d = createDecipheriv("aes-256-gcm", key, nonce);

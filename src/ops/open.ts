@@ -9,7 +9,11 @@ async function backendOf(where: RepositoryLocation): Promise<Backend> {
 }
 
 /** Creates a new repository at a URL or path (or on a backend you built). */
-export async function initRepository(where: RepositoryLocation, password: string, options?: InitOptions): Promise<Repository> {
+export async function initRepository(
+  where: RepositoryLocation,
+  password: string,
+  options?: InitOptions,
+): Promise<Repository> {
   return Repository.init(await backendOf(where), password, options);
 }
 

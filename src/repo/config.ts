@@ -24,10 +24,14 @@ export const defaultChunkerParams = () => ({ ...DEFAULT_CHUNKER_PARAMS });
 export function decodeConfig(buf: Buffer): RepoConfig {
   try {
     const c = configSchema.parse(JSON.parse(buf.toString("utf8")));
-    if (!(c.chunker.min < c.chunker.avg && c.chunker.avg < c.chunker.max)) throw new Error("chunker sizes out of order");
+    if (!(c.chunker.min < c.chunker.avg && c.chunker.avg < c.chunker.max))
+      throw new Error("chunker sizes out of order");
     return c;
   } catch (e) {
-    throw new CorruptionError("config", `malformed repository config: ${(e as Error).message.split("\n")[0]}`);
+    throw new CorruptionError(
+      "config",
+      `malformed repository config: ${(e as Error).message.split("\n")[0]}`,
+    );
   }
 }
 

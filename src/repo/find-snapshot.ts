@@ -23,14 +23,19 @@ export function matchesFilter(s: SnapshotWithId, f: SnapshotFilter): boolean {
  * Resolves what a user typed: `latest` (newest snapshot matching the filter) or a unique prefix
  * of a snapshot id. Zero or several matches are errors that list what to type instead.
  */
-export async function findSnapshot(repo: Repository, ref: string, filter: SnapshotFilter = {}): Promise<SnapshotWithId> {
+export async function findSnapshot(
+  repo: Repository,
+  ref: string,
+  filter: SnapshotFilter = {},
+): Promise<SnapshotWithId> {
   if (ref === "latest") {
     const all = (await repo.listSnapshots()).filter((s) => matchesFilter(s, filter));
     const last = all.at(-1);
     if (!last) {
       throw new LifeboatError(
         "SNAPSHOT_NOT_FOUND",
-        "the repository has no snapshot yet" + (Object.values(filter).some(Boolean) ? " matching --host/--path/--tag" : ""),
+        "the repository has no snapshot yet" +
+          (Object.values(filter).some(Boolean) ? " matching --host/--path/--tag" : ""),
         "run `lifeboat snapshots` to see what is there",
       );
     }
@@ -45,12 +50,19 @@ export async function findSnapshot(repo: Repository, ref: string, filter: Snapsh
   }
   const ids = (await repo.listIds("snapshots/")).filter((id) => id.startsWith(ref));
   if (ids.length === 0) {
-    throw new LifeboatError("SNAPSHOT_NOT_FOUND", `no snapshot id starts with ${ref}`, "run `lifeboat snapshots` to list them");
+    throw new LifeboatError(
+      "SNAPSHOT_NOT_FOUND",
+      `no snapshot id starts with ${ref}`,
+      "run `lifeboat snapshots` to list them",
+    );
   }
   if (ids.length > 1) {
     throw new LifeboatError(
       "SNAPSHOT_AMBIGUOUS",
-      `${ref} matches ${ids.length} snapshots (${ids.slice(0, 4).map((i) => i.slice(0, 12)).join(", ")}${ids.length > 4 ? ", ..." : ""})`,
+      `${ref} matches ${ids.length} snapshots (${ids
+        .slice(0, 4)
+        .map((i) => i.slice(0, 12))
+        .join(", ")}${ids.length > 4 ? ", ..." : ""})`,
       "type more characters of the id",
     );
   }

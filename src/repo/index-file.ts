@@ -55,7 +55,8 @@ export function encodeIndex(file: IndexFile): Buffer {
 }
 
 export function decodeIndex(buf: Buffer, what: string): IndexFile {
-  const fail = (d: string) => new CorruptionError(what, d, [], "run `lifeboat repair index` to rebuild the index from the packs");
+  const fail = (d: string) =>
+    new CorruptionError(what, d, [], "run `lifeboat repair index` to rebuild the index from the packs");
   if (buf.length < 16 || !buf.subarray(0, 4).equals(MAGIC)) throw fail("not an index file");
   if (buf[4] !== 1) throw fail(`unsupported index version ${buf[4]}`);
   let o = 8;

@@ -82,7 +82,10 @@ async function deriveWrappingKey(password: string, kdf: KdfParams): Promise<Buff
 const WRAP_AAD = Buffer.from("lifeboat key v1", "utf8");
 
 /** Wraps the master keys with a password; returns the key file's bytes and its id. */
-export async function createKeyFile(password: string, keys: MasterKeys): Promise<{ id: string; bytes: Buffer }> {
+export async function createKeyFile(
+  password: string,
+  keys: MasterKeys,
+): Promise<{ id: string; bytes: Buffer }> {
   const kdf: KdfParams = { ...defaultKdf(), salt: randomBytes(16).toString("base64") };
   const wrapping = await deriveWrappingKey(password, kdf);
   const inner = Buffer.from(

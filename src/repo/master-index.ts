@@ -129,7 +129,9 @@ export class MasterIndex {
     for (let e = 0; e < this.count; e++) {
       const b = e * 32;
       let s =
-        ((this.ids[b]! | (this.ids[b + 1]! << 8) | (this.ids[b + 2]! << 16) | (this.ids[b + 3]! << 24)) >>> 0) & mask;
+        ((this.ids[b]! | (this.ids[b + 1]! << 8) | (this.ids[b + 2]! << 16) | (this.ids[b + 3]! << 24)) >>>
+          0) &
+        mask;
       while (this.slots[s] !== 0) s = (s + 1) & mask;
       this.slots[s] = e + 1;
     }

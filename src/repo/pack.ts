@@ -113,7 +113,8 @@ function decodeEntries(buf: Buffer, what: string): BlobLocation[] {
   const out: BlobLocation[] = [];
   for (let i = 0, o = 4; i < n; i++, o += ENTRY) {
     const type = buf[o]!;
-    if (type !== BlobType.data && type !== BlobType.tree) throw new CorruptionError(what, `unknown blob type ${type}`);
+    if (type !== BlobType.data && type !== BlobType.tree)
+      throw new CorruptionError(what, `unknown blob type ${type}`);
     out.push({
       type,
       compression: buf[o + 1]!,
@@ -138,7 +139,8 @@ export function parsePrefix(prefix: Buffer, what: string): PackPrefix {
   }
   if (prefix[4] !== 1) throw new CorruptionError(what, `unsupported pack version ${prefix[4]}`);
   const type = prefix[5]!;
-  if (type !== BlobType.data && type !== BlobType.tree) throw new CorruptionError(what, `unknown pack type ${type}`);
+  if (type !== BlobType.data && type !== BlobType.tree)
+    throw new CorruptionError(what, `unknown pack type ${type}`);
   if (prefix[6] !== KEY_MODE_DERIVED) throw new CorruptionError(what, `unsupported key mode ${prefix[6]}`);
   return { type, keyMode: prefix[6], salt: Buffer.from(prefix.subarray(8, 40)) };
 }
@@ -147,13 +149,23 @@ export function parsePrefix(prefix: Buffer, what: string): PackPrefix {
  * Reads the entries of a whole pack from its bytes (used by `repair index` and `check`).
  * `roots` gives the data and metadata keys; the pack type picks one.
  */
-export function readPackHeader(bytes: Buffer, roots: { data: Buffer; meta: Buffer }, what: string): BlobLocation[] {
+export function readPackHeader(
+  bytes: Buffer,
+  roots: { data: Buffer; meta: Buffer },
+  what: string,
+): BlobLocation[] {
   const prefix = parsePrefix(bytes, what);
   if (bytes.length < PACK_PREFIX + 4) throw new CorruptionError(what, "pack too short");
   const hlen = bytes.readUInt32LE(bytes.length - 4);
-  if (hlen > bytes.length - PACK_PREFIX - 4) throw new CorruptionError(what, "pack header length out of range");
+  if (hlen > bytes.length - PACK_PREFIX - 4)
+    throw new CorruptionError(what, "pack header length out of range");
   const key = packKey(prefix.type === BlobType.tree ? roots.meta : roots.data, prefix.salt);
-  const header = open(key, bytes.subarray(bytes.length - 4 - hlen, bytes.length - 4), HEADER_AAD, `${what} header`);
+  const header = open(
+    key,
+    bytes.subarray(bytes.length - 4 - hlen, bytes.length - 4),
+    HEADER_AAD,
+    `${what} header`,
+  );
   return decodeEntries(header, what);
 }
 
@@ -173,10 +185,14 @@ export function decodeBlob(
   try {
     plain = decompressBlob(stored, loc.compression, loc.rawLength);
   } catch (e) {
-    throw new CorruptionError(what, `blob ${loc.id.toString("hex")}: ${(e as Error).message}`, [loc.id.toString("hex")]);
+    throw new CorruptionError(what, `blob ${loc.id.toString("hex")}: ${(e as Error).message}`, [
+      loc.id.toString("hex"),
+    ]);
   }
   if (!blobId(idKey, plain).equals(loc.id)) {
-    throw new CorruptionError(what, `blob ${loc.id.toString("hex")} does not match its id`, [loc.id.toString("hex")]);
+    throw new CorruptionError(what, `blob ${loc.id.toString("hex")} does not match its id`, [
+      loc.id.toString("hex"),
+    ]);
   }
   return plain;
 }

@@ -5,14 +5,28 @@ import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, LifeboatError } from "../core/errors.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
-import { DEFAULT_PACK_SIZE, type RepoConfig, decodeConfig, defaultChunkerParams, isStorageId, names } from "./config.js";
+import {
+  DEFAULT_PACK_SIZE,
+  decodeConfig,
+  defaultChunkerParams,
+  isStorageId,
+  names,
+  type RepoConfig,
+} from "./config.js";
 import { decodeIndex, encodeIndex, type IndexPack } from "./index-file.js";
-import { type KeyFile, type MasterKeys, createKeyFile, generateMasterKeys, parseKeyFile, unwrapKeyFile } from "./keys.js";
+import {
+  createKeyFile,
+  generateMasterKeys,
+  type KeyFile,
+  type MasterKeys,
+  parseKeyFile,
+  unwrapKeyFile,
+} from "./keys.js";
 import { type IndexedBlob, MasterIndex } from "./master-index.js";
-import { PACK_PREFIX, PackBuilder, decodeBlob, packKey, parsePrefix } from "./pack.js";
+import { decodeBlob, PACK_PREFIX, PackBuilder, packKey, parsePrefix } from "./pack.js";
 import { ObjectKind, openObject, sealObject } from "./sealed-object.js";
-import { type Snapshot, type SnapshotWithId, decodeSnapshot } from "./snapshot.js";
-import { type Tree, decodeTree, encodeTree } from "./tree.js";
+import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
+import { decodeTree, encodeTree, type Tree } from "./tree.js";
 
 export interface InitOptions {
   chunker?: ChunkerParams;
@@ -73,15 +87,30 @@ export class Repository {
     this.keyId = keyId;
   }
 
+  /** Whether a finished repository (one with a config object) is at this backend. */
+  static async exists(backend: Backend): Promise<boolean> {
+    return (await backend.exists()) && (await backend.stat(names.config)) !== undefined;
+  }
+
+  static alreadyExists(backend: Backend): LifeboatError {
+    return new LifeboatError(
+      "REPO_EXISTS",
+      `a repository already exists at ${backend.location}`,
+      "use it as it is (nothing was changed), or choose another location for a new one",
+    );
+  }
+
+  static notFound(backend: Backend): LifeboatError {
+    return new LifeboatError(
+      "REPO_NOT_FOUND",
+      `there is no lifeboat repository at ${backend.location}`,
+      "check -r/--repo (or LIFEBOAT_REPOSITORY), or create one with `lifeboat init`",
+    );
+  }
+
   /** Creates a new repository; refuses if one already exists there. */
   static async init(backend: Backend, password: string, options: InitOptions = {}): Promise<Repository> {
-    if ((await backend.exists()) && (await backend.stat(names.config))) {
-      throw new LifeboatError(
-        "REPO_EXISTS",
-        `a repository already exists at ${backend.location}`,
-        "use it as it is (nothing was changed), or choose another location for a new one",
-      );
-    }
+    if (await Repository.exists(backend)) throw Repository.alreadyExists(backend);
     await backend.create();
     const keys = generateMasterKeys();
     const config: RepoConfig = {
@@ -94,34 +123,40 @@ export class Repository {
     const key = await createKeyFile(password, keys);
     await backend.put(names.key(key.id), key.bytes);
     // The config goes last: its presence is what marks a finished repository.
-    await backend.put(names.config, sealObject(keys.meta, ObjectKind.config, Buffer.from(JSON.stringify(config))));
+    await backend.put(
+      names.config,
+      sealObject(keys.meta, ObjectKind.config, Buffer.from(JSON.stringify(config))),
+    );
     return new Repository(backend, config, keys, key.id);
   }
 
   /** Opens an existing repository with one of its passwords and loads its index. */
-  static async open(backend: Backend, password: string, options: { loadIndex?: boolean } = {}): Promise<Repository> {
-    const notFound = () =>
-      new LifeboatError(
-        "REPO_NOT_FOUND",
-        `there is no lifeboat repository at ${backend.location}`,
-        "check -r/--repo (or LIFEBOAT_REPOSITORY), or create one with `lifeboat init`",
-      );
-    if (!(await backend.exists())) throw notFound();
-    const cfg = await backend.stat(names.config);
-    if (!cfg) throw notFound();
+  static async open(
+    backend: Backend,
+    password: string,
+    options: { loadIndex?: boolean } = {},
+  ): Promise<Repository> {
+    if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
     const keyIds: string[] = [];
     for await (const o of backend.list("keys/")) {
       const id = o.name.slice("keys/".length);
       if (isStorageId(id)) keyIds.push(id);
     }
     if (keyIds.length === 0) {
-      throw new CorruptionError("keys/", "the repository has no key files", [], "restore the keys/ folder from a copy");
+      throw new CorruptionError(
+        "keys/",
+        "the repository has no key files",
+        [],
+        "restore the keys/ folder from a copy",
+      );
     }
     for (const id of keyIds) {
       const file = parseKeyFile(await backend.get(names.key(id)), names.key(id));
       const keys = await unwrapKeyFile(file, password);
       if (!keys) continue;
-      const config = decodeConfig(openObject(keys.meta, ObjectKind.config, await backend.get(names.config), "config"));
+      const config = decodeConfig(
+        openObject(keys.meta, ObjectKind.config, await backend.get(names.config), "config"),
+      );
       const repo = new Repository(backend, config, keys, id);
       if (options.loadIndex ?? true) await repo.loadIndex();
       return repo;
@@ -137,7 +172,12 @@ export class Repository {
   async loadIndex(): Promise<void> {
     for (const id of await this.listIds("index/")) {
       const file = decodeIndex(
-        openObject(this.keys.meta, ObjectKind.index, await this.backend.get(names.index(id)), names.index(id)),
+        openObject(
+          this.keys.meta,
+          ObjectKind.index,
+          await this.backend.get(names.index(id)),
+          names.index(id),
+        ),
         names.index(id),
       );
       for (const p of file.packs) for (const b of p.blobs) this.index.add(b, p.id);
@@ -219,7 +259,12 @@ export class Repository {
     const packs = this.unindexed;
     this.unindexed = [];
     this.lastIndexWrite = Date.now();
-    const stored = sealObject(this.keys.meta, ObjectKind.index, encodeIndex({ supersedes: [], packs }), false);
+    const stored = sealObject(
+      this.keys.meta,
+      ObjectKind.index,
+      encodeIndex({ supersedes: [], packs }),
+      false,
+    );
     const id = storageId(stored);
     await this.backend.put(names.index(id), stored);
     this.writtenIndexes.push(id);
@@ -246,7 +291,10 @@ export class Repository {
 
   async loadSnapshot(id: string): Promise<SnapshotWithId> {
     const what = names.snapshot(id);
-    const snap = decodeSnapshot(openObject(this.keys.meta, ObjectKind.snapshot, await this.backend.get(what), what), what);
+    const snap = decodeSnapshot(
+      openObject(this.keys.meta, ObjectKind.snapshot, await this.backend.get(what), what),
+      what,
+    );
     return { ...snap, id };
   }
 
@@ -291,7 +339,8 @@ export class Repository {
     }
     const what = names.pack(loc.packId);
     const sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
-    if (sealed.length !== loc.length) throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
+    if (sealed.length !== loc.length)
+      throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
     return this.decodeLoaded(loc, sealed);
   }
 
@@ -331,7 +380,13 @@ export class Repository {
     const out: KeyInfo[] = [];
     for (const id of await this.listIds("keys/")) {
       const f: KeyFile = parseKeyFile(await this.backend.get(names.key(id)), names.key(id));
-      out.push({ id, created: f.created, hostname: f.hostname, username: f.username, current: id === this.keyId });
+      out.push({
+        id,
+        created: f.created,
+        hostname: f.hostname,
+        username: f.username,
+        current: id === this.keyId,
+      });
     }
     return out.sort((a, b) => (a.created < b.created ? -1 : 1));
   }
@@ -352,7 +407,8 @@ export class Repository {
       );
     }
     const ids = await this.listIds("keys/");
-    if (!ids.includes(id)) throw new LifeboatError("KEY_ERROR", `no key with id ${id}`, "see `lifeboat key list`");
+    if (!ids.includes(id))
+      throw new LifeboatError("KEY_ERROR", `no key with id ${id}`, "see `lifeboat key list`");
     await this.backend.delete(names.key(id));
   }
 

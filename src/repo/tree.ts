@@ -90,16 +90,21 @@ export function decodeTree(buf: Buffer, what: string): Tree {
     if (typeof r !== "object" || r === null) throw bad("node is not an object");
     const n = r as Record<string, unknown>;
     if (typeof n.name !== "string") throw bad("node without a name");
-    if (n.type !== "file" && n.type !== "dir" && n.type !== "symlink") throw bad(`unknown node type ${String(n.type)}`);
+    if (n.type !== "file" && n.type !== "dir" && n.type !== "symlink")
+      throw bad(`unknown node type ${String(n.type)}`);
     for (const k of ["mode", "uid", "gid"] as const) {
-      if (typeof n[k] !== "number" || !Number.isInteger(n[k])) throw bad(`${k} of ${n.name} is not an integer`);
+      if (typeof n[k] !== "number" || !Number.isInteger(n[k]))
+        throw bad(`${k} of ${n.name} is not an integer`);
     }
     if (typeof n.mtime !== "string" || !decimal.test(n.mtime)) throw bad(`mtime of ${n.name}`);
     if (n.type === "file") {
-      if (typeof n.size !== "number" || !Array.isArray(n.content)) throw bad(`file ${n.name} lacks size or content`);
-      for (const c of n.content) if (typeof c !== "string" || !hex64.test(c)) throw bad(`content id in ${n.name}`);
+      if (typeof n.size !== "number" || !Array.isArray(n.content))
+        throw bad(`file ${n.name} lacks size or content`);
+      for (const c of n.content)
+        if (typeof c !== "string" || !hex64.test(c)) throw bad(`content id in ${n.name}`);
     }
-    if (n.type === "dir" && (typeof n.subtree !== "string" || !hex64.test(n.subtree))) throw bad(`dir ${n.name} subtree`);
+    if (n.type === "dir" && (typeof n.subtree !== "string" || !hex64.test(n.subtree)))
+      throw bad(`dir ${n.name} subtree`);
     if (n.type === "symlink" && typeof n.target !== "string") throw bad(`symlink ${n.name} target`);
     nodes.push(n as unknown as TreeNode);
   }

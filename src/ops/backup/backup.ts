@@ -2,7 +2,7 @@ import type { BigIntStats } from "node:fs";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { LifeboatError, errnoCode } from "../../core/errors.js";
+import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
@@ -86,9 +86,14 @@ function nodeMeta(name: string, st: BigIntStats): Omit<TreeNode, "type"> {
 }
 
 /** Backs up files and folders into a new snapshot. */
-export async function backup(repo: Repository, paths: string[], options: BackupOptions = {}): Promise<BackupResult> {
+export async function backup(
+  repo: Repository,
+  paths: string[],
+  options: BackupOptions = {},
+): Promise<BackupResult> {
   const started = Date.now();
-  if (paths.length === 0) throw new LifeboatError("USAGE", "no paths to back up", "give one or more files or folders");
+  if (paths.length === 0)
+    throw new LifeboatError("USAGE", "no paths to back up", "give one or more files or folders");
   const abs = [...new Set(paths.map((p) => path.resolve(p)))].sort();
   for (const p of abs) {
     try {
@@ -138,7 +143,13 @@ export async function backup(repo: Repository, paths: string[], options: BackupO
   let treeId: string;
   const whole = root.children.get("");
   if (whole && "target" in whole) {
-    treeId = await saveDir(ctx, "/", "/", parent ? parent.tree : undefined, await fs.lstat("/", { bigint: true }));
+    treeId = await saveDir(
+      ctx,
+      "/",
+      "/",
+      parent ? parent.tree : undefined,
+      await fs.lstat("/", { bigint: true }),
+    );
   } else {
     treeId = await saveVDir(ctx, root, "/", parent?.tree);
   }
@@ -179,7 +190,10 @@ export async function backupStream(
 ): Promise<BackupResult> {
   const started = Date.now();
   if (!filename || filename.includes("/") || filename === "." || filename === "..") {
-    throw new LifeboatError("USAGE", `--stdin-filename ${JSON.stringify(filename)} must be a plain file name`);
+    throw new LifeboatError(
+      "USAGE",
+      `--stdin-filename ${JSON.stringify(filename)} must be a plain file name`,
+    );
   }
   const progress = new ProgressCounter(options.onProgress);
   const r = await storeStream(repo, source, (n) => progress.addBytes(n));
@@ -244,7 +258,12 @@ async function findParent(
   return all.filter((s) => matchesFilter(s, { host, paths })).at(-1);
 }
 
-async function saveVDir(ctx: Ctx, vdir: VDir, dirPath: string, parentTree: string | undefined): Promise<string> {
+async function saveVDir(
+  ctx: Ctx,
+  vdir: VDir,
+  dirPath: string,
+  parentTree: string | undefined,
+): Promise<string> {
   const parentNodes = await loadParentNodes(ctx, parentTree);
   const nodes: TreeNode[] = [];
   for (const [name, child] of [...vdir.children].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -317,7 +336,14 @@ async function saveEntry(
       const empty = await saveTreeCounted(ctx, { nodes: [] });
       return { ...nodeMeta(name, st), type: "dir", subtree: empty.id };
     }
-    const subtree = await saveDir(ctx, p, rootArg, prev?.type === "dir" ? prev.subtree : undefined, st, rootDev ?? st.dev);
+    const subtree = await saveDir(
+      ctx,
+      p,
+      rootArg,
+      prev?.type === "dir" ? prev.subtree : undefined,
+      st,
+      rootDev ?? st.dev,
+    );
     return { ...nodeMeta(name, st), type: "dir", subtree };
   }
   if (st.isSymbolicLink()) {
@@ -331,7 +357,13 @@ async function saveEntry(
     return { ...nodeMeta(name, st), type: "symlink", target };
   }
   if (st.isFile()) return saveFile(ctx, p, name, st, prev);
-  const kind = st.isSocket() ? "socket" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file";
+  const kind = st.isSocket()
+    ? "socket"
+    : st.isFIFO()
+      ? "FIFO"
+      : st.isCharacterDevice() || st.isBlockDevice()
+        ? "device"
+        : "special file";
   const msg = `skipped ${kind} ${p}`;
   ctx.warnings.push(msg);
   ctx.onWarning(msg);
@@ -358,7 +390,14 @@ async function saveDir(
   const parentNodes = await loadParentNodes(ctx, parentTree);
   const nodes: TreeNode[] = [];
   for (const name of names) {
-    const node = await saveEntry(ctx, path.join(p, name), name, rootArg, parentNodes.get(name), rootDev ?? st.dev);
+    const node = await saveEntry(
+      ctx,
+      path.join(p, name),
+      name,
+      rootArg,
+      parentNodes.get(name),
+      rootDev ?? st.dev,
+    );
     if (node) nodes.push(node);
   }
   return (await saveTreeCounted(ctx, { nodes })).id;
@@ -390,7 +429,11 @@ async function saveFile(
   ctx.summary.files++;
   ctx.summary.bytes += Number(st.size);
   const links = st.nlink > 1n ? { links: Number(st.nlink) } : {};
-  if (!ctx.force && unchanged(prev, st) && prev.content.every((id) => ctx.repo.hasBlob(Buffer.from(id, "hex")))) {
+  if (
+    !ctx.force &&
+    unchanged(prev, st) &&
+    prev.content.every((id) => ctx.repo.hasBlob(Buffer.from(id, "hex")))
+  ) {
     ctx.summary.filesUnchanged++;
     ctx.progress.addFile(Number(st.size));
     return { ...nodeMeta(name, st), type: "file", ...links, size: prev.size, content: prev.content };

@@ -22,7 +22,11 @@ export class Excludes {
       try {
         text = readFileSync(f, "utf8");
       } catch (e) {
-        throw new LifeboatError("USAGE", `cannot read exclude file ${f}: ${(e as Error).message}`, "check --exclude-file");
+        throw new LifeboatError(
+          "USAGE",
+          `cannot read exclude file ${f}: ${(e as Error).message}`,
+          "check --exclude-file",
+        );
       }
       all.push(...text.split(/\r?\n/));
     }

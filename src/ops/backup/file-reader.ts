@@ -49,11 +49,16 @@ export async function storeStream(
 }
 
 /** Reads a regular file without following a symlink swapped in after lstat. */
-export async function storeFile(repo: Repository, path: string, onBytes: (n: number) => void): Promise<ReadResult> {
+export async function storeFile(
+  repo: Repository,
+  path: string,
+  onBytes: (n: number) => void,
+): Promise<ReadResult> {
   const fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error(`${path} is no longer a regular file`), { code: "ECHANGED" });
+    if (!st.isFile())
+      throw Object.assign(new Error(`${path} is no longer a regular file`), { code: "ECHANGED" });
     async function* pieces(): AsyncIterable<Buffer> {
       for (;;) {
         const buf = Buffer.allocUnsafe(READ_SIZE);

@@ -6,7 +6,12 @@ import type { Repository } from "../../repo/repository.js";
  * the blob's length from the index and its keyed id recomputed. Used to resume a restore (files
  * already right are skipped) and by --verify.
  */
-export async function fileMatches(repo: Repository, p: string, content: string[], size?: number): Promise<boolean> {
+export async function fileMatches(
+  repo: Repository,
+  p: string,
+  content: string[],
+  size?: number,
+): Promise<boolean> {
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);

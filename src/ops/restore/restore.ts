@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
-import { CorruptionError, LifeboatError, errnoCode, isLifeboatError } from "../../core/errors.js";
+import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -49,7 +49,11 @@ interface Ctx {
 }
 
 /** Restores a snapshot (or a path inside it) into `target`, never writing outside it. */
-export async function restore(repo: Repository, snapshot: Snapshot, options: RestoreOptions): Promise<RestoreResult> {
+export async function restore(
+  repo: Repository,
+  snapshot: Snapshot,
+  options: RestoreOptions,
+): Promise<RestoreResult> {
   const root = await resolveSubpath(repo, snapshot, options.subpath ?? "/");
   await fs.mkdir(options.target, { recursive: true });
   const target = await fs.realpath(options.target);
@@ -64,7 +68,11 @@ export async function restore(repo: Repository, snapshot: Snapshot, options: Res
     links: new Map(),
   };
   if (options.onProgress) {
-    const totals = await countTotals(repo, root.kind === "dir" ? root.tree : undefined, root.kind === "node" ? [root.node] : []);
+    const totals = await countTotals(
+      repo,
+      root.kind === "dir" ? root.tree : undefined,
+      root.kind === "node" ? [root.node] : [],
+    );
     ctx.progress.setTotals(totals.files, totals.bytes);
   }
   if (root.kind === "dir") {
@@ -124,7 +132,9 @@ async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, al
   for (const node of nodes) {
     // Whatever a (possibly crafted) snapshot holds, only plain, unique names are created.
     if (!isSafeName(node.name) || seen.has(node.name)) {
-      ctx.result.errors.push(`${rel || "."}: refused unsafe or duplicate name ${JSON.stringify(node.name)} in the snapshot`);
+      ctx.result.errors.push(
+        `${rel || "."}: refused unsafe or duplicate name ${JSON.stringify(node.name)} in the snapshot`,
+      );
       continue;
     }
     seen.add(node.name);
@@ -177,7 +187,8 @@ async function removeExisting(p: string): Promise<void> {
 
 async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, rel: string): Promise<void> {
   const content = node.content ?? [];
-  const linkKey = node.links && node.links > 1 && node.inode ? `${node.device ?? ""}:${node.inode}` : undefined;
+  const linkKey =
+    node.links && node.links > 1 && node.inode ? `${node.device ?? ""}:${node.inode}` : undefined;
   const first = linkKey ? ctx.links.get(linkKey) : undefined;
   if (first) {
     const a = await fs.lstat(first).catch(() => undefined);
@@ -198,7 +209,11 @@ async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, 
     // Write beside the destination under a temporary name and rename it into place: a crash or
     // a damaged blob never leaves a half-written file under the real name.
     const tmp = path.join(dir, `.${node.name.slice(0, 100)}.lifeboat-${randomBytes(6).toString("hex")}`);
-    const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fh = await fs.open(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       let written = 0;
       for (const id of content) {
@@ -208,7 +223,10 @@ async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, 
         ctx.progress.addBytes(blob.length);
       }
       if (written !== node.size) {
-        throw new CorruptionError(`file ${rel}`, `restored ${written} bytes but the snapshot says ${node.size}`);
+        throw new CorruptionError(
+          `file ${rel}`,
+          `restored ${written} bytes but the snapshot says ${node.size}`,
+        );
       }
       await fh.close();
     } catch (e) {

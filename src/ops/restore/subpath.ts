@@ -6,7 +6,11 @@ import type { TreeNode } from "../../repo/tree.js";
 export type Resolved = { kind: "dir"; tree: string } | { kind: "node"; node: TreeNode };
 
 /** Finds `subpath` (e.g. `/home/ann/docs`) in a snapshot: a folder's tree, or a single node. */
-export async function resolveSubpath(repo: Repository, snapshot: Snapshot, subpath: string): Promise<Resolved> {
+export async function resolveSubpath(
+  repo: Repository,
+  snapshot: Snapshot,
+  subpath: string,
+): Promise<Resolved> {
   const parts = subpath.split("/").filter((p) => p !== "" && p !== ".");
   let tree = snapshot.tree;
   for (let i = 0; i < parts.length; i++) {
@@ -20,7 +24,10 @@ export async function resolveSubpath(repo: Repository, snapshot: Snapshot, subpa
     }
     if (i === parts.length - 1 && node.type !== "dir") return { kind: "node", node };
     if (node.type !== "dir" || !node.subtree) {
-      throw new LifeboatError("NOT_FOUND", `${parts.slice(0, i + 1).join("/")} in the snapshot is not a folder`);
+      throw new LifeboatError(
+        "NOT_FOUND",
+        `${parts.slice(0, i + 1).join("/")} in the snapshot is not a folder`,
+      );
     }
     tree = node.subtree;
   }

@@ -1,0 +1,173 @@
+import { promises as fs } from "node:fs";
+import type { Command } from "commander";
+import { createPasswordFile, defaultLocations } from "../../app/default-repo.js";
+import { openBackend } from "../../backend/open.js";
+import { ExitCode, LifeboatError } from "../../core/errors.js";
+import { type BackupResult, backup, backupStream } from "../../ops/backup/backup.js";
+import { Repository } from "../../repo/repository.js";
+import type { CliContext } from "../context.js";
+import { bytes } from "../format.js";
+
+interface BackupFlags {
+  exclude: string[];
+  excludeFile: string[];
+  oneFileSystem?: boolean;
+  tag: string[];
+  host?: string;
+  parent?: string;
+  force?: boolean;
+  stdin?: boolean;
+  stdinFilename: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerBackup(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("backup")
+    .description("back up files and folders (or stdin) into a new snapshot")
+    .argument("[paths...]", "files and folders to back up")
+    .option(
+      "-e, --exclude <pattern>",
+      "skip paths matching a gitignore-style pattern (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--exclude-file <file>",
+      "read exclude patterns from a file, gitignore syntax (repeatable)",
+      collect,
+      [],
+    )
+    .option("-x, --one-file-system", "do not cross into other mounted filesystems")
+    .option("--tag <tag>", "add a tag to the snapshot (repeatable)", collect, [])
+    .option("--host <name>", "host name recorded in the snapshot (default: this machine's)")
+    .option(
+      "--parent <snapshot>",
+      "compare against this snapshot instead of the latest of the same host and paths",
+    )
+    .option("-f, --force", "read every file again, even those unchanged since the parent snapshot")
+    .option("--stdin", "back up what arrives on standard input as one file")
+    .option("--stdin-filename <name>", "file name for --stdin", "stdin")
+    .addHelpText(
+      "after",
+      `
+Files whose size, mtime, ctime and inode match the parent snapshot are not read again.
+Unreadable files are listed; the snapshot is still saved, marked incomplete, and the exit
+code is 3. With no repository given, a default one is created on first use under
+$XDG_DATA_HOME/lifeboat/repo with a generated password file in $XDG_CONFIG_HOME/lifeboat/.
+
+Examples:
+  lifeboat backup ~/Documents                      # into the default repository
+  lifeboat -r /mnt/usb/backup backup /etc /home --exclude node_modules/ --tag nightly
+  pg_dump mydb | lifeboat backup --stdin --stdin-filename mydb.sql`,
+    )
+    .action(async (paths: string[], flags: BackupFlags, cmd: Command) => {
+      const c = ctx(cmd);
+      const repo = await openOrCreateDefault(c);
+      let result: BackupResult;
+      try {
+        if (flags.stdin) {
+          if (paths.length > 0)
+            throw new LifeboatError("USAGE", "--stdin takes no paths", "remove the paths or --stdin");
+          result = await backupStream(repo, process.stdin as AsyncIterable<Buffer>, flags.stdinFilename, {
+            tags: flags.tag,
+            ...(flags.host ? { host: flags.host } : {}),
+            onProgress: c.out.progress("backup"),
+          });
+        } else {
+          if (paths.length === 0)
+            throw new LifeboatError("USAGE", "no paths to back up", "give files or folders, or --stdin");
+          result = await backup(repo, paths, {
+            excludes: flags.exclude,
+            excludeFiles: flags.excludeFile,
+            oneFileSystem: flags.oneFileSystem ?? false,
+            tags: flags.tag,
+            ...(flags.host ? { host: flags.host } : {}),
+            ...(flags.parent ? { parent: flags.parent } : {}),
+            force: flags.force ?? false,
+            onProgress: c.out.progress("backup"),
+            onWarning: (m) => c.out.warn(m),
+          });
+        }
+      } finally {
+        await repo.close();
+      }
+      printSummary(c, result);
+      if (result.errors.length > 0) process.exitCode = ExitCode.incomplete;
+    });
+}
+
+function printSummary(c: CliContext, r: BackupResult): void {
+  const s = r.summary;
+  for (const e of r.errors) c.out.warn(`could not read ${e}`);
+  for (const p of r.snapshot.changedWhileReading)
+    c.out.warn(`${p} changed while it was read; the snapshot holds what was read`);
+  c.out.info(
+    `Files: ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged; ${s.dirs} folders`,
+  );
+  c.out.info(
+    `Added to the repository: ${bytes(s.bytesAdded)} (${bytes(s.bytesStored)} stored) in ${(s.durationMs / 1000).toFixed(1)}s`,
+  );
+  c.out.info(
+    `snapshot ${r.snapshotId.slice(0, 8)} saved${r.errors.length > 0 ? ` INCOMPLETE: ${r.errors.length} path(s) could not be read` : ""}`,
+  );
+  c.out.emit({
+    message_type: "summary",
+    snapshot_id: r.snapshotId,
+    files_new: s.filesNew,
+    files_changed: s.filesChanged,
+    files_unmodified: s.filesUnchanged,
+    dirs: s.dirs,
+    total_files_processed: s.files,
+    total_bytes_processed: s.bytes,
+    data_blobs_added: s.blobsAdded,
+    data_added: s.bytesAdded,
+    data_stored: s.bytesStored,
+    duration_ms: s.durationMs,
+    incomplete: r.errors.length > 0,
+    errors: r.errors,
+    changed_while_reading: r.snapshot.changedWhileReading,
+    warnings: r.warnings,
+  });
+}
+
+/**
+ * With no repository given, backup uses the default local one, creating it (and a generated
+ * password file) on first use so that one command is enough to get a first backup.
+ */
+async function openOrCreateDefault(c: CliContext): Promise<Repository> {
+  const loc = c.repoLocation();
+  if (!loc.isDefault) return c.openRepo();
+  const exists = await fs.stat(loc.url).then(
+    () => true,
+    () => false,
+  );
+  if (exists) return c.openRepo();
+  const { passwordFile } = defaultLocations();
+  const hasOwnPassword =
+    c.opts.passwordFile ||
+    c.opts.passwordCommand ||
+    process.env.LIFEBOAT_PASSWORD ||
+    process.env.LIFEBOAT_PASSWORD_FILE;
+  const password = hasOwnPassword
+    ? await c.password()
+    : await fs.stat(passwordFile).then(
+        () => c.password(),
+        () => createPasswordFile(passwordFile),
+      );
+  const repo = await Repository.init(await openBackend(loc.url), password);
+  c.out.info(`created the default repository at ${loc.url}`);
+  if (!hasOwnPassword) {
+    c.out.info(`its password is in ${passwordFile} (mode 0600).`);
+    c.out.info(
+      "Keep a copy of that file somewhere safe and separate: without it this backup cannot be restored.",
+    );
+  }
+  c.out.emit({
+    message_type: "initialized",
+    repository: loc.url,
+    password_file: hasOwnPassword ? null : passwordFile,
+  });
+  return repo;
+}

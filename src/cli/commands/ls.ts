@@ -1,0 +1,73 @@
+import type { Command } from "commander";
+import { resolveSubpath } from "../../ops/restore/subpath.js";
+import { findSnapshot } from "../../repo/find-snapshot.js";
+import type { TreeNode } from "../../repo/tree.js";
+import type { CliContext } from "../context.js";
+import { bytes } from "../format.js";
+
+export function registerLs(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("ls")
+    .description("list the files in a snapshot")
+    .argument("<snapshot>", "snapshot id (or a unique prefix), or `latest`")
+    .argument("[path]", "folder or file inside the snapshot", "/")
+    .option("-l, --long", "show mode, size and time")
+    .option("--no-recursive", "list only the given folder, not everything below it")
+    .action(async (ref: string, sub: string, flags: { long?: boolean; recursive: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      const repo = await c.openRepo();
+      try {
+        const snap = await findSnapshot(repo, ref);
+        c.out.emit({
+          message_type: "snapshot",
+          id: snap.id,
+          time: snap.time,
+          paths: snap.paths,
+          hostname: snap.hostname,
+        });
+        const base = sub === "/" ? "" : `/${sub.split("/").filter(Boolean).join("/")}`;
+        const print = (n: TreeNode, p: string) => {
+          if (c.out.json) {
+            c.out.emit({
+              message_type: "node",
+              name: n.name,
+              type: n.type,
+              path: p,
+              size: n.size,
+              mode: n.mode,
+              uid: n.uid,
+              gid: n.gid,
+              mtime: new Date(Number(BigInt(n.mtime) / 1_000_000n)).toISOString(),
+              ...(n.target !== undefined ? { target: n.target } : {}),
+            });
+          } else if (flags.long) {
+            const size = n.type === "file" ? bytes(n.size ?? 0) : "";
+            const t = new Date(Number(BigInt(n.mtime) / 1_000_000n))
+              .toISOString()
+              .replace("T", " ")
+              .slice(0, 19);
+            const mode =
+              (n.type === "dir" ? "d" : n.type === "symlink" ? "l" : "-") +
+              n.mode.toString(8).padStart(4, "0");
+            c.out.result(
+              `${mode} ${String(n.uid).padStart(5)} ${String(n.gid).padStart(5)} ${size.padStart(10)} ${t} ${p}${n.target !== undefined ? ` -> ${n.target}` : ""}`,
+            );
+          } else {
+            c.out.result(p);
+          }
+        };
+        const walk = async (tree: string, prefix: string) => {
+          for (const n of (await repo.loadTree(tree)).nodes) {
+            const p = `${prefix}/${n.name}`;
+            print(n, p);
+            if (flags.recursive && n.type === "dir" && n.subtree) await walk(n.subtree, p);
+          }
+        };
+        const root = await resolveSubpath(repo, snap, base);
+        if (root.kind === "node") print(root.node, base);
+        else await walk(root.tree, base);
+      } finally {
+        await repo.close();
+      }
+    });
+}

@@ -1,0 +1,105 @@
+import type { Command } from "commander";
+import { ExitCode, LifeboatError } from "../../core/errors.js";
+import { restore } from "../../ops/restore/restore.js";
+import { findSnapshot } from "../../repo/find-snapshot.js";
+import type { CliContext } from "../context.js";
+import { bytes } from "../format.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface RestoreFlags {
+  target?: string;
+  include: string[];
+  exclude: string[];
+  verify?: boolean;
+  host?: string;
+  tag: string[];
+  path: string[];
+}
+
+export function registerRestore(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("restore")
+    .description("restore a snapshot, or a path inside it, into a folder")
+    .argument("<snapshot>", "SNAPSHOT or SNAPSHOT:PATH (SNAPSHOT is an id, a unique prefix, or `latest`)")
+    .requiredOption("-t, --target <dir>", "folder to restore into (created if missing)")
+    .option(
+      "-i, --include <pattern>",
+      "restore only paths matching this gitignore-style pattern (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "-e, --exclude <pattern>",
+      "skip paths matching this gitignore-style pattern (repeatable)",
+      collect,
+      [],
+    )
+    .option("--verify", "read every restored file back and compare it with the snapshot")
+    .option("--host <name>", "with `latest`: the newest snapshot of this host")
+    .option("--tag <tag>", "with `latest`: the newest snapshot with this tag", collect, [])
+    .option("--path <path>", "with `latest`: the newest snapshot of these paths", collect, [])
+    .addHelpText(
+      "after",
+      `
+Restore is resumable: files already in the target with the right content are left as they
+are, so running the same command again after an interruption finishes the job. Nothing is
+ever written outside --target, whatever names or symlinks the snapshot holds.
+
+Examples:
+  lifeboat restore latest --target /tmp/restore
+  lifeboat restore 4f2a91c0:/home/ann/Documents --target ~/Documents-restored --verify
+  lifeboat restore latest --target /tmp/r --include '*.pdf'`,
+    )
+    .action(async (spec: string, flags: RestoreFlags, cmd: Command) => {
+      const c = ctx(cmd);
+      const colon = spec.indexOf(":");
+      const ref = colon >= 0 ? spec.slice(0, colon) : spec;
+      const subpath = colon >= 0 ? spec.slice(colon + 1) || "/" : "/";
+      if (!flags.target) throw new LifeboatError("USAGE", "restore needs --target DIR");
+      const repo = await c.openRepo();
+      try {
+        const snap = await findSnapshot(repo, ref, { host: flags.host, tags: flags.tag, paths: flags.path });
+        c.out.info(
+          `restoring snapshot ${snap.id.slice(0, 8)} of ${snap.paths.join(" ")} (${snap.time}) to ${flags.target}`,
+        );
+        const started = Date.now();
+        const r = await restore(repo, snap, {
+          target: flags.target,
+          subpath,
+          include: flags.include,
+          exclude: flags.exclude,
+          verify: flags.verify ?? false,
+          onProgress: c.out.progress("restore"),
+        });
+        const secs = (Date.now() - started) / 1000;
+        for (const e of r.errors) c.out.warn(`failed: ${e}`);
+        c.out.info(
+          `restored ${r.files} files (${r.filesSkipped} already in place), ${r.dirs} folders, ${r.symlinks} symlinks, ${bytes(r.bytes)} written in ${secs.toFixed(1)}s`,
+        );
+        if (flags.verify) c.out.info(`verified ${r.verified} files against the snapshot`);
+        c.out.emit({
+          message_type: "summary",
+          snapshot_id: snap.id,
+          files_restored: r.files,
+          files_skipped: r.filesSkipped,
+          dirs: r.dirs,
+          symlinks: r.symlinks,
+          bytes_written: r.bytes,
+          files_verified: r.verified,
+          errors: r.errors,
+          seconds: secs,
+        });
+        if (r.errors.length > 0) {
+          process.exitCode = r.errors.some((e) =>
+            /authentication failed|does not match|damaged|not in the index|refused unsafe/.test(e),
+          )
+            ? ExitCode.corruption
+            : ExitCode.failure;
+          c.out.warn(`${r.errors.length} path(s) could not be restored; everything else was restored`);
+        }
+      } finally {
+        await repo.close();
+      }
+    });
+}

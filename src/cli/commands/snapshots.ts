@@ -1,0 +1,40 @@
+import type { Command } from "commander";
+import { matchesFilter } from "../../repo/find-snapshot.js";
+import type { CliContext } from "../context.js";
+import { table } from "../format.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerSnapshots(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("snapshots")
+    .description("list snapshots")
+    .option("--host <name>", "only snapshots of this host")
+    .option("--tag <tag>", "only snapshots with this tag (repeatable: all must match)", collect, [])
+    .option("--path <path>", "only snapshots of exactly these paths (repeatable)", collect, [])
+    .action(async (flags: { host?: string; tag: string[]; path: string[] }, cmd: Command) => {
+      const c = ctx(cmd);
+      const repo = await c.openRepo();
+      const snaps = (await repo.listSnapshots()).filter((s) =>
+        matchesFilter(s, { host: flags.host, tags: flags.tag, paths: flags.path }),
+      );
+      await repo.close();
+      if (c.out.json) {
+        c.out.emit(snaps.map((s) => ({ ...s, short_id: s.id.slice(0, 8) })));
+        return;
+      }
+      const rows = [["ID", "Time", "Host", "Tags", "Paths", ""]];
+      for (const s of snaps) {
+        rows.push([
+          s.id.slice(0, 8),
+          new Date(s.time).toISOString().replace("T", " ").slice(0, 19),
+          s.hostname,
+          s.tags.join(","),
+          s.paths.join(" "),
+          s.incomplete ? "incomplete" : "",
+        ]);
+      }
+      c.out.result(table(rows));
+      c.out.result(`${snaps.length} snapshot${snaps.length === 1 ? "" : "s"}`);
+    });
+}

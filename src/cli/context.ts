@@ -1,0 +1,67 @@
+import { defaultLocations } from "../app/default-repo.js";
+import { openBackend } from "../backend/open.js";
+import { LifeboatError } from "../core/errors.js";
+import { Repository } from "../repo/repository.js";
+import { Output } from "./output.js";
+import { resolvePassword } from "./password.js";
+
+/** Options every command accepts (see `lifeboat --help`). */
+export interface GlobalOptions {
+  repo?: string;
+  passwordFile?: string;
+  passwordCommand?: string;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: number;
+}
+
+/** What a command needs from the global options: output, the repository URL and password. */
+export class CliContext {
+  readonly out: Output;
+  readonly opts: GlobalOptions;
+
+  constructor(opts: GlobalOptions) {
+    this.opts = opts;
+    this.out = new Output({
+      json: opts.json ?? false,
+      quiet: opts.quiet ?? false,
+      verbose: opts.verbose ?? 0,
+    });
+  }
+
+  /** -r/--repo, then LIFEBOAT_REPOSITORY, then the default local repository. */
+  repoLocation(): { url: string; isDefault: boolean } {
+    const url = this.opts.repo ?? process.env.LIFEBOAT_REPOSITORY;
+    if (url) return { url, isDefault: false };
+    return { url: defaultLocations().repo, isDefault: true };
+  }
+
+  async password(prompt?: string): Promise<string> {
+    const loc = this.repoLocation();
+    return resolvePassword(
+      {
+        passwordFile: this.opts.passwordFile,
+        passwordCommand: this.opts.passwordCommand,
+        fallbackFile: loc.isDefault ? defaultLocations().passwordFile : undefined,
+      },
+      prompt,
+    );
+  }
+
+  async openRepo(): Promise<Repository> {
+    const loc = this.repoLocation();
+    const backend = await openBackend(loc.url);
+    // Say "no repository here" before asking for a password that could not help.
+    if (!(await Repository.exists(backend))) {
+      if (loc.isDefault) {
+        throw new LifeboatError(
+          "REPO_NOT_FOUND",
+          `no repository given and the default repository ${loc.url} does not exist yet`,
+          "give -r/--repo (or LIFEBOAT_REPOSITORY), or run `lifeboat backup PATH` once to create the default one",
+        );
+      }
+      throw Repository.notFound(backend);
+    }
+    return Repository.open(backend, await this.password());
+  }
+}

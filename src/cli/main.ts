@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from "commander";
+import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
+import { VERSION } from "../version.js";
+import { registerBackup } from "./commands/backup.js";
+import { registerCat } from "./commands/cat.js";
+import { registerInit } from "./commands/init.js";
+import { registerKey } from "./commands/key.js";
+import { registerLs } from "./commands/ls.js";
+import { registerRestore } from "./commands/restore.js";
+import { registerSnapshots } from "./commands/snapshots.js";
+import { CliContext, type GlobalOptions } from "./context.js";
+
+function buildProgram(): Command {
+  const program = new Command("lifeboat")
+    .version(VERSION)
+    .description("Deduplicated, compressed, encrypted backups you can prove you can restore.")
+    .addOption(
+      new Option("-r, --repo <url>", "repository: a path, or s3:/sftp:/rest: URL").env("LIFEBOAT_REPOSITORY"),
+    )
+    .option("--password-file <file>", "read the repository password from a file (env LIFEBOAT_PASSWORD_FILE)")
+    .option(
+      "--password-command <cmd>",
+      "run a command that prints the password (env LIFEBOAT_PASSWORD_COMMAND)",
+    )
+    .option("--json", "machine-readable output: one JSON document per line")
+    .option("-q, --quiet", "print only errors and requested results")
+    .option("-v, --verbose", "more detail (repeatable)", (_v, prev: number) => prev + 1, 0)
+    .showHelpAfterError("(run with --help for usage)")
+    .configureHelp({ sortSubcommands: false })
+    .addHelpText(
+      "after",
+      `
+Repository and password come from the options above or from the environment:
+  LIFEBOAT_REPOSITORY, LIFEBOAT_PASSWORD, LIFEBOAT_PASSWORD_FILE, LIFEBOAT_PASSWORD_COMMAND.
+With no repository, commands use the default local one ($XDG_DATA_HOME/lifeboat/repo), which
+\`lifeboat backup PATH\` creates on first use.
+
+Exit codes: 0 ok, 1 failed, 2 bad usage, 3 backup saved but some files unreadable,
+10 no repository, 11 repository already exists, 12 wrong or missing password,
+13 snapshot not found or ambiguous, 14 damaged data, 15 repository storage full,
+16 storage unreachable, 130 interrupted.
+
+Start here:
+  lifeboat backup ~/Documents          back up into the default repository
+  lifeboat snapshots                   list what is stored
+  lifeboat restore latest --target DIR get it back`,
+    );
+  program.exitOverride();
+  const ctx = (cmd: Command) => new CliContext(cmd.optsWithGlobals() as GlobalOptions);
+  registerInit(program, ctx);
+  registerBackup(program, ctx);
+  registerSnapshots(program, ctx);
+  registerLs(program, ctx);
+  registerRestore(program, ctx);
+  registerCat(program, ctx);
+  registerKey(program, ctx);
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+function report(e: unknown, json: boolean): number {
+  if (e instanceof CommanderError) {
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help")
+      return 0;
+    return ExitCode.usage; // commander already printed the message
+  }
+  const err = isLifeboatError(e)
+    ? e
+    : new LifeboatError(
+        "STORAGE_ERROR",
+        `unexpected error: ${(e as Error)?.message ?? String(e)}`,
+        "please report this with the command you ran",
+      );
+  if (json) {
+    process.stderr.write(
+      `${JSON.stringify({ message_type: "error", code: err.code, message: err.message, hint: err.hint ?? null })}\n`,
+    );
+  } else {
+    process.stderr.write(`error: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ""}\n`);
+    if (!isLifeboatError(e) && process.env.LIFEBOAT_DEBUG) process.stderr.write(`${(e as Error)?.stack}\n`);
+  }
+  return err.exitCode;
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes("--json");
+  process.on("SIGINT", () => {
+    process.stderr.write(
+      "\ninterrupted: the repository is consistent; run the same command again to continue\n",
+    );
+    process.exit(ExitCode.interrupted);
+  });
+  process.on("SIGTERM", () => process.exit(ExitCode.interrupted));
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    process.exitCode = report(e, json);
+  }
+}
+
+await main();
