@@ -82,25 +82,38 @@ export async function resolvePassword(
   );
 }
 
-/** A new password for `init`/`key add`: --new-password-file, LIFEBOAT_NEW_PASSWORD, or a prompt twice. */
+/**
+ * A new password: --new-password-file, LIFEBOAT_NEW_PASSWORD, or asked twice on a terminal.
+ * `init` passes `fallback` so the usual password options name the first password too; `key add`
+ * and `key passwd` pass none, so the current password is never silently reused as the new one.
+ */
 export async function resolveNewPassword(
   newPasswordFile: string | undefined,
-  fallback: PasswordSources,
+  fallback?: PasswordSources,
 ): Promise<string> {
   if (newPasswordFile) return fromFile(newPasswordFile, "--new-password-file");
   if (process.env.LIFEBOAT_NEW_PASSWORD) return process.env.LIFEBOAT_NEW_PASSWORD;
-  if (
-    process.stdin.isTTY &&
-    !fallback.passwordFile &&
-    !fallback.passwordCommand &&
-    !process.env.LIFEBOAT_PASSWORD &&
-    !process.env.LIFEBOAT_PASSWORD_FILE
-  ) {
+  const env = process.env;
+  const hasFallback =
+    fallback &&
+    (fallback.passwordFile ||
+      fallback.passwordCommand ||
+      env.LIFEBOAT_PASSWORD ||
+      env.LIFEBOAT_PASSWORD_FILE ||
+      env.LIFEBOAT_PASSWORD_COMMAND);
+  if (hasFallback) return resolvePassword(fallback);
+  if (process.stdin.isTTY) {
     const a = await promptHidden("enter new password: ");
     const b = await promptHidden("enter the new password again: ");
     if (a !== b) throw new LifeboatError("USAGE", "the two passwords differ", "run the command again");
     if (!a) throw new LifeboatError("USAGE", "an empty password is not allowed");
     return a;
   }
-  return resolvePassword(fallback);
+  throw new LifeboatError(
+    "NO_PASSWORD",
+    "no new password given",
+    fallback
+      ? "use --password-file FILE, --password-command CMD, LIFEBOAT_PASSWORD or LIFEBOAT_PASSWORD_FILE"
+      : "use --new-password-file FILE or LIFEBOAT_NEW_PASSWORD",
+  );
 }

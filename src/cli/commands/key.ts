@@ -5,8 +5,7 @@ import { resolveNewPassword } from "../password.js";
 
 export function registerKey(program: Command, ctx: (c: Command) => CliContext): void {
   const key = program.command("key").description("manage the passwords (key files) of a repository");
-  const newPw = (file: string | undefined) =>
-    resolveNewPassword(file, { passwordFile: undefined, passwordCommand: undefined });
+  const newPw = (file: string | undefined) => resolveNewPassword(file);
 
   key
     .command("list")
