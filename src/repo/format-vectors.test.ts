@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { createCipheriv } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { Chunker, gearTable } from "../core/chunker.js";
+import { blobId, deriveKey, storageId } from "../core/crypto.js";
+import { decodeIndex, encodeIndex } from "./index-file.js";
+import { parseKeyFile, unwrapKeyFile } from "./keys.js";
+import { decodeBlob, packKey, parsePrefix, readPackHeader } from "./pack.js";
+import { ObjectKind, openObject } from "./sealed-object.js";
+import { decodeTree, encodeTree } from "./tree.js";
+
+// The vectors live in docs/format.md so the specification and the code are checked together.
+const doc = readFileSync(new URL("../../../docs/format.md", import.meta.url), "utf8");
+const block = /<!-- vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- vectors:end -->/.exec(doc);
+if (!block) throw new Error("docs/format.md has no vectors block");
+const v = JSON.parse(block[1]!);
+const hex = (s: string) => Buffer.from(s, "hex");
+const keys = { id: hex(v.keys.id), chunker: hex(v.keys.chunker), data: hex(v.keys.data), meta: hex(v.keys.meta) };
+
+test("gear table and chunk boundaries", () => {
+  assert.deepEqual([...gearTable(keys.chunker).slice(0, 4)], v.gear.first4);
+  const input = createCipheriv("aes-128-ctr", Buffer.alloc(16), Buffer.alloc(16)).update(Buffer.alloc(300_000));
+  const c = new Chunker(v.chunks.params, gearTable(keys.chunker));
+  const lens = [...c.push(input), ...c.finish()].map((x) => x.length);
+  assert.deepEqual(lens, v.chunks.lengths);
+});
+
+test("blob id and HKDF", () => {
+  assert.equal(blobId(keys.id, Buffer.from(v.blobId.plaintext)).toString("hex"), v.blobId.id);
+  assert.equal(deriveKey(hex(v.hkdf.key), hex(v.hkdf.salt), v.hkdf.info).toString("hex"), v.hkdf.out);
+});
+
+test("canonical tree encoding", () => {
+  const tree = decodeTree(Buffer.from(v.tree.json), "vector");
+  const shuffled = { nodes: [...tree.nodes].reverse() };
+  assert.equal(encodeTree(shuffled).toString("utf8"), v.tree.json);
+  assert.equal(blobId(keys.id, Buffer.from(v.tree.json)).toString("hex"), v.tree.id);
+});
+
+test("pack decodes to the listed blobs and matches its storage id", () => {
+  const bytes = hex(v.pack.hex);
+  assert.equal(storageId(bytes), v.pack.id);
+  const entries = readPackHeader(bytes, keys, "vector pack");
+  const prefix = parsePrefix(bytes, "vector pack");
+  const key = packKey(keys.data, prefix.salt);
+  const plain = entries.map((e) => decodeBlob(bytes.subarray(e.offset, e.offset + e.length), e, key, keys.id, "vector"));
+  assert.deepEqual(
+    plain.map((p) => p.toString("utf8")),
+    v.pack.blobs,
+  );
+  const index = encodeIndex({ supersedes: [], packs: [{ id: v.pack.id, blobs: entries }] });
+  assert.equal(index.toString("hex"), v.index.hex);
+  assert.deepEqual(decodeIndex(index, "vector").packs[0]!.blobs, entries);
+});
+
+test("a flipped byte anywhere in the pack is detected", () => {
+  const bytes = hex(v.pack.hex);
+  const entries = readPackHeader(bytes, keys, "vector pack");
+  const key = packKey(keys.data, parsePrefix(bytes, "p").salt);
+  const e = entries[0]!;
+  const damaged = Buffer.from(bytes);
+  damaged[e.offset + 15] = damaged[e.offset + 15]! ^ 1;
+  assert.throws(
+    () => decodeBlob(damaged.subarray(e.offset, e.offset + e.length), e, key, keys.id, "p"),
+    /authentication failed/,
+  );
+  const hdr = Buffer.from(bytes);
+  hdr[hdr.length - 10] = hdr[hdr.length - 10]! ^ 1;
+  assert.throws(() => readPackHeader(hdr, keys, "p"), /authentication failed/);
+});
+
+test("snapshot object and key file open with the given keys and password", async () => {
+  const snap = openObject(keys.meta, ObjectKind.snapshot, hex(v.snapshot.hex), "vector");
+  assert.deepEqual(JSON.parse(snap.toString("utf8")), v.snapshot.json);
+  assert.throws(() => openObject(keys.meta, ObjectKind.index, hex(v.snapshot.hex), "vector"), /kind/);
+  const file = parseKeyFile(Buffer.from(JSON.stringify(v.keyFile.json)), "vector key");
+  const opened = await unwrapKeyFile(file, v.keyFile.password);
+  assert.ok(opened);
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(opened).map(([n, k]) => [n, k.toString("hex")])),
+    v.keys,
+  );
+  assert.equal(await unwrapKeyFile(file, "wrong password"), undefined);
+});
