@@ -20,6 +20,10 @@ export const snapshotSchema = z.object({
   changedWhileReading: z.array(z.string()).default([]),
   excludes: z.array(z.string()).default([]),
   program: z.string(),
+  /** Source type for non-file snapshots (`sqlite`, `postgres`, `imap`, ...); absent for files. */
+  source: z.string().optional(),
+  /** Source-specific facts (a WAL position, IMAP UIDVALIDITY per folder, ...). */
+  meta: z.record(z.string(), z.unknown()).optional(),
   summary: z
     .object({
       files: z.number(),
