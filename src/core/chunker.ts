@@ -88,53 +88,61 @@ export function findCut(
 
 /**
  * Streaming chunker: feed it the byte stream of one file in pieces of any size, get back whole
- * chunks. Memory stays at most `max` + one input piece.
+ * chunks (each a fresh Buffer the caller owns). Input is copied once into an arena of twice the
+ * maximum chunk size, so memory stays at 2 x max whatever the read size.
  */
 export class Chunker {
   private readonly params: ChunkerParams;
   private readonly gear: Uint32Array;
   private readonly masks: ChunkerMasks;
-  private pending: Buffer[] = [];
-  private pendingLen = 0;
+  private arena: Buffer;
+  private start = 0;
+  private end = 0;
 
   constructor(params: ChunkerParams, gear: Uint32Array) {
     this.params = params;
     this.gear = gear;
     this.masks = chunkerMasks(params);
+    this.arena = Buffer.allocUnsafe(0);
   }
 
   /** Adds data; returns the chunks that are now complete. */
-  push(data: Buffer): Buffer[] {
-    this.pending.push(data);
-    this.pendingLen += data.length;
+  push(data: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
-    if (this.pendingLen < this.params.max) return out;
-    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
-    let pos = 0;
-    while (buf.length - pos >= this.params.max) {
-      const len = findCut(buf, pos, buf.length, this.params, this.gear, this.masks);
-      out.push(buf.subarray(pos, pos + len));
-      pos += len;
+    const max = this.params.max;
+    if (this.arena.length === 0) this.arena = Buffer.allocUnsafe(2 * max);
+    let off = 0;
+    while (off < data.length) {
+      if (this.end === this.arena.length) this.compact();
+      const n = Math.min(data.length - off, this.arena.length - this.end);
+      this.arena.set(data.subarray(off, off + n), this.end);
+      this.end += n;
+      off += n;
+      // Cut only with at least `max` bytes buffered, so boundaries never depend on read sizes.
+      while (this.end - this.start >= max) out.push(this.cut());
     }
-    buf = buf.subarray(pos);
-    this.pending = buf.length > 0 ? [buf] : [];
-    this.pendingLen = buf.length;
     return out;
   }
 
   /** Ends the stream; returns the remaining chunks. */
   finish(): Buffer[] {
     const out: Buffer[] = [];
-    if (this.pendingLen === 0) return out;
-    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
-    let pos = 0;
-    while (pos < buf.length) {
-      const len = findCut(buf, pos, buf.length, this.params, this.gear, this.masks);
-      out.push(buf.subarray(pos, pos + len));
-      pos += len;
-    }
-    this.pending = [];
-    this.pendingLen = 0;
+    while (this.end > this.start) out.push(this.cut());
+    this.start = 0;
+    this.end = 0;
     return out;
+  }
+
+  private cut(): Buffer {
+    const len = findCut(this.arena, this.start, this.end, this.params, this.gear, this.masks);
+    const chunk = Buffer.from(this.arena.subarray(this.start, this.start + len));
+    this.start += len;
+    return chunk;
+  }
+
+  private compact(): void {
+    this.arena.copy(this.arena, 0, this.start, this.end);
+    this.end -= this.start;
+    this.start = 0;
   }
 }
