@@ -8,12 +8,17 @@ export const KEY_SIZE = 32;
 
 /** Encrypts `plain` under `key` with a fresh random nonce: nonce || ciphertext || tag. */
 export function seal(key: Buffer, plain: Uint8Array, aad: Uint8Array): Buffer {
+  return Buffer.concat(sealParts(key, plain, aad));
+}
+
+/** `seal` as separate buffers [nonce, ciphertext, tag], for writers that avoid the extra copy. */
+export function sealParts(key: Buffer, plain: Uint8Array, aad: Uint8Array): Buffer[] {
   const nonce = randomBytes(NONCE_SIZE);
   const c = createCipheriv("aes-256-gcm", key, nonce);
   c.setAAD(aad);
   const body = c.update(plain);
-  const fin = c.final();
-  return Buffer.concat([nonce, body, fin, c.getAuthTag()]);
+  const fin = c.final(); // empty for GCM, kept for correctness
+  return fin.length > 0 ? [nonce, body, fin, c.getAuthTag()] : [nonce, body, c.getAuthTag()];
 }
 
 /** Reverses `seal`; throws CorruptionError (naming `what`) when authentication fails. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { decompressBlob } from "../core/compress.js";
-import { blobId, deriveKey, open, seal, storageId } from "../core/crypto.js";
+import { blobId, deriveKey, open, seal, sealParts, storageId } from "../core/crypto.js";
 import { CorruptionError } from "../core/errors.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
 
@@ -67,17 +67,12 @@ export class PackBuilder {
 
   /** `stored` is the (maybe compressed) plaintext; it is encrypted here. */
   add(id: Buffer, stored: Buffer, compression: number, rawLength: number): void {
-    const sealed = seal(this.key, stored, blobAad(this.type, id));
-    this.entries.push({
-      type: this.type,
-      compression,
-      id,
-      offset: this.size,
-      length: sealed.length,
-      rawLength,
-    });
-    this.parts.push(sealed);
-    this.size += sealed.length;
+    const parts = sealParts(this.key, stored, blobAad(this.type, id));
+    let length = 0;
+    for (const p of parts) length += p.length;
+    this.entries.push({ type: this.type, compression, id, offset: this.size, length, rawLength });
+    this.parts.push(...parts);
+    this.size += length;
   }
 
   finish(): { id: string; bytes: Buffer; entries: BlobLocation[] } {

@@ -5,6 +5,7 @@ import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, LifeboatError } from "../core/errors.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
+import { BlobPool } from "./compress-pool.js";
 import {
   DEFAULT_PACK_SIZE,
   decodeConfig,
@@ -37,8 +38,6 @@ export interface SaveResult {
   id: Buffer;
   /** False when the blob was already in the repository (deduplicated). */
   added: boolean;
-  /** Bytes the blob takes in its pack (0 when deduplicated). */
-  stored: number;
 }
 
 export interface KeyInfo {
@@ -55,6 +54,10 @@ const UPLOADS_IN_FLIGHT = 2;
  * killed backup loses little: the next run finds those blobs in the index and skips them. */
 const INDEX_EVERY_PACKS = 8;
 const INDEX_EVERY_MS = 15_000;
+/** Blobs from this size up are compressed on worker threads; smaller ones are not worth the hop. */
+const POOL_MIN = 64 * 1024;
+/** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
+const COMPRESS_IN_FLIGHT = 4;
 
 /**
  * An open repository: keys, config, the in-memory index, and the writer that packs blobs.
@@ -72,6 +75,10 @@ export class Repository {
   private readonly builders = new Map<BlobTypeValue, PackBuilder>();
   private readonly pending = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
+  private readonly compressing = new Set<Promise<void>>();
+  private pool: BlobPool | undefined;
+  /** What this process added: blobs, their plaintext bytes, and the bytes they take in packs. */
+  readonly writeStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0 };
   private uploadError: unknown;
   private unindexed: IndexPack[] = [];
   private lastIndexWrite = Date.now();
@@ -209,28 +216,78 @@ export class Repository {
   }
 
   /**
-   * Stores a blob unless the repository already has it. `id` may be passed when the caller has
-   * computed it already. Resolves once the blob is queued; `flush` makes it durable.
+   * Stores a blob unless the repository already has it; resolves once it is queued. `flush`
+   * makes everything durable. Counters in `writeStats`.
    */
   async saveBlob(type: BlobTypeValue, plain: Buffer, id = this.blobId(plain)): Promise<SaveResult> {
     if (this.uploadError) throw this.uploadError;
+    const added = this.admit(id, plain.length);
+    if (added) {
+      const { data, compression } = maybeCompress(plain);
+      await this.addToPack(type, id, data, compression, plain.length);
+    }
+    return { id, added };
+  }
+
+  /**
+   * Like `saveBlob` for large data blobs, but hashing and compression run on worker threads:
+   * resolves once the blob is queued, with a promise of its id. The caller must not touch
+   * `plain` afterwards (its memory may be handed to a worker).
+   */
+  async saveBlobDeferred(type: BlobTypeValue, plain: Buffer): Promise<{ id: Promise<Buffer> }> {
+    if (this.uploadError) throw this.uploadError;
+    // (An object around the promise: `await` would otherwise wait for the id itself.)
+    if (plain.length < POOL_MIN) return { id: Promise.resolve((await this.saveBlob(type, plain)).id) };
+    while (this.compressing.size >= COMPRESS_IN_FLIGHT) await Promise.race(this.compressing);
+    if (this.uploadError) throw this.uploadError;
+    this.pool ??= new BlobPool(this.keys.id);
+    const rawLength = plain.length;
+    const job = this.pool.process(plain).then(async ({ id, data, compression }) => {
+      // Deduplication is decided here, on the main thread, once the id is known.
+      if (this.admit(id, rawLength)) await this.addToPack(type, id, data, compression, rawLength);
+      return id;
+    });
+    const tracked = job.then(
+      () => {},
+      (e) => {
+        this.uploadError ??= e;
+      },
+    );
+    const done = tracked.finally(() => this.compressing.delete(done));
+    this.compressing.add(done);
+    job.catch(() => {}); // failures surface through uploadError and the caller's await of `id`
+    return { id: job };
+  }
+
+  /** Marks a new blob as pending and counts it; false when it is already stored or queued. */
+  private admit(id: Buffer, rawLength: number): boolean {
     const hex = id.toString("hex");
-    if (this.index.has(id) || this.pending.has(hex)) return { id, added: false, stored: 0 };
+    if (this.index.has(id) || this.pending.has(hex)) return false;
     this.pending.add(hex);
-    const { data, compression } = maybeCompress(plain);
+    this.writeStats.blobsAdded++;
+    this.writeStats.bytesAdded += rawLength;
+    return true;
+  }
+
+  private async addToPack(
+    type: BlobTypeValue,
+    id: Buffer,
+    data: Buffer,
+    compression: number,
+    rawLength: number,
+  ) {
     let builder = this.builders.get(type);
     if (!builder) {
       builder = new PackBuilder(type, type === BlobType.tree ? this.keys.meta : this.keys.data);
       this.builders.set(type, builder);
     }
     const before = builder.byteSize;
-    builder.add(id, data, compression, plain.length);
-    const stored = builder.byteSize - before;
+    builder.add(id, data, compression, rawLength);
+    this.writeStats.bytesStored += builder.byteSize - before;
     if (builder.byteSize >= this.config.packSize) {
       this.builders.delete(type);
       await this.uploadPack(builder);
     }
-    return { id, added: true, stored };
   }
 
   private async uploadPack(builder: PackBuilder): Promise<void> {
@@ -272,6 +329,7 @@ export class Repository {
 
   /** Uploads every open pack and writes the index for all of them. */
   async flush(): Promise<void> {
+    while (this.compressing.size > 0) await Promise.race(this.compressing);
     for (const [type, builder] of this.builders) {
       this.builders.delete(type);
       if (builder.count > 0) await this.uploadPack(builder);
@@ -359,9 +417,9 @@ export class Repository {
     return tree;
   }
 
-  async saveTree(tree: Tree): Promise<{ id: string; added: boolean; stored: number }> {
+  async saveTree(tree: Tree): Promise<{ id: string; added: boolean }> {
     const r = await this.saveBlob(BlobType.tree, encodeTree(tree));
-    return { id: r.id.toString("hex"), added: r.added, stored: r.stored };
+    return { id: r.id.toString("hex"), added: r.added };
   }
 
   /** Decrypts the config for `cat config`. */
@@ -413,6 +471,8 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
     await this.backend.close();
   }
 }

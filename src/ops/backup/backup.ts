@@ -92,6 +92,7 @@ export async function backup(
   options: BackupOptions = {},
 ): Promise<BackupResult> {
   const started = Date.now();
+  const statsBefore = { ...repo.writeStats };
   if (paths.length === 0)
     throw new LifeboatError("USAGE", "no paths to back up", "give one or more files or folders");
   const abs = [...new Set(paths.map((p) => path.resolve(p)))].sort();
@@ -157,6 +158,7 @@ export async function backup(
   ctx.progress.finish();
   // Invariant: every blob the snapshot references is uploaded and indexed before it is written.
   await repo.flush();
+  addWriteStats(ctx.summary, repo, statsBefore);
   ctx.summary.durationMs = Date.now() - started;
   const userInfo = safeUser();
   const snapshot: Snapshot = {
@@ -189,6 +191,7 @@ export async function backupStream(
   options: Pick<BackupOptions, "tags" | "host" | "time" | "onProgress"> = {},
 ): Promise<BackupResult> {
   const started = Date.now();
+  const statsBefore = { ...repo.writeStats };
   if (!filename || filename.includes("/") || filename === "." || filename === "..") {
     throw new LifeboatError(
       "USAGE",
@@ -212,16 +215,9 @@ export async function backupStream(
   };
   const tree = await repo.saveTree({ nodes: [node] });
   await repo.flush();
-  const summary: BackupSummary = {
-    ...emptySummary(),
-    files: 1,
-    bytes: r.size,
-    filesNew: 1,
-    blobsAdded: r.blobsAdded + (tree.added ? 1 : 0),
-    bytesAdded: r.bytesAdded,
-    bytesStored: r.bytesStored + tree.stored,
-    durationMs: Date.now() - started,
-  };
+  const summary: BackupSummary = { ...emptySummary(), files: 1, bytes: r.size, filesNew: 1 };
+  addWriteStats(summary, repo, statsBefore);
+  summary.durationMs = Date.now() - started;
   const u = safeUser();
   const snapshot: Snapshot = {
     version: 1,
@@ -299,12 +295,7 @@ async function loadParentNodes(ctx: Ctx, treeId: string | undefined): Promise<Ma
 }
 
 async function saveTreeCounted(ctx: Ctx, tree: Tree): Promise<{ id: string }> {
-  const r = await ctx.repo.saveTree(tree);
-  if (r.added) {
-    ctx.summary.blobsAdded++;
-    ctx.summary.bytesStored += r.stored;
-  }
-  return r;
+  return ctx.repo.saveTree(tree);
 }
 
 /**
@@ -452,9 +443,6 @@ async function saveFile(
       ctx.errors.push(`${p}: ${(e as Error).message}`);
       return undefined;
     }
-    ctx.summary.blobsAdded += r.blobsAdded;
-    ctx.summary.bytesAdded += r.bytesAdded;
-    ctx.summary.bytesStored += r.bytesStored;
     const stable = sameStat(stat, r.after) && BigInt(r.size) === r.after.size;
     if (stable || attempt === 1) {
       if (!stable) ctx.changed.push(p);
@@ -469,7 +457,18 @@ async function saveFile(
   return undefined;
 }
 
-function emptySummary(): BackupSummary {
+/** Copies what the repository added since `before` into the summary. */
+export function addWriteStats(
+  summary: BackupSummary,
+  repo: Repository,
+  before: Repository["writeStats"],
+): void {
+  summary.blobsAdded = repo.writeStats.blobsAdded - before.blobsAdded;
+  summary.bytesAdded = repo.writeStats.bytesAdded - before.bytesAdded;
+  summary.bytesStored = repo.writeStats.bytesStored - before.bytesStored;
+}
+
+export function emptySummary(): BackupSummary {
   return {
     files: 0,
     dirs: 0,

@@ -9,14 +9,12 @@ const READ_SIZE = 1024 * 1024;
 export interface ReadResult {
   content: string[];
   size: number;
-  blobsAdded: number;
-  bytesAdded: number;
-  bytesStored: number;
   /** Metadata taken after the read, to detect changes made while reading. */
   after: import("node:fs").BigIntStats;
 }
 
-/** Chunks a stream of buffers into the repository; returns content ids and counters. */
+/** Chunks a stream of buffers into the repository; returns content ids and the size.
+ * (What was newly added is counted in `repo.writeStats`.) */
 export async function storeStream(
   repo: Repository,
   source: AsyncIterable<Buffer>,
@@ -24,20 +22,10 @@ export async function storeStream(
 ): Promise<Omit<ReadResult, "after">> {
   const chunker = new Chunker(repo.config.chunker, repo.gearTable());
   const content: string[] = [];
+  const ids: Promise<Buffer>[] = [];
   let size = 0;
-  let blobsAdded = 0;
-  let bytesAdded = 0;
-  let bytesStored = 0;
   const save = async (chunks: Buffer[]) => {
-    for (const c of chunks) {
-      const r = await repo.saveBlob(BlobType.data, c);
-      content.push(r.id.toString("hex"));
-      if (r.added) {
-        blobsAdded++;
-        bytesAdded += c.length;
-        bytesStored += r.stored;
-      }
-    }
+    for (const c of chunks) ids.push((await repo.saveBlobDeferred(BlobType.data, c)).id);
   };
   for await (const piece of source) {
     size += piece.length;
@@ -45,7 +33,8 @@ export async function storeStream(
     await save(chunker.push(piece));
   }
   await save(chunker.finish());
-  return { content, size, blobsAdded, bytesAdded, bytesStored };
+  for (const id of await Promise.all(ids)) content.push(id.toString("hex"));
+  return { content, size };
 }
 
 /** Reads a regular file without following a symlink swapped in after lstat. */
@@ -59,9 +48,10 @@ export async function storeFile(
     const st = await fh.stat();
     if (!st.isFile())
       throw Object.assign(new Error(`${path} is no longer a regular file`), { code: "ECHANGED" });
+    // One read buffer for the whole file: storeStream's chunker copies what it is given.
+    const buf = Buffer.allocUnsafe(READ_SIZE);
     async function* pieces(): AsyncIterable<Buffer> {
       for (;;) {
-        const buf = Buffer.allocUnsafe(READ_SIZE);
         const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
         if (bytesRead === 0) return;
         yield bytesRead === READ_SIZE ? buf : buf.subarray(0, bytesRead);

@@ -5,7 +5,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
 import { isSafeName, type TreeNode } from "../../repo/tree.js";
 import { VERSION } from "../../version.js";
-import type { BackupResult, BackupSummary } from "./backup.js";
+import { addWriteStats, type BackupResult, type BackupSummary, emptySummary } from "./backup.js";
 import { storeStream } from "./file-reader.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
 
@@ -70,24 +70,14 @@ export async function backupVirtual(
   options: VirtualBackupOptions = {},
 ): Promise<BackupResult & { snapshot: Snapshot }> {
   const started = Date.now();
+  const statsBefore = { ...repo.writeStats };
   const host = options.host ?? os.hostname();
   const parent = (await repo.listSnapshots())
     .filter((s) => matchesFilter(s, { host, paths: [source.name] }))
     .at(-1);
   const lookup = parentLookup(repo, parent);
   const progress = new ProgressCounter(options.onProgress);
-  const summary: BackupSummary = {
-    files: 0,
-    dirs: 0,
-    bytes: 0,
-    filesNew: 0,
-    filesChanged: 0,
-    filesUnchanged: 0,
-    blobsAdded: 0,
-    bytesAdded: 0,
-    bytesStored: 0,
-    durationMs: 0,
-  };
+  const summary: BackupSummary = emptySummary();
   const root: DirBuild = { node: undefined, children: new Map() };
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
@@ -150,9 +140,6 @@ export async function backupVirtual(
     summary.files++;
     summary.filesNew++;
     summary.bytes += r.size;
-    summary.blobsAdded += r.blobsAdded;
-    summary.bytesAdded += r.bytesAdded;
-    summary.bytesStored += r.bytesStored;
     progress.addFile();
   }
 
@@ -163,17 +150,13 @@ export async function backupVirtual(
       else nodes.push(child);
     }
     summary.dirs++;
-    const r = await repo.saveTree({ nodes });
-    if (r.added) {
-      summary.blobsAdded++;
-      summary.bytesStored += r.stored;
-    }
-    return r.id;
+    return (await repo.saveTree({ nodes })).id;
   };
   const tree = await save(root);
   progress.finish();
   // Invariant: every blob the snapshot references is uploaded and indexed before it is written.
   await repo.flush();
+  addWriteStats(summary, repo, statsBefore);
   summary.durationMs = Date.now() - started;
   let username = "unknown";
   try {
