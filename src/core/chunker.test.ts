@@ -14,7 +14,8 @@ export function prng(n: number, seed = 0): Buffer {
 function chunkAll(data: Buffer, params: ChunkerParams, seed: Buffer, piece: number): number[] {
   const c = new Chunker(params, gearTable(seed));
   const out: number[] = [];
-  for (let i = 0; i < data.length; i += piece) for (const ch of c.push(data.subarray(i, i + piece))) out.push(ch.length);
+  for (let i = 0; i < data.length; i += piece)
+    for (const ch of c.push(data.subarray(i, i + piece))) out.push(ch.length);
   for (const ch of c.finish()) out.push(ch.length);
   return out;
 }
@@ -55,11 +56,17 @@ test("an insertion near the start only changes the first chunks (content-defined
 
 test("a different secret gives different boundaries", () => {
   const data = prng(400_000, 5);
-  assert.notDeepEqual(chunkAll(data, small, Buffer.alloc(32, 1), 4096), chunkAll(data, small, Buffer.alloc(32, 9), 4096));
+  assert.notDeepEqual(
+    chunkAll(data, small, Buffer.alloc(32, 1), 4096),
+    chunkAll(data, small, Buffer.alloc(32, 9), 4096),
+  );
 });
 
 test("inputs at or below the minimum are one chunk; empty input is none", () => {
   assert.deepEqual(chunkAll(prng(2048), small, Buffer.alloc(32), 100), [2048]);
   assert.deepEqual(chunkAll(Buffer.alloc(0), small, Buffer.alloc(32), 100), []);
-  assert.deepEqual(chunkAll(Buffer.alloc(200_000), small, Buffer.alloc(32), 100_000).slice(0, 2), [65536, 65536]);
+  assert.deepEqual(
+    chunkAll(Buffer.alloc(200_000), small, Buffer.alloc(32), 100_000).slice(0, 2),
+    [65536, 65536],
+  );
 });

@@ -110,10 +110,9 @@ export class Chunker {
   push(data: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
     const max = this.params.max;
-    if (this.arena.length === 0) this.arena = Buffer.allocUnsafe(2 * max);
     let off = 0;
     while (off < data.length) {
-      if (this.end === this.arena.length) this.compact();
+      if (this.end === this.arena.length) this.makeRoom(data.length - off);
       const n = Math.min(data.length - off, this.arena.length - this.end);
       this.arena.set(data.subarray(off, off + n), this.end);
       this.end += n;
@@ -140,9 +139,19 @@ export class Chunker {
     return chunk;
   }
 
-  private compact(): void {
-    this.arena.copy(this.arena, 0, this.start, this.end);
-    this.end -= this.start;
+  /** Compacts, or grows the arena (small files never pay for a 2 x max buffer). */
+  private makeRoom(wanted: number): void {
+    const live = this.end - this.start;
+    const cap = 2 * this.params.max;
+    if (this.arena.length < cap && live + wanted > this.arena.length - this.start) {
+      const size = Math.min(cap, Math.max(64 * 1024, 2 * this.arena.length, live + wanted));
+      const next = Buffer.allocUnsafe(size);
+      this.arena.copy(next, 0, this.start, this.end);
+      this.arena = next;
+    } else {
+      this.arena.copy(this.arena, 0, this.start, this.end);
+    }
+    this.end = live;
     this.start = 0;
   }
 }

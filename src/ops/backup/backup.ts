@@ -2,6 +2,7 @@ import type { BigIntStats } from "node:fs";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { mapLimit, Semaphore } from "../../core/concurrency.js";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
@@ -63,7 +64,12 @@ interface Ctx {
   summary: BackupSummary;
   progress: ProgressCounter;
   onWarning: (m: string) => void;
+  /** Bounds files being read at once, across all folders. */
+  files: Semaphore;
 }
+
+const ENTRIES_IN_FLIGHT = 8;
+const FILES_IN_FLIGHT = 8;
 
 /** A virtual directory above the backed-up paths: `/home/ann/docs` puts home → ann → docs. */
 interface VDir {
@@ -121,6 +127,7 @@ export async function backup(
     summary: emptySummary(),
     progress: new ProgressCounter(options.onProgress),
     onWarning: options.onWarning ?? (() => {}),
+    files: new Semaphore(FILES_IN_FLIGHT),
   };
   const scan = scanTotals(abs, excludes, ctx.oneFs).then((t) => ctx.progress.setTotals(t.files, t.bytes));
 
@@ -435,7 +442,7 @@ async function saveFile(
   for (let attempt = 0; attempt < 2; attempt++) {
     let r: Awaited<ReturnType<typeof storeFile>>;
     try {
-      r = await storeFile(ctx.repo, p, (n) => ctx.progress.addBytes(n));
+      r = await ctx.files.run(() => storeFile(ctx.repo, p, (n) => ctx.progress.addBytes(n)));
     } catch (e) {
       ctx.summary.files--;
       ctx.summary.bytes -= Number(st.size);

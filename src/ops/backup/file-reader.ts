@@ -49,12 +49,12 @@ export async function storeFile(
     if (!st.isFile())
       throw Object.assign(new Error(`${path} is no longer a regular file`), { code: "ECHANGED" });
     // One read buffer for the whole file: storeStream's chunker copies what it is given.
-    const buf = Buffer.allocUnsafe(READ_SIZE);
+    const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, st.size + 1));
     async function* pieces(): AsyncIterable<Buffer> {
       for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
         if (bytesRead === 0) return;
-        yield bytesRead === READ_SIZE ? buf : buf.subarray(0, bytesRead);
+        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
       }
     }
     const r = await storeStream(repo, pieces(), onBytes);
