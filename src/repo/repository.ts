@@ -25,6 +25,7 @@ import {
 } from "./keys.js";
 import { type IndexedBlob, MasterIndex } from "./master-index.js";
 import { decodeBlob, PACK_PREFIX, PackBuilder, packKey, parsePrefix } from "./pack.js";
+import { PackReader } from "./pack-reader.js";
 import { ObjectKind, openObject, sealObject } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
 import { decodeTree, encodeTree, type Tree } from "./tree.js";
@@ -77,6 +78,7 @@ export class Repository {
   private readonly uploads = new Set<Promise<void>>();
   private readonly compressing = new Set<Promise<void>>();
   private pool: BlobPool | undefined;
+  private reader: PackReader | undefined;
   /** What this process added: blobs, their plaintext bytes, and the bytes they take in packs. */
   readonly writeStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0 };
   private uploadError: unknown;
@@ -396,7 +398,8 @@ export class Repository {
       );
     }
     const what = names.pack(loc.packId);
-    const sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
+    this.reader ??= new PackReader(this.backend);
+    const sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
     if (sealed.length !== loc.length)
       throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
     return this.decodeLoaded(loc, sealed);

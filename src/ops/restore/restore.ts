@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
+import { mapLimit } from "../../core/concurrency.js";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
@@ -129,6 +130,9 @@ async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, al
     return;
   }
   const seen = new Set<string>();
+  const plain: [TreeNode, string][] = [];
+  const linked: [TreeNode, string][] = [];
+  const dirs: [TreeNode, string][] = [];
   for (const node of nodes) {
     // Whatever a (possibly crafted) snapshot holds, only plain, unique names are created.
     if (!isSafeName(node.name) || seen.has(node.name)) {
@@ -138,11 +142,22 @@ async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, al
       continue;
     }
     seen.add(node.name);
-    const childRel = rel ? `${rel}/${node.name}` : node.name;
+    const list = node.type === "dir" ? dirs : node.type === "file" && (node.links ?? 1) > 1 ? linked : plain;
+    list.push([node, rel ? `${rel}/${node.name}` : node.name]);
+  }
+  // Files and symlinks of one folder are restored concurrently; hard-linked files and folders
+  // one by one afterwards, so the first copy of each link group is complete before others link.
+  await mapLimit(plain, FILES_IN_FLIGHT, async ([node, childRel]) => {
+    const w = await wanted(ctx, node, childRel, all);
+    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all");
+  });
+  for (const [node, childRel] of [...linked, ...dirs]) {
     const w = await wanted(ctx, node, childRel, all);
     if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all");
   }
 }
+
+const FILES_IN_FLIGHT = 8;
 
 /** Restores one node into the real directory `dir`; `all` = everything below is wanted. */
 async function restoreNode(ctx: Ctx, node: TreeNode, dir: string, rel: string, all: boolean): Promise<void> {

@@ -1,0 +1,58 @@
+import type { Backend } from "../backend/backend.js";
+import { names } from "./config.js";
+
+interface Window {
+  packId: string;
+  offset: number;
+  buf: Buffer;
+}
+
+const WINDOW = 4 * 1024 * 1024;
+const WINDOWS = 8;
+
+/**
+ * Reads blobs out of packs with read-ahead: a request for a small blob fetches a 4 MiB window
+ * from its offset, and later blobs inside that window are served from memory. Backups write
+ * blobs in file order, so a restore reads each pack about once instead of once per blob.
+ * Concurrent requests for the same window share one read.
+ */
+export class PackReader {
+  private windows: Window[] = [];
+  private readonly inflight = new Map<string, Promise<Window | undefined>>();
+
+  constructor(private readonly backend: Backend) {}
+
+  async read(packId: string, offset: number, length: number): Promise<Buffer> {
+    const hit = this.find(packId, offset, length);
+    if (hit) return hit;
+    if (length >= WINDOW / 2) return this.backend.get(names.pack(packId), { offset, length });
+    for (const p of this.inflight.values()) {
+      const w = await p;
+      if (w && w.packId === packId && offset >= w.offset && offset + length <= w.offset + w.buf.length) {
+        return w.buf.subarray(offset - w.offset, offset - w.offset + length);
+      }
+    }
+    const key = `${packId}:${offset}`;
+    const p = this.backend
+      .get(names.pack(packId), { offset, length: WINDOW })
+      .then((buf) => ({ packId, offset, buf }))
+      .catch(() => undefined); // e.g. a backend that refuses ranges past the end: read exactly
+    this.inflight.set(key, p);
+    const w = await p.finally(() => this.inflight.delete(key));
+    if (w && w.buf.length >= length) {
+      this.windows.push(w);
+      if (this.windows.length > WINDOWS) this.windows.shift();
+      return w.buf.subarray(0, length);
+    }
+    return this.backend.get(names.pack(packId), { offset, length });
+  }
+
+  private find(packId: string, offset: number, length: number): Buffer | undefined {
+    for (const w of this.windows) {
+      if (w.packId === packId && offset >= w.offset && offset + length <= w.offset + w.buf.length) {
+        return w.buf.subarray(offset - w.offset, offset - w.offset + length);
+      }
+    }
+    return undefined;
+  }
+}
