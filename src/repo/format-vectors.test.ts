@@ -16,11 +16,18 @@ const block = /<!-- vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- vectors:en
 if (!block) throw new Error("docs/format.md has no vectors block");
 const v = JSON.parse(block[1]!);
 const hex = (s: string) => Buffer.from(s, "hex");
-const keys = { id: hex(v.keys.id), chunker: hex(v.keys.chunker), data: hex(v.keys.data), meta: hex(v.keys.meta) };
+const keys = {
+  id: hex(v.keys.id),
+  chunker: hex(v.keys.chunker),
+  data: hex(v.keys.data),
+  meta: hex(v.keys.meta),
+};
 
 test("gear table and chunk boundaries", () => {
   assert.deepEqual([...gearTable(keys.chunker).slice(0, 4)], v.gear.first4);
-  const input = createCipheriv("aes-128-ctr", Buffer.alloc(16), Buffer.alloc(16)).update(Buffer.alloc(300_000));
+  const input = createCipheriv("aes-128-ctr", Buffer.alloc(16), Buffer.alloc(16)).update(
+    Buffer.alloc(300_000),
+  );
   const c = new Chunker(v.chunks.params, gearTable(keys.chunker));
   const lens = [...c.push(input), ...c.finish()].map((x) => x.length);
   assert.deepEqual(lens, v.chunks.lengths);
@@ -44,7 +51,9 @@ test("pack decodes to the listed blobs and matches its storage id", () => {
   const entries = readPackHeader(bytes, keys, "vector pack");
   const prefix = parsePrefix(bytes, "vector pack");
   const key = packKey(keys.data, prefix.salt);
-  const plain = entries.map((e) => decodeBlob(bytes.subarray(e.offset, e.offset + e.length), e, key, keys.id, "vector"));
+  const plain = entries.map((e) =>
+    decodeBlob(bytes.subarray(e.offset, e.offset + e.length), e, key, keys.id, "vector"),
+  );
   assert.deepEqual(
     plain.map((p) => p.toString("utf8")),
     v.pack.blobs,

@@ -9,7 +9,17 @@ test("finds every added blob, keeps the first location, and misses unknown ids",
   for (let i = 0; i < 50_000; i++) {
     const id = randomBytes(32);
     ids.push(id);
-    idx.add({ type: i % 2 === 0 ? 0 : 1, compression: i % 3 === 0 ? 1 : 0, id, offset: i, length: i + 1, rawLength: i + 2 }, `p${i % 7}`);
+    idx.add(
+      {
+        type: i % 2 === 0 ? 0 : 1,
+        compression: i % 3 === 0 ? 1 : 0,
+        id,
+        offset: i,
+        length: i + 1,
+        rawLength: i + 2,
+      },
+      `p${i % 7}`,
+    );
   }
   assert.equal(idx.size, 50_000);
   for (let i = 0; i < ids.length; i += 997) {
