@@ -17,7 +17,10 @@ before(async () => {
   await fs.writeFile(path.join(dir, "src", "a"), "a\n");
   assert.equal((await run(["-r", repo, "init"], { env })).code, 0);
   for (let i = 0; i < 20; i++) {
-    assert.equal((await run(["-r", repo, "backup", path.join(dir, "src"), "--tag", `n${i}`], { env })).code, 0);
+    assert.equal(
+      (await run(["-r", repo, "backup", path.join(dir, "src"), "--tag", `n${i}`], { env })).code,
+      0,
+    );
   }
 });
 after(async () => {
@@ -56,8 +59,14 @@ test("a second init: exit 11, nothing changed", async () => {
 });
 
 test("a snapshot id that matches nothing, or several: exit 13", async () => {
-  await expectError(["-r", repo, "restore", "ffffffffff", "--target", path.join(dir, "t")], 13, /no snapshot id starts with/);
-  const ids = JSON.parse((await run(["-r", repo, "snapshots", "--json"], { env })).stdout) as { id: string }[];
+  await expectError(
+    ["-r", repo, "restore", "ffffffffff", "--target", path.join(dir, "t")],
+    13,
+    /no snapshot id starts with/,
+  );
+  const ids = JSON.parse((await run(["-r", repo, "snapshots", "--json"], { env })).stdout) as {
+    id: string;
+  }[];
   const counts = new Map<string, number>();
   for (const s of ids) counts.set(s.id[0]!, (counts.get(s.id[0]!) ?? 0) + 1);
   const shared = [...counts].find(([, n]) => n > 1)![0];
@@ -110,7 +119,10 @@ test("unreadable files: snapshot saved, marked incomplete, exit 3", async (t) =>
     assert.equal(b.status, 3, b.stderr);
     assert.match(b.stderr, /secret\.txt/);
     assert.match(b.stdout, /INCOMPLETE/);
-    const snaps = JSON.parse(cli([CLI, "-r", userRepo, "snapshots", "--json"]).stdout) as { incomplete: boolean; errors: string[] }[];
+    const snaps = JSON.parse(cli([CLI, "-r", userRepo, "snapshots", "--json"]).stdout) as {
+      incomplete: boolean;
+      errors: string[];
+    }[];
     assert.equal(snaps.length, 1);
     assert.equal(snaps[0]!.incomplete, true);
     assert.match(snaps[0]!.errors[0]!, /secret\.txt/);

@@ -46,7 +46,11 @@ async function makeHardTree(root: string): Promise<void> {
   await fs.mkdir(path.join(root, "setgid"));
   await fs.chmod(path.join(root, "setgid"), 0o2775);
   await writeRandomFile(path.join(root, "big.bin"), 300, 7);
-  await fs.utimes(path.join(root, "empty"), new Date("2001-02-03T04:05:06Z"), new Date("2001-02-03T04:05:06Z"));
+  await fs.utimes(
+    path.join(root, "empty"),
+    new Date("2001-02-03T04:05:06Z"),
+    new Date("2001-02-03T04:05:06Z"),
+  );
 }
 
 test("a tree of hard cases restores byte for byte, with metadata", async () => {
@@ -84,13 +88,20 @@ test("restore of a sub-path, and --include / --exclude", async () => {
   assert.equal((await run(["restore", `latest:${src}/sub`, "--target", t1], { env })).code, 0);
   assert.deepEqual(await fs.readdir(t1), ["hard-b"]);
   const t2 = path.join(dir, "restore-include");
-  const inc = await run(["restore", "latest", "--target", t2, "--include", "*.sh", "--include", "bottom.txt"], { env });
+  const inc = await run(
+    ["restore", "latest", "--target", t2, "--include", "*.sh", "--include", "bottom.txt"],
+    { env },
+  );
   assert.equal(inc.code, 0, inc.stderr);
   const files = (await describeTree(t2)).filter((l) => l.startsWith("F")).map((l) => l.split(" ")[1]);
   assert.equal(files.length, 2);
   assert.ok(files.some((f) => f!.endsWith('script.sh"')));
   const t3 = path.join(dir, "restore-exclude");
-  assert.equal((await run(["restore", "latest", "--target", t3, "--exclude", "big.bin", "--exclude", "deep/"], { env })).code, 0);
+  assert.equal(
+    (await run(["restore", "latest", "--target", t3, "--exclude", "big.bin", "--exclude", "deep/"], { env }))
+      .code,
+    0,
+  );
   const restored = await describeTree(path.join(t3, src));
   assert.ok(!restored.some((l) => l.includes("big.bin") || l.includes("bottom.txt")));
   assert.ok(restored.some((l) => l.includes("private")));
@@ -102,7 +113,9 @@ test("backup --exclude and --exclude-file use gitignore syntax", async () => {
   const b = await run(["backup", src, "--exclude-file", ex, "--exclude", "sub/", "--tag", "excl"], { env });
   assert.equal(b.code, 0, b.stderr);
   const ls = await run(["ls", "latest", "--json"], { env });
-  const paths = jsonLines(ls.stdout).filter((l) => l.message_type === "node").map((l) => l.path as string);
+  const paths = jsonLines(ls.stdout)
+    .filter((l) => l.message_type === "node")
+    .map((l) => l.path as string);
   assert.ok(paths.some((p) => p.endsWith("/private")));
   assert.ok(!paths.some((p) => p.endsWith(".bin") || p.includes("/deep") || p.endsWith("/sub")));
 });
@@ -127,7 +140,10 @@ test("the same 50 MB under three names, and shifted, is stored about once", asyn
 
 test("--stdin stores a stream as one file", async () => {
   const payload = Buffer.from("CREATE TABLE t(x);\n".repeat(1000));
-  const b = await run(["backup", "--stdin", "--stdin-filename", "db.sql", "--tag", "dump"], { env, input: payload });
+  const b = await run(["backup", "--stdin", "--stdin-filename", "db.sql", "--tag", "dump"], {
+    env,
+    input: payload,
+  });
   assert.equal(b.code, 0, b.stderr);
   const ls = await run(["ls", "latest"], { env });
   assert.equal(ls.stdout.trim(), "/db.sql");
@@ -162,7 +178,9 @@ test("a resumed restore skips files already right and repairs damaged ones", asy
   assert.equal(s.files_skipped, 0);
   // The big tree: restore, damage one file (same size), delete another, restore again.
   const t2 = path.join(dir, "restore-resume-2");
-  const snaps = JSON.parse((await run(["snapshots", "--json", "--path", src], { env })).stdout) as { id: string }[];
+  const snaps = JSON.parse((await run(["snapshots", "--json", "--path", src], { env })).stdout) as {
+    id: string;
+  }[];
   const id = snaps[1]!.id;
   assert.equal((await run(["restore", id, "--target", t2], { env })).code, 0);
   const base = path.join(t2, src);

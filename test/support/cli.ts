@@ -6,7 +6,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The built CLI (tests run from dist/test/...). */
-export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "src", "cli", "main.js");
+export const CLI = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "src",
+  "cli",
+  "main.js",
+);
 
 export interface RunResult {
   code: number;
@@ -17,11 +24,15 @@ export interface RunResult {
 /** Base environment: fast key derivation, no inherited repository or password settings. */
 export function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("LIFEBOAT_")) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith("LIFEBOAT_")) env[k] = v;
   return { ...env, LIFEBOAT_KDF_N: "1024", ...extra };
 }
 
-export function run(args: string[], opts: { env?: Record<string, string>; input?: Buffer | string; cwd?: string } = {}): Promise<RunResult> {
+export function run(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: Buffer | string; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const o: SpawnOptions = { env: opts.env ?? baseEnv(), cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] };
     const child = spawn(process.execPath, [CLI, ...args], o);
@@ -31,7 +42,11 @@ export function run(args: string[], opts: { env?: Record<string, string>; input?
     child.stderr!.on("data", (d: Buffer) => err.push(d));
     child.on("error", reject);
     child.on("close", (code) =>
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }),
+      resolve({
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      }),
     );
     child.stdin!.end(opts.input ?? "");
   });
@@ -89,7 +104,9 @@ export async function describeTree(root: string): Promise<string[]> {
           link = ` link-group=${inodes.get(key) ?? r}`;
           if (!inodes.has(key)) inodes.set(key, r);
         }
-        out.push(`F ${JSON.stringify(r)} ${mode} ${st.size} ${Math.floor(st.mtimeMs / 1000)} ${h.digest("hex")}${link}`);
+        out.push(
+          `F ${JSON.stringify(r)} ${mode} ${st.size} ${Math.floor(st.mtimeMs / 1000)} ${h.digest("hex")}${link}`,
+        );
       }
     }
   };
