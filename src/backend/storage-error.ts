@@ -1,4 +1,4 @@
-import { LifeboatError, errnoCode } from "../core/errors.js";
+import { errnoCode, LifeboatError } from "../core/errors.js";
 
 /** Maps a file-system or network error to one clear LifeboatError naming the place. */
 export function storageError(e: unknown, where: string): LifeboatError {

@@ -386,18 +386,12 @@ async function saveDir(
   }
   names.sort();
   const parentNodes = await loadParentNodes(ctx, parentTree);
-  const nodes: TreeNode[] = [];
-  for (const name of names) {
-    const node = await saveEntry(
-      ctx,
-      path.join(p, name),
-      name,
-      rootArg,
-      parentNodes.get(name),
-      rootDev ?? st.dev,
-    );
-    if (node) nodes.push(node);
-  }
+  // Entries of a folder are saved concurrently (bounded): with one file at a time the process
+  // mostly waits for lstat/open/read round trips; ctx.files bounds open files across folders.
+  const saved = await mapLimit(names, ENTRIES_IN_FLIGHT, (name) =>
+    saveEntry(ctx, path.join(p, name), name, rootArg, parentNodes.get(name), rootDev ?? st.dev),
+  );
+  const nodes = saved.filter((n): n is TreeNode => n !== undefined);
   return (await saveTreeCounted(ctx, { nodes })).id;
 }
 
