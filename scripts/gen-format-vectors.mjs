@@ -5,8 +5,8 @@
 // Usage: npm run build && LIFEBOAT_KDF_N=1024 node scripts/gen-format-vectors.mjs
 import { createCipheriv } from "node:crypto";
 import { Chunker, gearTable } from "../dist/src/core/chunker.js";
-import { blobId, deriveKey } from "../dist/src/core/crypto.js";
 import { maybeCompress } from "../dist/src/core/compress.js";
+import { blobId, deriveKey } from "../dist/src/core/crypto.js";
 import { encodeIndex } from "../dist/src/repo/index-file.js";
 import { createKeyFile } from "../dist/src/repo/keys.js";
 import { PackBuilder } from "../dist/src/repo/pack.js";
@@ -23,8 +23,25 @@ const lengths = [...ch.push(prng(300_000)), ...ch.finish()].map((c) => c.length)
 
 const tree = {
   nodes: [
-    { name: "b.txt", type: "file", mode: 420, uid: 1000, gid: 1000, mtime: "1700000000123456789", size: 5, content: [blobId(keys.id, Buffer.from("hello")).toString("hex")] },
-    { name: "a", type: "dir", mode: 493, uid: 0, gid: 0, mtime: "1700000000000000000", subtree: "00".repeat(32) },
+    {
+      name: "b.txt",
+      type: "file",
+      mode: 420,
+      uid: 1000,
+      gid: 1000,
+      mtime: "1700000000123456789",
+      size: 5,
+      content: [blobId(keys.id, Buffer.from("hello")).toString("hex")],
+    },
+    {
+      name: "a",
+      type: "dir",
+      mode: 493,
+      uid: 0,
+      gid: 0,
+      mtime: "1700000000000000000",
+      subtree: "00".repeat(32),
+    },
     { name: "l", type: "symlink", mode: 511, uid: 0, gid: 0, mtime: "1", target: "../x" },
   ],
 };
@@ -38,19 +55,50 @@ for (const b of blobs) {
 }
 const pack = pb.finish();
 
-const snapshot = { version: 1, time: "2026-01-01T00:00:00.000Z", tree: blobId(keys.id, treeBytes).toString("hex"), paths: ["/home/ann"], hostname: "h", username: "ann", tags: [], incomplete: false, errors: [], changedWhileReading: [], excludes: [], program: "lifeboat 0.1.0" };
+const snapshot = {
+  version: 1,
+  time: "2026-01-01T00:00:00.000Z",
+  tree: blobId(keys.id, treeBytes).toString("hex"),
+  paths: ["/home/ann"],
+  hostname: "h",
+  username: "ann",
+  tags: [],
+  incomplete: false,
+  errors: [],
+  changedWhileReading: [],
+  excludes: [],
+  program: "lifeboat 0.1.0",
+};
 const keyFile = await createKeyFile("correct horse battery staple", keys);
 
 const out = {
   keys: Object.fromEntries(Object.entries(keys).map(([n, v]) => [n, v.toString("hex")])),
   gear: { seed: keys.chunker.toString("hex"), first4: [...gearTable(keys.chunker).slice(0, 4)] },
-  chunks: { params, input: "AES-128-CTR keystream, key 16 zero bytes, counter block 16 zero bytes, first 300000 bytes", lengths },
-  blobId: { key: keys.id.toString("hex"), plaintext: "hello", id: blobId(keys.id, Buffer.from("hello")).toString("hex") },
-  hkdf: { key: keys.data.toString("hex"), salt: "00".repeat(32), info: "lifeboat pack v1", out: deriveKey(keys.data, Buffer.alloc(32), "lifeboat pack v1").toString("hex") },
+  chunks: {
+    params,
+    input: "AES-128-CTR keystream, key 16 zero bytes, counter block 16 zero bytes, first 300000 bytes",
+    lengths,
+  },
+  blobId: {
+    key: keys.id.toString("hex"),
+    plaintext: "hello",
+    id: blobId(keys.id, Buffer.from("hello")).toString("hex"),
+  },
+  hkdf: {
+    key: keys.data.toString("hex"),
+    salt: "00".repeat(32),
+    info: "lifeboat pack v1",
+    out: deriveKey(keys.data, Buffer.alloc(32), "lifeboat pack v1").toString("hex"),
+  },
   tree: { json: treeBytes.toString("utf8"), id: blobId(keys.id, treeBytes).toString("hex") },
   pack: { id: pack.id, hex: pack.bytes.toString("hex"), blobs: blobs.map((b) => b.toString("utf8")) },
-  index: { hex: encodeIndex({ supersedes: [], packs: [{ id: pack.id, blobs: pack.entries }] }).toString("hex") },
-  snapshot: { hex: sealObject(keys.meta, ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot))).toString("hex"), json: snapshot },
+  index: {
+    hex: encodeIndex({ supersedes: [], packs: [{ id: pack.id, blobs: pack.entries }] }).toString("hex"),
+  },
+  snapshot: {
+    hex: sealObject(keys.meta, ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot))).toString("hex"),
+    json: snapshot,
+  },
   keyFile: { password: "correct horse battery staple", json: JSON.parse(keyFile.bytes.toString("utf8")) },
 };
 console.log(JSON.stringify(out, null, 1));
