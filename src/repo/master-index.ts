@@ -8,8 +8,9 @@ export interface IndexedBlob extends BlobLocation {
  * The in-memory index of every blob in the repository, built for millions of entries: ids and
  * fields live in typed arrays (no object per blob) and an open-addressing table of int32 slots
  * finds them. Per blob: 32 (id) + 4 (pack) + 4 (offset) + 4 (length) + 4 (raw length) + 1
- * (type/compression) = 49 bytes, plus 4-8 bytes of table slots and up to 1/3 spare capacity
- * while growing — see docs/format.md ("In-memory index").
+ * (type/compression) = 49 bytes, plus 4 bytes per table slot (load factor at most 3/4) and spare
+ * capacity while growing; `reserve` sizes it exactly when the count is known. See
+ * docs/format.md ("In-memory index") and `npm run bench:index` for the measured figure.
  */
 export class MasterIndex {
   private ids = new Uint8Array(32 * 1024);
@@ -74,7 +75,7 @@ export class MasterIndex {
   add(loc: BlobLocation, packId: string): void {
     if (this.find(loc.id) >= 0) return;
     if (this.count + 1 > this.pack.length) this.growEntries();
-    if ((this.count + 1) * 2 > this.slots.length) this.growSlots();
+    if ((this.count + 1) * 4 > this.slots.length * 3) this.growSlots();
     const e = this.count++;
     this.ids.set(loc.id, e * 32);
     this.pack[e] = this.packNumber(packId);
@@ -108,8 +109,15 @@ export class MasterIndex {
     for (let e = 0; e < this.count; e++) yield this.entry(e);
   }
 
-  private growEntries(): void {
-    const cap = Math.ceil(this.pack.length * 1.5);
+  /** Makes room for `n` more blobs at once (avoids growth slack when loading known counts). */
+  reserve(n: number): void {
+    const want = this.count + n;
+    if (want > this.pack.length) this.growEntries(want);
+    while (want * 4 > this.slots.length * 3) this.growSlots();
+  }
+
+  private growEntries(min = 0): void {
+    const cap = Math.max(min, Math.ceil(this.pack.length * 1.5));
     const grow = <T extends Uint8Array | Uint32Array>(a: T, n: number): T => {
       const b = new (a.constructor as new (n: number) => T)(n);
       b.set(a);

@@ -189,6 +189,7 @@ export class Repository {
         ),
         names.index(id),
       );
+      this.index.reserve(file.packs.reduce((n, p) => n + p.blobs.length, 0));
       for (const p of file.packs) for (const b of p.blobs) this.index.add(b, p.id);
     }
   }

@@ -197,3 +197,22 @@ test("a resumed restore skips files already right and repairs damaged ones", asy
   const restored = await describeTree(base);
   assert.ok(restored.some((l) => l.includes('"private"')));
 });
+
+test("runs of zeroes are restored as holes (sparse files)", async () => {
+  const d = path.join(dir, "sparse");
+  await fs.mkdir(d);
+  const f = path.join(d, "disk.img");
+  const fh = await fs.open(f, "w");
+  await fh.truncate(96 * 1024 * 1024);
+  await fh.write(Buffer.from("data in the middle"), 0, 18, 40 * 1024 * 1024);
+  await fh.close();
+  assert.equal((await run(["backup", d], { env })).code, 0);
+  const t = path.join(dir, "restore-sparse");
+  const r = await run(["restore", "latest", "--target", t, "--verify"], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const restored = path.join(t, f);
+  assert.deepEqual(await describeTree(path.join(t, d)), await describeTree(d));
+  const st = await fs.stat(restored);
+  assert.equal(st.size, 96 * 1024 * 1024);
+  assert.ok(st.blocks * 512 < 32 * 1024 * 1024, `restored file occupies ${st.blocks * 512} bytes on disk`);
+});

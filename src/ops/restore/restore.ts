@@ -159,6 +159,14 @@ async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, al
 
 const FILES_IN_FLIGHT = 8;
 
+let zeroes = Buffer.alloc(0);
+/** Whether a blob is all zero bytes (a memcmp against a shared zero buffer). */
+function isZero(b: Buffer): boolean {
+  if (b.length < 4096) return false;
+  if (zeroes.length < b.length) zeroes = Buffer.alloc(b.length);
+  return b.equals(zeroes.subarray(0, b.length));
+}
+
 /** Restores one node into the real directory `dir`; `all` = everything below is wanted. */
 async function restoreNode(ctx: Ctx, node: TreeNode, dir: string, rel: string, all: boolean): Promise<void> {
   const dest = path.join(dir, node.name);
@@ -231,12 +239,16 @@ async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, 
     );
     try {
       let written = 0;
+      let holes = false;
       for (const id of content) {
         const blob = await ctx.repo.loadBlob(Buffer.from(id, "hex"));
-        await fh.write(blob, 0, blob.length, written);
+        // Runs of zeroes become holes (sparse files): skip the write, set the size at the end.
+        if (isZero(blob)) holes = true;
+        else await fh.write(blob, 0, blob.length, written);
         written += blob.length;
         ctx.progress.addBytes(blob.length);
       }
+      if (holes) await fh.truncate(written);
       if (written !== node.size) {
         throw new CorruptionError(
           `file ${rel}`,
