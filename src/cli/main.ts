@@ -4,6 +4,7 @@ import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { VERSION } from "../version.js";
 import { registerBackup } from "./commands/backup.js";
 import { registerCat } from "./commands/cat.js";
+import { registerCheck } from "./commands/check.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
@@ -55,6 +56,7 @@ Start here:
   registerRestore(program, ctx);
   registerCat(program, ctx);
   registerKey(program, ctx);
+  registerCheck(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

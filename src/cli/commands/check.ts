@@ -1,0 +1,73 @@
+import type { Command } from "commander";
+import { ExitCode } from "../../core/errors.js";
+import { check, parseSubset } from "../../ops/check/check.js";
+import type { CliContext } from "../context.js";
+import { bytes } from "../format.js";
+
+export function registerCheck(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("check")
+    .description("verify the repository's structure, and with --read-data every stored byte")
+    .option("--read-data", "download every pack and verify every blob (decrypt, decompress, re-hash)")
+    .option(
+      "--read-data-subset <part>",
+      "verify only a part: N/M (the N-th of M parts) or X% (a random sample)",
+    )
+    .addHelpText(
+      "after",
+      `
+check never changes the repository. On damage it names the pack, the blobs, and the
+snapshots and files that need them, and exits with 14.
+
+Examples:
+  lifeboat check                          structure: trees, index, packs present
+  lifeboat check --read-data              read and verify everything
+  lifeboat check --read-data-subset 1/7   a seventh each day: everything once a week`,
+    )
+    .action(async (flags: { readData?: boolean; readDataSubset?: string }, cmd: Command) => {
+      const c = ctx(cmd);
+      const subset = flags.readDataSubset ? parseSubset(flags.readDataSubset) : undefined;
+      const repo = await c.openRepo();
+      try {
+        const started = Date.now();
+        const r = await check(repo, {
+          readData: flags.readData === true || subset !== undefined,
+          ...(subset ? { subset } : {}),
+          onProgress: c.out.progress("check"),
+        });
+        const secs = (Date.now() - started) / 1000;
+        c.out.emit({ message_type: "summary", ...r, seconds: secs, ok: r.problems.length === 0 });
+        c.out.info(
+          `${r.snapshots} snapshots, ${r.trees} trees, ${r.dataBlobs} data blobs in ${r.packs} packs`,
+        );
+        if (r.packsRead > 0) {
+          c.out.info(`read and verified ${r.packsRead} packs (${bytes(r.bytesRead)}) in ${secs.toFixed(1)}s`);
+        }
+        if (r.unindexedPacks.length > 0) {
+          c.out.info(
+            `${r.unindexedPacks.length} pack(s) are not in any index (left by an interrupted backup; prune removes them)`,
+          );
+        }
+        for (const p of r.problems) {
+          c.out.warn(`${p.object}: ${p.message}`);
+          if (p.blobs.length > 0)
+            c.out.warn(`  blobs: ${p.blobs.slice(0, 5).join(", ")}${p.blobs.length > 5 ? ", ..." : ""}`);
+          for (const a of p.affected) {
+            c.out.warn(
+              `  needed by snapshot ${a.snapshot.slice(0, 8)} (${a.time}): ${a.paths.slice(0, 10).join(", ")}${a.paths.length > 10 ? `, and ${a.paths.length - 10} more` : ""}`,
+            );
+          }
+        }
+        if (r.problems.length > 0) {
+          process.exitCode = ExitCode.corruption;
+          process.stderr.write(
+            `error: the repository is damaged: ${r.problems.length} problem(s) listed above\n  hint: files not listed still restore; copy the repository before any repair\n`,
+          );
+        } else {
+          c.out.info("no errors were found");
+        }
+      } finally {
+        await repo.close();
+      }
+    });
+}

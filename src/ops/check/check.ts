@@ -1,0 +1,300 @@
+import { mapLimit } from "../../core/concurrency.js";
+import { storageId } from "../../core/crypto.js";
+import { LifeboatError } from "../../core/errors.js";
+import { blobTypeName } from "../../repo/blob.js";
+import { isStorageId, names } from "../../repo/config.js";
+import type { IndexedBlob } from "../../repo/master-index.js";
+import { readPackHeader } from "../../repo/pack.js";
+import type { Repository } from "../../repo/repository.js";
+import type { SnapshotWithId } from "../../repo/snapshot.js";
+import type { BackupProgress } from "../backup/progress.js";
+import { ProgressCounter } from "../backup/progress.js";
+
+export type Subset = { kind: "part"; n: number; of: number } | { kind: "percent"; percent: number };
+
+export interface CheckOptions {
+  /** Download every selected pack and verify every blob in it. */
+  readData?: boolean;
+  /** Read only a part of the packs (`--read-data-subset 2/5` or `10%`). */
+  subset?: Subset;
+  onProgress?: (p: BackupProgress) => void;
+}
+
+export interface Affected {
+  snapshot: string;
+  time: string;
+  paths: string[];
+}
+
+export interface CheckProblem {
+  /** What kind of damage: a missing pack, a damaged pack, a blob not in the index, ... */
+  kind: "missing-pack" | "damaged-pack" | "damaged-blob" | "missing-blob" | "damaged-tree" | "index-mismatch";
+  object: string;
+  message: string;
+  blobs: string[];
+  /** Snapshots and file paths that need the damaged data. */
+  affected: Affected[];
+}
+
+export interface CheckReport {
+  snapshots: number;
+  trees: number;
+  dataBlobs: number;
+  packs: number;
+  packsRead: number;
+  bytesRead: number;
+  /** Packs in storage that no index lists (left by an interrupted backup; prune removes them). */
+  unindexedPacks: string[];
+  problems: CheckProblem[];
+}
+
+const PACKS_IN_FLIGHT = 2;
+
+/**
+ * Verifies a repository without changing it: every snapshot's trees and file blobs are indexed,
+ * every indexed pack exists, and (with readData) every selected pack is downloaded, its storage
+ * id recomputed, its header compared with the index, and every blob decrypted and re-hashed.
+ * Damage is attributed to the snapshots and file paths that need it.
+ */
+export async function check(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
+  const problems: CheckProblem[] = [];
+  const stored = new Map<string, number>();
+  for await (const o of repo.backend.list("data/")) {
+    const id = o.name.split("/").at(-1)!;
+    if (isStorageId(id)) stored.set(id, o.size);
+  }
+  const indexedPacks = new Set(repo.index.packs());
+  for (const p of indexedPacks) {
+    if (!stored.has(p)) {
+      problems.push({
+        kind: "missing-pack",
+        object: names.pack(p),
+        message: "is in the index but missing from storage",
+        blobs: [],
+        affected: [],
+      });
+    }
+  }
+  const unindexedPacks = [...stored.keys()].filter((p) => !indexedPacks.has(p));
+
+  // Structure: walk every snapshot once, visiting each tree once.
+  const snapshots = await repo.listSnapshots();
+  const seenTrees = new Set<string>();
+  const seenData = new Set<string>();
+  const missing = new Set<string>();
+  for (const s of snapshots) {
+    const stack = [s.tree];
+    while (stack.length > 0) {
+      const t = stack.pop()!;
+      if (seenTrees.has(t)) continue;
+      seenTrees.add(t);
+      let nodes: Awaited<ReturnType<Repository["loadTree"]>>["nodes"];
+      try {
+        nodes = (await repo.loadTree(t)).nodes;
+      } catch (e) {
+        problems.push({
+          kind: repo.index.has(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
+          object: `tree ${t}`,
+          message: (e as Error).message,
+          blobs: [t],
+          affected: [],
+        });
+        continue;
+      }
+      for (const n of nodes) {
+        if (n.type === "dir" && n.subtree) stack.push(n.subtree);
+        for (const c of n.content ?? []) {
+          if (seenData.has(c)) continue;
+          seenData.add(c);
+          if (!repo.index.has(Buffer.from(c, "hex"))) missing.add(c);
+        }
+      }
+    }
+  }
+  if (missing.size > 0) {
+    problems.push({
+      kind: "missing-blob",
+      object: "data blobs",
+      message: `${missing.size} data blob(s) are referenced but not in the index`,
+      blobs: [...missing],
+      affected: [],
+    });
+  }
+  for (const p of problems) {
+    if (p.kind === "missing-pack")
+      p.blobs = blobsOfPack(repo, p.object.split("/").at(-1)!).map((b) => b.id.toString("hex"));
+  }
+
+  let packsRead = 0;
+  let bytesRead = 0;
+  if (options.readData) {
+    const byPack = new Map<string, IndexedBlob[]>();
+    for (const e of repo.index.entries()) {
+      let l = byPack.get(e.packId);
+      if (!l) byPack.set(e.packId, (l = []));
+      l.push(e);
+    }
+    const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
+    const progress = new ProgressCounter(options.onProgress);
+    progress.setTotals(
+      selected.length,
+      selected.reduce((n, p) => n + (stored.get(p) ?? 0), 0),
+    );
+    await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
+      const what = names.pack(packId);
+      let bytes: Buffer;
+      try {
+        bytes = await repo.backend.get(what);
+      } catch (e) {
+        problems.push({
+          kind: "missing-pack",
+          object: what,
+          message: (e as Error).message,
+          blobs: ids(byPack.get(packId)!),
+          affected: [],
+        });
+        return;
+      }
+      packsRead++;
+      bytesRead += bytes.length;
+      progress.addBytes(bytes.length);
+      const expected = byPack.get(packId)!;
+      const damaged: string[] = [];
+      for (const loc of expected) {
+        const sealed = bytes.subarray(loc.offset, loc.offset + loc.length);
+        try {
+          if (sealed.length !== loc.length) throw new Error("pack is shorter than the index says");
+          await repo.decodeLoaded(loc, Buffer.from(sealed));
+        } catch {
+          damaged.push(loc.id.toString("hex"));
+        }
+      }
+      if (damaged.length > 0) {
+        problems.push({
+          kind: "damaged-blob",
+          object: what,
+          message: `${damaged.length} of ${expected.length} blob(s) fail verification (data was modified or damaged)`,
+          blobs: damaged,
+          affected: [],
+        });
+      } else if (storageId(bytes) !== packId) {
+        problems.push({
+          kind: "damaged-pack",
+          object: what,
+          message: "content does not match its name (SHA-256), outside the blobs the index uses",
+          blobs: [],
+          affected: [],
+        });
+      } else {
+        try {
+          const header = readPackHeader(bytes, repo.roots(), what);
+          const inIndex = new Set(ids(expected));
+          const notIndexed = header.filter((h) => !inIndex.has(h.id.toString("hex")));
+          if (header.length !== expected.length || notIndexed.length > 0) {
+            problems.push({
+              kind: "index-mismatch",
+              object: what,
+              message: `pack header lists ${header.length} blob(s), the index ${expected.length}`,
+              blobs: ids(notIndexed),
+              affected: [],
+            });
+          }
+        } catch (e) {
+          problems.push({
+            kind: "damaged-pack",
+            object: what,
+            message: (e as Error).message,
+            blobs: [],
+            affected: [],
+          });
+        }
+      }
+      progress.addFile();
+    });
+    progress.finish();
+  }
+
+  await attribute(repo, snapshots, problems);
+  let dataBlobs = 0;
+  for (const e of repo.index.entries()) if (blobTypeName(e.type) === "data") dataBlobs++;
+  return {
+    snapshots: snapshots.length,
+    trees: seenTrees.size,
+    dataBlobs,
+    packs: stored.size,
+    packsRead,
+    bytesRead,
+    unindexedPacks,
+    problems,
+  };
+}
+
+const ids = (l: { id: Buffer }[]) => l.map((b) => b.id.toString("hex"));
+
+function blobsOfPack(repo: Repository, packId: string): IndexedBlob[] {
+  return [...repo.index.entries()].filter((e) => e.packId === packId);
+}
+
+/** `part` n/m takes every m-th pack starting at n-1 (of the sorted ids); `percent` a random sample. */
+export function selectPacks(packs: string[], subset: Subset | undefined): string[] {
+  if (!subset) return packs;
+  if (subset.kind === "part") return packs.filter((_, i) => i % subset.of === subset.n - 1);
+  const want = Math.ceil((packs.length * subset.percent) / 100);
+  const shuffled = [...packs];
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+  }
+  return shuffled.slice(0, want).sort();
+}
+
+export function parseSubset(s: string): Subset {
+  const part = /^(\d+)\/(\d+)$/.exec(s);
+  if (part) {
+    const n = Number(part[1]);
+    const of = Number(part[2]);
+    if (n >= 1 && n <= of) return { kind: "part", n, of };
+  }
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
+  if (pct && Number(pct[1]) > 0 && Number(pct[1]) <= 100) return { kind: "percent", percent: Number(pct[1]) };
+  throw new LifeboatError(
+    "USAGE",
+    `--read-data-subset ${JSON.stringify(s)} is not N/M (1 <= N <= M) or X% (0 < X <= 100)`,
+  );
+}
+
+/** Fills `affected` of each problem: which snapshots and which file paths use the blobs. */
+async function attribute(
+  repo: Repository,
+  snapshots: SnapshotWithId[],
+  problems: CheckProblem[],
+): Promise<void> {
+  const wanted = new Map<string, CheckProblem[]>();
+  for (const p of problems) for (const b of p.blobs) wanted.set(b, [...(wanted.get(b) ?? []), p]);
+  if (wanted.size === 0) return;
+  for (const s of snapshots) {
+    const hits = new Map<CheckProblem, Set<string>>();
+    const note = (p: CheckProblem, path: string) => {
+      let set = hits.get(p);
+      if (!set) hits.set(p, (set = new Set()));
+      set.add(path);
+    };
+    const walk = async (tree: string, prefix: string): Promise<void> => {
+      for (const p of wanted.get(tree) ?? []) note(p, prefix || "/");
+      let nodes;
+      try {
+        nodes = (await repo.loadTree(tree)).nodes;
+      } catch {
+        return;
+      }
+      for (const n of nodes) {
+        const path = `${prefix}/${n.name}`;
+        for (const c of n.content ?? []) for (const p of wanted.get(c) ?? []) note(p, path);
+        if (n.type === "dir" && n.subtree) await walk(n.subtree, path);
+      }
+    };
+    await walk(s.tree, "");
+    for (const [p, paths] of hits)
+      p.affected.push({ snapshot: s.id, time: s.time, paths: [...paths].sort() });
+  }
+}
