@@ -72,15 +72,19 @@ export function findCut(
   if (n <= params.min) return n;
   const limit = Math.min(n, params.max);
   const normal = Math.min(limit, params.avg);
-  const { maskS, maskL } = masks;
+  // Signed 32-bit arithmetic (`| 0`) keeps every value a small integer for V8; the masks test
+  // the same bits as their unsigned forms.
+  const maskS = masks.maskS | 0;
+  const maskL = masks.maskL | 0;
+  const g = new Int32Array(gear.buffer, gear.byteOffset, 256);
   let h = 0;
   let i = params.min;
   for (; i < normal; i++) {
-    h = ((h << 1) + gear[buf[start + i]!]!) >>> 0;
+    h = ((h << 1) + g[buf[start + i]!]!) | 0;
     if ((h & maskS) === 0) return i + 1;
   }
   for (; i < limit; i++) {
-    h = ((h << 1) + gear[buf[start + i]!]!) >>> 0;
+    h = ((h << 1) + g[buf[start + i]!]!) | 0;
     if ((h & maskL) === 0) return i + 1;
   }
   return limit;

@@ -55,8 +55,9 @@ const UPLOADS_IN_FLIGHT = 2;
  * killed backup loses little: the next run finds those blobs in the index and skips them. */
 const INDEX_EVERY_PACKS = 8;
 const INDEX_EVERY_MS = 15_000;
-/** Blobs from this size up are compressed on worker threads; smaller ones are not worth the hop. */
-const POOL_MIN = 64 * 1024;
+/** Blobs from this size up are hashed and compressed on worker threads (a mail-sized message
+ * is already worth the hop); tiny ones are done inline. */
+const POOL_MIN = 2 * 1024;
 /** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
 const COMPRESS_IN_FLIGHT = 4;
 

@@ -66,10 +66,13 @@ interface Ctx {
   onWarning: (m: string) => void;
   /** Bounds files being read at once, across all folders. */
   files: Semaphore;
+  /** Large files hold a chunker arena of 2 x the maximum chunk size each: only a few at once. */
+  largeFiles: Semaphore;
 }
 
 const ENTRIES_IN_FLIGHT = 8;
 const FILES_IN_FLIGHT = 8;
+const LARGE_FILES_IN_FLIGHT = 2;
 
 /** A virtual directory above the backed-up paths: `/home/ann/docs` puts home → ann → docs. */
 interface VDir {
@@ -128,8 +131,16 @@ export async function backup(
     progress: new ProgressCounter(options.onProgress),
     onWarning: options.onWarning ?? (() => {}),
     files: new Semaphore(FILES_IN_FLIGHT),
+    largeFiles: new Semaphore(LARGE_FILES_IN_FLIGHT),
   };
-  const scan = scanTotals(abs, excludes, ctx.oneFs).then((t) => ctx.progress.setTotals(t.files, t.bytes));
+  // Totals for the ETA: the parent's, when there is one (a second walk would double the metadata
+  // work of an incremental backup); otherwise a scan that runs beside the backup.
+  const scan =
+    parent?.summary && options.onProgress
+      ? Promise.resolve(ctx.progress.setTotals(parent.summary.files, parent.summary.bytes))
+      : options.onProgress
+        ? scanTotals(abs, excludes, ctx.oneFs).then((t) => ctx.progress.setTotals(t.files, t.bytes))
+        : Promise.resolve();
 
   const root: VDir = { children: new Map() };
   for (const p of abs) {
@@ -203,6 +214,7 @@ export async function backupStream(
     throw new LifeboatError(
       "USAGE",
       `--stdin-filename ${JSON.stringify(filename)} must be a plain file name`,
+      "give a name without slashes, such as db.sql",
     );
   }
   const progress = new ProgressCounter(options.onProgress);
@@ -436,7 +448,9 @@ async function saveFile(
   for (let attempt = 0; attempt < 2; attempt++) {
     let r: Awaited<ReturnType<typeof storeFile>>;
     try {
-      r = await ctx.files.run(() => storeFile(ctx.repo, p, (n) => ctx.progress.addBytes(n)));
+      const size = Number(stat.size);
+      const gate = size >= ctx.repo.config.chunker.min ? ctx.largeFiles : ctx.files;
+      r = await gate.run(() => storeFile(ctx.repo, p, size, (n) => ctx.progress.addBytes(n)));
     } catch (e) {
       ctx.summary.files--;
       ctx.summary.bytes -= Number(st.size);

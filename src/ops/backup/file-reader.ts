@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { constants, promises as fs } from "node:fs";
+import fsSync, { constants, promises as fs } from "node:fs";
 import { Chunker } from "../../core/chunker.js";
 import { BlobType } from "../../repo/blob.js";
 import type { Repository } from "../../repo/repository.js";
@@ -37,19 +37,24 @@ export async function storeStream(
   return { content, size };
 }
 
+/** Files up to this size are read with synchronous calls: for a mail-sized file, four promise
+ * round trips through the thread pool cost more than the read itself. */
+const SMALL_FILE = 128 * 1024;
+
 /** Reads a regular file without following a symlink swapped in after lstat. */
 export async function storeFile(
   repo: Repository,
   path: string,
+  size: number,
   onBytes: (n: number) => void,
 ): Promise<ReadResult> {
+  if (size <= SMALL_FILE && size < repo.config.chunker.min) return storeSmallFile(repo, path, size, onBytes);
   const fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    const st = await fh.stat();
-    if (!st.isFile())
-      throw Object.assign(new Error(`${path} is no longer a regular file`), { code: "ECHANGED" });
+    // `size` comes from the caller's lstat; O_NOFOLLOW refuses a symlink swapped in since, and
+    // the fstat after reading catches any other change.
     // One read buffer for the whole file: storeStream's chunker copies what it is given.
-    const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, st.size + 1));
+    const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, size + 1));
     async function* pieces(): AsyncIterable<Buffer> {
       for (;;) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, null);
@@ -59,6 +64,8 @@ export async function storeFile(
     }
     const r = await storeStream(repo, pieces(), onBytes);
     const after = await fh.stat({ bigint: true });
+    if (!after.isFile())
+      throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
     return { ...r, after };
   } finally {
     await fh.close();
@@ -66,3 +73,47 @@ export async function storeFile(
 }
 
 export type { Stats };
+
+/**
+ * A file smaller than the chunker's minimum is exactly one chunk (or none when empty), so it is
+ * read in one go and stored as one blob, with the same result the chunker would give.
+ */
+async function storeSmallFile(
+  repo: Repository,
+  path: string,
+  size: number,
+  onBytes: (n: number) => void,
+): Promise<ReadResult> {
+  const fd = fsSync.openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let data: Buffer | undefined;
+  let after: import("node:fs").BigIntStats | undefined;
+  try {
+    // One byte more than expected, to notice a file that grew since lstat.
+    const buf = Buffer.allocUnsafe(size + 1);
+    let got = 0;
+    for (;;) {
+      const n = fsSync.readSync(fd, buf, got, buf.length - got, null);
+      if (n === 0) break;
+      got += n;
+      if (got === buf.length) break;
+    }
+    if (got <= size) {
+      data = buf.subarray(0, got);
+      after = fsSync.fstatSync(fd, { bigint: true });
+    }
+  } finally {
+    fsSync.closeSync(fd);
+  }
+  // It grew since lstat: read it the general way.
+  if (!data || !after) return storeFile(repo, path, Number.MAX_SAFE_INTEGER, onBytes);
+  if (!after.isFile())
+    throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
+  onBytes(data.length);
+  const content: string[] = [];
+  if (data.length > 0) {
+    // A fresh buffer that owns its memory, so it can be handed to a worker without a copy.
+    const own = Buffer.from(data);
+    content.push((await (await repo.saveBlobDeferred(BlobType.data, own)).id).toString("hex"));
+  }
+  return { content, size: data.length, after };
+}

@@ -1,0 +1,68 @@
+import { LifeboatError } from "../../core/errors.js";
+import type { Repository } from "../../repo/repository.js";
+import type { SnapshotWithId } from "../../repo/snapshot.js";
+import { applyPolicy, type Decision, isEmptyPolicy, type Policy } from "./policy.js";
+
+export type GroupKey = "host" | "paths" | "tags";
+
+export interface ForgetOptions {
+  policy: Policy;
+  /** What makes two snapshots belong to the same series (default host and paths). */
+  groupBy?: GroupKey[];
+  /** Only consider snapshots of this host / with these paths or tags. */
+  host?: string;
+  dryRun?: boolean;
+}
+
+export interface ForgetGroup {
+  key: Record<string, unknown>;
+  decisions: Decision<SnapshotWithId>[];
+}
+
+export interface ForgetResult {
+  groups: ForgetGroup[];
+  removed: string[];
+}
+
+export function groupSnapshots(snaps: SnapshotWithId[], by: GroupKey[]): Map<string, SnapshotWithId[]> {
+  const groups = new Map<string, SnapshotWithId[]>();
+  for (const s of snaps) {
+    const key = JSON.stringify({
+      ...(by.includes("host") ? { host: s.hostname } : {}),
+      ...(by.includes("paths") ? { paths: [...s.paths].sort() } : {}),
+      ...(by.includes("tags") ? { tags: [...s.tags].sort() } : {}),
+    });
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  return groups;
+}
+
+/**
+ * Applies a retention policy per group and deletes the snapshots it does not keep (only the
+ * snapshot documents: data is freed by prune). Refuses an empty policy, which would keep nothing.
+ */
+export async function forget(repo: Repository, options: ForgetOptions): Promise<ForgetResult> {
+  if (isEmptyPolicy(options.policy)) {
+    throw new LifeboatError(
+      "USAGE",
+      "no retention policy given, so nothing would be kept",
+      "give --keep-last, --keep-daily, --keep-within, ... (see `lifeboat forget --help`), or snapshot ids to remove",
+    );
+  }
+  const all = (await repo.listSnapshots()).filter((s) => !options.host || s.hostname === options.host);
+  const groups: ForgetGroup[] = [];
+  const removed: string[] = [];
+  for (const [key, snaps] of groupSnapshots(all, options.groupBy ?? ["host", "paths"])) {
+    const decisions = applyPolicy(snaps, options.policy);
+    groups.push({ key: JSON.parse(key), decisions });
+    for (const d of decisions) if (!d.keep) removed.push(d.snapshot.id);
+  }
+  if (!options.dryRun) for (const id of removed) await repo.deleteSnapshot(id);
+  return { groups, removed };
+}
+
+/** Removes the given snapshots (resolved ids). */
+export async function forgetIds(repo: Repository, ids: string[], dryRun = false): Promise<string[]> {
+  if (!dryRun) for (const id of ids) await repo.deleteSnapshot(id);
+  return ids;
+}
