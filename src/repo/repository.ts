@@ -14,7 +14,8 @@ import {
   names,
   type RepoConfig,
 } from "./config.js";
-import { decodeIndex, encodeIndex, type IndexPack } from "./index-file.js";
+import { listPlans } from "./gc-plan.js";
+import { decodeIndex, encodeIndex, type IndexFile, type IndexPack } from "./index-file.js";
 import {
   createKeyFile,
   generateMasterKeys,
@@ -26,7 +27,7 @@ import {
 import { type IndexedBlob, MasterIndex } from "./master-index.js";
 import { decodeBlob, PACK_PREFIX, PackBuilder, packKey, parsePrefix } from "./pack.js";
 import { PackReader } from "./pack-reader.js";
-import { ObjectKind, openObject, sealObject } from "./sealed-object.js";
+import { ObjectKind, type ObjectKindValue, openObject, sealObject } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
 import { decodeTree, encodeTree, type Tree } from "./tree.js";
 
@@ -80,6 +81,10 @@ export class Repository {
   private readonly compressing = new Set<Promise<void>>();
   private pool: BlobPool | undefined;
   private reader: PackReader | undefined;
+  /** Packs listed in prune's deletion plans (see loadIndex). */
+  doomed = new Set<string>();
+  /** Index files in force when the index was loaded (prune supersedes exactly these). */
+  loadedIndexes: string[] = [];
   /** What this process added: blobs, their plaintext bytes, and the bytes they take in packs. */
   readonly writeStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0 };
   private uploadError: unknown;
@@ -180,19 +185,62 @@ export class Repository {
 
   /** Reads every index file into memory. */
   async loadIndex(): Promise<void> {
-    for (const id of await this.listIds("index/")) {
-      const file = decodeIndex(
-        openObject(
-          this.keys.meta,
-          ObjectKind.index,
-          await this.backend.get(names.index(id)),
-          names.index(id),
-        ),
-        names.index(id),
-      );
-      this.index.reserve(file.packs.reduce((n, p) => n + p.blobs.length, 0));
-      for (const p of file.packs) for (const b of p.blobs) this.index.add(b, p.id);
+    // Packs a prune has planned to delete ("doomed") are indexed last, so a blob that also lives
+    // in another pack resolves there, and `isStored` treats blobs found only in them as absent:
+    // a backup never deduplicates against data that may be deleted under it.
+    this.doomed = new Set((await listPlans(this)).flatMap((p) => p.packs));
+    const files = new Map<string, IndexFile>();
+    for (const id of await this.listIds("index/")) files.set(id, await this.readIndexFile(id));
+    const superseded = new Set([...files.values()].flatMap((f) => f.supersedes));
+    const live = [...files].filter(([id]) => !superseded.has(id)).map(([, f]) => f);
+    for (const doomedPass of [false, true]) {
+      for (const file of live) {
+        const packs = file.packs.filter((p) => this.doomed.has(p.id) === doomedPass);
+        this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
+        for (const p of packs) for (const b of p.blobs) this.index.add(b, p.id);
+      }
     }
+    this.loadedIndexes = [...files.keys()].filter((id) => !superseded.has(id));
+  }
+
+  async readIndexFile(id: string): Promise<IndexFile> {
+    const what = names.index(id);
+    return decodeIndex(
+      openObject(this.keys.meta, ObjectKind.index, await this.backend.get(what), what),
+      what,
+    );
+  }
+
+  /** Writes an index file (used by prune to replace others via `supersedes`). */
+  async writeIndexFile(file: IndexFile): Promise<string> {
+    const stored = sealObject(this.keys.meta, ObjectKind.index, encodeIndex(file), false);
+    const id = storageId(stored);
+    await this.backend.put(names.index(id), stored);
+    return id;
+  }
+
+  /** Writes a small sealed JSON document of the given kind under `prefix`; returns its id. */
+  async writeDocument(prefix: "gc/" | "sessions/", kind: ObjectKindValue, doc: unknown): Promise<string> {
+    const stored = sealObject(this.keys.meta, kind, Buffer.from(JSON.stringify(doc)));
+    const id = storageId(stored);
+    await this.backend.put(`${prefix}${id}`, stored);
+    return id;
+  }
+
+  async readDocument(prefix: "gc/" | "sessions/", kind: ObjectKindValue, id: string): Promise<unknown> {
+    const what = `${prefix}${id}`;
+    return JSON.parse(openObject(this.keys.meta, kind, await this.backend.get(what), what).toString("utf8"));
+  }
+
+  /** Re-reads prune's deletion plans (a backup does this right after announcing its session). */
+  async refreshPlans(): Promise<void> {
+    this.doomed = new Set((await listPlans(this)).flatMap((p) => p.packs));
+  }
+
+  /** Whether a blob is stored in a pack that is not planned for deletion. */
+  isStored(id: Buffer): boolean {
+    const loc = this.index.get(id);
+    return loc !== undefined && !this.doomed.has(loc.packId);
   }
 
   /** Storage ids under a folder (`snapshots/`, `index/`, `keys/`), ignoring stray names. */
@@ -216,7 +264,7 @@ export class Repository {
 
   /** Whether a blob is already stored or queued by this process. */
   hasBlob(id: Buffer): boolean {
-    return this.index.has(id) || this.pending.has(id.toString("hex"));
+    return this.isStored(id) || this.pending.has(id.toString("hex"));
   }
 
   /**
@@ -266,7 +314,7 @@ export class Repository {
   /** Marks a new blob as pending and counts it; false when it is already stored or queued. */
   private admit(id: Buffer, rawLength: number): boolean {
     const hex = id.toString("hex");
-    if (this.index.has(id) || this.pending.has(hex)) return false;
+    if (this.isStored(id) || this.pending.has(hex)) return false;
     this.pending.add(hex);
     this.writeStats.blobsAdded++;
     this.writeStats.bytesAdded += rawLength;

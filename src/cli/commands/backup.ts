@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { createPasswordFile, defaultLocations } from "../../app/default-repo.js";
 import { openBackend } from "../../backend/open.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
-import { type BackupResult, backup, backupStream } from "../../ops/backup/backup.js";
+import { type BackupResult, backup, backupStream, checkSourcePaths } from "../../ops/backup/backup.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
@@ -64,20 +64,20 @@ Examples:
     )
     .action(async (paths: string[], flags: BackupFlags, cmd: Command) => {
       const c = ctx(cmd);
+      // Usage and paths are checked before any repository is opened or created.
+      if (flags.stdin && paths.length > 0)
+        throw new LifeboatError("USAGE", "--stdin takes no paths", "remove the paths or --stdin");
+      if (!flags.stdin) await checkSourcePaths(paths);
       const repo = await openOrCreateDefault(c);
       let result: BackupResult;
       try {
         if (flags.stdin) {
-          if (paths.length > 0)
-            throw new LifeboatError("USAGE", "--stdin takes no paths", "remove the paths or --stdin");
           result = await backupStream(repo, process.stdin as AsyncIterable<Buffer>, flags.stdinFilename, {
             tags: flags.tag,
             ...(flags.host ? { host: flags.host } : {}),
             onProgress: c.out.progress("backup"),
           });
         } else {
-          if (paths.length === 0)
-            throw new LifeboatError("USAGE", "no paths to back up", "give files or folders, or --stdin");
           result = await backup(repo, paths, {
             excludes: flags.exclude,
             excludeFiles: flags.excludeFile,

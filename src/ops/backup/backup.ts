@@ -13,6 +13,7 @@ import { Excludes } from "./excludes.js";
 import { storeFile, storeStream } from "./file-reader.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
 import { scanTotals } from "./scan.js";
+import { withSession } from "./session.js";
 
 export interface BackupOptions {
   excludes?: string[];
@@ -94,16 +95,13 @@ function nodeMeta(name: string, st: BigIntStats): Omit<TreeNode, "type"> {
   };
 }
 
-/** Backs up files and folders into a new snapshot. */
-export async function backup(
-  repo: Repository,
-  paths: string[],
-  options: BackupOptions = {},
-): Promise<BackupResult> {
-  const started = Date.now();
-  const statsBefore = { ...repo.writeStats };
+/**
+ * Resolves the paths to back up and checks each exists, before anything is written: a typo in
+ * a path never leaves a repository (or a default one) behind. Returns sorted absolute paths.
+ */
+export async function checkSourcePaths(paths: string[]): Promise<string[]> {
   if (paths.length === 0)
-    throw new LifeboatError("USAGE", "no paths to back up", "give one or more files or folders");
+    throw new LifeboatError("USAGE", "no paths to back up", "give one or more files or folders (or --stdin)");
   const abs = [...new Set(paths.map((p) => path.resolve(p)))].sort();
   for (const p of abs) {
     try {
@@ -116,6 +114,30 @@ export async function backup(
       );
     }
   }
+  return abs;
+}
+
+/** Backs up files and folders into a new snapshot. */
+export async function backup(
+  repo: Repository,
+  paths: string[],
+  options: BackupOptions = {},
+): Promise<BackupResult> {
+  const started = Date.now();
+  const statsBefore = { ...repo.writeStats };
+  const abs = await checkSourcePaths(paths);
+  return withSession(repo, options.host ?? os.hostname(), () =>
+    backupInSession(repo, abs, options, started, statsBefore),
+  );
+}
+
+async function backupInSession(
+  repo: Repository,
+  abs: string[],
+  options: BackupOptions,
+  started: number,
+  statsBefore: typeof repo.writeStats,
+): Promise<BackupResult> {
   const excludes = Excludes.fromFiles(options.excludes ?? [], options.excludeFiles ?? []);
   const host = options.host ?? os.hostname();
   const parent = await findParent(repo, options.parent, host, abs);
@@ -207,6 +229,17 @@ export async function backupStream(
   source: AsyncIterable<Buffer>,
   filename: string,
   options: Pick<BackupOptions, "tags" | "host" | "time" | "onProgress"> = {},
+): Promise<BackupResult> {
+  return withSession(repo, options.host ?? os.hostname(), () =>
+    backupStreamInSession(repo, source, filename, options),
+  );
+}
+
+async function backupStreamInSession(
+  repo: Repository,
+  source: AsyncIterable<Buffer>,
+  filename: string,
+  options: Pick<BackupOptions, "tags" | "host" | "time" | "onProgress">,
 ): Promise<BackupResult> {
   const started = Date.now();
   const statsBefore = { ...repo.writeStats };

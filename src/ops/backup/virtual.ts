@@ -8,6 +8,7 @@ import { VERSION } from "../../version.js";
 import { addWriteStats, type BackupResult, type BackupSummary, emptySummary } from "./backup.js";
 import { storeStream } from "./file-reader.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
+import { withSession } from "./session.js";
 
 /**
  * Sources that are not a folder on disk — a database dump, a mailbox, an address book — hand
@@ -68,6 +69,16 @@ export async function backupVirtual(
   repo: Repository,
   source: VirtualSource,
   options: VirtualBackupOptions = {},
+): Promise<BackupResult & { snapshot: Snapshot }> {
+  return withSession(repo, options.host ?? os.hostname(), () =>
+    backupVirtualInSession(repo, source, options),
+  );
+}
+
+async function backupVirtualInSession(
+  repo: Repository,
+  source: VirtualSource,
+  options: VirtualBackupOptions,
 ): Promise<BackupResult & { snapshot: Snapshot }> {
   const started = Date.now();
   const statsBefore = { ...repo.writeStats };

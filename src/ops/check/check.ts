@@ -7,6 +7,7 @@ import type { IndexedBlob } from "../../repo/master-index.js";
 import { readPackHeader } from "../../repo/pack.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
+import type { TreeNode } from "../../repo/tree.js";
 import type { BackupProgress } from "../backup/progress.js";
 import { ProgressCounter } from "../backup/progress.js";
 
@@ -130,9 +131,9 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
   if (options.readData) {
     const byPack = new Map<string, IndexedBlob[]>();
     for (const e of repo.index.entries()) {
-      let l = byPack.get(e.packId);
-      if (!l) byPack.set(e.packId, (l = []));
-      l.push(e);
+      const l = byPack.get(e.packId);
+      if (l) l.push(e);
+      else byPack.set(e.packId, [e]);
     }
     const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
     const progress = new ProgressCounter(options.onProgress);
@@ -275,13 +276,13 @@ async function attribute(
   for (const s of snapshots) {
     const hits = new Map<CheckProblem, Set<string>>();
     const note = (p: CheckProblem, path: string) => {
-      let set = hits.get(p);
-      if (!set) hits.set(p, (set = new Set()));
-      set.add(path);
+      const set = hits.get(p);
+      if (set) set.add(path);
+      else hits.set(p, new Set([path]));
     };
     const walk = async (tree: string, prefix: string): Promise<void> => {
       for (const p of wanted.get(tree) ?? []) note(p, prefix || "/");
-      let nodes;
+      let nodes: TreeNode[];
       try {
         nodes = (await repo.loadTree(tree)).nodes;
       } catch {
