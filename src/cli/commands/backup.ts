@@ -4,7 +4,14 @@ import { createPasswordFile, defaultLocations } from "../../app/default-repo.js"
 import { openBackend } from "../../backend/open.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { type BackupResult, backup, backupStream, checkSourcePaths } from "../../ops/backup/backup.js";
+import { backupVirtual } from "../../ops/backup/virtual.js";
 import { Repository } from "../../repo/repository.js";
+import {
+  type DatabaseArg,
+  databaseSource,
+  parseDatabaseArg,
+  preflightDatabase,
+} from "../../sources/database.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
 
@@ -18,6 +25,7 @@ interface BackupFlags {
   force?: boolean;
   stdin?: boolean;
   stdinFilename: string;
+  all?: boolean;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -25,8 +33,11 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function registerBackup(program: Command, ctx: (c: Command) => CliContext): void {
   program
     .command("backup")
-    .description("back up files and folders (or stdin) into a new snapshot")
-    .argument("[paths...]", "files and folders to back up")
+    .description("back up files and folders, stdin, or a live database into a new snapshot")
+    .argument(
+      "[paths...]",
+      "files and folders to back up, or one database: sqlite:PATH, postgres://..., mysql://...",
+    )
     .option(
       "-e, --exclude <pattern>",
       "skip paths matching a gitignore-style pattern (repeatable)",
@@ -49,6 +60,7 @@ export function registerBackup(program: Command, ctx: (c: Command) => CliContext
     .option("-f, --force", "read every file again, even those unchanged since the parent snapshot")
     .option("--stdin", "back up what arrives on standard input as one file")
     .option("--stdin-filename <name>", "file name for --stdin", "stdin")
+    .option("--all", "postgres:// only: every database of the server, plus roles and tablespaces")
     .addHelpText(
       "after",
       `
@@ -57,16 +69,45 @@ Unreadable files are listed; the snapshot is still saved, marked incomplete, and
 code is 3. With no repository given, a default one is created on first use under
 $XDG_DATA_HOME/lifeboat/repo with a generated password file in $XDG_CONFIG_HOME/lifeboat/.
 
+Databases are backed up hot and consistent, one database per snapshot (docs/databases.md):
+  sqlite:PATH            SQLite's online backup API, one read transaction; the snapshot holds
+                         the database file, so unchanged pages deduplicate between backups
+  postgres://USER[:PW]@HOST:PORT/DB   pg_dump --format=custom, one transaction snapshot,
+                         streamed (no local copy); --all adds pg_dumpall --globals-only and
+                         every database (needs the Debian package postgresql-client)
+  mysql://USER:PW@HOST:PORT/DB        mariadb-dump/mysqldump --single-transaction --routines
+                         --triggers --events, streamed (Debian package mariadb-client)
+Passwords in a URL are never stored in the snapshot; PGPASSWORD/PGPASSFILE and
+MYSQL_PWD or ~/.my.cnf work too. A database that cannot be reached exits 16 (also for a
+wrong database password), a missing dump tool exits 1 and names its package.
+
 Examples:
   lifeboat backup ~/Documents                      # into the default repository
   lifeboat -r /mnt/usb/backup backup /etc /home --exclude node_modules/ --tag nightly
-  pg_dump mydb | lifeboat backup --stdin --stdin-filename mydb.sql`,
+  pg_dump mydb | lifeboat backup --stdin --stdin-filename mydb.sql
+  lifeboat backup sqlite:/var/lib/app/app.db
+  lifeboat backup postgres://backup@db1:5432/shop --tag nightly
+  lifeboat backup --all postgres://postgres@127.0.0.1:5432/postgres
+  lifeboat backup mysql://root:secret@127.0.0.1:3306/wiki`,
     )
     .action(async (paths: string[], flags: BackupFlags, cmd: Command) => {
       const c = ctx(cmd);
       // Usage and paths are checked before any repository is opened or created.
       if (flags.stdin && paths.length > 0)
         throw new LifeboatError("USAGE", "--stdin takes no paths", "remove the paths or --stdin");
+      const dbs = paths.map((p) => parseDatabaseArg(p));
+      const db = dbs.find((d) => d !== undefined);
+      if (db) {
+        if (paths.length > 1)
+          throw new LifeboatError(
+            "USAGE",
+            "a database is backed up on its own: give one database per backup command",
+            "run one `lifeboat backup` per database (and one for files)",
+          );
+        await backupDatabase(c, db, flags);
+        return;
+      }
+      if (flags.all) throw new LifeboatError("USAGE", "--all goes with a postgres:// URL");
       if (!flags.stdin) await checkSourcePaths(paths);
       const repo = await openOrCreateDefault(c);
       let result: BackupResult;
@@ -98,14 +139,51 @@ Examples:
     });
 }
 
-function printSummary(c: CliContext, r: BackupResult): void {
+/** `backup sqlite:PATH | postgres://... | mysql://...`: one database into one snapshot. */
+async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags): Promise<void> {
+  if (flags.stdin) throw new LifeboatError("USAGE", "--stdin does not go with a database source");
+  if (flags.exclude.length > 0 || flags.excludeFile.length > 0 || flags.oneFileSystem || flags.parent)
+    throw new LifeboatError(
+      "USAGE",
+      "--exclude, --exclude-file, --one-file-system and --parent apply to files, not databases",
+    );
+  // The database is checked (tool installed, server reachable, password right) before any
+  // repository is opened or created.
+  await preflightDatabase(db, { all: flags.all ?? false });
+  const repo = await openOrCreateDefault(c);
+  const source = databaseSource(db, { all: flags.all ?? false }, repo);
+  let result: BackupResult;
+  try {
+    result = await backupVirtual(repo, source, {
+      tags: flags.tag,
+      ...(flags.host ? { host: flags.host } : {}),
+      onProgress: c.out.progress("backup"),
+    });
+  } finally {
+    await source.cleanup();
+    await repo.close();
+  }
+  const meta = result.snapshot.meta ?? {};
+  const tables = meta.tables as Record<string, number> | undefined;
+  if (tables) {
+    const rows = Object.values(tables).reduce((a, b) => a + b, 0);
+    c.out.info(`${source.name}: ${Object.keys(tables).length} tables, ${rows} rows`);
+  } else if (Array.isArray(meta.databases)) {
+    c.out.info(`${source.name}: ${meta.databases.length} database(s)`);
+  }
+  printSummary(c, result, { source: source.type, source_name: source.name, source_meta: meta });
+}
+
+function printSummary(c: CliContext, r: BackupResult, extra: Record<string, unknown> = {}): void {
   const s = r.summary;
   for (const e of r.errors) c.out.warn(`could not read ${e}`);
   for (const p of r.snapshot.changedWhileReading)
     c.out.warn(`${p} changed while it was read; the snapshot holds what was read`);
-  c.out.info(
-    `Files: ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged; ${s.dirs} folders`,
-  );
+  if (extra.source) c.out.info(`Read ${bytes(s.bytes)} in ${s.files} file(s)`);
+  else
+    c.out.info(
+      `Files: ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged; ${s.dirs} folders`,
+    );
   c.out.info(
     `Added to the repository: ${bytes(s.bytesAdded)} (${bytes(s.bytesStored)} stored) in ${(s.durationMs / 1000).toFixed(1)}s`,
   );
@@ -129,6 +207,7 @@ function printSummary(c: CliContext, r: BackupResult): void {
     errors: r.errors,
     changed_while_reading: r.snapshot.changedWhileReading,
     warnings: r.warnings,
+    ...extra,
   });
 }
 

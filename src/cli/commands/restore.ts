@@ -2,6 +2,10 @@ import type { Command } from "commander";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { restore } from "../../ops/restore/restore.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
+import type { Repository } from "../../repo/repository.js";
+import type { SnapshotWithId } from "../../repo/snapshot.js";
+import { parseDatabaseArg } from "../../sources/database.js";
+import { restoreSqlite } from "../../sources/sqlite.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
 
@@ -15,14 +19,23 @@ interface RestoreFlags {
   host?: string;
   tag: string[];
   path: string[];
+  targetDb?: string;
+  database?: string;
+  owner?: boolean;
 }
 
 export function registerRestore(program: Command, ctx: (c: Command) => CliContext): void {
   program
     .command("restore")
-    .description("restore a snapshot, or a path inside it, into a folder")
-    .argument("<snapshot>", "SNAPSHOT or SNAPSHOT:PATH (SNAPSHOT is an id, a unique prefix, or `latest`)")
-    .requiredOption("-t, --target <dir>", "folder to restore into (created if missing)")
+    .description("restore a snapshot, or a path inside it, into a folder (or a database)")
+    .argument(
+      "<snapshot>",
+      "SNAPSHOT or SNAPSHOT:PATH (SNAPSHOT is an id, a unique prefix, or `latest`), or a database source (sqlite:PATH, postgres://..., mysql://...) for its latest snapshot",
+    )
+    .option(
+      "-t, --target <dir>",
+      "folder to restore into (created if missing); for an SQLite snapshot, the database file",
+    )
     .option(
       "-i, --include <pattern>",
       "restore only paths matching this gitignore-style pattern (repeatable)",
@@ -46,20 +59,34 @@ Restore is resumable: files already in the target with the right content are lef
 are, so running the same command again after an interruption finishes the job. Nothing is
 ever written outside --target, whatever names or symlinks the snapshot holds.
 
+SQLite snapshots restore to a file: written under a temporary name, checked with PRAGMA
+integrity_check and the row counts recorded at backup time, then renamed into place.
+
 Examples:
   lifeboat restore latest --target /tmp/restore
   lifeboat restore 4f2a91c0:/home/ann/Documents --target ~/Documents-restored --verify
-  lifeboat restore latest --target /tmp/r --include '*.pdf'`,
+  lifeboat restore latest --target /tmp/r --include '*.pdf'
+  lifeboat restore sqlite:/var/lib/app/app.db --target /tmp/app-restored.db
+  lifeboat restore 7c1e22ab --target /tmp/app.db     # an SQLite snapshot by id`,
     )
     .action(async (spec: string, flags: RestoreFlags, cmd: Command) => {
       const c = ctx(cmd);
-      const colon = spec.indexOf(":");
-      const ref = colon >= 0 ? spec.slice(0, colon) : spec;
+      const db = parseDatabaseArg(spec);
+      const colon = db ? -1 : spec.indexOf(":");
+      const ref = db ? "latest" : colon >= 0 ? spec.slice(0, colon) : spec;
       const subpath = colon >= 0 ? spec.slice(colon + 1) || "/" : "/";
       if (!flags.target) throw new LifeboatError("USAGE", "restore needs --target DIR");
       const repo = await c.openRepo();
       try {
-        const snap = await findSnapshot(repo, ref, { host: flags.host, tags: flags.tag, paths: flags.path });
+        const snap = await findSnapshot(repo, ref, {
+          host: flags.host,
+          tags: flags.tag,
+          paths: db ? [db.name] : flags.path,
+        });
+        if (snap.source === "sqlite" && subpath === "/") {
+          await restoreSqliteCli(c, repo, snap, flags.target);
+          return;
+        }
         c.out.info(
           `restoring snapshot ${snap.id.slice(0, 8)} of ${snap.paths.join(" ")} (${snap.time}) to ${flags.target}`,
         );
@@ -102,4 +129,30 @@ Examples:
         await repo.close();
       }
     });
+}
+
+async function restoreSqliteCli(
+  c: CliContext,
+  repo: Repository,
+  snap: SnapshotWithId,
+  target: string,
+): Promise<void> {
+  c.out.info(`restoring SQLite snapshot ${snap.id.slice(0, 8)} of ${snap.paths.join(" ")} (${snap.time})`);
+  const started = Date.now();
+  const r = await restoreSqlite(repo, snap, target);
+  const secs = (Date.now() - started) / 1000;
+  const rows = Object.values(r.tables).reduce((a, b) => a + b, 0);
+  c.out.info(
+    `restored ${r.file}: ${bytes(r.bytes)}, integrity_check ok, ${Object.keys(r.tables).length} tables, ${rows} rows, in ${secs.toFixed(1)}s`,
+  );
+  c.out.emit({
+    message_type: "summary",
+    snapshot_id: snap.id,
+    source: "sqlite",
+    file: r.file,
+    bytes_written: r.bytes,
+    integrity_check: r.integrity,
+    tables: r.tables,
+    seconds: secs,
+  });
 }
