@@ -5,9 +5,11 @@ import { VERSION } from "../version.js";
 import { registerBackup } from "./commands/backup.js";
 import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
+import { registerExport } from "./commands/export.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
+import { registerPull } from "./commands/pull.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerSnapshots } from "./commands/snapshots.js";
 import { CliContext, type GlobalOptions } from "./context.js";
@@ -57,6 +59,8 @@ Start here:
   registerCat(program, ctx);
   registerKey(program, ctx);
   registerCheck(program, ctx);
+  registerPull(program, ctx);
+  registerExport(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -1,0 +1,94 @@
+import type { Command } from "commander";
+import { LifeboatError } from "../../core/errors.js";
+import { findSnapshot } from "../../repo/find-snapshot.js";
+import { exportEml } from "../../sources/imap/export-eml.js";
+import { exportMaildir } from "../../sources/imap/export-maildir.js";
+import { exportMbox } from "../../sources/imap/export-mbox.js";
+import { type ExportStats, mailFolders } from "../../sources/imap/mail-snapshot.js";
+import type { CliContext } from "../context.js";
+import { bytes } from "../format.js";
+
+interface ExportMailFlags {
+  maildir?: string;
+  mbox?: string;
+  eml?: string;
+  folder: string[];
+  host?: string;
+  path: string[];
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerExport(program: Command, ctx: (c: Command) => CliContext): void {
+  const exp = program.command("export").description("write a snapshot out in a standard format");
+  exp
+    .command("mail")
+    .description("export a mail snapshot (from `lifeboat pull imap://...`) as Maildir, mbox or .eml files")
+    .argument("<snapshot>", "snapshot id (or unique prefix), or `latest`")
+    .option("--maildir <dir>", "Maildir++: INBOX in DIR, other folders as DIR/.Folder.Sub")
+    .option("--mbox <file>", "one mboxrd file with every selected folder (pick one with --folder)")
+    .option("--eml <dir>", "plain tree: DIR/<folder>/<uid>.eml")
+    .option("--folder <glob>", "only folders matching this glob (repeatable; * and ?)", collect, [])
+    .option("--host <name>", "with `latest`: newest snapshot of this host")
+    .option(
+      "--path <url>",
+      "with `latest`: newest snapshot of this source, e.g. imap://ann@host:143",
+      collect,
+      [],
+    )
+    .addHelpText(
+      "after",
+      `
+Every file is written under a temporary name and renamed into place. Maildir file names carry
+the flags (:2,DFRST from \\Draft \\Flagged \\Answered \\Seen \\Deleted); exporting again into
+the same Maildir only renames messages whose flags changed. See docs/mail.md.
+
+Examples:
+  lifeboat export mail latest --maildir /tmp/Maildir
+  lifeboat export mail 3f2a9c1b --mbox inbox.mbox --folder INBOX
+  lifeboat export mail latest --path imap://ann@mail.example.org:993 --eml /tmp/mail`,
+    )
+    .action(async (ref: string, flags: ExportMailFlags, cmd: Command) => {
+      const c = ctx(cmd);
+      const chosen = [flags.maildir, flags.mbox, flags.eml].filter((x) => x !== undefined);
+      if (chosen.length !== 1)
+        throw new LifeboatError(
+          "USAGE",
+          "give exactly one of --maildir DIR, --mbox FILE, --eml DIR",
+          "for example: lifeboat export mail latest --maildir /tmp/Maildir",
+        );
+      const repo = await c.openRepo();
+      let stats: ExportStats;
+      let format: string;
+      let target: string;
+      try {
+        const snap = await findSnapshot(repo, ref, { host: flags.host, paths: flags.path });
+        const folders = mailFolders(repo, snap, flags.folder);
+        if (flags.maildir !== undefined) {
+          [format, target] = ["maildir", flags.maildir];
+          stats = await exportMaildir(repo, folders, flags.maildir);
+        } else if (flags.mbox !== undefined) {
+          [format, target] = ["mbox", flags.mbox];
+          stats = await exportMbox(repo, folders, flags.mbox);
+        } else {
+          [format, target] = ["eml", flags.eml!];
+          stats = await exportEml(repo, folders, flags.eml!);
+        }
+      } finally {
+        await repo.close();
+      }
+      c.out.info(
+        `Exported ${stats.messages} messages (${bytes(stats.bytes)}) from ${stats.folders} folders to ${target} (${format})` +
+          (stats.unchanged ? `; ${stats.unchanged} were already there` : ""),
+      );
+      c.out.emit({
+        message_type: "summary",
+        format,
+        target,
+        folders: stats.folders,
+        messages: stats.messages,
+        messages_unchanged: stats.unchanged,
+        bytes: stats.bytes,
+      });
+    });
+}

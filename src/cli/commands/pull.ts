@@ -1,0 +1,156 @@
+import { execFile } from "node:child_process";
+import { promises as fs } from "node:fs";
+import { promisify } from "node:util";
+import type { Command } from "commander";
+import { LifeboatError } from "../../core/errors.js";
+import { backupVirtual } from "../../ops/backup/virtual.js";
+import { connectImap, ImapSource, parseImapUrl } from "../../sources/imap/imap-source.js";
+import { readNode } from "../../sources/imap/mail-snapshot.js";
+import type { CliContext } from "../context.js";
+import { bytes } from "../format.js";
+
+interface PullFlags {
+  folder: string[];
+  excludeFolder: string[];
+  sourcePasswordFile?: string;
+  sourcePasswordCommand?: string;
+  insecure?: boolean;
+  tag: string[];
+  host?: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+const run = promisify(execFile);
+
+/** The mail server password: --source-password-command, --source-password-file, LIFEBOAT_SOURCE_PASSWORD. */
+async function sourcePassword(flags: PullFlags, url: string): Promise<string> {
+  if (flags.sourcePasswordCommand) {
+    let out: string;
+    try {
+      out = (await run("/bin/sh", ["-c", flags.sourcePasswordCommand], { maxBuffer: 1 << 20 })).stdout;
+    } catch (e) {
+      throw new LifeboatError(
+        "NO_PASSWORD",
+        `--source-password-command failed: ${(e as Error).message.split("\n")[0]}`,
+        "run the command by hand to see why",
+      );
+    }
+    const pw = out.replace(/\r?\n$/, "");
+    if (pw) return pw;
+    throw new LifeboatError("NO_PASSWORD", "--source-password-command printed nothing");
+  }
+  if (flags.sourcePasswordFile) {
+    let text: string;
+    try {
+      text = await fs.readFile(flags.sourcePasswordFile, "utf8");
+    } catch (e) {
+      throw new LifeboatError(
+        "NO_PASSWORD",
+        `cannot read --source-password-file ${flags.sourcePasswordFile}: ${(e as Error).message}`,
+        "check the path and its permissions",
+      );
+    }
+    const pw = text.replace(/\r?\n$/, "");
+    if (pw) return pw;
+    throw new LifeboatError("NO_PASSWORD", `the password file ${flags.sourcePasswordFile} is empty`);
+  }
+  const env = process.env.LIFEBOAT_SOURCE_PASSWORD;
+  if (env) return env;
+  throw new LifeboatError(
+    "NO_PASSWORD",
+    `no password for ${url}`,
+    "give the mail password with LIFEBOAT_SOURCE_PASSWORD, --source-password-file FILE or --source-password-command CMD",
+  );
+}
+
+export function registerPull(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("pull")
+    .description("back up a remote source (IMAP mailboxes) into a new snapshot, read-only on the server")
+    .argument("<url>", "imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]")
+    .option("--folder <glob>", "only folders matching this glob (repeatable; * and ?)", collect, [])
+    .option("--exclude-folder <glob>", "skip folders matching this glob (repeatable)", collect, [])
+    .option("--source-password-file <file>", "read the mail server password from a file")
+    .option("--source-password-command <cmd>", "run a command that prints the mail server password")
+    .option("--insecure", "accept a TLS certificate that does not verify (self-signed)")
+    .option("--tag <tag>", "add a tag to the snapshot (repeatable)", collect, [])
+    .option("--host <name>", "host name recorded in the snapshot (default: this machine's)")
+    .addHelpText(
+      "after",
+      `
+The server is never changed: folders are opened with EXAMINE, messages fetched with
+BODY.PEEK[] (no \\Seen), and nothing is stored, expunged or flagged. Each folder becomes a
+directory with one <uid>.eml per message and a .folder.json with UIDVALIDITY, HIGHESTMODSEQ,
+flags and dates. The next pull of the same URL downloads only messages that are new.
+Password: LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command.
+See docs/mail.md.
+
+Examples:
+  LIFEBOAT_SOURCE_PASSWORD=... lifeboat -r /srv/backup pull imaps://ann@mail.example.org
+  lifeboat pull imap://ann@127.0.0.1:1143 --folder 'INBOX*' --exclude-folder Trash
+  lifeboat export mail latest --maildir ~/Maildir-restored`,
+    )
+    .action(async (url: string, flags: PullFlags, cmd: Command) => {
+      const c = ctx(cmd);
+      const target = parseImapUrl(url);
+      const password = await sourcePassword(flags, url);
+      const repo = await c.openRepo();
+      try {
+        const client = await connectImap({ target, password, insecure: flags.insecure ?? false });
+        try {
+          const source = new ImapSource(client, {
+            target,
+            folders: flags.folder,
+            excludeFolders: flags.excludeFolder,
+            readParentFile: (node) => readNode(repo, node, node.name),
+            onWarning: (m) => c.out.warn(m),
+          });
+          if (!source.stats.tls && !["127.0.0.1", "::1", "localhost"].includes(target.host))
+            c.out.warn(`the connection to ${target.host} is not encrypted (the server offered no STARTTLS)`);
+          const r = await backupVirtual(repo, source, {
+            tags: flags.tag,
+            ...(flags.host ? { host: flags.host } : {}),
+            onProgress: c.out.progress("pull"),
+          });
+          const s = r.summary;
+          const m = source.stats;
+          const secs = s.durationMs / 1000;
+          c.out.info(
+            `Folders: ${m.folders} (${m.foldersNew} new, ${m.foldersRefetched} fetched again after a UIDVALIDITY change)`,
+          );
+          c.out.info(
+            `Messages: ${m.messages} in the snapshot; ${m.messagesFetched} downloaded (${bytes(m.bytesFetched)}), ${m.messagesReused} unchanged, ${m.messagesRemoved} gone from the server, ${m.flagsChanged} with changed flags`,
+          );
+          c.out.info(
+            `Added to the repository: ${bytes(s.bytesAdded)} (${bytes(s.bytesStored)} stored) in ${secs.toFixed(1)}s`,
+          );
+          c.out.info(`snapshot ${r.snapshotId.slice(0, 8)} saved`);
+          c.out.emit({
+            message_type: "summary",
+            snapshot_id: r.snapshotId,
+            source: source.name,
+            folders: m.folders,
+            folders_new: m.foldersNew,
+            folders_refetched: m.foldersRefetched,
+            messages: m.messages,
+            messages_fetched: m.messagesFetched,
+            messages_reused: m.messagesReused,
+            messages_removed: m.messagesRemoved,
+            flags_changed: m.flagsChanged,
+            bytes_fetched: m.bytesFetched,
+            condstore_folders: m.condstoreFolders,
+            tls: m.tls,
+            data_blobs_added: s.blobsAdded,
+            data_added: s.bytesAdded,
+            data_stored: s.bytesStored,
+            duration_ms: s.durationMs,
+            messages_per_second: secs > 0 ? Math.round(m.messagesFetched / secs) : null,
+          });
+        } finally {
+          await client.logout().catch(() => client.close());
+        }
+      } finally {
+        await repo.close();
+      }
+    });
+}

@@ -1,0 +1,537 @@
+import { type FetchMessageObject, ImapFlow, type ListResponse } from "imapflow";
+import { LifeboatError } from "../../core/errors.js";
+import type { ParentLookup, VirtualEntry, VirtualSource } from "../../ops/backup/virtual.js";
+import type { TreeNode } from "../../repo/tree.js";
+import {
+  decodeFolderState,
+  encodeFolderState,
+  FOLDER_STATE_FILE,
+  type FolderMessage,
+  type FolderState,
+  folderDir,
+  messageFileName,
+} from "./folder-state.js";
+
+/** Where to pull from: `imap://USER@HOST[:PORT]` (STARTTLS when offered) or `imaps://` (TLS). */
+export interface ImapTarget {
+  secure: boolean;
+  user: string;
+  host: string;
+  port: number;
+}
+
+export function parseImapUrl(url: string): ImapTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new LifeboatError(
+      "USAGE",
+      `${JSON.stringify(url)} is not an IMAP URL`,
+      "write imap://USER@HOST[:PORT] or imaps://USER@HOST[:PORT]",
+    );
+  }
+  if (u.protocol !== "imap:" && u.protocol !== "imaps:")
+    throw new LifeboatError(
+      "USAGE",
+      `unsupported source ${JSON.stringify(url)}: only imap:// and imaps:// can be pulled`,
+      "write imap://USER@HOST[:PORT] or imaps://USER@HOST[:PORT]",
+    );
+  if (!u.username || !u.hostname)
+    throw new LifeboatError("USAGE", `${url}: a user and a host are needed`, "write imap://USER@HOST[:PORT]");
+  if (u.password)
+    throw new LifeboatError(
+      "USAGE",
+      "do not put the password into the URL (it would be recorded and visible in the process list)",
+      "use LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command",
+    );
+  if (u.pathname && u.pathname !== "/")
+    throw new LifeboatError("USAGE", `${url}: a path is not supported`, "select folders with --folder GLOB");
+  const secure = u.protocol === "imaps:";
+  return {
+    secure,
+    user: decodeURIComponent(u.username),
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: u.port ? Number(u.port) : secure ? 993 : 143,
+  };
+}
+
+/** The stable name recorded as the snapshot's path; the next pull finds its parent by it. */
+export function imapSourceName(t: ImapTarget): string {
+  const host = t.host.includes(":") ? `[${t.host}]` : t.host;
+  return `${t.secure ? "imaps" : "imap"}://${encodeURIComponent(t.user)}@${host}:${t.port}`;
+}
+
+export interface ImapConnectOptions {
+  target: ImapTarget;
+  password: string;
+  /** Accept certificates that do not verify (self-signed). */
+  insecure?: boolean;
+  timeoutMs?: number;
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "ETIMEOUT",
+  "EPIPE",
+  "NoConnection",
+  "ConnectionTimeout",
+  "GreetingTimeout",
+  "UpgradeTimeout",
+]);
+
+/** Turns what imapflow and the socket throw into the documented errors. */
+export function imapError(e: unknown, t: ImapTarget): LifeboatError {
+  if (e instanceof LifeboatError) return e;
+  const err = e as { code?: string; message?: string; authenticationFailed?: boolean; responseText?: string };
+  const where = `${t.host}:${t.port}`;
+  if (err?.authenticationFailed)
+    return new LifeboatError(
+      "AUTH_FAILED",
+      `IMAP login as ${t.user} at ${where} failed: wrong user name or password`,
+      "check the password given by LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command",
+      e,
+    );
+  const code = err?.code ?? "";
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code))
+    return new LifeboatError(
+      "UNREACHABLE",
+      `the TLS certificate of ${where} is not trusted (${code})`,
+      "use --insecure only if you trust this server's self-signed certificate",
+      e,
+    );
+  if (NETWORK_CODES.has(code) || /connection|socket|timeout|closed/i.test(err?.message ?? ""))
+    return new LifeboatError(
+      "UNREACHABLE",
+      `cannot reach the IMAP server ${where}: ${code || err?.message || "connection failed"}`,
+      "check the host, the port and the network; imaps:// uses port 993, imap:// 143",
+      e,
+    );
+  return new LifeboatError(
+    "SOURCE_UNREADABLE",
+    `IMAP server ${where}: ${err?.responseText || err?.message || String(e)}`,
+    undefined,
+    e,
+  );
+}
+
+export async function connectImap(o: ImapConnectOptions): Promise<ImapFlow> {
+  const t = o.target;
+  const client = new ImapFlow({
+    host: t.host,
+    port: t.port,
+    secure: t.secure,
+    auth: { user: t.user, pass: o.password },
+    logger: false,
+    disableAutoIdle: true,
+    tls: { rejectUnauthorized: !o.insecure },
+    connectionTimeout: o.timeoutMs ?? 30_000,
+    greetingTimeout: o.timeoutMs ?? 30_000,
+  });
+  // A dropped connection surfaces as a rejected command; this only keeps the emitter quiet.
+  client.on("error", () => {});
+  try {
+    await client.connect();
+  } catch (e) {
+    client.close();
+    throw imapError(e, t);
+  }
+  return client;
+}
+
+/** Shell-style glob on folder names: `*` any run of characters, `?` one character. */
+export function folderGlob(pattern: string): RegExp {
+  const re = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === "*" ? ".*" : c === "?" ? "." : `\\${c}`));
+  return new RegExp(`^${re}$`, "u");
+}
+
+export interface ImapPullStats {
+  folders: number;
+  foldersNew: number;
+  /** Folders whose UIDVALIDITY changed since the parent snapshot: fetched again in full. */
+  foldersRefetched: number;
+  messages: number;
+  /** Messages whose bytes were downloaded in this pull. */
+  messagesFetched: number;
+  /** Messages taken over from the parent snapshot without downloading them. */
+  messagesReused: number;
+  /** Messages in the parent snapshot that are gone from the server (absent from this snapshot). */
+  messagesRemoved: number;
+  /** Messages whose flags differ from the parent snapshot. */
+  flagsChanged: number;
+  bytesFetched: number;
+  /** Folders whose flags were refreshed with CONDSTORE CHANGEDSINCE. */
+  condstoreFolders: number;
+  tls: boolean;
+}
+
+export interface ImapSourceOptions {
+  target: ImapTarget;
+  /** Only folders matching one of these globs (all when empty). */
+  folders?: string[];
+  excludeFolders?: string[];
+  /** Reads a file of the parent snapshot (for its `.folder.json`). */
+  readParentFile: (node: TreeNode) => Promise<Buffer>;
+  /** Bytes of message source per FETCH (default 8 MiB; a larger message goes alone). */
+  batchBytes?: number;
+  onWarning?: (message: string) => void;
+}
+
+const SKIP_FLAGS = new Set(["\\recent"]);
+const cleanFlags = (f: Set<string> | undefined) =>
+  [...(f ?? [])].filter((x) => !SKIP_FLAGS.has(x.toLowerCase())).sort();
+const sameFlags = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+const isoDate = (d: Date | string | undefined) => {
+  const t = d === undefined ? Number.NaN : new Date(d).getTime();
+  return new Date(Number.isNaN(t) ? 0 : t).toISOString();
+};
+
+/** Compact UID set for a command: `1:5,7,9:12`, split so no command line grows too long. */
+export function uidRanges(uids: readonly number[], maxParts = 400): string[] {
+  const sorted = [...uids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i += maxParts) out.push(parts.slice(i, i + maxParts).join(","));
+  return out;
+}
+
+/**
+ * An IMAP account as a virtual source. Strictly read-only on the server: folders are opened
+ * with EXAMINE, message bodies are fetched with BODY.PEEK[] (imapflow's `source`), and no
+ * command that stores flags, expunges, appends, copies or creates is ever sent.
+ */
+export class ImapSource implements VirtualSource {
+  readonly name: string;
+  readonly type = "imap";
+  readonly stats: ImapPullStats;
+  private readonly client: ImapFlow;
+  private readonly o: ImapSourceOptions;
+  private readonly include: RegExp[];
+  private readonly exclude: RegExp[];
+  private readonly uidValidities: Record<string, string> = {};
+
+  constructor(client: ImapFlow, o: ImapSourceOptions) {
+    this.client = client;
+    this.o = o;
+    this.name = imapSourceName(o.target);
+    this.include = (o.folders ?? []).map(folderGlob);
+    this.exclude = (o.excludeFolders ?? []).map(folderGlob);
+    this.stats = {
+      folders: 0,
+      foldersNew: 0,
+      foldersRefetched: 0,
+      messages: 0,
+      messagesFetched: 0,
+      messagesReused: 0,
+      messagesRemoved: 0,
+      flagsChanged: 0,
+      bytesFetched: 0,
+      condstoreFolders: 0,
+      tls: client.secureConnection || Boolean(client.tls),
+    };
+  }
+
+  private wanted(f: ListResponse): boolean {
+    if (f.flags.has("\\Noselect") || f.flags.has("\\NonExistent")) return false;
+    const names = [f.path, f.delimiter ? f.path.split(f.delimiter).join("/") : f.path];
+    const hit = (res: RegExp[]) => res.some((re) => names.some((n) => re.test(n)));
+    if (this.include.length > 0 && !hit(this.include)) return false;
+    return !hit(this.exclude);
+  }
+
+  /** The folders this pull covers, in a stable order. */
+  async folders(): Promise<ListResponse[]> {
+    const all = await this.client.list();
+    return all.filter((f) => this.wanted(f)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  async *entries(parent: ParentLookup): AsyncIterable<VirtualEntry> {
+    const t = this.o.target;
+    let folders: ListResponse[];
+    try {
+      folders = await this.folders();
+    } catch (e) {
+      throw imapError(e, t);
+    }
+    const seenDirs = new Set<string>();
+    for (const f of folders) {
+      const dir = folderDir(f.path, f.delimiter ?? "");
+      if (seenDirs.has(dir)) {
+        this.o.onWarning?.(`folder ${JSON.stringify(f.path)} maps to the same directory as another; skipped`);
+        continue;
+      }
+      seenDirs.add(dir);
+      yield* this.folder(f, dir, parent);
+    }
+  }
+
+  private async parentState(parent: ParentLookup, dir: string): Promise<FolderState | undefined> {
+    const node = await parent(`${dir}/${FOLDER_STATE_FILE}`);
+    if (!node || node.type !== "file") return undefined;
+    try {
+      return decodeFolderState(await this.o.readParentFile(node), `${dir}/${FOLDER_STATE_FILE}`);
+    } catch (e) {
+      this.o.onWarning?.(
+        `cannot read the parent snapshot's state of ${dir} (${(e as Error).message}); fetching it in full`,
+      );
+      return undefined;
+    }
+  }
+
+  private async *folder(f: ListResponse, dir: string, parent: ParentLookup): AsyncIterable<VirtualEntry> {
+    const t = this.o.target;
+    const client = this.client;
+    const prev = await this.parentState(parent, dir);
+    let lock: { release(): void };
+    try {
+      // readOnly: EXAMINE, so the server neither clears \Recent nor accepts any change through us.
+      lock = await client.getMailboxLock(f.path, { readOnly: true });
+    } catch (e) {
+      throw imapError(e, t);
+    }
+    try {
+      const mb = client.mailbox;
+      if (!mb) throw new LifeboatError("SOURCE_UNREADABLE", `cannot open folder ${f.path}`);
+      const uidValidity = mb.uidValidity.toString();
+      const highestModseq = mb.highestModseq !== undefined && !mb.noModseq ? mb.highestModseq : undefined;
+      this.uidValidities[f.path] = uidValidity;
+      this.stats.folders++;
+      const base = prev && prev.uidValidity === uidValidity ? prev : undefined;
+      if (!prev) this.stats.foldersNew++;
+      else if (!base) this.stats.foldersRefetched++;
+
+      const listing = await this.listMessages(mb.exists, mb.uidNext, highestModseq, base);
+      const newUids: number[] = [];
+      const reused: FolderMessage[] = [];
+      const known = new Map((base?.messages ?? []).map((m) => [m.uid, m]));
+      for (const m of listing) {
+        const old = known.get(m.uid);
+        if (old) {
+          reused.push(m);
+          if (!sameFlags(old.flags, m.flags)) this.stats.flagsChanged++;
+        } else newUids.push(m.uid);
+      }
+      if (base) {
+        const present = new Set(listing.map((m) => m.uid));
+        for (const m of base.messages) if (!present.has(m.uid)) this.stats.messagesRemoved++;
+      }
+
+      const stored = new Map<number, FolderMessage>();
+      let newest = 0;
+      const dateOf = (m: FolderMessage) => {
+        const d = new Date(m.date);
+        newest = Math.max(newest, d.getTime());
+        return d;
+      };
+      // Unchanged messages first, before any FETCH of new ones is running, so that the rare
+      // fallback read (parent blobs gone from the repository) can issue its own FETCH.
+      for (const m of reused) {
+        const path = `${dir}/${messageFileName(m.uid)}`;
+        const node = await parent(path);
+        if (!node || node.type !== "file") {
+          newUids.push(m.uid);
+          continue;
+        }
+        stored.set(m.uid, m);
+        this.stats.messagesReused++;
+        yield {
+          kind: "file",
+          path,
+          mtime: dateOf(m),
+          reuse: node,
+          read: () => this.fetchOne(f.path, m.uid),
+        };
+      }
+
+      const byUid = new Map(listing.map((m) => [m.uid, m]));
+      for await (const msg of this.fetchSources(newUids, byUid)) {
+        const meta = byUid.get(msg.uid)!;
+        const src = msg.source!;
+        stored.set(msg.uid, meta);
+        this.stats.messagesFetched++;
+        this.stats.bytesFetched += src.length;
+        yield {
+          kind: "file",
+          path: `${dir}/${messageFileName(msg.uid)}`,
+          mtime: dateOf(meta),
+          read: async function* () {
+            yield src;
+          },
+        };
+      }
+      this.stats.messages += stored.size;
+
+      const state: FolderState = {
+        version: 1,
+        path: f.path,
+        delimiter: f.delimiter ?? "",
+        ...(f.specialUse ? { specialUse: f.specialUse } : {}),
+        uidValidity,
+        uidNext: mb.uidNext,
+        ...(highestModseq !== undefined ? { highestModseq: highestModseq.toString() } : {}),
+        // Only what is in the snapshot: a message expunged between listing and FETCH is left out.
+        messages: listing.filter((m) => stored.has(m.uid)),
+      };
+      // A stable time (the newest message) keeps an unchanged folder's tree byte-identical.
+      const mtime = new Date(newest);
+      yield { kind: "dir", path: dir, mtime };
+      const json = encodeFolderState(state);
+      yield {
+        kind: "file",
+        path: `${dir}/${FOLDER_STATE_FILE}`,
+        mtime,
+        read: async function* () {
+          yield json;
+        },
+      };
+    } catch (e) {
+      throw imapError(e, t);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * UID, flags, date and size of every message in the open folder. With an unchanged
+   * UIDVALIDITY and CONDSTORE, only UIDs (UID SEARCH ALL), flags changed since the parent's
+   * HIGHESTMODSEQ, and the facts of new UIDs are asked for; nothing at all when HIGHESTMODSEQ,
+   * UIDNEXT and the message count are unchanged. Otherwise one FETCH (UID FLAGS INTERNALDATE
+   * RFC822.SIZE) of all.
+   */
+  private async listMessages(
+    exists: number,
+    uidNext: number,
+    modseq: bigint | undefined,
+    base: FolderState | undefined,
+  ): Promise<FolderMessage[]> {
+    if (exists === 0) return [];
+    const client = this.client;
+    const toMessage = (m: FetchMessageObject): FolderMessage => ({
+      uid: m.uid,
+      flags: cleanFlags(m.flags),
+      date: isoDate(m.internalDate),
+      size: m.size ?? 0,
+    });
+    if (base?.highestModseq !== undefined && modseq !== undefined && client.enabled.has("CONDSTORE")) {
+      this.stats.condstoreFolders++;
+      const since = BigInt(base.highestModseq);
+      if (since === modseq && uidNext === base.uidNext && exists === base.messages.length)
+        return base.messages.map((m) => ({ ...m }));
+      const found = await client.search({ all: true }, { uid: true });
+      if (!Array.isArray(found)) throw new Error("UID SEARCH ALL failed");
+      const known = new Map(base.messages.map((m) => [m.uid, m]));
+      const out = new Map<number, FolderMessage>();
+      for (const uid of found) {
+        const k = known.get(uid);
+        if (k) out.set(uid, { ...k });
+      }
+      if (since < modseq) {
+        for await (const m of client.fetch(
+          "1:*",
+          { uid: true, flags: true },
+          { uid: true, changedSince: since },
+        )) {
+          const k = out.get(m.uid);
+          if (k) k.flags = cleanFlags(m.flags);
+        }
+      }
+      const fresh = found.filter((u) => !known.has(u));
+      for (const range of uidRanges(fresh)) {
+        for (const m of await client.fetchAll(
+          range,
+          { uid: true, flags: true, internalDate: true, size: true },
+          { uid: true },
+        ))
+          out.set(m.uid, toMessage(m));
+      }
+      return [...out.values()].sort((a, b) => a.uid - b.uid);
+    }
+    const all = await client.fetchAll(
+      "1:*",
+      { uid: true, flags: true, internalDate: true, size: true },
+      { uid: true },
+    );
+    return all.map(toMessage).sort((a, b) => a.uid - b.uid);
+  }
+
+  /** Message sources in batches of about `batchBytes`, the next batch fetched while one is stored. */
+  private async *fetchSources(
+    uids: number[],
+    byUid: Map<number, FolderMessage>,
+  ): AsyncIterable<FetchMessageObject> {
+    const limit = this.o.batchBytes ?? 8 << 20;
+    const batches: number[][] = [];
+    let cur: number[] = [];
+    let bytes = 0;
+    for (const uid of [...uids].sort((a, b) => a - b)) {
+      const size = byUid.get(uid)?.size ?? 0;
+      if (cur.length > 0 && (bytes + size > limit || cur.length >= 500)) {
+        batches.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(uid);
+      bytes += size;
+    }
+    if (cur.length > 0) batches.push(cur);
+    const fetchBatch = async (b: number[]) => {
+      const out: FetchMessageObject[] = [];
+      for (const range of uidRanges(b))
+        out.push(...(await this.client.fetchAll(range, { uid: true, source: true }, { uid: true })));
+      return out.filter((m) => m.source !== undefined && byUid.has(m.uid)).sort((a, b) => a.uid - b.uid);
+    };
+    let next = batches[0] ? fetchBatch(batches[0]) : undefined;
+    try {
+      for (let i = 0; i < batches.length; i++) {
+        const msgs = await next!;
+        next = batches[i + 1] ? fetchBatch(batches[i + 1]!) : undefined;
+        yield* msgs;
+      }
+    } finally {
+      // Never leave a FETCH running when the folder is closed (e.g. the backup failed).
+      await next?.catch(() => {});
+    }
+  }
+
+  /** Fallback for a reused message whose blobs are no longer in the repository. */
+  private async *fetchOne(path: string, uid: number): AsyncIterable<Buffer> {
+    const m = await this.client.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+    if (!m || !m.source)
+      throw new LifeboatError(
+        "SOURCE_UNREADABLE",
+        `message ${uid} of ${path} vanished from the server while it was backed up`,
+        "run the pull again",
+      );
+    this.stats.messagesReused--;
+    this.stats.messagesFetched++;
+    this.stats.bytesFetched += m.source.length;
+    yield m.source;
+  }
+
+  meta(): Record<string, unknown> {
+    return {
+      imap: {
+        host: this.o.target.host,
+        port: this.o.target.port,
+        user: this.o.target.user,
+        tls: this.stats.tls,
+        uidValidity: this.uidValidities,
+        folders: this.stats.folders,
+        messages: this.stats.messages,
+      },
+    };
+  }
+}
