@@ -1,10 +1,14 @@
 import { LifeboatError } from "../core/errors.js";
 import type { Backend } from "./backend.js";
 import { localBackend } from "./local.js";
+import { parseS3Url, s3Backend } from "./s3.js";
 
 /**
  * Turns a repository URL into a backend. A plain path (or `local:PATH`) is a local folder.
  * Each scheme is one module under src/backend/; this switch is the only place that knows them all.
+ *
+ * - `s3:https://HOST[:PORT]/BUCKET[/PREFIX]`, `s3:http://HOST:PORT/BUCKET[/PREFIX]`,
+ *   `s3:s3.amazonaws.com/BUCKET[/PREFIX]` (see docs/backends.md)
  */
 export async function openBackend(url: string): Promise<Backend> {
   const m = /^([a-z][a-z0-9+]*):(.*)$/s.exec(url);
@@ -14,6 +18,8 @@ export async function openBackend(url: string): Promise<Backend> {
   switch (scheme) {
     case "local":
       return localBackend({ path: rest });
+    case "s3":
+      return s3Backend({ ...parseS3Url(rest), url });
     default:
       throw new LifeboatError(
         "USAGE",

@@ -1,0 +1,115 @@
+/**
+ * What every backend must do (see src/backend/backend.ts), run against a real server: put, get
+ * with ranges, stat, recursive list by prefix, delete, errors as LifeboatErrors, concurrent puts.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { Backend, ObjectInfo } from "../../src/backend/backend.js";
+import { LifeboatError } from "../../src/core/errors.js";
+import { prng } from "../support/cli.js";
+
+export async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const o of it) out.push(o);
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export async function assertRejectsWith(
+  p: Promise<unknown>,
+  code: string,
+  pattern?: RegExp,
+): Promise<LifeboatError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof LifeboatError, `expected a LifeboatError, got ${String(e)}`);
+    assert.equal(e.code, code, `${e.code}: ${e.message}`);
+    assert.ok(!e.message.includes("\n"), `one line: ${JSON.stringify(e.message)}`);
+    if (pattern) assert.match(e.message, pattern);
+    return e;
+  }
+  assert.fail(`expected an error ${code}`);
+}
+
+/** Runs the contract on a backend whose location holds nothing yet. */
+export async function backendContract(be: Backend): Promise<void> {
+  assert.equal(await be.exists(), false, "a fresh location holds no repository");
+  await be.create();
+  await be.create(); // idempotent
+
+  // put / get / stat of small, empty and larger objects, in nested folders made on demand.
+  const config = Buffer.from("config bytes");
+  await be.put("config", config);
+  assert.equal(await be.exists(), true);
+  assert.deepEqual(await be.get("config"), config);
+  await be.put("keys/empty", Buffer.alloc(0));
+  assert.equal((await be.get("keys/empty")).length, 0);
+  assert.deepEqual(await be.stat("keys/empty"), { name: "keys/empty", size: 0 });
+  const big = prng(3 * 1024 * 1024 + 17, 42);
+  const bigName = `data/ab/ab${randomBytes(31).toString("hex")}`;
+  await be.put(bigName, big);
+  assert.ok((await be.get(bigName)).equals(big), "3 MiB object comes back byte for byte");
+  assert.deepEqual(await be.stat(bigName), { name: bigName, size: big.length });
+  assert.equal(await be.stat("data/ab/missing"), undefined);
+  assert.equal(await be.stat("nowhere/at/all"), undefined);
+
+  // Ranged reads, including one that runs past the end (short, like a file read).
+  assert.ok((await be.get(bigName, { offset: 1000, length: 5000 })).equals(big.subarray(1000, 6000)));
+  assert.ok((await be.get(bigName, { offset: big.length - 10 })).equals(big.subarray(big.length - 10)));
+  assert.ok((await be.get(bigName, { offset: 0, length: 1 })).equals(big.subarray(0, 1)));
+  assert.equal((await be.get(bigName, { offset: 5, length: 0 })).length, 0);
+  assert.ok(
+    (await be.get(bigName, { offset: big.length - 3, length: 10 })).equals(big.subarray(big.length - 3)),
+  );
+
+  // Missing objects are NOT_FOUND errors with one line.
+  await assertRejectsWith(be.get("data/ab/missing"), "NOT_FOUND");
+  await assertRejectsWith(be.get("data/ab/missing", { offset: 3, length: 4 }), "NOT_FOUND");
+
+  // Overwriting with identical content (content-addressed names) is allowed.
+  await be.put(bigName, big);
+  assert.ok((await be.get(bigName)).equals(big));
+
+  // Concurrent puts into many folders, then a recursive list by prefix.
+  const names: string[] = [];
+  await Promise.all(
+    Array.from({ length: 24 }, async (_, i) => {
+      const hex = randomBytes(32).toString("hex");
+      const name = `data/${hex.slice(0, 2)}/${hex}`;
+      names.push(name);
+      await be.put(name, prng(1000 + i, i));
+    }),
+  );
+  await be.put("snapshots/s1", Buffer.from("one"));
+  await be.put("snapshots/s2", Buffer.from("two!"));
+  const data = await collect(be.list("data/"));
+  assert.deepEqual(
+    data.map((o) => o.name),
+    [...names, bigName].sort(),
+  );
+  for (const o of data) {
+    if (o.name !== bigName) assert.equal(o.size, 1000 + names.indexOf(o.name));
+  }
+  assert.deepEqual(await collect(be.list("snapshots/")), [
+    { name: "snapshots/s1", size: 3 },
+    { name: "snapshots/s2", size: 4 },
+  ]);
+  assert.deepEqual(await collect(be.list("keys/")), [{ name: "keys/empty", size: 0 }]);
+  assert.deepEqual(await collect(be.list("index/")), [], "a folder never written lists as empty");
+  const all = await collect(be.list(""));
+  assert.equal(all.length, names.length + 5);
+
+  // Delete: gone from stat, get and list; deleting twice is fine.
+  await be.delete("snapshots/s1");
+  await be.delete("snapshots/s1");
+  assert.equal(await be.stat("snapshots/s1"), undefined);
+  await assertRejectsWith(be.get("snapshots/s1"), "NOT_FOUND");
+  assert.deepEqual(
+    (await collect(be.list("snapshots/"))).map((o) => o.name),
+    ["snapshots/s2"],
+  );
+
+  // Names outside the allowed alphabet never reach the storage.
+  await assert.rejects(be.put("../escape", Buffer.from("x")));
+  await assert.rejects(be.get("data/../../etc/passwd"));
+}
