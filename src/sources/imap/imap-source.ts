@@ -305,6 +305,9 @@ export class ImapSource implements VirtualSource {
     try {
       const mb = client.mailbox;
       if (!mb) throw new LifeboatError("SOURCE_UNREADABLE", `cannot open folder ${f.path}`);
+      // Defence in depth: never work on a folder the server opened read-write.
+      if (mb.readOnly !== true)
+        throw new LifeboatError("SOURCE_UNREADABLE", `the server did not open ${f.path} read-only (EXAMINE)`);
       const uidValidity = mb.uidValidity.toString();
       const highestModseq = mb.highestModseq !== undefined && !mb.noModseq ? mb.highestModseq : undefined;
       this.uidValidities[f.path] = uidValidity;
