@@ -1,6 +1,21 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { errnoCode, LifeboatError } from "../core/errors.js";
+import { type ErrorCode, ExitCode, type ExitCodeValue, errnoCode, LifeboatError } from "../core/errors.js";
+
+/**
+ * A database source that cannot be read means no snapshot at all: exit 1, not the exit 3 that
+ * SOURCE_UNREADABLE gives files ("saved, but some files unreadable").
+ */
+export class SourceError extends LifeboatError {
+  override get exitCode(): ExitCodeValue {
+    return this.code === "SOURCE_UNREADABLE" ? ExitCode.failure : super.exitCode;
+  }
+}
+
+/** A LifeboatError for database sources and targets (see SourceError). */
+export function dbError(code: ErrorCode, message: string, hint?: string, cause?: unknown): LifeboatError {
+  return new SourceError(code, message, hint, cause);
+}
 
 /**
  * Dump and restore tools (pg_dump, mysqldump, pg_restore, mariadb) run as child processes whose
@@ -73,7 +88,7 @@ async function start(spec: ToolSpec, stdin: "pipe" | "ignore"): Promise<Running>
     await once(child, "spawn");
   } catch (e) {
     if (errnoCode(e) === "ENOENT") throw notInstalled(spec);
-    throw new LifeboatError("SOURCE_UNREADABLE", `cannot run ${spec.command}: ${(e as Error).message}`);
+    throw dbError("SOURCE_UNREADABLE", `cannot run ${spec.command}: ${(e as Error).message}`);
   }
   // Keep later errors (e.g. EPIPE on stdin) from becoming uncaught exceptions; the exit code
   // decides success.
@@ -165,7 +180,7 @@ export async function feedTool(spec: ToolSpec, input: AsyncIterable<Buffer>): Pr
   const { code, signal } = await r.exit;
   if (code !== 0) throw spec.classify(r.stderr.text(), code, signal);
   if (stoppedEarly) {
-    throw new LifeboatError(
+    throw dbError(
       "STORAGE_ERROR",
       `${spec.command} exited before reading all of its input${r.stderr.text() ? `: ${firstLine(r.stderr.text())}` : ""}`,
     );

@@ -1,19 +1,36 @@
 import { LifeboatError } from "../core/errors.js";
 import type { VirtualSource } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
+import type { SnapshotWithId } from "../repo/snapshot.js";
+import {
+  type PgTarget,
+  parsePostgresUrl,
+  postgresSource,
+  postgresSourceName,
+  preflightPostgres,
+  restorePostgres,
+} from "./postgres.js";
 import { checkSqlitePath, parseSqliteArg, sqliteSource, sqliteSourceName } from "./sqlite.js";
 
 /**
  * Database sources named on the command line: `sqlite:PATH`, `postgres://...`, `mysql://...`.
  * Each is backed up as its own snapshot whose `paths` is the source name (without password).
  */
-export type DatabaseArg = { engine: "sqlite"; path: string; name: string };
+export type DatabaseArg =
+  | { engine: "sqlite"; path: string; name: string }
+  | { engine: "postgres"; target: PgTarget; name: string };
 
 /** The database a command-line argument names, or undefined for an ordinary path or snapshot id. */
 export function parseDatabaseArg(arg: string): DatabaseArg | undefined {
   const sqlitePath = parseSqliteArg(arg);
   if (sqlitePath !== undefined)
     return { engine: "sqlite", path: sqlitePath, name: sqliteSourceName(sqlitePath) };
+  const pgTarget = parsePostgresUrl(arg);
+  if (pgTarget) {
+    const all = pgTarget.database === "*";
+    if (all) pgTarget.database = undefined;
+    return { engine: "postgres", target: pgTarget, name: postgresSourceName(pgTarget, all) };
+  }
   return undefined;
 }
 
@@ -24,13 +41,34 @@ export interface DatabaseOptions {
 
 /** Checks what can be checked before a repository is opened: the file, the tool, the login. */
 export async function preflightDatabase(db: DatabaseArg, opts: DatabaseOptions): Promise<void> {
-  if (opts.all && db.engine !== "sqlite") return;
-  if (opts.all) throw new LifeboatError("USAGE", "--all goes with a postgres:// URL");
-  await checkSqlitePath(db.path);
+  if (opts.all && db.engine !== "postgres")
+    throw new LifeboatError("USAGE", "--all goes with a postgres:// URL");
+  if (db.engine === "sqlite") await checkSqlitePath(db.path);
+  else await preflightPostgres(db.target, opts.all);
 }
 
 export type DatabaseSource = VirtualSource & { cleanup(): Promise<void> };
 
-export function databaseSource(db: DatabaseArg, _opts: DatabaseOptions, repo: Repository): DatabaseSource {
+export function databaseSource(db: DatabaseArg, opts: DatabaseOptions, repo: Repository): DatabaseSource {
+  if (db.engine === "postgres") return postgresSource(db.target, opts.all);
   return sqliteSource(db.path, repo);
+}
+
+export interface DatabaseRestoreResult {
+  database: string;
+  /** The database of the snapshot that was restored. */
+  from: string;
+  bytes: number;
+  tables: number;
+}
+
+/** `restore SNAPSHOT --target-db URL`: a dump snapshot into a new database. */
+export async function restoreDatabase(
+  repo: Repository,
+  snap: SnapshotWithId,
+  target: DatabaseArg,
+  opts: { database?: string; noOwner?: boolean },
+): Promise<DatabaseRestoreResult> {
+  if (target.engine === "postgres") return restorePostgres(repo, snap, target.target, opts);
+  throw new LifeboatError("USAGE", "--target-db takes a postgres:// or mysql:// URL");
 }

@@ -10,6 +10,7 @@ import { BlobType } from "../repo/blob.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
+import { dbError } from "./child-stream.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
 
 /**
@@ -68,7 +69,7 @@ export async function checkSqlitePath(absPath: string): Promise<void> {
       throw new LifeboatError("PERMISSION_DENIED", `${absPath}: permission denied`);
     if (code === "EISDIR")
       throw new LifeboatError("USAGE", `${absPath} is a folder, not an SQLite database file`);
-    throw new LifeboatError("SOURCE_UNREADABLE", `${absPath}: ${(e as Error).message}`);
+    throw dbError("SOURCE_UNREADABLE", `${absPath}: ${(e as Error).message}`);
   }
   try {
     const st = await fh.stat();
@@ -120,16 +121,16 @@ function sqliteError(absPath: string, e: unknown): LifeboatError {
   const code = (e as { code?: string }).code ?? "";
   const msg = (e as Error).message;
   if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED")
-    return new LifeboatError(
+    return dbError(
       "SOURCE_UNREADABLE",
       `${absPath}: the database stayed locked by a writer (${msg})`,
       "try again; long write transactions block the copy in rollback-journal mode (WAL mode does not)",
     );
   if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT")
-    return new LifeboatError("SOURCE_UNREADABLE", `${absPath}: not a usable SQLite database (${msg})`);
+    return dbError("SOURCE_UNREADABLE", `${absPath}: not a usable SQLite database (${msg})`);
   if (code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM" || code === "SQLITE_READONLY")
     return new LifeboatError("PERMISSION_DENIED", `${absPath}: cannot open the database (${msg})`);
-  return new LifeboatError("SOURCE_UNREADABLE", `${absPath}: ${msg}`);
+  return dbError("SOURCE_UNREADABLE", `${absPath}: ${msg}`);
 }
 
 export interface SqliteCopy {
@@ -178,7 +179,7 @@ export async function copySqlite(absPath: string): Promise<SqliteCopy> {
     try {
       const check = copy.pragma("quick_check", { simple: true });
       if (check !== "ok") {
-        throw new LifeboatError(
+        throw dbError(
           "SOURCE_UNREADABLE",
           `${absPath}: the copy fails PRAGMA quick_check (${String(check)}); the source database is damaged`,
           "repair the database (sqlite3 .recover), or back up the raw file with `lifeboat backup PATH`",
@@ -273,7 +274,7 @@ export function sqliteSource(
       yield { kind: "file", path: c.meta.file, mode: c.mode, reuse: node };
     },
     meta() {
-      if (!copy) throw new LifeboatError("SOURCE_UNREADABLE", `${absPath}: no copy was taken`);
+      if (!copy) throw dbError("SOURCE_UNREADABLE", `${absPath}: no copy was taken`);
       return { ...copy.meta, pieceSize: SQLITE_PIECE };
     },
     async cleanup() {

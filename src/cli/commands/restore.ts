@@ -4,7 +4,7 @@ import { restore } from "../../ops/restore/restore.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { parseDatabaseArg } from "../../sources/database.js";
+import { parseDatabaseArg, restoreDatabase } from "../../sources/database.js";
 import { restoreSqlite } from "../../sources/sqlite.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
@@ -48,6 +48,15 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
       collect,
       [],
     )
+    .option(
+      "--target-db <url>",
+      "for a PostgreSQL or MariaDB/MySQL snapshot: the NEW database to create and restore into (postgres://.../NEWDB, mysql://.../NEWDB)",
+    )
+    .option("--database <name>", "with --target-db, from a snapshot of several databases (--all): which one")
+    .option(
+      "--no-owner",
+      "with --target-db postgres://: do not restore ownership and privileges (pg_restore --no-owner --no-acl)",
+    )
     .option("--verify", "read every restored file back and compare it with the snapshot")
     .option("--host <name>", "with `latest`: the newest snapshot of this host")
     .option("--tag <tag>", "with `latest`: the newest snapshot with this tag", collect, [])
@@ -61,13 +70,20 @@ ever written outside --target, whatever names or symlinks the snapshot holds.
 
 SQLite snapshots restore to a file: written under a temporary name, checked with PRAGMA
 integrity_check and the row counts recorded at backup time, then renamed into place.
+Database dumps restore with --target-db into a database that must not exist yet: it is
+created, the dump is streamed into pg_restore (one transaction) or the mariadb client, and if
+anything fails the new database is dropped and the error says so. With --target DIR instead,
+the dump files themselves are restored. See docs/databases.md.
 
 Examples:
   lifeboat restore latest --target /tmp/restore
   lifeboat restore 4f2a91c0:/home/ann/Documents --target ~/Documents-restored --verify
   lifeboat restore latest --target /tmp/r --include '*.pdf'
   lifeboat restore sqlite:/var/lib/app/app.db --target /tmp/app-restored.db
-  lifeboat restore 7c1e22ab --target /tmp/app.db     # an SQLite snapshot by id`,
+  lifeboat restore 7c1e22ab --target /tmp/app.db     # an SQLite snapshot by id
+  lifeboat restore postgres://backup@db1:5432/shop --target-db postgres://postgres@127.0.0.1:5432/shop_copy
+  lifeboat restore 'postgres://postgres@db1:5432/*' --database shop --no-owner --target-db postgres://postgres@db2/shop
+  lifeboat restore mysql://root@127.0.0.1:3306/wiki --target-db mysql://root:pw@127.0.0.1:3306/wiki_restored`,
     )
     .action(async (spec: string, flags: RestoreFlags, cmd: Command) => {
       const c = ctx(cmd);
@@ -75,7 +91,20 @@ Examples:
       const colon = db ? -1 : spec.indexOf(":");
       const ref = db ? "latest" : colon >= 0 ? spec.slice(0, colon) : spec;
       const subpath = colon >= 0 ? spec.slice(colon + 1) || "/" : "/";
-      if (!flags.target) throw new LifeboatError("USAGE", "restore needs --target DIR");
+      if (!flags.target && !flags.targetDb)
+        throw new LifeboatError(
+          "USAGE",
+          "restore needs --target DIR (or --target-db URL for a database dump)",
+        );
+      if (flags.target && flags.targetDb)
+        throw new LifeboatError("USAGE", "give --target or --target-db, not both");
+      const targetDb = flags.targetDb ? parseDatabaseArg(flags.targetDb) : undefined;
+      if (flags.targetDb && (!targetDb || targetDb.engine === "sqlite"))
+        throw new LifeboatError(
+          "USAGE",
+          "--target-db takes a postgres:// or mysql:// URL",
+          "restore SQLite snapshots with --target FILE",
+        );
       const repo = await c.openRepo();
       try {
         const snap = await findSnapshot(repo, ref, {
@@ -83,6 +112,32 @@ Examples:
           tags: flags.tag,
           paths: db ? [db.name] : flags.path,
         });
+        if (targetDb) {
+          c.out.info(
+            `restoring ${snap.source ?? "file"} snapshot ${snap.id.slice(0, 8)} of ${snap.paths.join(" ")} (${snap.time}) into ${targetDb.name}`,
+          );
+          const started = Date.now();
+          const r = await restoreDatabase(repo, snap, targetDb, {
+            ...(flags.database !== undefined ? { database: flags.database } : {}),
+            noOwner: flags.owner === false,
+          });
+          const secs = (Date.now() - started) / 1000;
+          c.out.info(
+            `restored database ${r.database} (${r.tables} tables) from ${bytes(r.bytes)} of dump in ${secs.toFixed(1)}s`,
+          );
+          c.out.emit({
+            message_type: "summary",
+            snapshot_id: snap.id,
+            source: snap.source,
+            database: r.database,
+            from_database: r.from,
+            tables: r.tables,
+            bytes_read: r.bytes,
+            seconds: secs,
+          });
+          return;
+        }
+        if (!flags.target) throw new LifeboatError("USAGE", "restore needs --target DIR");
         if (snap.source === "sqlite" && subpath === "/") {
           await restoreSqliteCli(c, repo, snap, flags.target);
           return;

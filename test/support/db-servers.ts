@@ -1,0 +1,256 @@
+/**
+ * Real database servers for tests: PostgreSQL and MariaDB, each in its own temporary folder,
+ * listening on 127.0.0.1 on a free port, stopped (and the folder removed) by `stop()`.
+ * The Debian packages are installed when missing (tests run as root on a bare machine).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, promises as fs, readdirSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { ensurePackages } from "./apt.js";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function idOf(user: string): { uid: number; gid: number } {
+  const uid = Number(execFileSync("id", ["-u", user]).toString().trim());
+  const gid = Number(execFileSync("id", ["-g", user]).toString().trim());
+  return { uid, gid };
+}
+
+async function waitPort(
+  port: number,
+  child: ChildProcess,
+  log: () => Promise<string>,
+  ms = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `server exited (${child.exitCode ?? child.signalCode}) before listening:\n${await log()}`,
+      );
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.on("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline)
+      throw new Error(`server not listening on ${port} after ${ms} ms:\n${await log()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals, ms = 30_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+  await gone;
+  clearTimeout(timer);
+}
+
+/** The bin folder of the newest installed PostgreSQL server, installing `postgresql` if none. */
+export function postgresBinDir(): string {
+  const find = () => {
+    const root = "/usr/lib/postgresql";
+    if (!existsSync(root)) return undefined;
+    const versions = readdirSync(root)
+      .filter((v) => existsSync(path.join(root, v, "bin", "postgres")))
+      .sort((a, b) => Number(b) - Number(a));
+    return versions[0] ? path.join(root, versions[0], "bin") : undefined;
+  };
+  let dir = find();
+  if (!dir) {
+    ensurePackages({ "/usr/lib/postgresql/*/bin/postgres": "postgresql" });
+    dir = find();
+  }
+  if (!dir) throw new Error("postgresql is installed but no /usr/lib/postgresql/*/bin/postgres was found");
+  return dir;
+}
+
+export interface PostgresServer {
+  port: number;
+  bin: string;
+  /** Superuser `postgres`, password authentication over TCP. */
+  password: string;
+  url(database: string, user?: string, password?: string): string;
+  stop(): Promise<void>;
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = postgresBinDir();
+  const { uid, gid } = idOf("postgres");
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pg-"));
+  await fs.chown(dir, uid, gid);
+  const data = path.join(dir, "data");
+  const password = "pg-test-secret";
+  const pwfile = path.join(dir, "pw");
+  await fs.writeFile(pwfile, `${password}\n`);
+  await fs.chown(pwfile, uid, gid);
+  execFileSync(
+    path.join(bin, "initdb"),
+    [
+      "-D",
+      data,
+      "-U",
+      "postgres",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      `--pwfile=${pwfile}`,
+      "-E",
+      "UTF8",
+      "--no-sync",
+    ],
+    { uid, gid, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const port = await freePort();
+  const logFile = path.join(dir, "server.log");
+  const logFd = await fs.open(logFile, "a");
+  const child = spawn(
+    path.join(bin, "postgres"),
+    [
+      "-D",
+      data,
+      "-k",
+      dir,
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-c",
+      "fsync=off",
+      "-c",
+      "synchronous_commit=off",
+      "-c",
+      "full_page_writes=off",
+      "-c",
+      "shared_buffers=32MB",
+      "-c",
+      "max_connections=40",
+    ],
+    { uid, gid, cwd: dir, stdio: ["ignore", logFd.fd, logFd.fd] },
+  );
+  await logFd.close();
+  const log = () => fs.readFile(logFile, "utf8").catch(() => "");
+  await waitPort(port, child, log);
+  return {
+    port,
+    bin,
+    password,
+    url: (database, user = "postgres", pw = password) =>
+      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    async stop() {
+      await stopChild(child, "SIGINT"); // fast shutdown
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface MariadbServer {
+  port: number;
+  /** root, password authentication over TCP. */
+  password: string;
+  url(database: string, user?: string, password?: string): string;
+  /** Runs SQL through the `mariadb` client as root; returns tab-separated output. */
+  sql(statements: string, database?: string): string;
+  stop(): Promise<void>;
+}
+
+export async function startMariadb(): Promise<MariadbServer> {
+  ensurePackages({ "/usr/sbin/mariadbd": "mariadb-server", "/usr/bin/mariadb": "mariadb-client" });
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-maria-"));
+  const data = path.join(dir, "data");
+  const socket = path.join(dir, "mysqld.sock");
+  execFileSync(
+    "mariadb-install-db",
+    [
+      "--no-defaults",
+      `--datadir=${data}`,
+      "--user=root",
+      "--auth-root-authentication-method=normal",
+      "--skip-test-db",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const port = await freePort();
+  const logFile = path.join(dir, "server.log");
+  const child = spawn(
+    "mariadbd",
+    [
+      "--no-defaults",
+      `--datadir=${data}`,
+      `--socket=${socket}`,
+      `--port=${port}`,
+      "--bind-address=127.0.0.1",
+      "--user=root",
+      `--log-error=${logFile}`,
+      `--pid-file=${path.join(dir, "pid")}`,
+      "--innodb-buffer-pool-size=64M",
+      "--innodb-flush-log-at-trx-commit=2",
+      "--skip-name-resolve",
+      "--innodb-log-file-size=48M",
+      "--max-connections=40",
+    ],
+    { stdio: ["ignore", "ignore", "ignore"] },
+  );
+  const log = () => fs.readFile(logFile, "utf8").catch(() => "");
+  await waitPort(port, child, log);
+  const password = "maria-test-secret";
+  const sql = (statements: string, database?: string) =>
+    execFileSync(
+      "mariadb",
+      [
+        "--no-defaults",
+        `--socket=${socket}`,
+        "-uroot",
+        "--batch",
+        "--skip-column-names",
+        ...(database ? [database] : []),
+      ],
+      { input: statements, stdio: ["pipe", "pipe", "pipe"] },
+    ).toString();
+  sql(
+    `ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}';
+     CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '${password}';
+     GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;`,
+  );
+  const sqlAsRoot = (statements: string, database?: string) =>
+    execFileSync(
+      "mariadb",
+      [
+        "--no-defaults",
+        `--socket=${socket}`,
+        "-uroot",
+        `--password=${password}`,
+        "--batch",
+        "--skip-column-names",
+        ...(database ? [database] : []),
+      ],
+      { input: statements, stdio: ["pipe", "pipe", "pipe"] },
+    ).toString();
+  return {
+    port,
+    password,
+    url: (database, user = "root", pw = password) =>
+      `mysql://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    sql: sqlAsRoot,
+    async stop() {
+      await stopChild(child, "SIGTERM");
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
