@@ -12,6 +12,7 @@ import { LifeboatError } from "../../src/core/errors.js";
 import { decodeFolderState } from "../../src/sources/imap/folder-state.js";
 import { baseEnv, jsonLines, listAll, run, tempDir } from "../support/cli.js";
 import { type Dovecot, startDovecot } from "../support/dovecot.js";
+import { commandVerbs, recordingProxy } from "./proxy.js";
 import { appendTo, makeMessage, type SeededMessage, SHARED_SIZE, seedMailbox, serverState } from "./seed.js";
 
 let dv: Dovecot;
@@ -19,12 +20,14 @@ let admin: ImapFlow;
 let base: string;
 let env: Record<string, string>;
 let seeded: SeededMessage[];
+let proxy: Awaited<ReturnType<typeof recordingProxy>>;
 const snapshots: string[] = [];
 
 before(async () => {
   dv = await startDovecot();
   admin = await dv.client();
   seeded = await seedMailbox(admin);
+  proxy = await recordingProxy(dv.port);
   base = await tempDir("lb-mail-");
   env = baseEnv({
     LIFEBOAT_REPOSITORY: path.join(base, "repo"),
@@ -36,6 +39,7 @@ before(async () => {
 });
 
 after(async () => {
+  await proxy?.close();
   await admin?.logout().catch(() => {});
   await dv?.stop();
   if (base) await fs.rm(base, { recursive: true, force: true });
@@ -76,6 +80,25 @@ async function restoreFile(snap: string, rel: string): Promise<Buffer> {
   }
 }
 
+/** A pull through the recording relay; returns the command verbs, checked against an allowlist. */
+async function pullViaProxy(): Promise<string[]> {
+  proxy.lines.length = 0;
+  const r = await run(["--json", "pull", `imap://${dv.user}@127.0.0.1:${proxy.port}`], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const verbs = [...commandVerbs(proxy.lines)].sort();
+  console.log(`IMAP commands sent by a pull: ${verbs.join(", ")}`);
+  const allowed = [
+    ...["AUTHENTICATE", "CAPABILITY", "ENABLE", "EXAMINE", "ID", "LIST", "LOGIN", "LOGOUT", "NAMESPACE"],
+    ...["NOOP", "UID FETCH", "UID SEARCH"],
+  ];
+  assert.deepEqual(
+    verbs.filter((v) => !allowed.includes(v)),
+    [],
+    `commands sent: ${verbs.join(", ")}`,
+  );
+  return verbs;
+}
+
 const total = () => seeded.length;
 const bytesOf = (msgs: SeededMessage[]) => msgs.reduce((n, m) => n + m.raw.length, 0);
 
@@ -83,6 +106,12 @@ test("first pull: every folder and message, read-only on the server, the shared 
   const serverBefore = await serverState(admin);
   const diskBefore = await diskState();
   const s = await pull();
+  // The same account through a relay that records every command the client sends.
+  const verbs = await pullViaProxy();
+  assert.ok(verbs.includes("EXAMINE"));
+  const fetches = proxy.lines.filter((l) => /^\S+ UID FETCH .*BODY/i.test(l));
+  assert.ok(fetches.length > 0);
+  for (const l of fetches) assert.match(l, /BODY\.PEEK\[\]/, l);
   const secs = (s.duration_ms as number) / 1000;
   console.log(
     `first pull: ${s.messages_fetched} messages, ${(s.bytes_fetched as number) / 1e6} MB in ${secs.toFixed(2)} s = ${Math.round((s.messages_fetched as number) / secs)} messages/s (wall ${s.wall_ms} ms)`,
@@ -171,6 +200,9 @@ test("incremental pull: only new messages are fetched; deletions and flag change
   }
   const previous = snapshots.at(-1)!;
   const s = await pull();
+  // Incremental through the relay too (its parent is the relayed first pull): still read-only.
+  const verbs = await pullViaProxy();
+  assert.ok(verbs.includes("UID SEARCH"), verbs.join(", "));
   assert.equal(s.messages_fetched, 5);
   assert.equal(s.messages_removed, 1);
   assert.equal(s.flags_changed, 2);
