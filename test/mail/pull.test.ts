@@ -120,6 +120,7 @@ test("first pull: every folder and message, read-only on the server, the shared 
   assert.equal(s.messages_fetched, total());
   assert.equal(s.messages_reused, 0);
   assert.equal(s.folders, 5); // INBOX, Archive/2024, Entwürfe, Sent, Empty
+  assert.equal(s.tls, false); // ssl = no on this server
   assert.equal(s.bytes_fetched, bytesOf(seeded));
   // The ~1 MB message in INBOX and Archive/2024 is downloaded twice but stored once.
   const added = s.data_added as number;

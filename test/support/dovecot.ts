@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, promises as fs } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +16,9 @@ export interface Dovecot {
   /** The user's Maildir++ root on disk. */
   maildir: string;
   url: string;
+  /** With `tls`: the imaps port (the plain port then offers STARTTLS), and the CA/cert file. */
+  tlsPort?: number;
+  certFile?: string;
   /** An authenticated imapflow client (for seeding and for checking the server state). */
   client(password?: string): Promise<ImapFlow>;
   stop(): Promise<void>;
@@ -65,6 +68,8 @@ export interface DovecotOptions {
   password?: string;
   /** Extra lines for dovecot.conf (e.g. to change the capabilities offered). */
   extraConfig?: string;
+  /** Serve TLS with a fresh self-signed certificate: imaps on its own port, STARTTLS on the plain one. */
+  tls?: boolean;
 }
 
 export async function startDovecot(o: DovecotOptions = {}): Promise<Dovecot> {
@@ -78,6 +83,25 @@ export async function startDovecot(o: DovecotOptions = {}): Promise<Dovecot> {
   await fs.mkdir(mailRoot);
   await fs.chown(mailRoot, MAIL_UID, MAIL_UID);
   const port = await freePort();
+  const tlsPort = o.tls ? await freePort() : undefined;
+  const certFile = path.join(dir, "cert.pem");
+  const keyFile = path.join(dir, "key.pem");
+  if (o.tls) {
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"].concat([
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+      ]),
+      { stdio: "ignore" },
+    );
+  }
+  const sslConfig = o.tls
+    ? `ssl = yes\nssl_cert = <${certFile}\nssl_key = <${keyFile}\n` +
+      (existsSync("/usr/share/dovecot/dh.pem") ? "ssl_dh = </usr/share/dovecot/dh.pem\n" : "")
+    : "ssl = no\n";
   const log = path.join(dir, "dovecot.log");
   await fs.writeFile(
     path.join(dir, "passwd"),
@@ -91,8 +115,7 @@ listen = 127.0.0.1
 base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${log}
-ssl = no
-disable_plaintext_auth = no
+${sslConfig}disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
 first_valid_uid = 1
@@ -114,7 +137,8 @@ service imap-login {
     port = ${port}
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${tlsPort ?? 0}
   }
 }
 service anvil {
@@ -144,6 +168,7 @@ ${o.extraConfig ?? ""}
     password,
     maildir: path.join(mailRoot, user),
     url: `imap://${user}@127.0.0.1:${port}`,
+    ...(tlsPort ? { tlsPort, certFile } : {}),
     async client(pw = password) {
       const c = new ImapFlow({
         host: "127.0.0.1",
@@ -152,6 +177,8 @@ ${o.extraConfig ?? ""}
         auth: { user, pass: pw },
         logger: false,
         disableAutoIdle: true,
+        // The test's own server with its own throwaway certificate (STARTTLS when tls is on).
+        tls: { rejectUnauthorized: false },
       });
       c.on("error", () => {});
       await c.connect();
