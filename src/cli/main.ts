@@ -6,9 +6,11 @@ import { registerBackup } from "./commands/backup.js";
 import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
 import { registerExport } from "./commands/export.js";
+import { registerForget } from "./commands/forget.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
+import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerSnapshots } from "./commands/snapshots.js";
@@ -42,7 +44,7 @@ With no repository, commands use the default local one ($XDG_DATA_HOME/lifeboat/
 Exit codes: 0 ok, 1 failed, 2 bad usage, 3 backup saved but some files unreadable,
 10 no repository, 11 repository already exists, 12 wrong or missing password,
 13 snapshot not found or ambiguous, 14 damaged data, 15 repository storage full,
-16 storage unreachable, 130 interrupted.
+16 storage unreachable, 17 repository busy (another prune), 130 interrupted.
 
 Start here:
   lifeboat backup ~/Documents          back up into the default repository
@@ -61,6 +63,8 @@ Start here:
   registerCheck(program, ctx);
   registerPull(program, ctx);
   registerExport(program, ctx);
+  registerForget(program, ctx);
+  registerPrune(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -15,6 +15,7 @@ export const ExitCode = {
   corruption: 14,
   storageFull: 15,
   unreachable: 16,
+  busy: 17,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -38,6 +39,7 @@ export type ErrorCode =
   | "SOURCE_UNREADABLE"
   | "UNSAFE_PATH"
   | "KEY_ERROR"
+  | "REPO_BUSY"
   | "INTERRUPTED";
 
 const exitByCode: Record<ErrorCode, ExitCodeValue> = {
@@ -59,6 +61,7 @@ const exitByCode: Record<ErrorCode, ExitCodeValue> = {
   SOURCE_UNREADABLE: ExitCode.incomplete,
   UNSAFE_PATH: ExitCode.corruption,
   KEY_ERROR: ExitCode.failure,
+  REPO_BUSY: ExitCode.busy,
   INTERRUPTED: ExitCode.interrupted,
 };
 

@@ -3,7 +3,7 @@ import type { Backend } from "../backend/backend.js";
 import { type ChunkerParams, gearTable } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
-import { CorruptionError, LifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
 import { BlobPool } from "./compress-pool.js";
 import {
@@ -71,7 +71,8 @@ export class Repository {
   readonly backend: Backend;
   readonly config: RepoConfig;
   readonly keyId: string;
-  readonly index = new MasterIndex();
+  /** Every indexed blob; replaced as a whole by `reloadIndex`. */
+  index = new MasterIndex();
   private readonly keys: MasterKeys;
   private gear: Uint32Array | undefined;
 
@@ -183,24 +184,96 @@ export class Repository {
     );
   }
 
-  /** Reads every index file into memory. */
+  /**
+   * Reads every index file in force into memory. Packs a prune has planned to delete ("doomed")
+   * are indexed last, so a blob that also lives in another pack resolves there, and `isStored`
+   * treats blobs found only in them as absent: a backup never deduplicates against data that
+   * may be deleted under it. Index files named in another's `supersedes` are left out (they
+   * exist only briefly, between a prune writing the new index and deleting the old ones).
+   */
   async loadIndex(): Promise<void> {
-    // Packs a prune has planned to delete ("doomed") are indexed last, so a blob that also lives
-    // in another pack resolves there, and `isStored` treats blobs found only in them as absent:
-    // a backup never deduplicates against data that may be deleted under it.
-    this.doomed = new Set((await listPlans(this)).flatMap((p) => p.packs));
-    const files = new Map<string, IndexFile>();
-    for (const id of await this.listIds("index/")) files.set(id, await this.readIndexFile(id));
-    const superseded = new Set([...files.values()].flatMap((f) => f.supersedes));
-    const live = [...files].filter(([id]) => !superseded.has(id)).map(([, f]) => f);
-    for (const doomedPass of [false, true]) {
-      for (const file of live) {
-        const packs = file.packs.filter((p) => this.doomed.has(p.id) === doomedPass);
-        this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
-        for (const p of packs) for (const b of p.blobs) this.index.add(b, p.id);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for (const id of (await listPlans(this)).flatMap((p) => p.packs)) this.doomed.add(id);
+        const ids = await this.listIds("index/");
+        const superseded = await this.addIndexFiles(ids);
+        let live = ids;
+        if (ids.some((id) => superseded.has(id))) {
+          // Rare (after an interrupted prune): start over without the superseded files.
+          live = ids.filter((id) => !superseded.has(id));
+          this.index = new MasterIndex();
+          await this.addIndexFiles(live);
+        }
+        this.loadedIndexes = live;
+        return;
+      } catch (e) {
+        // A prune replaced the index files while we read them: read the new ones.
+        if (!isLifeboatError(e) || e.code !== "NOT_FOUND" || attempt >= 5) throw e;
+        this.index = new MasterIndex();
       }
     }
-    this.loadedIndexes = [...files.keys()].filter((id) => !superseded.has(id));
+  }
+
+  /**
+   * Forgets the loaded index and reads it again. `freshPlans` (prune) also forgets which packs
+   * were doomed; backups never do (see `catchUpIndex`).
+   */
+  async reloadIndex(freshPlans = false): Promise<void> {
+    this.index = new MasterIndex();
+    this.treeCache.clear();
+    if (freshPlans) this.doomed = new Set();
+    await this.loadIndex();
+  }
+
+  /**
+   * Called by a backup right after it announced its session: reads prune plans again and the
+   * index files written since the index was loaded. If a prune replaced index files meanwhile
+   * (so packs may have been deleted), the whole index is read again. Doomed packs stay doomed
+   * even when their plan is gone: it was carried out (the pack is deleted) or kept (a copy
+   * more costs only space).
+   */
+  async catchUpIndex(): Promise<void> {
+    for (const id of (await listPlans(this)).flatMap((p) => p.packs)) this.doomed.add(id);
+    const known = new Set([...this.loadedIndexes, ...this.writtenIndexes]);
+    const listed = await this.listIds("index/");
+    const listedSet = new Set(listed);
+    const fresh = listed.filter((id) => !known.has(id));
+    let replaced = this.loadedIndexes.some((id) => !listedSet.has(id));
+    const files: IndexFile[] = [];
+    for (const id of fresh) {
+      if (replaced) break;
+      const file = await this.readIndexFile(id).catch((e: unknown) => {
+        if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+        throw e;
+      });
+      if (!file || file.supersedes.length > 0) replaced = true;
+      else files.push(file);
+    }
+    if (replaced) return this.reloadIndex();
+    const packs = files.flatMap((f) => f.packs);
+    this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
+    for (const p of packs.filter((p) => !this.doomed.has(p.id)))
+      for (const b of p.blobs) this.index.add(b, p.id);
+    for (const p of packs.filter((p) => this.doomed.has(p.id)))
+      for (const b of p.blobs) this.index.add(b, p.id);
+    this.loadedIndexes = [...this.loadedIndexes, ...fresh];
+  }
+
+  private async addIndexFiles(ids: string[]): Promise<Set<string>> {
+    const superseded = new Set<string>();
+    const doomedPacks: IndexPack[] = [];
+    const add = (packs: IndexPack[]) => {
+      this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
+      for (const p of packs) for (const b of p.blobs) this.index.add(b, p.id);
+    };
+    for (const id of ids) {
+      const file = await this.readIndexFile(id);
+      for (const s of file.supersedes) superseded.add(s);
+      add(file.packs.filter((p) => !this.doomed.has(p.id)));
+      doomedPacks.push(...file.packs.filter((p) => this.doomed.has(p.id)));
+    }
+    add(doomedPacks);
+    return superseded;
   }
 
   async readIndexFile(id: string): Promise<IndexFile> {
@@ -230,11 +303,6 @@ export class Repository {
   async readDocument(prefix: "gc/" | "sessions/", kind: ObjectKindValue, id: string): Promise<unknown> {
     const what = `${prefix}${id}`;
     return JSON.parse(openObject(this.keys.meta, kind, await this.backend.get(what), what).toString("utf8"));
-  }
-
-  /** Re-reads prune's deletion plans (a backup does this right after announcing its session). */
-  async refreshPlans(): Promise<void> {
-    this.doomed = new Set((await listPlans(this)).flatMap((p) => p.packs));
   }
 
   /** Whether a blob is stored in a pack that is not planned for deletion. */

@@ -126,9 +126,7 @@ export async function backup(
   const started = Date.now();
   const statsBefore = { ...repo.writeStats };
   const abs = await checkSourcePaths(paths);
-  return withSession(repo, options.host ?? os.hostname(), () =>
-    backupInSession(repo, abs, options, started, statsBefore),
-  );
+  return withSession(repo, () => backupInSession(repo, abs, options, started, statsBefore));
 }
 
 async function backupInSession(
@@ -230,9 +228,7 @@ export async function backupStream(
   filename: string,
   options: Pick<BackupOptions, "tags" | "host" | "time" | "onProgress"> = {},
 ): Promise<BackupResult> {
-  return withSession(repo, options.host ?? os.hostname(), () =>
-    backupStreamInSession(repo, source, filename, options),
-  );
+  return withSession(repo, () => backupStreamInSession(repo, source, filename, options));
 }
 
 async function backupStreamInSession(

@@ -70,9 +70,7 @@ export async function backupVirtual(
   source: VirtualSource,
   options: VirtualBackupOptions = {},
 ): Promise<BackupResult & { snapshot: Snapshot }> {
-  return withSession(repo, options.host ?? os.hostname(), () =>
-    backupVirtualInSession(repo, source, options),
-  );
+  return withSession(repo, () => backupVirtualInSession(repo, source, options));
 }
 
 async function backupVirtualInSession(

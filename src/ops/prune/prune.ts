@@ -1,0 +1,286 @@
+import { LifeboatError } from "../../core/errors.js";
+import type { BlobTypeValue } from "../../repo/blob.js";
+import { names } from "../../repo/config.js";
+import {
+  deletePlan,
+  endSession,
+  listPlans,
+  liveSessions,
+  type Plan,
+  type Session,
+  startSession,
+  writePlan,
+} from "../../repo/gc-plan.js";
+import type { Repository } from "../../repo/repository.js";
+import { type PackMap, readPackMap } from "./pack-map.js";
+import { usedBlobs } from "./used.js";
+
+export interface PruneOptions {
+  /** Repack partly used packs until unused space is at most this share of the repository (0..100). */
+  maxUnusedPercent?: number;
+  /** Only sweep plans at least this old (ms). Sessions already protect running backups; a grace
+   *  adds a margin for storage whose listings lag behind writes. Default 0. */
+  graceMs?: number;
+  /** Compute and print the plan, change nothing. */
+  dryRun?: boolean;
+  onStep?: (message: string) => void;
+}
+
+export interface MarkResult {
+  snapshots: number;
+  packs: number;
+  /** Packs with no used blob. */
+  unusedPacks: string[];
+  /** Partly used packs whose used blobs are copied into new packs. */
+  repackPacks: string[];
+  /** Packs in storage that no index lists (from interrupted backups). */
+  unindexedPacks: string[];
+  bytesTotal: number;
+  bytesUnused: number;
+  /** Bytes the plan frees once swept (whole packs deleted, minus what repacking rewrites). */
+  bytesToFree: number;
+  bytesRepacked: number;
+  plan: string | undefined;
+}
+
+export interface SweepResult {
+  plan: string;
+  deletedPacks: number;
+  bytesFreed: number;
+  /** Packs kept because a snapshot written meanwhile needs them. */
+  keptPacks: number;
+}
+
+export interface PruneResult {
+  mark: MarkResult;
+  swept: SweepResult[];
+  /** Plans not swept yet, with why. */
+  waiting: { plan: string; reason: string }[];
+}
+
+const DEFAULT_MAX_UNUSED = 5;
+
+/**
+ * Removes data no snapshot needs, safely while other hosts back up (see docs/gc.md):
+ * 1. sweep: every earlier plan whose waited-for backups have ended is carried out — packs a
+ *    snapshot written meanwhile needs are kept, the index is rewritten without the rest, then
+ *    they are deleted;
+ * 2. mark: packs nothing needs, and partly used packs (after copying their used blobs into new
+ *    packs), go into a new plan that waits for the backups running now.
+ * With no backup running, the new plan is swept at once, so a single run frees the space.
+ */
+export async function prune(repo: Repository, options: PruneOptions = {}): Promise<PruneResult> {
+  const step = options.onStep ?? (() => {});
+  const session = options.dryRun ? undefined : await exclusivePruneSession(repo);
+  try {
+    const swept: SweepResult[] = [];
+    const waiting: { plan: string; reason: string }[] = [];
+    if (!options.dryRun) await sweepReady(repo, options, swept, waiting, step);
+    const mark = await markAndPlan(repo, options, step);
+    if (!options.dryRun && mark.plan) {
+      const w: typeof waiting = [];
+      await sweepReady(repo, options, swept, w, step);
+      waiting.push(...w.filter((x) => !waiting.some((y) => y.plan === x.plan)));
+    }
+    return { mark, swept, waiting: waiting.filter((w) => !swept.some((s) => s.plan === w.plan)) };
+  } finally {
+    if (session) await endSession(repo, session).catch(() => {});
+  }
+}
+
+/** Announces this prune; refuses when another prune (on any host) is already running. */
+async function exclusivePruneSession(repo: Repository): Promise<string> {
+  const id = await startSession(repo, "prune");
+  const prunes = (await liveSessions(repo)).filter((s) => s.kind === "prune");
+  const first = prunes[0];
+  if (first && first.id !== id) {
+    await endSession(repo, id).catch(() => {});
+    throw new LifeboatError(
+      "REPO_BUSY",
+      `another prune is running on this repository (host ${first.host}, pid ${first.pid}, since ${first.started})`,
+      "wait for it to finish; if that process is gone, its claim expires after a day (or remove sessions/" +
+        `${first.id} by hand)`,
+    );
+  }
+  return id;
+}
+
+async function markAndPlan(
+  repo: Repository,
+  options: PruneOptions,
+  step: (m: string) => void,
+): Promise<MarkResult> {
+  step("loading index and snapshots");
+  await repo.reloadIndex(true);
+  const { used, snapshots } = await usedBlobs(repo);
+  const map = await readPackMap(repo);
+  const unusedPacks: string[] = [];
+  const partly: { id: string; unused: number; used: number }[] = [];
+  let bytesTotal = 0;
+  let bytesUnused = 0;
+  for (const p of map.packs.values()) {
+    if (repo.doomed.has(p.id) || p.size === undefined) continue; // already planned, or missing
+    bytesTotal += p.size;
+    let usedBytes = 0;
+    let unusedBytes = 0;
+    for (const b of p.blobs) {
+      // A blob stored twice counts as used only where the index resolves it.
+      const hex = b.id.toString("hex");
+      if (used.has(hex) && repo.index.get(b.id)?.packId === p.id) usedBytes += b.length;
+      else unusedBytes += b.length;
+    }
+    if (usedBytes === 0) {
+      unusedPacks.push(p.id);
+      bytesUnused += p.size;
+    } else if (unusedBytes > 0) {
+      // Pack framing (prefix, header) is not counted as waste: every pack has it.
+      partly.push({ id: p.id, unused: unusedBytes, used: usedBytes });
+      bytesUnused += unusedBytes;
+    }
+  }
+  const unindexedPacks = [...map.unindexed.keys()].filter((id) => !repo.doomed.has(id));
+  const unindexedBytes = unindexedPacks.reduce((n, id) => n + (map.unindexed.get(id) ?? 0), 0);
+
+  // Repack the most wasteful partly used packs until the rest is within the allowed share.
+  const maxUnused = ((options.maxUnusedPercent ?? DEFAULT_MAX_UNUSED) / 100) * bytesTotal;
+  let remaining = partly.reduce((n, p) => n + p.unused, 0);
+  const repack: typeof partly = [];
+  for (const p of partly.sort((a, b) => b.unused - a.unused)) {
+    if (remaining <= maxUnused) break;
+    repack.push(p);
+    remaining -= p.unused;
+  }
+  const bytesRepacked = repack.reduce((n, p) => n + p.used, 0);
+  const result: MarkResult = {
+    snapshots,
+    packs: map.packs.size,
+    unusedPacks,
+    repackPacks: repack.map((p) => p.id),
+    unindexedPacks,
+    bytesTotal,
+    bytesUnused: bytesUnused + unindexedBytes,
+    bytesToFree:
+      unusedPacks.reduce((n, id) => n + (map.packs.get(id)?.size ?? 0), 0) +
+      repack.reduce((n, p) => n + p.unused, 0) +
+      unindexedBytes,
+    bytesRepacked,
+    plan: undefined,
+  };
+  const doomed = [...unusedPacks, ...result.repackPacks, ...unindexedPacks];
+  if (options.dryRun || doomed.length === 0) return result;
+
+  if (repack.length > 0) {
+    step(`repacking ${repack.length} partly used pack(s)`);
+    await repackUsed(repo, map, new Set(result.repackPacks), used);
+  }
+  result.plan = (await writePlan(repo, doomed)).id;
+  step(`planned ${doomed.length} pack(s) for deletion`);
+  return result;
+}
+
+/** Copies the used blobs of the given packs into new packs (and a new index file). */
+async function repackUsed(
+  repo: Repository,
+  map: PackMap,
+  packs: Set<string>,
+  used: Set<string>,
+): Promise<void> {
+  // Marking them doomed first makes saveBlob store a fresh copy instead of deduplicating.
+  for (const id of packs) repo.doomed.add(id);
+  for (const id of packs) {
+    for (const b of map.packs.get(id)?.blobs ?? []) {
+      const hex = b.id.toString("hex");
+      if (!used.has(hex) || repo.hasBlob(b.id)) continue;
+      await repo.saveBlob(b.type as BlobTypeValue, await repo.loadBlob(b.id), b.id);
+    }
+  }
+  await repo.flush();
+}
+
+/** Carries out every plan that is old enough and whose waited-for backups have all ended. */
+async function sweepReady(
+  repo: Repository,
+  options: PruneOptions,
+  swept: SweepResult[],
+  waiting: { plan: string; reason: string }[],
+  step: (m: string) => void,
+): Promise<void> {
+  const plans = await listPlans(repo);
+  if (plans.length === 0) return;
+  const live = new Map((await liveSessions(repo)).map((s) => [s.id, s]));
+  const ready: Plan[] = [];
+  for (const plan of plans) {
+    const reason = notReady(plan, live, options.graceMs ?? 0);
+    if (reason) waiting.push({ plan: plan.id, reason });
+    else ready.push(plan);
+  }
+  if (ready.length === 0) return;
+  step(`sweeping ${ready.length} plan(s)`);
+  // A fresh view: snapshots and index files written by the sessions we waited for count now.
+  await repo.reloadIndex(true);
+  const { used } = await usedBlobs(repo);
+  const map = await readPackMap(repo);
+  const planned = new Set(ready.flatMap((p) => p.packs));
+  const keep = new Set<string>();
+  for (const id of planned) {
+    const pack = map.packs.get(id);
+    if (!pack) continue; // unindexed (or already gone): nothing can need it
+    const stillNeeded = pack.blobs.some((b) => {
+      if (!used.has(b.id.toString("hex"))) return false;
+      return !elsewhere(repo, b.id, planned);
+    });
+    if (stillNeeded) keep.add(id);
+  }
+  const del = new Set(
+    [...planned].filter((id) => !keep.has(id) && (map.packs.has(id) || map.unindexed.has(id))),
+  );
+  // 1. an index without the deleted packs, replacing the files it was built from;
+  const packs = [...map.packs.values()].filter((p) => !del.has(p.id));
+  const newIndex = await repo.writeIndexFile({
+    supersedes: map.indexFiles,
+    packs: packs.map((p) => ({ id: p.id, blobs: p.blobs })),
+  });
+  // 2. the old index files (a crash before this leaves them superseded, which loadIndex skips);
+  for (const f of map.indexFiles) if (f !== newIndex) await repo.backend.delete(names.index(f));
+  // 3. the packs; 4. the plans. A crash in between leaves plans naming deleted packs: harmless.
+  const freed = [...del].reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0);
+  for (const id of del) await repo.backend.delete(names.pack(id)).catch(ignoreMissing);
+  for (const plan of ready) await deletePlan(repo, plan.id);
+  for (const plan of ready) {
+    const mine = plan.packs.filter((p) => del.has(p));
+    swept.push({
+      plan: plan.id,
+      deletedPacks: mine.length,
+      bytesFreed: mine.reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0),
+      keptPacks: plan.packs.filter((p) => keep.has(p)).length,
+    });
+  }
+  step(`deleted ${del.size} pack(s), ${freed} bytes`);
+  await repo.reloadIndex(true);
+}
+
+/**
+ * Whether a blob has a copy in a pack that is not about to be deleted. The index resolves a blob
+ * to a pack outside every plan whenever one exists (planned packs are indexed last); if it does
+ * not, the pack is kept, which is always safe.
+ */
+function elsewhere(repo: Repository, id: Buffer, planned: Set<string>): boolean {
+  const loc = repo.index.get(id);
+  return loc !== undefined && !planned.has(loc.packId);
+}
+
+function notReady(plan: Plan, live: Map<string, Session>, graceMs: number): string | undefined {
+  const age = Date.now() - Date.parse(plan.created);
+  if (age < graceMs)
+    return `grace period: ready ${new Date(Date.parse(plan.created) + graceMs).toISOString()}`;
+  const running = plan.waitFor.map((id) => live.get(id)).filter((s): s is Session => s !== undefined);
+  if (running.length > 0) {
+    const s = running[0]!;
+    return `waiting for ${running.length} backup(s) that started before it (e.g. host ${s.host}, pid ${s.pid}, since ${s.started})`;
+  }
+  return undefined;
+}
+
+function ignoreMissing(e: unknown): void {
+  if ((e as { code?: string }).code !== "NOT_FOUND") throw e;
+}
