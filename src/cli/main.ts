@@ -5,6 +5,7 @@ import { VERSION } from "../version.js";
 import { registerBackup } from "./commands/backup.js";
 import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
+import { registerCopy } from "./commands/copy.js";
 import { registerExport } from "./commands/export.js";
 import { registerForget } from "./commands/forget.js";
 import { registerInit } from "./commands/init.js";
@@ -12,6 +13,7 @@ import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
+import { registerRepair } from "./commands/repair.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerSnapshots } from "./commands/snapshots.js";
 import { CliContext, type GlobalOptions } from "./context.js";
@@ -65,6 +67,8 @@ Start here:
   registerExport(program, ctx);
   registerForget(program, ctx);
   registerPrune(program, ctx);
+  registerCopy(program, ctx);
+  registerRepair(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
