@@ -67,6 +67,9 @@ const COMPRESS_IN_FLIGHT = 4;
  * Write order (the invariant every reader relies on): packs → index files → snapshot. A snapshot
  * is saved only after `flush` has made every blob it references durable and indexed.
  */
+/** Folders of small sealed JSON documents (prune plans, sessions, restore drill records). */
+export type DocumentPrefix = "gc/" | "sessions/" | "drills/";
+
 export class Repository {
   readonly backend: Backend;
   readonly config: RepoConfig;
@@ -293,14 +296,14 @@ export class Repository {
   }
 
   /** Writes a small sealed JSON document of the given kind under `prefix`; returns its id. */
-  async writeDocument(prefix: "gc/" | "sessions/", kind: ObjectKindValue, doc: unknown): Promise<string> {
+  async writeDocument(prefix: DocumentPrefix, kind: ObjectKindValue, doc: unknown): Promise<string> {
     const stored = sealObject(this.keys.meta, kind, Buffer.from(JSON.stringify(doc)));
     const id = storageId(stored);
     await this.backend.put(`${prefix}${id}`, stored);
     return id;
   }
 
-  async readDocument(prefix: "gc/" | "sessions/", kind: ObjectKindValue, id: string): Promise<unknown> {
+  async readDocument(prefix: DocumentPrefix, kind: ObjectKindValue, id: string): Promise<unknown> {
     const what = `${prefix}${id}`;
     return JSON.parse(openObject(this.keys.meta, kind, await this.backend.get(what), what).toString("utf8"));
   }
