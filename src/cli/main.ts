@@ -6,7 +6,10 @@ import { registerBackup } from "./commands/backup.js";
 import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
 import { registerCopy } from "./commands/copy.js";
+import { registerDiff } from "./commands/diff.js";
+import { registerDump } from "./commands/dump.js";
 import { registerExport } from "./commands/export.js";
+import { registerFind } from "./commands/find.js";
 import { registerForget } from "./commands/forget.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
@@ -16,6 +19,7 @@ import { registerPull } from "./commands/pull.js";
 import { registerRepair } from "./commands/repair.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerSnapshots } from "./commands/snapshots.js";
+import { registerStats } from "./commands/stats.js";
 import { CliContext, type GlobalOptions } from "./context.js";
 
 function buildProgram(): Command {
@@ -59,6 +63,10 @@ Start here:
   registerBackup(program, ctx);
   registerSnapshots(program, ctx);
   registerLs(program, ctx);
+  registerDiff(program, ctx);
+  registerFind(program, ctx);
+  registerStats(program, ctx);
+  registerDump(program, ctx);
   registerRestore(program, ctx);
   registerCat(program, ctx);
   registerKey(program, ctx);
