@@ -4,7 +4,9 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { diffTrees } from "../../src/ops/inspect/diff.js";
 import { globToRegExp } from "../../src/ops/inspect/find.js";
+import { openRepository } from "../../src/ops/open.js";
 import {
   baseEnv,
   CLI,
@@ -122,6 +124,36 @@ test("diff of SNAPSHOT:PATH with --json: one object per change and a summary wit
     jsonLines(same.stdout).map((d) => d.message_type),
     ["summary"],
   );
+});
+
+test("diff never reads a subtree whose id is the same in both snapshots", async () => {
+  const r = await openRepository(repo, "inspect");
+  try {
+    const [a, b] = await Promise.all([snap1, snap2].map((id) => r.loadSnapshot(id)));
+    const keepOf = async (root: string) => {
+      let tree = root;
+      for (const name of [...src.split("/").filter(Boolean), "keep"])
+        tree = (await r.loadTree(tree)).nodes.find((n) => n.name === name)!.subtree!;
+      return tree;
+    };
+    const keep = await keepOf(a!.tree);
+    assert.equal(await keepOf(b!.tree), keep);
+    const loaded: string[] = [];
+    const load = r.loadTree.bind(r);
+    r.loadTree = (id: string) => {
+      loaded.push(id);
+      return load(id);
+    };
+    const s = await diffTrees(r, a!.tree, b!.tree);
+    assert.equal(s.added, 3);
+    assert.ok(loaded.length > 0);
+    assert.ok(!loaded.includes(keep), "the unchanged keep/ folder was read");
+    loaded.length = 0;
+    await diffTrees(r, a!.tree, a!.tree);
+    assert.deepEqual(loaded, []);
+  } finally {
+    await r.close();
+  }
 });
 
 test("globs: * stays in one path component, ** crosses them, classes and escapes", () => {
