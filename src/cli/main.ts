@@ -14,6 +14,7 @@ import { registerForget } from "./commands/forget.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
+import { registerMount } from "./commands/mount.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRepair } from "./commands/repair.js";
@@ -63,6 +64,7 @@ Start here:
   registerBackup(program, ctx);
   registerSnapshots(program, ctx);
   registerLs(program, ctx);
+  registerMount(program, ctx);
   registerDiff(program, ctx);
   registerFind(program, ctx);
   registerStats(program, ctx);
