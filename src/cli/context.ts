@@ -1,6 +1,7 @@
 import { defaultLocations } from "../app/default-repo.js";
 import { openBackend } from "../backend/open.js";
 import { LifeboatError } from "../core/errors.js";
+import { type Notice, notify } from "../ops/guard/notify.js";
 import { Repository } from "../repo/repository.js";
 import { Output } from "./output.js";
 import { resolvePassword } from "./password.js";
@@ -13,6 +14,8 @@ export interface GlobalOptions {
   json?: boolean;
   quiet?: boolean;
   verbose?: number;
+  notifyUrl?: string;
+  notifyCommand?: string;
 }
 
 /** What a command needs from the global options: output, the repository URL and password. */
@@ -27,6 +30,15 @@ export class CliContext {
       quiet: opts.quiet ?? false,
       verbose: opts.verbose ?? 0,
     });
+  }
+
+  /** Sends a notice to the configured webhook/command (if any); problems become warnings. */
+  async notify(notice: Notice): Promise<void> {
+    const url = this.opts.notifyUrl ?? process.env.LIFEBOAT_NOTIFY_URL;
+    const command = this.opts.notifyCommand ?? process.env.LIFEBOAT_NOTIFY_COMMAND;
+    if (!url && !command) return;
+    const problems = await notify({ url, command }, { repository: this.repoLocation().url, ...notice });
+    for (const p of problems) this.out.warn(p);
   }
 
   /** -r/--repo, then LIFEBOAT_REPOSITORY, then the default local repository. */

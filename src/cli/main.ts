@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { VERSION } from "../version.js";
+import { registerAck } from "./commands/ack.js";
 import { registerBackup } from "./commands/backup.js";
 import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
@@ -11,10 +12,10 @@ import { registerDump } from "./commands/dump.js";
 import { registerExport } from "./commands/export.js";
 import { registerFind } from "./commands/find.js";
 import { registerForget } from "./commands/forget.js";
+import { registerGuard } from "./commands/guard.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
-import { registerMount } from "./commands/mount.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRepair } from "./commands/repair.js";
@@ -36,6 +37,11 @@ function buildProgram(): Command {
       "run a command that prints the password (env LIFEBOAT_PASSWORD_COMMAND)",
     )
     .option("--json", "machine-readable output: one JSON document per line")
+    .option("--notify-url <url>", "POST a JSON notice here on failure or anomaly (env LIFEBOAT_NOTIFY_URL)")
+    .option(
+      "--notify-command <cmd>",
+      "run this with a JSON notice on stdin on failure or anomaly (env LIFEBOAT_NOTIFY_COMMAND)",
+    )
     .option("-q, --quiet", "print only errors and requested results")
     .option("-v, --verbose", "more detail (repeatable)", (_v, prev: number) => prev + 1, 0)
     .showHelpAfterError("(run with --help for usage)")
@@ -49,6 +55,7 @@ With no repository, commands use the default local one ($XDG_DATA_HOME/lifeboat/
 \`lifeboat backup PATH\` creates on first use.
 
 Exit codes: 0 ok, 1 failed, 2 bad usage, 3 backup saved but some files unreadable,
+4 backup saved but flagged as anomalous (looks like a wipe),
 10 no repository, 11 repository already exists, 12 wrong or missing password,
 13 snapshot not found or ambiguous, 14 damaged data, 15 repository storage full,
 16 storage unreachable, 17 repository busy (another prune), 130 interrupted.
@@ -59,12 +66,14 @@ Start here:
   lifeboat restore latest --target DIR get it back`,
     );
   program.exitOverride();
+  program.hook("preAction", (_program, action) => {
+    running = { name: action.name(), ctx: ctx(action) };
+  });
   const ctx = (cmd: Command) => new CliContext(cmd.optsWithGlobals() as GlobalOptions);
   registerInit(program, ctx);
   registerBackup(program, ctx);
   registerSnapshots(program, ctx);
   registerLs(program, ctx);
-  registerMount(program, ctx);
   registerDiff(program, ctx);
   registerFind(program, ctx);
   registerStats(program, ctx);
@@ -79,12 +88,18 @@ Start here:
   registerPrune(program, ctx);
   registerCopy(program, ctx);
   registerRepair(program, ctx);
+  registerAck(program, ctx);
+  registerGuard(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
   }
   return program;
 }
+
+/** The command being run, so a failure can be notified (backups that fail must be noticed). */
+let running: { name: string; ctx: CliContext } | undefined;
+const NOTIFY_FAILURES = new Set(["backup", "pull", "guard", "drill", "copy", "prune", "forget", "check"]);
 
 function report(e: unknown, json: boolean): number {
   if (e instanceof CommanderError) {
@@ -123,6 +138,10 @@ async function main(): Promise<void> {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
     process.exitCode = report(e, json);
+    if (running && NOTIFY_FAILURES.has(running.name) && !(e instanceof CommanderError)) {
+      const message = e instanceof Error ? e.message : String(e);
+      await running.ctx.notify({ event: "failure", ok: false, command: running.name, message });
+    }
   }
 }
 

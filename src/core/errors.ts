@@ -8,6 +8,7 @@ export const ExitCode = {
   failure: 1,
   usage: 2,
   incomplete: 3,
+  anomaly: 4,
   repoNotFound: 10,
   repoExists: 11,
   wrongPassword: 12,

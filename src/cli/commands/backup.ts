@@ -12,6 +12,7 @@ import {
   parseDatabaseArg,
   preflightDatabase,
 } from "../../sources/database.js";
+import { reportAnomalies } from "../anomaly-report.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
 
@@ -136,6 +137,7 @@ Examples:
       }
       printSummary(c, result);
       if (result.errors.length > 0) process.exitCode = ExitCode.incomplete;
+      await reportAnomalies(c, result);
     });
 }
 
@@ -164,6 +166,7 @@ async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags
     await repo.close();
   }
   const meta = result.snapshot.meta ?? {};
+  if (Array.isArray(meta.warnings)) for (const w of meta.warnings) c.out.warn(String(w));
   const tables = meta.tables as Record<string, number> | undefined;
   if (tables) {
     const rows = Object.values(tables).reduce((a, b) => a + b, 0);
@@ -172,6 +175,7 @@ async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags
     c.out.info(`${source.name}: ${meta.databases.length} database(s)`);
   }
   printSummary(c, result, { source: source.type, source_name: source.name, source_meta: meta });
+  await reportAnomalies(c, result);
 }
 
 function printSummary(c: CliContext, r: BackupResult, extra: Record<string, unknown> = {}): void {

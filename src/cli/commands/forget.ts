@@ -19,6 +19,7 @@ interface ForgetFlags extends PruneFlags {
   groupBy: string;
   host?: string;
   prune?: boolean;
+  keepBeforeAnomaly: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -98,12 +99,19 @@ export function registerForget(program: Command, ctx: (c: Command) => CliContext
       )
       .option("--host <name>", "only consider snapshots of this host")
       .option("-n, --dry-run", "show what would be kept and removed, and why; change nothing")
-      .option("--prune", "run prune afterwards to free the space"),
+      .option("--prune", "run prune afterwards to free the space")
+      .option(
+        "--keep-before-anomaly <n>",
+        "always keep the n newest snapshots before one flagged as anomalous, until it is acknowledged",
+        "3",
+      ),
   )
     .addHelpText(
       "after",
       `
-Each rule keeps snapshots; a snapshot is removed only if no rule keeps it. Periods use local
+Each rule keeps snapshots; a snapshot is removed only if no rule keeps it. Whatever the
+policy, snapshots flagged as anomalous (see \`lifeboat snapshots\`) or pinned by \`guard\` are
+kept, with the newest --keep-before-anomaly good ones before them, until \`lifeboat ack\`. Periods use local
 time (set TZ to change it). A policy with no rule is refused, so nothing is removed by mistake.
 
 Examples:
@@ -131,6 +139,7 @@ Examples:
             groupBy,
             ...(flags.host ? { host: flags.host } : {}),
             dryRun: flags.dryRun === true,
+            keepBeforeAnomaly: count("keep-before-anomaly", flags.keepBeforeAnomaly) ?? 3,
           });
           removed = r.removed;
           report(c, r, flags.dryRun === true);

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { acknowledgedIds } from "../../ops/guard/acks.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../context.js";
 import { table } from "../format.js";
@@ -18,9 +19,19 @@ export function registerSnapshots(program: Command, ctx: (c: Command) => CliCont
       const snaps = (await repo.listSnapshots()).filter((s) =>
         matchesFilter(s, { host: flags.host, tags: flags.tag, paths: flags.path }),
       );
+      const acked = await acknowledgedIds(repo);
       await repo.close();
+      const flagged = (s: (typeof snaps)[number]) => (s.anomalies ?? []).length > 0;
       if (c.out.json) {
-        c.out.emit(snaps.map((s) => ({ ...s, short_id: s.id.slice(0, 8) })));
+        c.out.emit(
+          snaps.map((s) => ({
+            ...s,
+            short_id: s.id.slice(0, 8),
+            flagged: flagged(s),
+            anomalies: s.anomalies ?? [],
+            acknowledged: acked.has(s.id),
+          })),
+        );
         return;
       }
       const rows = [["ID", "Time", "Host", "Tags", "Paths", ""]];
@@ -31,10 +42,21 @@ export function registerSnapshots(program: Command, ctx: (c: Command) => CliCont
           s.hostname,
           s.tags.join(","),
           s.paths.join(" "),
-          s.incomplete ? "incomplete" : "",
+          [
+            s.incomplete ? "incomplete" : "",
+            flagged(s) ? (acked.has(s.id) ? "flagged (acknowledged)" : "FLAGGED") : "",
+          ]
+            .filter(Boolean)
+            .join(", "),
         ]);
       }
       c.out.result(table(rows));
+      for (const s of snaps.filter((x) => flagged(x) && !acked.has(x.id))) {
+        c.out.result(`${s.id.slice(0, 8)} is flagged: ${(s.anomalies ?? []).join("; ")}`);
+        c.out.result(
+          `  if this was intended: lifeboat ack ${s.id.slice(0, 8)}; if not, restore the snapshot before it`,
+        );
+      }
       c.out.result(`${snaps.length} snapshot${snaps.length === 1 ? "" : "s"}`);
     });
 }

@@ -9,6 +9,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
 import type { Tree, TreeNode } from "../../repo/tree.js";
 import { VERSION } from "../../version.js";
+import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "../guard/anomaly.js";
 import { Excludes } from "./excludes.js";
 import { storeFile, storeStream } from "./file-reader.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
@@ -30,6 +31,8 @@ export interface BackupOptions {
   onProgress?: (p: BackupProgress) => void;
   /** Warnings that do not make the snapshot incomplete (skipped sockets, devices). */
   onWarning?: (message: string) => void;
+  /** Thresholds for flagging a snapshot that looks like a wipe (false: do not check). */
+  anomaly?: AnomalyThresholds | false;
 }
 
 export interface BackupSummary {
@@ -198,6 +201,11 @@ async function backupInSession(
   await repo.flush();
   addWriteStats(ctx.summary, repo, statsBefore);
   ctx.summary.durationMs = Date.now() - started;
+  const anomalies =
+    parent && options.anomaly !== false
+      ? (await detectAnomalies(repo, parent, treeId, undefined, options.anomaly ?? DEFAULT_THRESHOLDS))
+          .reasons
+      : [];
   const userInfo = safeUser();
   const snapshot: Snapshot = {
     version: 1,
@@ -212,6 +220,7 @@ async function backupInSession(
     ...(parent ? { parent: parent.id } : {}),
     incomplete: ctx.errors.length > 0,
     errors: ctx.errors,
+    ...(anomalies.length > 0 ? { anomalies } : {}),
     changedWhileReading: ctx.changed,
     excludes: excludes.patterns,
     program: `lifeboat ${VERSION}`,

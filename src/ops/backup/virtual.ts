@@ -5,6 +5,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
 import { isSafeName, type TreeNode } from "../../repo/tree.js";
 import { VERSION } from "../../version.js";
+import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "../guard/anomaly.js";
 import { addWriteStats, type BackupResult, type BackupSummary, emptySummary } from "./backup.js";
 import { storeStream } from "./file-reader.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
@@ -54,6 +55,8 @@ export interface VirtualBackupOptions {
   host?: string;
   time?: Date;
   onProgress?: (p: BackupProgress) => void;
+  /** Thresholds for flagging a snapshot that looks like a wipe (false: do not check). */
+  anomaly?: AnomalyThresholds | false;
 }
 
 interface DirBuild {
@@ -167,6 +170,11 @@ async function backupVirtualInSession(
   await repo.flush();
   addWriteStats(summary, repo, statsBefore);
   summary.durationMs = Date.now() - started;
+  const meta = source.meta ? await source.meta() : undefined;
+  const anomalies =
+    parent && options.anomaly !== false
+      ? (await detectAnomalies(repo, parent, tree, meta, options.anomaly ?? DEFAULT_THRESHOLDS)).reasons
+      : [];
   let username = "unknown";
   try {
     username = os.userInfo().username;
@@ -188,7 +196,8 @@ async function backupVirtualInSession(
     excludes: [],
     program: `lifeboat ${VERSION}`,
     source: source.type,
-    ...(source.meta ? { meta: await source.meta() } : {}),
+    ...(meta ? { meta } : {}),
+    ...(anomalies.length > 0 ? { anomalies } : {}),
     summary,
   };
   const snapshotId = await repo.saveSnapshot(snapshot);

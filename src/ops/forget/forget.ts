@@ -1,7 +1,15 @@
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { applyPolicy, type Decision, isEmptyPolicy, type Policy } from "./policy.js";
+import { acknowledgedIds, pinnedIds } from "../guard/acks.js";
+import {
+  applyPolicy,
+  type Decision,
+  guardDecisions,
+  isEmptyPolicy,
+  KEEP_BEFORE_ANOMALY,
+  type Policy,
+} from "./policy.js";
 
 export type GroupKey = "host" | "paths" | "tags";
 
@@ -12,6 +20,8 @@ export interface ForgetOptions {
   /** Only consider snapshots of this host / with these paths or tags. */
   host?: string;
   dryRun?: boolean;
+  /** Unflagged snapshots kept before the first unacknowledged flagged one (default 3). */
+  keepBeforeAnomaly?: number;
 }
 
 export interface ForgetGroup {
@@ -52,8 +62,17 @@ export async function forget(repo: Repository, options: ForgetOptions): Promise<
   const all = (await repo.listSnapshots()).filter((s) => !options.host || s.hostname === options.host);
   const groups: ForgetGroup[] = [];
   const removed: string[] = [];
+  const acked = await acknowledgedIds(repo);
+  const flagged = (s: SnapshotWithId) => (s.anomalies ?? []).length > 0 && !acked.has(s.id);
+  const pins = await pinnedIds(repo);
+  const pinned = (s: SnapshotWithId) => pins.has(s.id);
   for (const [key, snaps] of groupSnapshots(all, options.groupBy ?? ["host", "paths"])) {
-    const decisions = applyPolicy(snaps, options.policy);
+    const decisions = guardDecisions(
+      applyPolicy(snaps, options.policy),
+      flagged,
+      pinned,
+      options.keepBeforeAnomaly ?? KEEP_BEFORE_ANOMALY,
+    );
     groups.push({ key: JSON.parse(key), decisions });
     for (const d of decisions) if (!d.keep) removed.push(d.snapshot.id);
   }

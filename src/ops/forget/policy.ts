@@ -118,3 +118,43 @@ export function parseDuration(s: string): number {
     throw new Error(`${JSON.stringify(s)} is not a duration like 7d, 2w, 1y6m or 36h`);
   return total;
 }
+
+/** How many unflagged snapshots before the first flagged one every policy keeps (default). */
+export const KEEP_BEFORE_ANOMALY = 3;
+
+/**
+ * Retention that a wipe cannot trick: whatever the policy decided (decisions newest first),
+ * flagged and pinned snapshots not yet acknowledged are kept, and so are the newest
+ * `keepBefore` unflagged snapshots older than the oldest unacknowledged flagged one — the last
+ * good data. A month of daily backups after a wipe cannot push them out.
+ */
+export function guardDecisions<S extends PolicySnapshot>(
+  decisions: Decision<S>[],
+  isFlagged: (s: S) => boolean,
+  isPinned: (s: S) => boolean,
+  keepBefore = KEEP_BEFORE_ANOMALY,
+): Decision<S>[] {
+  const out = decisions.map((d) => ({ ...d, reasons: [...d.reasons] }));
+  let first = -1;
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (isFlagged(out[i]!.snapshot)) {
+      first = i;
+      break;
+    }
+  }
+  for (const d of out) {
+    if (isFlagged(d.snapshot)) d.reasons.push("flagged as anomalous, not acknowledged");
+    else if (isPinned(d.snapshot)) d.reasons.push("pinned, not acknowledged");
+  }
+  if (first >= 0) {
+    const flaggedId = out[first]!.snapshot.id.slice(0, 8);
+    let kept = 0;
+    for (let i = first + 1; i < out.length && kept < keepBefore; i++) {
+      if (isFlagged(out[i]!.snapshot)) continue;
+      out[i]!.reasons.push(`last good before flagged ${flaggedId}`);
+      kept++;
+    }
+  }
+  for (const d of out) d.keep = d.reasons.length > 0;
+  return out;
+}
