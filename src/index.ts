@@ -11,6 +11,21 @@ export { openBackend } from "./backend/open.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
 export { type BackupOptions, type BackupResult, backup, backupStream } from "./ops/backup/backup.js";
 export type { BackupProgress } from "./ops/backup/progress.js";
+export {
+  type DrillOptions,
+  type DrillRecord,
+  type DrillRecordWithId,
+  type DrillResult,
+  drill,
+  listDrills,
+  selectDrillSnapshot,
+} from "./ops/drill/drill.js";
+export {
+  type DrillSummary,
+  type RepositoryStatus,
+  repositoryStatus,
+  type SeriesStatus,
+} from "./ops/drill/status.js";
 export { type DiffChange, type DiffSummary, diffTrees } from "./ops/inspect/diff.js";
 export { dump, dumpTar, fileContent, type Sink, streamSink, writeAtomically } from "./ops/inspect/dump.js";
 export { type FindMatch, type FindOptions, findInSnapshots, globToRegExp } from "./ops/inspect/find.js";

@@ -8,6 +8,7 @@ import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
 import { registerCopy } from "./commands/copy.js";
 import { registerDiff } from "./commands/diff.js";
+import { registerDrill } from "./commands/drill.js";
 import { registerDump } from "./commands/dump.js";
 import { registerExport } from "./commands/export.js";
 import { registerFind } from "./commands/find.js";
@@ -22,6 +23,7 @@ import { registerRepair } from "./commands/repair.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerSnapshots } from "./commands/snapshots.js";
 import { registerStats } from "./commands/stats.js";
+import { registerStatus } from "./commands/status.js";
 import { CliContext, type GlobalOptions } from "./context.js";
 
 function buildProgram(): Command {
@@ -82,6 +84,8 @@ Start here:
   registerCat(program, ctx);
   registerKey(program, ctx);
   registerCheck(program, ctx);
+  registerDrill(program, ctx);
+  registerStatus(program, ctx);
   registerPull(program, ctx);
   registerExport(program, ctx);
   registerForget(program, ctx);
