@@ -1,6 +1,7 @@
 import { LifeboatError } from "../core/errors.js";
 import type { Backend } from "./backend.js";
 import { localBackend } from "./local.js";
+import { parseRestUrl, restBackend } from "./rest.js";
 import { parseS3Url, s3Backend } from "./s3.js";
 
 /**
@@ -18,6 +19,8 @@ export async function openBackend(url: string): Promise<Backend> {
   switch (scheme) {
     case "local":
       return localBackend({ path: rest });
+    case "rest":
+      return restBackend(parseRestUrl(rest));
     case "s3":
       return s3Backend({ ...parseS3Url(rest), url });
     default:

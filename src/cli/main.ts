@@ -8,7 +8,6 @@ import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
 import { registerCopy } from "./commands/copy.js";
 import { registerDiff } from "./commands/diff.js";
-import { registerDrill } from "./commands/drill.js";
 import { registerDump } from "./commands/dump.js";
 import { registerExport } from "./commands/export.js";
 import { registerFind } from "./commands/find.js";
@@ -17,13 +16,14 @@ import { registerGuard } from "./commands/guard.js";
 import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
+import { registerMount } from "./commands/mount.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRepair } from "./commands/repair.js";
 import { registerRestore } from "./commands/restore.js";
+import { registerServe } from "./commands/serve.js";
 import { registerSnapshots } from "./commands/snapshots.js";
 import { registerStats } from "./commands/stats.js";
-import { registerStatus } from "./commands/status.js";
 import { CliContext, type GlobalOptions } from "./context.js";
 
 function buildProgram(): Command {
@@ -76,6 +76,7 @@ Start here:
   registerBackup(program, ctx);
   registerSnapshots(program, ctx);
   registerLs(program, ctx);
+  registerMount(program, ctx);
   registerDiff(program, ctx);
   registerFind(program, ctx);
   registerStats(program, ctx);
@@ -84,8 +85,6 @@ Start here:
   registerCat(program, ctx);
   registerKey(program, ctx);
   registerCheck(program, ctx);
-  registerDrill(program, ctx);
-  registerStatus(program, ctx);
   registerPull(program, ctx);
   registerExport(program, ctx);
   registerForget(program, ctx);
@@ -94,6 +93,7 @@ Start here:
   registerRepair(program, ctx);
   registerAck(program, ctx);
   registerGuard(program, ctx);
+  registerServe(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
