@@ -1,5 +1,7 @@
 import { defaultLocations } from "../app/default-repo.js";
+import type { Backend } from "../backend/backend.js";
 import { openBackend } from "../backend/open.js";
+import { parseRate, throttled } from "../backend/throttle.js";
 import { LifeboatError } from "../core/errors.js";
 import { type Notice, notify } from "../ops/guard/notify.js";
 import { Repository } from "../repo/repository.js";
@@ -16,6 +18,8 @@ export interface GlobalOptions {
   verbose?: number;
   notifyUrl?: string;
   notifyCommand?: string;
+  limitUpload?: string;
+  limitDownload?: string;
 }
 
 /** What a command needs from the global options: output, the repository URL and password. */
@@ -41,6 +45,23 @@ export class CliContext {
     for (const p of problems) this.out.warn(p);
   }
 
+  /** A backend for a repository URL, with --limit-upload/--limit-download applied. */
+  async backend(url: string): Promise<Backend> {
+    let limits: { upload: number | undefined; download: number | undefined };
+    try {
+      limits = {
+        upload: parseRate(this.opts.limitUpload ?? process.env.LIFEBOAT_LIMIT_UPLOAD, "--limit-upload"),
+        download: parseRate(
+          this.opts.limitDownload ?? process.env.LIFEBOAT_LIMIT_DOWNLOAD,
+          "--limit-download",
+        ),
+      };
+    } catch (e) {
+      throw new LifeboatError("USAGE", (e as Error).message, "give KiB per second, e.g. --limit-upload 2048");
+    }
+    return throttled(await openBackend(url), limits);
+  }
+
   /** -r/--repo, then LIFEBOAT_REPOSITORY, then the default local repository. */
   repoLocation(): { url: string; isDefault: boolean } {
     const url = this.opts.repo ?? process.env.LIFEBOAT_REPOSITORY;
@@ -62,7 +83,7 @@ export class CliContext {
 
   async openRepo(): Promise<Repository> {
     const loc = this.repoLocation();
-    const backend = await openBackend(loc.url);
+    const backend = await this.backend(loc.url);
     // Say "no repository here" before asking for a password that could not help.
     if (!(await Repository.exists(backend))) {
       if (loc.isDefault) {

@@ -8,6 +8,7 @@ import { registerCat } from "./commands/cat.js";
 import { registerCheck } from "./commands/check.js";
 import { registerCopy } from "./commands/copy.js";
 import { registerDiff } from "./commands/diff.js";
+import { registerDrill } from "./commands/drill.js";
 import { registerDump } from "./commands/dump.js";
 import { registerExport } from "./commands/export.js";
 import { registerFind } from "./commands/find.js";
@@ -24,6 +25,7 @@ import { registerRestore } from "./commands/restore.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSnapshots } from "./commands/snapshots.js";
 import { registerStats } from "./commands/stats.js";
+import { registerStatus } from "./commands/status.js";
 import { CliContext, type GlobalOptions } from "./context.js";
 
 function buildProgram(): Command {
@@ -39,6 +41,8 @@ function buildProgram(): Command {
       "run a command that prints the password (env LIFEBOAT_PASSWORD_COMMAND)",
     )
     .option("--json", "machine-readable output: one JSON document per line")
+    .option("--limit-upload <kib/s>", "cap upload bandwidth, in KiB/s (env LIFEBOAT_LIMIT_UPLOAD)")
+    .option("--limit-download <kib/s>", "cap download bandwidth, in KiB/s (env LIFEBOAT_LIMIT_DOWNLOAD)")
     .option("--notify-url <url>", "POST a JSON notice here on failure or anomaly (env LIFEBOAT_NOTIFY_URL)")
     .option(
       "--notify-command <cmd>",
@@ -85,6 +89,8 @@ Start here:
   registerCat(program, ctx);
   registerKey(program, ctx);
   registerCheck(program, ctx);
+  registerDrill(program, ctx);
+  registerStatus(program, ctx);
   registerPull(program, ctx);
   registerExport(program, ctx);
   registerForget(program, ctx);

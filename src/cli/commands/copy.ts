@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { openBackend } from "../../backend/open.js";
 import { LifeboatError } from "../../core/errors.js";
 import { copySnapshots } from "../../ops/copy/copy.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
@@ -49,7 +48,7 @@ Example:
           "copy needs the repository to copy from",
           "give --from-repo URL (or LIFEBOAT_FROM_REPOSITORY)",
         );
-      const backend = await openBackend(url);
+      const backend = await c.backend(url);
       if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
       const pw = await fromPassword(flags);
       const src = await Repository.open(backend, pw);

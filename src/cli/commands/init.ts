@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { openBackend } from "../../backend/open.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../context.js";
 import { resolveNewPassword } from "../password.js";
@@ -21,7 +20,7 @@ Examples:
     .action(async (_o, cmd: Command) => {
       const c = ctx(cmd);
       const loc = c.repoLocation();
-      const backend = await openBackend(loc.url);
+      const backend = await c.backend(loc.url);
       if (await Repository.exists(backend)) throw Repository.alreadyExists(backend);
       const password = await resolveNewPassword(undefined, {
         passwordFile: c.opts.passwordFile,
