@@ -3,6 +3,14 @@ import type { VirtualSource } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import {
+  type MysqlTarget,
+  mysqlSource,
+  mysqlSourceName,
+  parseMysqlUrl,
+  preflightMysql,
+  restoreMysql,
+} from "./mysql.js";
+import {
   type PgTarget,
   parsePostgresUrl,
   postgresSource,
@@ -18,7 +26,8 @@ import { checkSqlitePath, parseSqliteArg, sqliteSource, sqliteSourceName } from 
  */
 export type DatabaseArg =
   | { engine: "sqlite"; path: string; name: string }
-  | { engine: "postgres"; target: PgTarget; name: string };
+  | { engine: "postgres"; target: PgTarget; name: string }
+  | { engine: "mysql"; target: MysqlTarget; name: string };
 
 /** The database a command-line argument names, or undefined for an ordinary path or snapshot id. */
 export function parseDatabaseArg(arg: string): DatabaseArg | undefined {
@@ -31,6 +40,8 @@ export function parseDatabaseArg(arg: string): DatabaseArg | undefined {
     if (all) pgTarget.database = undefined;
     return { engine: "postgres", target: pgTarget, name: postgresSourceName(pgTarget, all) };
   }
+  const myTarget = parseMysqlUrl(arg);
+  if (myTarget) return { engine: "mysql", target: myTarget, name: mysqlSourceName(myTarget) };
   return undefined;
 }
 
@@ -44,13 +55,15 @@ export async function preflightDatabase(db: DatabaseArg, opts: DatabaseOptions):
   if (opts.all && db.engine !== "postgres")
     throw new LifeboatError("USAGE", "--all goes with a postgres:// URL");
   if (db.engine === "sqlite") await checkSqlitePath(db.path);
-  else await preflightPostgres(db.target, opts.all);
+  else if (db.engine === "postgres") await preflightPostgres(db.target, opts.all);
+  else await preflightMysql(db.target);
 }
 
 export type DatabaseSource = VirtualSource & { cleanup(): Promise<void> };
 
 export function databaseSource(db: DatabaseArg, opts: DatabaseOptions, repo: Repository): DatabaseSource {
   if (db.engine === "postgres") return postgresSource(db.target, opts.all);
+  if (db.engine === "mysql") return mysqlSource(db.target);
   return sqliteSource(db.path, repo);
 }
 
@@ -70,5 +83,6 @@ export async function restoreDatabase(
   opts: { database?: string; noOwner?: boolean },
 ): Promise<DatabaseRestoreResult> {
   if (target.engine === "postgres") return restorePostgres(repo, snap, target.target, opts);
+  if (target.engine === "mysql") return restoreMysql(repo, snap, target.target, opts);
   throw new LifeboatError("USAGE", "--target-db takes a postgres:// or mysql:// URL");
 }

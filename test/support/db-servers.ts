@@ -146,7 +146,13 @@ export async function startPostgres(): Promise<PostgresServer> {
   );
   await logFd.close();
   const log = () => fs.readFile(logFile, "utf8").catch(() => "");
-  await waitPort(port, child, log);
+  try {
+    await waitPort(port, child, log);
+  } catch (e) {
+    await stopChild(child, "SIGKILL");
+    await fs.rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     port,
     bin,
@@ -208,40 +214,35 @@ export async function startMariadb(): Promise<MariadbServer> {
     { stdio: ["ignore", "ignore", "ignore"] },
   );
   const log = () => fs.readFile(logFile, "utf8").catch(() => "");
-  await waitPort(port, child, log);
   const password = "maria-test-secret";
-  const sql = (statements: string, database?: string) =>
+  const client = (extra: string[]) => (statements: string, database?: string) =>
     execFileSync(
       "mariadb",
       [
         "--no-defaults",
         `--socket=${socket}`,
         "-uroot",
+        ...extra,
         "--batch",
         "--skip-column-names",
         ...(database ? [database] : []),
       ],
       { input: statements, stdio: ["pipe", "pipe", "pipe"] },
     ).toString();
-  sql(
-    `ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}';
-     CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '${password}';
-     GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;`,
-  );
-  const sqlAsRoot = (statements: string, database?: string) =>
-    execFileSync(
-      "mariadb",
-      [
-        "--no-defaults",
-        `--socket=${socket}`,
-        "-uroot",
-        `--password=${password}`,
-        "--batch",
-        "--skip-column-names",
-        ...(database ? [database] : []),
-      ],
-      { input: statements, stdio: ["pipe", "pipe", "pipe"] },
-    ).toString();
+  try {
+    await waitPort(port, child, log);
+    client([])(
+      `CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+       ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '${password}';
+       GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+       ALTER USER 'root'@'localhost' IDENTIFIED BY '${password}';`,
+    );
+  } catch (e) {
+    await stopChild(child, "SIGKILL");
+    await fs.rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const sqlAsRoot = client([`--password=${password}`]);
   return {
     port,
     password,
