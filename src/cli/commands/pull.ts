@@ -4,6 +4,9 @@ import { promisify } from "node:util";
 import type { Command } from "commander";
 import { LifeboatError } from "../../core/errors.js";
 import { backupVirtual } from "../../ops/backup/virtual.js";
+import type { Repository } from "../../repo/repository.js";
+import { DavClient, parseDavUrl } from "../../sources/dav/client.js";
+import { DavSource } from "../../sources/dav/dav-source.js";
 import { connectImap, ImapSource, parseImapUrl } from "../../sources/imap/imap-source.js";
 import { readNode } from "../../sources/imap/mail-snapshot.js";
 import type { CliContext } from "../context.js";
@@ -22,8 +25,18 @@ interface PullFlags {
 const collect = (v: string, prev: string[]) => [...prev, v];
 const run = promisify(execFile);
 
-/** The mail server password: --source-password-command, --source-password-file, LIFEBOAT_SOURCE_PASSWORD. */
-async function sourcePassword(flags: PullFlags, url: string): Promise<string> {
+/** Options naming the account password (pull and push). */
+export interface SourcePasswordFlags {
+  sourcePasswordFile?: string;
+  sourcePasswordCommand?: string;
+}
+
+/** The account password: --source-password-command, --source-password-file, LIFEBOAT_SOURCE_PASSWORD. */
+export async function sourcePassword(
+  flags: SourcePasswordFlags,
+  url: string,
+  what = "mail",
+): Promise<string> {
   if (flags.sourcePasswordCommand) {
     let out: string;
     try {
@@ -59,20 +72,27 @@ async function sourcePassword(flags: PullFlags, url: string): Promise<string> {
   throw new LifeboatError(
     "NO_PASSWORD",
     `no password for ${url}`,
-    "give the mail password with LIFEBOAT_SOURCE_PASSWORD, --source-password-file FILE or --source-password-command CMD",
+    `give the ${what} password with LIFEBOAT_SOURCE_PASSWORD, --source-password-file FILE or --source-password-command CMD`,
   );
 }
+
+const isDavUrl = (url: string) => /^davs?:/i.test(url);
 
 export function registerPull(program: Command, ctx: (c: Command) => CliContext): void {
   program
     .command("pull")
-    .description("back up a remote source (IMAP mailboxes) into a new snapshot, read-only on the server")
-    .argument("<url>", "imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]")
-    .option("--folder <glob>", "only folders matching this glob (repeatable; * and ?)", collect, [])
-    .option("--exclude-folder <glob>", "skip folders matching this glob (repeatable)", collect, [])
-    .option("--source-password-file <file>", "read the mail server password from a file")
-    .option("--source-password-command <cmd>", "run a command that prints the mail server password")
-    .option("--insecure", "accept a TLS certificate that does not verify (self-signed)")
+    .description(
+      "back up a remote source (IMAP mailboxes, CardDAV/CalDAV contacts and calendars) into a new snapshot, read-only on the server",
+    )
+    .argument(
+      "<url>",
+      "imap://USER@HOST[:PORT] (STARTTLS when offered), imaps://USER@HOST[:PORT], dav://USER@HOST[:PORT]/[PATH] or davs://... (HTTPS)",
+    )
+    .option("--folder <glob>", "IMAP: only folders matching this glob (repeatable; * and ?)", collect, [])
+    .option("--exclude-folder <glob>", "IMAP: skip folders matching this glob (repeatable)", collect, [])
+    .option("--source-password-file <file>", "read the mail/DAV account password from a file")
+    .option("--source-password-command <cmd>", "run a command that prints the mail/DAV account password")
+    .option("--insecure", "IMAP: accept a TLS certificate that does not verify (self-signed)")
     .option("--tag <tag>", "add a tag to the snapshot (repeatable)", collect, [])
     .option("--host <name>", "host name recorded in the snapshot (default: this machine's)")
     .addHelpText(
@@ -82,16 +102,24 @@ The server is never changed: folders are opened with EXAMINE, messages fetched w
 BODY.PEEK[] (no \\Seen), and nothing is stored, expunged or flagged. Each folder becomes a
 directory with one <uid>.eml per message and a .folder.json with UIDVALIDITY, HIGHESTMODSEQ,
 flags and dates. The next pull of the same URL downloads only messages that are new.
+For dav:// and davs:// every address book and calendar the account can find (via
+/.well-known/carddav, /.well-known/caldav and the principal's home sets) is saved under
+addressbooks/<name>/*.vcf and calendars/<name>/*.ics with a .collection.json each; the next
+pull asks only for changes (sync-collection, else ETags) and fetches only changed items.
+Only GET, PROPFIND and REPORT are sent.
 Password: LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command.
-See docs/mail.md.
+See docs/mail.md and docs/dav.md.
 
 Examples:
   LIFEBOAT_SOURCE_PASSWORD=... lifeboat -r /srv/backup pull imaps://ann@mail.example.org
   lifeboat pull imap://ann@127.0.0.1:1143 --folder 'INBOX*' --exclude-folder Trash
-  lifeboat export mail latest --maildir ~/Maildir-restored`,
+  lifeboat export mail latest --maildir ~/Maildir-restored
+  lifeboat pull davs://ann@cloud.example.org/remote.php/dav --source-password-file ~/.dav-pw
+  lifeboat export calendars latest --dir /tmp/calendars`,
     )
     .action(async (url: string, flags: PullFlags, cmd: Command) => {
       const c = ctx(cmd);
+      if (isDavUrl(url)) return pullDav(c, url, flags);
       const target = parseImapUrl(url);
       const password = await sourcePassword(flags, url);
       const repo = await c.openRepo();
@@ -153,4 +181,74 @@ Examples:
         await repo.close();
       }
     });
+}
+
+/** `pull dav://` / `davs://`: contacts and calendars (see docs/dav.md). */
+async function pullDav(c: CliContext, url: string, flags: PullFlags): Promise<void> {
+  const target = parseDavUrl(url);
+  if (flags.folder.length > 0 || flags.excludeFolder.length > 0)
+    throw new LifeboatError("USAGE", "--folder and --exclude-folder apply to IMAP only");
+  if (flags.insecure)
+    throw new LifeboatError(
+      "USAGE",
+      "--insecure is not supported for davs://",
+      "trust the server's certificate with NODE_EXTRA_CA_CERTS=/path/to/ca.pem instead",
+    );
+  const password = await sourcePassword(flags, url, "DAV account");
+  const repo: Repository = await c.openRepo();
+  try {
+    const client = new DavClient(target, password, { readOnly: true });
+    const source = new DavSource(client, {
+      target,
+      readParentFile: (node) => readNode(repo, node, node.name),
+      onWarning: (m) => c.out.warn(m),
+    });
+    if (!target.secure && !["127.0.0.1", "::1", "localhost"].includes(target.host))
+      c.out.warn(`the connection to ${target.host} is not encrypted (dav://); the password is sent in clear`);
+    const r = await backupVirtual(repo, source, {
+      tags: flags.tag,
+      ...(flags.host ? { host: flags.host } : {}),
+      onProgress: c.out.progress("pull"),
+    });
+    const s = r.summary;
+    const m = source.stats;
+    const secs = s.durationMs / 1000;
+    c.out.info(
+      `Collections: ${m.addressbooks} address books, ${m.calendars} calendars (${m.collectionsNew} new, ${m.collectionsUnchanged} unchanged, ${m.collectionsSynced} by sync-collection)`,
+    );
+    c.out.info(
+      `Items: ${m.items} in the snapshot; ${m.itemsFetched} downloaded (${bytes(m.bytesFetched)}), ${m.itemsReused} unchanged, ${m.itemsRemoved} gone from the server`,
+    );
+    c.out.info(
+      `Added to the repository: ${bytes(s.bytesAdded)} (${bytes(s.bytesStored)} stored) in ${secs.toFixed(1)}s, ${client.requests} requests`,
+    );
+    c.out.info(`snapshot ${r.snapshotId.slice(0, 8)} saved`);
+    c.out.emit({
+      message_type: "summary",
+      snapshot_id: r.snapshotId,
+      source: source.name,
+      collections: m.collections,
+      addressbooks: m.addressbooks,
+      calendars: m.calendars,
+      collections_new: m.collectionsNew,
+      collections_unchanged: m.collectionsUnchanged,
+      collections_synced: m.collectionsSynced,
+      collections_listed: m.collectionsListed,
+      items: m.items,
+      items_fetched: m.itemsFetched,
+      items_reused: m.itemsReused,
+      items_removed: m.itemsRemoved,
+      items_vanished: m.itemsVanished,
+      bytes_fetched: m.bytesFetched,
+      requests: Object.fromEntries(client.methods),
+      tls: m.tls,
+      data_blobs_added: s.blobsAdded,
+      data_added: s.bytesAdded,
+      data_stored: s.bytesStored,
+      duration_ms: s.durationMs,
+      items_per_second: secs > 0 ? Math.round(m.itemsFetched / secs) : null,
+    });
+  } finally {
+    await repo.close();
+  }
 }
