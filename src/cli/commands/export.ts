@@ -1,12 +1,19 @@
 import type { Command } from "commander";
 import { LifeboatError } from "../../core/errors.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
+import { exportDav } from "../../sources/dav/dav-snapshot.js";
 import { exportEml } from "../../sources/imap/export-eml.js";
 import { exportMaildir } from "../../sources/imap/export-maildir.js";
 import { exportMbox } from "../../sources/imap/export-mbox.js";
 import { type ExportStats, mailFolders } from "../../sources/imap/mail-snapshot.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
+
+interface ExportDavFlags {
+  dir?: string;
+  host?: string;
+  path: string[];
+}
 
 interface ExportMailFlags {
   maildir?: string;
@@ -91,4 +98,70 @@ Examples:
         bytes: stats.bytes,
       });
     });
+  for (const [name, kind, ext] of [
+    ["contacts", "addressbook", ".vcf"],
+    ["calendars", "calendar", ".ics"],
+  ] as const) {
+    exp
+      .command(name)
+      .description(
+        `export the ${kind === "addressbook" ? "address books" : "calendars"} of a snapshot (from \`lifeboat pull dav://...\`) as ${ext} files`,
+      )
+      .argument("<snapshot>", "snapshot id (or unique prefix), or `latest`")
+      .requiredOption(
+        "--dir <dir>",
+        `DIR/<collection>/<item>${ext} and one DIR/<collection>${ext} per collection`,
+      )
+      .option("--host <name>", "with `latest`: newest snapshot of this host")
+      .option(
+        "--path <url>",
+        "with `latest`: newest snapshot of this source, e.g. davs://ann@cloud.example.org:443/",
+        collect,
+        [],
+      )
+      .addHelpText(
+        "after",
+        `
+One file per item, byte for byte as the server served it, and one combined file per
+collection: ${
+          kind === "addressbook"
+            ? "<collection>.vcf holds every vCard one after another"
+            : "<collection>.ics is a single VCALENDAR with every VEVENT/VTODO/... and each\nVTIMEZONE once"
+        }. Every file is written under a temporary name and renamed into place.
+See docs/dav.md.
+
+Examples:
+  lifeboat export ${name} latest --dir /tmp/${name}
+  lifeboat export ${name} latest --path dav://ann@127.0.0.1:5232/ --dir /tmp/${name}`,
+      )
+      .action(async (ref: string, flags: ExportDavFlags, cmd: Command) => {
+        const c = ctx(cmd);
+        const dir = flags.dir!;
+        const repo = await c.openRepo();
+        let stats: Awaited<ReturnType<typeof exportDav>>;
+        try {
+          const snap = await findSnapshot(repo, ref, { host: flags.host, paths: flags.path });
+          stats = await exportDav(repo, snap, kind, dir, (m) => c.out.warn(m));
+        } finally {
+          await repo.close();
+        }
+        c.out.info(
+          `Exported ${stats.items} items (${bytes(stats.bytes)}) from ${stats.collections} ${
+            kind === "addressbook" ? "address books" : "calendars"
+          } to ${dir}` +
+            (stats.malformed ? `; ${stats.malformed} malformed items left out of the combined files` : ""),
+        );
+        c.out.emit({
+          message_type: "summary",
+          format: name,
+          target: dir,
+          collections: stats.collections,
+          items: stats.items,
+          bytes: stats.bytes,
+          combined_files: stats.combined,
+          malformed: stats.malformed,
+          timezones_deduplicated: stats.timezonesDeduplicated,
+        });
+      });
+  }
 }
