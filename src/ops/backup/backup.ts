@@ -201,8 +201,10 @@ async function backupInSession(
   await repo.flush();
   addWriteStats(ctx.summary, repo, statsBefore);
   ctx.summary.durationMs = Date.now() - started;
+  // A changed exclude list removes files on purpose: that is not compared as a wipe.
+  const sameExcludes = parent && JSON.stringify(parent.excludes) === JSON.stringify(excludes.patterns);
   const anomalies =
-    parent && options.anomaly !== false
+    parent && sameExcludes && options.anomaly !== false
       ? (await detectAnomalies(repo, parent, treeId, undefined, options.anomaly ?? DEFAULT_THRESHOLDS))
           .reasons
       : [];
