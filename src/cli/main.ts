@@ -20,6 +20,7 @@ import { registerLs } from "./commands/ls.js";
 import { registerMount } from "./commands/mount.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
+import { registerPush } from "./commands/push.js";
 import { registerRepair } from "./commands/repair.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerServe } from "./commands/serve.js";
@@ -92,6 +93,7 @@ Start here:
   registerDrill(program, ctx);
   registerStatus(program, ctx);
   registerPull(program, ctx);
+  registerPush(program, ctx);
   registerExport(program, ctx);
   registerForget(program, ctx);
   registerPrune(program, ctx);

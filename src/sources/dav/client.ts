@@ -304,7 +304,7 @@ export class DavClient {
       return new SourceError("SOURCE_UNREADABLE", `${method} ${path}: the server's storage is full (507)`);
     return new SourceError(
       "SOURCE_UNREADABLE",
-      `${method} ${path} at ${this.where()} failed with HTTP ${r.status}${detail ? `: ${detail}` : ""}`,
+      `${method} ${path}${what ? ` ${what}` : ""} at ${this.where()} failed with HTTP ${r.status}${detail ? `: ${detail}` : ""}`,
     );
   }
 

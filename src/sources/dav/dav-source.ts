@@ -48,14 +48,14 @@ export interface DavSourceOptions {
   onWarning?: (message: string) => void;
 }
 
-interface Listed {
+export interface Listed {
   /** Path on the server, as the server spells it (percent-encoded). */
   href: string;
   key: string;
   etag?: string;
 }
 
-interface Fetched {
+export interface Fetched {
   key: string;
   href: string;
   data?: Buffer;
@@ -286,22 +286,8 @@ export class DavSource implements VirtualSource {
     return newest;
   }
 
-  /** Members of a collection with their ETags (PROPFIND Depth 1 getetag). */
-  private async listByPropfind(c: DavCollection): Promise<Listed[]> {
-    const r = await this.client.propfind(c.url, 1, "<d:resourcetype/><d:getetag/>");
-    if (!r.ok) throw this.client.statusError("PROPFIND", r.result, "(listing a collection)");
-    const out: Listed[] = [];
-    for (const resp of r.ms.responses) {
-      const key = hrefKey(resp.url);
-      if (key === c.key || resp.url.endsWith("/")) continue;
-      if (
-        prop(resp, NS.dav, "resourcetype")?.children.some((x) => x.ns === NS.dav && x.local === "collection")
-      )
-        continue;
-      const etag = prop(resp, NS.dav, "getetag")?.text.trim();
-      out.push({ href: new URL(resp.url).pathname, key, ...(etag ? { etag } : {}) });
-    }
-    return out;
+  private listByPropfind(c: DavCollection): Promise<Listed[]> {
+    return listByPropfind(this.client, c.url);
   }
 
   /**
@@ -378,58 +364,8 @@ export class DavSource implements VirtualSource {
     }
   }
 
-  private async multiget(c: DavCollection, batch: Listed[]): Promise<Fetched[]> {
-    const m = MULTIGET[c.kind];
-    const hrefs = batch.map((l) => `<d:href>${xmlEscape(l.href)}</d:href>`).join("");
-    const body =
-      `<${m.report} xmlns:d="DAV:" xmlns:a="${NS.carddav}" xmlns:c="${NS.caldav}">` +
-      `<d:prop><d:getetag/><d:getlastmodified/><${m.data}/></d:prop>${hrefs}</${m.report}>`;
-    const r = await this.client.report(c.url, 1, body);
-    const byKey = new Map<string, Fetched>();
-    if (r.ok) {
-      const [dataNs, dataLocal] =
-        c.kind === "addressbook" ? [NS.carddav, "address-data"] : [NS.caldav, "calendar-data"];
-      for (const resp of r.ms.responses) {
-        const el = prop(resp, dataNs, dataLocal);
-        if (!el) continue;
-        const etag = prop(resp, NS.dav, "getetag")?.text.trim();
-        const lm = prop(resp, NS.dav, "getlastmodified")?.text.trim();
-        const t = lm ? Date.parse(lm) : Number.NaN;
-        const key = hrefKey(resp.url);
-        byKey.set(key, {
-          key,
-          href: new URL(resp.url).pathname,
-          data: Buffer.from(el.text, "utf8"),
-          ...(etag ? { etag } : {}),
-          ...(Number.isNaN(t) ? {} : { mtime: new Date(t) }),
-        });
-      }
-    } else if (![400, 403, 405, 415, 422, 501].includes(r.result.status)) {
-      throw this.client.statusError("REPORT", r.result, "(multiget)");
-    }
-    // Anything the multiget did not deliver (not supported, or no data for an href): one GET each.
-    const out: Fetched[] = [];
-    for (const l of batch) {
-      const f = byKey.get(l.key) ?? (await this.get(l));
-      out.push(f);
-    }
-    return out;
-  }
-
-  private async get(l: Listed): Promise<Fetched> {
-    const r = await this.client.request("GET", l.href);
-    if (r.status === 404 || r.status === 410) return { key: l.key, href: l.href };
-    if (r.status !== 200) throw this.client.statusError("GET", r);
-    const etag = r.headers.get("etag") ?? l.etag;
-    const lm = r.headers.get("last-modified");
-    const t = lm ? Date.parse(lm) : Number.NaN;
-    return {
-      key: l.key,
-      href: l.href,
-      data: r.body,
-      ...(etag ? { etag } : {}),
-      ...(Number.isNaN(t) ? {} : { mtime: new Date(t) }),
-    };
+  private multiget(c: DavCollection, batch: Listed[]): Promise<Fetched[]> {
+    return multiget(this.client, c.kind, c.url, batch);
   }
 
   /** Fallback for a reused item whose blobs are no longer in the repository. */
@@ -461,4 +397,81 @@ export class DavSource implements VirtualSource {
       },
     };
   }
+}
+
+/** Members of a collection with their ETags (PROPFIND Depth 1 getetag), sub-collections left out. */
+export async function listByPropfind(client: DavClient, collectionUrl: string): Promise<Listed[]> {
+  const r = await client.propfind(collectionUrl, 1, "<d:resourcetype/><d:getetag/>");
+  if (!r.ok) throw client.statusError("PROPFIND", r.result, "(listing a collection)");
+  const self = hrefKey(collectionUrl);
+  const out: Listed[] = [];
+  for (const resp of r.ms.responses) {
+    const key = hrefKey(resp.url);
+    if (key === self || resp.url.endsWith("/")) continue;
+    if (prop(resp, NS.dav, "resourcetype")?.children.some((x) => x.ns === NS.dav && x.local === "collection"))
+      continue;
+    const etag = prop(resp, NS.dav, "getetag")?.text.trim();
+    out.push({ href: new URL(resp.url).pathname, key, ...(etag ? { etag } : {}) });
+  }
+  return out;
+}
+
+/**
+ * One addressbook-multiget / calendar-multiget REPORT for a batch of items; anything it did
+ * not deliver (report not supported, no data for an href) is fetched with a GET. An item that
+ * is gone comes back without `data`.
+ */
+export async function multiget(
+  client: DavClient,
+  kind: CollectionKind,
+  collectionUrl: string,
+  batch: Listed[],
+): Promise<Fetched[]> {
+  const m = MULTIGET[kind];
+  const hrefs = batch.map((l) => `<d:href>${xmlEscape(l.href)}</d:href>`).join("");
+  const body =
+    `<${m.report} xmlns:d="DAV:" xmlns:a="${NS.carddav}" xmlns:c="${NS.caldav}">` +
+    `<d:prop><d:getetag/><d:getlastmodified/><${m.data}/></d:prop>${hrefs}</${m.report}>`;
+  const r = await client.report(collectionUrl, 1, body);
+  const byKey = new Map<string, Fetched>();
+  if (r.ok) {
+    const [dataNs, dataLocal] =
+      kind === "addressbook" ? [NS.carddav, "address-data"] : [NS.caldav, "calendar-data"];
+    for (const resp of r.ms.responses) {
+      const el = prop(resp, dataNs, dataLocal);
+      if (!el) continue;
+      const etag = prop(resp, NS.dav, "getetag")?.text.trim();
+      const lm = prop(resp, NS.dav, "getlastmodified")?.text.trim();
+      const t = lm ? Date.parse(lm) : Number.NaN;
+      const key = hrefKey(resp.url);
+      byKey.set(key, {
+        key,
+        href: new URL(resp.url).pathname,
+        data: Buffer.from(el.text, "utf8"),
+        ...(etag ? { etag } : {}),
+        ...(Number.isNaN(t) ? {} : { mtime: new Date(t) }),
+      });
+    }
+  } else if (![400, 403, 405, 415, 422, 501].includes(r.result.status)) {
+    throw client.statusError("REPORT", r.result, "(multiget)");
+  }
+  const out: Fetched[] = [];
+  for (const l of batch) out.push(byKey.get(l.key) ?? (await getItem(client, l)));
+  return out;
+}
+
+async function getItem(client: DavClient, l: Listed): Promise<Fetched> {
+  const r = await client.request("GET", l.href);
+  if (r.status === 404 || r.status === 410) return { key: l.key, href: l.href };
+  if (r.status !== 200) throw client.statusError("GET", r);
+  const etag = r.headers.get("etag") ?? l.etag;
+  const lm = r.headers.get("last-modified");
+  const t = lm ? Date.parse(lm) : Number.NaN;
+  return {
+    key: l.key,
+    href: l.href,
+    data: r.body,
+    ...(etag ? { etag } : {}),
+    ...(Number.isNaN(t) ? {} : { mtime: new Date(t) }),
+  };
 }
