@@ -6,6 +6,7 @@ import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { dbError, dumpOutput, feedTool, firstLine, runTool, type ToolSpec, toolEnv } from "./child-stream.js";
 import type { DatabaseSource } from "./database.js";
+import { type DbTarget, parseDbUrl } from "./db-url.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
 
 /**
@@ -15,43 +16,14 @@ import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-f
  * CREATE DATABASE/USE, so it restores into any database name.
  */
 
-export interface MysqlTarget {
-  host: string | undefined;
-  port: number | undefined;
-  user: string | undefined;
-  password: string | undefined;
-  database: string | undefined;
-  params: Record<string, string>;
-  /** The URL without password: what snapshots are recorded under. */
-  display: string;
-}
+export type MysqlTarget = DbTarget;
 
 export const MYSQL_PACKAGE_HINT =
   "install the Debian package mariadb-client (apt-get install mariadb-client), or set LIFEBOAT_MYSQL_BINDIR to the folder holding mariadb-dump/mysqldump";
 
 /** `mysql://USER:PW@HOST:PORT/DB` (or mariadb://) → its parts; undefined for other arguments. */
 export function parseMysqlUrl(arg: string): MysqlTarget | undefined {
-  if (!/^(mysql|mariadb):\/\//i.test(arg)) return undefined;
-  let u: URL;
-  try {
-    u = new URL(arg);
-  } catch {
-    throw new LifeboatError(
-      "USAGE",
-      "not a valid mysql:// URL",
-      "mysql://USER[:PASSWORD]@HOST:PORT/DATABASE",
-    );
-  }
-  const dec = (s: string) => (s === "" ? undefined : decodeURIComponent(s));
-  const database = dec(u.pathname.replace(/^\//, ""));
-  const params: Record<string, string> = {};
-  for (const [k, v] of u.searchParams) params[k] = v;
-  const user = dec(u.username);
-  const host = dec(u.hostname.replace(/^\[|\]$/g, ""));
-  const port = u.port ? Number(u.port) : undefined;
-  const scheme = u.protocol.replace(/:$/, "").toLowerCase();
-  const display = `${scheme}://${user ? `${encodeURIComponent(user)}@` : ""}${u.host}${database ? `/${encodeURIComponent(database)}` : ""}`;
-  return { host, port, user, password: dec(u.password), database, params, display };
+  return parseDbUrl(arg, /^(mysql|mariadb):\/\//i, "mysql");
 }
 
 const where = (t: MysqlTarget) => `${t.host ?? "localhost"}${t.port ? `:${t.port}` : ""}`;

@@ -6,6 +6,7 @@ import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { dbError, dumpOutput, feedTool, firstLine, runTool, type ToolSpec, toolEnv } from "./child-stream.js";
 import type { DatabaseSource } from "./database.js";
+import { type DbTarget, parseDbUrl } from "./db-url.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
 
 /**
@@ -15,42 +16,14 @@ import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-f
  * successive dumps deduplicate; the repository compresses each blob with zstd.
  */
 
-export interface PgTarget {
-  host: string | undefined;
-  port: number | undefined;
-  user: string | undefined;
-  password: string | undefined;
-  database: string | undefined;
-  params: Record<string, string>;
-  /** The URL without password: what snapshots are recorded under. */
-  display: string;
-}
+export type PgTarget = DbTarget;
 
 export const PG_PACKAGE_HINT =
   "install the Debian package postgresql-client (apt-get install postgresql-client), or set LIFEBOAT_PG_BINDIR to the folder holding pg_dump";
 
 /** `postgres://USER[:PW]@HOST:PORT/DB` (or postgresql://) → its parts; undefined for other arguments. */
 export function parsePostgresUrl(arg: string): PgTarget | undefined {
-  if (!/^postgres(ql)?:\/\//i.test(arg)) return undefined;
-  let u: URL;
-  try {
-    u = new URL(arg);
-  } catch {
-    throw new LifeboatError(
-      "USAGE",
-      "not a valid postgres:// URL",
-      "postgres://USER[:PASSWORD]@HOST:PORT/DATABASE",
-    );
-  }
-  const dec = (s: string) => (s === "" ? undefined : decodeURIComponent(s));
-  const database = dec(u.pathname.replace(/^\//, ""));
-  const params: Record<string, string> = {};
-  for (const [k, v] of u.searchParams) params[k] = v;
-  const user = dec(u.username);
-  const host = dec(u.hostname.replace(/^\[|\]$/g, ""));
-  const port = u.port ? Number(u.port) : undefined;
-  const display = `postgres://${user ? `${encodeURIComponent(user)}@` : ""}${u.host}${database ? `/${encodeURIComponent(database)}` : ""}`;
-  return { host, port, user, password: dec(u.password), database, params, display };
+  return parseDbUrl(arg, /^postgres(ql)?:\/\//i, "postgres", "postgres");
 }
 
 const where = (t: PgTarget) => `${t.host ?? t.params.host ?? "local socket"}${t.port ? `:${t.port}` : ""}`;
