@@ -17,6 +17,26 @@ export function dbError(code: ErrorCode, message: string, hint?: string, cause?:
   return new SourceError(code, message, hint, cause);
 }
 
+/** The error for a restore into a new database that failed: says whether it was dropped. */
+export function failedRestore(
+  err: LifeboatError,
+  newDb: string,
+  dropped: boolean,
+  hint: string | undefined,
+  cause: unknown,
+): LifeboatError {
+  return dbError(
+    err.code === "SOURCE_UNREADABLE" ? "STORAGE_ERROR" : err.code,
+    `restore into database ${newDb} failed: ${err.message}; ${
+      dropped
+        ? `the incomplete database ${newDb} was dropped`
+        : `the database ${newDb} is INCOMPLETE and could not be dropped: drop it before using that name`
+    }`,
+    hint,
+    cause,
+  );
+}
+
 /**
  * Dump and restore tools (pg_dump, mysqldump, pg_restore, mariadb) run as child processes whose
  * stdout is streamed into a snapshot, or whose stdin is fed from one. A tool that is missing,

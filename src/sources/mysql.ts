@@ -4,7 +4,16 @@ import { isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { VirtualEntry } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
-import { dbError, dumpOutput, feedTool, firstLine, runTool, type ToolSpec, toolEnv } from "./child-stream.js";
+import {
+  dbError,
+  dumpOutput,
+  failedRestore,
+  feedTool,
+  firstLine,
+  runTool,
+  type ToolSpec,
+  toolEnv,
+} from "./child-stream.js";
 import type { DatabaseSource } from "./database.js";
 import { type DbTarget, parseDbUrl } from "./db-url.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
@@ -251,15 +260,6 @@ export async function restoreMysql(
       await query(target, `DROP DATABASE IF EXISTS ${quoteIdent(newDb)}`);
       dropped = true;
     } catch {}
-    throw dbError(
-      err.code === "SOURCE_UNREADABLE" ? "STORAGE_ERROR" : err.code,
-      `restore into database ${newDb} failed: ${err.message}; ${
-        dropped
-          ? `the incomplete database ${newDb} was dropped`
-          : `the database ${newDb} is INCOMPLETE and could not be dropped: drop it before using that name`
-      }`,
-      err.hint,
-      e,
-    );
+    throw failedRestore(err, newDb, dropped, err.hint, e);
   }
 }

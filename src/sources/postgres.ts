@@ -4,7 +4,16 @@ import { errnoCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { VirtualEntry } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
-import { dbError, dumpOutput, feedTool, firstLine, runTool, type ToolSpec, toolEnv } from "./child-stream.js";
+import {
+  dbError,
+  dumpOutput,
+  failedRestore,
+  feedTool,
+  firstLine,
+  runTool,
+  type ToolSpec,
+  toolEnv,
+} from "./child-stream.js";
 import type { DatabaseSource } from "./database.js";
 import { type DbTarget, parseDbUrl } from "./db-url.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
@@ -372,13 +381,10 @@ export async function restorePostgres(
         dropped = true;
       } catch {}
     }
-    throw dbError(
-      err.code === "SOURCE_UNREADABLE" ? "STORAGE_ERROR" : err.code,
-      `restore into database ${newDb} failed: ${err.message}; ${
-        dropped
-          ? `the incomplete database ${newDb} was dropped`
-          : `the database ${newDb} is INCOMPLETE and could not be dropped: drop it before using that name`
-      }`,
+    throw failedRestore(
+      err,
+      newDb,
+      dropped,
       err.hint ??
         (/owner|role .* does not exist/i.test(err.message)
           ? "roles of the source are missing on the target: create them, or restore with --no-owner"
