@@ -18,6 +18,7 @@ export interface GlobalOptions {
   verbose?: number;
   notifyUrl?: string;
   notifyCommand?: string;
+  notifyEmail?: string;
   limitUpload?: string;
   limitDownload?: string;
 }
@@ -40,8 +41,12 @@ export class CliContext {
   async notify(notice: Notice): Promise<void> {
     const url = this.opts.notifyUrl ?? process.env.LIFEBOAT_NOTIFY_URL;
     const command = this.opts.notifyCommand ?? process.env.LIFEBOAT_NOTIFY_COMMAND;
-    if (!url && !command) return;
-    const problems = await notify({ url, command }, { repository: this.repoLocation().url, ...notice });
+    const email = this.opts.notifyEmail ?? process.env.LIFEBOAT_NOTIFY_EMAIL;
+    if (!url && !command && !email) return;
+    const problems = await notify(
+      { url, command, email, smtpUrl: process.env.LIFEBOAT_SMTP_URL, from: process.env.LIFEBOAT_SMTP_FROM },
+      { repository: this.repoLocation().url, ...notice },
+    );
     for (const p of problems) this.out.warn(p);
   }
 

@@ -46,6 +46,10 @@ function buildProgram(): Command {
     .option("--limit-download <kib/s>", "cap download bandwidth, in KiB/s (env LIFEBOAT_LIMIT_DOWNLOAD)")
     .option("--notify-url <url>", "POST a JSON notice here on failure or anomaly (env LIFEBOAT_NOTIFY_URL)")
     .option(
+      "--notify-email <addresses>",
+      "e-mail a notice on failure or anomaly (env LIFEBOAT_NOTIFY_EMAIL; server: LIFEBOAT_SMTP_URL)",
+    )
+    .option(
       "--notify-command <cmd>",
       "run this with a JSON notice on stdin on failure or anomaly (env LIFEBOAT_NOTIFY_COMMAND)",
     )
@@ -62,7 +66,7 @@ With no repository, commands use the default local one ($XDG_DATA_HOME/lifeboat/
 \`lifeboat backup PATH\` creates on first use.
 
 Exit codes: 0 ok, 1 failed, 2 bad usage, 3 backup saved but some files unreadable,
-4 backup saved but flagged as anomalous (looks like a wipe),
+4 backup saved but flagged as anomalous (looks like a wipe), 5 missed schedule (status --max-age),
 10 no repository, 11 repository already exists, 12 wrong or missing password,
 13 snapshot not found or ambiguous, 14 damaged data, 15 repository storage full,
 16 storage unreachable, 17 repository busy (another prune), 130 interrupted.

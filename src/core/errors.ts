@@ -9,6 +9,7 @@ export const ExitCode = {
   usage: 2,
   incomplete: 3,
   anomaly: 4,
+  missedSchedule: 5,
   repoNotFound: 10,
   repoExists: 11,
   wrongPassword: 12,

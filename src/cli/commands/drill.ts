@@ -96,6 +96,14 @@ See docs/drills.md.`,
       } finally {
         await repo.close();
       }
+      await c.notify({
+        event: "drill",
+        ok: r.record.ok,
+        command: "drill",
+        message: `drill of snapshot ${r.record.snapshot.slice(0, 8)} (${r.record.paths.join(" ")}): ${r.record.ok ? "passed" : "FAILED"}, ${r.record.files} files in ${r.record.seconds.toFixed(1)}s`,
+        snapshot: r.record.snapshot,
+        reasons: r.record.failures.slice(0, 10).map((f) => `${f.path}: ${f.reason}`),
+      });
       report(c, r);
     });
 }

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
+import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { type DrillSummary, type RepositoryStatus, repositoryStatus } from "../../ops/drill/status.js";
+import { parseDuration } from "../../ops/forget/policy.js";
 import type { CliContext } from "../context.js";
 import { bytes, table } from "../format.js";
 
@@ -29,6 +31,10 @@ export function registerStatus(program: Command, ctx: (c: Command) => CliContext
   program
     .command("status")
     .description("per series: newest snapshot and its age, and when it was last proven restorable (drill)")
+    .option(
+      "--max-age <duration>",
+      "a series whose newest snapshot is older than this missed its schedule: say so, notify, exit 5",
+    )
     .addHelpText(
       "after",
       `
@@ -41,10 +47,19 @@ Reads only; nothing is changed.
 Examples:
   lifeboat status
   lifeboat status --json | jq '.series[] | select(.lastOkDrill == null or .lastOkDrill.ageSeconds > 604800)'
-  lifeboat drill && lifeboat status`,
+  lifeboat drill && lifeboat status
+  lifeboat status --max-age 26h --notify-url https://hooks.example/backup   (from cron, hourly)`,
     )
-    .action(async (_flags: unknown, cmd: Command) => {
+    .action(async (flags: { maxAge?: string }, cmd: Command) => {
       const c = ctx(cmd);
+      let maxAge: number | undefined;
+      if (flags.maxAge) {
+        try {
+          maxAge = parseDuration(flags.maxAge) / 1000;
+        } catch (e) {
+          throw new LifeboatError("USAGE", `--max-age: ${(e as Error).message}`, "e.g. --max-age 26h");
+        }
+      }
       const repo = await c.openRepo();
       let s: RepositoryStatus;
       try {
@@ -52,7 +67,26 @@ Examples:
       } finally {
         await repo.close();
       }
-      c.out.emit({ message_type: "status", ...s });
+      const late = maxAge === undefined ? [] : s.series.filter((x) => x.newest.ageSeconds > maxAge);
+      if (late.length > 0) {
+        process.exitCode = ExitCode.missedSchedule;
+        for (const x of late)
+          c.out.warn(
+            `missed schedule: the newest snapshot of ${x.host} ${x.paths.join(" ")} is ${age(x.newest.ageSeconds)} old (limit ${flags.maxAge})`,
+          );
+        await c.notify({
+          event: "missed-schedule",
+          ok: false,
+          command: "status",
+          message: `${late.length} series missed their schedule (no snapshot within ${flags.maxAge})`,
+          reasons: late.map((x) => `${x.host} ${x.paths.join(" ")}: newest ${age(x.newest.ageSeconds)} old`),
+        });
+      }
+      c.out.emit({
+        message_type: "status",
+        ...s,
+        missed_schedule: late.map((x) => ({ host: x.host, paths: x.paths })),
+      });
       if (c.out.json) return;
       const live = s.liveSessions;
       c.out.result(

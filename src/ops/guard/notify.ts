@@ -1,14 +1,21 @@
 import { spawn } from "node:child_process";
 import os from "node:os";
+import nodemailer from "nodemailer";
 
-/** Where notifications go: a webhook (JSON POST) and/or a command (JSON on stdin). */
+/** Where notifications go: a webhook (JSON POST), a command (JSON on stdin), e-mail (SMTP). */
 export interface NotifyConfig {
   url?: string | undefined;
   command?: string | undefined;
+  /** Recipients, comma-separated. */
+  email?: string | undefined;
+  /** smtp://USER:PASSWORD@HOST:PORT or smtps://... (default smtp://127.0.0.1:25). */
+  smtpUrl?: string | undefined;
+  /** Sender address (default lifeboat@HOSTNAME). */
+  from?: string | undefined;
 }
 
 export interface Notice {
-  event: "anomaly" | "failure" | "guard" | "drill";
+  event: "anomaly" | "failure" | "guard" | "drill" | "missed-schedule";
   /** One line a person can act on. */
   message: string;
   ok: boolean;
@@ -73,6 +80,44 @@ export async function notify(cfg: NotifyConfig, notice: Notice): Promise<string[
         child.stdin.on("error", () => {});
         child.stdin.end(`${JSON.stringify(body)}\n`);
       }),
+    );
+  }
+  if (cfg.email) {
+    const email = cfg.email;
+    const smtp = cfg.smtpUrl ?? "smtp://127.0.0.1:25";
+    jobs.push(
+      (async () => {
+        try {
+          const transport = nodemailer.createTransport(smtp);
+          const status = notice.ok ? "ok" : "PROBLEM";
+          const sent = transport.sendMail({
+            from: cfg.from ?? `lifeboat@${os.hostname()}`,
+            to: email,
+            subject: `lifeboat ${status}: ${notice.event} on ${body.host}`,
+            text: [
+              notice.message,
+              ...(notice.reasons ?? []).map((r) => `- ${r}`),
+              ...(notice.rollback ? ["", `To roll back: ${notice.rollback}`] : []),
+              "",
+              JSON.stringify(body, null, 2),
+            ].join("\n"),
+          });
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error("timed out")), TIMEOUT_MS);
+          });
+          try {
+            await Promise.race([sent, timeout]);
+          } finally {
+            clearTimeout(timer);
+          }
+          transport.close();
+        } catch (e) {
+          problems.push(
+            `notification e-mail to ${email} via ${redact(smtp)} failed: ${(e as Error).message}`,
+          );
+        }
+      })(),
     );
   }
   await Promise.all(jobs);
