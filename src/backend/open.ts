@@ -2,14 +2,20 @@ import { LifeboatError } from "../core/errors.js";
 import type { Backend } from "./backend.js";
 import { localBackend } from "./local.js";
 import { parseRestUrl, restBackend } from "./rest.js";
+import { withRetries } from "./retry.js";
 import { parseS3Url, s3Backend } from "./s3.js";
+import { parseSftpUrl, sftpBackend } from "./sftp.js";
 
 /**
  * Turns a repository URL into a backend. A plain path (or `local:PATH`) is a local folder.
  * Each scheme is one module under src/backend/; this switch is the only place that knows them all.
  *
  * - `s3:https://HOST[:PORT]/BUCKET[/PREFIX]`, `s3:http://HOST:PORT/BUCKET[/PREFIX]`,
- *   `s3:s3.amazonaws.com/BUCKET[/PREFIX]` (see docs/backends.md)
+ *   `s3:s3.amazonaws.com/BUCKET[/PREFIX]` (the AWS SDK retries failed requests itself)
+ * - `sftp:USER@HOST:/PATH`, `sftp://USER@HOST[:PORT]/PATH` (retried here after a dropped
+ *   connection)
+ * - `rest:http(s)://[USER[:PASSWORD]@]HOST:PORT/[REPO]` (a `lifeboat serve`; retried here)
+ * See docs/backends.md.
  */
 export async function openBackend(url: string): Promise<Backend> {
   const m = /^([a-z][a-z0-9+]*):(.*)$/s.exec(url);
@@ -19,10 +25,12 @@ export async function openBackend(url: string): Promise<Backend> {
   switch (scheme) {
     case "local":
       return localBackend({ path: rest });
-    case "rest":
-      return restBackend(parseRestUrl(rest));
     case "s3":
       return s3Backend({ ...parseS3Url(rest), url });
+    case "rest":
+      return withRetries(restBackend(parseRestUrl(rest)));
+    case "sftp":
+      return withRetries(sftpBackend({ ...parseSftpUrl(url), url }));
     default:
       throw new LifeboatError(
         "USAGE",

@@ -248,8 +248,8 @@ export async function startProxy(targetPort: number, cuts = 0, afterBytes = 0): 
         budget--;
         cut++;
         // Forward part of this piece so the server sees a truncated request, then cut.
-        upstream.write(d.subarray(0, Math.max(0, d.length - (sent - threshold))), kill);
-        client.pause();
+        upstream.end(d.subarray(0, Math.max(0, d.length - (sent - threshold))));
+        client.destroy();
         return;
       }
       if (!upstream.write(d)) client.pause();
@@ -314,6 +314,8 @@ export interface SshServer {
   root: string;
   /** `sftp://USER@127.0.0.1:PORT/ABS` for a folder below `root`. */
   url(sub: string, port?: number): string;
+  /** Lists the host key in `knownHosts` for another port too (a proxy in front of sshd). */
+  trustPort(port: number): Promise<void>;
   /** Environment for the CLI: key, known_hosts, no agent. */
   env(): Record<string, string>;
   stop(): Promise<void>;
@@ -398,6 +400,7 @@ export async function startSshd(): Promise<SshServer> {
     hostKey,
     root,
     url: (sub, p = port) => `sftp://${user}@127.0.0.1:${p}${path.join(root, sub)}`,
+    trustPort: (p) => fs.appendFile(knownHosts, `[127.0.0.1]:${p} ${hostKey}\n`),
     env: () => ({ LIFEBOAT_SFTP_KEY: clientKey, LIFEBOAT_SFTP_KNOWN_HOSTS: knownHosts, SSH_AUTH_SOCK: "" }),
     stop: async () => {
       if (running.exitCode === null && running.signalCode === null) {
