@@ -68,7 +68,7 @@ const COMPRESS_IN_FLIGHT = 4;
  * is saved only after `flush` has made every blob it references durable and indexed.
  */
 /** Folders of small sealed JSON documents (prune plans, sessions, restore drill records). */
-export type DocumentPrefix = "gc/" | "sessions/" | "drills/" | "acks/";
+export type DocumentPrefix = "gc/" | "sessions/" | "drills/" | "acks/" | "sqlite-wal/";
 
 export class Repository {
   readonly backend: Backend;

@@ -9,7 +9,16 @@ import { CorruptionError } from "../core/errors.js";
  * The key is HKDF-SHA-256(metadata key, salt, "lifeboat object v1"); the 24-byte header up to
  * and including the salt is the AEAD's associated data, so kind and compression cannot be swapped.
  */
-export const ObjectKind = { config: 1, index: 2, snapshot: 3, drill: 4, gcPlan: 5, session: 6, ack: 7 } as const;
+export const ObjectKind = {
+  config: 1,
+  index: 2,
+  snapshot: 3,
+  drill: 4,
+  gcPlan: 5,
+  session: 6,
+  ack: 7,
+  sqliteWal: 9,
+} as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];
 
 const MAGIC = Buffer.from("LBO1", "latin1");
