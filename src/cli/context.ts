@@ -19,6 +19,7 @@ export interface GlobalOptions {
   notifyUrl?: string;
   notifyCommand?: string;
   notifyEmail?: string;
+  config?: string;
   limitUpload?: string;
   limitDownload?: string;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from "commander";
+import { applyConfigDefaults, loadConfig } from "../app/config.js";
 import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { VERSION } from "../version.js";
 import { registerAck } from "./commands/ack.js";
@@ -23,6 +24,7 @@ import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
 import { registerRepair } from "./commands/repair.js";
 import { registerRestore } from "./commands/restore.js";
+import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSnapshots } from "./commands/snapshots.js";
 import { registerStats } from "./commands/stats.js";
@@ -40,6 +42,10 @@ function buildProgram(): Command {
     .option(
       "--password-command <cmd>",
       "run a command that prints the password (env LIFEBOAT_PASSWORD_COMMAND)",
+    )
+    .option(
+      "--config <file>",
+      "config file (default $XDG_CONFIG_HOME/lifeboat/config.json; env LIFEBOAT_CONFIG)",
     )
     .option("--json", "machine-readable output: one JSON document per line")
     .option("--limit-upload <kib/s>", "cap upload bandwidth, in KiB/s (env LIFEBOAT_LIMIT_UPLOAD)")
@@ -106,6 +112,7 @@ Start here:
   registerAck(program, ctx);
   registerGuard(program, ctx);
   registerServe(program, ctx);
+  registerRun(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
@@ -151,6 +158,10 @@ async function main(): Promise<void> {
   });
   process.on("SIGTERM", () => process.exit(ExitCode.interrupted));
   try {
+    // The config file's settings become defaults before options are parsed (flags and the
+    // environment still win); `--config FILE` anywhere on the line names another file.
+    const i = process.argv.indexOf("--config");
+    applyConfigDefaults(loadConfig(i > 0 ? process.argv[i + 1] : undefined).config);
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
     process.exitCode = report(e, json);

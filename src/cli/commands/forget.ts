@@ -18,6 +18,7 @@ interface ForgetFlags extends PruneFlags {
   keepTag: string[];
   groupBy: string;
   host?: string;
+  tag: string[];
   prune?: boolean;
   keepBeforeAnomaly: string;
 }
@@ -98,6 +99,12 @@ export function registerForget(program: Command, ctx: (c: Command) => CliContext
         "host,paths",
       )
       .option("--host <name>", "only consider snapshots of this host")
+      .option(
+        "--tag <tag>",
+        "only consider snapshots with this tag (repeatable: all must match)",
+        collect,
+        [],
+      )
       .option("-n, --dry-run", "show what would be kept and removed, and why; change nothing")
       .option("--prune", "run prune afterwards to free the space")
       .option(
@@ -138,6 +145,7 @@ Examples:
             policy,
             groupBy,
             ...(flags.host ? { host: flags.host } : {}),
+            tags: flags.tag,
             dryRun: flags.dryRun === true,
             keepBeforeAnomaly: count("keep-before-anomaly", flags.keepBeforeAnomaly) ?? 3,
           });

@@ -17,8 +17,9 @@ export interface ForgetOptions {
   policy: Policy;
   /** What makes two snapshots belong to the same series (default host and paths). */
   groupBy?: GroupKey[];
-  /** Only consider snapshots of this host / with these paths or tags. */
+  /** Only consider snapshots of this host / with all of these tags. */
   host?: string;
+  tags?: string[];
   dryRun?: boolean;
   /** Unflagged snapshots kept before the first unacknowledged flagged one (default 3). */
   keepBeforeAnomaly?: number;
@@ -59,7 +60,10 @@ export async function forget(repo: Repository, options: ForgetOptions): Promise<
       "give --keep-last, --keep-daily, --keep-within, ... (see `lifeboat forget --help`), or snapshot ids to remove",
     );
   }
-  const all = (await repo.listSnapshots()).filter((s) => !options.host || s.hostname === options.host);
+  const all = (await repo.listSnapshots()).filter(
+    (s) =>
+      (!options.host || s.hostname === options.host) && (options.tags ?? []).every((t) => s.tags.includes(t)),
+  );
   const groups: ForgetGroup[] = [];
   const removed: string[] = [];
   const acked = await acknowledgedIds(repo);

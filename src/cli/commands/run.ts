@@ -1,0 +1,181 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { type Job, loadConfig } from "../../app/config.js";
+import {
+  forgetArgv,
+  isDue,
+  isOverdue,
+  type JobState,
+  jobArgv,
+  readState,
+  writeState,
+} from "../../app/jobs.js";
+import { ExitCode, LifeboatError } from "../../core/errors.js";
+import type { CliContext } from "../context.js";
+
+const cliPath = fileURLToPath(new URL("../main.js", import.meta.url));
+
+/** Runs the CLI itself for one step of a job; its output goes where ours goes. */
+function runCli(c: CliContext, args: string[]): Promise<number> {
+  const pass = [c.out.json ? "--json" : "", c.out.quiet ? "-q" : ""].filter(Boolean);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cliPath, ...pass, ...args], { stdio: "inherit" });
+    child.on("error", () => resolve(ExitCode.failure));
+    child.on("close", (code) => resolve(code ?? ExitCode.interrupted));
+  });
+}
+
+interface JobOutcome {
+  job: string;
+  code: number;
+  forgetCode?: number;
+}
+
+async function runJob(c: CliContext, job: Job, state: Record<string, JobState>): Promise<JobOutcome> {
+  c.out.info(`job ${job.name}: lifeboat ${jobArgv(job).join(" ")}`);
+  const started = new Date().toISOString();
+  const code = await runCli(c, jobArgv(job));
+  // 3 (some files unreadable) and 4 (flagged) still saved a snapshot: the run happened.
+  const saved = code === 0 || code === ExitCode.incomplete || code === ExitCode.anomaly;
+  const s: JobState = { ...state[job.name], lastRun: started, lastExitCode: code };
+  if (saved) {
+    s.lastSuccess = started;
+    delete s.missedNotified;
+  }
+  state[job.name] = s;
+  const out: JobOutcome = { job: job.name, code };
+  const forget = forgetArgv(job);
+  if (saved && forget) out.forgetCode = await runCli(c, forget);
+  return out;
+}
+
+function selectJobs(jobs: Job[], names: string[]): Job[] {
+  if (jobs.length === 0)
+    throw new LifeboatError(
+      "USAGE",
+      "the config file lists no jobs",
+      "add a `jobs` list (see docs/config.md)",
+    );
+  for (const n of names)
+    if (!jobs.some((j) => j.name === n))
+      throw new LifeboatError(
+        "USAGE",
+        `no job named ${n}`,
+        `jobs in the config: ${jobs.map((j) => j.name).join(", ")}`,
+      );
+  return names.length > 0 ? jobs.filter((j) => names.includes(j.name)) : jobs;
+}
+
+/** Sends one notice per lapse for jobs that have not succeeded for two of their periods. */
+async function notifyOverdue(c: CliContext, jobs: Job[], state: Record<string, JobState>): Promise<void> {
+  for (const job of jobs) {
+    const s = state[job.name];
+    if (!isOverdue(job, s) || s?.missedNotified) continue;
+    await c.notify({
+      event: "missed-schedule",
+      ok: false,
+      command: "daemon",
+      message: `job ${job.name} has not succeeded since ${s?.lastSuccess} (due every ${job.every}; last exit code ${s?.lastExitCode})`,
+    });
+    state[job.name] = { ...s, missedNotified: new Date().toISOString() };
+  }
+}
+
+export function registerRun(program: Command, ctx: (c: Command) => CliContext): void {
+  program
+    .command("run")
+    .description("run the jobs of the config file (backups, mail and calendar pulls, retention)")
+    .argument("[jobs...]", "job names (default: all)")
+    .option("--due", "only jobs whose period (`every`) has passed since they last ran")
+    .option(
+      "--config <file>",
+      "config file (default $XDG_CONFIG_HOME/lifeboat/config.json or LIFEBOAT_CONFIG)",
+    )
+    .addHelpText(
+      "after",
+      `
+Each job runs as its own lifeboat command (backup or pull, then forget with its \`keep\` policy);
+the exit code is the worst of them. State (last run, last success) is kept in
+$XDG_STATE_HOME/lifeboat/jobs.json. See docs/config.md for the file format.
+
+Examples:
+  lifeboat run                 every job now
+  lifeboat run --due           from cron every 5 minutes: each job at its own pace
+  lifeboat run documents mail`,
+    )
+    .action(async (names: string[], flags: { due?: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      const { config } = loadConfig(c.opts.config);
+      const jobs = selectJobs(config.jobs, names);
+      const state = await readState();
+      let worst = 0;
+      for (const job of jobs) {
+        if (flags.due && !isDue(job, state[job.name])) {
+          c.out.info(`job ${job.name}: not due yet`);
+          continue;
+        }
+        const r = await runJob(c, job, state);
+        await writeState(state);
+        c.out.emit({ message_type: "job", ...r });
+        worst = Math.max(worst, r.code, r.forgetCode ?? 0);
+      }
+      await notifyOverdue(c, jobs, state);
+      await writeState(state);
+      process.exitCode = worst;
+    });
+
+  program
+    .command("daemon")
+    .description("keep running the config file's jobs on their schedules; notify missed schedules")
+    .option(
+      "--config <file>",
+      "config file (default $XDG_CONFIG_HOME/lifeboat/config.json or LIFEBOAT_CONFIG)",
+    )
+    .option("--tick <duration>", "how often to look for due jobs, e.g. 30s, 1m", "60s")
+    .addHelpText(
+      "after",
+      `
+Runs each job when its \`every\` has passed, one at a time, and sends a notice when a job has not
+succeeded for two of its periods. SIGTERM or Ctrl-C stop it after the job in progress.
+Run it from systemd (Restart=always) or a login session.`,
+    )
+    .action(async (flags: { tick: string }, cmd: Command) => {
+      const c = ctx(cmd);
+      const m = /^(\d+)(s|m)$/.exec(flags.tick);
+      if (!m)
+        throw new LifeboatError("USAGE", `--tick ${flags.tick} is not like 30s or 1m`, "e.g. --tick 60s");
+      const tickMs = Number(m[1]) * (m[2] === "m" ? 60_000 : 1000);
+      const { config } = loadConfig(c.opts.config);
+      const jobs = selectJobs(config.jobs, []);
+      let stopping = false;
+      let wake: (() => void) | undefined;
+      const stop = () => {
+        stopping = true;
+        wake?.();
+      };
+      process.removeAllListeners("SIGINT");
+      process.removeAllListeners("SIGTERM");
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+      c.out.info(`daemon: ${jobs.length} job(s); looking for due jobs every ${flags.tick}`);
+      while (!stopping) {
+        const state = await readState();
+        for (const job of jobs) {
+          if (stopping) break;
+          if (!isDue(job, state[job.name])) continue;
+          const r = await runJob(c, job, state);
+          await writeState(state);
+          c.out.emit({ message_type: "job", ...r });
+        }
+        await notifyOverdue(c, jobs, state);
+        await writeState(state);
+        if (stopping) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, tickMs);
+        });
+      }
+      c.out.info("daemon: stopped");
+    });
+}
