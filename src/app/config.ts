@@ -57,6 +57,11 @@ export const configSchema = z
       .partial()
       .strict()
       .optional(),
+    retention: z
+      .object({ days: z.number().int().positive(), mode: z.enum(["governance", "compliance"]) })
+      .partial()
+      .strict()
+      .optional(),
     limits: z
       .object({ uploadKiB: z.number().positive(), downloadKiB: z.number().positive() })
       .partial()
@@ -135,6 +140,8 @@ export function applyConfigDefaults(config: Config, env: NodeJS.ProcessEnv = pro
   set("LIFEBOAT_NOTIFY_COMMAND", config.notify?.command);
   set("LIFEBOAT_NOTIFY_EMAIL", config.notify?.email);
   set("LIFEBOAT_SMTP_URL", config.notify?.smtpUrl);
+  set("LIFEBOAT_RETENTION_DAYS", config.retention?.days);
+  set("LIFEBOAT_RETENTION_MODE", config.retention?.mode);
   set("LIFEBOAT_LIMIT_UPLOAD", config.limits?.uploadKiB);
   set("LIFEBOAT_LIMIT_DOWNLOAD", config.limits?.downloadKiB);
 }

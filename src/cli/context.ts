@@ -1,6 +1,7 @@
 import { defaultLocations } from "../app/default-repo.js";
 import type { Backend } from "../backend/backend.js";
 import { openBackend } from "../backend/open.js";
+import { parseRetention, withRetention } from "../backend/retention.js";
 import { parseRate, throttled } from "../backend/throttle.js";
 import { LifeboatError } from "../core/errors.js";
 import { type Notice, notify } from "../ops/guard/notify.js";
@@ -20,6 +21,8 @@ export interface GlobalOptions {
   notifyCommand?: string;
   notifyEmail?: string;
   config?: string;
+  retentionDays?: string;
+  retentionMode?: string;
   limitUpload?: string;
   limitDownload?: string;
 }
@@ -65,7 +68,12 @@ export class CliContext {
     } catch (e) {
       throw new LifeboatError("USAGE", (e as Error).message, "give KiB per second, e.g. --limit-upload 2048");
     }
-    return throttled(await openBackend(url), limits);
+    const backend = throttled(await openBackend(url), limits);
+    const retention = parseRetention(
+      this.opts.retentionDays ?? process.env.LIFEBOAT_RETENTION_DAYS,
+      this.opts.retentionMode ?? process.env.LIFEBOAT_RETENTION_MODE,
+    );
+    return retention ? withRetention(backend, retention) : backend;
   }
 
   /** -r/--repo, then LIFEBOAT_REPOSITORY, then the default local repository. */

@@ -23,6 +23,7 @@ import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
 import { registerRepair } from "./commands/repair.js";
+import { registerReplicate } from "./commands/replicate.js";
 import { registerRestore } from "./commands/restore.js";
 import { registerRun } from "./commands/run.js";
 import { registerServe } from "./commands/serve.js";
@@ -97,6 +98,7 @@ Start here:
   registerStats(program, ctx);
   registerDump(program, ctx);
   registerRestore(program, ctx);
+  registerReplicate(program, ctx);
   registerCat(program, ctx);
   registerKey(program, ctx);
   registerCheck(program, ctx);

@@ -89,6 +89,9 @@ export class Repository {
   doomed = new Set<string>();
   /** Index files in force when the index was loaded (prune supersedes exactly these). */
   loadedIndexes: string[] = [];
+  /** Index files still in storage but replaced by another's `supersedes` (left by a prune that
+   * was interrupted or not allowed to delete them); the next index rewrite supersedes them too. */
+  supersededIndexes: string[] = [];
   /** What this process added: blobs, their plaintext bytes, and the bytes they take in packs. */
   readonly writeStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0 };
   private uploadError: unknown;
@@ -208,6 +211,7 @@ export class Repository {
           await this.addIndexFiles(live);
         }
         this.loadedIndexes = live;
+        this.supersededIndexes = ids.filter((id) => superseded.has(id));
         return;
       } catch (e) {
         // A prune replaced the index files while we read them: read the new ones.

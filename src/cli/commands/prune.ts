@@ -91,7 +91,7 @@ export async function runPrune(c: CliContext, repo: Repository, flags: PruneFlag
   );
   for (const s of r.swept)
     c.out.info(
-      `carried out plan ${s.plan.slice(0, 8)}: deleted ${s.deletedPacks} pack(s), freed ${bytes(s.bytesFreed)}${s.keptPacks ? `, kept ${s.keptPacks} a new snapshot needs` : ""}`,
+      `carried out plan ${s.plan.slice(0, 8)}: deleted ${s.deletedPacks} pack(s), freed ${bytes(s.bytesFreed)}${s.keptPacks ? `, kept ${s.keptPacks} a new snapshot needs` : ""}${s.retained ? `; ${s.retained} object(s) still under retention were kept (a later prune removes them)` : ""}`,
     );
   for (const w of r.waiting)
     c.out.info(`plan ${w.plan.slice(0, 8)} not carried out yet: ${w.reason}; the next prune will`);

@@ -6,6 +6,8 @@ import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { parseDatabaseArg, restoreDatabase } from "../../sources/database.js";
 import { restoreSqlite } from "../../sources/sqlite.js";
+import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicate/restore.js";
+import { SEGMENT_PREFIX } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
 
@@ -22,6 +24,7 @@ interface RestoreFlags {
   targetDb?: string;
   database?: string;
   owner?: boolean;
+  time?: string;
 }
 
 export function registerRestore(program: Command, ctx: (c: Command) => CliContext): void {
@@ -57,6 +60,10 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
       "--no-owner",
       "with --target-db postgres://: do not restore ownership and privileges (pg_restore --no-owner --no-acl)",
     )
+    .option(
+      "--time <time>",
+      "sqlite:PATH only: the database as it was at this time (ISO-8601, e.g. 2026-11-26T09:15:00Z), from `lifeboat replicate` segments or snapshots",
+    )
     .option("--verify", "read every restored file back and compare it with the snapshot")
     .option("--host <name>", "with `latest`: the newest snapshot of this host")
     .option("--tag <tag>", "with `latest`: the newest snapshot with this tag", collect, [])
@@ -75,11 +82,16 @@ created, the dump is streamed into pg_restore (one transaction) or the mariadb c
 anything fails the new database is dropped and the error says so. With --target DIR instead,
 the dump files themselves are restored. See docs/databases.md.
 
+For a database replicated with \`lifeboat replicate\`, \`restore sqlite:PATH\` restores the
+newest state: the generation's full snapshot plus its WAL segments; --time T restores the state
+as of T, to the granularity of the replication interval (docs/replication.md).
+
 Examples:
   lifeboat restore latest --target /tmp/restore
   lifeboat restore 4f2a91c0:/home/ann/Documents --target ~/Documents-restored --verify
   lifeboat restore latest --target /tmp/r --include '*.pdf'
   lifeboat restore sqlite:/var/lib/app/app.db --target /tmp/app-restored.db
+  lifeboat restore sqlite:/var/lib/app/app.db --time 2026-11-26T09:15:00Z --target /tmp/app.db
   lifeboat restore 7c1e22ab --target /tmp/app.db     # an SQLite snapshot by id
   lifeboat restore postgres://backup@db1:5432/shop --target-db postgres://postgres@127.0.0.1:5432/shop_copy
   lifeboat restore 'postgres://postgres@db1:5432/*' --database shop --no-owner --target-db postgres://postgres@db2/shop
@@ -105,8 +117,28 @@ Examples:
           "--target-db takes a postgres:// or mysql:// URL",
           "restore SQLite snapshots with --target FILE",
         );
+      let time: Date | undefined;
+      if (flags.time !== undefined) {
+        if (db?.engine !== "sqlite")
+          throw new LifeboatError(
+            "USAGE",
+            "--time goes with sqlite:PATH (a replicated or backed-up SQLite database)",
+          );
+        time = new Date(flags.time);
+        if (Number.isNaN(time.getTime()))
+          throw new LifeboatError(
+            "USAGE",
+            `--time ${JSON.stringify(flags.time)} is not a time like 2026-11-26T09:15:00Z`,
+          );
+      }
       const repo = await c.openRepo();
       try {
+        if (db?.engine === "sqlite" && flags.target && subpath === "/") {
+          if (time || (await repo.listIds(SEGMENT_PREFIX)).length > 0) {
+            await restoreReplicaCli(c, repo, db.name, time, flags);
+            return;
+          }
+        }
         const snap = await findSnapshot(repo, ref, {
           host: flags.host,
           tags: flags.tag,
@@ -205,6 +237,53 @@ async function restoreSqliteCli(
     snapshot_id: snap.id,
     source: "sqlite",
     file: r.file,
+    bytes_written: r.bytes,
+    integrity_check: r.integrity,
+    tables: r.tables,
+    seconds: secs,
+  });
+}
+
+/** `restore sqlite:PATH [--time T]` when replication segments exist (or a time is asked for). */
+async function restoreReplicaCli(
+  c: CliContext,
+  repo: Repository,
+  source: string,
+  time: Date | undefined,
+  flags: RestoreFlags,
+): Promise<void> {
+  const plan = await planSqliteRestore(repo, source, time, { host: flags.host, tags: flags.tag });
+  if (!plan) {
+    throw new LifeboatError(
+      "SNAPSHOT_NOT_FOUND",
+      `no snapshot of ${source}${time ? ` at or before ${time.toISOString()}` : ""}`,
+      "see `lifeboat snapshots --path` and the replication's generations (docs/replication.md)",
+    );
+  }
+  const snap = plan.snapshot;
+  if (plan.generation === undefined) {
+    await restoreSqliteCli(c, repo, snap, flags.target!);
+    return;
+  }
+  c.out.info(
+    `restoring ${source} as of ${plan.stateTime}: snapshot ${snap.id.slice(0, 8)} (${snap.time}) + ${plan.segments.length} WAL segments of generation ${plan.generation}`,
+  );
+  const started = Date.now();
+  const r = await restoreReplica(repo, plan, flags.target!);
+  const secs = (Date.now() - started) / 1000;
+  const rows = Object.values(r.tables).reduce((a, b) => a + b, 0);
+  c.out.info(
+    `restored ${r.file}: ${bytes(r.bytes)}, integrity_check ok, ${Object.keys(r.tables).length} tables, ${rows} rows, in ${secs.toFixed(1)}s`,
+  );
+  c.out.emit({
+    message_type: "summary",
+    snapshot_id: snap.id,
+    source: "sqlite",
+    file: r.file,
+    generation: plan.generation,
+    segments_applied: r.segments,
+    state_time: plan.stateTime,
+    requested_time: time?.toISOString() ?? null,
     bytes_written: r.bytes,
     integrity_check: r.integrity,
     tables: r.tables,

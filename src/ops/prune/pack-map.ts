@@ -16,6 +16,9 @@ export interface PackMap {
   unindexed: Map<string, number>;
   /** The index files read (a rewritten index supersedes exactly these). */
   indexFiles: string[];
+  /** Index files already superseded but still stored: a rewritten index supersedes them too,
+   * so that they never come back into force when the file superseding them is deleted. */
+  supersededFiles: string[];
 }
 
 /** Reads every pack's blob list from the index files the repository has loaded, and storage sizes. */
@@ -32,5 +35,10 @@ export async function readPackMap(repo: Repository): Promise<PackMap> {
     }
   }
   const unindexed = new Map([...stored].filter(([id]) => !packs.has(id)));
-  return { packs, unindexed, indexFiles: [...repo.loadedIndexes] };
+  return {
+    packs,
+    unindexed,
+    indexFiles: [...repo.loadedIndexes],
+    supersededFiles: [...repo.supersededIndexes],
+  };
 }

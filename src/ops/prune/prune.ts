@@ -49,6 +49,8 @@ export interface SweepResult {
   bytesFreed: number;
   /** Packs kept because a snapshot written meanwhile needs them. */
   keptPacks: number;
+  /** Objects whose deletion storage refused because they are under retention (kept). */
+  retained: number;
 }
 
 export interface PruneResult {
@@ -237,14 +239,31 @@ async function sweepReady(
   // 1. an index without the deleted packs, replacing the files it was built from;
   const packs = [...map.packs.values()].filter((p) => !del.has(p.id));
   const newIndex = await repo.writeIndexFile({
-    supersedes: map.indexFiles,
+    supersedes: [...map.indexFiles, ...map.supersededFiles],
     packs: packs.map((p) => ({ id: p.id, blobs: p.blobs })),
   });
   // 2. the old index files (a crash before this leaves them superseded, which loadIndex skips);
-  for (const f of map.indexFiles) if (f !== newIndex) await repo.backend.delete(names.index(f));
+  // Objects under Object Lock retention refuse deletion: they stay (superseded index files are
+  // ignored, packs become unindexed) and a later prune deletes them once retention ends.
+  let retained = 0;
+  const remove = async (name: string) => {
+    try {
+      await repo.backend.delete(name);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "NOT_FOUND") return true;
+      if ((e as { code?: string }).code !== "PERMISSION_DENIED") throw e;
+      retained++;
+      return false;
+    }
+  };
+  for (const f of [...map.indexFiles, ...map.supersededFiles])
+    if (f !== newIndex) await remove(names.index(f));
   // 3. the packs; 4. the plans. A crash in between leaves plans naming deleted packs: harmless.
+  for (const id of [...del]) if (!(await remove(names.pack(id)))) del.delete(id);
   const freed = [...del].reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0);
-  for (const id of del) await repo.backend.delete(names.pack(id)).catch(ignoreMissing);
+  if (retained > 0)
+    step(`${retained} object(s) are under retention and were kept; a later prune removes them`);
   for (const plan of ready) await deletePlan(repo, plan.id);
   for (const plan of ready) {
     const mine = plan.packs.filter((p) => del.has(p));
@@ -253,6 +272,7 @@ async function sweepReady(
       deletedPacks: mine.length,
       bytesFreed: mine.reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0),
       keptPacks: plan.packs.filter((p) => keep.has(p)).length,
+      retained,
     });
   }
   step(`deleted ${del.size} pack(s), ${freed} bytes`);
@@ -279,8 +299,4 @@ function notReady(plan: Plan, live: Map<string, Session>, graceMs: number): stri
     return `waiting for ${running.length} backup(s) that started before it (e.g. host ${s.host}, pid ${s.pid}, since ${s.started})`;
   }
   return undefined;
-}
-
-function ignoreMissing(e: unknown): void {
-  if ((e as { code?: string }).code !== "NOT_FOUND") throw e;
 }

@@ -1,0 +1,612 @@
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { errnoCode, LifeboatError } from "../../core/errors.js";
+import { backupVirtual, type VirtualEntry, type VirtualSource } from "../../ops/backup/virtual.js";
+import type { Repository } from "../../repo/repository.js";
+import type { TreeNode } from "../../repo/tree.js";
+import { dbError } from "../child-stream.js";
+import {
+  describeDatabase,
+  SQLITE_PIECE,
+  type SqliteFacts,
+  sqliteSourceName,
+  storeFixedPieces,
+} from "../sqlite.js";
+import {
+  listSegments,
+  type ReplicationMeta,
+  replicationOf,
+  SEGMENT_PREFIX,
+  type SegmentDoc,
+  storePages,
+  writeSegment,
+} from "./segments.js";
+import { readWalHeader, scanWal, WAL_HEADER, type WalHeader, type WalScan } from "./wal.js";
+
+/**
+ * Continuous replication of an SQLite database in WAL mode (like Litestream), see
+ * docs/replication.md.
+ *
+ * Two connections take turns holding a read transaction, so at every moment one of ours is
+ * open: SQLite never checkpoints past the frames our oldest open read transaction started
+ * from, and never restarts (overwrites) the WAL while a reader uses it. Every interval the new
+ * frames after the last shipped offset are read and checked (salts, cumulative checksums), the
+ * ones up to the last commit frame are stored as a segment, then the turn passes to the other
+ * connection (which begins before the first one ends) and a PASSIVE checkpoint runs. When the
+ * WAL has grown past `walRestartBytes`, the cycle holds the write lock (BEGIN IMMEDIATE, nothing
+ * is written) while it reads, so it ships the whole log, and lets a checkpoint backfill all of it
+ * so that the next writer can restart the WAL from the beginning.
+ *
+ * A generation starts with a full snapshot (online backup from our own read transaction, begun
+ * under the write lock so that its position in the WAL is exact); its segments apply in order
+ * on top of it.
+ */
+
+export interface ReplicateOptions {
+  intervalMs: number;
+  snapshotIntervalMs: number;
+  retentionMs: number;
+  host?: string;
+  tags?: string[];
+  /** Frames in the WAL (bytes) beyond which a cycle lets the WAL restart. Default 4 MiB. */
+  walRestartBytes?: number;
+  /** How long a cycle waits for the write lock (ms) before doing without it. Default 2000. */
+  lockTimeoutMs?: number;
+  onSegment?: (e: SegmentEvent) => void;
+  onSnapshot?: (e: SnapshotEvent) => void;
+  onDeleted?: (e: { generation: string; snapshot?: string; segments: number }) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface SegmentEvent {
+  id: string;
+  doc: SegmentDoc;
+  /** Upper bound of the lag of any transaction in the segment: stored − when the previous read began. */
+  lagMaxMs: number;
+  /** Lower bound: stored − when the read of this segment finished. */
+  lagMinMs: number;
+  storeMs: number;
+}
+
+export interface SnapshotEvent {
+  id: string;
+  generation: string;
+  time: string;
+  bytes: number;
+  seconds: number;
+  reason: string;
+}
+
+export interface ReplicateSummary {
+  generations: number;
+  segments: number;
+  frames: number;
+  commits: number;
+  bytes: number;
+  lagMaxMs: number;
+  lagMeanMs: number;
+}
+
+interface WalPos {
+  /** Header of the WAL the position is in; undefined while the WAL is empty. */
+  hdr: WalHeader | undefined;
+  offset: number;
+  checksum: [number, number];
+}
+
+interface Generation {
+  id: string;
+  snapshot?: string;
+  snapshotTime: number;
+  segments: { id: string; index: number; time: number }[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED");
+}
+
+/** Checks before any repository is opened that the database is in WAL mode. */
+export function checkWalMode(absPath: string): void {
+  let db: Database.Database;
+  try {
+    db = new Database(absPath, { fileMustExist: true, timeout: 5000 });
+  } catch (e) {
+    throw dbError("SOURCE_UNREADABLE", `${absPath}: cannot open the database (${(e as Error).message})`);
+  }
+  try {
+    const mode = String(db.pragma("journal_mode", { simple: true }));
+    if (mode !== "wal") {
+      throw new LifeboatError(
+        "USAGE",
+        `${absPath} is in journal_mode=${mode}; continuous replication needs WAL mode`,
+        `switch the database once with \`PRAGMA journal_mode=WAL\` (e.g. sqlite3 ${absPath} 'PRAGMA journal_mode=WAL'), or back it up with \`lifeboat backup sqlite:${absPath}\``,
+      );
+    }
+  } finally {
+    db.close();
+  }
+}
+
+export class SqliteReplicator {
+  readonly source: string;
+  private readonly walPath: string;
+  private readonly readers: [Database.Database, Database.Database];
+  private readonly locker: Database.Database;
+  /** Which reader holds the read transaction now. */
+  private turn = 0;
+  private pos: WalPos = { hdr: undefined, offset: 0, checksum: [0, 0] };
+  private generation: Generation | undefined;
+  private nextIndex = 0;
+  /** Salts of the WAL the last segment was read from (to mark a segment after a restart). */
+  private lastSalts = "";
+  /** When the most recent read of the WAL began: every later-shipped transaction committed after it. */
+  private lastReadStart = 0;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private generations: Generation[] = [];
+  private readonly stats = { segments: 0, frames: 0, commits: 0, bytes: 0, lagMax: 0, lagSum: 0 };
+  private generationsStarted = 0;
+
+  constructor(
+    private readonly repo: Repository,
+    readonly absPath: string,
+    private readonly opts: ReplicateOptions,
+  ) {
+    this.source = sqliteSourceName(absPath);
+    this.walPath = `${absPath}-wal`;
+    const open = () => {
+      const db = new Database(absPath, { fileMustExist: true, timeout: opts.lockTimeoutMs ?? 2000 });
+      // Our connections never write; this only keeps a stray auto-checkpoint from running here.
+      db.pragma("wal_autocheckpoint = 0");
+      return db;
+    };
+    this.readers = [open(), open()];
+    this.locker = open();
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  /** Replicates until `stop()`; then ships what is committed and returns. */
+  async run(): Promise<ReplicateSummary> {
+    try {
+      await this.loadCatalog();
+      this.beginRead(this.readers[this.turn]!);
+      await this.startGeneration("start");
+      let lastSnapshot = Date.now();
+      while (!this.stopping) {
+        const started = Date.now();
+        if (started - lastSnapshot >= this.opts.snapshotIntervalMs) {
+          await this.startGeneration("snapshot interval");
+          lastSnapshot = Date.now();
+        } else if (!(await this.cycle())) {
+          this.opts.onWarning?.(
+            "the WAL was reset in a way that cannot be followed: starting a new generation",
+          );
+          await this.startGeneration("WAL discontinuity");
+          lastSnapshot = Date.now();
+        }
+        await this.applyRetention();
+        const wait = this.opts.intervalMs - (Date.now() - started);
+        if (wait > 0 && !this.stopping) {
+          await new Promise<void>((r) => {
+            this.wake = r;
+            setTimeout(r, wait);
+          });
+          this.wake = undefined;
+        }
+      }
+      // Finish: what is committed now is shipped before the process ends.
+      if (!(await this.cycle())) await this.startGeneration("WAL discontinuity");
+      const s = this.stats;
+      return {
+        generations: this.generationsStarted,
+        segments: s.segments,
+        frames: s.frames,
+        commits: s.commits,
+        bytes: s.bytes,
+        lagMaxMs: s.lagMax,
+        lagMeanMs: s.segments > 0 ? s.lagSum / s.segments : 0,
+      };
+    } finally {
+      this.close();
+    }
+  }
+
+  private close(): void {
+    for (const db of [...this.readers, this.locker]) {
+      try {
+        if (db.inTransaction) db.exec("ROLLBACK");
+      } catch {}
+      db.close();
+    }
+  }
+
+  private beginRead(db: Database.Database): void {
+    db.exec("BEGIN");
+    // BEGIN is deferred: the first read starts the read transaction (and takes a read mark).
+    db.prepare("SELECT count(*) FROM sqlite_schema").get();
+  }
+
+  /** The other reader begins its read transaction, then the current one ends its own. */
+  private handOff(): Database.Database {
+    const cur = this.readers[this.turn]!;
+    const next = this.readers[1 - this.turn]!;
+    this.beginRead(next);
+    cur.exec("COMMIT");
+    this.turn = 1 - this.turn;
+    return cur;
+  }
+
+  private checkpoint(idle: Database.Database): { log: number; checkpointed: number } | undefined {
+    try {
+      const r = idle.pragma("wal_checkpoint(PASSIVE)") as {
+        busy: number;
+        log: number;
+        checkpointed: number;
+      }[];
+      return r[0];
+    } catch (e) {
+      if (isBusy(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private async lock(waitMs: number): Promise<boolean> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      try {
+        this.locker.exec("BEGIN IMMEDIATE");
+        return true;
+      } catch (e) {
+        if (!isBusy(e)) throw e;
+        if (Date.now() >= until) return false;
+        await sleep(10);
+      }
+    }
+  }
+
+  private unlock(): void {
+    if (this.locker.inTransaction) this.locker.exec("ROLLBACK");
+  }
+
+  private async openWal(): Promise<FileHandle | undefined> {
+    try {
+      return await fs.open(this.walPath, "r");
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Reads the frames committed since the shipped position. Undefined: the WAL cannot be followed
+   * (replaced by an unrelated one) and a new generation must start.
+   */
+  private async readNew(): Promise<{ hdr: WalHeader | undefined; scan: WalScan } | undefined> {
+    const empty = (at: WalPos): WalScan => ({
+      end: at.offset,
+      checksum: at.checksum,
+      pages: new Map(),
+      dbPages: 0,
+      frames: 0,
+      commits: 0,
+    });
+    const fh = await this.openWal();
+    if (!fh) return { hdr: this.pos.hdr, scan: empty(this.pos) };
+    try {
+      const hdr = await readWalHeader(fh);
+      // Empty or truncated (TRUNCATE checkpoint): nothing new; the next header continues the log.
+      if (!hdr) return { hdr: this.pos.hdr, scan: empty(this.pos) };
+      const cur = this.pos.hdr;
+      if (
+        cur &&
+        hdr.salt1 === cur.salt1 &&
+        hdr.salt2 === cur.salt2 &&
+        hdr.checkpointSeq === cur.checkpointSeq
+      ) {
+        if (hdr.pageSize !== cur.pageSize) return undefined;
+        return { hdr, scan: await scanWal(fh, hdr, this.pos.offset, this.pos.checksum) };
+      }
+      if (cur) {
+        // A restarted WAL: SQLite adds one to salt-1 and to the checkpoint sequence each time.
+        // It restarts only when every frame was checkpointed and no reader of ours holds a
+        // read mark in it, which happens only once everything in it was shipped.
+        const steps = (hdr.checkpointSeq - cur.checkpointSeq) >>> 0;
+        if (steps === 0 || steps > 1000 || (hdr.salt1 - cur.salt1) >>> 0 !== steps) return undefined;
+        if (hdr.pageSize !== cur.pageSize) return undefined;
+      }
+      return { hdr, scan: await scanWal(fh, hdr, WAL_HEADER, hdr.checksum) };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** One interval: read, hand off, checkpoint, store. False on a WAL discontinuity. */
+  private async cycle(): Promise<boolean> {
+    const frameBytes = this.pos.hdr ? this.pos.offset - WAL_HEADER : 0;
+    const restart = frameBytes >= (this.opts.walRestartBytes ?? 4 * 1024 * 1024);
+    const locked = restart && (await this.lock(this.opts.lockTimeoutMs ?? 2000));
+    let found: Awaited<ReturnType<SqliteReplicator["readNew"]>>;
+    const readStart = Date.now();
+    let readAt: number;
+    try {
+      found = await this.readNew();
+      readAt = Date.now();
+      if (!found) return false;
+      const idle = this.handOff();
+      if (locked) {
+        // Everything is read and no one can commit: backfill all of it, then begin our next read
+        // transaction on the fully checkpointed WAL (read mark 0), which lets the next writer
+        // restart the WAL from its beginning.
+        this.checkpoint(idle);
+        this.handOff();
+      } else {
+        this.checkpoint(idle);
+      }
+    } finally {
+      this.unlock();
+    }
+    const prevReadStart = this.lastReadStart;
+    this.lastReadStart = readStart;
+    await this.ship(found.hdr, found.scan, prevReadStart, readAt);
+    return true;
+  }
+
+  /** Stores a segment of the current generation (when the scan found commits) and advances. */
+  private async ship(
+    hdr: WalHeader | undefined,
+    scan: WalScan,
+    commitsAfter: number,
+    commitsBefore: number,
+  ): Promise<void> {
+    const gen = this.generation;
+    if (hdr && scan.commits > 0 && gen) {
+      const t0 = Date.now();
+      const cur = this.pos.hdr;
+      const sameWal =
+        cur !== undefined &&
+        cur.salt1 === hdr.salt1 &&
+        cur.salt2 === hdr.salt2 &&
+        cur.checkpointSeq === hdr.checkpointSeq;
+      const start = sameWal ? this.pos.offset : WAL_HEADER;
+      const stored = await storePages(this.repo, scan.pages, scan.dbPages);
+      await this.repo.flush();
+      const storedAt = Date.now();
+      const salts = `${hdr.salt1}/${hdr.salt2}`;
+      const doc: SegmentDoc = {
+        version: 1,
+        source: this.source,
+        hostname: this.opts.host ?? os.hostname(),
+        generation: gen.id,
+        index: this.nextIndex,
+        wal: {
+          salt1: hdr.salt1,
+          salt2: hdr.salt2,
+          checkpointSeq: hdr.checkpointSeq,
+          start,
+          end: scan.end,
+        },
+        walRestarted: this.lastSalts !== "" && this.lastSalts !== salts,
+        pageSize: hdr.pageSize,
+        dbPages: scan.dbPages,
+        frames: scan.frames,
+        commits: scan.commits,
+        pages: stored.count,
+        commitsAfter: new Date(commitsAfter).toISOString(),
+        commitsBefore: new Date(commitsBefore).toISOString(),
+        storedAt: new Date(storedAt).toISOString(),
+        size: stored.size,
+        content: stored.content,
+      };
+      const id = await writeSegment(this.repo, doc);
+      const done = Date.now();
+      this.lastSalts = salts;
+      this.nextIndex++;
+      gen.segments.push({ id, index: doc.index, time: commitsBefore });
+      const lagMaxMs = done - commitsAfter;
+      const s = this.stats;
+      s.segments++;
+      s.frames += scan.frames;
+      s.commits += scan.commits;
+      s.bytes += stored.size;
+      s.lagMax = Math.max(s.lagMax, lagMaxMs);
+      s.lagSum += lagMaxMs;
+      this.opts.onSegment?.({ id, doc, lagMaxMs, lagMinMs: done - commitsBefore, storeMs: done - t0 });
+    }
+    this.pos = { hdr, offset: scan.end, checksum: scan.checksum };
+  }
+
+  /**
+   * Starts a generation: under the write lock, ships what is committed into the current
+   * generation and begins a read transaction exactly at the end of the WAL; the full snapshot
+   * is copied from that read transaction, and the new generation's segments start there.
+   */
+  private async startGeneration(reason: string): Promise<void> {
+    for (;;) {
+      if (await this.lock(this.opts.lockTimeoutMs ?? 2000)) break;
+      this.opts.onWarning?.("waiting for the write lock to start a generation (a long write transaction?)");
+      // Keep shipping meanwhile.
+      if (!(await this.cycle())) this.generation = undefined;
+    }
+    const readStart = Date.now();
+    let found: Awaited<ReturnType<SqliteReplicator["readNew"]>>;
+    let snapshotTime: number;
+    let reader: Database.Database;
+    try {
+      found = await this.readNew();
+      if (!found) {
+        // Not the WAL we followed: the snapshot starts from the log as it is.
+        this.pos = { hdr: undefined, offset: 0, checksum: [0, 0] };
+        this.generation = undefined;
+        found = await this.readNew();
+        if (!found) throw dbError("SOURCE_UNREADABLE", `${this.walPath}: cannot read the WAL`);
+      }
+      this.handOff();
+      reader = this.readers[this.turn]!;
+      snapshotTime = Date.now();
+    } finally {
+      this.unlock();
+    }
+    const prevReadStart = this.lastReadStart;
+    this.lastReadStart = readStart;
+    // The tail of the old generation (if any), then the position moves to the end of the WAL.
+    await this.ship(found.hdr, found.scan, prevReadStart, snapshotTime);
+    const gen: Generation = { id: randomBytes(8).toString("hex"), snapshotTime, segments: [] };
+    const replication: ReplicationMeta = {
+      generation: gen.id,
+      wal: {
+        salt1: this.pos.hdr?.salt1 ?? 0,
+        salt2: this.pos.hdr?.salt2 ?? 0,
+        checkpointSeq: this.pos.hdr?.checkpointSeq ?? 0,
+        offset: this.pos.offset,
+      },
+      pageSize: Number(reader.pragma("page_size", { simple: true })),
+    };
+    const started = Date.now();
+    const snap = await this.snapshotFrom(reader, snapshotTime, replication);
+    gen.snapshot = snap.id;
+    this.generation = gen;
+    this.generations.push(gen);
+    this.generationsStarted++;
+    this.nextIndex = 0;
+    this.lastSalts = this.pos.hdr ? `${this.pos.hdr.salt1}/${this.pos.hdr.salt2}` : "";
+    this.opts.onSnapshot?.({
+      id: snap.id,
+      generation: gen.id,
+      time: new Date(snapshotTime).toISOString(),
+      bytes: snap.bytes,
+      seconds: (Date.now() - started) / 1000,
+      reason,
+    });
+  }
+
+  /** A full snapshot of the database as our current read transaction sees it. */
+  private async snapshotFrom(
+    reader: Database.Database,
+    time: number,
+    replication: ReplicationMeta,
+  ): Promise<{ id: string; bytes: number }> {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-replicate-"));
+    try {
+      const file = path.join(dir, path.basename(this.absPath));
+      const t0 = Date.now();
+      // The backup API reads inside the read transaction `reader` already holds.
+      await reader.backup(file, { progress: () => 0x7fffffff });
+      const copySeconds = (Date.now() - t0) / 1000;
+      let facts: SqliteFacts;
+      const copy = new Database(file, { fileMustExist: true });
+      try {
+        const check = copy.pragma("quick_check", { simple: true });
+        if (check !== "ok")
+          throw dbError(
+            "SOURCE_UNREADABLE",
+            `${this.absPath}: the copy fails PRAGMA quick_check (${String(check)}); the source database is damaged`,
+          );
+        facts = describeDatabase(copy);
+      } finally {
+        copy.close();
+      }
+      const mode = (await fs.stat(this.absPath)).mode & 0o7777;
+      const name = path.basename(this.absPath);
+      const repo = this.repo;
+      const src: VirtualSource = {
+        name: this.source,
+        type: "sqlite",
+        async *entries(): AsyncIterable<VirtualEntry> {
+          const stored = await storeFixedPieces(repo, file, SQLITE_PIECE);
+          const node: TreeNode = {
+            name,
+            type: "file",
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: "0",
+            size: stored.size,
+            content: stored.content,
+          };
+          yield { kind: "file", path: name, mode, reuse: node };
+        },
+        meta: () => ({ file: name, ...facts, copySeconds, pieceSize: SQLITE_PIECE, replication }),
+      };
+      const r = await backupVirtual(this.repo, src, {
+        tags: ["replica", ...(this.opts.tags ?? [])],
+        ...(this.opts.host ? { host: this.opts.host } : {}),
+        time: new Date(time),
+      });
+      return { id: r.snapshotId, bytes: r.summary.bytes };
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Reads what earlier runs stored for this source (for retention). */
+  private async loadCatalog(): Promise<void> {
+    const gens = new Map<string, Generation>();
+    const host = this.opts.host ?? os.hostname();
+    for (const s of await this.repo.listSnapshots()) {
+      const r = replicationOf(s);
+      if (!r || s.source !== "sqlite" || s.paths.join("\0") !== this.source || s.hostname !== host) continue;
+      gens.set(r.generation, {
+        id: r.generation,
+        snapshot: s.id,
+        snapshotTime: Date.parse(s.time),
+        segments: [],
+      });
+    }
+    for (const seg of await listSegments(this.repo, this.source)) {
+      if (seg.doc.hostname !== host) continue;
+      let g = gens.get(seg.doc.generation);
+      if (!g) {
+        // Segments whose snapshot is gone (an interrupted retention): removed like old ones.
+        g = { id: seg.doc.generation, snapshotTime: Date.parse(seg.doc.commitsAfter), segments: [] };
+        gens.set(g.id, g);
+      }
+      g.segments.push({ id: seg.id, index: seg.doc.index, time: Date.parse(seg.doc.commitsBefore) });
+    }
+    this.generations = [...gens.values()].sort((a, b) => a.snapshotTime - b.snapshotTime);
+  }
+
+  /**
+   * Deletes generations nobody can need: a generation is kept while a point in time within the
+   * retention period restores from it, i.e. until the next generation's snapshot is older than
+   * the retention period; the current generation is always kept. Data blobs are freed by prune.
+   */
+  private async applyRetention(): Promise<void> {
+    const cutoff = Date.now() - this.opts.retentionMs;
+    const gens = this.generations;
+    const keep: Generation[] = [];
+    for (let i = 0; i < gens.length; i++) {
+      const g = gens[i]!;
+      const next = gens.slice(i + 1).find((n) => n.snapshot !== undefined);
+      const expendable =
+        g !== this.generation &&
+        (g.snapshot === undefined
+          ? (g.segments.at(-1)?.time ?? g.snapshotTime) <= cutoff
+          : next !== undefined && next.snapshotTime <= cutoff);
+      if (!expendable) {
+        keep.push(g);
+        continue;
+      }
+      // The snapshot first: segments without their snapshot are never used by restore.
+      if (g.snapshot) await this.repo.deleteSnapshot(g.snapshot);
+      for (const s of [...g.segments].sort((a, b) => b.index - a.index))
+        await this.repo.backend.delete(`${SEGMENT_PREFIX}${s.id}`);
+      this.opts.onDeleted?.({
+        generation: g.id,
+        ...(g.snapshot ? { snapshot: g.snapshot } : {}),
+        segments: g.segments.length,
+      });
+    }
+    this.generations = keep;
+  }
+}
