@@ -49,6 +49,11 @@ function buildProgram(): Command {
       "config file (default $XDG_CONFIG_HOME/lifeboat/config.json; env LIFEBOAT_CONFIG)",
     )
     .option("--json", "machine-readable output: one JSON document per line")
+    .option(
+      "--retention-days <n>",
+      "s3: keep every object written under Object Lock for n days (env LIFEBOAT_RETENTION_DAYS)",
+    )
+    .option("--retention-mode <mode>", "governance (default) or compliance (env LIFEBOAT_RETENTION_MODE)")
     .option("--limit-upload <kib/s>", "cap upload bandwidth, in KiB/s (env LIFEBOAT_LIMIT_UPLOAD)")
     .option("--limit-download <kib/s>", "cap download bandwidth, in KiB/s (env LIFEBOAT_LIMIT_DOWNLOAD)")
     .option("--notify-url <url>", "POST a JSON notice here on failure or anomaly (env LIFEBOAT_NOTIFY_URL)")
