@@ -19,6 +19,7 @@ import { registerInit } from "./commands/init.js";
 import { registerKey } from "./commands/key.js";
 import { registerLs } from "./commands/ls.js";
 import { registerMount } from "./commands/mount.js";
+import { registerPg } from "./commands/pg.js";
 import { registerPrune } from "./commands/prune.js";
 import { registerPull } from "./commands/pull.js";
 import { registerPush } from "./commands/push.js";
@@ -119,6 +120,7 @@ Start here:
   registerAck(program, ctx);
   registerGuard(program, ctx);
   registerServe(program, ctx);
+  registerPg(program, ctx);
   registerRun(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();

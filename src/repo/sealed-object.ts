@@ -17,6 +17,7 @@ export const ObjectKind = {
   gcPlan: 5,
   session: 6,
   ack: 7,
+  wal: 8,
   sqliteWal: 9,
 } as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];

@@ -255,3 +255,132 @@ export async function startMariadb(): Promise<MariadbServer> {
     },
   };
 }
+
+/** uid and gid of the `postgres` system user (servers and their tools run as it). */
+export function postgresIds(): { uid: number; gid: number } {
+  return idOf("postgres");
+}
+
+export interface PostgresCluster {
+  port: number;
+  bin: string;
+  /** Folder owned by `postgres` holding `data/`, the socket and `server.log`. */
+  dir: string;
+  data: string;
+  password: string;
+  url(database: string, user?: string, password?: string): string;
+  log(): Promise<string>;
+  /** Fast shutdown; the folder stays (see `remove`). */
+  stop(): Promise<void>;
+  remove(): Promise<void>;
+}
+
+/**
+ * Like `startPostgres`, with extra server settings (`-c name=value`, e.g. archiving) and
+ * without the settings that make base backups meaningless (full_page_writes stays on). The
+ * folder is kept after `stop()` until `remove()`.
+ */
+export async function startPostgresCluster(settings: Record<string, string> = {}): Promise<PostgresCluster> {
+  const bin = postgresBinDir();
+  const { uid, gid } = idOf("postgres");
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pgc-"));
+  await fs.chown(dir, uid, gid);
+  const data = path.join(dir, "data");
+  const password = "pg-test-secret";
+  const pwfile = path.join(dir, "pw");
+  await fs.writeFile(pwfile, `${password}\n`);
+  await fs.chown(pwfile, uid, gid);
+  execFileSync(
+    path.join(bin, "initdb"),
+    [
+      "-D",
+      data,
+      "-U",
+      "postgres",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      `--pwfile=${pwfile}`,
+      "-E",
+      "UTF8",
+      "--no-sync",
+    ],
+    { uid, gid, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const port = await freePort();
+  const logFile = path.join(dir, "server.log");
+  const logFd = await fs.open(logFile, "a");
+  const args = ["-D", data, "-k", dir, "-h", "127.0.0.1", "-p", String(port)];
+  const all = { fsync: "off", shared_buffers: "32MB", max_connections: "40", ...settings };
+  for (const [k, v] of Object.entries(all)) args.push("-c", `${k}=${v}`);
+  const child = spawn(path.join(bin, "postgres"), args, {
+    uid,
+    gid,
+    cwd: dir,
+    stdio: ["ignore", logFd.fd, logFd.fd],
+  });
+  await logFd.close();
+  const log = () => fs.readFile(logFile, "utf8").catch(() => "");
+  try {
+    await waitPort(port, child, log);
+  } catch (e) {
+    await stopChild(child, "SIGKILL");
+    await fs.rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    port,
+    bin,
+    dir,
+    data,
+    password,
+    url: (database, user = "postgres", pw = password) =>
+      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    log,
+    stop: () => stopChild(child, "SIGINT"),
+    remove: () => fs.rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Starts a server on an existing data folder with `pg_ctl start -w` as `postgres` (as an
+ * operator would after a restore), listening on 127.0.0.1 only; `stop()` runs `pg_ctl stop`.
+ */
+export async function pgCtlStart(
+  data: string,
+  opts: { socketDir: string; logFile: string; timeoutSeconds?: number },
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const bin = postgresBinDir();
+  const { uid, gid } = idOf("postgres");
+  const port = await freePort();
+  const pgCtl = path.join(bin, "pg_ctl");
+  const run = (args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn(pgCtl, args, {
+        uid,
+        gid,
+        cwd: opts.socketDir,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let err = "";
+      child.stderr!.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      child.on("error", reject);
+      child.on("close", (code) =>
+        code === 0 ? resolve() : reject(new Error(`pg_ctl ${args[0]} exited ${code}: ${err}`)),
+      );
+    });
+  await run([
+    "start",
+    "-D",
+    data,
+    "-l",
+    opts.logFile,
+    "-w",
+    "-t",
+    String(opts.timeoutSeconds ?? 120),
+    "-o",
+    `-p ${port} -h 127.0.0.1 -k ${opts.socketDir} -c fsync=off -c shared_buffers=32MB -c max_connections=40`,
+  ]);
+  return { port, stop: () => run(["stop", "-D", data, "-m", "fast", "-w"]) };
+}

@@ -1,0 +1,105 @@
+import type { Repository } from "../../repo/repository.js";
+import { baseMeta, listBaseBackups } from "./restore.js";
+import { DEFAULT_CLUSTER, listWal, type StoredWal } from "./wal-archive.js";
+import { parseWalName, segmentName, segmentNumber } from "./wal-names.js";
+
+/**
+ * `lifeboat pg check`: from the newest base backup, can recovery replay every archived segment?
+ * Segment names must be consecutive per timeline from the backup's first segment up to the
+ * newest archived one; a newer timeline must start where the one before ends and have its
+ * .history file; every segment must come from the same database system as the base backup.
+ */
+export interface WalCheckResult {
+  ok: boolean;
+  cluster: string;
+  base?: { snapshot: string; time: string; startWalFile: string; timeline: number };
+  segments: number;
+  /** The newest archived segment (by timeline, then position). */
+  newest?: string;
+  /** Names of missing segments (ranges are listed as first..last with a count). */
+  gaps: string[];
+  problems: string[];
+}
+
+function describeRange(tli: number, from: number, to: number, segSize: number): string {
+  const a = segmentName(tli, from, segSize);
+  if (from === to) return a;
+  return `${a}..${segmentName(tli, to, segSize)} (${to - from + 1} segments)`;
+}
+
+export async function checkWal(repo: Repository, cluster = DEFAULT_CLUSTER): Promise<WalCheckResult> {
+  const result: WalCheckResult = { ok: false, cluster, segments: 0, gaps: [], problems: [] };
+  const base = (await listBaseBackups(repo, cluster)).at(-1);
+  if (!base) {
+    result.problems.push(`no base backup of cluster ${cluster}`);
+    return result;
+  }
+  const meta = baseMeta(base);
+  const segSize = meta.walSegmentSize || 16 * 1024 * 1024;
+  const start = parseWalName(meta.startWalFile);
+  if (!start) {
+    result.problems.push(`base backup ${base.id.slice(0, 8)} records no start WAL file`);
+    return result;
+  }
+  result.base = {
+    snapshot: base.id,
+    time: base.time,
+    startWalFile: meta.startWalFile,
+    timeline: start.timeline,
+  };
+  const startNo = segmentNumber(start, segSize);
+  const all = await listWal(repo, cluster);
+  const histories = new Set(all.filter((w) => w.record.kind === "history").map((w) => w.record.timeline));
+  const byTimeline = new Map<number, Map<number, StoredWal>>();
+  for (const w of all) {
+    if (w.record.kind !== "segment") continue;
+    const n = parseWalName(w.record.name)!;
+    if (n.timeline < start.timeline) continue;
+    const no = segmentNumber(n, segSize);
+    if (n.timeline === start.timeline && no < startNo) continue;
+    if (w.record.systemId && meta.systemId && w.record.systemId !== meta.systemId)
+      result.problems.push(
+        `${w.record.name} comes from database system ${w.record.systemId}, the base backup from ${meta.systemId}`,
+      );
+    if (w.record.segmentSize && w.record.segmentSize !== segSize)
+      result.problems.push(`${w.record.name} has segment size ${w.record.segmentSize}, expected ${segSize}`);
+    const m = byTimeline.get(n.timeline) ?? new Map<number, StoredWal>();
+    byTimeline.set(n.timeline, m);
+    m.set(no, w);
+    result.segments++;
+  }
+  let prevEnd = startNo - 1;
+  const timelines = [...byTimeline.keys()].sort((a, b) => a - b);
+  if (!byTimeline.has(start.timeline)) {
+    result.gaps.push(describeRange(start.timeline, startNo, startNo, segSize));
+  }
+  for (const tli of timelines) {
+    const nos = [...byTimeline.get(tli)!.keys()].sort((a, b) => a - b);
+    const first = tli === start.timeline ? startNo : nos[0]!;
+    if (tli !== start.timeline) {
+      if (!histories.has(tli))
+        result.problems.push(
+          `timeline ${tli} has segments but no ${tli.toString(16).toUpperCase().padStart(8, "0")}.history file`,
+        );
+      if (first > prevEnd + 1) result.gaps.push(describeRange(tli, prevEnd + 1, first - 1, segSize));
+    }
+    let expect = first;
+    for (const no of nos) {
+      if (no > expect) result.gaps.push(describeRange(tli, expect, no - 1, segSize));
+      expect = no + 1;
+    }
+    prevEnd = nos.at(-1)!;
+    result.newest = segmentName(tli, prevEnd, segSize);
+  }
+  if (meta.stopWalFile) {
+    const stop = parseWalName(meta.stopWalFile);
+    const last = result.newest ? parseWalName(result.newest) : undefined;
+    if (
+      stop &&
+      (!last || last.timeline < stop.timeline || segmentNumber(last, segSize) < segmentNumber(stop, segSize))
+    )
+      result.problems.push(`the base backup needs WAL up to ${meta.stopWalFile}, which is not archived`);
+  }
+  result.ok = result.gaps.length === 0 && result.problems.length === 0;
+  return result;
+}
