@@ -54,8 +54,10 @@ export interface ReplicateOptions {
   tags?: string[];
   /** Frames in the WAL (bytes) beyond which a cycle lets the WAL restart. Default 4 MiB. */
   walRestartBytes?: number;
-  /** How long a cycle waits for the write lock (ms) before doing without it. Default 2000. */
+  /** How long a generation start waits for the write lock (ms) before shipping once more. Default 2000. */
   lockTimeoutMs?: number;
+  /** How long a cycle that wants to restart the WAL waits for the write lock (ms). Default 100. */
+  restartLockMs?: number;
   onSegment?: (e: SegmentEvent) => void;
   onSnapshot?: (e: SnapshotEvent) => void;
   onDeleted?: (e: { generation: string; snapshot?: string; segments: number }) => void;
@@ -169,6 +171,9 @@ export class SqliteReplicator {
     };
     this.readers = [open(), open()];
     this.locker = open();
+    // BEGIN IMMEDIATE must fail at once when busy (lock() retries without blocking the event
+    // loop, so our readers keep handing off meanwhile).
+    this.locker.pragma("busy_timeout = 0");
   }
 
   stop(): void {
@@ -335,7 +340,9 @@ export class SqliteReplicator {
   private async cycle(): Promise<boolean> {
     const frameBytes = this.pos.hdr ? this.pos.offset - WAL_HEADER : 0;
     const restart = frameBytes >= (this.opts.walRestartBytes ?? 4 * 1024 * 1024);
-    const locked = restart && (await this.lock(this.opts.lockTimeoutMs ?? 2000));
+    // Opportunistic: a writer holding the lock for long (e.g. a FULL checkpoint waiting for our
+    // reader to move on) is not waited for; the WAL restarts at a later cycle.
+    const locked = restart && (await this.lock(this.opts.restartLockMs ?? 100));
     let found: Awaited<ReturnType<SqliteReplicator["readNew"]>>;
     const readStart = Date.now();
     let readAt: number;
