@@ -1,6 +1,8 @@
 import type { Repository } from "../../repo/repository.js";
-import { baseMeta, listBaseBackups } from "./restore.js";
-import { DEFAULT_CLUSTER, listWal, type StoredWal } from "./wal-archive.js";
+import type { SnapshotWithId } from "../../repo/snapshot.js";
+import type { BaseBackupMeta } from "./base-backup.js";
+import { listBaseBackups } from "./restore.js";
+import { DEFAULT_CLUSTER, listWal, type WalRecord } from "./wal-archive.js";
 import { parseWalName, segmentName, segmentNumber } from "./wal-names.js";
 
 /**
@@ -28,13 +30,23 @@ function describeRange(tli: number, from: number, to: number, segSize: number): 
 }
 
 export async function checkWal(repo: Repository, cluster = DEFAULT_CLUSTER): Promise<WalCheckResult> {
-  const result: WalCheckResult = { ok: false, cluster, segments: 0, gaps: [], problems: [] };
   const base = (await listBaseBackups(repo, cluster)).at(-1);
+  const records = base ? (await listWal(repo, cluster)).map((w) => w.record) : [];
+  return checkChain(cluster, base, records);
+}
+
+/** The check itself, on a base backup and the archive's records. */
+export function checkChain(
+  cluster: string,
+  base: Pick<SnapshotWithId, "id" | "time" | "meta"> | undefined,
+  all: WalRecord[],
+): WalCheckResult {
+  const result: WalCheckResult = { ok: false, cluster, segments: 0, gaps: [], problems: [] };
   if (!base) {
     result.problems.push(`no base backup of cluster ${cluster}`);
     return result;
   }
-  const meta = baseMeta(base);
+  const meta = (base.meta ?? {}) as unknown as BaseBackupMeta;
   const segSize = meta.walSegmentSize || 16 * 1024 * 1024;
   const start = parseWalName(meta.startWalFile);
   if (!start) {
@@ -48,24 +60,23 @@ export async function checkWal(repo: Repository, cluster = DEFAULT_CLUSTER): Pro
     timeline: start.timeline,
   };
   const startNo = segmentNumber(start, segSize);
-  const all = await listWal(repo, cluster);
-  const histories = new Set(all.filter((w) => w.record.kind === "history").map((w) => w.record.timeline));
-  const byTimeline = new Map<number, Map<number, StoredWal>>();
-  for (const w of all) {
-    if (w.record.kind !== "segment") continue;
-    const n = parseWalName(w.record.name)!;
+  const histories = new Set(all.filter((r) => r.kind === "history").map((r) => r.timeline));
+  const byTimeline = new Map<number, Map<number, WalRecord>>();
+  for (const record of all) {
+    if (record.kind !== "segment") continue;
+    const n = parseWalName(record.name)!;
     if (n.timeline < start.timeline) continue;
     const no = segmentNumber(n, segSize);
     if (n.timeline === start.timeline && no < startNo) continue;
-    if (w.record.systemId && meta.systemId && w.record.systemId !== meta.systemId)
+    if (record.systemId && meta.systemId && record.systemId !== meta.systemId)
       result.problems.push(
-        `${w.record.name} comes from database system ${w.record.systemId}, the base backup from ${meta.systemId}`,
+        `${record.name} comes from database system ${record.systemId}, the base backup from ${meta.systemId}`,
       );
-    if (w.record.segmentSize && w.record.segmentSize !== segSize)
-      result.problems.push(`${w.record.name} has segment size ${w.record.segmentSize}, expected ${segSize}`);
-    const m = byTimeline.get(n.timeline) ?? new Map<number, StoredWal>();
+    if (record.segmentSize && record.segmentSize !== segSize)
+      result.problems.push(`${record.name} has segment size ${record.segmentSize}, expected ${segSize}`);
+    const m = byTimeline.get(n.timeline) ?? new Map<number, WalRecord>();
     byTimeline.set(n.timeline, m);
-    m.set(no, w);
+    m.set(no, record);
     result.segments++;
   }
   let prevEnd = startNo - 1;

@@ -127,6 +127,7 @@ export async function extractTar(source: AsyncIterable<Buffer>, dir: string): Pr
     source,
     {
       async entry(e) {
+        if (e.type === "dir" && e.name === "") return; // `./`: the folder itself
         const parts = safeParts(e.name);
         const p = path.join(dir, ...parts);
         if (e.type === "dir") {
