@@ -75,7 +75,7 @@ interface Ctx {
 }
 
 const ENTRIES_IN_FLIGHT = 8;
-const FILES_IN_FLIGHT = 8;
+const FILES_IN_FLIGHT = 16;
 const LARGE_FILES_IN_FLIGHT = 2;
 
 /** A virtual directory above the backed-up paths: `/home/ann/docs` puts home → ann → docs. */

@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import fsSync, { constants, promises as fs } from "node:fs";
+import { constants, promises as fs } from "node:fs";
 import { Chunker } from "../../core/chunker.js";
 import { BlobType } from "../../repo/blob.js";
 import type { Repository } from "../../repo/repository.js";
@@ -37,8 +37,7 @@ export async function storeStream(
   return { content, size };
 }
 
-/** Files up to this size are read with synchronous calls: for a mail-sized file, four promise
- * round trips through the thread pool cost more than the read itself. */
+/** Files up to this size (and below the chunker's minimum) are read whole, as one blob. */
 const SMALL_FILE = 128 * 1024;
 
 /** Reads a regular file without following a symlink swapped in after lstat. */
@@ -84,7 +83,9 @@ async function storeSmallFile(
   size: number,
   onBytes: (n: number) => void,
 ): Promise<ReadResult> {
-  const fd = fsSync.openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // Asynchronous on purpose: with a cold page cache these reads wait for the disk, and many of
+  // them in flight on the thread pool keep the disk busy (synchronous reads serialise them).
+  const fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   let data: Buffer | undefined;
   let after: import("node:fs").BigIntStats | undefined;
   try {
@@ -92,17 +93,17 @@ async function storeSmallFile(
     const buf = Buffer.allocUnsafe(size + 1);
     let got = 0;
     for (;;) {
-      const n = fsSync.readSync(fd, buf, got, buf.length - got, null);
-      if (n === 0) break;
-      got += n;
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
+      if (bytesRead === 0) break;
+      got += bytesRead;
       if (got === buf.length) break;
     }
     if (got <= size) {
       data = buf.subarray(0, got);
-      after = fsSync.fstatSync(fd, { bigint: true });
+      after = await fh.stat({ bigint: true });
     }
   } finally {
-    fsSync.closeSync(fd);
+    await fh.close();
   }
   // It grew since lstat: read it the general way.
   if (!data || !after) return storeFile(repo, path, Number.MAX_SAFE_INTEGER, onBytes);
