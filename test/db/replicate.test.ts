@@ -14,6 +14,7 @@ import Database from "better-sqlite3";
 import { openBackend } from "../../src/backend/open.js";
 import { Repository } from "../../src/repo/repository.js";
 import { planSqliteRestore, restoreReplica } from "../../src/sources/sqlite-replicate/restore.js";
+import { listSegments, replicationOf } from "../../src/sources/sqlite-replicate/segments.js";
 import { baseEnv, CLI, jsonLines, type RunResult, run, tempDir } from "../support/cli.js";
 
 let base: string;
@@ -303,6 +304,71 @@ test("checkpoints forced by the writer (TRUNCATE) while replicate runs lose no f
   const rr = await run(["restore", `sqlite:${file}`, "--target", out], { env });
   assert.equal(rr.code, 0, show(rr));
   assert.equal(checkBank(out).n, w.n);
+});
+
+test("generations every --snapshot-interval; --retention deletes what no point in the period needs", async () => {
+  const file = path.join(base, "retention.db");
+  createBank(file, "wal");
+  const started = Date.now();
+  const rep = startReplicate([
+    `sqlite:${file}`,
+    "--interval",
+    "300ms",
+    "--snapshot-interval",
+    "1s",
+    "--retention",
+    "2s",
+  ]);
+  await rep.ready();
+  const writer = startWriter(file, 200);
+  await sleep(5000);
+  const w = await writer.stop();
+  const r = await rep.stop();
+  assert.equal(r.code, 0, show(r));
+  const stopped = Date.now();
+  const lines = jsonLines(r.stdout);
+  const made = lines.filter((l) => l.message_type === "snapshot").map((l) => String(l.generation));
+  const deleted = lines.filter((l) => l.message_type === "deleted").map((l) => String(l.generation));
+  assert.ok(made.length >= 4, `only ${made.length} generations`);
+  assert.ok(deleted.length >= 2, `retention deleted ${deleted.length} generations`);
+  const repo = await Repository.open(await openBackend(path.join(base, "repo")), PW);
+  try {
+    const source = `sqlite:${file}`;
+    const snaps = (await repo.listSnapshots()).filter((s) => s.paths[0] === source);
+    const kept = snaps.map((s) => replicationOf(s)!.generation);
+    assert.deepEqual(
+      kept.filter((g) => deleted.includes(g)),
+      [],
+      "a deleted generation's snapshot is still there",
+    );
+    assert.ok(kept.includes(made.at(-1)!), "the current generation was deleted");
+    const segs = await listSegments(repo, source);
+    assert.ok(segs.length > 0);
+    for (const s of segs) assert.ok(kept.includes(s.doc.generation), `orphan segment of ${s.doc.generation}`);
+    // Every point of the retention period (up to the last retention pass) is still restorable:
+    // the oldest kept snapshot is not younger than the period.
+    const oldest = Math.min(...snaps.map((s) => Date.parse(s.time)));
+    assert.ok(oldest <= stopped - 2000, "retention deleted a generation still needed for the period");
+  } finally {
+    await repo.close();
+  }
+  const out = path.join(base, "retention-latest.db");
+  const rl = await run(["restore", `sqlite:${file}`, "--target", out], { env });
+  assert.equal(rl.code, 0, show(rl));
+  assert.equal(checkBank(out).n, w.n);
+  // Before the oldest kept generation there is nothing to restore from.
+  const early = await run(
+    [
+      "restore",
+      `sqlite:${file}`,
+      "--time",
+      new Date(started).toISOString(),
+      "--target",
+      path.join(base, "x.db"),
+    ],
+    { env },
+  );
+  assert.equal(early.code, 13, show(early));
 });
 
 test("replicate refuses a database that is not in WAL mode, saying how to switch", async () => {

@@ -6,6 +6,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { backupVirtual, type VirtualEntry, type VirtualSource } from "../../ops/backup/virtual.js";
+import { endSession, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import type { TreeNode } from "../../repo/tree.js";
 import { dbError } from "../child-stream.js";
@@ -107,6 +108,9 @@ interface Generation {
   segments: { id: string; index: number; time: number }[];
 }
 
+/** A running replication holds a prune session, renewed this often so that prune is not held back. */
+const SESSION_RENEW_MS = 10 * 60_000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function isBusy(e: unknown): boolean {
@@ -155,6 +159,7 @@ export class SqliteReplicator {
   private generations: Generation[] = [];
   private readonly stats = { segments: 0, frames: 0, commits: 0, bytes: 0, lagMax: 0, lagSum: 0 };
   private generationsStarted = 0;
+  private session: { id: string; started: number } | undefined;
 
   constructor(
     private readonly repo: Repository,
@@ -184,6 +189,7 @@ export class SqliteReplicator {
   /** Replicates until `stop()`; then ships what is committed and returns. */
   async run(): Promise<ReplicateSummary> {
     try {
+      await this.renewSession();
       await this.loadCatalog();
       this.beginRead(this.readers[this.turn]!);
       await this.startGeneration("start");
@@ -201,6 +207,7 @@ export class SqliteReplicator {
           lastSnapshot = Date.now();
         }
         await this.applyRetention();
+        if (Date.now() - (this.session?.started ?? 0) > SESSION_RENEW_MS) await this.renewSession();
         const wait = this.opts.intervalMs - (Date.now() - started);
         if (wait > 0 && !this.stopping) {
           await new Promise<void>((r) => {
@@ -224,7 +231,21 @@ export class SqliteReplicator {
       };
     } finally {
       this.close();
+      if (this.session) await endSession(this.repo, this.session.id).catch(() => {});
     }
+  }
+
+  /**
+   * Prune plans wait for the sessions alive when they were made, so a pack this process stored
+   * cannot be deleted before the segment document that references it is written. The session is
+   * replaced between cycles (new one first) so that prune's plans are not held back for long; a
+   * new session also reads prune's plans, so nothing deduplicates against packs about to go.
+   */
+  private async renewSession(): Promise<void> {
+    const old = this.session;
+    this.session = { id: await startSession(this.repo, "backup"), started: Date.now() };
+    await this.repo.catchUpIndex();
+    if (old) await endSession(this.repo, old.id).catch(() => {});
   }
 
   private close(): void {

@@ -107,8 +107,8 @@ export interface StoredSegment {
   doc: SegmentDoc;
 }
 
-/** Every segment document of a source (all generations), read in parallel. */
-export async function listSegments(repo: Repository, source: string): Promise<StoredSegment[]> {
+/** Every segment document of a source (all generations; every source when undefined), read in parallel. */
+export async function listSegments(repo: Repository, source: string | undefined): Promise<StoredSegment[]> {
   const ids = await repo.listIds(SEGMENT_PREFIX);
   const out: StoredSegment[] = [];
   let next = 0;
@@ -120,7 +120,7 @@ export async function listSegments(repo: Repository, source: string): Promise<St
         if ((e as { code?: string }).code === "NOT_FOUND") return undefined;
         throw e;
       })) as SegmentDoc | undefined;
-      if (doc && doc.source === source) out.push({ id, doc });
+      if (doc && (source === undefined || doc.source === source)) out.push({ id, doc });
     }
   };
   await Promise.all(Array.from({ length: Math.min(32, ids.length) }, worker));
@@ -141,12 +141,8 @@ export async function writeSegment(repo: Repository, doc: SegmentDoc): Promise<s
  * The data blob ids (hex) every stored segment references. `prune` keeps what snapshots need;
  * replication segments are not snapshots, so prune must add these to what it keeps.
  */
-export async function segmentBlobs(repo: Repository): Promise<Set<string>> {
-  const ids = await repo.listIds(SEGMENT_PREFIX);
+export async function segmentBlobIds(repo: Repository): Promise<Set<string>> {
   const used = new Set<string>();
-  for (const id of ids) {
-    const doc = (await repo.readDocument(SEGMENT_PREFIX, ObjectKind.sqliteWal, id)) as SegmentDoc;
-    for (const c of doc.content) used.add(c);
-  }
+  for (const s of await listSegments(repo, undefined)) for (const c of s.doc.content) used.add(c);
   return used;
 }
