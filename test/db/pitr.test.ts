@@ -299,6 +299,41 @@ test("wal-push is idempotent and refuses other bytes; wal-fetch of a missing fil
   assert.equal(missing.stderr, "");
   await assert.rejects(fs.stat(path.join(scratch, "x")));
 
+  // Could not fetch (here: wrong password) is not "not archived": exit 126 stops recovery.
+  const wrong = await runPg(["pg", "wal-fetch", segment.name, path.join(scratch, "y")], {
+    LIFEBOAT_PASSWORD_FILE: "",
+    LIFEBOAT_PASSWORD: "not-the-password",
+  });
+  assert.equal(wrong.code, 126, show(wrong));
+  assert.match(wrong.stderr, /wrong password/);
+
+  // A password given only in LIFEBOAT_PASSWORD: restore writes it into the data folder, and the
+  // restore_command it configures works through /bin/sh as the postgres user.
+  const dir2 = path.join(base, "restored-latest");
+  const r2 = await runPg(["pg", "restore", "--target-dir", dir2], {
+    LIFEBOAT_PASSWORD_FILE: "",
+    LIFEBOAT_PASSWORD: "pitr-test",
+  });
+  assert.equal(r2.code, 0, show(r2));
+  assert.match(r2.stdout, /lifeboat-restore\.password: delete it once recovery has finished/);
+  const conf = await fs.readFile(path.join(dir2, "postgresql.auto.conf"), "utf8");
+  assert.doesNotMatch(conf, /recovery_target_time =/);
+  const cmd = /^restore_command = '(.*)'$/m.exec(conf)![1]!.replace(/''/g, "'");
+  assert.equal((await fs.readFile(path.join(dir2, "lifeboat-restore.password"), "utf8")).trim(), "pitr-test");
+  const viaShell = await new Promise<number | null>((resolve) => {
+    const sh = spawn(
+      "/bin/sh",
+      ["-c", cmd.replace("%f", segment.name).replace("%p", "pg_wal/RECOVERYXLOG").replace(/%%/g, "%")],
+      { cwd: dir2, uid: ids.uid, gid: ids.gid, env: { PATH: "/usr/bin:/bin" }, stdio: "ignore" },
+    );
+    sh.on("close", resolve);
+  });
+  assert.equal(viaShell, 0, cmd);
+  assert.equal((await fs.stat(path.join(dir2, "pg_wal", "RECOVERYXLOG"))).size, segment.size);
+  const notEmpty = await runPg(["pg", "restore", "--target-dir", dir2]);
+  assert.equal(notEmpty.code, 1, show(notEmpty));
+  assert.match(notEmpty.stderr, /is not empty/);
+
   // A fresh push of a 16 MiB segment (another archive name, so the chain is untouched).
   const started = Date.now();
   const fresh = await runPg(["pg", "wal-push", copy, "--cluster", "scratch", "--json"]);
