@@ -355,7 +355,24 @@ test("pg check names a missing segment", async () => {
   assert.equal(chk.code, 0, show(chk));
   const cs = jsonOf(chk);
   const startName = (cs.base as { startWalFile: string }).startWalFile;
+  // WAL from before the (only) base backup is not needed: wal-expire removes exactly that.
+  const before = await runPg(["pg", "wal-list", "--json"]);
+  const older = before.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as { name: string; kind: string })
+    .filter((f) => f.kind !== "history" && f.name.slice(0, 24) < startName)
+    .map((f) => f.name);
+  assert.ok(older.length > 0, `nothing archived before ${startName}:\n${before.stdout}`);
+  const dry = await runPg(["pg", "wal-expire", "--dry-run", "--json"]);
+  assert.equal(dry.code, 0, show(dry));
+  assert.deepEqual(jsonOf(dry).expired, older);
+  const exp = await runPg(["pg", "wal-expire", "--json"]);
+  assert.deepEqual(jsonOf(exp).expired, older);
   const list = await runPg(["pg", "wal-list", "--json"]);
+  for (const n of older) assert.ok(!list.stdout.includes(`"${n}"`), `${n} still listed`);
+  const still = await runPg(["pg", "check"]);
+  assert.equal(still.code, 0, show(still));
   const segs = list.stdout
     .split("\n")
     .filter((l) => l.startsWith("{"))

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { ExitCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { Repository } from "../../repo/repository.js";
 import { baseBackup, preflightBaseBackup } from "../../sources/pg-pitr/base-backup.js";
-import { checkWal } from "../../sources/pg-pitr/check.js";
+import { checkWal, expireWal } from "../../sources/pg-pitr/check.js";
 import { pitrRestore } from "../../sources/pg-pitr/restore.js";
 import { DEFAULT_CLUSTER, listWal, walFetch, walPush } from "../../sources/pg-pitr/wal-archive.js";
 import { parsePostgresUrl } from "../../sources/postgres.js";
@@ -269,6 +269,41 @@ Example:
         }
       },
     );
+
+  pg.command("wal-expire")
+    .description("delete archived WAL that no base backup needs (older than the oldest one kept)")
+    .option("--cluster <name>", "archive name", DEFAULT_CLUSTER)
+    .option("--dry-run", "only list what would be deleted")
+    .addHelpText(
+      "after",
+      `
+Run after \`lifeboat forget\` removed old base backups: WAL before the first segment of the
+oldest remaining base backup cannot be used by any restore. History files are kept.
+
+Example:
+  lifeboat forget --keep-daily 7 --tag nightly && lifeboat pg wal-expire`,
+    )
+    .action(async (flags: { cluster: string; dryRun?: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      const repo = await openLight(c);
+      try {
+        const r = await expireWal(repo, flags.cluster, { dryRun: flags.dryRun === true });
+        c.out.emit({
+          message_type: "summary",
+          action: "pg-wal-expire",
+          dry_run: flags.dryRun === true,
+          ...r,
+        });
+        if (!r.keepFrom) c.out.info("no base backup: nothing expired");
+        else
+          c.out.info(
+            `${flags.dryRun ? "would delete" : "deleted"} ${r.expired.length} WAL file(s) before ${r.keepFrom}; ${r.kept} kept`,
+          );
+        for (const n of r.expired) c.out.debug(n);
+      } finally {
+        await repo.close();
+      }
+    });
 
   pg.command("check")
     .description("is the WAL chain from the newest base backup complete (no missing segment)?")

@@ -114,3 +114,39 @@ export function checkChain(
   result.ok = result.gaps.length === 0 && result.problems.length === 0;
   return result;
 }
+
+export interface WalExpireResult {
+  /** The oldest base backup kept: WAL before its first segment is not needed by any. */
+  keepFrom?: string;
+  expired: string[];
+  kept: number;
+}
+
+/**
+ * Deletes the records of WAL files no base backup needs: segments (and .backup/.partial files)
+ * before the first segment of the oldest base backup of the cluster. History files are kept.
+ * The blobs become unreferenced; prune removes them. Run after `forget`.
+ */
+export async function expireWal(
+  repo: Repository,
+  cluster = DEFAULT_CLUSTER,
+  opts: { dryRun?: boolean } = {},
+): Promise<WalExpireResult> {
+  const oldest = (await listBaseBackups(repo, cluster))
+    .map((s) => (s.meta ?? {}) as unknown as BaseBackupMeta)
+    .filter((m) => parseWalName(m.startWalFile ?? "") !== undefined)
+    .sort((a, b) => (a.startWalFile.slice(8) < b.startWalFile.slice(8) ? -1 : 1))[0];
+  const all = await listWal(repo, cluster);
+  if (!oldest) return { expired: [], kept: all.length };
+  const segSize = oldest.walSegmentSize || 16 * 1024 * 1024;
+  const first = segmentNumber(parseWalName(oldest.startWalFile)!, segSize);
+  const expired: string[] = [];
+  for (const w of all) {
+    if (w.record.kind === "history") continue;
+    const n = parseWalName(w.record.name);
+    if (!n || segmentNumber(n, segSize) >= first) continue;
+    expired.push(w.record.name);
+    if (!opts.dryRun) await repo.backend.delete(w.object);
+  }
+  return { keepFrom: oldest.startWalFile, expired, kept: all.length - expired.length };
+}
