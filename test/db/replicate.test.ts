@@ -307,6 +307,23 @@ test("checkpoints forced by the writer (TRUNCATE) while replicate runs lose no f
   const rr = await run(["restore", `sqlite:${file}`, "--target", out], { env });
   assert.equal(rr.code, 0, show(rr));
   assert.equal(checkBank(out).n, w.n);
+
+  // A segment missing from the middle of the generation: restore refuses (exit 14) instead of
+  // applying the later ones over a gap.
+  const repo = await Repository.open(await openBackend(path.join(base, "repo")), PW);
+  try {
+    const victim = segs[Math.floor(segs.length / 2)]!;
+    const stored = (await listSegments(repo, `sqlite:${file}`)).find(
+      (s) => s.doc.generation === victim.generation && s.doc.index === victim.index,
+    )!;
+    await repo.backend.delete(`sqlite-wal/${stored.id}`);
+  } finally {
+    await repo.close();
+  }
+  const gap = await run(["restore", `sqlite:${file}`, "--target", path.join(base, "gap.db")], { env });
+  assert.equal(gap.code, 14, show(gap));
+  assert.match(gap.stderr, /is missing/);
+  await assert.rejects(fs.stat(path.join(base, "gap.db")));
 });
 
 test("generations every --snapshot-interval; --retention deletes what no point in the period needs", async () => {
