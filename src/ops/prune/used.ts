@@ -1,8 +1,12 @@
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
+import { walBlobIds } from "../../sources/pg-pitr/wal-archive.js";
+import { segmentBlobIds } from "../../sources/sqlite-replicate/segments.js";
 
 /**
- * The ids (hex) of every tree and data blob some snapshot needs. Any tree that cannot be read
+ * The ids (hex) of every tree and data blob some snapshot needs, plus the data of archived
+ * PostgreSQL WAL (`wal/` records) and SQLite replication segments (`sqlite-wal/`): those are
+ * needed by records, not snapshots, and must never look unused to prune. Any tree that cannot be read
  * stops the walk: deleting data on incomplete knowledge could destroy what the unread tree
  * references, so prune refuses and points at check/repair instead.
  */
@@ -31,5 +35,7 @@ export async function usedBlobs(repo: Repository): Promise<{ used: Set<string>; 
       }
     }
   }
+  for (const id of await walBlobIds(repo)) used.add(id);
+  for (const id of await segmentBlobIds(repo)) used.add(id);
   return { used, snapshots: snapshots.length };
 }

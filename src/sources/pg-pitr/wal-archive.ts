@@ -7,6 +7,7 @@ import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../.
 import { storeStream } from "../../ops/backup/file-reader.js";
 import { BlobType } from "../../repo/blob.js";
 import { isStorageId } from "../../repo/config.js";
+import { endSession, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import { ObjectKind, openObject, sealObject } from "../../repo/sealed-object.js";
 import { requireWalName, type WalFileKind } from "./wal-names.js";
@@ -193,45 +194,55 @@ export async function walPush(
     }
   }
   const before = repo.writeStats.bytesStored;
-  const { content, size } = await storeStream(repo, read(), () => {});
-  // Blobs are durable and indexed before the record that points at them is written.
-  await repo.flush();
-  const blobs: WalBlobHint[] = [];
-  for (const id of new Set(content)) {
-    const loc = repo.lookup(Buffer.from(id, "hex"));
-    if (loc)
-      blobs.push({
-        id,
-        pack: loc.packId,
-        offset: loc.offset,
-        length: loc.length,
-        rawLength: loc.rawLength,
-        compression: loc.compression,
-      });
+  // A session, like a backup's: a prune running meanwhile must not delete the new pack in the
+  // moment between its index file and the record that makes it needed.
+  const session = await startSession(repo, "backup");
+  try {
+    return await storeRecord();
+  } finally {
+    await endSession(repo, session).catch(() => {});
   }
-  const record: WalRecord = {
-    version: 1,
-    cluster,
-    name: w.name,
-    kind: w.kind,
-    timeline: w.timeline,
-    size,
-    sha256: hash.digest("hex"),
-    content,
-    blobs,
-    ...(w.kind === "segment" || w.kind === "partial" ? pageHeaderFacts(first ?? Buffer.alloc(0)) : {}),
-    time: new Date().toISOString(),
-    host: opts.host ?? os.hostname(),
-  };
-  const stored = sealObject(repo.roots().meta, ObjectKind.wal, Buffer.from(JSON.stringify(record)));
-  await repo.backend.put(`wal/${walKey(repo, cluster, w.name)}/${storageId(stored)}`, stored);
-  return {
-    name: w.name,
-    status: "stored",
-    size,
-    bytesStored: repo.writeStats.bytesStored - before,
-    ms: Date.now() - started,
-  };
+  async function storeRecord(): Promise<WalPushResult> {
+    const { content, size } = await storeStream(repo, read(), () => {});
+    // Blobs are durable and indexed before the record that points at them is written.
+    await repo.flush();
+    const blobs: WalBlobHint[] = [];
+    for (const id of new Set(content)) {
+      const loc = repo.lookup(Buffer.from(id, "hex"));
+      if (loc)
+        blobs.push({
+          id,
+          pack: loc.packId,
+          offset: loc.offset,
+          length: loc.length,
+          rawLength: loc.rawLength,
+          compression: loc.compression,
+        });
+    }
+    const record: WalRecord = {
+      version: 1,
+      cluster,
+      name: w.name,
+      kind: w.kind,
+      timeline: w.timeline,
+      size,
+      sha256: hash.digest("hex"),
+      content,
+      blobs,
+      ...(w.kind === "segment" || w.kind === "partial" ? pageHeaderFacts(first ?? Buffer.alloc(0)) : {}),
+      time: new Date().toISOString(),
+      host: opts.host ?? os.hostname(),
+    };
+    const stored = sealObject(repo.roots().meta, ObjectKind.wal, Buffer.from(JSON.stringify(record)));
+    await repo.backend.put(`wal/${walKey(repo, cluster, w.name)}/${storageId(stored)}`, stored);
+    return {
+      name: w.name,
+      status: "stored",
+      size,
+      bytesStored: repo.writeStats.bytesStored - before,
+      ms: Date.now() - started,
+    };
+  }
 }
 
 /** Tells the repository where the record's blobs were written (verified when read). */
