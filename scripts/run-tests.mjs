@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/**/*.test.js) with node's own test runner.
 // Usage: node scripts/run-tests.mjs [substring...]  (only files whose path contains one of them)
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 
@@ -22,5 +22,39 @@ if (files.length === 0) {
   console.error("no test files found under dist/ (did the build run?)");
   process.exit(1);
 }
+// The real servers the tests start (and FUSE for mount) come from Debian packages. On a fresh
+// machine (we are root in CI) install the missing ones once, up front, in one apt run; each
+// test's own ensurePackages() then finds them (and still covers a single test run by hand).
+const PACKAGES = [
+  "openssh-server",
+  "openssh-client",
+  "dovecot-imapd",
+  "radicale",
+  "postgresql",
+  "mariadb-server",
+  "mariadb-client",
+  "fuse",
+  "libfuse2",
+];
+function installServers() {
+  if (process.getuid?.() !== 0 || process.env.LIFEBOAT_NO_APT) return;
+  const missing = PACKAGES.filter((p) => spawnSync("dpkg", ["-s", p], { stdio: "ignore" }).status !== 0);
+  if (missing.length === 0) return;
+  console.error(`installing test servers: ${missing.join(" ")}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const opts = ["-o", "DPkg::Lock::Timeout=900", "-o", "Acquire::Retries=3"];
+  try {
+    execFileSync("apt-get", [...opts, "update"], { stdio: ["ignore", "ignore", "inherit"], env });
+    execFileSync("apt-get", [...opts, "install", "-y", "--no-install-recommends", ...missing], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env,
+    });
+  } catch (e) {
+    console.error(
+      `could not install ${missing.join(" ")}: ${e.message}; the tests that need them will try again`,
+    );
+  }
+}
+if (files.some((f) => /test\/(backend|mail|dav|db|cli)\//.test(f))) installServers();
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
 process.exit(r.status ?? 1);
