@@ -123,6 +123,14 @@ async function query(t: MysqlTarget, sql: string, database?: string): Promise<st
     .map((l) => l.split("\t"));
 }
 
+/**
+ * Runs SQL on a MariaDB/MySQL server through its client (rows as arrays of tab-separated
+ * fields), with the connection, password handling and error classification of this module.
+ */
+export function mysqlQuery(t: MysqlTarget, sql: string, database?: string): Promise<string[][]> {
+  return query(t, sql, database);
+}
+
 /** Tools installed, server reachable, login accepted, database there: before any repository is opened. */
 export async function preflightMysql(t: MysqlTarget): Promise<void> {
   if (!t.database)

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { CorruptionError, LifeboatError } from "../../core/errors.js";
+import { type DumpEngine, parseScratchServer } from "../../ops/drill/db-engine.js";
 import { type DrillResult, drill } from "../../ops/drill/drill.js";
 import { parseDatabaseArg } from "../../sources/database.js";
 import type { CliContext } from "../context.js";
@@ -12,6 +13,7 @@ interface DrillFlags {
   sample?: string;
   seed?: string;
   keepScratch?: boolean;
+  scratchDb?: string;
   host?: string;
   tag: string[];
   path: string[];
@@ -33,7 +35,14 @@ export function registerDrill(program: Command, ctx: (c: Command) => CliContext)
     )
     .option("--sample <n>", "restore only n files chosen at random (a quick drill of a big snapshot)")
     .option("--seed <text>", "with --sample: choose the same files again (the seed used is recorded)")
-    .option("--keep-scratch", "keep the scratch folder (its path is printed) instead of removing it")
+    .option(
+      "--keep-scratch",
+      "keep the scratch folder or scratch database (its path or name is printed) instead of removing it",
+    )
+    .option(
+      "--scratch-db <url>",
+      "PostgreSQL or MariaDB/MySQL snapshots: the server to restore into, postgres://USER:PW@HOST:PORT/ or mysql://USER:PW@HOST:PORT/ (env LIFEBOAT_DRILL_PG, LIFEBOAT_DRILL_MYSQL)",
+    )
     .option("--host <name>", "with `latest`/--source: the newest snapshot of this host")
     .option("--tag <tag>", "with `latest`: the newest snapshot with this tag", collect, [])
     .option("--path <path>", "with `latest`: the newest snapshot of exactly these paths", collect, [])
@@ -46,6 +55,11 @@ runs PRAGMA integrity_check (and compares row counts) on the restored database. 
 when, which snapshot, files, bytes, restore seconds, failures — is stored in the repository
 (drills/, encrypted) and shown by \`lifeboat status\`. The newest 50 drills of each series are kept.
 
+PostgreSQL and MariaDB/MySQL snapshots are restored into a new scratch database
+lifeboat_drill_<8 hex> on the server given by --scratch-db (or LIFEBOAT_DRILL_PG /
+LIFEBOAT_DRILL_MYSQL), checked there (every table counted and compared with the tables the
+backup listed; MariaDB: CHECK TABLE on each), and dropped afterwards, also on failure.
+
 Exit codes: 0 the drill passed; 14 a file or database did not restore intact (the message names
 the first one; \`lifeboat status --json\` and the record list up to 100); 1 the scratch folder
 could not be written (e.g. disk full: set TMPDIR to a roomier place); 13 no such snapshot.
@@ -54,6 +68,7 @@ Examples:
   lifeboat drill                               the newest snapshot, every file
   lifeboat drill --source /srv/www             the newest snapshot of /srv/www
   lifeboat drill --source sqlite:/var/lib/app/app.db
+  lifeboat drill --source postgres://app@db1:5432/shop --scratch-db postgres://postgres:pw@127.0.0.1:5432/
   lifeboat drill --sample 200                  200 random files of the newest snapshot
   lifeboat drill 4f2a91c0 --sample 20 --seed monday --keep-scratch
   lifeboat status                              when was each series last proven restorable
@@ -81,6 +96,12 @@ See docs/drills.md.`,
         throw new LifeboatError("USAGE", "give a snapshot or --source, not both");
       const source =
         flags.source !== undefined ? (parseDatabaseArg(flags.source)?.name ?? flags.source) : undefined;
+      // Scratch servers by engine: the environment's, then --scratch-db for its own engine.
+      const scratchDb: Partial<Record<DumpEngine, string>> = {};
+      if (process.env.LIFEBOAT_DRILL_PG) scratchDb.postgres = process.env.LIFEBOAT_DRILL_PG;
+      if (process.env.LIFEBOAT_DRILL_MYSQL) scratchDb.mysql = process.env.LIFEBOAT_DRILL_MYSQL;
+      if (flags.scratchDb !== undefined)
+        scratchDb[parseScratchServer(flags.scratchDb).engine] = flags.scratchDb;
       const repo = await c.openRepo();
       let r: DrillResult;
       try {
@@ -91,6 +112,7 @@ See docs/drills.md.`,
           ...(sample !== undefined ? { sample } : {}),
           ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
           keepScratch: flags.keepScratch === true,
+          scratchDb,
           onProgress: c.out.progress("drill"),
         });
       } finally {
@@ -113,12 +135,27 @@ function report(c: CliContext, r: DrillResult): void {
   const what = `snapshot ${d.snapshot.slice(0, 8)} of ${d.paths.join(" ")} (${d.host}, ${d.snapshotTime ?? "?"})`;
   const rate = d.seconds > 0 ? ` (${(d.bytes / 1e6 / d.seconds).toFixed(1)} MB/s)` : "";
   const scope = d.sample ? `${d.sample.count} of ${d.sample.of} files (seed ${d.sample.seed})` : "every file";
-  c.out.info(`drill of ${what}: ${scope}`);
-  c.out.info(
-    `restored and verified ${d.files} file${d.files === 1 ? "" : "s"}, ${bytes(d.bytes)} in ${d.seconds.toFixed(2)}s${rate}`,
-  );
+  if (d.databases !== undefined) {
+    c.out.info(`drill of ${what}: restore into scratch databases`);
+    c.out.info(
+      `restored ${d.databases.length} database${d.databases.length === 1 ? "" : "s"} from ${bytes(d.bytes)} of dump in ${d.seconds.toFixed(2)}s${rate}`,
+    );
+    for (const db of d.databases)
+      c.out.info(
+        `  ${db.name} -> ${db.scratch}: ${db.tables} tables, ${db.rows} rows, ${db.seconds.toFixed(2)}s, check ${db.check}`,
+      );
+  } else {
+    c.out.info(`drill of ${what}: ${scope}`);
+    c.out.info(
+      `restored and verified ${d.files} file${d.files === 1 ? "" : "s"}, ${bytes(d.bytes)} in ${d.seconds.toFixed(2)}s${rate}`,
+    );
+  }
   if (d.engineCheck !== undefined) c.out.info(`database check: ${d.engineCheck}`);
-  if (r.scratch) c.out.info(`scratch folder kept: ${r.scratch}`);
+  for (const w of r.warnings) c.out.warn(w);
+  if (r.scratch)
+    c.out.info(
+      `${d.databases !== undefined ? "scratch database kept" : "scratch folder kept"}: ${r.scratch}`,
+    );
   for (const f of d.failures.slice(1)) c.out.warn(`failed: ${f.path}: ${f.reason}`);
   if (d.failed > d.failures.length) c.out.warn(`... and ${d.failed - d.failures.length} more`);
   if (r.id) c.out.info(`${d.ok ? "passed" : "FAILED"}; recorded as drill ${r.id.slice(0, 8)}`);
@@ -149,6 +186,8 @@ function report(c: CliContext, r: DrillResult): void {
     `drill failed: ${d.paths.join(" ")}`,
     `database check: ${d.engineCheck}`,
     [],
-    "the file restored exactly as it was backed up, so the database was already damaged (or inconsistent) when it was backed up: check the live database, then back it up again",
+    d.databases !== undefined
+      ? "the dump restored without error but the restored database does not match what was backed up: check the live database and its backups"
+      : "the file restored exactly as it was backed up, so the database was already damaged (or inconsistent) when it was backed up: check the live database, then back it up again",
   );
 }

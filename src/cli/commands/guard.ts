@@ -1,17 +1,20 @@
 import type { Command } from "commander";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
-import { guard } from "../../ops/guard/guard.js";
+import { checkGuardSources, type GuardPair, guard } from "../../ops/guard/guard.js";
 import type { CliContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Quotes a word for a POSIX shell when it needs it (the printed command is meant to be pasted). */
+const shellWord = (w: string) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
 
 export function registerGuard(program: Command, ctx: (c: Command) => CliContext): void {
   program
     .command("guard")
     .description("snapshot, run an upgrade command, snapshot again, and judge the difference")
     .requiredOption(
-      "-s, --source <path>",
-      "a file or folder the command may change (repeatable)",
+      "-s, --source <path-or-database>",
+      "a file or folder the command may change, or a database: sqlite:PATH, postgres://..., mysql://... (repeatable)",
       collect,
       [],
     )
@@ -20,14 +23,22 @@ export function registerGuard(program: Command, ctx: (c: Command) => CliContext)
     .addHelpText(
       "after",
       `
-Prints one verdict line and, when something went wrong, the exact command that rolls back.
-Exit codes: 0 the command succeeded and the result looks normal; 4 the result looks like a
-wipe (files gone, data shrunk, zeroed or turned random); otherwise the command's own exit
-code (1 if it was killed). Both snapshots are then pinned: forget keeps them until
-\`lifeboat ack\`.
+Files and folders go into one snapshot before and one after the command; each database gets
+its own pair, taken as \`lifeboat backup\` takes it (PostgreSQL and MariaDB/MySQL guard
+snapshots also record exact row counts).
 
-Example:
-  lifeboat guard --source /var/lib/app --source /etc/app -- apt-get -y upgrade`,
+Prints one verdict line and, when something went wrong, the exact command that rolls back
+each affected source (files: restore --target /; SQLite: restore --target FILE; PostgreSQL
+and MariaDB/MySQL: restore --target-db into a new database URL_restored).
+Exit codes: 0 the command succeeded and the result looks normal; 4 the result looks like a
+wipe (files gone, data shrunk, zeroed or turned random, a database lost more than half its
+rows); otherwise the command's own exit code (1 if it was killed). All snapshots are then
+pinned: forget keeps them until \`lifeboat ack\`.
+
+Examples:
+  lifeboat guard --source /var/lib/app --source /etc/app -- apt-get -y upgrade
+  lifeboat guard --source sqlite:/var/lib/app/app.db -- ./migrate
+  lifeboat guard --source /srv/app --source postgres://app:pw@127.0.0.1:5432/app -- ./deploy.sh`,
     )
     .action(async (command: string[], flags: { source: string[]; tag: string[] }, cmd: Command) => {
       const c = ctx(cmd);
@@ -37,6 +48,8 @@ Example:
           "guard needs a command to run",
           "put it after --, e.g. -- apt-get upgrade",
         );
+      // Paths exist, databases answer: checked before the repository is opened.
+      await checkGuardSources(flags.source);
       const repo = await c.openRepo();
       let r: Awaited<ReturnType<typeof guard>>;
       try {
@@ -56,10 +69,14 @@ Example:
       } finally {
         await repo.close();
       }
-      const before = r.before.snapshotId.slice(0, 8);
-      const after = r.after.snapshotId.slice(0, 8);
-      const repoArg = c.opts.repo ? `-r ${c.opts.repo} ` : "";
-      const rollback = `lifeboat ${repoArg}restore ${before} --target /`;
+      const short = (id: string) => id.slice(0, 8);
+      const repoArg = c.opts.repo ? `-r ${shellWord(c.opts.repo)} ` : "";
+      const rollbackOf = (p: GuardPair) => `lifeboat ${repoArg}${p.restoreArgs.map(shellWord).join(" ")}`;
+      // What to roll back: everything when the command failed, else the sources that look wrong.
+      const affected = r.ok || r.exitCode !== 0 ? r.pairs : r.pairs.filter((p) => p.reasons.length > 0);
+      const rollbacks = (affected.length > 0 ? affected : r.pairs).map(rollbackOf);
+      const rollback = rollbacks.join(" && ");
+      const single = r.pairs.length === 1 && r.pairs[0]!.type === "files";
       c.out.emit({
         message_type: "summary",
         action: "guard",
@@ -69,14 +86,28 @@ Example:
         exit_code: r.exitCode,
         reasons: r.reasons,
         rollback,
+        rollbacks,
+        pairs: r.pairs.map((p) => ({
+          source: p.source,
+          type: p.type,
+          paths: p.paths,
+          before: p.before.snapshotId,
+          after: p.after.snapshotId,
+          reasons: p.reasons,
+          rollback: rollbackOf(p),
+        })),
       });
-      if (r.ok)
-        c.out.result(
-          `guard: OK — snapshots ${before} (before) and ${after} (after); nothing unusual changed`,
-        );
+      const ids = r.pairs.map(
+        (p) =>
+          `${short(p.before.snapshotId)} (before) and ${short(p.after.snapshotId)} (after)${single ? "" : ` of ${p.source === "files" ? p.paths.join(" ") : p.source}`}`,
+      );
+      if (r.ok) c.out.result(`guard: OK — snapshots ${ids.join(", ")}; nothing unusual changed`);
       else {
-        c.out.result(`guard: FAILED — ${r.reasons.join("; ")}; snapshots ${before} and ${after} are pinned`);
-        c.out.result(`  to roll back: ${rollback}`);
+        const pinned = r.pairs.flatMap((p) => [short(p.before.snapshotId), short(p.after.snapshotId)]);
+        c.out.result(
+          `guard: FAILED — ${r.reasons.join("; ")}; snapshots ${pinned.slice(0, -1).join(", ")} and ${pinned.at(-1)} are pinned`,
+        );
+        for (const cmdLine of rollbacks) c.out.result(`  to roll back: ${cmdLine}`);
         await c.notify({
           event: "guard",
           ok: false,

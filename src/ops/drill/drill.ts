@@ -15,6 +15,8 @@ import { VERSION } from "../../version.js";
 import type { BackupProgress } from "../backup/progress.js";
 import { restore } from "../restore/restore.js";
 import { resolveSubpath } from "../restore/subpath.js";
+import { drillDatabase } from "./database.js";
+import { type DumpEngine, dumpEngineOf } from "./db-engine.js";
 
 /**
  * Restore drills: restore a snapshot (or a random sample of its files) into a scratch folder,
@@ -56,6 +58,20 @@ export const drillRecordSchema = z.object({
   failures: z.array(z.object({ path: z.string(), reason: z.string() })),
   /** Database snapshots: "ok", or what the engine's check said. */
   engineCheck: z.string().optional(),
+  /** Dump snapshots (PostgreSQL, MariaDB/MySQL): each database restored into a scratch database. */
+  databases: z
+    .array(
+      z.object({
+        name: z.string(),
+        scratch: z.string(),
+        seconds: z.number(),
+        bytes: z.number(),
+        tables: z.number(),
+        rows: z.number(),
+        check: z.string(),
+      }),
+    )
+    .optional(),
 });
 export type DrillRecord = z.infer<typeof drillRecordSchema>;
 export type DrillRecordWithId = DrillRecord & { id: string };
@@ -77,6 +93,11 @@ export interface DrillOptions {
   scratchParent?: string;
   /** Do not store the record in the repository (a dry run of the drill itself). */
   noRecord?: boolean;
+  /**
+   * Servers to restore dump snapshots into (`postgres://USER:PW@HOST:PORT/`,
+   * `mysql://USER:PW@HOST:PORT/`), by engine. A drill of a dump snapshot needs the one for its engine.
+   */
+  scratchDb?: Partial<Record<DumpEngine, string>>;
   onProgress?: (p: BackupProgress) => void;
 }
 
@@ -85,10 +106,12 @@ export interface DrillResult {
   id: string | undefined;
   record: DrillRecord;
   snapshot: SnapshotWithId;
-  /** The scratch folder, when kept. */
+  /** The scratch folder (or, for dump snapshots, the scratch databases), when kept. */
   scratch: string | undefined;
   /** Old records of this series deleted to keep DRILLS_KEPT_PER_SERIES. */
   recordsRemoved: number;
+  /** Things to tell the operator that do not fail the drill (a scratch database left behind). */
+  warnings: string[];
 }
 
 /** The key of a series of snapshots: host and paths, as `forget --group-by host,paths`. */
@@ -261,6 +284,38 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
   const snap = await selectDrillSnapshot(repo, options);
   const started = new Date();
   const source = snap.source ?? "files";
+  const engine = dumpEngineOf(snap.source);
+  if (engine) {
+    if (options.sample !== undefined)
+      throw new LifeboatError(
+        "USAGE",
+        `snapshot ${snap.id.slice(0, 8)} is a database dump: --sample applies to file snapshots`,
+        "drill it without --sample (each database is restored whole)",
+      );
+    const d = await drillDatabase(repo, snap, engine, options.scratchDb ?? {}, {
+      keepScratch: options.keepScratch === true,
+    });
+    const record: DrillRecord = {
+      ...recordHead(snap, started, source),
+      mode: "full",
+      files: d.files,
+      bytes: d.bytes,
+      seconds: Math.round(d.seconds * 1000) / 1000,
+      ok: d.failures.length === 0 && (d.engineCheck === undefined || d.engineCheck === "ok"),
+      failed: d.failures.length,
+      failures: d.failures.slice(0, MAX_RECORDED_FAILURES),
+      ...(d.engineCheck !== undefined ? { engineCheck: d.engineCheck } : {}),
+      databases: d.databases,
+    };
+    const stored = await store(repo, record, options);
+    return {
+      ...stored,
+      record,
+      snapshot: snap,
+      scratch: d.kept.length > 0 ? d.kept.join(" ") : undefined,
+      warnings: d.warnings,
+    };
+  }
   const isSqlite = snap.source === "sqlite";
   const seed = options.sample !== undefined ? (options.seed ?? randomBytes(6).toString("hex")) : undefined;
   const failures: Failure[] = [];
@@ -363,15 +418,7 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
   }
 
   const record: DrillRecord = {
-    version: 1,
-    time: started.toISOString(),
-    snapshot: snap.id,
-    snapshotTime: snap.time,
-    host: snap.hostname,
-    paths: snap.paths,
-    source,
-    drillHost: os.hostname(),
-    program: `lifeboat ${VERSION}`,
+    ...recordHead(snap, started, source),
     mode: seed !== undefined ? "sample" : "full",
     ...(seed !== undefined ? { sample: { count: walked.chosen.length, seed, of: walked.files } } : {}),
     files,
@@ -382,13 +429,39 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
     failures,
     ...(engineCheck !== undefined ? { engineCheck } : {}),
   };
-  let id: string | undefined;
-  let recordsRemoved = 0;
-  if (!options.noRecord) {
-    id = await repo.writeDocument("drills/", ObjectKind.drill, record);
-    recordsRemoved = await trimDrills(repo, seriesKey(record.host, record.paths), id);
-  }
-  return { id, record, snapshot: snap, scratch: options.keepScratch ? scratch : undefined, recordsRemoved };
+  const stored = await store(repo, record, options);
+  return {
+    ...stored,
+    record,
+    snapshot: snap,
+    scratch: options.keepScratch ? scratch : undefined,
+    warnings: [],
+  };
+}
+
+function recordHead(snap: SnapshotWithId, started: Date, source: string) {
+  return {
+    version: 1 as const,
+    time: started.toISOString(),
+    snapshot: snap.id,
+    snapshotTime: snap.time,
+    host: snap.hostname,
+    paths: snap.paths,
+    source,
+    drillHost: os.hostname(),
+    program: `lifeboat ${VERSION}`,
+  };
+}
+
+/** Stores the record (unless noRecord) and trims its series. */
+async function store(
+  repo: Repository,
+  record: DrillRecord,
+  options: Pick<DrillOptions, "noRecord">,
+): Promise<{ id: string | undefined; recordsRemoved: number }> {
+  if (options.noRecord) return { id: undefined, recordsRemoved: 0 };
+  const id = await repo.writeDocument("drills/", ObjectKind.drill, record);
+  return { id, recordsRemoved: await trimDrills(repo, seriesKey(record.host, record.paths), id) };
 }
 
 /** Every readable drill record, oldest first (unreadable ones are skipped). */

@@ -1,11 +1,23 @@
 import { spawn } from "node:child_process";
+import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
-import { type BackupResult, backup } from "../backup/backup.js";
+import {
+  type DatabaseArg,
+  databaseSource,
+  parseDatabaseArg,
+  preflightDatabase,
+} from "../../sources/database.js";
+import { type BackupResult, backup, checkSourcePaths } from "../backup/backup.js";
+import { backupVirtual, type VirtualSource } from "../backup/virtual.js";
+import { mysqlRowCounts, pgRowCounts } from "../drill/db-engine.js";
 import { acknowledge } from "./acks.js";
 import type { AnomalyThresholds } from "./anomaly.js";
 
 export interface GuardOptions {
-  /** Files and folders the command may change. */
+  /**
+   * What the command may change: files and folders (together in one snapshot), and databases
+   * (`sqlite:PATH`, `postgres://...`, `mysql://...`), each in its own pair of snapshots.
+   */
   sources: string[];
   command: string[];
   tags?: string[];
@@ -13,9 +25,26 @@ export interface GuardOptions {
   onPhase?: (phase: "before" | "command" | "after") => void;
 }
 
-export interface GuardResult {
+/** The snapshots of one source before and after the command. */
+export interface GuardPair {
+  /** `files`, or the database's source name (no password). */
+  source: string;
+  type: "files" | "sqlite" | "postgres" | "mysql";
+  /** Paths of the snapshots (the files and folders, or the source name). */
+  paths: string[];
   before: BackupResult;
   after: BackupResult;
+  /** Arguments of `lifeboat restore` that put this source back as it was before the command. */
+  restoreArgs: string[];
+  /** Why this source looks wrong after the command (anomalies of its after snapshot). */
+  reasons: string[];
+}
+
+export interface GuardResult {
+  /** The first pair's snapshots (the files when there are any). */
+  before: BackupResult;
+  after: BackupResult;
+  pairs: GuardPair[];
   /** The command's exit code (null when it was killed by a signal). */
   exitCode: number | null;
   signal: string | null;
@@ -23,36 +52,153 @@ export interface GuardResult {
   reasons: string[];
 }
 
+interface Sources {
+  files: string[];
+  databases: DatabaseArg[];
+}
+
+/** Splits `--source` values into paths and databases (each database once). */
+export function splitGuardSources(sources: string[]): Sources {
+  const files: string[] = [];
+  const databases: DatabaseArg[] = [];
+  for (const s of sources) {
+    const db = parseDatabaseArg(s);
+    if (!db) files.push(s);
+    else if (!databases.some((d) => d.name === db.name)) databases.push(db);
+  }
+  return { files, databases };
+}
+
+/**
+ * Checks every source before anything is written: paths exist; each database file is an SQLite
+ * database, or its server answers and accepts the login (and its dump tool is installed).
+ */
+export async function checkGuardSources(sources: string[]): Promise<void> {
+  const { files, databases } = splitGuardSources(sources);
+  if (files.length > 0) await checkSourcePaths(files);
+  for (const db of databases) await preflightDatabase(db, { all: false });
+}
+
+/**
+ * Exact row counts, recorded by guard snapshots of PostgreSQL and MariaDB/MySQL databases as
+ * `meta.rowCounts` (their own meta has only the statistics' estimates), so that the after
+ * snapshot is compared with the before snapshot by rows like an SQLite one. They are counted
+ * right after the dump, outside its transaction.
+ */
+function withRowCounts(inner: VirtualSource, db: DatabaseArg): VirtualSource {
+  if (db.engine === "sqlite") return inner; // its meta.tables are exact and from the copy itself
+  return {
+    name: inner.name,
+    type: inner.type,
+    entries: (parent, parentSnapshot) => inner.entries(parent, parentSnapshot),
+    async meta() {
+      const m = inner.meta ? await inner.meta() : {};
+      const rowCounts =
+        db.engine === "postgres" ? await pgRowCounts(db.target) : await mysqlRowCounts(db.target);
+      return { ...m, rowCounts };
+    },
+  };
+}
+
+async function backupDatabase(
+  repo: Repository,
+  db: DatabaseArg,
+  tags: string[],
+  anomaly: AnomalyThresholds | false | undefined,
+): Promise<BackupResult> {
+  const source = databaseSource(db, { all: false }, repo);
+  try {
+    return await backupVirtual(repo, withRowCounts(source, db), {
+      tags,
+      ...(anomaly !== undefined ? { anomaly } : {}),
+    });
+  } finally {
+    await source.cleanup();
+  }
+}
+
+function restoreArgsOf(db: DatabaseArg | undefined, before: string): string[] {
+  const id = before.slice(0, 8);
+  if (!db) return ["restore", id, "--target", "/"];
+  if (db.engine === "sqlite") return ["restore", id, "--target", db.path];
+  // A new database beside the old one: restore never writes into an existing database.
+  return ["restore", id, "--target-db", `${db.name}_restored`];
+}
+
 /**
  * An upgrade with a safety net: snapshot the sources, run the command, snapshot again and
- * compare the two. A failed command or an anomalous result pins both snapshots (kept by every
- * retention policy until acknowledged).
+ * compare each source's two snapshots. A failed command or an anomalous result (files gone,
+ * data shrunk, a database that lost rows, ...) pins every snapshot (kept by every retention
+ * policy until acknowledged).
  */
 export async function guard(repo: Repository, options: GuardOptions): Promise<GuardResult> {
   const tags = options.tags ?? [];
+  const { files, databases } = splitGuardSources(options.sources);
+  if (files.length + databases.length === 0)
+    throw new LifeboatError("USAGE", "guard needs at least one --source (a path or a database)");
   options.onPhase?.("before");
-  const before = await backup(repo, options.sources, { tags: [...tags, "guard-before"], anomaly: false });
+  const befores: { type: GuardPair["type"]; db?: DatabaseArg; before: BackupResult }[] = [];
+  if (files.length > 0)
+    befores.push({
+      type: "files",
+      before: await backup(repo, files, { tags: [...tags, "guard-before"], anomaly: false }),
+    });
+  for (const db of databases)
+    befores.push({
+      type: db.engine,
+      db,
+      before: await backupDatabase(repo, db, [...tags, "guard-before"], false),
+    });
   options.onPhase?.("command");
   const { code, signal } = await runCommand(options.command);
   options.onPhase?.("after");
-  const after = await backup(repo, options.sources, {
-    tags: [...tags, "guard-after"],
-    parent: before.snapshotId,
-    ...(options.anomaly ? { anomaly: options.anomaly } : {}),
-  });
+  const pairs: GuardPair[] = [];
+  for (const b of befores) {
+    const after = b.db
+      ? await backupDatabase(repo, b.db, [...tags, "guard-after"], options.anomaly)
+      : await backup(repo, files, {
+          tags: [...tags, "guard-after"],
+          parent: b.before.snapshotId,
+          ...(options.anomaly ? { anomaly: options.anomaly } : {}),
+        });
+    pairs.push({
+      source: b.db ? b.db.name : "files",
+      type: b.type,
+      paths: b.before.snapshot.paths,
+      before: b.before,
+      after,
+      restoreArgs: restoreArgsOf(b.db, b.before.snapshotId),
+      reasons: [...(after.snapshot.anomalies ?? [])],
+    });
+  }
   const reasons: string[] = [];
   if (code !== 0)
     reasons.push(signal ? `the command was killed by ${signal}` : `the command exited with ${code}`);
-  reasons.push(...(after.snapshot.anomalies ?? []));
-  if (before.errors.length > 0)
-    reasons.push(`${before.errors.length} file(s) could not be read before the command`);
+  const named = pairs.length > 1;
+  for (const p of pairs) {
+    const prefix = named || p.type !== "files" ? `${p.source}: ` : "";
+    reasons.push(...p.reasons.map((r) => prefix + r));
+  }
+  const fileBefore = pairs.find((p) => p.type === "files")?.before;
+  if (fileBefore && fileBefore.errors.length > 0)
+    reasons.push(`${fileBefore.errors.length} file(s) could not be read before the command`);
   const ok = reasons.length === 0;
   if (!ok) {
     const note = `guard: ${reasons.join("; ")}`;
-    await acknowledge(repo, before.snapshotId, note, "pin");
-    await acknowledge(repo, after.snapshotId, note, "pin");
+    for (const p of pairs) {
+      await acknowledge(repo, p.before.snapshotId, note, "pin");
+      await acknowledge(repo, p.after.snapshotId, note, "pin");
+    }
   }
-  return { before, after, exitCode: code, signal, ok, reasons };
+  return {
+    before: pairs[0]!.before,
+    after: pairs[0]!.after,
+    pairs,
+    exitCode: code,
+    signal,
+    ok,
+    reasons,
+  };
 }
 
 function runCommand(argv: string[]): Promise<{ code: number | null; signal: string | null }> {
