@@ -21,6 +21,10 @@ export interface Dovecot {
   certFile?: string;
   /** An authenticated imapflow client (for seeding and for checking the server state). */
   client(password?: string): Promise<ImapFlow>;
+  /** The same for another user of `DovecotOptions.users` (its password unless one is given). */
+  clientAs(user: string, password?: string): Promise<ImapFlow>;
+  /** `imap://USER@127.0.0.1:PORT` for another user. */
+  urlFor(user: string): string;
   stop(): Promise<void>;
 }
 
@@ -70,6 +74,8 @@ export interface DovecotOptions {
   extraConfig?: string;
   /** Serve TLS with a fresh self-signed certificate: imaps on its own port, STARTTLS on the plain one. */
   tls?: boolean;
+  /** More users besides `user`: name → password (each with its own empty Maildir). */
+  users?: Record<string, string>;
 }
 
 export async function startDovecot(o: DovecotOptions = {}): Promise<Dovecot> {
@@ -103,9 +109,12 @@ export async function startDovecot(o: DovecotOptions = {}): Promise<Dovecot> {
       (existsSync("/usr/share/dovecot/dh.pem") ? "ssl_dh = </usr/share/dovecot/dh.pem\n" : "")
     : "ssl = no\n";
   const log = path.join(dir, "dovecot.log");
+  const accounts: Record<string, string> = { ...o.users, [user]: password };
   await fs.writeFile(
     path.join(dir, "passwd"),
-    `${user}:{PLAIN}${password}:${MAIL_UID}:${MAIL_UID}::${mailRoot}/${user}::\n`,
+    Object.entries(accounts)
+      .map(([u, pw]) => `${u}:{PLAIN}${pw}:${MAIL_UID}:${MAIL_UID}::${mailRoot}/${u}::\n`)
+      .join(""),
   );
   const conf = path.join(dir, "dovecot.conf");
   await fs.writeFile(
@@ -169,12 +178,18 @@ ${o.extraConfig ?? ""}
     maildir: path.join(mailRoot, user),
     url: `imap://${user}@127.0.0.1:${port}`,
     ...(tlsPort ? { tlsPort, certFile } : {}),
-    async client(pw = password) {
+    client(pw = password) {
+      return d.clientAs(user, pw);
+    },
+    urlFor: (u) => `imap://${u}@127.0.0.1:${port}`,
+    async clientAs(u, pw) {
+      const pass = pw ?? accounts[u];
+      if (pass === undefined) throw new Error(`no dovecot user ${u}`);
       const c = new ImapFlow({
         host: "127.0.0.1",
         port,
         secure: false,
-        auth: { user, pass: pw },
+        auth: { user: u, pass },
         logger: false,
         disableAutoIdle: true,
         // The test's own server with its own throwaway certificate (STARTTLS when tls is on).

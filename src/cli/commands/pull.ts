@@ -18,6 +18,7 @@ interface PullFlags {
   sourcePasswordFile?: string;
   sourcePasswordCommand?: string;
   insecure?: boolean;
+  oauth2TokenCommand?: string;
   tag: string[];
   host?: string;
 }
@@ -76,6 +77,68 @@ export async function sourcePassword(
   );
 }
 
+/** Options naming the IMAP credentials: a password (see above) or an OAuth2 token command. */
+export interface ImapCredentialFlags extends SourcePasswordFlags {
+  oauth2TokenCommand?: string;
+}
+
+/** What `connectImap` logs in with. */
+export type ImapCredentials = { password: string } | { accessToken: string };
+
+/**
+ * Runs an OAuth2 token command (`/bin/sh -c CMD`) and returns the access token it prints (the
+ * first non-empty line, trimmed). Any failure is one line naming where the command came from.
+ */
+export async function oauth2Token(cmd: string, from: string): Promise<string> {
+  let out: string;
+  try {
+    out = (await run("/bin/sh", ["-c", cmd], { maxBuffer: 1 << 20, timeout: 120_000 })).stdout;
+  } catch (e) {
+    const err = e as { code?: number | string; signal?: string; stderr?: string; killed?: boolean };
+    const why = err.killed
+      ? "it did not finish within 120 s"
+      : typeof err.code === "number"
+        ? `exit status ${err.code}`
+        : err.signal
+          ? `killed by ${err.signal}`
+          : String(err.code ?? (e as Error).message);
+    const said = (err.stderr ?? "").split("\n").find((l) => l.trim());
+    throw new LifeboatError(
+      "NO_PASSWORD",
+      `${from} failed (${why})${said ? `: ${said.trim().slice(0, 300)}` : ""}`,
+      "run the command by hand to see why",
+    );
+  }
+  const token = out
+    .split(/\r?\n/)
+    .find((l) => l.trim())
+    ?.trim();
+  if (!token)
+    throw new LifeboatError("NO_PASSWORD", `${from} printed nothing`, "it must print an access token");
+  if (/[\x00-\x1f\x7f]/.test(token))
+    throw new LifeboatError("NO_PASSWORD", `${from} printed control characters, not an access token`);
+  return token;
+}
+
+/**
+ * IMAP credentials: `--oauth2-token-command` (not together with a password option), else the
+ * password options, else `LIFEBOAT_SOURCE_OAUTH2_COMMAND`, else `LIFEBOAT_SOURCE_PASSWORD`.
+ */
+export async function imapCredentials(flags: ImapCredentialFlags, url: string): Promise<ImapCredentials> {
+  if (flags.oauth2TokenCommand) {
+    if (flags.sourcePasswordCommand || flags.sourcePasswordFile)
+      throw new LifeboatError(
+        "USAGE",
+        "--oauth2-token-command cannot be combined with --source-password-file or --source-password-command",
+      );
+    return { accessToken: await oauth2Token(flags.oauth2TokenCommand, "--oauth2-token-command") };
+  }
+  const envCmd = process.env.LIFEBOAT_SOURCE_OAUTH2_COMMAND;
+  if (envCmd && !flags.sourcePasswordCommand && !flags.sourcePasswordFile)
+    return { accessToken: await oauth2Token(envCmd, "LIFEBOAT_SOURCE_OAUTH2_COMMAND") };
+  return { password: await sourcePassword(flags, url) };
+}
+
 const isDavUrl = (url: string) => /^davs?:/i.test(url);
 
 export function registerPull(program: Command, ctx: (c: Command) => CliContext): void {
@@ -93,6 +156,10 @@ export function registerPull(program: Command, ctx: (c: Command) => CliContext):
     .option("--source-password-file <file>", "read the mail/DAV account password from a file")
     .option("--source-password-command <cmd>", "run a command that prints the mail/DAV account password")
     .option("--insecure", "IMAP: accept a TLS certificate that does not verify (self-signed)")
+    .option(
+      "--oauth2-token-command <cmd>",
+      "IMAP: log in with OAuth2 (OAUTHBEARER/XOAUTH2): a command that prints an access token (env LIFEBOAT_SOURCE_OAUTH2_COMMAND)",
+    )
     .option("--tag <tag>", "add a tag to the snapshot (repeatable)", collect, [])
     .option("--host <name>", "host name recorded in the snapshot (default: this machine's)")
     .addHelpText(
@@ -107,7 +174,9 @@ For dav:// and davs:// every address book and calendar the account can find (via
 addressbooks/<name>/*.vcf and calendars/<name>/*.ics with a .collection.json each; the next
 pull asks only for changes (sync-collection, else ETags) and fetches only changed items.
 Only GET, PROPFIND and REPORT are sent.
-Password: LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command.
+Password: LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command;
+for IMAP with OAuth2 (Gmail, Microsoft 365): --oauth2-token-command CMD or
+LIFEBOAT_SOURCE_OAUTH2_COMMAND, a command that prints an access token.
 See docs/mail.md and docs/dav.md.
 
 Examples:
@@ -121,10 +190,10 @@ Examples:
       const c = ctx(cmd);
       if (isDavUrl(url)) return pullDav(c, url, flags);
       const target = parseImapUrl(url);
-      const password = await sourcePassword(flags, url);
+      const credentials = await imapCredentials(flags, url);
       const repo = await c.openRepo();
       try {
-        const client = await connectImap({ target, password, insecure: flags.insecure ?? false });
+        const client = await connectImap({ target, ...credentials, insecure: flags.insecure ?? false });
         try {
           const source = new ImapSource(client, {
             target,
@@ -188,6 +257,8 @@ async function pullDav(c: CliContext, url: string, flags: PullFlags): Promise<vo
   const target = parseDavUrl(url);
   if (flags.folder.length > 0 || flags.excludeFolder.length > 0)
     throw new LifeboatError("USAGE", "--folder and --exclude-folder apply to IMAP only");
+  if (flags.oauth2TokenCommand)
+    throw new LifeboatError("USAGE", "--oauth2-token-command applies to IMAP only");
   if (flags.insecure)
     throw new LifeboatError(
       "USAGE",

@@ -64,7 +64,10 @@ export function imapSourceName(t: ImapTarget): string {
 
 export interface ImapConnectOptions {
   target: ImapTarget;
-  password: string;
+  /** LOGIN / AUTHENTICATE PLAIN with this password, unless `accessToken` is given. */
+  password?: string;
+  /** An OAuth2 access token: AUTHENTICATE OAUTHBEARER, else XOAUTH2 (whichever the server offers). */
+  accessToken?: string;
   /** Accept certificates that do not verify (self-signed). */
   insecure?: boolean;
   timeoutMs?: number;
@@ -87,10 +90,34 @@ const NETWORK_CODES = new Set([
 ]);
 
 /** Turns what imapflow and the socket throw into the documented errors. */
-export function imapError(e: unknown, t: ImapTarget): LifeboatError {
+export function imapError(
+  e: unknown,
+  t: ImapTarget,
+  auth: "password" | "oauth2" = "password",
+): LifeboatError {
   if (e instanceof LifeboatError) return e;
-  const err = e as { code?: string; message?: string; authenticationFailed?: boolean; responseText?: string };
+  const err = e as {
+    code?: string;
+    message?: string;
+    authenticationFailed?: boolean;
+    responseText?: string;
+    oauthError?: { status?: string };
+  };
   const where = `${t.host}:${t.port}`;
+  if (auth === "oauth2" && err?.authenticationFailed)
+    return new LifeboatError(
+      "AUTH_FAILED",
+      `IMAP login as ${t.user} at ${where} failed: the server refused the OAuth2 access token${err.oauthError?.status ? ` (${err.oauthError.status})` : ""}`,
+      "check that --oauth2-token-command (or LIFEBOAT_SOURCE_OAUTH2_COMMAND) prints a fresh access token for this user",
+      e,
+    );
+  if (auth === "oauth2" && /Unsupported authentication mechanism/i.test(err?.message ?? ""))
+    return new LifeboatError(
+      "AUTH_FAILED",
+      `IMAP server ${where} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2: cannot log in with an OAuth2 token`,
+      "use a password (LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command) instead",
+      e,
+    );
   if (err?.authenticationFailed)
     return new LifeboatError(
       "AUTH_FAILED",
@@ -127,7 +154,10 @@ export async function connectImap(o: ImapConnectOptions): Promise<ImapFlow> {
     host: t.host,
     port: t.port,
     secure: t.secure,
-    auth: { user: t.user, pass: o.password },
+    auth:
+      o.accessToken !== undefined
+        ? { user: t.user, accessToken: o.accessToken }
+        : { user: t.user, pass: o.password ?? "" },
     logger: false,
     disableAutoIdle: true,
     tls: { rejectUnauthorized: !o.insecure },
@@ -140,7 +170,7 @@ export async function connectImap(o: ImapConnectOptions): Promise<ImapFlow> {
     await client.connect();
   } catch (e) {
     client.close();
-    throw imapError(e, t);
+    throw imapError(e, t, o.accessToken !== undefined ? "oauth2" : "password");
   }
   return client;
 }

@@ -18,3 +18,4 @@ export {
   parseImapUrl,
 } from "./imap-source.js";
 export { type ExportStats, type MailFolder, mailFolders, readNode } from "./mail-snapshot.js";
+export { type ImapPushStats, pushFolders, pushImap } from "./push.js";
