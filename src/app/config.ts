@@ -34,6 +34,8 @@ const jobSchema = z
     repository: z.string().optional(),
     passwordFile: z.string().optional(),
     sourcePasswordFile: z.string().optional(),
+    /** A command printing an OAuth2 access token for the mail server (instead of a password). */
+    oauth2TokenCommand: z.string().optional(),
     exclude: z.array(z.string()).default([]),
     tags: z.array(z.string()).default([]),
     /** How often the job is due: 15m, 1h, 1d. */

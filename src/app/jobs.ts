@@ -58,6 +58,7 @@ export function jobArgv(job: Job): string[] {
       "pull",
       job.pull,
       ...(job.sourcePasswordFile ? ["--source-password-file", expandHome(job.sourcePasswordFile)] : []),
+      ...(job.oauth2TokenCommand ? ["--oauth2-token-command", job.oauth2TokenCommand] : []),
       ...tags,
     ];
   }
