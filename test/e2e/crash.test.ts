@@ -1,56 +1,57 @@
 /**
  * kill -9 during a backup: the repository stays usable (snapshots lists, earlier snapshots
- * restore byte-for-byte), and the next backup completes, reusing the packs already indexed.
+ * restore byte-for-byte, no snapshot appears for a killed backup), and the next backup
+ * completes, reusing the packs already indexed.
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   assertTreesEqual,
   countFiles,
   findNamed,
   MiB,
-  makeTempDir,
-  removeTempDir,
   repoEnv,
-  runCli,
+  run,
   runOk,
   show,
   startCli,
   summaryOf,
+  useWorkspace,
   waitFor,
-  writeRandomFile,
-} from "../helpers/cli.js";
+  withTempDir,
+  writeRandomBytes,
+} from "../support/cli.js";
 
 const FILES = 8;
-const TOTAL = 400 * MiB;
-/** Rounds of "kill at a random moment" (seeded; LIFEBOAT_E2E_SEED changes the seed). */
+/** Enough for the first index file (written every 8 packs of 16 MiB) to appear well before the end. */
+const TOTAL = 256 * MiB;
+/** Rounds of "kill at a random moment" (seeded; LIFEBOAT_E2E_SEED changes the seed), after one
+ * round that kills almost at once. */
 const ROUNDS = 3;
 const SEED = Number(process.env.LIFEBOAT_E2E_SEED ?? 20261125);
+const notTemp = (name: string) => !name.startsWith(".tmp-");
 
-let base: string;
 let small: string;
 let big: string;
 
-before(async () => {
-  base = await makeTempDir();
-  small = path.join(base, "small");
-  big = path.join(base, "big");
-  await fs.mkdir(path.join(small, "d"), { recursive: true });
-  await writeRandomFile(path.join(small, "a.bin"), 3 * MiB, "crash-small");
-  await fs.writeFile(path.join(small, "d", "note.txt"), "from before the crash\n");
-  await fs.mkdir(big);
-  for (let i = 0; i < FILES; i++)
-    await writeRandomFile(path.join(big, `f${i}.bin`), TOTAL / FILES, `crash${i}`);
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  setup: async () => {
+    small = path.join(ws.base, "small");
+    big = path.join(ws.base, "big");
+    await fs.mkdir(path.join(small, "d"), { recursive: true });
+    await writeRandomBytes(path.join(small, "a.bin"), 3 * MiB, "crash-small");
+    await fs.writeFile(path.join(small, "d", "note.txt"), "from before the crash\n");
+    await fs.mkdir(big);
+    for (let i = 0; i < FILES; i++)
+      await writeRandomBytes(path.join(big, `f${i}.bin`), TOTAL / FILES, `crash${i}`);
+  },
 });
 
 /** A new repository holding one snapshot of `small`; returns its env and snapshot id. */
 async function repoWithSnapshot(name: string) {
-  const repo = path.join(base, name);
+  const repo = path.join(ws.base, name);
   const env = repoEnv(repo, "crash");
   await runOk(["init"], { env });
   const r = await runOk(["backup", "--json", small], { env });
@@ -59,43 +60,42 @@ async function repoWithSnapshot(name: string) {
 
 /** The repository is still usable: `snapshots` lists exactly `ids`, and `snap` restores exactly. */
 async function assertIntact(env: Record<string, string>, ids: string[], snap: string) {
-  const s = await runCli(["snapshots", "--json"], { env });
+  const s = await run(["snapshots", "--json"], { env });
   assert.equal(s.code, 0, show(s));
   assert.deepEqual((JSON.parse(s.stdout) as { id: string }[]).map((x) => x.id).sort(), [...ids].sort());
-  assert.equal((await runCli(["snapshots"], { env })).code, 0);
-  const out = await makeTempDir();
-  try {
-    const r = await runCli(["restore", snap, "--target", out, "--verify"], { env });
+  assert.equal((await run(["snapshots"], { env })).code, 0);
+  await withTempDir(async (out) => {
+    const r = await run(["restore", snap, "--target", out, "--verify"], { env });
     assert.equal(r.code, 0, show(r));
     await assertTreesEqual(small, path.join(out, small));
-  } finally {
-    await removeTempDir(out);
-  }
+  });
 }
 
 async function assertBigRestores(env: Record<string, string>) {
-  const out = await makeTempDir();
-  try {
-    const r = await runCli(["restore", `latest:${big}`, "--target", out, "--verify"], {
+  await withTempDir(async (out) => {
+    const r = await run(["restore", `latest:${big}`, "--target", out, "--verify"], {
       env,
       timeoutMs: 180_000,
     });
     assert.equal(r.code, 0, show(r));
     await assertTreesEqual(big, out);
-  } finally {
-    await removeTempDir(out);
-  }
+  });
 }
 
 test("kill -9 after some packs were indexed; the next backup reuses them", async (t) => {
   const { repo, env, snap } = await repoWithSnapshot("repo-crash");
   const indexDir = path.join(repo, "index");
   const dataDir = path.join(repo, "data");
-  const indexesBefore = await countFiles(indexDir);
+  // Index files are put as index/.tmp-* and then renamed: count only the renamed ones.
+  const indexesBefore = await countFiles(indexDir, notTemp);
   const { child, done } = startCli(["backup", big], { env, timeoutMs: 180_000 });
   // An index file is written every 8 packs: wait for the first one of this backup, then kill.
-  const sawIndex = await waitFor(async () => (await countFiles(indexDir)) > indexesBefore, 120_000, 10);
-  const packsAtKill = await countFiles(dataDir, (n) => !n.startsWith(".tmp-"));
+  const sawIndex = await waitFor(
+    async () => (await countFiles(indexDir, notTemp)) > indexesBefore,
+    120_000,
+    10,
+  );
+  const packsAtKill = await countFiles(dataDir, notTemp);
   child.kill("SIGKILL");
   const killed = await done;
   assert.ok(sawIndex, "the backup wrote no index file while running");
@@ -107,7 +107,7 @@ test("kill -9 after some packs were indexed; the next backup reuses them", async
 
   await assertIntact(env, [snap], snap);
 
-  const r = await runCli(["backup", "--json", big], { env, timeoutMs: 180_000 });
+  const r = await run(["backup", "--json", big], { env, timeoutMs: 180_000 });
   assert.equal(r.code, 0, show(r));
   const s = summaryOf(r);
   const added = s.data_added as number;
@@ -122,7 +122,7 @@ test("kill -9 after some packs were indexed; the next backup reuses them", async
   await assertBigRestores(env);
 });
 
-test(`kill -9 at ${ROUNDS} random moments, then a backup completes`, async (t) => {
+test(`kill -9 almost at once, then at ${ROUNDS} random moments; then a backup completes`, async (t) => {
   const { env, snap } = await repoWithSnapshot("repo-random");
   let x = SEED >>> 0;
   const rand = () => {
@@ -130,8 +130,8 @@ test(`kill -9 at ${ROUNDS} random moments, then a backup completes`, async (t) =
     return x / 2 ** 32;
   };
   t.diagnostic(`seed ${SEED}`);
-  for (let round = 0; round < ROUNDS; round++) {
-    const delay = Math.floor(100 + rand() * 2500);
+  for (let round = 0; round <= ROUNDS; round++) {
+    const delay = round === 0 ? 150 : Math.floor(100 + rand() * 2500);
     const { child, done } = startCli(["backup", big], { env, timeoutMs: 180_000 });
     await new Promise((res) => setTimeout(res, delay));
     child.kill("SIGKILL");
@@ -145,8 +145,14 @@ test(`kill -9 at ${ROUNDS} random moments, then a backup completes`, async (t) =
       snap,
     );
     assert.ok(ids.length <= 2 + round, "more snapshots than backups that finished");
+    if (round === 0)
+      assert.deepEqual(
+        ids.map((i) => i.id),
+        [snap],
+        "no snapshot may appear for a killed backup",
+      );
   }
-  const r = await runCli(["backup", "--json", big], { env, timeoutMs: 180_000 });
+  const r = await run(["backup", "--json", big], { env, timeoutMs: 180_000 });
   assert.equal(r.code, 0, show(r));
   t.diagnostic(`final backup: data_added=${((summaryOf(r).data_added as number) / MiB).toFixed(1)} MiB`);
   await assertBigRestores(env);

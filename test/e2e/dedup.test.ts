@@ -6,21 +6,20 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   assertTreesEqual,
   dirBytes,
   MiB,
-  makeTempDir,
   prng,
-  removeTempDir,
-  repoEnv,
-  runCli,
+  run,
   runOk,
   show,
   summaryOf,
-  writeRandomFile,
-} from "../helpers/cli.js";
+  useWorkspace,
+  withTempDir,
+  writeRandomBytes,
+} from "../support/cli.js";
 
 const SIZE = 50 * MiB;
 /** Extra bytes a shifted copy may cost: the chunks before the chunker re-synchronises (max chunk is 8 MiB). */
@@ -30,24 +29,21 @@ let base: string;
 let repo: string;
 let env: Record<string, string>;
 
-before(async () => {
-  base = await makeTempDir();
-  repo = path.join(base, "repo");
-  env = repoEnv(repo, "dedup");
-  await runOk(["init"], { env });
-  await fs.mkdir(path.join(base, "seed"));
-  await fs.writeFile(path.join(base, "seed", "hello.txt"), "hello\n");
-  await runOk(["backup", path.join(base, "seed")], { env });
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  password: "dedup",
+  setup: async () => {
+    ({ base, repo, env } = ws);
+    await fs.mkdir(path.join(base, "seed"));
+    await fs.writeFile(path.join(base, "seed", "hello.txt"), "hello\n");
+    await runOk(["backup", path.join(base, "seed")], { env });
+  },
 });
 
 test("the same 50 MB under three names and once shifted is stored once", async () => {
   const data = path.join(base, "data");
   await fs.mkdir(path.join(data, "nested", "deeper"), { recursive: true });
   const one = path.join(data, "one.bin");
-  await writeRandomFile(one, SIZE, "dedup");
+  await writeRandomBytes(one, SIZE, "dedup");
   await fs.copyFile(one, path.join(data, "two.bin"));
   await fs.copyFile(one, path.join(data, "nested", "deeper", "three.bin"));
   // The same bytes after a 7-byte prefix: content-defined chunking finds the same chunks again.
@@ -56,7 +52,7 @@ test("the same 50 MB under three names and once shifted is stored once", async (
   await fs.appendFile(shifted, await fs.readFile(one));
 
   const before = await dirBytes(repo);
-  const r = await runCli(["backup", "--json", data], { env, timeoutMs: 120_000 });
+  const r = await run(["backup", "--json", data], { env, timeoutMs: 120_000 });
   assert.equal(r.code, 0, show(r));
   const s = summaryOf(r);
   const grew = (await dirBytes(repo)) - before;
@@ -69,11 +65,11 @@ test("the same 50 MB under three names and once shifted is stored once", async (
   assert.ok((s.data_stored as number) >= SIZE && (s.data_stored as number) <= SIZE + SLACK, facts);
   assert.ok(grew >= SIZE && grew <= SIZE + SLACK + MiB, `repository folder should grow ~50 MB: ${facts}`);
 
-  const out = path.join(base, "out");
-  const rr = await runCli(["restore", `latest:${data}`, "--target", out, "--verify"], { env });
-  assert.equal(rr.code, 0, show(rr));
-  await assertTreesEqual(data, out);
-  await removeTempDir(out);
+  await withTempDir(async (out) => {
+    const rr = await run(["restore", `latest:${data}`, "--target", out, "--verify"], { env });
+    assert.equal(rr.code, 0, show(rr));
+    await assertTreesEqual(data, out);
+  });
 });
 
 test("a new snapshot of the same content in another folder adds only folder listings", async () => {
@@ -82,7 +78,7 @@ test("a new snapshot of the same content in another folder adds only folder list
   await fs.copyFile(path.join(base, "data", "one.bin"), path.join(other, "copy.bin"));
   await fs.writeFile(path.join(other, "small.txt"), prng(1000, "small"));
   const before = await dirBytes(repo);
-  const r = await runCli(["backup", "--json", other], { env });
+  const r = await run(["backup", "--json", other], { env });
   assert.equal(r.code, 0, show(r));
   const s = summaryOf(r);
   // New: small.txt (1000 bytes) and a handful of tree blobs.

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { ExitCode } from "../../src/core/errors.js";
 import {
   assertCleanError,
@@ -13,42 +13,39 @@ import {
   assertTreesEqual,
   findNamed,
   MiB,
-  makeTempDir,
-  removeTempDir,
   repoEnv,
-  runCli,
+  run,
   runCmd,
   runOk,
   show,
-  writeRandomFile,
-} from "../helpers/cli.js";
+  useWorkspace,
+  writeRandomBytes,
+} from "../support/cli.js";
 
 const FS_SIZE = "20m";
 const BIG = 60 * MiB;
 
-let base: string;
 let mnt: string;
 let mounted = false;
 let mountError = "";
 
-before(async () => {
-  base = await makeTempDir();
-  mnt = path.join(base, "mnt");
-  await fs.mkdir(mnt);
-  if (process.getuid?.() !== 0) {
-    mountError = "not running as root";
-    return;
-  }
-  const m = await runCmd("mount", ["-t", "tmpfs", "-o", `size=${FS_SIZE}`, "tmpfs", mnt]);
-  if (m.code === 0) mounted = true;
-  else mountError = m.out.trim();
-});
-after(async () => {
-  if (mounted) {
+const ws = useWorkspace({
+  setup: async () => {
+    mnt = path.join(ws.base, "mnt");
+    await fs.mkdir(mnt);
+    if (process.getuid?.() !== 0) {
+      mountError = "not running as root";
+      return;
+    }
+    const m = await runCmd("mount", ["-t", "tmpfs", "-o", `size=${FS_SIZE}`, "tmpfs", mnt]);
+    if (m.code === 0) mounted = true;
+    else mountError = m.out.trim();
+  },
+  teardown: async () => {
+    if (!mounted) return;
     const u = await runCmd("umount", [mnt]);
     if (u.code !== 0) await runCmd("umount", ["-l", mnt]);
-  }
-  if (base) await removeTempDir(base);
+  },
 });
 
 test("backup into a full repository disk: exit 15, earlier snapshots still restore", async (t) => {
@@ -56,32 +53,33 @@ test("backup into a full repository disk: exit 15, earlier snapshots still resto
   const repo = path.join(mnt, "repo");
   const env = repoEnv(repo, "full");
   await runOk(["init"], { env });
-  const small = path.join(base, "small");
+  const small = path.join(ws.base, "small");
   await fs.mkdir(small);
-  await writeRandomFile(path.join(small, "one.bin"), MiB, "small");
+  await writeRandomBytes(path.join(small, "one.bin"), MiB, "small");
   await fs.writeFile(path.join(small, "note.txt"), "saved before the disk filled up\n");
   await runOk(["backup", small], { env });
 
-  const big = path.join(base, "big");
+  const big = path.join(ws.base, "big");
   await fs.mkdir(big);
-  for (let i = 0; i < 3; i++) await writeRandomFile(path.join(big, `part${i}.bin`), BIG / 3, `full${i}`);
+  for (let i = 0; i < 3; i++) await writeRandomBytes(path.join(big, `part${i}.bin`), BIG / 3, `full${i}`);
 
-  const r = await runCli(["backup", big], { env, timeoutMs: 120_000 });
-  assertCleanError(r, ExitCode.storageFull, /no space left/);
+  const r = await run(["backup", big], { env, timeoutMs: 120_000 });
+  assertCleanError(r, ExitCode.storageFull, /no space left on the repository storage/);
+  assert.match(r.stderr, /hint: free space/);
   assert.doesNotMatch(r.stdout, /snapshot .* saved/, "no snapshot may be reported as saved");
 
   // --json: the same failure as one JSON line.
-  assertJsonError(await runCli(["backup", "--json", big], { env }), ExitCode.storageFull, "STORAGE_FULL");
+  assertJsonError(await run(["backup", "--json", big], { env }), ExitCode.storageFull, "STORAGE_FULL");
 
   // Everything from before still works.
-  const snaps = await runCli(["snapshots", "--json"], { env });
+  const snaps = await run(["snapshots", "--json"], { env });
   assert.equal(snaps.code, 0, show(snaps));
   const list = JSON.parse(snaps.stdout) as { paths: string[] }[];
   assert.equal(list.length, 1, "a failed backup must not leave a snapshot");
   assert.deepEqual(list[0]!.paths, [small]);
-  assert.equal((await runCli(["snapshots"], { env })).code, 0);
-  const out = path.join(base, "out");
-  const rr = await runCli(["restore", "latest", "--target", out, "--verify"], { env });
+  assert.equal((await run(["snapshots"], { env })).code, 0);
+  const out = path.join(ws.base, "out");
+  const rr = await run(["restore", "latest", "--target", out, "--verify"], { env });
   assert.equal(rr.code, 0, show(rr));
   await assertTreesEqual(small, path.join(out, small));
 

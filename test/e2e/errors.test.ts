@@ -5,23 +5,24 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { ExitCode } from "../../src/core/errors.js";
 import {
   assertCleanError,
   assertJsonError,
-  cliEnv,
+  baseEnv,
   hasCommand,
   jsonLines,
-  makeTempDir,
   removeTempDir,
   repoEnv,
-  runCli,
+  run,
   runOk,
   show,
   snapshotListing,
   summaryOf,
-} from "../helpers/cli.js";
+  tempDir,
+  useWorkspace,
+} from "../support/cli.js";
 
 const PW = "correct horse";
 let base: string;
@@ -30,26 +31,22 @@ let env: Record<string, string>;
 let src: string;
 let ids: string[] = [];
 
-before(async () => {
-  base = await makeTempDir();
-  repo = path.join(base, "repo");
-  src = path.join(base, "src");
-  env = repoEnv(repo, PW);
-  await fs.mkdir(src);
-  await fs.writeFile(path.join(src, "file.txt"), "some data\n");
-  await runOk(["init"], { env });
-  await runOk(["backup", src], { env });
-  // 17 snapshots: by the pigeonhole principle some first hex digit starts two of them.
-  for (let i = 0; i < 16; i++) {
-    await runOk(["backup", "--stdin", "--stdin-filename", `n${i}.txt`], { env, input: `snapshot ${i}\n` });
-  }
-  ids = (JSON.parse((await runOk(["snapshots", "--json"], { env })).stdout) as { id: string }[]).map(
-    (s) => s.id,
-  );
-  assert.equal(ids.length, 17);
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  password: PW,
+  setup: async () => {
+    ({ base, repo, env, src } = ws);
+    await fs.mkdir(src);
+    await fs.writeFile(path.join(src, "file.txt"), "some data\n");
+    await runOk(["backup", src], { env });
+    // 17 snapshots: by the pigeonhole principle some first hex digit starts two of them.
+    for (let i = 0; i < 16; i++) {
+      await runOk(["backup", "--stdin", "--stdin-filename", `n${i}.txt`], { env, input: `snapshot ${i}\n` });
+    }
+    ids = (JSON.parse((await runOk(["snapshots", "--json"], { env })).stdout) as { id: string }[]).map(
+      (s) => s.id,
+    );
+    assert.equal(ids.length, 17);
+  },
 });
 
 /** Runs `fn` and asserts the repository folder is byte-for-byte the same afterwards. */
@@ -63,14 +60,14 @@ describe("repository and password errors", () => {
   test("wrong password: exit 12", async () => {
     await unchanged(repo, async () => {
       const bad = repoEnv(repo, "wrong");
-      assertCleanError(await runCli(["snapshots"], { env: bad }), ExitCode.wrongPassword, /wrong password/);
-      assertCleanError(await runCli(["backup", src], { env: bad }), ExitCode.wrongPassword, /wrong password/);
+      assertCleanError(await run(["snapshots"], { env: bad }), ExitCode.wrongPassword, /wrong password/);
+      assertCleanError(await run(["backup", src], { env: bad }), ExitCode.wrongPassword, /wrong password/);
       assertCleanError(
-        await runCli(["restore", "latest", "--target", path.join(base, "never")], { env: bad }),
+        await run(["restore", "latest", "--target", path.join(base, "never")], { env: bad }),
         ExitCode.wrongPassword,
       );
       assertJsonError(
-        await runCli(["snapshots", "--json"], { env: bad }),
+        await run(["snapshots", "--json"], { env: bad }),
         ExitCode.wrongPassword,
         "WRONG_PASSWORD",
       );
@@ -83,8 +80,9 @@ describe("repository and password errors", () => {
 
   test("no password at all (no terminal to ask on): exit 12", async () => {
     await unchanged(repo, async () => {
-      const r = await runCli(["snapshots"], { env: cliEnv({ LIFEBOAT_REPOSITORY: repo }) });
-      assertCleanError(r, ExitCode.wrongPassword, /password/);
+      const r = await run(["snapshots"], { env: baseEnv({ LIFEBOAT_REPOSITORY: repo }) });
+      assertCleanError(r, ExitCode.wrongPassword, /no repository password/);
+      assert.match(r.stderr, /--password-file/, "the hint should say how to give a password");
     });
   });
 
@@ -95,11 +93,11 @@ describe("repository and password errors", () => {
       ["backup", src],
       ["restore", "latest", "--target", path.join(base, "t")],
     ]) {
-      const r = await runCli(args, { env: repoEnv(missing, PW) });
+      const r = await run(args, { env: repoEnv(missing, PW) });
       assertCleanError(r, ExitCode.repoNotFound, /no lifeboat repository/);
     }
     assertJsonError(
-      await runCli(["snapshots", "--json"], { env: repoEnv(missing, PW) }),
+      await run(["snapshots", "--json"], { env: repoEnv(missing, PW) }),
       ExitCode.repoNotFound,
       "REPO_NOT_FOUND",
     );
@@ -112,19 +110,17 @@ describe("repository and password errors", () => {
     await fs.writeFile(path.join(notRepo, "hello.txt"), "I am not a repository\n");
     await unchanged(notRepo, async () => {
       for (const args of [["snapshots"], ["backup", src], ["key", "list"]]) {
-        assertCleanError(await runCli(args, { env: repoEnv(notRepo, PW) }), ExitCode.repoNotFound);
+        const r = await run(args, { env: repoEnv(notRepo, PW) });
+        assertCleanError(r, ExitCode.repoNotFound, /no lifeboat repository/);
       }
     });
   });
 
   test("second init: exit 11, repository untouched", async () => {
     await unchanged(repo, async () => {
-      assertCleanError(await runCli(["init"], { env }), ExitCode.repoExists, /already exists/);
-      assertCleanError(
-        await runCli(["init"], { env: repoEnv(repo, "another password") }),
-        ExitCode.repoExists,
-      );
-      assertJsonError(await runCli(["init", "--json"], { env }), ExitCode.repoExists, "REPO_EXISTS");
+      assertCleanError(await run(["init"], { env }), ExitCode.repoExists, /already exists/);
+      assertCleanError(await run(["init"], { env: repoEnv(repo, "another password") }), ExitCode.repoExists);
+      assertJsonError(await run(["init", "--json"], { env }), ExitCode.repoExists, "REPO_EXISTS");
     });
   });
 });
@@ -136,14 +132,15 @@ describe("snapshot lookup errors", () => {
     for (let n = 0; used.has(prefix); n++) prefix = n.toString(16).padStart(4, "0");
     await unchanged(repo, async () => {
       assertCleanError(
-        await runCli(["restore", prefix, "--target", path.join(base, "t13")], { env }),
+        await run(["restore", prefix, "--target", path.join(base, "t13")], { env }),
         ExitCode.snapshotNotFound,
-        new RegExp(prefix),
+        new RegExp(`no snapshot id starts with ${prefix}`),
       );
-      assertCleanError(await runCli(["ls", prefix], { env }), ExitCode.snapshotNotFound);
-      assertCleanError(await runCli(["ls", "not-an-id"], { env }), ExitCode.snapshotNotFound);
+      assertCleanError(await run(["ls", prefix], { env }), ExitCode.snapshotNotFound);
+      for (const ref of ["not-an-id", "../../etc"])
+        assertCleanError(await run(["ls", ref], { env }), ExitCode.snapshotNotFound, /not a snapshot id/);
       assertJsonError(
-        await runCli(["ls", prefix, "--json"], { env }),
+        await run(["ls", prefix, "--json"], { env }),
         ExitCode.snapshotNotFound,
         "SNAPSHOT_NOT_FOUND",
       );
@@ -155,10 +152,15 @@ describe("snapshot lookup errors", () => {
     for (const id of ids) counts.set(id[0]!, (counts.get(id[0]!) ?? 0) + 1);
     const [prefix, n] = [...counts].find(([, c]) => c > 1)!;
     await unchanged(repo, async () => {
-      const r = await runCli(["restore", prefix, "--target", path.join(base, "t13b")], { env });
+      const r = await run(["restore", prefix, "--target", path.join(base, "t13b")], { env });
       assertCleanError(r, ExitCode.snapshotNotFound, new RegExp(`${prefix} matches ${n} snapshots`));
+      assertCleanError(
+        await run(["ls", prefix], { env }),
+        ExitCode.snapshotNotFound,
+        new RegExp(`${prefix} matches ${n} snapshots`),
+      );
       assertJsonError(
-        await runCli(["ls", prefix, "--json"], { env }),
+        await run(["ls", prefix, "--json"], { env }),
         ExitCode.snapshotNotFound,
         "SNAPSHOT_AMBIGUOUS",
       );
@@ -172,7 +174,7 @@ describe("snapshot lookup errors", () => {
     const empty = path.join(base, "empty-repo");
     const e = repoEnv(empty, PW);
     await runOk(["init"], { env: e });
-    const r = await runCli(["restore", "latest", "--target", path.join(base, "t-empty")], { env: e });
+    const r = await run(["restore", "latest", "--target", path.join(base, "t-empty")], { env: e });
     assertCleanError(r, ExitCode.snapshotNotFound, /no snapshot/);
   });
 });
@@ -181,16 +183,16 @@ describe("backup source errors", () => {
   test("backup of a path that does not exist: exit 2, nothing written", async () => {
     await unchanged(repo, async () => {
       const missing = path.join(base, "does-not-exist");
-      assertCleanError(await runCli(["backup", missing], { env }), ExitCode.usage, /does not exist/);
+      assertCleanError(await run(["backup", missing], { env }), ExitCode.usage, /does not exist/);
       // Also when given next to a path that does exist.
-      assertCleanError(await runCli(["backup", src, missing], { env }), ExitCode.usage, /does not exist/);
-      assertJsonError(await runCli(["backup", "--json", missing], { env }), ExitCode.usage, "USAGE");
+      assertCleanError(await run(["backup", src, missing], { env }), ExitCode.usage, /does not exist/);
+      assertJsonError(await run(["backup", "--json", missing], { env }), ExitCode.usage, "USAGE");
     });
   });
 
   test("backup with no paths: exit 2", async () => {
     await unchanged(repo, async () => {
-      assertCleanError(await runCli(["backup"], { env }), ExitCode.usage, /no paths/);
+      assertCleanError(await run(["backup"], { env }), ExitCode.usage, /no paths/);
     });
   });
 
@@ -203,7 +205,7 @@ describe("backup source errors", () => {
       else if (await hasCommand("runuser")) wrapper = ["runuser", "-u", "nobody", "--"];
       else return t.skip("running as root and neither setpriv nor runuser is available to drop privileges");
     }
-    const u = await makeTempDir();
+    const u = await tempDir();
     try {
       await fs.chmod(u, 0o755);
       const usrc = path.join(u, "src");
@@ -219,16 +221,16 @@ describe("backup source errors", () => {
       await fs.mkdir(urepo);
       if (isRoot) await fs.chown(urepo, 65534, 65534);
       const uenv = repoEnv(urepo, PW, { HOME: u });
-      const ir = await runCli(["init"], { env: uenv, wrapper });
+      const ir = await run(["init"], { env: uenv, wrapper });
       assert.equal(ir.code, 0, show(ir));
 
-      const r = await runCli(["backup", usrc], { env: uenv, wrapper });
+      const r = await run(["backup", usrc], { env: uenv, wrapper });
       assert.equal(r.code, ExitCode.incomplete, show(r));
       assert.match(r.stderr, /warning: could not read .*secret\.txt/);
       assert.match(r.stderr, /warning: could not read .*locked/);
       assert.match(r.stdout, /INCOMPLETE/);
 
-      const rj = await runCli(["backup", "--json", usrc], { env: uenv, wrapper });
+      const rj = await run(["backup", "--json", usrc], { env: uenv, wrapper });
       assert.equal(rj.code, ExitCode.incomplete, show(rj));
       const s = summaryOf(rj);
       assert.equal(s.incomplete, true);
@@ -270,10 +272,16 @@ describe("usage errors", () => {
   test("restore without --target, or an unknown command: exit 2 with an error line", async () => {
     await unchanged(repo, async () => {
       for (const args of [["restore", "latest"], ["no-such-command"], ["backup", "--no-such-flag", src]]) {
-        const r = await runCli(args, { env });
+        const r = await run(args, { env });
         assert.equal(r.code, ExitCode.usage, show(r));
         assert.equal(r.stderr.split("\n").filter((l) => l.startsWith("error:")).length, 1, show(r));
       }
     });
+  });
+
+  test("--help: exit 0", async () => {
+    const r = await run(["--help"], { env });
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /backup/);
   });
 });

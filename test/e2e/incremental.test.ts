@@ -6,41 +6,36 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   MiB,
-  makeTempDir,
   prng,
   removeTempDir,
-  repoEnv,
-  runCli,
-  runOk,
+  run,
   show,
   summaryOf,
-  writeRandomFile,
-} from "../helpers/cli.js";
+  tempDir,
+  useWorkspace,
+  writeRandomBytes,
+} from "../support/cli.js";
 
 const FILES = 25;
 const BIG = 2 * MiB;
 
-let base: string;
 let src: string;
 let env: Record<string, string>;
 
-before(async () => {
-  base = await makeTempDir();
-  src = path.join(base, "src");
-  env = repoEnv(path.join(base, "repo"), "incremental");
-  for (let i = 0; i < FILES; i++) {
-    const p = path.join(src, `dir${i % 4}`, i % 2 ? `sub/f${i}` : `f${i}`);
-    await fs.mkdir(path.dirname(p), { recursive: true });
-    if (i % 5 === 0) await writeRandomFile(p, BIG, `inc${i}`);
-    else await fs.writeFile(p, prng(100 + i * 37, `inc${i}`));
-  }
-  await runOk(["init"], { env });
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  password: "incremental",
+  setup: async () => {
+    ({ src, env } = ws);
+    for (let i = 0; i < FILES; i++) {
+      const p = path.join(src, `dir${i % 4}`, i % 2 ? `sub/f${i}` : `f${i}`);
+      await fs.mkdir(path.dirname(p), { recursive: true });
+      if (i % 5 === 0) await writeRandomBytes(p, BIG, `inc${i}`);
+      else await fs.writeFile(p, prng(100 + i * 37, `inc${i}`));
+    }
+  },
 });
 
 /**
@@ -65,7 +60,7 @@ let fpBeforeLast = "";
  */
 async function backupJson(extra: string[] = []) {
   const fp = await ancestorsFingerprint();
-  const r = await runCli(["backup", "--json", ...extra, src], { env });
+  const r = await run(["backup", "--json", ...extra, src], { env });
   assert.equal(r.code, 0, show(r));
   const ancestorsSame = fp === fpBeforeLast && fp === (await ancestorsFingerprint());
   fpBeforeLast = fp;
@@ -100,7 +95,7 @@ test("first backup reads everything, an unchanged second backup reads and adds n
 test("after changing one file only that file is read again", async () => {
   const victim = path.join(src, "dir0", "f0"); // a BIG file
   const st = await fs.stat(victim);
-  await writeRandomFile(victim, BIG, "changed"); // same size, new bytes
+  await writeRandomBytes(victim, BIG, "changed"); // same size, new bytes
   await fs.utimes(victim, st.atime, st.mtime); // even with the old mtime (ctime still moves)
   const { s } = await backupJson();
   assert.equal(s.files_changed, 1, JSON.stringify(s));
@@ -110,8 +105,8 @@ test("after changing one file only that file is read again", async () => {
   assert.ok((s.data_added as number) >= BIG, JSON.stringify(s));
   assert.ok((s.data_added as number) < BIG + 64 * 1024, JSON.stringify(s));
 
-  const out = await makeTempDir(); // not below base: that would change what is backed up
-  const rr = await runCli(["restore", `latest:${victim}`, "--target", out, "--verify"], { env });
+  const out = await tempDir(); // not in the workspace: that would change what is backed up
+  const rr = await run(["restore", `latest:${victim}`, "--target", out, "--verify"], { env });
   assert.equal(rr.code, 0, show(rr));
   assert.deepEqual(await fs.readFile(path.join(out, "f0")), await fs.readFile(victim));
   await removeTempDir(out);
@@ -122,4 +117,14 @@ test("--force reads every file again but finds every chunk already stored", asyn
   assert.equal(s.files_unmodified, 0, JSON.stringify(s));
   assert.equal((s.files_changed as number) + (s.files_new as number), FILES);
   assertNothingAdded(s, ancestorsSame);
+});
+
+test("after appending to a small file (its size changes) only that file is read again", async () => {
+  await fs.appendFile(path.join(src, "dir1", "sub", "f1"), "more\n");
+  const { s } = await backupJson();
+  assert.equal(s.files_changed, 1, JSON.stringify(s));
+  assert.equal(s.files_unmodified, FILES - 1);
+  assert.equal(s.files_new, 0);
+  // The file and the listings of the folders above it.
+  assert.ok((s.data_added as number) < 64 * 1024, JSON.stringify(s));
 });

@@ -6,39 +6,28 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import {
-  jsonLines,
-  MiB,
-  makeTempDir,
-  removeTempDir,
-  repoEnv,
-  runCli,
-  show,
-  writeRandomFile,
-} from "../helpers/cli.js";
+import { test } from "node:test";
+import { jsonLines, MiB, run, show, useWorkspace, writeRandomBytes } from "../support/cli.js";
 
+/** Big enough for several status lines (one every 250 ms) while the work is under way. */
 const BIG = 150 * MiB;
-let base: string;
 let src: string;
 let env: Record<string, string>;
-
-before(async () => {
-  base = await makeTempDir();
-  src = path.join(base, "src");
-  env = repoEnv(path.join(base, "repo"), "json");
-  await fs.mkdir(path.join(src, "d"), { recursive: true });
-  await writeRandomFile(path.join(src, "big.bin"), BIG, "json");
-  await fs.writeFile(path.join(src, "d", "small.txt"), "small\n");
-  await fs.symlink("d/small.txt", path.join(src, "link"));
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  password: "json",
+  init: false, // `init --json` is one of the tests
+  setup: async () => {
+    ({ src, env } = ws);
+    await fs.mkdir(path.join(src, "d"), { recursive: true });
+    await writeRandomBytes(path.join(src, "big.bin"), BIG, "json");
+    await fs.writeFile(path.join(src, "d", "small.txt"), "small\n");
+    await fs.symlink("d/small.txt", path.join(src, "link"));
+  },
 });
 
 /** Runs with --json, checks exit 0, an empty stderr and that stdout is JSON lines. */
 async function json(args: string[]) {
-  const r = await runCli([...args, "--json"], { env, timeoutMs: 120_000 });
+  const r = await run([...args, "--json"], { env, timeoutMs: 120_000 });
   assert.equal(r.code, 0, show(r));
   assert.equal(r.stderr, "", `stderr should be empty on success:\n${show(r)}`);
   assert.ok(r.stdout.endsWith("\n"), "output ends with a newline");
@@ -84,7 +73,7 @@ test("backup --json of a large file: status lines while working, then one summar
 });
 
 test("backup without --json draws no progress into a pipe", async () => {
-  const r = await runCli(["backup", src], { env });
+  const r = await run(["backup", src], { env });
   assert.equal(r.code, 0, show(r));
   assert.equal(r.stderr, "");
   assert.doesNotMatch(r.stdout, /\r|\x1b\[/);
@@ -123,7 +112,7 @@ test("ls --json: a snapshot line, then one line per node", async () => {
 });
 
 test("restore --json: status lines, then one summary", async () => {
-  const out = path.join(base, "out");
+  const out = path.join(ws.base, "out");
   const lines = await json(["restore", `latest:${src}`, "--target", out, "--verify"]);
   checkStatusLines(lines, "restore", BIG + 6);
   const s = lines.at(-1)!;

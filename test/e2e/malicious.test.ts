@@ -8,28 +8,16 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { openBackend } from "../../src/backend/open.js";
 import { ExitCode } from "../../src/core/errors.js";
 import { BlobType } from "../../src/repo/blob.js";
 import { Repository } from "../../src/repo/repository.js";
 import type { Snapshot } from "../../src/repo/snapshot.js";
 import type { TreeNode } from "../../src/repo/tree.js";
-import {
-  makeTempDir,
-  removeTempDir,
-  repoEnv,
-  runCli,
-  runOk,
-  sha256File,
-  show,
-  snapshotListing,
-} from "../helpers/cli.js";
+import { run, sha256File, show, snapshotListing, useWorkspace } from "../support/cli.js";
 
 const PW = "attacker knows the password";
-let base: string;
-let repoPath: string;
-let env: Record<string, string>;
 let victim: string;
 
 const meta = { mode: 0o644, uid: 0, gid: 0, mtime: "1700000000000000000" };
@@ -42,7 +30,7 @@ interface Builder {
 
 /** Writes a snapshot whose root tree holds `build(...)`'s nodes, in exactly that order. */
 async function craft(build: (b: Builder) => Promise<TreeNode[]>): Promise<string> {
-  const repo = await Repository.open(await openBackend(repoPath), PW);
+  const repo = await Repository.open(await openBackend(ws.repo), PW);
   try {
     const b: Builder = {
       async file(name, text, extra = {}) {
@@ -84,17 +72,18 @@ async function craft(build: (b: Builder) => Promise<TreeNode[]>): Promise<string
 const SENTINELS = ["/escape", "/pwned-lifeboat", "/tmp/escape", "/tmp/pwned-lifeboat", "/etc/pwned-lifeboat"];
 
 /**
- * Restores `id` into a fresh target below `base` and checks that nothing outside the target
- * changed: the listing of `base` (minus the target), /etc/passwd, and a few sentinel paths.
+ * Restores `id` into a fresh target below the workspace and checks that nothing outside the
+ * target changed: the listing of the workspace (minus the target), /etc/passwd, and a few
+ * sentinel paths.
  */
 async function restoreAndCheck(id: string, target: string) {
   await fs.mkdir(target, { recursive: true }); // made first, so only its own contents may change
   const inTarget = (p: string) => p === target || p.startsWith(`${target}/`);
-  const before = await snapshotListing(base, inTarget);
+  const before = await snapshotListing(ws.base, inTarget);
   const passwd = await sha256File("/etc/passwd");
-  const r = await runCli(["restore", id, "--target", target], { env });
+  const r = await run(["restore", id, "--target", target], { env: ws.env });
   assert.deepEqual(
-    await snapshotListing(base, inTarget),
+    await snapshotListing(ws.base, inTarget),
     before,
     `something outside the target changed\n${show(r)}`,
   );
@@ -114,17 +103,13 @@ function assertRefused(stderr: string, name: string) {
   );
 }
 
-before(async () => {
-  base = await makeTempDir();
-  repoPath = path.join(base, "repo");
-  env = repoEnv(repoPath, PW);
-  victim = path.join(base, "victim");
-  await fs.mkdir(victim);
-  await fs.writeFile(path.join(victim, "file.txt"), "original, must never change\n");
-  await runOk(["init"], { env });
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  password: PW,
+  setup: async () => {
+    victim = path.join(ws.base, "victim");
+    await fs.mkdir(victim);
+    await fs.writeFile(path.join(victim, "file.txt"), "original, must never change\n");
+  },
 });
 
 describe("crafted snapshots cannot write outside the target", () => {
@@ -145,7 +130,7 @@ describe("crafted snapshots cannot write outside the target", () => {
       await b.dir("..", [await b.file("escape", "pwned\n")]),
       await b.file("ok.txt", "a harmless file\n"),
     ]);
-    const target = path.join(base, "t-names", "target");
+    const target = path.join(ws.base, "t-names", "target");
     const r = await restoreAndCheck(id, target);
     assert.equal(r.code, ExitCode.corruption, show(r));
     for (const n of bad) assertRefused(r.stderr, n);
@@ -157,7 +142,7 @@ describe("crafted snapshots cannot write outside the target", () => {
 
   test("SNAPSHOT:PATH with .. cannot climb out either", async () => {
     const id = await craft(async (b) => [await b.file("ok.txt", "ok\n")]);
-    const target = path.join(base, "t-subpath", "target");
+    const target = path.join(ws.base, "t-subpath", "target");
     const r = await restoreAndCheck(`${id}:../../etc`, target);
     assert.notEqual(r.code, 0, show(r));
     assert.deepEqual(await fs.readdir(target), []);
@@ -170,7 +155,7 @@ describe("crafted snapshots cannot write outside the target", () => {
       await b.dir("mixed", [await b.file("a", "a\n")]),
       await b.file("mixed", "a file named like the folder\n"),
     ]);
-    const target = path.join(base, "t-dup", "target");
+    const target = path.join(ws.base, "t-dup", "target");
     const r = await restoreAndCheck(id, target);
     assert.equal(r.code, ExitCode.corruption, show(r));
     assertRefused(r.stderr, "dup");
@@ -194,12 +179,16 @@ describe("crafted snapshots cannot write outside the target", () => {
       await b.dir("etc", [await b.file("pwned-lifeboat", "pwned\n")]),
       b.symlink("etc", "/etc"),
     ]);
-    const target = path.join(base, "t-linkdir", "target");
+    const target = path.join(ws.base, "t-linkdir", "target");
     const r = await restoreAndCheck(id, target);
     assert.equal(r.code, ExitCode.corruption, show(r));
     for (const n of ["link", "up", "tmp", "etc"]) assertRefused(r.stderr, n);
-    await assert.rejects(fs.lstat(path.join(base, "escape")));
-    await assert.rejects(fs.lstat(path.join(path.dirname(base), "escape")));
+    // The first node of each name is the one restored, as it was.
+    for (const n of ["link", "up", "tmp"])
+      assert.ok((await fs.lstat(path.join(target, n))).isSymbolicLink(), `${n} should be the symlink`);
+    assert.ok((await fs.lstat(path.join(target, "etc"))).isDirectory(), "etc should be the folder");
+    await assert.rejects(fs.lstat(path.join(ws.base, "escape")));
+    await assert.rejects(fs.lstat(path.join(path.dirname(ws.base), "escape")));
   });
 
   test("a symlink to a file outside followed by a file entry of the same name", async () => {
@@ -210,7 +199,7 @@ describe("crafted snapshots cannot write outside the target", () => {
       b.symlink("outdir", victim),
       await b.dir("outdir", [await b.file("file.txt", "pwned through the folder link\n")]),
     ]);
-    const target = path.join(base, "t-linkfile", "target");
+    const target = path.join(ws.base, "t-linkfile", "target");
     const r = await restoreAndCheck(id, target);
     assert.equal(r.code, ExitCode.corruption, show(r));
     assertRefused(r.stderr, "out");
@@ -230,7 +219,7 @@ describe("crafted snapshots cannot write outside the target", () => {
       await b.file("f", "pwned through f\n"),
       await b.dir("deep", [await b.dir("x", [await b.file("y", "pwned\n")])]),
     ]);
-    const target = path.join(base, "t-two-step", "target");
+    const target = path.join(ws.base, "t-two-step", "target");
     const r1 = await restoreAndCheck(first, target);
     assert.equal(r1.code, 0, show(r1));
     assert.equal(await fs.readlink(path.join(target, "d")), victim);
@@ -250,7 +239,7 @@ describe("crafted snapshots cannot write outside the target", () => {
       await b.file("a", "first copy\n", { links: 2, inode: "12345", device: "1" }),
       await b.dir("sub", [await b.file("b", "second copy\n", { links: 2, inode: "12345", device: "1" })]),
     ]);
-    const target = path.join(base, "t-hardlink", "target");
+    const target = path.join(ws.base, "t-hardlink", "target");
     const r = await restoreAndCheck(id, target);
     assert.equal(r.code, 0, show(r));
     const [a, b] = [await fs.stat(path.join(target, "a")), await fs.stat(path.join(target, "sub", "b"))];

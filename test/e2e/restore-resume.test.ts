@@ -5,46 +5,32 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import {
-  assertTreesEqual,
-  makeTempDir,
-  prng,
-  removeTempDir,
-  repoEnv,
-  runCli,
-  runOk,
-  show,
-  summaryOf,
-} from "../helpers/cli.js";
+import { test } from "node:test";
+import { assertTreesEqual, prng, run, runOk, show, summaryOf, useWorkspace } from "../support/cli.js";
 
 const N = 20;
-let base: string;
 let src: string;
 let out: string;
 let env: Record<string, string>;
 const rel: string[] = [];
 
-before(async () => {
-  base = await makeTempDir();
-  src = path.join(base, "src");
-  out = path.join(base, "out");
-  env = repoEnv(path.join(base, "repo"), "resume");
-  for (let i = 0; i < N; i++) {
-    const r = `${i % 3 ? `d${i % 3}/` : ""}file-${i}.bin`;
-    rel.push(r);
-    await fs.mkdir(path.dirname(path.join(src, r)), { recursive: true });
-    await fs.writeFile(path.join(src, r), prng(50_000 + i * 40_000, `resume${i}`));
-  }
-  await runOk(["init"], { env });
-  await runOk(["backup", src], { env });
-});
-after(async () => {
-  if (base) await removeTempDir(base);
+const ws = useWorkspace({
+  password: "resume",
+  setup: async () => {
+    ({ src, env } = ws);
+    out = path.join(ws.base, "out");
+    for (let i = 0; i < N; i++) {
+      const r = `${i % 3 ? `d${i % 3}/` : ""}file-${i}.bin`;
+      rel.push(r);
+      await fs.mkdir(path.dirname(path.join(src, r)), { recursive: true });
+      await fs.writeFile(path.join(src, r), prng(50_000 + i * 40_000, `resume${i}`));
+    }
+    await runOk(["backup", src], { env });
+  },
 });
 
 test("restore again after deleting half the files and corrupting one", async () => {
-  const r1 = await runCli(["restore", `latest:${src}`, "--target", out, "--json"], { env });
+  const r1 = await run(["restore", `latest:${src}`, "--target", out, "--json"], { env });
   assert.equal(r1.code, 0, show(r1));
   assert.equal(summaryOf(r1).files_skipped, 0);
   await assertTreesEqual(src, out);
@@ -60,11 +46,12 @@ test("restore again after deleting half the files and corrupting one", async () 
   await fh.close();
   await fs.utimes(p, st.atime, st.mtime);
 
-  const r2 = await runCli(["restore", `latest:${src}`, "--target", out, "--json"], { env });
+  const r2 = await run(["restore", `latest:${src}`, "--target", out, "--json"], { env });
   assert.equal(r2.code, 0, show(r2));
   const s = summaryOf(r2);
   const untouched = N - deleted.length - 1;
   assert.equal(s.files_skipped, untouched, `untouched files should be skipped: ${JSON.stringify(s)}`);
+  assert.equal(s.files_restored, N, `skipped files count as restored: ${JSON.stringify(s)}`);
   let rewritten = 0;
   for (const r of [...deleted, damaged]) rewritten += (await fs.stat(path.join(src, r))).size;
   assert.equal(
@@ -76,14 +63,14 @@ test("restore again after deleting half the files and corrupting one", async () 
   await assertTreesEqual(src, out);
 
   // Nothing left to do: everything is skipped, nothing written.
-  const r3 = await runCli(["restore", `latest:${src}`, "--target", out, "--json"], { env });
+  const r3 = await run(["restore", `latest:${src}`, "--target", out, "--json"], { env });
   assert.equal(r3.code, 0, show(r3));
   assert.equal(summaryOf(r3).files_skipped, N);
   assert.equal(summaryOf(r3).bytes_written, 0);
 });
 
 test("the human summary says how many files were already in place", async () => {
-  const r = await runCli(["restore", `latest:${src}`, "--target", out], { env });
+  const r = await run(["restore", `latest:${src}`, "--target", out], { env });
   assert.equal(r.code, 0, show(r));
   assert.match(r.stdout, new RegExp(`\\(${N} already in place\\)`));
 });

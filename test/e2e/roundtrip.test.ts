@@ -1,35 +1,41 @@
 /**
  * Round trip through the built CLI of a tree full of hard cases: odd names, deep nesting, empty
- * and huge files, sparse-looking files, dangling symlinks, hard links, special permission bits,
- * foreign owners, far-past and far-future mtimes, empty folders. backup → restore --verify →
- * the trees are equal; then SNAPSHOT:PATH and --include/--exclude on the same snapshot.
+ * and big files, sparse files, dangling symlinks, hard links, special permission bits, foreign
+ * owners, far-past and far-future mtimes, empty folders. backup → restore --verify → the trees
+ * are equal; then SNAPSHOT:PATH and --include/--exclude on the same snapshot, backup excludes,
+ * and snapshots / cat.
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   assertCleanError,
   assertTreesEqual,
-  describeTree,
   diffDescriptions,
+  jsonLines,
   MiB,
-  makeTempDir,
   prng,
   removeTempDir,
-  repoEnv,
-  runCli,
+  run,
   runOk,
   show,
   summaryOf,
-  writeRandomFile,
-} from "../helpers/cli.js";
+  treeEntries,
+  useWorkspace,
+  writeRandomBytes,
+} from "../support/cli.js";
 
-/** Size of the one huge file (LIFEBOAT_E2E_BIG_MB overrides; default 300 MB). */
-const BIG = Number(process.env.LIFEBOAT_E2E_BIG_MB ?? 300) * MiB;
+/** Size of the one big file (LIFEBOAT_E2E_BIG_MB overrides; default 64 MB: bigger only costs time). */
+const BIG = Number(process.env.LIFEBOAT_E2E_BIG_MB ?? 64) * MiB;
+/** A sparse file: zeroes but for a few bytes at SPARSE_DATA_AT. */
+const SPARSE = 48 * MiB;
+const SPARSE_DATA_AT = 20 * MiB;
 const PW = "round trip password";
 
 const NOBODY = 65534;
+/** 60 nested folders d00/d01/.../d59. */
+const DEEP = Array.from({ length: 60 }, (_, i) => `d${String(i).padStart(2, "0")}`).join("/");
 const t = (iso: string) => new Date(iso).getTime() / 1000;
 
 /** Builds the hard-case tree at `src`; returns how many regular-file paths and inodes it has. */
@@ -44,6 +50,7 @@ async function buildHardTree(src: string): Promise<{ filePaths: number; fileInod
   await fs.mkdir(src, { recursive: true });
   // Names.
   await w("ümlaut ✓", "unicode name\n");
+  await w("日本語 ✓.txt", "CJK name\n");
   await w("line\nbreak", "newline in the name\n");
   await w("-rf", "leading dash\n");
   await w("--help", "two leading dashes\n");
@@ -56,13 +63,16 @@ async function buildHardTree(src: string): Promise<{ filePaths: number; fileInod
   await w("L".repeat(255), "longest possible name\n");
   await w(".hidden", "dot file\n");
   // Deep nesting: 60 levels.
-  const deep = Array.from({ length: 60 }, (_, i) => `d${String(i).padStart(2, "0")}`).join("/");
-  await w(`${deep}/leaf.txt`, "bottom of the well\n");
+  await w(`${DEEP}/leaf.txt`, "bottom of the well\n");
   // Sizes.
   await w("empty", "");
   await w("sub/empty too", "");
-  await writeRandomFile(path.join(src, "big.bin"), BIG, "big");
+  await writeRandomBytes(path.join(src, "big.bin"), BIG, "big");
   await w("zeros.bin", Buffer.alloc(3 * MiB)); // restore writes runs of zeroes as holes
+  const sparse = await fs.open(path.join(src, "sparse.img"), "w");
+  await sparse.truncate(SPARSE);
+  await sparse.write(Buffer.from("data in the middle"), 0, 18, SPARSE_DATA_AT);
+  await sparse.close();
   const tail = Buffer.alloc(6 * MiB);
   prng(MiB, "tail").copy(tail, 0);
   await w("random-then-zeros.bin", tail);
@@ -128,7 +138,7 @@ async function buildHardTree(src: string): Promise<{ filePaths: number; fileInod
   await walk(src);
   for (const [i, d] of dirs.entries()) await fs.utimes(d, 1_500_000_000 + i * 7777, 1_500_000_000 + i * 7777);
 
-  const desc = await describeTree(src);
+  const desc = await treeEntries(src);
   const files = [...desc].filter(([, v]) => v.startsWith("file "));
   const inodes = new Set(files.map(([k, v]) => /hardlinks=(.*)$/.exec(v)?.[1] ?? k));
   return { filePaths: files.length, fileInodes: inodes.size };
@@ -137,24 +147,19 @@ async function buildHardTree(src: string): Promise<{ filePaths: number; fileInod
 describe("round trip of a tree of hard cases", () => {
   let base: string;
   let src: string;
-  let repo: string;
   let env: Record<string, string>;
   let counts: { filePaths: number; fileInodes: number };
   let backupSummary: Record<string, unknown>;
 
-  before(async () => {
-    base = await makeTempDir();
-    src = path.join(base, "src");
-    repo = path.join(base, "repo");
-    env = repoEnv(repo, PW);
-    counts = await buildHardTree(src);
-    await runOk(["init"], { env });
-    const r = await runCli(["backup", "--json", src], { env, timeoutMs: 180_000 });
-    assert.equal(r.code, 0, show(r));
-    backupSummary = summaryOf(r);
-  });
-  after(async () => {
-    if (base) await removeTempDir(base);
+  const ws = useWorkspace({
+    password: PW,
+    setup: async () => {
+      ({ base, src, env } = ws);
+      counts = await buildHardTree(src);
+      const r = await run(["backup", "--json", src], { env, timeoutMs: 180_000 });
+      assert.equal(r.code, 0, show(r));
+      backupSummary = summaryOf(r);
+    },
   });
 
   test("backup reads every file and reports no errors or warnings", () => {
@@ -169,7 +174,7 @@ describe("round trip of a tree of hard cases", () => {
 
   test("restore latest --verify recreates the tree exactly", async () => {
     const out = path.join(base, "out-full");
-    const r = await runCli(["restore", "latest", "--target", out, "--verify", "--json"], {
+    const r = await run(["restore", "latest", "--target", out, "--verify", "--json"], {
       env,
       timeoutMs: 180_000,
     });
@@ -181,18 +186,26 @@ describe("round trip of a tree of hard cases", () => {
     assert.equal(s.files_skipped, 0);
     // The snapshot holds the absolute path; the restored copy sits at TARGET/<absolute path>.
     await assertTreesEqual(src, path.join(out, src));
+    // Runs of zeroes are holes: the restored files take far less disk than their size.
+    const onDisk = async (rel: string) => (await fs.stat(path.join(out, src, rel))).blocks * 512;
+    assert.ok((await onDisk("zeros.bin")) < MiB, `zeros.bin occupies ${await onDisk("zeros.bin")} bytes`);
+    assert.ok(
+      (await onDisk("sparse.img")) < SPARSE / 2,
+      `sparse.img (${SPARSE} bytes) occupies ${await onDisk("sparse.img")} bytes on disk`,
+    );
     await removeTempDir(out);
   });
 
   test("restore SNAPSHOT:PATH of a subfolder puts its contents straight into the target", async () => {
     const out = path.join(base, "out-sub");
-    const r = await runCli(["restore", `latest:${src}/sub`, "--target", out, "--verify"], { env });
+    const r = await run(["restore", `latest:${src}/sub`, "--target", out, "--verify"], { env });
     assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /verified \d+ files/);
     // sub/hard-c belongs to a group whose other names are outside sub/: compare without groups.
     await assertTreesEqual(path.join(src, "sub"), out);
     const deepOut = path.join(base, "out-deep");
     const deepDir = Array.from({ length: 30 }, (_, i) => `d${String(i).padStart(2, "0")}`).join("/");
-    const r2 = await runCli(["restore", `latest:${src}/${deepDir}`, "--target", deepOut], { env });
+    const r2 = await run(["restore", `latest:${src}/${deepDir}`, "--target", deepOut], { env });
     assert.equal(r2.code, 0, show(r2));
     await assertTreesEqual(path.join(src, deepDir), deepOut);
   });
@@ -200,7 +213,7 @@ describe("round trip of a tree of hard cases", () => {
   test("restore SNAPSHOT:PATH of single files with awkward names", async () => {
     for (const name of ["ümlaut ✓", "-rf", "line\nbreak", "perm/4755-setuid"]) {
       const out = path.join(base, `out-file-${name.replace(/[^a-z]/gi, "_")}`);
-      const r = await runCli(["restore", `latest:${src}/${name}`, "--target", out, "--verify"], { env });
+      const r = await run(["restore", `latest:${src}/${name}`, "--target", out, "--verify"], { env });
       assert.equal(r.code, 0, show(r));
       const restored = path.join(out, path.basename(name));
       assert.deepEqual(await fs.readFile(restored), await fs.readFile(path.join(src, name)), name);
@@ -213,22 +226,22 @@ describe("round trip of a tree of hard cases", () => {
 
   test("restore SNAPSHOT:PATH of a path that is not in the snapshot fails clearly", async () => {
     const out = path.join(base, "out-missing");
-    const r = await runCli(["restore", `latest:${src}/no-such-thing`, "--target", out], { env });
+    const r = await run(["restore", `latest:${src}/no-such-thing`, "--target", out], { env });
     assertCleanError(r, 1, /no-such-thing.*not in the snapshot/);
   });
 
   test("restore --include restores only matching paths (and the folders leading to them)", async () => {
     const out = path.join(base, "out-include");
-    const r = await runCli(["restore", `latest:${src}`, "--target", out, "--include", "*.txt"], { env });
+    const r = await run(["restore", `latest:${src}`, "--target", out, "--include", "*.txt"], { env });
     assert.equal(r.code, 0, show(r));
-    const all = await describeTree(src);
+    const all = await treeEntries(src);
     const want = new Set<string>();
     for (const k of all.keys()) {
       if (!k.endsWith(".txt")) continue;
       const parts = k.split("/");
       for (let i = 1; i <= parts.length; i++) want.add(parts.slice(0, i).join("/"));
     }
-    const got = await describeTree(out);
+    const got = await treeEntries(out);
     assert.deepEqual([...got.keys()].sort(), [...want].sort());
     const strip = (m: Map<string, string>) =>
       new Map([...m].filter(([k]) => want.has(k)).map(([k, v]) => [k, v.replace(/ hardlinks=.*$/, "")]));
@@ -237,7 +250,7 @@ describe("round trip of a tree of hard cases", () => {
 
   test("restore --exclude skips matching paths and restores everything else exactly", async () => {
     const out = path.join(base, "out-exclude");
-    const r = await runCli(
+    const r = await run(
       [
         "restore",
         `latest:${src}`,
@@ -254,9 +267,58 @@ describe("round trip of a tree of hard cases", () => {
     );
     assert.equal(r.code, 0, show(r));
     const skip = (k: string) => k === "big.bin" || k === "d00" || k.startsWith("d00/") || k === "perm";
-    const all = await describeTree(src, { skip });
-    const got = await describeTree(out);
+    const all = await treeEntries(src, { skip });
+    const got = await treeEntries(out);
     assert.deepEqual(diffDescriptions(all, got), []);
     assert.ok(got.has("ümlaut ✓") && !got.has("big.bin") && !got.has("perm") && !got.has("d00"));
+  });
+
+  test("several --include patterns add up; a bare name matches at any depth", async () => {
+    const out = path.join(base, "out-include-2");
+    const r = await run(
+      ["restore", `latest:${src}`, "--target", out, "--include", "0755", "--include", "leaf.txt"],
+      {
+        env,
+      },
+    );
+    assert.equal(r.code, 0, show(r));
+    const files = [...(await treeEntries(out))].filter(([, v]) => v.startsWith("file ")).map(([k]) => k);
+    assert.deepEqual(files.sort(), [`${DEEP}/leaf.txt`, "perm/0755"].sort());
+  });
+
+  // The tests below add snapshots: the ones above rely on `latest` being the hard-case tree.
+
+  test("backup --exclude and --exclude-file use gitignore syntax", async () => {
+    const ex = path.join(base, "excludes");
+    await fs.writeFile(ex, "# comment\n*.bin\n/d00\n");
+    await runOk(["backup", src, "--exclude-file", ex, "--exclude", "sub/", "--tag", "excl"], { env });
+    const paths = jsonLines((await runOk(["ls", "latest", "--json"], { env })).stdout)
+      .filter((l) => l.message_type === "node")
+      .map((l) => l.path as string);
+    assert.ok(paths.some((p) => p.endsWith("/perm/0600")));
+    assert.ok(paths.some((p) => p.endsWith("/sparse.img")));
+    const leaked = paths.filter((p) => p.endsWith(".bin") || p.includes("/d00") || p.endsWith("/sub"));
+    assert.deepEqual(leaked, []);
+  });
+
+  test("snapshots (table and --json) and cat config / snapshot PREFIX / tree", async () => {
+    const list = JSON.parse((await runOk(["snapshots", "--json"], { env })).stdout) as {
+      id: string;
+      tree: string;
+      tags: string[];
+    }[];
+    assert.equal(list.length, 2);
+    assert.ok(list.some((x) => x.tags.includes("excl")));
+    assert.match((await runOk(["snapshots"], { env })).stdout, /ID\s+Time\s+Host/);
+    const cfg = JSON.parse((await runOk(["cat", "config"], { env })).stdout) as { version: number };
+    assert.equal(cfg.version, 1);
+    const snap = JSON.parse((await runOk(["cat", "snapshot", list[0]!.id.slice(0, 10)], { env })).stdout) as {
+      tree: string;
+    };
+    assert.equal(snap.tree, list[0]!.tree);
+    const tree = JSON.parse((await runOk(["cat", "tree", list[0]!.tree], { env })).stdout) as {
+      nodes: unknown;
+    };
+    assert.ok(Array.isArray(tree.nodes));
   });
 });
