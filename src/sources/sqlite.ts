@@ -11,7 +11,7 @@ import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
 import { dbError } from "./child-stream.js";
-import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
+import { listSnapshotFiles, readSnapshotFile, requireSource, type SnapshotFile } from "./snapshot-files.js";
 
 /**
  * SQLite: a consistent copy of a live database, taken with SQLite's online backup API in one
@@ -298,17 +298,15 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * Restores the database of a sqlite snapshot to `target` (a file path, or an existing folder to
- * put it in under its stored name). The file is written under a temporary name next to the
- * target, checked with `PRAGMA integrity_check` and against the row counts recorded at backup
- * time, and only then renamed into place.
+ * Where an SQLite snapshot's database file goes: the one file it holds, the destination (a file,
+ * or a folder to put it in), refusing stale -wal/-journal/-shm files SQLite would apply to it,
+ * and a temporary name beside it (with the clean-up of what SQLite may create next to it).
  */
-export async function restoreSqlite(
+export async function sqliteRestoreTarget(
   repo: Repository,
   snap: SnapshotWithId,
   target: string,
-): Promise<SqliteRestoreResult> {
-  requireSource(snap, ["sqlite"], "an SQLite snapshot");
+): Promise<{ file: SnapshotFile; dest: string; tmp: string; removeTmp: () => Promise<void> }> {
   const files = await listSnapshotFiles(repo, snap);
   if (files.length !== 1) {
     throw new CorruptionError(
@@ -336,6 +334,22 @@ export async function restoreSqlite(
   const removeTmp = async () => {
     for (const s of ["", "-wal", "-shm", "-journal"]) await fs.rm(tmp + s, { force: true });
   };
+  return { file, dest, tmp, removeTmp };
+}
+
+/**
+ * Restores the database of a sqlite snapshot to `target` (a file path, or an existing folder to
+ * put it in under its stored name). The file is written under a temporary name next to the
+ * target, checked with `PRAGMA integrity_check` and against the row counts recorded at backup
+ * time, and only then renamed into place.
+ */
+export async function restoreSqlite(
+  repo: Repository,
+  snap: SnapshotWithId,
+  target: string,
+): Promise<SqliteRestoreResult> {
+  requireSource(snap, ["sqlite"], "an SQLite snapshot");
+  const { file, dest, tmp, removeTmp } = await sqliteRestoreTarget(repo, snap, target);
   try {
     let bytes = 0;
     const fh = await fs.open(tmp, "wx", (file.node.mode ?? 0o600) & 0o777);

@@ -1,13 +1,12 @@
-import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { CorruptionError, LifeboatError } from "../../core/errors.js";
+import { CorruptionError } from "../../core/errors.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { listSnapshotFiles, readSnapshotFile } from "../snapshot-files.js";
-import { describeDatabase } from "../sqlite.js";
+import { readSnapshotFile } from "../snapshot-files.js";
+import { describeDatabase, sqliteRestoreTarget } from "../sqlite.js";
 import { listSegments, replicationOf, SEGMENT_PREFIX, type StoredSegment, segmentPages } from "./segments.js";
 import { WAL_HEADER } from "./wal.js";
 
@@ -105,13 +104,6 @@ export interface ReplicaRestoreResult {
   tables: Record<string, number>;
 }
 
-async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(
-    () => true,
-    () => false,
-  );
-}
-
 /** Restores a replica plan into `target` (a file, or an existing folder to put it in). */
 export async function restoreReplica(
   repo: Repository,
@@ -119,33 +111,7 @@ export async function restoreReplica(
   target: string,
 ): Promise<ReplicaRestoreResult> {
   const snap = plan.snapshot;
-  const files = await listSnapshotFiles(repo, snap);
-  if (files.length !== 1) {
-    throw new CorruptionError(
-      `snapshot ${snap.id.slice(0, 8)}`,
-      `an SQLite snapshot should hold one database file, it holds ${files.length}`,
-    );
-  }
-  const file = files[0]!;
-  let dest = path.resolve(target);
-  const st = await fs.stat(dest).catch(() => undefined);
-  if (st?.isDirectory()) dest = path.join(dest, file.node.name);
-  else if (st && !st.isFile())
-    throw new LifeboatError("USAGE", `${dest} exists and is not a regular file`, "give a new file name");
-  for (const side of ["-wal", "-journal", "-shm"]) {
-    if (await exists(dest + side)) {
-      throw new LifeboatError(
-        "ALREADY_EXISTS",
-        `${dest}${side} exists: SQLite would apply it to the restored database`,
-        "stop the program using that database and restore to another file name (or remove the stale file)",
-      );
-    }
-  }
-  await fs.mkdir(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.lifeboat-${randomBytes(6).toString("hex")}.tmp`;
-  const removeTmp = async () => {
-    for (const s of ["", "-wal", "-shm", "-journal"]) await fs.rm(tmp + s, { force: true });
-  };
+  const { file, dest, tmp, removeTmp } = await sqliteRestoreTarget(repo, snap, target);
   try {
     const fh = await fs.open(tmp, "wx", (file.node.mode ?? 0o600) & 0o777);
     let size = 0;
