@@ -4,9 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import type { Backend, ObjectInfo } from "../../src/backend/backend.js";
 import { LifeboatError } from "../../src/core/errors.js";
-import { prng } from "../support/cli.js";
+import { jsonLines, prng, run, writeRandomFile } from "../support/cli.js";
 
 export async function collect(it: AsyncIterable<ObjectInfo>): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
@@ -112,4 +113,29 @@ export async function backendContract(be: Backend): Promise<void> {
   // Names outside the allowed alphabet never reach the storage.
   await assert.rejects(be.put("../escape", Buffer.from("x")));
   await assert.rejects(be.get("data/../../etc/passwd"));
+}
+
+/**
+ * forget --prune through the CLI on a backend: a file replaced twice makes the first snapshots'
+ * data unneeded; prune must delete packs there, and what is left checks and restores.
+ */
+export async function forgetPruneRoundTrip(
+  env: Record<string, string>,
+  src: string,
+  target: string,
+): Promise<void> {
+  await writeRandomFile(path.join(src, "replaced.bin"), 2, 77);
+  assert.equal((await run(["backup", src], { env })).code, 0);
+  await writeRandomFile(path.join(src, "replaced.bin"), 2, 78);
+  assert.equal((await run(["backup", src], { env })).code, 0);
+  const f = await run(["forget", "--keep-last", "1", "--prune", "--max-unused", "0", "--json"], { env });
+  assert.equal(f.code, 0, f.stderr);
+  const p = jsonLines(f.stdout).find((l) => l.action === "prune") as { swept: { deletedPacks: number }[] };
+  assert.ok(
+    p.swept.some((s) => s.deletedPacks > 0),
+    "prune deleted packs on the backend",
+  );
+  const after = await run(["check", "--read-data"], { env });
+  assert.equal(after.code, 0, after.stdout + after.stderr);
+  assert.equal((await run(["restore", "latest", "--target", target, "--verify"], { env })).code, 0);
 }

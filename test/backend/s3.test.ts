@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { parseS3Url, s3Backend } from "../../src/backend/s3.js";
 import { baseEnv, describeTree, jsonLines, run, tempDir, writeRandomFile } from "../support/cli.js";
 import { freePort, type S3Server, startProxy, startS3rver } from "../support/servers.js";
-import { assertRejectsWith, backendContract, collect } from "./contract.js";
+import { assertRejectsWith, backendContract, collect, forgetPruneRoundTrip } from "./contract.js";
 
 const MiB = 1024 * 1024;
 let s3: S3Server;
@@ -225,22 +225,7 @@ describe("s3: CLI", () => {
     assert.deepEqual(await describeTree(restored), await describeTree(src));
     const c = await run(["check", "--read-data"], { env });
     assert.equal(c.code, 0, c.stdout + c.stderr);
-    // forget and prune on this backend: a changed file makes the first snapshot's data unneeded.
-    await writeRandomFile(path.join(src, "replaced.bin"), 2, 77);
-    assert.equal((await run(["backup", src], { env })).code, 0);
-    await writeRandomFile(path.join(src, "replaced.bin"), 2, 78);
-    assert.equal((await run(["backup", src], { env })).code, 0);
-    const f = await run(["forget", "--keep-last", "1", "--prune", "--max-unused", "0", "--json"], { env });
-    assert.equal(f.code, 0, f.stderr);
-    const p = jsonLines(f.stdout).find((l) => l.action === "prune") as { swept: { deletedPacks: number }[] };
-    assert.ok(
-      p.swept.some((s) => s.deletedPacks > 0),
-      "prune deleted packs on the backend",
-    );
-    const after = await run(["check", "--read-data"], { env });
-    assert.equal(after.code, 0, after.stdout + after.stderr);
-    const again = path.join(dir, "restored-after-prune");
-    assert.equal((await run(["restore", "latest", "--target", again, "--verify"], { env })).code, 0);
+    await forgetPruneRoundTrip(env, src, path.join(dir, "restored-after-prune"));
   });
 
   test("a backup whose upload connection drops is retried and the repository checks clean", async () => {

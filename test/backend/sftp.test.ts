@@ -13,7 +13,7 @@ import { withRetries } from "../../src/backend/retry.js";
 import { parseSftpUrl, sftpBackend } from "../../src/backend/sftp.js";
 import { baseEnv, describeTree, jsonLines, run, tempDir, writeRandomFile } from "../support/cli.js";
 import { freePort, type SshServer, startProxy, startSshd } from "../support/servers.js";
-import { assertRejectsWith, backendContract, collect } from "./contract.js";
+import { assertRejectsWith, backendContract, collect, forgetPruneRoundTrip } from "./contract.js";
 
 const MiB = 1024 * 1024;
 let ssh: SshServer;
@@ -225,22 +225,7 @@ describe("sftp: CLI", () => {
     assert.deepEqual(await describeTree(restored), await describeTree(src));
     const c = await run(["check", "--read-data"], { env });
     assert.equal(c.code, 0, c.stdout + c.stderr);
-    // forget and prune on this backend: a changed file makes the first snapshot's data unneeded.
-    await writeRandomFile(path.join(src, "replaced.bin"), 2, 77);
-    assert.equal((await run(["backup", src], { env })).code, 0);
-    await writeRandomFile(path.join(src, "replaced.bin"), 2, 78);
-    assert.equal((await run(["backup", src], { env })).code, 0);
-    const f = await run(["forget", "--keep-last", "1", "--prune", "--max-unused", "0", "--json"], { env });
-    assert.equal(f.code, 0, f.stderr);
-    const p = jsonLines(f.stdout).find((l) => l.action === "prune") as { swept: { deletedPacks: number }[] };
-    assert.ok(
-      p.swept.some((s) => s.deletedPacks > 0),
-      "prune deleted packs on the backend",
-    );
-    const after = await run(["check", "--read-data"], { env });
-    assert.equal(after.code, 0, after.stdout + after.stderr);
-    const again = path.join(dir, "restored-after-prune");
-    assert.equal((await run(["restore", "latest", "--target", again, "--verify"], { env })).code, 0);
+    await forgetPruneRoundTrip(env, src, path.join(dir, "restored-after-prune"));
   });
 
   test("a backup whose connection drops mid-upload is retried and the repository checks clean", async () => {
