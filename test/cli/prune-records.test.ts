@@ -67,7 +67,8 @@ test("prune keeps archived WAL and replication segments; both still read back", 
     assert.ok((await fs.readFile(back)).equals(await fs.readFile(wal)));
     const [seg] = await listSegments(repo, undefined);
     const got = new Map<number, Buffer>();
-    for await (const { pgno, page } of segmentPages(repo, seg!.doc, seg!.id)) got.set(pgno, Buffer.from(page));
+    for await (const { pgno, page } of segmentPages(repo, seg!.doc, seg!.id))
+      got.set(pgno, Buffer.from(page));
     assert.ok(got.get(1)!.equals(pages.get(1)!) && got.get(2)!.equals(pages.get(2)!));
     await repo.close();
   } finally {

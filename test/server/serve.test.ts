@@ -131,8 +131,8 @@ test("append-only: backups work; deletes and overwrites are refused, also over r
   assert.equal(overwrite.status, 403);
   const same = await fetch(`${base}bob/objects/config`, { method: "PUT", headers: auth, body: config });
   assert.equal(same.status, 200, "re-uploading identical bytes (a retry) is fine");
-  const escape = await fetch(`${base}bob/objects/..%2Fconfig`, { method: "GET", headers: auth });
-  assert.equal(escape.status, 400);
+  const traversal = await fetch(`${base}bob/objects/..%2Fconfig`, { method: "GET", headers: auth });
+  assert.equal(traversal.status, 400);
   assert.deepEqual(await describeTree(path.join(root, "bob")), before);
 
   // The server's owner prunes locally, on the folder.
