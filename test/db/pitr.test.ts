@@ -5,7 +5,7 @@
  * PostgreSQL (pg_ctl) recovers to exactly the transactions committed at or before T1.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -27,7 +27,37 @@ let base: string;
 let repo: string;
 let pwfile: string;
 let env: Record<string, string>;
+/** Node and the CLI as the postgres user can run them (see postgresCanUse). */
+let nodeBin = process.execPath;
+let cliPath = CLI;
 const ids = postgresIds();
+
+/** Whether the postgres OS user can reach a file (checkouts or Node under /root cannot be). */
+function postgresCanUse(file: string): boolean {
+  return spawnSync("runuser", ["-u", "postgres", "--", "test", "-r", file], { stdio: "ignore" }).status === 0;
+}
+
+/**
+ * archive_command and restore_command run as postgres. When this Node (e.g. `npx node@22` under
+ * /root) or this checkout is out of its reach, copies go into the test folder, which it owns.
+ */
+async function reachableCli(dir: string): Promise<void> {
+  if (!postgresCanUse(process.execPath)) {
+    nodeBin = path.join(dir, "node");
+    await fs.copyFile(process.execPath, nodeBin);
+    await fs.chmod(nodeBin, 0o755);
+  }
+  if (!postgresCanUse(CLI)) {
+    const root = path.resolve(path.dirname(CLI), "..", "..", "..");
+    const app = path.join(dir, "app");
+    await fs.mkdir(app);
+    await fs.cp(path.join(root, "dist"), path.join(app, "dist"), { recursive: true });
+    await fs.cp(path.join(root, "node_modules"), path.join(app, "node_modules"), { recursive: true });
+    await fs.copyFile(path.join(root, "package.json"), path.join(app, "package.json"));
+    cliPath = path.join(app, path.relative(root, CLI));
+    spawnSync("chmod", ["-R", "a+rX", app]);
+  }
+}
 
 const show = (r: RunResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 const jsonOf = (r: RunResult, type = "summary") => {
@@ -43,7 +73,7 @@ const jsonOf = (r: RunResult, type = "summary") => {
 /** The CLI as the `postgres` user, as archive_command and restore_command run it. */
 function runPg(args: string[], extraEnv: Record<string, string> = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(nodeBin, [cliPath, ...args], {
       env: { ...env, ...extraEnv },
       cwd: base,
       uid: ids.uid,
@@ -74,6 +104,7 @@ async function connect(port: number, database: string): Promise<pg.Client> {
 before(async () => {
   base = await tempDir("lifeboat-pitr-");
   await fs.chown(base, ids.uid, ids.gid);
+  await reachableCli(base);
   repo = path.join(base, "repo");
   pwfile = path.join(base, "repo-password");
   await fs.writeFile(pwfile, "pitr-test\n", { mode: 0o600 });
@@ -81,7 +112,7 @@ before(async () => {
   env = baseEnv({ LIFEBOAT_REPOSITORY: repo, LIFEBOAT_PASSWORD_FILE: pwfile });
   const init = await runPg(["init"]);
   assert.equal(init.code, 0, show(init));
-  const archiveCommand = `LIFEBOAT_KDF_N=1024 ${process.execPath} ${CLI} -r ${repo} --password-file ${pwfile} --json pg wal-push %p >> ${path.join(base, "wal-push.log")}`;
+  const archiveCommand = `LIFEBOAT_KDF_N=1024 ${nodeBin} ${cliPath} -r ${repo} --password-file ${pwfile} --json pg wal-push %p >> ${path.join(base, "wal-push.log")}`;
   server = await startPostgresCluster({
     wal_level: "replica",
     archive_mode: "on",
