@@ -227,6 +227,17 @@ async function restoreSqliteCli(
   c.out.info(`restoring SQLite snapshot ${snap.id.slice(0, 8)} of ${snap.paths.join(" ")} (${snap.time})`);
   const started = Date.now();
   const r = await restoreSqlite(repo, snap, target);
+  reportSqliteRestore(c, snap.id, r, started, {});
+}
+
+/** The lines a finished SQLite restore prints (plain and replicated alike). */
+function reportSqliteRestore(
+  c: CliContext,
+  snapshotId: string,
+  r: { file: string; bytes: number; integrity: string; tables: Record<string, number> },
+  started: number,
+  extra: Record<string, unknown>,
+): void {
   const secs = (Date.now() - started) / 1000;
   const rows = Object.values(r.tables).reduce((a, b) => a + b, 0);
   c.out.info(
@@ -234,9 +245,10 @@ async function restoreSqliteCli(
   );
   c.out.emit({
     message_type: "summary",
-    snapshot_id: snap.id,
+    snapshot_id: snapshotId,
     source: "sqlite",
     file: r.file,
+    ...extra,
     bytes_written: r.bytes,
     integrity_check: r.integrity,
     tables: r.tables,
@@ -270,23 +282,10 @@ async function restoreReplicaCli(
   );
   const started = Date.now();
   const r = await restoreReplica(repo, plan, flags.target!);
-  const secs = (Date.now() - started) / 1000;
-  const rows = Object.values(r.tables).reduce((a, b) => a + b, 0);
-  c.out.info(
-    `restored ${r.file}: ${bytes(r.bytes)}, integrity_check ok, ${Object.keys(r.tables).length} tables, ${rows} rows, in ${secs.toFixed(1)}s`,
-  );
-  c.out.emit({
-    message_type: "summary",
-    snapshot_id: snap.id,
-    source: "sqlite",
-    file: r.file,
+  reportSqliteRestore(c, snap.id, r, started, {
     generation: plan.generation,
     segments_applied: r.segments,
     state_time: plan.stateTime,
     requested_time: time?.toISOString() ?? null,
-    bytes_written: r.bytes,
-    integrity_check: r.integrity,
-    tables: r.tables,
-    seconds: secs,
   });
 }

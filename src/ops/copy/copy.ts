@@ -42,15 +42,15 @@ export async function copySnapshots(
       .map((s) => s.meta?.copiedFrom)
       .filter((m): m is string => typeof m === "string"),
   );
-  const todo = wanted.filter((s) => !have.has(copiedFrom(src, s.id)));
+  const toCopy = wanted.filter((s) => !have.has(copiedFrom(src, s.id)));
   const skipped = wanted.filter((s) => have.has(copiedFrom(src, s.id))).map((s) => s.id);
   const result: CopyResult = { copied: [], skipped, bytesAdded: 0, bytesStored: 0 };
-  if (options.dryRun || todo.length === 0) return result;
+  if (options.dryRun || toCopy.length === 0) return result;
   const before = { ...dst.writeStats };
   const progress = new ProgressCounter(options.onProgress);
   progress.setTotals(
-    todo.length,
-    todo.reduce((n, s) => n + (s.summary?.bytes ?? 0), 0),
+    toCopy.length,
+    toCopy.reduce((n, s) => n + (s.summary?.bytes ?? 0), 0),
   );
   await withSession(dst, async () => {
     const trees = new Map<string, string>();
@@ -79,7 +79,7 @@ export async function copySnapshots(
       contents.set(key, r.content);
       return r.content;
     };
-    for (const s of todo) {
+    for (const s of toCopy) {
       const tree = await copyTree(s.tree);
       await dst.flush();
       const { id: _id, parent: _parent, ...rest } = s;
