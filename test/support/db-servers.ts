@@ -91,10 +91,14 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
-  const bin = postgresBinDir();
-  const { uid, gid } = idOf("postgres");
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pg-"));
+/** A fresh data folder owned by postgres (initdb, password auth over TCP) in a temp folder. */
+async function initCluster(
+  bin: string,
+  uid: number,
+  gid: number,
+  prefix: string,
+): Promise<{ dir: string; data: string; password: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
   await fs.chown(dir, uid, gid);
   const data = path.join(dir, "data");
   const password = "pg-test-secret";
@@ -117,6 +121,13 @@ export async function startPostgres(): Promise<PostgresServer> {
     ],
     { uid, gid, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
   );
+  return { dir, data, password };
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = postgresBinDir();
+  const { uid, gid } = idOf("postgres");
+  const { dir, data, password } = await initCluster(bin, uid, gid, "lifeboat-pg-");
   const port = await freePort();
   const logFile = path.join(dir, "server.log");
   const logFd = await fs.open(logFile, "a");
@@ -283,29 +294,7 @@ export interface PostgresCluster {
 export async function startPostgresCluster(settings: Record<string, string> = {}): Promise<PostgresCluster> {
   const bin = postgresBinDir();
   const { uid, gid } = idOf("postgres");
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pgc-"));
-  await fs.chown(dir, uid, gid);
-  const data = path.join(dir, "data");
-  const password = "pg-test-secret";
-  const pwfile = path.join(dir, "pw");
-  await fs.writeFile(pwfile, `${password}\n`);
-  await fs.chown(pwfile, uid, gid);
-  execFileSync(
-    path.join(bin, "initdb"),
-    [
-      "-D",
-      data,
-      "-U",
-      "postgres",
-      "--auth-local=trust",
-      "--auth-host=scram-sha-256",
-      `--pwfile=${pwfile}`,
-      "-E",
-      "UTF8",
-      "--no-sync",
-    ],
-    { uid, gid, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
-  );
+  const { dir, data, password } = await initCluster(bin, uid, gid, "lifeboat-pgc-");
   const port = await freePort();
   const logFile = path.join(dir, "server.log");
   const logFd = await fs.open(logFile, "a");
