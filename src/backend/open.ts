@@ -1,10 +1,7 @@
 import { LifeboatError } from "../core/errors.js";
 import type { Backend } from "./backend.js";
 import { localBackend } from "./local.js";
-import { parseRestUrl, restBackend } from "./rest.js";
 import { withRetries } from "./retry.js";
-import { parseS3Url, s3Backend } from "./s3.js";
-import { parseSftpUrl, sftpBackend } from "./sftp.js";
 
 /**
  * Turns a repository URL into a backend. A plain path (or `local:PATH`) is a local folder.
@@ -25,12 +22,19 @@ export async function openBackend(url: string): Promise<Backend> {
   switch (scheme) {
     case "local":
       return localBackend({ path: rest });
-    case "s3":
+    // Remote backends are loaded on first use: their SDKs cost ~0.1 s of start-up per command.
+    case "s3": {
+      const { parseS3Url, s3Backend } = await import("./s3.js");
       return s3Backend({ ...parseS3Url(rest), url });
-    case "rest":
+    }
+    case "rest": {
+      const { parseRestUrl, restBackend } = await import("./rest.js");
       return withRetries(restBackend(parseRestUrl(rest)));
-    case "sftp":
+    }
+    case "sftp": {
+      const { parseSftpUrl, sftpBackend } = await import("./sftp.js");
       return withRetries(sftpBackend({ ...parseSftpUrl(url), url }));
+    }
     default:
       throw new LifeboatError(
         "USAGE",

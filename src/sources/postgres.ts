@@ -1,5 +1,5 @@
 import path from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { errnoCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { VirtualEntry } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
@@ -153,7 +153,8 @@ function pgError(t: PgTarget, e: unknown): LifeboatError {
 /** A client connection for the small queries around a dump or restore (meta, create, drop). */
 export async function pgConnect(t: PgTarget, database: string | undefined): Promise<pg.Client> {
   const socketDir = t.params.host;
-  const client = new pg.Client({
+  const { default: pgLib } = await import("pg"); // loaded on first use
+  const client = new pgLib.Client({
     host: t.host ?? socketDir ?? process.env.PGHOST ?? "/var/run/postgresql",
     port: t.port ?? (t.params.port ? Number(t.params.port) : undefined),
     user: t.user ?? t.params.user,

@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
 import os from "node:os";
-import nodemailer from "nodemailer";
 
 /** Where notifications go: a webhook (JSON POST), a command (JSON on stdin), e-mail (SMTP). */
 export interface NotifyConfig {
@@ -88,6 +87,7 @@ export async function notify(cfg: NotifyConfig, notice: Notice): Promise<string[
     jobs.push(
       (async () => {
         try {
+          const { default: nodemailer } = await import("nodemailer"); // loaded on first use
           const transport = nodemailer.createTransport(smtp);
           const status = notice.ok ? "ok" : "PROBLEM";
           const sent = transport.sendMail({

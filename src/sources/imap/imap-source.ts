@@ -1,4 +1,4 @@
-import { type FetchMessageObject, ImapFlow, type ListResponse } from "imapflow";
+import type { FetchMessageObject, ImapFlow, ListResponse } from "imapflow";
 import { LifeboatError } from "../../core/errors.js";
 import type { ParentLookup, VirtualEntry, VirtualSource } from "../../ops/backup/virtual.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -150,6 +150,8 @@ export function imapError(
 
 export async function connectImap(o: ImapConnectOptions): Promise<ImapFlow> {
   const t = o.target;
+  // Loaded on first use (~0.13 s), not by every command that imports this module.
+  const { ImapFlow } = await import("imapflow");
   const client = new ImapFlow({
     host: t.host,
     port: t.port,
