@@ -32,7 +32,8 @@ export function open(key: Buffer, sealed: Uint8Array, aad: Uint8Array, what: str
   d.setAuthTag(tag);
   try {
     const body = d.update(sealed.subarray(NONCE_SIZE, sealed.length - TAG_SIZE));
-    return Buffer.concat([body, d.final()]);
+    const fin = d.final(); // empty for GCM: skip the copy Buffer.concat would make
+    return fin.length === 0 ? body : Buffer.concat([body, fin]);
   } catch {
     throw new CorruptionError(what, "authentication failed (data was modified or damaged)");
   }
