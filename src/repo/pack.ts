@@ -184,6 +184,13 @@ export function decodeBlob(
       loc.id.toString("hex"),
     ]);
   }
+  if (plain.length !== loc.rawLength) {
+    throw new CorruptionError(
+      what,
+      `blob ${loc.id.toString("hex")} is ${plain.length} bytes, the index says ${loc.rawLength}`,
+      [loc.id.toString("hex")],
+    );
+  }
   if (!blobId(idKey, plain).equals(loc.id)) {
     throw new CorruptionError(what, `blob ${loc.id.toString("hex")} does not match its id`, [
       loc.id.toString("hex"),

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
+import os from "node:os";
 import type { Backend } from "../backend/backend.js";
 import { type ChunkerParams, gearTable } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
+import { type FileMeta, writeOrHole } from "../core/file-write.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
-import { BlobPool } from "./compress-pool.js";
+import { BlobPool } from "./blob-pool.js";
 import {
   DEFAULT_PACK_SIZE,
   decodeConfig,
@@ -50,6 +52,8 @@ export interface KeyInfo {
   current: boolean;
 }
 
+const cores = () => Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+
 /** How many finished packs may be uploading while the next ones are built. */
 const UPLOADS_IN_FLIGHT = 2;
 /** An index file is written after this many packs or this many ms, whichever comes first, so a
@@ -59,6 +63,9 @@ const INDEX_EVERY_MS = 15_000;
 /** Blobs from this size up are hashed and compressed on worker threads (a mail-sized message
  * is already worth the hop); tiny ones are done inline. */
 const POOL_MIN = 2 * 1024;
+/** Blobs from this stored size up are decrypted, decompressed and verified on worker threads
+ * when read; smaller ones (trees, mail-sized files) cost less than the hop. */
+const DECODE_POOL_MIN = Number(process.env.LB_DECODE_MIN ?? 16 * 1024);
 /** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
 const COMPRESS_IN_FLIGHT = 4;
 
@@ -83,7 +90,11 @@ export class Repository {
   private readonly pending = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly compressing = new Set<Promise<void>>();
-  private pool: BlobPool | undefined;
+  /** Workers for backups (hash + compress): one core is left to the main thread, which reads
+   * and chunks. */
+  private encoder: BlobPool | undefined;
+  /** Workers for restores (decode + write): one per core, the main thread mostly waits. */
+  private decoder: BlobPool | undefined;
   private reader: PackReader | undefined;
   /** Packs listed in prune's deletion plans (see loadIndex). */
   doomed = new Set<string>();
@@ -367,9 +378,9 @@ export class Repository {
     if (plain.length < POOL_MIN) return { id: Promise.resolve((await this.saveBlob(type, plain)).id) };
     while (this.compressing.size >= COMPRESS_IN_FLIGHT) await Promise.race(this.compressing);
     if (this.uploadError) throw this.uploadError;
-    this.pool ??= new BlobPool(this.keys.id);
+    this.encoder ??= new BlobPool(this.keys.id, cores() - 1);
     const rawLength = plain.length;
-    const job = this.pool.process(plain).then(async ({ id, data, compression }) => {
+    const job = this.encoder.encode(plain).then(async ({ id, data, compression }) => {
       // Deduplication is decided here, on the main thread, once the id is known.
       if (this.admit(id, rawLength)) await this.addToPack(type, id, data, compression, rawLength);
       return id;
@@ -513,6 +524,57 @@ export class Repository {
 
   /** Reads, decrypts and verifies one blob. */
   async loadBlob(id: Buffer): Promise<Buffer> {
+    const { loc, sealed, what } = await this.readSealed(id);
+    if (loc.length < DECODE_POOL_MIN) return this.decodeLoaded(loc, sealed);
+    const key = await this.keyForPack(loc.packId, loc.type);
+    return this.decoderPool().decode(sealed, { ...loc, key, what });
+  }
+
+  /**
+   * Reads one blob and writes its plaintext at `position` of the open file `fd` (decoded and
+   * written on a worker thread when large). All-zero blobs are left as holes: the caller sets
+   * the file size at the end. Returns the blob's length and whether it left a hole.
+   */
+  async writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
+    const { loc, sealed, what } = await this.readSealed(id);
+    if (loc.length < DECODE_POOL_MIN) {
+      const plain = await this.decodeLoaded(loc, sealed);
+      return { length: plain.length, hole: writeOrHole(fd, plain, position) };
+    }
+    const key = await this.keyForPack(loc.packId, loc.type);
+    return {
+      length: loc.rawLength,
+      hole: await this.decoderPool().decodeTo(sealed, { ...loc, key, what }, fd, position),
+    };
+  }
+
+  /**
+   * Writes the blobs `ids`, in order, as the new file `dest` through a temporary file (see
+   * `writeNewFile` in core/file-write.ts); decoding and all the file's system calls run on a
+   * worker thread. Meant for small files (their blobs are held in memory together).
+   */
+  async restoreSmallFile(
+    ids: Buffer[],
+    dest: string,
+    size: number,
+    meta: FileMeta,
+    label: string,
+  ): Promise<void> {
+    const blobs = await Promise.all(
+      ids.map(async (id) => {
+        const { loc, sealed, what } = await this.readSealed(id);
+        return { sealed, job: { ...loc, key: await this.keyForPack(loc.packId, loc.type), what } };
+      }),
+    );
+    await this.decoderPool().writeFile(dest, blobs, size, meta, label);
+  }
+
+  private decoderPool(): BlobPool {
+    this.decoder ??= new BlobPool(this.keys.id, cores());
+    return this.decoder;
+  }
+
+  private async readSealed(id: Buffer): Promise<{ loc: IndexedBlob; sealed: Buffer; what: string }> {
     const loc = this.index.get(id);
     if (!loc) {
       throw new CorruptionError(
@@ -527,7 +589,7 @@ export class Repository {
     const sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
     if (sealed.length !== loc.length)
       throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
-    return this.decodeLoaded(loc, sealed);
+    return { loc, sealed, what };
   }
 
   /** Decrypts and verifies a blob whose bytes the caller read itself (e.g. a whole-pack read). */
@@ -599,8 +661,9 @@ export class Repository {
   }
 
   async close(): Promise<void> {
-    await this.pool?.close();
-    this.pool = undefined;
+    await Promise.all([this.encoder?.close(), this.decoder?.close()]);
+    this.encoder = undefined;
+    this.decoder = undefined;
     await this.backend.close();
   }
 }

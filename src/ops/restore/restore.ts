@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import fsSync, { constants, promises as fs } from "node:fs";
 import path from "node:path";
-import { mapLimit } from "../../core/concurrency.js";
+import { mapLimit, Semaphore } from "../../core/concurrency.js";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
+import { discardTemp, type FileMeta, finishTemp, openTemp, tempPathFor } from "../../core/file-write.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -47,6 +48,14 @@ interface Ctx {
   progress: ProgressCounter;
   /** device:inode → first restored path, to recreate hard links. */
   links: Map<string, string>;
+  /** Bounds files being restored at once across all folders (large ones also hold memory). */
+  smallFiles: Semaphore;
+  largeFiles: Semaphore;
+  /** Hard-linked files, restored one by one after everything else (see restoreDir). */
+  linked: { node: TreeNode; dir: string; rel: string; all: boolean }[];
+  /** Folders whose owner, mode and times are set at the very end (creating entries in a
+   * folder changes its modification time). */
+  dirMeta: { dest: string; node: TreeNode }[];
 }
 
 /** Restores a snapshot (or a path inside it) into `target`, never writing outside it. */
@@ -67,6 +76,10 @@ export async function restore(
     result: { files: 0, filesSkipped: 0, dirs: 0, symlinks: 0, bytes: 0, verified: 0, errors: [] },
     progress: new ProgressCounter(options.onProgress),
     links: new Map(),
+    smallFiles: new Semaphore(SMALL_FILES_IN_FLIGHT),
+    largeFiles: new Semaphore(LARGE_FILES_IN_FLIGHT),
+    linked: [],
+    dirMeta: [],
   };
   if (options.onProgress) {
     const totals = await countTotals(
@@ -76,10 +89,19 @@ export async function restore(
     );
     ctx.progress.setTotals(totals.files, totals.bytes);
   }
+  // In a folder that was empty, nothing needs to be looked up before a file is written.
+  const fresh = (await fs.readdir(target)).length === 0;
   if (root.kind === "dir") {
-    await restoreDir(ctx, root.tree, target, "", false);
+    await restoreDir(ctx, root.tree, target, "", false, fresh);
   } else {
-    await restoreNode(ctx, root.node, target, root.node.name, true);
+    await restoreNode(ctx, root.node, target, root.node.name, true, fresh);
+  }
+  // One by one, so the first copy of each link group is complete before the others link to it.
+  for (const l of ctx.linked) await restoreNode(ctx, l.node, l.dir, l.rel, l.all, false);
+  for (const d of ctx.dirMeta.reverse()) {
+    await applyMeta(ctx, d.dest, d.node, false).catch((e: unknown) => {
+      ctx.result.errors.push(`${d.dest}: ${(e as Error).message}`);
+    });
   }
   ctx.progress.finish();
   return ctx.result;
@@ -120,8 +142,18 @@ async function hasIncluded(ctx: Ctx, treeId: string, rel: string): Promise<boole
   return false;
 }
 
-/** Restores the nodes of tree `treeId` into the existing real directory `dir`. */
-async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, all: boolean): Promise<void> {
+/**
+ * Restores the nodes of tree `treeId` into the existing real directory `dir` (`fresh`: one this
+ * restore created, so it holds nothing yet).
+ */
+async function restoreDir(
+  ctx: Ctx,
+  treeId: string,
+  dir: string,
+  rel: string,
+  all: boolean,
+  fresh: boolean,
+): Promise<void> {
   let nodes: TreeNode[];
   try {
     nodes = (await ctx.repo.loadTree(treeId)).nodes;
@@ -131,7 +163,6 @@ async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, al
   }
   const seen = new Set<string>();
   const plain: [TreeNode, string][] = [];
-  const linked: [TreeNode, string][] = [];
   const dirs: [TreeNode, string][] = [];
   for (const node of nodes) {
     // Whatever a (possibly crafted) snapshot holds, only plain, unique names are created.
@@ -142,65 +173,82 @@ async function restoreDir(ctx: Ctx, treeId: string, dir: string, rel: string, al
       continue;
     }
     seen.add(node.name);
-    const list = node.type === "dir" ? dirs : node.type === "file" && (node.links ?? 1) > 1 ? linked : plain;
-    list.push([node, rel ? `${rel}/${node.name}` : node.name]);
+    const childRel = rel ? `${rel}/${node.name}` : node.name;
+    if (node.type === "file" && (node.links ?? 1) > 1) {
+      const w = await wanted(ctx, node, childRel, all);
+      if (w !== "none") ctx.linked.push({ node, dir, rel: childRel, all: w === "all" });
+    } else (node.type === "dir" ? dirs : plain).push([node, childRel]);
   }
-  // Files and symlinks of one folder are restored concurrently; hard-linked files and folders
-  // one by one afterwards, so the first copy of each link group is complete before others link.
-  await mapLimit(plain, FILES_IN_FLIGHT, async ([node, childRel]) => {
+  // Files and symlinks of a folder are restored concurrently (bounded across folders by
+  // ctx.smallFiles/largeFiles), then its subfolders, a few at once: file creation takes a lock
+  // on its folder, so several folders keep more than one core busy.
+  await mapLimit(plain, FILES_PER_FOLDER, async ([node, childRel]) => {
     const w = await wanted(ctx, node, childRel, all);
-    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all");
+    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
   });
-  for (const [node, childRel] of [...linked, ...dirs]) {
+  await mapLimit(dirs, FOLDERS_IN_FLIGHT, async ([node, childRel]) => {
     const w = await wanted(ctx, node, childRel, all);
-    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all");
-  }
+    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
+  });
 }
 
-const FILES_IN_FLIGHT = 8;
+const FILES_PER_FOLDER = 16;
+const FOLDERS_IN_FLIGHT = 4;
+const SMALL_FILES_IN_FLIGHT = 32;
+const LARGE_FILES_IN_FLIGHT = 4;
 
-let zeroes = Buffer.alloc(0);
-/** Whether a blob is all zero bytes (a memcmp against a shared zero buffer). */
-function isZero(b: Buffer): boolean {
-  if (b.length < 4096) return false;
-  if (zeroes.length < b.length) zeroes = Buffer.alloc(b.length);
-  return b.equals(zeroes.subarray(0, b.length));
-}
-
-/** Restores one node into the real directory `dir`; `all` = everything below is wanted. */
-async function restoreNode(ctx: Ctx, node: TreeNode, dir: string, rel: string, all: boolean): Promise<void> {
+/**
+ * Restores one node into the real directory `dir`; `all` = everything below is wanted, `fresh`
+ * = `dir` was created by this restore.
+ */
+async function restoreNode(
+  ctx: Ctx,
+  node: TreeNode,
+  dir: string,
+  rel: string,
+  all: boolean,
+  fresh: boolean,
+): Promise<void> {
   const dest = path.join(dir, node.name);
   try {
     switch (node.type) {
       case "dir": {
-        await ensureRealDir(dest);
+        const created = await ensureRealDir(dest, fresh);
         ctx.result.dirs++;
-        await restoreDir(ctx, node.subtree!, dest, rel, all);
-        await applyMeta(ctx, dest, node, false);
+        ctx.dirMeta.push({ dest, node });
+        await restoreDir(ctx, node.subtree!, dest, rel, all, created);
         break;
       }
       case "symlink": {
-        await removeExisting(dest);
+        if (!fresh) await removeExisting(dest);
         await fs.symlink(node.target!, dest);
         await applyMeta(ctx, dest, node, true);
         ctx.result.symlinks++;
         break;
       }
-      case "file":
-        await restoreFile(ctx, node, dir, dest, rel);
+      case "file": {
+        const gate = (node.size ?? 0) > SMALL_FILE ? ctx.largeFiles : ctx.smallFiles;
+        await gate.run(() => restoreFile(ctx, node, dest, rel, fresh));
         break;
+      }
     }
   } catch (e) {
     ctx.result.errors.push(`${rel}: ${isLifeboatError(e) ? e.message : (e as Error).message}`);
   }
 }
 
-/** Makes `p` a real directory (not a symlink to one) so nothing is ever written through a link. */
-async function ensureRealDir(p: string): Promise<void> {
-  const st = await fs.lstat(p).catch(() => undefined);
-  if (st?.isDirectory()) return;
-  if (st) await fs.rm(p, { recursive: true, force: true });
+/**
+ * Makes `p` a real directory (not a symlink to one) so nothing is ever written through a link.
+ * Returns whether it created it (inside a `fresh` folder there is nothing to look at first).
+ */
+async function ensureRealDir(p: string, fresh: boolean): Promise<boolean> {
+  if (!fresh) {
+    const st = await fs.lstat(p).catch(() => undefined);
+    if (st?.isDirectory()) return false;
+    if (st) await fs.rm(p, { recursive: true, force: true });
+  }
   await fs.mkdir(p, { mode: 0o700 });
+  return true;
 }
 
 async function removeExisting(p: string): Promise<void> {
@@ -208,7 +256,13 @@ async function removeExisting(p: string): Promise<void> {
   if (st) await fs.rm(p, { recursive: st.isDirectory(), force: true });
 }
 
-async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, rel: string): Promise<void> {
+async function restoreFile(
+  ctx: Ctx,
+  node: TreeNode,
+  dest: string,
+  rel: string,
+  fresh: boolean,
+): Promise<void> {
   const content = node.content ?? [];
   const linkKey =
     node.links && node.links > 1 && node.inode ? `${node.device ?? ""}:${node.inode}` : undefined;
@@ -224,7 +278,7 @@ async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, 
     ctx.progress.addFile(node.size ?? 0);
     return;
   }
-  const existing = await fs.lstat(dest).catch(() => undefined);
+  const existing = fresh ? undefined : fsSync.lstatSync(dest, { throwIfNoEntry: false });
   const skipped =
     existing?.isFile() === true &&
     existing.size === node.size &&
@@ -233,43 +287,7 @@ async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, 
     ctx.result.filesSkipped++;
     ctx.progress.addFile(node.size ?? 0);
   } else {
-    // Write beside the destination under a temporary name and rename it into place: a crash or
-    // a damaged blob never leaves a half-written file under the real name.
-    const tmp = path.join(dir, `.${node.name.slice(0, 100)}.lifeboat-${randomBytes(6).toString("hex")}`);
-    const fh = await fs.open(
-      tmp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
-    );
-    try {
-      let written = 0;
-      let holes = false;
-      for (const id of content) {
-        const blob = await ctx.repo.loadBlob(Buffer.from(id, "hex"));
-        // Runs of zeroes become holes (sparse files): skip the write, set the size at the end.
-        if (isZero(blob)) holes = true;
-        else await fh.write(blob, 0, blob.length, written);
-        written += blob.length;
-        ctx.progress.addBytes(blob.length);
-      }
-      if (holes) await fh.truncate(written);
-      if (written !== node.size) {
-        throw new CorruptionError(
-          `file ${rel}`,
-          `restored ${written} bytes but the snapshot says ${node.size}`,
-        );
-      }
-      // Owner, mode and times on the open descriptor: no path lookups, and three calls that
-      // never wait for the disk instead of three trips through the thread pool.
-      applyMetaFd(ctx, fh.fd, node);
-      await fh.close();
-    } catch (e) {
-      await fh.close().catch(() => {});
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
-    if (existing && !existing.isFile()) await removeExisting(dest);
-    await fs.rename(tmp, dest);
+    await writeFileAtomically(ctx, node, dest, rel, existing);
     ctx.result.bytes += node.size ?? 0;
     ctx.progress.addFile();
   }
@@ -284,19 +302,94 @@ async function restoreFile(ctx: Ctx, node: TreeNode, dir: string, dest: string, 
   if (linkKey) ctx.links.set(linkKey, dest);
 }
 
-function applyMetaFd(ctx: Ctx, fd: number, node: TreeNode): void {
-  const mtimeNs = BigInt(node.mtime);
-  const secs = Number(mtimeNs / 1_000_000_000n) + Number(mtimeNs % 1_000_000_000n) / 1e9;
-  if (ctx.asRoot) {
-    try {
-      fsSync.fchownSync(fd, node.uid, node.gid);
-    } catch (e) {
-      if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
-    }
+/** Files up to this size are written whole by a worker thread (see Repository.restoreSmallFile);
+ * larger ones blob by blob with several in flight. */
+const SMALL_FILE = 1024 * 1024;
+
+/**
+ * Writes a file's content through a temporary file renamed into place (core/file-write.ts):
+ * a crash or a damaged blob never leaves a half-written file under the real name.
+ */
+async function writeFileAtomically(
+  ctx: Ctx,
+  node: TreeNode,
+  dest: string,
+  rel: string,
+  existing: fsSync.Stats | undefined,
+): Promise<void> {
+  const meta: FileMeta = {
+    mode: node.mode,
+    uid: node.uid,
+    gid: node.gid,
+    mtimeNs: node.mtime,
+    chown: ctx.asRoot,
+  };
+  const size = node.size ?? 0;
+  const label = `file ${rel}`;
+  // A folder in the way cannot be renamed over; anything else can.
+  if (existing?.isDirectory()) await removeExisting(dest);
+  if (size <= SMALL_FILE) {
+    const ids = (node.content ?? []).map((h) => Buffer.from(h, "hex"));
+    await ctx.repo.restoreSmallFile(ids, dest, size, meta, label);
+    ctx.progress.addBytes(size);
+    return;
   }
-  // After chown, which may clear set-id bits.
-  fsSync.fchmodSync(fd, node.mode & 0o7777);
-  fsSync.futimesSync(fd, secs, secs);
+  const tmp = tempPathFor(dest);
+  const fd = openTemp(tmp);
+  let r: { written: number; holes: boolean };
+  try {
+    r = await writeContent(ctx, node.content ?? [], fd);
+    if (r.written !== size)
+      throw new CorruptionError(label, `restored ${r.written} bytes but the snapshot says ${size}`);
+  } catch (e) {
+    discardTemp(fd, tmp);
+    throw e;
+  }
+  finishTemp(fd, tmp, dest, r.written, r.holes, meta);
+}
+
+/** Blobs of one file in flight at once (up to this many bytes): reads, decoding on the worker
+ * threads and writes overlap instead of taking turns. */
+const AHEAD_BYTES = 16 * 1024 * 1024;
+const AHEAD_BLOBS = 16;
+
+/** Writes a file's blobs at their offsets, several at once; returns the length written. */
+async function writeContent(
+  ctx: Ctx,
+  content: string[],
+  fd: number,
+): Promise<{ written: number; holes: boolean }> {
+  const inflight: Promise<{ length: number; hole: boolean }>[] = [];
+  const sizes: number[] = [];
+  let position = 0;
+  let bytes = 0;
+  let holes = false;
+  const settle = async () => {
+    const r = await inflight.shift()!;
+    bytes -= sizes.shift()!;
+    holes ||= r.hole;
+    ctx.progress.addBytes(r.length);
+  };
+  try {
+    for (const hex of content) {
+      const id = Buffer.from(hex, "hex");
+      const size = ctx.repo.lookup(id)?.rawLength ?? 0;
+      while (inflight.length > 0 && (inflight.length >= AHEAD_BLOBS || bytes + size > AHEAD_BYTES)) {
+        await settle();
+      }
+      const p = ctx.repo.writeBlobTo(id, fd, position);
+      p.catch(() => {}); // awaited in order by settle()
+      inflight.push(p);
+      sizes.push(size);
+      bytes += size;
+      position += size;
+    }
+    while (inflight.length > 0) await settle();
+  } finally {
+    // On failure, let the other writes into this descriptor finish before it is closed.
+    await Promise.allSettled(inflight);
+  }
+  return { written: position, holes };
 }
 
 async function applyMeta(ctx: Ctx, p: string, node: TreeNode, isLink: boolean): Promise<void> {

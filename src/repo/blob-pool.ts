@@ -1,0 +1,193 @@
+import { Worker } from "node:worker_threads";
+import type { CompressionType } from "../core/compress.js";
+import { CorruptionError } from "../core/errors.js";
+import type { FileMeta } from "../core/file-write.js";
+import type { BlobTypeValue } from "./blob.js";
+
+export interface PooledBlob {
+  id: Buffer;
+  data: Buffer;
+  compression: CompressionType;
+}
+
+/** What the worker needs to decrypt and verify one blob (see `decodeBlob` in pack.ts). */
+export interface DecodeJob {
+  type: BlobTypeValue;
+  compression: number;
+  id: Buffer;
+  rawLength: number;
+  /** The pack's key. */
+  key: Buffer;
+  /** The pack, for error messages. */
+  what: string;
+}
+
+/** Messages to a worker; `id` numbers the job (the blob's own id is `blob`). */
+export type WorkerRequest =
+  | { id: number; op: "encode"; buf: Uint8Array }
+  | ({ id: number; op: "decode"; sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)
+  | ({
+      id: number;
+      op: "decodeTo";
+      sealed: Uint8Array;
+      blob: Uint8Array;
+      fd: number;
+      position: number;
+    } & Omit<DecodeJob, "id">)
+  | {
+      id: number;
+      op: "writeFile";
+      dest: string;
+      size: number;
+      meta: FileMeta;
+      label: string;
+      blobs: ({ sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)[];
+    };
+
+export type WorkerReply =
+  | { id: number; op: "encoded"; blobId: Uint8Array; data: Uint8Array; compression: CompressionType }
+  | { id: number; op: "decoded"; plain: Uint8Array }
+  | { id: number; op: "written"; hole: boolean }
+  | { id: number; op: "failed"; object?: string; message: string; blobs?: string[]; code?: string };
+
+interface Pending {
+  resolve: (r: WorkerReply) => void;
+  reject: (e: unknown) => void;
+  worker: number;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Rebuilds a worker's failure (a CorruptionError keeps its object and blobs). */
+function failIfFailed(m: WorkerReply): WorkerReply {
+  if (m.op !== "failed") return m;
+  if (m.object !== undefined) {
+    throw new CorruptionError(m.object, m.message.slice(m.object.length + 2), m.blobs ?? []);
+  }
+  // Keep errno codes (ENOSPC, EACCES) for callers that tell them apart.
+  throw Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
+}
+
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+/** Whether `b` is the whole of its ArrayBuffer (so it can be transferred instead of copied). */
+const ownsMemory = (b: Uint8Array) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+
+/** A buffer the worker may take: itself when it owns its memory, else a copy. */
+const transferable = (b: Buffer) => (ownsMemory(b) ? b : Buffer.from(new Uint8Array(b)));
+
+/**
+ * Worker threads for the CPU-heavy steps of a blob: hashing and compressing on the way in
+ * (backup), decrypting, decompressing and verifying on the way out (restore, check). The owner
+ * picks how many workers (at least one); each job goes to the least busy and callers bound
+ * how many are in flight, so memory stays flat. Buffers are transferred, not copied, when they
+ * own their memory.
+ */
+export class BlobPool {
+  private readonly workers: Worker[] = [];
+  private readonly busy: number[] = [];
+  private readonly jobs = new Map<number, Pending>();
+  private next = 0;
+
+  constructor(idKey: Buffer, size: number) {
+    for (let i = 0; i < Math.max(1, size); i++) {
+      const w = new Worker(new URL("./blob-worker.js", import.meta.url), { workerData: { idKey } });
+      w.on("message", (m: WorkerReply) => {
+        const job = this.jobs.get(m.id);
+        if (!job) return;
+        this.jobs.delete(m.id);
+        this.busy[job.worker]!--;
+        if (this.jobs.size === 0) for (const x of this.workers) x.unref();
+        job.resolve(m);
+      });
+      w.on("error", (e) => {
+        for (const j of this.jobs.values()) j.reject(e);
+        this.jobs.clear();
+      });
+      w.unref();
+      this.workers.push(w);
+      this.busy.push(0);
+    }
+  }
+
+  /** Hashes and compresses `buf`; `buf` must not be used by the caller afterwards. */
+  async encode(buf: Buffer): Promise<PooledBlob> {
+    const m = await this.post({ op: "encode", buf }, ownsMemory(buf) ? [buf.buffer as ArrayBuffer] : []);
+    if (m.op !== "encoded") throw new Error("blob worker: unexpected reply");
+    return { id: asBuffer(m.blobId), data: asBuffer(m.data), compression: m.compression };
+  }
+
+  /**
+   * Decrypts, decompresses and verifies one blob. `sealed` is copied unless it owns its memory
+   * (a view into a larger read buffer would otherwise be cloned whole); the caller must not use
+   * it afterwards.
+   */
+  async decode(sealed: Buffer, job: DecodeJob): Promise<Buffer> {
+    const { id: blob, ...rest } = job;
+    const own = transferable(sealed);
+    const m = failIfFailed(
+      await this.post({ op: "decode", sealed: own, blob, ...rest }, [own.buffer as ArrayBuffer]),
+    );
+    if (m.op !== "decoded") throw new Error("blob worker: unexpected reply");
+    return asBuffer(m.plain);
+  }
+
+  /**
+   * Like `decode`, then the worker writes the plaintext at `position` of the open file `fd`
+   * (or leaves a hole for all zeroes): restored data never travels back to the main thread.
+   * Resolves with whether a hole was left.
+   */
+  async decodeTo(sealed: Buffer, job: DecodeJob, fd: number, position: number): Promise<boolean> {
+    const { id: blob, ...rest } = job;
+    const own = transferable(sealed);
+    const m = failIfFailed(
+      await this.post({ op: "decodeTo", sealed: own, blob, fd, position, ...rest }, [
+        own.buffer as ArrayBuffer,
+      ]),
+    );
+    if (m.op !== "written") throw new Error("blob worker: unexpected reply");
+    return m.hole;
+  }
+
+  /**
+   * Decodes `blobs` (sealed, in file order) and writes them as the new file `dest` through a
+   * temporary file (see `writeNewFile`), all on a worker: small files cost a dozen system calls
+   * each, and this way they run beside the main thread's reading and planning.
+   */
+  async writeFile(
+    dest: string,
+    blobs: { sealed: Buffer; job: DecodeJob }[],
+    size: number,
+    meta: FileMeta,
+    label: string,
+  ): Promise<void> {
+    const transfer: ArrayBuffer[] = [];
+    const list = blobs.map(({ sealed, job }) => {
+      const { id: blob, ...rest } = job;
+      const own = transferable(sealed);
+      transfer.push(own.buffer as ArrayBuffer);
+      return { sealed: own, blob, ...rest };
+    });
+    const m = failIfFailed(
+      await this.post({ op: "writeFile", dest, size, meta, label, blobs: list }, transfer),
+    );
+    if (m.op !== "written") throw new Error("blob worker: unexpected reply");
+  }
+
+  private post(msg: DistributiveOmit<WorkerRequest, "id">, transfer: ArrayBuffer[]): Promise<WorkerReply> {
+    const id = this.next++;
+    let w = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.busy[i]! < this.busy[w]!) w = i;
+    // Workers keep the process alive only while they have work (an idle pool must not).
+    if (this.jobs.size === 0) for (const x of this.workers) x.ref();
+    this.busy[w]!++;
+    return new Promise((resolve, reject) => {
+      this.jobs.set(id, { resolve, reject, worker: w });
+      this.workers[w]!.postMessage({ id, ...msg }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

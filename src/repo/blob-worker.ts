@@ -1,0 +1,73 @@
+import { parentPort, workerData } from "node:worker_threads";
+import { maybeCompress } from "../core/compress.js";
+import { blobId } from "../core/crypto.js";
+import { CorruptionError, errnoCode } from "../core/errors.js";
+import { writeNewFile, writeOrHole } from "../core/file-write.js";
+import type { WorkerReply, WorkerRequest } from "./blob-pool.js";
+import { decodeBlob } from "./pack.js";
+
+/**
+ * Worker side of BlobPool: hashing (the keyed blob id) and zstd for backups; decryption,
+ * decompression and the id check for restores and checks (for restores also the write into the
+ * restored file, so plaintext never travels back). These are the costliest steps after
+ * reading and chunking, so they run here while the main thread reads, chunks and writes.
+ */
+const idKey = Buffer.from(workerData.idKey as Uint8Array);
+
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const ownsMemory = (b: Uint8Array) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+
+function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
+  if (m.op === "encode") {
+    const plain = asBuffer(m.buf);
+    const bid = blobId(idKey, plain);
+    const r = maybeCompress(plain);
+    const transfer = r.data === plain && ownsMemory(plain) ? [plain.buffer as ArrayBuffer] : [];
+    return [{ id: m.id, op: "encoded", blobId: bid, data: r.data, compression: r.compression }, transfer];
+  }
+  if (m.op === "writeFile") {
+    const pieces = m.blobs;
+    writeNewFile(m.dest, pieces.length, (i) => decodeOne(pieces[i]!), m.size, m.meta, m.label);
+    return [{ id: m.id, op: "written", hole: false }, []];
+  }
+  const plain = decodeOne(m);
+  if (m.op === "decodeTo")
+    return [{ id: m.id, op: "written", hole: writeOrHole(m.fd, plain, m.position) }, []];
+  // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
+  const own = ownsMemory(plain) ? plain : Buffer.from(new Uint8Array(plain));
+  return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
+}
+
+type SealedBlob = Extract<WorkerRequest, { op: "decode" }>;
+
+function decodeOne(m: Omit<SealedBlob, "id" | "op">): Buffer {
+  const loc = {
+    type: m.type,
+    compression: m.compression,
+    id: asBuffer(m.blob),
+    rawLength: m.rawLength,
+    offset: 0,
+    length: m.sealed.length,
+  };
+  return decodeBlob(asBuffer(m.sealed), loc, asBuffer(m.key), idKey, m.what);
+}
+
+parentPort!.on("message", (m: WorkerRequest) => {
+  let out: [WorkerReply, ArrayBuffer[]];
+  try {
+    out = handle(m);
+  } catch (e) {
+    const c = e instanceof CorruptionError ? e : undefined;
+    out = [
+      {
+        id: m.id,
+        op: "failed",
+        message: (e as Error).message,
+        ...(c ? { object: c.object, blobs: c.blobs } : {}),
+        ...(errnoCode(e) ? { code: errnoCode(e) } : {}),
+      },
+      [],
+    ];
+  }
+  parentPort!.postMessage(out[0], out[1]);
+});
