@@ -65,7 +65,7 @@ const INDEX_EVERY_MS = 15_000;
 const POOL_MIN = 2 * 1024;
 /** Blobs from this stored size up are decrypted, decompressed and verified on worker threads
  * when read; smaller ones (trees, mail-sized files) cost less than the hop. */
-const DECODE_POOL_MIN = Number(process.env.LB_DECODE_MIN ?? 16 * 1024);
+const DECODE_POOL_MIN = 16 * 1024;
 /** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
 const COMPRESS_IN_FLIGHT = 4;
 
