@@ -62,7 +62,10 @@ export class Output {
   }
 
   /** A progress listener for long work: a status line on a terminal, JSON status with --json. */
-  progress(verb: string): (p: BackupProgress) => void {
+  /** A progress reporter, or undefined when nothing would be shown (then no totals are
+   * computed: a backup skips its pre-scan of the file tree). */
+  progress(verb: string): ((p: BackupProgress) => void) | undefined {
+    if (!this.json && (!this.tty || this.quiet)) return undefined;
     return (p) => {
       if (this.json) {
         this.out(

@@ -1,6 +1,7 @@
 import { Worker } from "node:worker_threads";
 import type { CompressionType } from "../core/compress.js";
 import { CorruptionError } from "../core/errors.js";
+import type { FileStat, WholeRead } from "../core/file-read.js";
 import type { FileMeta } from "../core/file-write.js";
 import type { BlobTypeValue } from "./blob.js";
 
@@ -22,9 +23,16 @@ export interface DecodeJob {
   what: string;
 }
 
+/** What a worker learned reading a small file (see `readWholeSync`): its metadata and length
+ * after the read, or why it was not read. */
+export type FileRead =
+  | { kind: "read"; after: FileStat; length: number }
+  | Exclude<WholeRead, { kind: "read" }>;
+
 /** Messages to a worker; `id` numbers the job (the blob's own id is `blob`). */
 export type WorkerRequest =
   | { id: number; op: "encode"; buf: Uint8Array }
+  | { id: number; op: "encodeFile"; path: string; size: number }
   | ({ id: number; op: "decode"; sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)
   | ({
       id: number;
@@ -47,6 +55,12 @@ export type WorkerRequest =
 export type WorkerReply =
   | { id: number; op: "encoded"; blobId: Uint8Array; data: Uint8Array; compression: CompressionType }
   | { id: number; op: "decoded"; plain: Uint8Array }
+  | {
+      id: number;
+      op: "fileEncoded";
+      read: FileRead;
+      blob?: { blobId: Uint8Array; data: Uint8Array; compression: CompressionType };
+    }
   | { id: number; op: "written"; hole: boolean }
   | { id: number; op: "failed"; object?: string; message: string; blobs?: string[]; code?: string };
 
@@ -115,6 +129,22 @@ export class BlobPool {
     const m = await this.post({ op: "encode", buf }, ownsMemory(buf) ? [buf.buffer as ArrayBuffer] : []);
     if (m.op !== "encoded") throw new Error("blob worker: unexpected reply");
     return { id: asBuffer(m.blobId), data: asBuffer(m.data), compression: m.compression };
+  }
+
+  /**
+   * Reads a small file whole on a worker (see `readWholeSync`), then hashes and compresses it
+   * as one blob (none for an empty file): for small files the system calls cost more than the
+   * data, and a worker makes them without a trip through the thread pool for each.
+   */
+  async encodeFile(path: string, size: number): Promise<{ read: FileRead; blob?: PooledBlob }> {
+    const m = failIfFailed(await this.post({ op: "encodeFile", path, size }, []));
+    if (m.op !== "fileEncoded") throw new Error("blob worker: unexpected reply");
+    if (m.read.kind !== "read" || !m.blob) return { read: m.read };
+    const b = m.blob;
+    return {
+      read: m.read,
+      blob: { id: asBuffer(b.blobId), data: asBuffer(b.data), compression: b.compression },
+    };
   }
 
   /**

@@ -2,6 +2,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { maybeCompress } from "../core/compress.js";
 import { blobId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
+import { readWholeSync } from "../core/file-read.js";
 import { writeNewFile, writeOrHole } from "../core/file-write.js";
 import type { WorkerReply, WorkerRequest } from "./blob-pool.js";
 import { decodeBlob } from "./pack.js";
@@ -24,6 +25,27 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     const r = maybeCompress(plain);
     const transfer = r.data === plain && ownsMemory(plain) ? [plain.buffer as ArrayBuffer] : [];
     return [{ id: m.id, op: "encoded", blobId: bid, data: r.data, compression: r.compression }, transfer];
+  }
+  if (m.op === "encodeFile") {
+    const read = readWholeSync(m.path, m.size);
+    if (read.kind !== "read" || read.data.length === 0) {
+      const r = read.kind === "read" ? { kind: read.kind, after: read.after, length: 0 } : read;
+      return [{ id: m.id, op: "fileEncoded", read: r }, []];
+    }
+    const plain = read.data;
+    const bid = blobId(idKey, plain);
+    const c = maybeCompress(plain);
+    // `plain` views memory of its own (readWholeSync); zstd output owns its memory.
+    const transfer = c.data === plain || ownsMemory(c.data) ? [c.data.buffer as ArrayBuffer] : [];
+    return [
+      {
+        id: m.id,
+        op: "fileEncoded",
+        read: { kind: "read", after: read.after, length: plain.length },
+        blob: { blobId: bid, data: c.data, compression: c.compression },
+      },
+      transfer,
+    ];
   }
   if (m.op === "writeFile") {
     const pieces = m.blobs;

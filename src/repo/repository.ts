@@ -7,7 +7,7 @@ import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { type FileMeta, writeOrHole } from "../core/file-write.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
-import { BlobPool } from "./blob-pool.js";
+import { BlobPool, type FileRead } from "./blob-pool.js";
 import {
   DEFAULT_PACK_SIZE,
   decodeConfig,
@@ -90,8 +90,9 @@ export class Repository {
   private readonly pending = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private readonly compressing = new Set<Promise<void>>();
-  /** Workers for backups (hash + compress): one core is left to the main thread, which reads
-   * and chunks. */
+  /** Workers for backups (read small files, hash, compress): one per core. The main thread
+   * chunks large files too, but small files keep workers waiting on reads; one per core
+   * measured faster than one fewer (first backup of the bench dataset 3.95 -> 3.7 s). */
   private encoder: BlobPool | undefined;
   /** Workers for restores (decode + write): one per core, the main thread mostly waits. */
   private decoder: BlobPool | undefined;
@@ -378,7 +379,7 @@ export class Repository {
     if (plain.length < POOL_MIN) return { id: Promise.resolve((await this.saveBlob(type, plain)).id) };
     while (this.compressing.size >= COMPRESS_IN_FLIGHT) await Promise.race(this.compressing);
     if (this.uploadError) throw this.uploadError;
-    this.encoder ??= new BlobPool(this.keys.id, cores() - 1);
+    this.encoder ??= new BlobPool(this.keys.id, cores());
     const rawLength = plain.length;
     const job = this.encoder.encode(plain).then(async ({ id, data, compression }) => {
       // Deduplication is decided here, on the main thread, once the id is known.
@@ -395,6 +396,21 @@ export class Repository {
     this.compressing.add(done);
     job.catch(() => {}); // failures surface through uploadError and the caller's await of `id`
     return { id: job };
+  }
+
+  /**
+   * Reads a small file on a worker thread and stores it as one data blob (none when it is
+   * empty); see `BlobPool.encodeFile`. Resolves once the blob is queued, with what the read
+   * found (the file may have grown or changed type: then nothing was stored).
+   */
+  async saveSmallFile(path: string, size: number): Promise<{ read: FileRead; id?: Buffer }> {
+    if (this.uploadError) throw this.uploadError;
+    this.encoder ??= new BlobPool(this.keys.id, cores());
+    const { read, blob } = await this.encoder.encodeFile(path, size);
+    if (!blob || read.kind !== "read") return { read };
+    if (this.admit(blob.id, read.length))
+      await this.addToPack(BlobType.data, blob.id, blob.data, blob.compression, read.length);
+    return { read, id: blob.id };
   }
 
   /** Marks a new blob as pending and counts it; false when it is already stored or queued. */

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { mapLimit, Semaphore } from "../../core/concurrency.js";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
+import type { FileStat } from "../../core/file-read.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
@@ -83,9 +84,9 @@ interface VDir {
   children: Map<string, VDir | { target: string }>;
 }
 
-const ns = (st: BigIntStats, which: "mtimeNs" | "ctimeNs") => st[which].toString();
+const ns = (st: FileStat, which: "mtimeNs" | "ctimeNs") => st[which].toString();
 
-function nodeMeta(name: string, st: BigIntStats): Omit<TreeNode, "type"> {
+function nodeMeta(name: string, st: FileStat): Omit<TreeNode, "type"> {
   return {
     name,
     mode: Number(st.mode & 0o7777n),
@@ -447,7 +448,7 @@ async function saveDir(
   return (await saveTreeCounted(ctx, { nodes })).id;
 }
 
-function unchanged(prev: TreeNode | undefined, st: BigIntStats): prev is TreeNode & { content: string[] } {
+function unchanged(prev: TreeNode | undefined, st: FileStat): prev is TreeNode & { content: string[] } {
   return (
     prev !== undefined &&
     prev.type === "file" &&
@@ -459,7 +460,7 @@ function unchanged(prev: TreeNode | undefined, st: BigIntStats): prev is TreeNod
   );
 }
 
-function sameStat(a: BigIntStats, b: BigIntStats): boolean {
+function sameStat(a: FileStat, b: FileStat): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
 }
 
@@ -467,7 +468,7 @@ async function saveFile(
   ctx: Ctx,
   p: string,
   name: string,
-  st: BigIntStats,
+  st: FileStat,
   prev: TreeNode | undefined,
 ): Promise<TreeNode | undefined> {
   ctx.summary.files++;

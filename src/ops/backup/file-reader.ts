@@ -1,6 +1,7 @@
 import type { Stats } from "node:fs";
 import { constants, promises as fs } from "node:fs";
 import { Chunker } from "../../core/chunker.js";
+import { type FileStat, fileStat } from "../../core/file-read.js";
 import { BlobType } from "../../repo/blob.js";
 import type { Repository } from "../../repo/repository.js";
 
@@ -10,7 +11,7 @@ export interface ReadResult {
   content: string[];
   size: number;
   /** Metadata taken after the read, to detect changes made while reading. */
-  after: import("node:fs").BigIntStats;
+  after: FileStat;
 }
 
 /** Chunks a stream of buffers into the repository; returns content ids and the size.
@@ -65,7 +66,7 @@ export async function storeFile(
     const after = await fh.stat({ bigint: true });
     if (!after.isFile())
       throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
-    return { ...r, after };
+    return { ...r, after: fileStat(after) };
   } finally {
     await fh.close();
   }
@@ -75,7 +76,8 @@ export type { Stats };
 
 /**
  * A file smaller than the chunker's minimum is exactly one chunk (or none when empty), so it is
- * read in one go and stored as one blob, with the same result the chunker would give.
+ * read in one go and stored as one blob, with the same result the chunker would give. A worker
+ * thread reads, hashes and compresses it (Repository.saveSmallFile).
  */
 async function storeSmallFile(
   repo: Repository,
@@ -83,38 +85,11 @@ async function storeSmallFile(
   size: number,
   onBytes: (n: number) => void,
 ): Promise<ReadResult> {
-  // Asynchronous on purpose: with a cold page cache these reads wait for the disk, and many of
-  // them in flight on the thread pool keep the disk busy (synchronous reads serialise them).
-  const fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  let data: Buffer | undefined;
-  let after: import("node:fs").BigIntStats | undefined;
-  try {
-    // One byte more than expected, to notice a file that grew since lstat.
-    const buf = Buffer.allocUnsafe(size + 1);
-    let got = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-      if (got === buf.length) break;
-    }
-    if (got <= size) {
-      data = buf.subarray(0, got);
-      after = await fh.stat({ bigint: true });
-    }
-  } finally {
-    await fh.close();
-  }
+  const { read, id } = await repo.saveSmallFile(path, size);
   // It grew since lstat: read it the general way.
-  if (!data || !after) return storeFile(repo, path, Number.MAX_SAFE_INTEGER, onBytes);
-  if (!after.isFile())
+  if (read.kind === "grew") return storeFile(repo, path, Number.MAX_SAFE_INTEGER, onBytes);
+  if (read.kind === "notFile")
     throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
-  onBytes(data.length);
-  const content: string[] = [];
-  if (data.length > 0) {
-    // A fresh buffer that owns its memory, so it can be handed to a worker without a copy.
-    const own = Buffer.from(data);
-    content.push((await (await repo.saveBlobDeferred(BlobType.data, own)).id).toString("hex"));
-  }
-  return { content, size: data.length, after };
+  onBytes(read.length);
+  return { content: id ? [id.toString("hex")] : [], size: read.length, after: read.after };
 }
