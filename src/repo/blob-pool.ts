@@ -3,7 +3,7 @@ import type { CompressionType } from "../core/compress.js";
 import { CorruptionError } from "../core/errors.js";
 import type { FileStat, WholeRead } from "../core/file-read.js";
 import type { FileMeta } from "../core/file-write.js";
-import type { BlobTypeValue } from "./blob.js";
+import type { BlobLocation, BlobTypeValue } from "./blob.js";
 
 export interface PooledBlob {
   id: Buffer;
@@ -33,6 +33,22 @@ export type FileRead =
 export type WorkerRequest =
   | { id: number; op: "encode"; buf: Uint8Array }
   | { id: number; op: "encodeFile"; path: string; size: number }
+  | {
+      id: number;
+      op: "verifyPack";
+      bytes: Uint8Array;
+      packId: string;
+      key: Uint8Array;
+      what: string;
+      blobs: {
+        blob: Uint8Array;
+        type: BlobTypeValue;
+        compression: number;
+        offset: number;
+        length: number;
+        rawLength: number;
+      }[];
+    }
   | ({ id: number; op: "decode"; sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)
   | ({
       id: number;
@@ -55,6 +71,7 @@ export type WorkerRequest =
 export type WorkerReply =
   | { id: number; op: "encoded"; blobId: Uint8Array; data: Uint8Array; compression: CompressionType }
   | { id: number; op: "decoded"; plain: Uint8Array }
+  | { id: number; op: "verified"; damaged: number[]; nameMatches: boolean }
   | {
       id: number;
       op: "fileEncoded";
@@ -145,6 +162,36 @@ export class BlobPool {
       read: m.read,
       blob: { id: asBuffer(b.blobId), data: asBuffer(b.data), compression: b.compression },
     };
+  }
+
+  /**
+   * Checks a whole pack on a worker: every listed blob decrypts, decompresses and matches its
+   * id (indexes of those that do not are returned), and the pack's SHA-256 matches its name.
+   * `bytes` is handed over (not copied when it owns its memory).
+   */
+  async verifyPack(
+    bytes: Buffer,
+    packId: string,
+    key: Buffer,
+    what: string,
+    blobs: BlobLocation[],
+  ): Promise<{ damaged: number[]; nameMatches: boolean }> {
+    const own = transferable(bytes);
+    const list = blobs.map((b) => ({
+      blob: b.id,
+      type: b.type,
+      compression: b.compression,
+      offset: b.offset,
+      length: b.length,
+      rawLength: b.rawLength,
+    }));
+    const m = failIfFailed(
+      await this.post({ op: "verifyPack", bytes: own, packId, key, what, blobs: list }, [
+        own.buffer as ArrayBuffer,
+      ]),
+    );
+    if (m.op !== "verified") throw new Error("blob worker: unexpected reply");
+    return { damaged: m.damaged, nameMatches: m.nameMatches };
   }
 
   /**

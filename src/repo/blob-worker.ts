@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { maybeCompress } from "../core/compress.js";
-import { blobId } from "../core/crypto.js";
+import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
 import { readWholeSync } from "../core/file-read.js";
 import { writeNewFile, writeOrHole } from "../core/file-write.js";
@@ -46,6 +46,21 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
       },
       transfer,
     ];
+  }
+  if (m.op === "verifyPack") {
+    const bytes = asBuffer(m.bytes);
+    const key = asBuffer(m.key);
+    const damaged: number[] = [];
+    m.blobs.forEach((b, i) => {
+      const sealed = bytes.subarray(b.offset, b.offset + b.length);
+      try {
+        if (sealed.length !== b.length) throw new Error("pack is shorter than the index says");
+        decodeBlob(sealed, { ...b, id: asBuffer(b.blob) }, key, idKey, m.what);
+      } catch {
+        damaged.push(i);
+      }
+    });
+    return [{ id: m.id, op: "verified", damaged, nameMatches: storageId(bytes) === m.packId }, []];
   }
   if (m.op === "writeFile") {
     const pieces = m.blobs;

@@ -585,6 +585,30 @@ export class Repository {
     await this.decoderPool().writeFile(dest, blobs, size, meta, label);
   }
 
+  /**
+   * Verifies a whole pack read by the caller (`check --read-data`) on a worker thread: returns
+   * the blobs of `expected` that fail to decrypt, decompress or match their id, and whether the
+   * pack's SHA-256 matches its name. The pack key comes from the bytes themselves; a pack whose
+   * type differs from the index's fails every blob. `bytes` must not be used afterwards.
+   */
+  async verifyPack(
+    packId: string,
+    bytes: Buffer,
+    expected: IndexedBlob[],
+  ): Promise<{ damaged: IndexedBlob[]; nameMatches: boolean }> {
+    const what = names.pack(packId);
+    let key: Buffer;
+    try {
+      const prefix = parsePrefix(bytes.subarray(0, PACK_PREFIX), what);
+      if (expected.some((b) => b.type !== prefix.type)) throw new Error("pack type does not match the index");
+      key = packKey(prefix.type === BlobType.tree ? this.keys.meta : this.keys.data, prefix.salt);
+    } catch {
+      return { damaged: expected, nameMatches: storageId(bytes) === packId };
+    }
+    const r = await this.decoderPool().verifyPack(bytes, packId, key, what, expected);
+    return { damaged: r.damaged.map((i) => expected[i]!), nameMatches: r.nameMatches };
+  }
+
   private decoderPool(): BlobPool {
     this.decoder ??= new BlobPool(this.keys.id, cores());
     return this.decoder;

@@ -1,5 +1,4 @@
-import { randomBytes } from "node:crypto";
-import fsSync, { constants, promises as fs } from "node:fs";
+import fsSync, { promises as fs } from "node:fs";
 import path from "node:path";
 import { mapLimit, Semaphore } from "../../core/concurrency.js";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
