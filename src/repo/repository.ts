@@ -541,7 +541,9 @@ export class Repository {
   /** Reads, decrypts and verifies one blob. */
   async loadBlob(id: Buffer): Promise<Buffer> {
     const { loc, sealed, what } = await this.readSealed(id);
-    if (loc.length < DECODE_POOL_MIN) return this.decodeLoaded(loc, sealed);
+    // Trees are decoded here: they are needed at once, and a backup that only reads its
+    // parent's trees should not start worker threads for them.
+    if (loc.length < DECODE_POOL_MIN || loc.type === BlobType.tree) return this.decodeLoaded(loc, sealed);
     const key = await this.keyForPack(loc.packId, loc.type);
     return this.decoderPool().decode(sealed, { ...loc, key, what });
   }
