@@ -3,37 +3,62 @@ import { Command, CommanderError, Option } from "commander";
 import { applyConfigDefaults, loadConfig } from "../app/config.js";
 import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { VERSION } from "../version.js";
-import { registerAck } from "./commands/ack.js";
-import { registerBackup } from "./commands/backup.js";
-import { registerCat } from "./commands/cat.js";
-import { registerCheck } from "./commands/check.js";
-import { registerCopy } from "./commands/copy.js";
-import { registerDiff } from "./commands/diff.js";
-import { registerDrill } from "./commands/drill.js";
-import { registerDump } from "./commands/dump.js";
-import { registerExport } from "./commands/export.js";
-import { registerFind } from "./commands/find.js";
-import { registerForget } from "./commands/forget.js";
-import { registerGuard } from "./commands/guard.js";
-import { registerInit } from "./commands/init.js";
-import { registerKey } from "./commands/key.js";
-import { registerLs } from "./commands/ls.js";
-import { registerMount } from "./commands/mount.js";
-import { registerPg } from "./commands/pg.js";
-import { registerPrune } from "./commands/prune.js";
-import { registerPull } from "./commands/pull.js";
-import { registerPush } from "./commands/push.js";
-import { registerRepair } from "./commands/repair.js";
-import { registerReplicate } from "./commands/replicate.js";
-import { registerRestore } from "./commands/restore.js";
-import { registerRun } from "./commands/run.js";
-import { registerServe } from "./commands/serve.js";
-import { registerSnapshots } from "./commands/snapshots.js";
-import { registerStats } from "./commands/stats.js";
-import { registerStatus } from "./commands/status.js";
 import { CliContext, type GlobalOptions } from "./context.js";
 
-function buildProgram(): Command {
+type Register = (program: Command, ctx: (cmd: Command) => CliContext) => void;
+
+/**
+ * Every command, in help order, loaded on demand: a command imports only its own modules
+ * (loading all of them cost ~0.1 s at every start). Names are the words typed after `lifeboat`.
+ */
+const COMMANDS: [string[], () => Promise<Register>][] = [
+  [["init"], async () => (await import("./commands/init.js")).registerInit],
+  [["backup"], async () => (await import("./commands/backup.js")).registerBackup],
+  [["snapshots"], async () => (await import("./commands/snapshots.js")).registerSnapshots],
+  [["ls"], async () => (await import("./commands/ls.js")).registerLs],
+  [["mount"], async () => (await import("./commands/mount.js")).registerMount],
+  [["diff"], async () => (await import("./commands/diff.js")).registerDiff],
+  [["find"], async () => (await import("./commands/find.js")).registerFind],
+  [["stats"], async () => (await import("./commands/stats.js")).registerStats],
+  [["dump"], async () => (await import("./commands/dump.js")).registerDump],
+  [["restore"], async () => (await import("./commands/restore.js")).registerRestore],
+  [["replicate"], async () => (await import("./commands/replicate.js")).registerReplicate],
+  [["cat"], async () => (await import("./commands/cat.js")).registerCat],
+  [["key"], async () => (await import("./commands/key.js")).registerKey],
+  [["check"], async () => (await import("./commands/check.js")).registerCheck],
+  [["drill"], async () => (await import("./commands/drill.js")).registerDrill],
+  [["status"], async () => (await import("./commands/status.js")).registerStatus],
+  [["pull"], async () => (await import("./commands/pull.js")).registerPull],
+  [["push"], async () => (await import("./commands/push.js")).registerPush],
+  [["export"], async () => (await import("./commands/export.js")).registerExport],
+  [["forget"], async () => (await import("./commands/forget.js")).registerForget],
+  [["prune"], async () => (await import("./commands/prune.js")).registerPrune],
+  [["copy"], async () => (await import("./commands/copy.js")).registerCopy],
+  [["repair"], async () => (await import("./commands/repair.js")).registerRepair],
+  [["ack"], async () => (await import("./commands/ack.js")).registerAck],
+  [["guard"], async () => (await import("./commands/guard.js")).registerGuard],
+  [["serve"], async () => (await import("./commands/serve.js")).registerServe],
+  [["pg"], async () => (await import("./commands/pg.js")).registerPg],
+  [["run", "daemon"], async () => (await import("./commands/run.js")).registerRun],
+];
+
+/**
+ * The command word of argv (skipping global options and their values), so only that command is
+ * registered; undefined (then all are) for help, typos and anything unusual.
+ */
+function commandWord(program: Command, argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const t = argv[i]!;
+    if (t === "--") return undefined;
+    if (!t.startsWith("-")) return t;
+    if (t.includes("=")) continue;
+    const opt = program.options.find((o) => o.long === t || o.short === t);
+    if (opt?.required) i++;
+  }
+  return undefined;
+}
+
+async function buildProgram(argv: string[]): Promise<Command> {
   const program = new Command("lifeboat")
     .version(VERSION)
     .description("Deduplicated, compressed, encrypted backups you can prove you can restore.")
@@ -89,39 +114,14 @@ Start here:
   lifeboat snapshots                   list what is stored
   lifeboat restore latest --target DIR get it back`,
     );
+  const only = commandWord(program, argv);
   program.exitOverride();
   program.hook("preAction", (_program, action) => {
     running = { name: action.name(), ctx: ctx(action) };
   });
   const ctx = (cmd: Command) => new CliContext(cmd.optsWithGlobals() as GlobalOptions);
-  registerInit(program, ctx);
-  registerBackup(program, ctx);
-  registerSnapshots(program, ctx);
-  registerLs(program, ctx);
-  registerMount(program, ctx);
-  registerDiff(program, ctx);
-  registerFind(program, ctx);
-  registerStats(program, ctx);
-  registerDump(program, ctx);
-  registerRestore(program, ctx);
-  registerReplicate(program, ctx);
-  registerCat(program, ctx);
-  registerKey(program, ctx);
-  registerCheck(program, ctx);
-  registerDrill(program, ctx);
-  registerStatus(program, ctx);
-  registerPull(program, ctx);
-  registerPush(program, ctx);
-  registerExport(program, ctx);
-  registerForget(program, ctx);
-  registerPrune(program, ctx);
-  registerCopy(program, ctx);
-  registerRepair(program, ctx);
-  registerAck(program, ctx);
-  registerGuard(program, ctx);
-  registerServe(program, ctx);
-  registerPg(program, ctx);
-  registerRun(program, ctx);
+  const wanted = COMMANDS.filter(([names]) => only !== undefined && names.includes(only));
+  for (const [, load] of wanted.length > 0 ? wanted : COMMANDS) (await load())(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
@@ -166,12 +166,17 @@ async function main(): Promise<void> {
     process.exit(ExitCode.interrupted);
   });
   process.on("SIGTERM", () => process.exit(ExitCode.interrupted));
+  // `lifeboat snapshots | head`: a reader that stops early is not an error.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   try {
     // The config file's settings become defaults before options are parsed (flags and the
     // environment still win); `--config FILE` anywhere on the line names another file.
     const i = process.argv.indexOf("--config");
     applyConfigDefaults(loadConfig(i > 0 ? process.argv[i + 1] : undefined).config);
-    await buildProgram().parseAsync(process.argv);
+    await (await buildProgram(process.argv)).parseAsync(process.argv);
   } catch (e) {
     process.exitCode = report(e, json);
     if (running && NOTIFY_FAILURES.has(running.name) && !(e instanceof CommanderError)) {
