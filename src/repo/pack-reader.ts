@@ -9,6 +9,7 @@ interface Window {
 
 const WINDOW = 4 * 1024 * 1024;
 const WINDOWS = 8;
+const DIRECT = 128 * 1024;
 
 /**
  * Reads blobs out of packs with read-ahead: a request for a small blob fetches a 4 MiB window
@@ -25,7 +26,9 @@ export class PackReader {
   async read(packId: string, offset: number, length: number): Promise<Buffer> {
     const hit = this.find(packId, offset, length);
     if (hit) return hit;
-    if (length >= WINDOW / 2) return this.backend.get(names.pack(packId), { offset, length });
+    // Large blobs are read exactly, into memory of their own: a worker can take that over
+    // without a copy (a view into a shared window would have to be copied).
+    if (length >= DIRECT) return this.backend.get(names.pack(packId), { offset, length });
     for (const p of this.inflight.values()) {
       const w = await p;
       if (w && w.packId === packId && offset >= w.offset && offset + length <= w.offset + w.buf.length) {
