@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import type { ChunkerParams } from "../core/chunker.js";
 import type { CompressionType } from "../core/compress.js";
 import { CorruptionError } from "../core/errors.js";
 import type { FileStat, WholeRead } from "../core/file-read.js";
@@ -33,6 +34,15 @@ export type FileRead =
 export type WorkerRequest =
   | { id: number; op: "encode"; buf: Uint8Array }
   | { id: number; op: "encodeFile"; path: string; size: number }
+  | {
+      id: number;
+      op: "chunkFile";
+      path: string;
+      params: ChunkerParams;
+      gear: Uint32Array;
+      /** Int32 [credits, cancelled]: see `chunkFile`. */
+      control: SharedArrayBuffer;
+    }
   | {
       id: number;
       op: "verifyPack";
@@ -74,6 +84,15 @@ export type WorkerReply =
   | { id: number; op: "verified"; damaged: number[]; nameMatches: boolean }
   | {
       id: number;
+      op: "chunk";
+      blobId: Uint8Array;
+      data: Uint8Array;
+      compression: CompressionType;
+      rawLength: number;
+    }
+  | { id: number; op: "fileChunked"; read: FileRead }
+  | {
+      id: number;
       op: "fileEncoded";
       read: FileRead;
       blob?: { blobId: Uint8Array; data: Uint8Array; compression: CompressionType };
@@ -85,7 +104,13 @@ interface Pending {
   resolve: (r: WorkerReply) => void;
   reject: (e: unknown) => void;
   worker: number;
+  weight: number;
+  /** Streaming jobs (chunkFile): each chunk as it arrives. */
+  onChunk?: (m: Extract<WorkerReply, { op: "chunk" }>) => void;
 }
+
+/** Chunks a worker may send ahead of the main thread having stored them (per file). */
+const CHUNK_CREDITS = 8;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -126,8 +151,12 @@ export class BlobPool {
       w.on("message", (m: WorkerReply) => {
         const job = this.jobs.get(m.id);
         if (!job) return;
+        if (m.op === "chunk") {
+          job.onChunk?.(m);
+          return;
+        }
         this.jobs.delete(m.id);
-        this.busy[job.worker]!--;
+        this.busy[job.worker]! -= job.weight;
         if (this.jobs.size === 0) for (const x of this.workers) x.unref();
         job.resolve(m);
       });
@@ -162,6 +191,64 @@ export class BlobPool {
       read: m.read,
       blob: { id: asBuffer(b.blobId), data: asBuffer(b.data), compression: b.compression },
     };
+  }
+
+  /**
+   * Reads a large file on a worker and cuts it into chunks there (content-defined, `params` and
+   * `gear` as the repository's), hashing and compressing each: `onChunk` receives them in file
+   * order and resolves once the chunk is stored. The worker runs at most CHUNK_CREDITS chunks
+   * ahead (a shared counter it waits on), so memory stays flat however large the file. If
+   * `onChunk` fails, the worker stops reading and the job fails with that error. Resolves with
+   * the file's metadata after the read and the bytes read (or why it was not a file any more).
+   */
+  async chunkFile(
+    path: string,
+    params: ChunkerParams,
+    gear: Uint32Array,
+    onChunk: (blob: PooledBlob & { rawLength: number }) => Promise<void>,
+  ): Promise<FileRead> {
+    const control = new Int32Array(new SharedArrayBuffer(8));
+    control[0] = CHUNK_CREDITS;
+    let failure: unknown;
+    const stored: Promise<void>[] = [];
+    const handle = (m: Extract<WorkerReply, { op: "chunk" }>) => {
+      const blob = {
+        id: asBuffer(m.blobId),
+        data: asBuffer(m.data),
+        compression: m.compression,
+        rawLength: m.rawLength,
+      };
+      const p = (failure ? Promise.reject(failure) : onChunk(blob)).then(
+        () => {
+          Atomics.add(control, 0, 1);
+          Atomics.notify(control, 0);
+        },
+        (e: unknown) => {
+          failure ??= e;
+          Atomics.store(control, 1, 1);
+          Atomics.notify(control, 0);
+        },
+      );
+      stored.push(p);
+    };
+    let reply: WorkerReply;
+    try {
+      reply = failIfFailed(
+        await this.post(
+          { op: "chunkFile", path, params, gear, control: control.buffer as SharedArrayBuffer },
+          [],
+          16,
+          handle,
+        ),
+      );
+    } catch (e) {
+      await Promise.all(stored);
+      throw failure ?? e;
+    }
+    await Promise.all(stored);
+    if (failure) throw failure;
+    if (reply.op !== "fileChunked") throw new Error("blob worker: unexpected reply");
+    return reply.read;
   }
 
   /**
@@ -251,15 +338,21 @@ export class BlobPool {
     if (m.op !== "written") throw new Error("blob worker: unexpected reply");
   }
 
-  private post(msg: DistributiveOmit<WorkerRequest, "id">, transfer: ArrayBuffer[]): Promise<WorkerReply> {
+  /** `weight`: how much the job loads its worker (a whole file counts as many blobs). */
+  private post(
+    msg: DistributiveOmit<WorkerRequest, "id">,
+    transfer: ArrayBuffer[],
+    weight = 1,
+    onChunk?: Pending["onChunk"],
+  ): Promise<WorkerReply> {
     const id = this.next++;
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.busy[i]! < this.busy[w]!) w = i;
     // Workers keep the process alive only while they have work (an idle pool must not).
     if (this.jobs.size === 0) for (const x of this.workers) x.ref();
-    this.busy[w]!++;
+    this.busy[w]! += weight;
     return new Promise((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject, worker: w });
+      this.jobs.set(id, { resolve, reject, worker: w, weight, ...(onChunk ? { onChunk } : {}) });
       this.workers[w]!.postMessage({ id, ...msg }, transfer);
     });
   }

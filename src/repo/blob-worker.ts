@@ -1,10 +1,12 @@
+import fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
+import { Chunker } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
-import { readWholeSync } from "../core/file-read.js";
+import { fileStat, readWholeSync } from "../core/file-read.js";
 import { writeNewFile, writeOrHole } from "../core/file-write.js";
-import type { WorkerReply, WorkerRequest } from "./blob-pool.js";
+import type { FileRead, WorkerReply, WorkerRequest } from "./blob-pool.js";
 import { decodeBlob } from "./pack.js";
 
 /**
@@ -47,6 +49,7 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
       transfer,
     ];
   }
+  if (m.op === "chunkFile") return [{ id: m.id, op: "fileChunked", read: chunkFile(m) }, []];
   if (m.op === "verifyPack") {
     const bytes = asBuffer(m.bytes);
     const key = asBuffer(m.key);
@@ -87,6 +90,56 @@ function decodeOne(m: Omit<SealedBlob, "id" | "op">): Buffer {
     length: m.sealed.length,
   };
   return decodeBlob(asBuffer(m.sealed), loc, asBuffer(m.key), idKey, m.what);
+}
+
+/** Read size for large files (the chunker copies what it is given, so one buffer serves all). */
+const READ_SIZE = 1024 * 1024;
+
+/** See BlobPool.chunkFile: reads, chunks, hashes and compresses, sending each chunk when the
+ * main thread has room for it (control[0] credits; control[1] set = stop). */
+function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
+  const control = new Int32Array(m.control);
+  const chunker = new Chunker(m.params, m.gear);
+  const send = (chunk: Buffer) => {
+    const bid = blobId(idKey, chunk);
+    const c = maybeCompress(chunk);
+    for (;;) {
+      if (Atomics.load(control, 1) !== 0) throw new Error("stopped: storing an earlier chunk failed");
+      const have = Atomics.load(control, 0);
+      if (have > 0) {
+        if (Atomics.compareExchange(control, 0, have, have - 1) === have) break;
+      } else Atomics.wait(control, 0, have, 1000);
+    }
+    const transfer = ownsMemory(c.data) ? [c.data.buffer as ArrayBuffer] : [];
+    parentPort!.postMessage(
+      {
+        id: m.id,
+        op: "chunk",
+        blobId: bid,
+        data: c.data,
+        compression: c.compression,
+        rawLength: chunk.length,
+      },
+      transfer,
+    );
+  };
+  const fd = fs.openSync(m.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafeSlow(READ_SIZE);
+    let length = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      length += n;
+      for (const chunk of chunker.push(buf.subarray(0, n))) send(chunk);
+    }
+    for (const chunk of chunker.finish()) send(chunk);
+    const st = fs.fstatSync(fd, { bigint: true });
+    if (!st.isFile()) return { kind: "notFile" };
+    return { kind: "read", after: fileStat(st), length };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 parentPort!.on("message", (m: WorkerRequest) => {

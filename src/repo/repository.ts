@@ -413,6 +413,28 @@ export class Repository {
     return { read, id: blob.id };
   }
 
+  /**
+   * Reads a large file on a worker thread, which chunks, hashes and compresses it (see
+   * `BlobPool.chunkFile`); each new chunk is stored as a data blob here. Returns the chunk ids in
+   * order and what the read found. `onBytes` reports progress.
+   */
+  async saveLargeFile(
+    path: string,
+    onBytes: (n: number) => void,
+  ): Promise<{ read: FileRead; ids: Buffer[] }> {
+    if (this.uploadError) throw this.uploadError;
+    this.encoder ??= new BlobPool(this.keys.id, cores());
+    const ids: Buffer[] = [];
+    const read = await this.encoder.chunkFile(path, this.config.chunker, this.gearTable(), async (b) => {
+      ids.push(b.id);
+      onBytes(b.rawLength);
+      if (this.uploadError) throw this.uploadError;
+      if (this.admit(b.id, b.rawLength))
+        await this.addToPack(BlobType.data, b.id, b.data, b.compression, b.rawLength);
+    });
+    return { read, ids };
+  }
+
   /** Marks a new blob as pending and counts it; false when it is already stored or queued. */
   private admit(id: Buffer, rawLength: number): boolean {
     const hex = id.toString("hex");

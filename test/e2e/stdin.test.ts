@@ -76,3 +76,22 @@ test("--stdin-filename with a slash is bad usage (with a hint) and writes nothin
   );
   assert.equal(await dirBytes(ws.repo), before);
 });
+
+test("a file and the same bytes on stdin are cut into the same chunks (worker and main-thread chunkers agree)", async () => {
+  // Files are chunked on worker threads, streams on the main thread: both must cut identically,
+  // or a database dump and its file copy would stop deduplicating against each other.
+  const data = prng(9 * MiB + 777, "same chunks");
+  const file = path.join(ws.base, "same.bin");
+  await fs.writeFile(file, data);
+  const first = summaryOf(await runOk(["backup", file, "--json"], { env: ws.env }));
+  assert.ok(Number(first.data_blobs_added) > 4, `expected several chunks, got ${first.data_blobs_added}`);
+  const again = summaryOf(
+    await runOk(["backup", "--stdin", "--stdin-filename", "same.bin", "--json"], {
+      env: ws.env,
+      input: data,
+    }),
+  );
+  // Only the new tree is added: every data chunk was already stored.
+  assert.equal(again.data_blobs_added, 1, "the stdin copy added data chunks");
+  assert.ok(Number(again.data_added) < 4096, `stdin copy added ${again.data_added} bytes`);
+});

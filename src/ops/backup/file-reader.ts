@@ -1,11 +1,8 @@
 import type { Stats } from "node:fs";
-import { constants, promises as fs } from "node:fs";
 import { Chunker } from "../../core/chunker.js";
-import { type FileStat, fileStat } from "../../core/file-read.js";
+import type { FileStat } from "../../core/file-read.js";
 import { BlobType } from "../../repo/blob.js";
 import type { Repository } from "../../repo/repository.js";
-
-const READ_SIZE = 1024 * 1024;
 
 export interface ReadResult {
   content: string[];
@@ -41,7 +38,11 @@ export async function storeStream(
 /** Files up to this size (and below the chunker's minimum) are read whole, as one blob. */
 const SMALL_FILE = 128 * 1024;
 
-/** Reads a regular file without following a symlink swapped in after lstat. */
+/**
+ * Reads a regular file without following a symlink swapped in after lstat (`size` comes from
+ * the caller's lstat; the metadata taken after the read catches any other change). Small files
+ * are one blob; larger ones are read and chunked on a worker thread (Repository.saveLargeFile).
+ */
 export async function storeFile(
   repo: Repository,
   path: string,
@@ -49,27 +50,10 @@ export async function storeFile(
   onBytes: (n: number) => void,
 ): Promise<ReadResult> {
   if (size <= SMALL_FILE && size < repo.config.chunker.min) return storeSmallFile(repo, path, size, onBytes);
-  const fh = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    // `size` comes from the caller's lstat; O_NOFOLLOW refuses a symlink swapped in since, and
-    // the fstat after reading catches any other change.
-    // One read buffer for the whole file: storeStream's chunker copies what it is given.
-    const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, size + 1));
-    async function* pieces(): AsyncIterable<Buffer> {
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) return;
-        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-      }
-    }
-    const r = await storeStream(repo, pieces(), onBytes);
-    const after = await fh.stat({ bigint: true });
-    if (!after.isFile())
-      throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
-    return { ...r, after: fileStat(after) };
-  } finally {
-    await fh.close();
-  }
+  const { read, ids } = await repo.saveLargeFile(path, onBytes);
+  if (read.kind !== "read")
+    throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
+  return { content: ids.map((id) => id.toString("hex")), size: read.length, after: read.after };
 }
 
 export type { Stats };
