@@ -191,9 +191,9 @@ async function restoreDir(
   });
 }
 
-const FILES_PER_FOLDER = 16;
+const FILES_PER_FOLDER = 32;
 const FOLDERS_IN_FLIGHT = 4;
-const SMALL_FILES_IN_FLIGHT = 32;
+const SMALL_FILES_IN_FLIGHT = 64;
 const LARGE_FILES_IN_FLIGHT = 4;
 
 /**
