@@ -58,7 +58,7 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
       const sealed = bytes.subarray(b.offset, b.offset + b.length);
       try {
         if (sealed.length !== b.length) throw new Error("pack is shorter than the index says");
-        decodeBlob(sealed, { ...b, id: asBuffer(b.blob) }, key, idKey, m.what);
+        decodeBlob(sealed, { ...b, id: asBuffer(b.blob) }, key, idKey, m.what, scratchFor(b.rawLength));
       } catch {
         damaged.push(i);
       }
@@ -67,12 +67,12 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   }
   if (m.op === "writeFile") {
     const pieces = m.blobs;
-    writeNewFile(m.dest, pieces.length, (i) => decodeOne(pieces[i]!), m.size, m.meta, m.label);
+    writeNewFile(m.dest, pieces.length, (i) => decodeOne(pieces[i]!, true), m.size, m.meta, m.label);
     return [{ id: m.id, op: "written", hole: false }, []];
   }
-  const plain = decodeOne(m);
   if (m.op === "decodeTo")
-    return [{ id: m.id, op: "written", hole: writeOrHole(m.fd, plain, m.position) }, []];
+    return [{ id: m.id, op: "written", hole: writeOrHole(m.fd, decodeOne(m, true), m.position) }, []];
+  const plain = decodeOne(m);
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
   const own = ownsMemory(plain) ? plain : Buffer.from(new Uint8Array(plain));
   return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
@@ -80,7 +80,15 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
 
 type SealedBlob = Extract<WorkerRequest, { op: "decode" }>;
 
-function decodeOne(m: Omit<SealedBlob, "id" | "op">): Buffer {
+/** One buffer per worker for plaintext that is written or checked and then dropped. */
+let scratch = Buffer.alloc(0);
+function scratchFor(length: number): Buffer {
+  if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.max(length, 1024 * 1024));
+  return scratch;
+}
+
+/** `transient`: the caller is done with the plaintext before the next decode (scratch use). */
+function decodeOne(m: Omit<SealedBlob, "id" | "op">, transient = false): Buffer {
   const loc = {
     type: m.type,
     compression: m.compression,
@@ -89,7 +97,8 @@ function decodeOne(m: Omit<SealedBlob, "id" | "op">): Buffer {
     offset: 0,
     length: m.sealed.length,
   };
-  return decodeBlob(asBuffer(m.sealed), loc, asBuffer(m.key), idKey, m.what);
+  const out = transient ? scratchFor(m.rawLength) : undefined;
+  return decodeBlob(asBuffer(m.sealed), loc, asBuffer(m.key), idKey, m.what, out);
 }
 
 /** Read size for large files (the chunker copies what it is given, so one buffer serves all). */

@@ -174,11 +174,13 @@ export function decodeBlob(
   key: Buffer,
   idKey: Buffer,
   what: string,
+  /** Where to decompress (see decompressBlob); the result is then a view of it. */
+  scratch?: Buffer,
 ): Buffer {
   const stored = open(key, sealed, blobAad(loc.type, loc.id), what);
   let plain: Buffer;
   try {
-    plain = decompressBlob(stored, loc.compression, loc.rawLength);
+    plain = decompressBlob(stored, loc.compression, loc.rawLength, scratch);
   } catch (e) {
     throw new CorruptionError(what, `blob ${loc.id.toString("hex")}: ${(e as Error).message}`, [
       loc.id.toString("hex"),
