@@ -92,7 +92,7 @@ export function findCut(
 
 /**
  * Streaming chunker: feed it the byte stream of one file in pieces of any size, get back whole
- * chunks (each a fresh Buffer the caller owns). Input is copied once into an arena of twice the
+ * chunks (each a fresh Buffer the caller owns, or views with pushEach). Input is copied once into an arena of twice the
  * maximum chunk size, so memory stays at 2 x max whatever the read size.
  */
 export class Chunker {
@@ -113,6 +113,23 @@ export class Chunker {
   /** Adds data; returns the chunks that are now complete. */
   push(data: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
+    this.pushEach(data, (c) => out.push(Buffer.from(c)));
+    return out;
+  }
+
+  /** Ends the stream; returns the remaining chunks. */
+  finish(): Buffer[] {
+    const out: Buffer[] = [];
+    this.finishEach((c) => out.push(Buffer.from(c)));
+    return out;
+  }
+
+  /**
+   * Like `push`, but hands each complete chunk to `fn` as a view into the arena, valid only
+   * during the call: for callers that hash and compress a chunk and keep only the result, so a
+   * copy is made only when they need one.
+   */
+  pushEach(data: Uint8Array, fn: (chunk: Buffer) => void): void {
     const max = this.params.max;
     let off = 0;
     while (off < data.length) {
@@ -122,23 +139,20 @@ export class Chunker {
       this.end += n;
       off += n;
       // Cut only with at least `max` bytes buffered, so boundaries never depend on read sizes.
-      while (this.end - this.start >= max) out.push(this.cut());
+      while (this.end - this.start >= max) fn(this.cut());
     }
-    return out;
   }
 
-  /** Ends the stream; returns the remaining chunks. */
-  finish(): Buffer[] {
-    const out: Buffer[] = [];
-    while (this.end > this.start) out.push(this.cut());
+  /** Like `finish`, with views (see `pushEach`). */
+  finishEach(fn: (chunk: Buffer) => void): void {
+    while (this.end > this.start) fn(this.cut());
     this.start = 0;
     this.end = 0;
-    return out;
   }
 
   private cut(): Buffer {
     const len = findCut(this.arena, this.start, this.end, this.params, this.gear, this.masks);
-    const chunk = Buffer.from(this.arena.subarray(this.start, this.start + len));
+    const chunk = this.arena.subarray(this.start, this.start + len);
     this.start += len;
     return chunk;
   }

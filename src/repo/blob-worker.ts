@@ -109,9 +109,15 @@ const READ_SIZE = 1024 * 1024;
 function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
   const control = new Int32Array(m.control);
   const chunker = new Chunker(m.params, m.gear);
-  const send = (chunk: Buffer) => {
-    const bid = blobId(idKey, chunk);
-    const c = maybeCompress(chunk);
+  // `view` is the chunker's arena: hashed and compressed in place, copied only when it is
+  // stored as is (incompressible data).
+  const send = (view: Buffer) => {
+    const bid = blobId(idKey, view);
+    const c = maybeCompress(view);
+    if (c.data === view) {
+      c.data = Buffer.allocUnsafeSlow(view.length);
+      view.copy(c.data);
+    }
     for (;;) {
       if (Atomics.load(control, 1) !== 0) throw new Error("stopped: storing an earlier chunk failed");
       const have = Atomics.load(control, 0);
@@ -127,7 +133,7 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
         blobId: bid,
         data: c.data,
         compression: c.compression,
-        rawLength: chunk.length,
+        rawLength: view.length,
       },
       transfer,
     );
@@ -140,9 +146,9 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       length += n;
-      for (const chunk of chunker.push(buf.subarray(0, n))) send(chunk);
+      chunker.pushEach(buf.subarray(0, n), send);
     }
-    for (const chunk of chunker.finish()) send(chunk);
+    chunker.finishEach(send);
     const st = fs.fstatSync(fd, { bigint: true });
     if (!st.isFile()) return { kind: "notFile" };
     return { kind: "read", after: fileStat(st), length };
