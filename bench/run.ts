@@ -169,6 +169,29 @@ const STEPS = [
   "check --read-data",
 ];
 
+/** Where lifeboat's time goes, written under the table (keep it true when the pipeline changes). */
+const HOW_IT_WORKS = [
+  "## Where the time goes",
+  "",
+  "- **Backup.** The main thread walks the tree (`lstat`), takes unchanged files from the parent",
+  "  snapshot's metadata without reading them, reuses the tree of every unchanged folder, and",
+  "  encrypts and uploads packs (two uploads overlap the next packs). Worker threads, one per core,",
+  "  read the files: small ones whole, large ones cut by FastCDC, each chunk hashed (HMAC-SHA-256)",
+  "  and compressed (zstd 3); a large file's worker runs at most 8 chunks ahead of the packer.",
+  "- **Restore.** The main thread walks the trees and reads packs (4 MiB windows for small blobs,",
+  "  exact reads for large ones). Workers decrypt, decompress and verify every blob against its",
+  "  keyed id, then write: small files whole (temporary file, owner, mode, times, rename), large",
+  "  ones blob by blob at their offsets, runs of zeroes left as holes. The keyed-id check and the",
+  "  rename into place cost CPU that restic does not spend; they are why a crash or a damaged",
+  "  blob never leaves a wrong or half-written file.",
+  "- **check --read-data.** Four packs in flight; workers verify every blob and each pack's SHA-256.",
+  "- **Memory.** Three V8 isolates (main and two workers) take ~78 MiB before any data; the main",
+  "  thread's live data stays under ~150 MiB (pack buffers, uploads in flight); the rest of the",
+  "  peak RSS is buffers freed but not yet returned by the allocator.",
+  "- **Index.** `npm run bench:index` measures the in-memory index: 63.8 bytes per blob at",
+  "  10 million blobs.",
+];
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const opt = (name: string, def: string) => {
@@ -296,7 +319,7 @@ function report(
     ),
   );
   if (failures.length > 0) lines.push("", "Failures:", ...failures);
-  lines.push("");
+  lines.push("", ...HOW_IT_WORKS, "");
   return lines.join("\n");
 }
 
