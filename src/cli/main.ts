@@ -166,10 +166,11 @@ async function main(): Promise<void> {
     process.exit(ExitCode.interrupted);
   });
   process.on("SIGTERM", () => process.exit(ExitCode.interrupted));
-  // `lifeboat snapshots | head`: a reader that stops early is not an error.
+  // `lifeboat snapshots | head`: a reader that stops early is not an error. The command goes on
+  // (a backup still saves its snapshot) with further output dropped.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw e;
+    if (e.code !== "EPIPE") throw e;
+    process.stdout.write = (() => true) as typeof process.stdout.write;
   });
   try {
     // The config file's settings become defaults before options are parsed (flags and the

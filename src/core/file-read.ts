@@ -33,8 +33,10 @@ export type WholeRead =
  * a view of memory of its own (not Node's shared pool), so it can be transferred.
  */
 export function readWholeSync(path: string, size: number): WholeRead {
-  const fd = fs.openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO swapped in since lstat must not block the worker (fstat rejects it).
+  const fd = fs.openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
     const buf = Buffer.allocUnsafeSlow(size + 1);
     let got = 0;
     for (;;) {

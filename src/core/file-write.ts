@@ -57,7 +57,20 @@ let counter = 0;
 /** A fresh temporary name beside `dest` (hidden, recognisable, unique). */
 export function tempPathFor(dest: string): string {
   const dir = path.dirname(dest);
-  return path.join(dir, `.${path.basename(dest).slice(0, 100)}.lifeboat-${tag}${(counter++).toString(36)}`);
+  return path.join(dir, `.${shortName(path.basename(dest))}.lifeboat-${tag}${(counter++).toString(36)}`);
+}
+
+/** At most 100 bytes of UTF-8 (names are limited in bytes: 100 CJK characters are 300). */
+function shortName(name: string): string {
+  if (Buffer.byteLength(name) <= 100) return name;
+  let out = "";
+  let bytes = 0;
+  for (const ch of name) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > 100) break;
+    out += ch;
+  }
+  return out;
 }
 
 /** Creates the temporary file exclusively (never follows or reuses an existing path). */
@@ -103,8 +116,18 @@ export function finishTemp(
     discardTemp(fd, tmp);
     throw e;
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, dest);
+  try {
+    fs.closeSync(fd);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  try {
+    fs.renameSync(tmp, dest);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Closes and removes a temporary file after a failure. */

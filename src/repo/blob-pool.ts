@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import { asBuffer, ownsMemory, transferable } from "../core/buffers.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import type { CompressionType } from "../core/compress.js";
 import { CorruptionError } from "../core/errors.js";
@@ -124,14 +125,6 @@ function failIfFailed(m: WorkerReply): WorkerReply {
   throw Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
 }
 
-const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-
-/** Whether `b` is the whole of its ArrayBuffer (so it can be transferred instead of copied). */
-const ownsMemory = (b: Uint8Array) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
-
-/** A buffer the worker may take: itself when it owns its memory, else a copy. */
-const transferable = (b: Buffer) => (ownsMemory(b) ? b : Buffer.from(new Uint8Array(b)));
-
 /**
  * Worker threads for the CPU-heavy steps of a blob: hashing and compressing on the way in
  * (backup), decrypting, decompressing and verifying on the way out (restore, check). The owner
@@ -144,30 +137,53 @@ export class BlobPool {
   private readonly busy: number[] = [];
   private readonly jobs = new Map<number, Pending>();
   private next = 0;
+  private closing = false;
 
-  constructor(idKey: Buffer, size: number) {
+  constructor(
+    private readonly idKey: Buffer,
+    size: number,
+  ) {
     for (let i = 0; i < Math.max(1, size); i++) {
-      const w = new Worker(new URL("./blob-worker.js", import.meta.url), { workerData: { idKey } });
-      w.on("message", (m: WorkerReply) => {
-        const job = this.jobs.get(m.id);
-        if (!job) return;
-        if (m.op === "chunk") {
-          job.onChunk?.(m);
-          return;
-        }
-        this.jobs.delete(m.id);
-        this.busy[job.worker]! -= job.weight;
-        if (this.jobs.size === 0) for (const x of this.workers) x.unref();
-        job.resolve(m);
-      });
-      w.on("error", (e) => {
-        for (const j of this.jobs.values()) j.reject(e);
-        this.jobs.clear();
-      });
-      w.unref();
-      this.workers.push(w);
+      this.workers.push(this.spawn(i));
       this.busy.push(0);
     }
+  }
+
+  private spawn(slot: number): Worker {
+    const w = new Worker(new URL("./blob-worker.js", import.meta.url), { workerData: { idKey: this.idKey } });
+    w.on("message", (m: WorkerReply) => {
+      const job = this.jobs.get(m.id);
+      if (!job) return;
+      if (m.op === "chunk") {
+        job.onChunk?.(m);
+        return;
+      }
+      this.settle(m.id, job);
+      job.resolve(m);
+    });
+    // A worker that dies (an uncaught error, out of memory) fails only its own jobs, and a
+    // fresh one takes its place: jobs on other workers, such as writes into an open restored
+    // file, finish normally before their caller closes anything.
+    const died = (e: unknown) => {
+      if (this.workers[slot] !== w) return;
+      for (const [id, job] of this.jobs) {
+        if (job.worker !== slot) continue;
+        this.settle(id, job);
+        job.reject(e);
+      }
+      this.busy[slot] = 0;
+      if (!this.closing) this.workers[slot] = this.spawn(slot);
+    };
+    w.on("error", died);
+    w.on("exit", (code) => died(new Error(`a blob worker stopped unexpectedly (exit code ${code})`)));
+    w.unref();
+    return w;
+  }
+
+  private settle(id: number, job: Pending): void {
+    this.jobs.delete(id);
+    this.busy[job.worker]! -= job.weight;
+    if (this.jobs.size === 0) for (const x of this.workers) x.unref();
   }
 
   /** Hashes and compresses `buf`; `buf` must not be used by the caller afterwards. */
@@ -210,7 +226,8 @@ export class BlobPool {
     const control = new Int32Array(new SharedArrayBuffer(8));
     control[0] = CHUNK_CREDITS;
     let failure: unknown;
-    const stored: Promise<void>[] = [];
+    // Chunks being stored (each removes itself when done, so this stays small).
+    const stored = new Set<Promise<void>>();
     const handle = (m: Extract<WorkerReply, { op: "chunk" }>) => {
       const blob = {
         id: asBuffer(m.blobId),
@@ -218,7 +235,7 @@ export class BlobPool {
         compression: m.compression,
         rawLength: m.rawLength,
       };
-      const p = (failure ? Promise.reject(failure) : onChunk(blob)).then(
+      const p: Promise<void> = (failure ? Promise.reject(failure) : onChunk(blob)).then(
         () => {
           Atomics.add(control, 0, 1);
           Atomics.notify(control, 0);
@@ -229,7 +246,8 @@ export class BlobPool {
           Atomics.notify(control, 0);
         },
       );
-      stored.push(p);
+      stored.add(p);
+      p.finally(() => stored.delete(p));
     };
     let reply: WorkerReply;
     try {
@@ -242,6 +260,9 @@ export class BlobPool {
         ),
       );
     } catch (e) {
+      // The worker may still be waiting for credit (if it is alive): tell it to stop.
+      Atomics.store(control, 1, 1);
+      Atomics.notify(control, 0);
       await Promise.all(stored);
       throw failure ?? e;
     }
@@ -352,12 +373,20 @@ export class BlobPool {
     if (this.jobs.size === 0) for (const x of this.workers) x.ref();
     this.busy[w]! += weight;
     return new Promise((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject, worker: w, weight, ...(onChunk ? { onChunk } : {}) });
-      this.workers[w]!.postMessage({ id, ...msg }, transfer);
+      const job: Pending = { resolve, reject, worker: w, weight, ...(onChunk ? { onChunk } : {}) };
+      this.jobs.set(id, job);
+      try {
+        this.workers[w]!.postMessage({ id, ...msg }, transfer);
+      } catch (e) {
+        // E.g. a buffer that cannot be transferred: nothing was sent, so forget the job.
+        this.settle(id, job);
+        reject(e);
+      }
     });
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
+import { asBuffer, ownCopy, ownsMemory } from "../core/buffers.js";
 import { Chunker } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
@@ -16,9 +17,6 @@ import { decodeBlob } from "./pack.js";
  * reading and chunking, so they run here while the main thread reads, chunks and writes.
  */
 const idKey = Buffer.from(workerData.idKey as Uint8Array);
-
-const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-const ownsMemory = (b: Uint8Array) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 
 function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   if (m.op === "encode") {
@@ -74,7 +72,7 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     return [{ id: m.id, op: "written", hole: writeOrHole(m.fd, decodeOne(m, true), m.position) }, []];
   const plain = decodeOne(m);
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
-  const own = ownsMemory(plain) ? plain : Buffer.from(new Uint8Array(plain));
+  const own = ownsMemory(plain) ? plain : ownCopy(plain);
   return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
 }
 
@@ -114,10 +112,7 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
   const send = (view: Buffer) => {
     const bid = blobId(idKey, view);
     const c = maybeCompress(view);
-    if (c.data === view) {
-      c.data = Buffer.allocUnsafeSlow(view.length);
-      view.copy(c.data);
-    }
+    if (c.data === view) c.data = ownCopy(view);
     for (;;) {
       if (Atomics.load(control, 1) !== 0) throw new Error("stopped: storing an earlier chunk failed");
       const have = Atomics.load(control, 0);
@@ -138,8 +133,10 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
       transfer,
     );
   };
-  const fd = fs.openSync(m.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO swapped in since lstat must not block this worker (fstat rejects it).
+  const fd = fs.openSync(m.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
+    if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
     const buf = Buffer.allocUnsafeSlow(READ_SIZE);
     let length = 0;
     for (;;) {

@@ -1,8 +1,15 @@
-import fsSync, { promises as fs } from "node:fs";
+import fsSync, { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import { mapLimit, Semaphore } from "../../core/concurrency.js";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
-import { discardTemp, type FileMeta, finishTemp, openTemp, tempPathFor } from "../../core/file-write.js";
+import {
+  applyMetaFd,
+  discardTemp,
+  type FileMeta,
+  finishTemp,
+  openTemp,
+  tempPathFor,
+} from "../../core/file-write.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -55,6 +62,8 @@ interface Ctx {
   /** Folders whose owner, mode and times are set at the very end (creating entries in a
    * folder changes its modification time). */
   dirMeta: { dest: string; node: TreeNode }[];
+  /** Extra folder branches being restored in parallel (see restoreDir). */
+  activeFolders: number;
 }
 
 /** Restores a snapshot (or a path inside it) into `target`, never writing outside it. */
@@ -79,6 +88,7 @@ export async function restore(
     largeFiles: new Semaphore(LARGE_FILES_IN_FLIGHT),
     linked: [],
     dirMeta: [],
+    activeFolders: 0,
   };
   if (options.onProgress) {
     const totals = await countTotals(
@@ -98,9 +108,11 @@ export async function restore(
   // One by one, so the first copy of each link group is complete before the others link to it.
   for (const l of ctx.linked) await restoreNode(ctx, l.node, l.dir, l.rel, l.all, false);
   for (const d of ctx.dirMeta.reverse()) {
-    await applyMeta(ctx, d.dest, d.node, false).catch((e: unknown) => {
+    try {
+      applyMetaNoFollow(ctx, d.dest, d.node, true);
+    } catch (e) {
       ctx.result.errors.push(`${d.dest}: ${(e as Error).message}`);
-    });
+    }
   }
   ctx.progress.finish();
   return ctx.result;
@@ -185,14 +197,23 @@ async function restoreDir(
     const w = await wanted(ctx, node, childRel, all);
     if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
   });
-  await mapLimit(dirs, FOLDERS_IN_FLIGHT, async ([node, childRel]) => {
-    const w = await wanted(ctx, node, childRel, all);
-    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
-  });
+  // Subfolders a few at a time, unless many folders are already in progress: the width then
+  // stops multiplying with the depth of the tree (memory stays bounded in deep trees).
+  const width = ctx.activeFolders < MAX_ACTIVE_FOLDERS ? FOLDERS_IN_FLIGHT : 1;
+  ctx.activeFolders += width - 1;
+  try {
+    await mapLimit(dirs, width, async ([node, childRel]) => {
+      const w = await wanted(ctx, node, childRel, all);
+      if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
+    });
+  } finally {
+    ctx.activeFolders -= width - 1;
+  }
 }
 
 const FILES_PER_FOLDER = 32;
 const FOLDERS_IN_FLIGHT = 4;
+const MAX_ACTIVE_FOLDERS = 16;
 const SMALL_FILES_IN_FLIGHT = 64;
 const LARGE_FILES_IN_FLIGHT = 4;
 
@@ -221,7 +242,7 @@ async function restoreNode(
       case "symlink": {
         if (!fresh) await removeExisting(dest);
         await fs.symlink(node.target!, dest);
-        await applyMeta(ctx, dest, node, true);
+        await applyLinkMeta(ctx, dest, node);
         ctx.result.symlinks++;
         break;
       }
@@ -290,7 +311,7 @@ async function restoreFile(
     ctx.result.bytes += node.size ?? 0;
     ctx.progress.addFile();
   }
-  if (skipped) await applyMeta(ctx, dest, node, false);
+  if (skipped) applyMetaNoFollow(ctx, dest, node, false);
   if (ctx.verify) {
     if (!(await fileMatches(ctx.repo, dest, content, node.size))) {
       throw new CorruptionError(`restored file ${rel}`, "does not match the snapshot after restore");
@@ -391,23 +412,40 @@ async function writeContent(
   return { written: position, holes };
 }
 
-async function applyMeta(ctx: Ctx, p: string, node: TreeNode, isLink: boolean): Promise<void> {
+/** Owner and times of a symlink itself (lchown/lutimes never follow it). */
+async function applyLinkMeta(ctx: Ctx, p: string, node: TreeNode): Promise<void> {
   const mtimeNs = BigInt(node.mtime);
   const secs = Number(mtimeNs / 1_000_000_000n) + Number(mtimeNs % 1_000_000_000n) / 1e9;
   if (ctx.asRoot) {
     try {
-      if (isLink) await fs.lchown(p, node.uid, node.gid);
-      else await fs.chown(p, node.uid, node.gid);
+      await fs.lchown(p, node.uid, node.gid);
     } catch (e) {
       if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
     }
   }
-  if (isLink) {
-    await fs.lutimes(p, secs, secs).catch(() => {});
-    return;
+  await fs.lutimes(p, secs, secs).catch(() => {});
+}
+
+/**
+ * Owner, mode and times of an existing folder or file, through a descriptor opened with
+ * O_NOFOLLOW: if someone swapped a symlink in since it was restored, this fails instead of
+ * changing whatever the link points to (restores often run as root).
+ */
+function applyMetaNoFollow(ctx: Ctx, p: string, node: TreeNode, dir: boolean): void {
+  const flags =
+    constants.O_RDONLY | constants.O_NOFOLLOW | (dir ? constants.O_DIRECTORY : constants.O_NONBLOCK);
+  const fd = fsSync.openSync(p, flags);
+  try {
+    applyMetaFd(fd, {
+      mode: node.mode,
+      uid: node.uid,
+      gid: node.gid,
+      mtimeNs: node.mtime,
+      chown: ctx.asRoot,
+    });
+  } finally {
+    fsSync.closeSync(fd);
   }
-  await fs.chmod(p, node.mode & 0o7777);
-  await fs.utimes(p, secs, secs);
 }
 
 export { LifeboatError };
