@@ -69,15 +69,24 @@ export type WorkerRequest =
       fd: number;
       position: number;
     } & Omit<DecodeJob, "id">)
-  | {
-      id: number;
-      op: "writeFile";
-      dest: string;
-      size: number;
-      meta: FileMeta;
-      label: string;
-      blobs: ({ sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)[];
-    };
+  | { id: number; op: "writeFiles"; files: NewFileJob[] };
+
+/** One small file for a worker to write whole (see BlobPool.writeFile). */
+export interface NewFileJob {
+  dest: string;
+  size: number;
+  meta: FileMeta;
+  label: string;
+  blobs: ({ sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)[];
+}
+
+/** An error as it crosses from a worker (rebuilt by `rebuildError`). */
+export interface WorkerFailure {
+  message: string;
+  object?: string;
+  blobs?: string[];
+  code?: string;
+}
 
 export type WorkerReply =
   | { id: number; op: "encoded"; blobId: Uint8Array; data: Uint8Array; compression: CompressionType }
@@ -99,7 +108,8 @@ export type WorkerReply =
       blob?: { blobId: Uint8Array; data: Uint8Array; compression: CompressionType };
     }
   | { id: number; op: "written"; hole: boolean }
-  | { id: number; op: "failed"; object?: string; message: string; blobs?: string[]; code?: string };
+  | { id: number; op: "filesWritten"; failures: (WorkerFailure | null)[] }
+  | ({ id: number; op: "failed" } & WorkerFailure);
 
 interface Pending {
   resolve: (r: WorkerReply) => void;
@@ -115,15 +125,22 @@ const CHUNK_CREDITS = 8;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-/** Rebuilds a worker's failure (a CorruptionError keeps its object and blobs). */
+/** Throws a worker's failure (see rebuildError); passes any other reply through. */
 function failIfFailed(m: WorkerReply): WorkerReply {
-  if (m.op !== "failed") return m;
-  if (m.object !== undefined) {
-    throw new CorruptionError(m.object, m.message.slice(m.object.length + 2), m.blobs ?? []);
-  }
-  // Keep errno codes (ENOSPC, EACCES) for callers that tell them apart.
-  throw Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
+  if (m.op === "failed") throw rebuildError(m);
+  return m;
 }
+
+/** A worker's error as the main thread's: a CorruptionError keeps its object and blobs, and
+ * errno codes (ENOSPC, EACCES) survive for callers that tell them apart. */
+function rebuildError(f: WorkerFailure): Error {
+  if (f.object !== undefined)
+    return new CorruptionError(f.object, f.message.slice(f.object.length + 2), f.blobs ?? []);
+  return Object.assign(new Error(f.message), f.code ? { code: f.code } : {});
+}
+
+/** Small files are sent to workers in batches of up to this many (one message each way). */
+const FILE_BATCH = 8;
 
 /**
  * Worker threads for the CPU-heavy steps of a blob: hashing and compressing on the way in
@@ -337,9 +354,10 @@ export class BlobPool {
   /**
    * Decodes `blobs` (sealed, in file order) and writes them as the new file `dest` through a
    * temporary file (see `writeNewFile`), all on a worker: small files cost a dozen system calls
-   * each, and this way they run beside the main thread's reading and planning.
+   * each, and this way they run beside the main thread's reading and planning. Files are sent
+   * in batches (up to FILE_BATCH, or whatever is queued when the event loop turns).
    */
-  async writeFile(
+  writeFile(
     dest: string,
     blobs: { sealed: Buffer; job: DecodeJob }[],
     size: number,
@@ -353,10 +371,44 @@ export class BlobPool {
       transfer.push(own.buffer as ArrayBuffer);
       return { sealed: own, blob, ...rest };
     });
-    const m = failIfFailed(
-      await this.post({ op: "writeFile", dest, size, meta, label, blobs: list }, transfer),
+    return new Promise((resolve, reject) => {
+      this.fileBatch.push({ file: { dest, size, meta, label, blobs: list }, transfer, resolve, reject });
+      if (this.fileBatch.length >= FILE_BATCH) this.sendFiles();
+      else if (this.fileBatch.length === 1) setImmediate(() => this.sendFiles());
+    });
+  }
+
+  private fileBatch: {
+    file: NewFileJob;
+    transfer: ArrayBuffer[];
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+
+  private sendFiles(): void {
+    const batch = this.fileBatch;
+    if (batch.length === 0) return;
+    this.fileBatch = [];
+    const files = batch.map((b) => b.file);
+    const transfer = batch.flatMap((b) => b.transfer);
+    this.post({ op: "writeFiles", files }, transfer, files.length).then(
+      (m) => {
+        if (m.op === "failed") {
+          for (const b of batch) b.reject(rebuildError(m));
+        } else if (m.op !== "filesWritten") {
+          for (const b of batch) b.reject(new Error("blob worker: unexpected reply"));
+        } else {
+          batch.forEach((b, i) => {
+            const f = m.failures[i];
+            if (f) b.reject(rebuildError(f));
+            else b.resolve();
+          });
+        }
+      },
+      (e: unknown) => {
+        for (const b of batch) b.reject(e);
+      },
     );
-    if (m.op !== "written") throw new Error("blob worker: unexpected reply");
   }
 
   /** `weight`: how much the job loads its worker (a whole file counts as many blobs). */

@@ -7,7 +7,7 @@ import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
 import { fileStat, readWholeSync } from "../core/file-read.js";
 import { writeNewFile, writeOrHole } from "../core/file-write.js";
-import type { FileRead, WorkerReply, WorkerRequest } from "./blob-pool.js";
+import type { FileRead, WorkerFailure, WorkerReply, WorkerRequest } from "./blob-pool.js";
 import { decodeBlob } from "./pack.js";
 
 /**
@@ -63,10 +63,17 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     });
     return [{ id: m.id, op: "verified", damaged, nameMatches: storageId(bytes) === m.packId }, []];
   }
-  if (m.op === "writeFile") {
-    const pieces = m.blobs;
-    writeNewFile(m.dest, pieces.length, (i) => decodeOne(pieces[i]!, true), m.size, m.meta, m.label);
-    return [{ id: m.id, op: "written", hole: false }, []];
+  if (m.op === "writeFiles") {
+    // Each file succeeds or fails on its own.
+    const failures = m.files.map((f) => {
+      try {
+        writeNewFile(f.dest, f.blobs.length, (i) => decodeOne(f.blobs[i]!, true), f.size, f.meta, f.label);
+        return null;
+      } catch (e) {
+        return failure(e);
+      }
+    });
+    return [{ id: m.id, op: "filesWritten", failures }, []];
   }
   if (m.op === "decodeTo")
     return [{ id: m.id, op: "written", hole: writeOrHole(m.fd, decodeOne(m, true), m.position) }, []];
@@ -154,22 +161,23 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
   }
 }
 
+/** An error as it crosses to the main thread (see rebuildError in blob-pool.ts). */
+function failure(e: unknown): WorkerFailure {
+  const c = e instanceof CorruptionError ? e : undefined;
+  const code = errnoCode(e);
+  return {
+    message: (e as Error).message,
+    ...(c ? { object: c.object, blobs: c.blobs } : {}),
+    ...(code ? { code } : {}),
+  };
+}
+
 parentPort!.on("message", (m: WorkerRequest) => {
   let out: [WorkerReply, ArrayBuffer[]];
   try {
     out = handle(m);
   } catch (e) {
-    const c = e instanceof CorruptionError ? e : undefined;
-    out = [
-      {
-        id: m.id,
-        op: "failed",
-        message: (e as Error).message,
-        ...(c ? { object: c.object, blobs: c.blobs } : {}),
-        ...(errnoCode(e) ? { code: errnoCode(e) } : {}),
-      },
-      [],
-    ];
+    out = [{ id: m.id, op: "failed", ...failure(e) }, []];
   }
   parentPort!.postMessage(out[0], out[1]);
 });
