@@ -1,4 +1,4 @@
-import { compress, decompress } from "zstd-napi";
+import { Compressor, decompress } from "zstd-napi";
 import binding from "zstd-napi/binding.js";
 
 export const Compression = { none: 0, zstd: 1 } as const;
@@ -6,10 +6,20 @@ export type CompressionType = (typeof Compression)[keyof typeof Compression];
 
 const LEVEL = 3;
 
+let cctx: Compressor | undefined;
+/** One compressor per thread, its level set once (the simple API resets it on every call). */
+function compressor(): Compressor {
+  if (!cctx) {
+    cctx = new Compressor();
+    cctx.setParameters({ compressionLevel: LEVEL });
+  }
+  return cctx;
+}
+
 /** zstd at level 3; returns the input untouched when compression would not shrink it. */
 export function maybeCompress(plain: Buffer): { data: Buffer; compression: CompressionType } {
   if (plain.length < 64) return { data: plain, compression: Compression.none };
-  const z = compress(plain, { compressionLevel: LEVEL });
+  const z = compressor().compress(plain);
   if (z.length >= plain.length) return { data: plain, compression: Compression.none };
   return { data: z, compression: Compression.zstd };
 }
