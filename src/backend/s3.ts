@@ -15,7 +15,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { errnoCode, LifeboatError } from "../core/errors.js";
+import { errnoCode, LifeboatError, UNREACHABLE_CODES } from "../core/errors.js";
 import { type Backend, type GetOptions, type ObjectInfo, objectName, type PutOptions } from "./backend.js";
 
 /** Where an S3 repository lives, as parsed from an `s3:` URL. */
@@ -126,18 +126,7 @@ interface SdkError {
   $metadata?: { httpStatusCode?: number; attempts?: number };
 }
 
-const networkCodes = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "ECONNABORTED",
-  "ERR_SOCKET_CONNECTION_TIMEOUT",
-]);
+const networkCodes = new Set([...UNREACHABLE_CODES, "ECONNABORTED", "ERR_SOCKET_CONNECTION_TIMEOUT"]);
 
 function networkCode(e: unknown): string | undefined {
   const c = errnoCode(e);

@@ -104,6 +104,18 @@ export function isLifeboatError(e: unknown): e is LifeboatError {
   return e instanceof LifeboatError;
 }
 
+/** Socket error codes that mean "the server cannot be reached (now)"; clients add their own. */
+export const UNREACHABLE_CODES: readonly string[] = [
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EPIPE",
+];
+
 /** Node's errno-style errors carry a string `code` such as ENOENT. */
 export function errnoCode(e: unknown): string | undefined {
   if (typeof e === "object" && e !== null && "code" in e) {

@@ -343,6 +343,22 @@ export async function sqliteRestoreTarget(
  * target, checked with `PRAGMA integrity_check` and against the row counts recorded at backup
  * time, and only then renamed into place.
  */
+/**
+ * Renames a checked, closed database file over `dest` and makes the rename durable. Closing the
+ * last connection removes -wal/-shm; anything left of them is removed so nothing stale sits
+ * beside the new file.
+ */
+export async function moveRestoredDatabase(tmp: string, dest: string): Promise<void> {
+  for (const s of ["-wal", "-shm"]) await fs.rm(tmp + s, { force: true });
+  await fs.rename(tmp, dest);
+  const dh = await fs.open(path.dirname(dest), "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
 export async function restoreSqlite(
   repo: Repository,
   snap: SnapshotWithId,
@@ -389,15 +405,7 @@ export async function restoreSqlite(
         }
       }
     }
-    // Closing the last connection removes -wal/-shm; make sure nothing is left to rename past.
-    for (const s of ["-wal", "-shm"]) await fs.rm(tmp + s, { force: true });
-    await fs.rename(tmp, dest);
-    const dh = await fs.open(path.dirname(dest), "r");
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await moveRestoredDatabase(tmp, dest);
     return { file: dest, bytes, integrity, tables: described.tables };
   } catch (e) {
     await removeTmp();

@@ -1,4 +1,4 @@
-import { LifeboatError } from "../../core/errors.js";
+import { LifeboatError, UNREACHABLE_CODES } from "../../core/errors.js";
 import { SourceError } from "../child-stream.js";
 import { child, childrenOf, NS, parseXml, type XmlElement, type XmlError } from "./xml.js";
 
@@ -142,14 +142,7 @@ export interface DavResult {
 
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"]);
 const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EPIPE",
+  ...UNREACHABLE_CODES,
   "UND_ERR_CONNECT_TIMEOUT",
   "UND_ERR_SOCKET",
   "UND_ERR_HEADERS_TIMEOUT",

@@ -1,5 +1,5 @@
 import type { FetchMessageObject, ImapFlow, ListResponse } from "imapflow";
-import { LifeboatError } from "../../core/errors.js";
+import { LifeboatError, UNREACHABLE_CODES } from "../../core/errors.js";
 import type { ParentLookup, VirtualEntry, VirtualSource } from "../../ops/backup/virtual.js";
 import type { TreeNode } from "../../repo/tree.js";
 import {
@@ -74,15 +74,8 @@ export interface ImapConnectOptions {
 }
 
 const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
+  ...UNREACHABLE_CODES,
   "ETIMEOUT",
-  "EPIPE",
   "NoConnection",
   "ConnectionTimeout",
   "GreetingTimeout",

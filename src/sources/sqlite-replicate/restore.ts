@@ -1,12 +1,11 @@
 import { promises as fs } from "node:fs";
-import path from "node:path";
 import Database from "better-sqlite3";
 import { CorruptionError } from "../../core/errors.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { readSnapshotFile } from "../snapshot-files.js";
-import { describeDatabase, sqliteRestoreTarget } from "../sqlite.js";
+import { describeDatabase, moveRestoredDatabase, sqliteRestoreTarget } from "../sqlite.js";
 import { listSegments, replicationOf, SEGMENT_PREFIX, type StoredSegment, segmentPages } from "./segments.js";
 import { WAL_HEADER } from "./wal.js";
 
@@ -150,14 +149,7 @@ export async function restoreReplica(
     } finally {
       db.close();
     }
-    for (const s of ["-wal", "-shm"]) await fs.rm(tmp + s, { force: true });
-    await fs.rename(tmp, dest);
-    const dh = await fs.open(path.dirname(dest), "r");
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await moveRestoredDatabase(tmp, dest);
     return { file: dest, bytes: size, segments: plan.segments.length, integrity, tables };
   } catch (e) {
     await removeTmp();
