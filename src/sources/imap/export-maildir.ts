@@ -2,7 +2,13 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Repository } from "../../repo/repository.js";
 import { maildirFlags } from "./folder-state.js";
-import { type ExportStats, emptyExportStats, type MailFolder, readNode } from "./mail-snapshot.js";
+import {
+  type ExportStats,
+  emptyExportStats,
+  type MailFolder,
+  readNode,
+  writeFileAtomic,
+} from "./mail-snapshot.js";
 
 /**
  * IMAP modified UTF-7 (RFC 3501 5.1.3), as Maildir++ folder names use it. `.` (the Maildir++
@@ -78,21 +84,13 @@ export async function exportMaildir(
         continue;
       }
       const data = await readNode(repo, node, `${f.dir}/${node.name}`);
-      const tmp = path.join(dir, "tmp", `${base}.${process.pid}`);
-      const fh = await fs.open(tmp, "w", 0o600);
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fs.utimes(tmp, date, date);
-      try {
-        await fs.rename(tmp, path.join(cur, fileName));
-      } catch (e) {
-        await fs.rm(tmp, { force: true });
-        throw e;
-      }
+      // Maildir delivery: written under tmp/, then renamed into cur/.
+      await writeFileAtomic(
+        path.join(cur, fileName),
+        data,
+        date,
+        path.join(dir, "tmp", `${base}.${process.pid}`),
+      );
       stats.messages++;
       stats.bytes += data.length;
     }

@@ -61,9 +61,16 @@ export async function* mailFolders(
   yield* walk(snapshot.tree, "");
 }
 
-/** Writes a file atomically: a temporary name in the same folder, fsync, then rename. */
-export async function writeFileAtomic(file: string, data: Buffer, mtime?: Date): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+/**
+ * Writes a file atomically: a temporary name (by default beside it; a Maildir gives its tmp/
+ * folder, on the same file system), fsync, then rename; the temporary file never stays behind.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: Buffer,
+  mtime?: Date,
+  tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`),
+): Promise<void> {
   const fh = await fs.open(tmp, "w", 0o600);
   try {
     await fh.writeFile(data);
@@ -71,8 +78,13 @@ export async function writeFileAtomic(file: string, data: Buffer, mtime?: Date):
   } finally {
     await fh.close();
   }
-  if (mtime) await fs.utimes(tmp, mtime, mtime);
-  await fs.rename(tmp, file);
+  try {
+    if (mtime) await fs.utimes(tmp, mtime, mtime);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 export interface ExportStats {
