@@ -124,55 +124,17 @@ async function initCluster(
   return { dir, data, password };
 }
 
+/** A throwaway server for dumps: the cluster below with crash safety off (faster). */
 export async function startPostgres(): Promise<PostgresServer> {
-  const bin = postgresBinDir();
-  const { uid, gid } = idOf("postgres");
-  const { dir, data, password } = await initCluster(bin, uid, gid, "lifeboat-pg-");
-  const port = await freePort();
-  const logFile = path.join(dir, "server.log");
-  const logFd = await fs.open(logFile, "a");
-  const child = spawn(
-    path.join(bin, "postgres"),
-    [
-      "-D",
-      data,
-      "-k",
-      dir,
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      "-c",
-      "fsync=off",
-      "-c",
-      "synchronous_commit=off",
-      "-c",
-      "full_page_writes=off",
-      "-c",
-      "shared_buffers=32MB",
-      "-c",
-      "max_connections=40",
-    ],
-    { uid, gid, cwd: dir, stdio: ["ignore", logFd.fd, logFd.fd] },
-  );
-  await logFd.close();
-  const log = () => fs.readFile(logFile, "utf8").catch(() => "");
-  try {
-    await waitPort(port, child, log);
-  } catch (e) {
-    await stopChild(child, "SIGKILL");
-    await fs.rm(dir, { recursive: true, force: true });
-    throw e;
-  }
+  const c = await startPostgresCluster({ synchronous_commit: "off", full_page_writes: "off" });
   return {
-    port,
-    bin,
-    password,
-    url: (database, user = "postgres", pw = password) =>
-      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    port: c.port,
+    bin: c.bin,
+    password: c.password,
+    url: c.url,
     async stop() {
-      await stopChild(child, "SIGINT"); // fast shutdown
-      await fs.rm(dir, { recursive: true, force: true });
+      await c.stop();
+      await c.remove();
     },
   };
 }
@@ -287,9 +249,9 @@ export interface PostgresCluster {
 }
 
 /**
- * Like `startPostgres`, with extra server settings (`-c name=value`, e.g. archiving) and
- * without the settings that make base backups meaningless (full_page_writes stays on). The
- * folder is kept after `stop()` until `remove()`.
+ * A PostgreSQL server on 127.0.0.1 in a fresh temp folder, with extra server settings
+ * (`-c name=value`, e.g. archiving). fsync is off, full_page_writes stays on (base backups need
+ * it). The folder is kept after `stop()` until `remove()`.
  */
 export async function startPostgresCluster(settings: Record<string, string> = {}): Promise<PostgresCluster> {
   const bin = postgresBinDir();
