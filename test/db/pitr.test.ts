@@ -17,6 +17,7 @@ import {
   postgresIds,
   startPostgresCluster,
 } from "../support/db-servers.js";
+import { startPgTransfers } from "../support/transfers.js";
 
 const ACCOUNTS = 1000;
 const START_BALANCE = 1000;
@@ -137,37 +138,6 @@ after(async () => {
   if (base) await fs.rm(base, { recursive: true, force: true });
 });
 
-/** Two connections moving money between accounts, each transfer logged, until stopped. */
-function startTransfers() {
-  let stop = false;
-  let count = 0;
-  const worker = async () => {
-    const c = await connect(server.port, "bank");
-    while (!stop) {
-      const src = 1 + Math.floor(Math.random() * ACCOUNTS);
-      const dst = 1 + Math.floor(Math.random() * ACCOUNTS);
-      const amount = 1 + Math.floor(Math.random() * 50);
-      await c.query("BEGIN");
-      await c.query("UPDATE accounts SET balance = balance - $1 WHERE id = $2", [amount, src]);
-      await c.query("UPDATE accounts SET balance = balance + $1 WHERE id = $2", [amount, dst]);
-      await c.query("INSERT INTO transfers (src, dst, amount) VALUES ($1, $2, $3)", [src, dst, amount]);
-      await c.query("COMMIT");
-      count++;
-    }
-    await c.end();
-  };
-  const done = Promise.all([worker(), worker()]);
-  return {
-    get count() {
-      return count;
-    },
-    async stop() {
-      stop = true;
-      await done;
-    },
-  };
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Switches to a new WAL segment and waits until the finished one is archived. */
@@ -190,7 +160,7 @@ async function switchAndWaitArchived(c: pg.Client): Promise<string> {
 let restoredDir: string;
 
 test("base backup while transfers commit; restore --time T1 recovers exactly what committed by T1", async () => {
-  const writer = startTransfers();
+  const writer = startPgTransfers(() => connect(server.port, "bank"), ACCOUNTS);
   await sleep(300);
   const bb = await runPg(["pg", "base-backup", "--dsn", server.url("postgres"), "--json"]);
   assert.equal(bb.code, 0, `${show(bb)}\n${await server.log()}`);

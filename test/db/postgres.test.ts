@@ -11,6 +11,7 @@ import { after, before, test } from "node:test";
 import pg from "pg";
 import { baseEnv, jsonLines, type RunResult, run, tempDir } from "../support/cli.js";
 import { freePort, type PostgresServer, startPostgres } from "../support/db-servers.js";
+import { startPgTransfers } from "../support/transfers.js";
 
 let server: PostgresServer;
 let base: string;
@@ -83,39 +84,8 @@ after(async () => {
   if (base) await fs.rm(base, { recursive: true, force: true });
 });
 
-/** Two connections moving money between accounts in transactions, until stopped. */
-function startTransfers() {
-  let stop = false;
-  let count = 0;
-  const worker = async () => {
-    const c = await client("bank");
-    while (!stop) {
-      const src = 1 + Math.floor(Math.random() * ACCOUNTS);
-      const dst = 1 + Math.floor(Math.random() * ACCOUNTS);
-      const amount = 1 + Math.floor(Math.random() * 50);
-      await c.query("BEGIN");
-      await c.query("UPDATE accounts SET balance = balance - $1 WHERE id = $2", [amount, src]);
-      await c.query("UPDATE accounts SET balance = balance + $1 WHERE id = $2", [amount, dst]);
-      await c.query("INSERT INTO transfers (src, dst, amount) VALUES ($1, $2, $3)", [src, dst, amount]);
-      await c.query("COMMIT");
-      count++;
-    }
-    await c.end();
-  };
-  const done = Promise.all([worker(), worker()]);
-  return {
-    get count() {
-      return count;
-    },
-    async stop() {
-      stop = true;
-      await done;
-    },
-  };
-}
-
 test("pg_dump while transfers commit; restore --target-db into a new database adds up exactly", async () => {
-  const writer = startTransfers();
+  const writer = startPgTransfers(() => client("bank"), ACCOUNTS);
   await new Promise((r) => setTimeout(r, 500));
   const before = writer.count;
   const started = Date.now();
