@@ -139,6 +139,13 @@ function rebuildError(f: WorkerFailure): Error {
   return Object.assign(new Error(f.message), f.code ? { code: f.code } : {});
 }
 
+/** A sealed blob as a worker takes it: bytes of their own (to transfer), the blob id as `blob`
+ * (`id` numbers the job). */
+function sealedBlob(sealed: Buffer, job: DecodeJob) {
+  const { id: blob, ...rest } = job;
+  return { sealed: transferable(sealed), blob, ...rest };
+}
+
 /** Small files are sent to workers in batches of up to this many (one message each way). */
 const FILE_BATCH = 8;
 
@@ -155,6 +162,13 @@ export class BlobPool {
   private readonly jobs = new Map<number, Pending>();
   private next = 0;
   private closing = false;
+  /** Small files waiting to be sent together (see writeFile). */
+  private fileBatch: {
+    file: NewFileJob;
+    transfer: ArrayBuffer[];
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
 
   constructor(
     private readonly idKey: Buffer,
@@ -325,11 +339,8 @@ export class BlobPool {
    * it afterwards.
    */
   async decode(sealed: Buffer, job: DecodeJob): Promise<Buffer> {
-    const { id: blob, ...rest } = job;
-    const own = transferable(sealed);
-    const m = failIfFailed(
-      await this.post({ op: "decode", sealed: own, blob, ...rest }, [own.buffer as ArrayBuffer]),
-    );
+    const b = sealedBlob(sealed, job);
+    const m = failIfFailed(await this.post({ op: "decode", ...b }, [b.sealed.buffer as ArrayBuffer]));
     if (m.op !== "decoded") throw new Error("blob worker: unexpected reply");
     return asBuffer(m.plain);
   }
@@ -340,12 +351,9 @@ export class BlobPool {
    * Resolves with whether a hole was left.
    */
   async decodeTo(sealed: Buffer, job: DecodeJob, fd: number, position: number): Promise<boolean> {
-    const { id: blob, ...rest } = job;
-    const own = transferable(sealed);
+    const b = sealedBlob(sealed, job);
     const m = failIfFailed(
-      await this.post({ op: "decodeTo", sealed: own, blob, fd, position, ...rest }, [
-        own.buffer as ArrayBuffer,
-      ]),
+      await this.post({ op: "decodeTo", ...b, fd, position }, [b.sealed.buffer as ArrayBuffer]),
     );
     if (m.op !== "written") throw new Error("blob worker: unexpected reply");
     return m.hole;
@@ -364,26 +372,14 @@ export class BlobPool {
     meta: FileMeta,
     label: string,
   ): Promise<void> {
-    const transfer: ArrayBuffer[] = [];
-    const list = blobs.map(({ sealed, job }) => {
-      const { id: blob, ...rest } = job;
-      const own = transferable(sealed);
-      transfer.push(own.buffer as ArrayBuffer);
-      return { sealed: own, blob, ...rest };
-    });
+    const list = blobs.map(({ sealed, job }) => sealedBlob(sealed, job));
+    const transfer = list.map((b) => b.sealed.buffer as ArrayBuffer);
     return new Promise((resolve, reject) => {
       this.fileBatch.push({ file: { dest, size, meta, label, blobs: list }, transfer, resolve, reject });
       if (this.fileBatch.length >= FILE_BATCH) this.sendFiles();
       else if (this.fileBatch.length === 1) setImmediate(() => this.sendFiles());
     });
   }
-
-  private fileBatch: {
-    file: NewFileJob;
-    transfer: ArrayBuffer[];
-    resolve: () => void;
-    reject: (e: unknown) => void;
-  }[] = [];
 
   private sendFiles(): void {
     const batch = this.fileBatch;
