@@ -306,12 +306,12 @@ async function restoreFile(
   if (skipped) {
     ctx.result.filesSkipped++;
     ctx.progress.addFile(node.size ?? 0);
+    applyMetaNoFollow(ctx, dest, node, false);
   } else {
     await writeFileAtomically(ctx, node, dest, rel, existing);
     ctx.result.bytes += node.size ?? 0;
     ctx.progress.addFile();
   }
-  if (skipped) applyMetaNoFollow(ctx, dest, node, false);
   if (ctx.verify) {
     if (!(await fileMatches(ctx.repo, dest, content, node.size))) {
       throw new CorruptionError(`restored file ${rel}`, "does not match the snapshot after restore");
