@@ -405,8 +405,7 @@ export class Repository {
    */
   async saveSmallFile(path: string, size: number): Promise<{ read: FileRead; id?: Buffer }> {
     if (this.uploadError) throw this.uploadError;
-    this.encoder ??= new BlobPool(this.keys.id, cores());
-    const { read, blob } = await this.encoder.encodeFile(path, size);
+    const { read, blob } = await this.encoderPool().encodeFile(path, size);
     if (!blob || read.kind !== "read") return { read };
     if (this.admit(blob.id, read.length))
       await this.addToPack(BlobType.data, blob.id, blob.data, blob.compression, read.length);
@@ -423,15 +422,19 @@ export class Repository {
     onBytes: (n: number) => void,
   ): Promise<{ read: FileRead; ids: Buffer[] }> {
     if (this.uploadError) throw this.uploadError;
-    this.encoder ??= new BlobPool(this.keys.id, cores());
     const ids: Buffer[] = [];
-    const read = await this.encoder.chunkFile(path, this.config.chunker, this.gearTable(), async (b) => {
-      ids.push(b.id);
-      onBytes(b.rawLength);
-      if (this.uploadError) throw this.uploadError;
-      if (this.admit(b.id, b.rawLength))
-        await this.addToPack(BlobType.data, b.id, b.data, b.compression, b.rawLength);
-    });
+    const read = await this.encoderPool().chunkFile(
+      path,
+      this.config.chunker,
+      this.gearTable(),
+      async (b) => {
+        ids.push(b.id);
+        onBytes(b.rawLength);
+        if (this.uploadError) throw this.uploadError;
+        if (this.admit(b.id, b.rawLength))
+          await this.addToPack(BlobType.data, b.id, b.data, b.compression, b.rawLength);
+      },
+    );
     return { read, ids };
   }
 
@@ -631,6 +634,11 @@ export class Repository {
     }
     const r = await this.decoderPool().verifyPack(bytes, packId, key, what, expected);
     return { damaged: r.damaged.map((i) => expected[i]!), nameMatches: r.nameMatches };
+  }
+
+  private encoderPool(): BlobPool {
+    this.encoder ??= new BlobPool(this.keys.id, cores());
+    return this.encoder;
   }
 
   private decoderPool(): BlobPool {
