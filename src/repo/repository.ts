@@ -379,9 +379,8 @@ export class Repository {
     if (plain.length < POOL_MIN) return { id: Promise.resolve((await this.saveBlob(type, plain)).id) };
     while (this.compressing.size >= COMPRESS_IN_FLIGHT) await Promise.race(this.compressing);
     if (this.uploadError) throw this.uploadError;
-    this.encoder ??= new BlobPool(this.keys.id, cores());
     const rawLength = plain.length;
-    const job = this.encoder.encode(plain).then(async ({ id, data, compression }) => {
+    const job = this.encoderPool().encode(plain).then(async ({ id, data, compression }) => {
       // Deduplication is decided here, on the main thread, once the id is known.
       if (this.admit(id, rawLength)) await this.addToPack(type, id, data, compression, rawLength);
       return id;
