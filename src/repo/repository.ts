@@ -380,11 +380,13 @@ export class Repository {
     while (this.compressing.size >= COMPRESS_IN_FLIGHT) await Promise.race(this.compressing);
     if (this.uploadError) throw this.uploadError;
     const rawLength = plain.length;
-    const job = this.encoderPool().encode(plain).then(async ({ id, data, compression }) => {
-      // Deduplication is decided here, on the main thread, once the id is known.
-      if (this.admit(id, rawLength)) await this.addToPack(type, id, data, compression, rawLength);
-      return id;
-    });
+    const job = this.encoderPool()
+      .encode(plain)
+      .then(async ({ id, data, compression }) => {
+        // Deduplication is decided here, on the main thread, once the id is known.
+        if (this.admit(id, rawLength)) await this.addToPack(type, id, data, compression, rawLength);
+        return id;
+      });
     const tracked = job.then(
       () => {},
       (e) => {
