@@ -171,8 +171,14 @@ test("mount all: every snapshot under snapshots/, with a latest link", { skip },
     assert.ok(names.includes("latest"));
     const dirs = names.filter((n) => n !== "latest");
     const latest = await fs.readlink(path.join(mnt, "snapshots", "latest"));
-    assert.equal(latest, dirs.at(-1));
-    const older = path.join(mnt, "snapshots", dirs[0]!, src);
+    // The newest snapshot is the backup just made. (Folder names carry whole seconds, so two
+    // backups in one second do not sort by name: compare with its id, not the last name.)
+    const newest = String(jsonLines(b.stdout).find((l) => l.message_type === "summary")?.snapshot_id);
+    assert.equal(
+      latest,
+      dirs.find((d) => d.endsWith(`-${newest.slice(0, 8)}`)),
+    );
+    const older = path.join(mnt, "snapshots", dirs.find((d) => d !== latest)!, src);
     const newer = path.join(mnt, "snapshots", "latest", src);
     assert.equal(existsSync(path.join(older, "second.txt")), false);
     assert.equal(await fs.readFile(path.join(newer, "second.txt"), "utf8"), "only in the second snapshot\n");
