@@ -5,13 +5,16 @@
  *   const repo = await openRepository("/srv/backup", process.env.BACKUP_PASSWORD!);
  *   const { snapshotId } = await backup(repo, ["/var/lib/app"], { tags: ["nightly"] });
  */
+
+export { type GuardOptions, type GuardResult, guard } from "./app/guard.js";
+export { type Notice, type NotifyConfig, notify } from "./app/notify.js";
+export { type ServeOptions, startServer } from "./app/serve/serve.js";
 export type { Backend } from "./backend/backend.js";
 export { localBackend } from "./backend/local.js";
 export { openBackend } from "./backend/open.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
+export { acknowledge, acknowledgedIds, listAcks, pinnedIds } from "./ops/acks/acks.js";
 export { type BackupOptions, type BackupResult, backup, backupStream } from "./ops/backup/backup.js";
-export type { BackupProgress } from "./ops/backup/progress.js";
-export { backupVirtual, type VirtualSource } from "./ops/backup/virtual.js";
 export { type CheckOptions, type CheckReport, check } from "./ops/check/check.js";
 export { type CopyOptions, type CopyResult, copySnapshots } from "./ops/copy/copy.js";
 export {
@@ -31,15 +34,6 @@ export {
 } from "./ops/drill/status.js";
 export { type ForgetOptions, type ForgetResult, forget, forgetIds } from "./ops/forget/forget.js";
 export { applyPolicy, guardDecisions, type Policy } from "./ops/forget/policy.js";
-export { acknowledge, acknowledgedIds, listAcks, pinnedIds } from "./ops/guard/acks.js";
-export {
-  type AnomalyReport,
-  type AnomalyThresholds,
-  DEFAULT_THRESHOLDS,
-  detectAnomalies,
-} from "./ops/guard/anomaly.js";
-export { type GuardOptions, type GuardResult, guard } from "./ops/guard/guard.js";
-export { type Notice, type NotifyConfig, notify } from "./ops/guard/notify.js";
 export { type DiffChange, type DiffSummary, diffTrees } from "./ops/inspect/diff.js";
 export { dump, dumpTar, fileContent, type Sink, streamSink, writeAtomically } from "./ops/inspect/dump.js";
 export { type FindMatch, type FindOptions, findInSnapshots, globToRegExp } from "./ops/inspect/find.js";
@@ -55,5 +49,12 @@ export { findSnapshot, type SnapshotFilter } from "./repo/find-snapshot.js";
 export { Repository } from "./repo/repository.js";
 export type { Snapshot, SnapshotWithId } from "./repo/snapshot.js";
 export type { Tree, TreeNode } from "./repo/tree.js";
-export { type ServeOptions, startServer } from "./server/serve.js";
+export {
+  type AnomalyReport,
+  type AnomalyThresholds,
+  DEFAULT_THRESHOLDS,
+  detectAnomalies,
+} from "./snapshot/anomaly.js";
+export type { BackupProgress } from "./snapshot/progress.js";
+export { backupVirtual, type VirtualSource } from "./snapshot/virtual.js";
 export { VERSION } from "./version.js";

@@ -3,8 +3,8 @@ import { asBuffer, ownsMemory, transferable } from "../core/buffers.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import type { CompressionType } from "../core/compress.js";
 import { CorruptionError } from "../core/errors.js";
-import type { FileStat, WholeRead } from "../core/file-read.js";
-import type { FileMeta } from "../core/file-write.js";
+import type { FileStat, WholeRead } from "../fsio/file-read.js";
+import type { FileMeta } from "../fsio/file-write.js";
 import type { BlobLocation, BlobTypeValue } from "./blob.js";
 
 export interface PooledBlob {

@@ -5,8 +5,8 @@ import { Chunker } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
-import { fileStat, readWholeSync } from "../core/file-read.js";
-import { writeNewFile, writeOrHole } from "../core/file-write.js";
+import { fileStat, readWholeSync } from "../fsio/file-read.js";
+import { writeNewFile, writeOrHole } from "../fsio/file-write.js";
 import type { FileRead, WorkerFailure, WorkerReply, WorkerRequest } from "./blob-pool.js";
 import { decodeBlob } from "./pack.js";
 

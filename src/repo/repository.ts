@@ -5,7 +5,7 @@ import { type ChunkerParams, gearTable } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
-import { type FileMeta, writeOrHole } from "../core/file-write.js";
+import { type FileMeta, writeOrHole } from "../fsio/file-write.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
 import { BlobPool, type FileRead } from "./blob-pool.js";
 import {

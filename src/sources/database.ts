@@ -1,7 +1,7 @@
 import { LifeboatError } from "../core/errors.js";
-import type { VirtualSource } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
+import type { VirtualSource } from "../snapshot/virtual.js";
 import {
   type MysqlTarget,
   mysqlSource,

@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { isLifeboatError, LifeboatError } from "../core/errors.js";
-import type { VirtualEntry } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
+import { listSnapshotFiles, readSnapshotFile, requireSource } from "../snapshot/snapshot-files.js";
+import type { VirtualEntry } from "../snapshot/virtual.js";
 import {
   dbError,
   dumpOutput,
@@ -16,7 +17,6 @@ import {
 } from "./child-stream.js";
 import type { DatabaseSource } from "./database.js";
 import { type DbTarget, parseDbUrl } from "./db-url.js";
-import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
 
 /**
  * MariaDB/MySQL: `mariadb-dump` (or `mysqldump`) with --single-transaction: InnoDB tables are

@@ -1,9 +1,10 @@
 import path from "node:path";
 import type pg from "pg";
 import { errnoCode, isLifeboatError, LifeboatError } from "../core/errors.js";
-import type { VirtualEntry } from "../ops/backup/virtual.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
+import { listSnapshotFiles, readSnapshotFile, requireSource } from "../snapshot/snapshot-files.js";
+import type { VirtualEntry } from "../snapshot/virtual.js";
 import {
   dbError,
   dumpOutput,
@@ -16,7 +17,6 @@ import {
 } from "./child-stream.js";
 import type { DatabaseSource } from "./database.js";
 import { type DbTarget, parseDbUrl } from "./db-url.js";
-import { listSnapshotFiles, readSnapshotFile, requireSource } from "./snapshot-files.js";
 
 /**
  * PostgreSQL: logical dumps. `pg_dump --format=custom` reads the whole database in one

@@ -5,13 +5,18 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { CorruptionError, errnoCode, LifeboatError } from "../core/errors.js";
-import type { VirtualEntry, VirtualSource } from "../ops/backup/virtual.js";
 import { BlobType } from "../repo/blob.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
+import {
+  listSnapshotFiles,
+  readSnapshotFile,
+  requireSource,
+  type SnapshotFile,
+} from "../snapshot/snapshot-files.js";
+import type { VirtualEntry, VirtualSource } from "../snapshot/virtual.js";
 import { dbError } from "./child-stream.js";
-import { listSnapshotFiles, readSnapshotFile, requireSource, type SnapshotFile } from "./snapshot-files.js";
 
 /**
  * SQLite: a consistent copy of a live database, taken with SQLite's online backup API in one

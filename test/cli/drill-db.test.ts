@@ -9,10 +9,10 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { backupVirtual, type VirtualSource } from "../../src/ops/backup/virtual.js";
 import { openRepository } from "../../src/ops/open.js";
 import { findSnapshot } from "../../src/repo/find-snapshot.js";
-import { listSnapshotFiles, readSnapshotFile } from "../../src/sources/snapshot-files.js";
+import { listSnapshotFiles, readSnapshotFile } from "../../src/snapshot/snapshot-files.js";
+import { backupVirtual, type VirtualSource } from "../../src/snapshot/virtual.js";
 import { baseEnv, jsonLines, type RunResult, run, tempDir } from "../support/cli.js";
 import {
   type MariadbServer,

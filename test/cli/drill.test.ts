@@ -9,7 +9,6 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import Database from "better-sqlite3";
-import { backupVirtual, type VirtualSource } from "../../src/ops/backup/virtual.js";
 import {
   DRILLS_KEPT_PER_SERIES,
   type DrillRecord,
@@ -18,6 +17,7 @@ import {
 } from "../../src/ops/drill/drill.js";
 import { openRepository } from "../../src/ops/open.js";
 import { ObjectKind } from "../../src/repo/sealed-object.js";
+import { backupVirtual, type VirtualSource } from "../../src/snapshot/virtual.js";
 import { baseEnv, jsonLines, listAll, prng, type RunResult, run, tempDir } from "../support/cli.js";
 
 const PASSWORD = "drill-test";

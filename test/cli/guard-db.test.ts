@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { pinnedIds } from "../../src/ops/guard/acks.js";
+import { pinnedIds } from "../../src/ops/acks/acks.js";
 import { openRepository } from "../../src/ops/open.js";
 import { baseEnv, jsonLines, type RunResult, run, tempDir } from "../support/cli.js";
 import { type PostgresServer, startPostgres } from "../support/db-servers.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { acknowledge } from "../../ops/guard/acks.js";
+import { acknowledge } from "../../ops/acks/acks.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../context.js";
 

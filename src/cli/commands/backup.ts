@@ -4,8 +4,8 @@ import { createPasswordFile, defaultLocations } from "../../app/default-repo.js"
 import { openBackend } from "../../backend/open.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { type BackupResult, backup, backupStream, checkSourcePaths } from "../../ops/backup/backup.js";
-import { backupVirtual } from "../../ops/backup/virtual.js";
 import { Repository } from "../../repo/repository.js";
+import { backupVirtual } from "../../snapshot/virtual.js";
 import {
   type DatabaseArg,
   databaseSource,

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { CorruptionError, LifeboatError } from "../../core/errors.js";
-import { type DumpEngine, parseScratchServer } from "../../ops/drill/db-engine.js";
 import { type DrillResult, drill } from "../../ops/drill/drill.js";
 import { parseDatabaseArg } from "../../sources/database.js";
+import { type DumpEngine, parseScratchServer } from "../../sources/db-engine.js";
 import type { CliContext } from "../context.js";
 import { bytes } from "../format.js";
 

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
+import { checkGuardSources, type GuardPair, guard } from "../../app/guard.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
-import { checkGuardSources, type GuardPair, guard } from "../../ops/guard/guard.js";
 import type { CliContext } from "../context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -1,8 +1,8 @@
 import { promises as fs } from "node:fs";
 import type { Command } from "commander";
+import { startServer } from "../../app/serve/serve.js";
+import { hashPassword, loadUsers } from "../../app/serve/users.js";
 import { LifeboatError } from "../../core/errors.js";
-import { startServer } from "../../server/serve.js";
-import { hashPassword, loadUsers } from "../../server/users.js";
 import type { CliContext } from "../context.js";
 import { resolveNewPassword } from "../password.js";
 

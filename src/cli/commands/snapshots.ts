@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { acknowledgedIds } from "../../ops/guard/acks.js";
+import { acknowledgedIds } from "../../ops/acks/acks.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../context.js";
 import { table } from "../format.js";

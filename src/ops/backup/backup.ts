@@ -4,18 +4,18 @@ import os from "node:os";
 import path from "node:path";
 import { mapLimit, Semaphore } from "../../core/concurrency.js";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
-import type { FileStat } from "../../core/file-read.js";
+import type { FileStat } from "../../fsio/file-read.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
 import { sameNode, type Tree, type TreeNode } from "../../repo/tree.js";
+import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "../../snapshot/anomaly.js";
+import { Excludes } from "../../snapshot/excludes.js";
+import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
+import { withSession } from "../../snapshot/session.js";
+import { storeFile, storeStream } from "../../snapshot/store-file.js";
+import { scanTotals } from "../../sources/files/scan.js";
 import { VERSION } from "../../version.js";
-import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "../guard/anomaly.js";
-import { Excludes } from "./excludes.js";
-import { storeFile, storeStream } from "./file-reader.js";
-import { type BackupProgress, ProgressCounter } from "./progress.js";
-import { scanTotals } from "./scan.js";
-import { withSession } from "./session.js";
 
 export interface BackupOptions {
   excludes?: string[];

@@ -7,8 +7,8 @@ import { readPackHeader } from "../../repo/pack.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
-import type { BackupProgress } from "../backup/progress.js";
-import { ProgressCounter } from "../backup/progress.js";
+import type { BackupProgress } from "../../snapshot/progress.js";
+import { ProgressCounter } from "../../snapshot/progress.js";
 
 export type Subset = { kind: "part"; n: number; of: number } | { kind: "percent"; percent: number };
 

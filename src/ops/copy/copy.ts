@@ -1,9 +1,9 @@
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
-import { storeStream } from "../backup/file-reader.js";
-import { type BackupProgress, ProgressCounter } from "../backup/progress.js";
-import { withSession } from "../backup/session.js";
+import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
+import { withSession } from "../../snapshot/session.js";
+import { storeStream } from "../../snapshot/store-file.js";
 
 export interface CopyOptions {
   /** Source snapshots to copy (resolved); default every snapshot. */

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { z } from "zod";
+import { drillDatabase } from "../../app/drill-database.js";
 import { mapLimit } from "../../core/concurrency.js";
 import { isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { findSnapshot, type SnapshotFilter } from "../../repo/find-snapshot.js";
@@ -11,12 +12,11 @@ import type { Repository } from "../../repo/repository.js";
 import { ObjectKind } from "../../repo/sealed-object.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { isSafeName, type TreeNode } from "../../repo/tree.js";
+import type { BackupProgress } from "../../snapshot/progress.js";
+import { type DumpEngine, dumpEngineOf } from "../../sources/db-engine.js";
 import { VERSION } from "../../version.js";
-import type { BackupProgress } from "../backup/progress.js";
 import { restore } from "../restore/restore.js";
 import { resolveSubpath } from "../restore/subpath.js";
-import { drillDatabase } from "./database.js";
-import { type DumpEngine, dumpEngineOf } from "./db-engine.js";
 
 /**
  * Restore drills: restore a snapshot (or a random sample of its files) into a scratch folder,

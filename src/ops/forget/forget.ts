@@ -1,7 +1,7 @@
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { acknowledgedIds, pinnedIds } from "../guard/acks.js";
+import { acknowledgedIds, pinnedIds } from "../acks/acks.js";
 import {
   applyPolicy,
   type Decision,

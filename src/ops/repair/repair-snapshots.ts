@@ -1,7 +1,7 @@
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
-import { withSession } from "../backup/session.js";
+import { withSession } from "../../snapshot/session.js";
 
 export interface RepairedSnapshot {
   original: string;

@@ -9,13 +9,13 @@ import {
   finishTemp,
   openTemp,
   tempPathFor,
-} from "../../core/file-write.js";
+} from "../../fsio/file-write.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import { isSafeName } from "../../repo/tree.js";
-import { Excludes } from "../backup/excludes.js";
-import { type BackupProgress, ProgressCounter } from "../backup/progress.js";
+import { Excludes } from "../../snapshot/excludes.js";
+import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
 import { fileMatches } from "./compare.js";
 import { resolveSubpath } from "./subpath.js";
 

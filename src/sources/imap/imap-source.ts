@@ -1,7 +1,7 @@
 import type { FetchMessageObject, ImapFlow, ListResponse } from "imapflow";
 import { LifeboatError, UNREACHABLE_CODES } from "../../core/errors.js";
-import type { ParentLookup, VirtualEntry, VirtualSource } from "../../ops/backup/virtual.js";
 import type { TreeNode } from "../../repo/tree.js";
+import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/virtual.js";
 import {
   decodeFolderState,
   encodeFolderState,

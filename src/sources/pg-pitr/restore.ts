@@ -4,7 +4,7 @@ import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { listSnapshotFiles, readSnapshotFile, requireSource } from "../snapshot-files.js";
+import { listSnapshotFiles, readSnapshotFile, requireSource } from "../../snapshot/snapshot-files.js";
 import { BASE_FILE, BASE_SOURCE_TYPE, type BaseBackupMeta } from "./base-backup.js";
 import { readTar, type TarEntry } from "./tar-reader.js";
 import { DEFAULT_CLUSTER } from "./wal-archive.js";

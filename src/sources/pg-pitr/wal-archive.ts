@@ -4,12 +4,12 @@ import os from "node:os";
 import path from "node:path";
 import { storageId } from "../../core/crypto.js";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
-import { storeStream } from "../../ops/backup/file-reader.js";
 import { BlobType } from "../../repo/blob.js";
 import { isStorageId } from "../../repo/config.js";
 import { endSession, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import { ObjectKind, openObject, sealObject } from "../../repo/sealed-object.js";
+import { storeStream } from "../../snapshot/store-file.js";
 import { requireWalName, type WalFileKind } from "./wal-names.js";
 
 /**

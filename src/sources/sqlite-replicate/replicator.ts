@@ -5,10 +5,10 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
-import { backupVirtual, type VirtualEntry, type VirtualSource } from "../../ops/backup/virtual.js";
 import { endSession, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import type { TreeNode } from "../../repo/tree.js";
+import { backupVirtual, type VirtualEntry, type VirtualSource } from "../../snapshot/virtual.js";
 import { dbError } from "../child-stream.js";
 import {
   describeDatabase,

@@ -4,7 +4,7 @@ import { CorruptionError } from "../../core/errors.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { readSnapshotFile } from "../snapshot-files.js";
+import { readSnapshotFile } from "../../snapshot/snapshot-files.js";
 import { describeDatabase, moveRestoredDatabase, sqliteRestoreTarget } from "../sqlite.js";
 import { listSegments, replicationOf, SEGMENT_PREFIX, type StoredSegment, segmentPages } from "./segments.js";
 import { WAL_HEADER } from "./wal.js";

@@ -1,8 +1,8 @@
 import { CorruptionError } from "../../core/errors.js";
-import { storeStream } from "../../ops/backup/file-reader.js";
 import type { Repository } from "../../repo/repository.js";
 import { ObjectKind } from "../../repo/sealed-object.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
+import { storeStream } from "../../snapshot/store-file.js";
 
 /**
  * A segment: the WAL frames shipped in one interval, as a sealed document under `sqlite-wal/`

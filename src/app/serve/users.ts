@@ -1,6 +1,6 @@
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { LifeboatError } from "../core/errors.js";
+import { LifeboatError } from "../../core/errors.js";
 
 /**
  * Who may use a `lifeboat serve`: an htpasswd-style file (`user:hash` lines; hashes made by

@@ -3,9 +3,9 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type Backend, objectName } from "../backend/backend.js";
-import { localBackend } from "../backend/local.js";
-import { isLifeboatError, LifeboatError } from "../core/errors.js";
+import { type Backend, objectName } from "../../backend/backend.js";
+import { localBackend } from "../../backend/local.js";
+import { isLifeboatError, LifeboatError } from "../../core/errors.js";
 import type { Users } from "./users.js";
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import ignore, { type Ignore } from "ignore";
-import { LifeboatError } from "../../core/errors.js";
+import { LifeboatError } from "../core/errors.js";
 
 /**
  * Exclude rules in gitignore syntax, matched against the path relative to the backup argument it

@@ -1,7 +1,7 @@
-import { LifeboatError } from "../../core/errors.js";
-import type { DbTarget } from "../../sources/db-url.js";
-import { mysqlQuery, parseMysqlUrl } from "../../sources/mysql.js";
-import { parsePostgresUrl, pgConnect } from "../../sources/postgres.js";
+import { LifeboatError } from "../core/errors.js";
+import type { DbTarget } from "./db-url.js";
+import { mysqlQuery, parseMysqlUrl } from "./mysql.js";
+import { parsePostgresUrl, pgConnect } from "./postgres.js";
 
 /**
  * What drills and guards ask a PostgreSQL or MariaDB/MySQL server directly: the user tables of a

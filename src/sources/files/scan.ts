@@ -1,6 +1,6 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import type { Excludes } from "./excludes.js";
+import type { Excludes } from "../../snapshot/excludes.js";
 
 /**
  * Walks the backup paths with lstat only, to learn the totals the progress ETA needs. It runs

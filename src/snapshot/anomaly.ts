@@ -1,6 +1,6 @@
-import type { Repository } from "../../repo/repository.js";
-import type { Snapshot } from "../../repo/snapshot.js";
-import type { TreeNode } from "../../repo/tree.js";
+import type { Repository } from "../repo/repository.js";
+import type { Snapshot } from "../repo/snapshot.js";
+import type { TreeNode } from "../repo/tree.js";
 
 /**
  * Thresholds (shares, 0..1) above which a new snapshot is flagged as looking like a wipe, a

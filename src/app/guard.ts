@@ -1,17 +1,17 @@
 import { spawn } from "node:child_process";
-import { LifeboatError } from "../../core/errors.js";
-import type { Repository } from "../../repo/repository.js";
+import { LifeboatError } from "../core/errors.js";
+import { acknowledge } from "../ops/acks/acks.js";
+import { type BackupResult, backup, checkSourcePaths } from "../ops/backup/backup.js";
+import type { Repository } from "../repo/repository.js";
+import type { AnomalyThresholds } from "../snapshot/anomaly.js";
+import { backupVirtual, type VirtualSource } from "../snapshot/virtual.js";
 import {
   type DatabaseArg,
   databaseSource,
   parseDatabaseArg,
   preflightDatabase,
-} from "../../sources/database.js";
-import { type BackupResult, backup, checkSourcePaths } from "../backup/backup.js";
-import { backupVirtual, type VirtualSource } from "../backup/virtual.js";
-import { mysqlRowCounts, pgRowCounts } from "../drill/db-engine.js";
-import { acknowledge } from "./acks.js";
-import type { AnomalyThresholds } from "./anomaly.js";
+} from "../sources/database.js";
+import { mysqlRowCounts, pgRowCounts } from "../sources/db-engine.js";
 
 export interface GuardOptions {
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fs, { constants } from "node:fs";
 import path from "node:path";
-import { CorruptionError, errnoCode } from "./errors.js";
+import { CorruptionError, errnoCode } from "../core/errors.js";
 
 /*
  * Writing restored files. A file is written beside its destination under a temporary name and

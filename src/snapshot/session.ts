@@ -1,5 +1,5 @@
-import { endSession, startSession } from "../../repo/gc-plan.js";
-import type { Repository } from "../../repo/repository.js";
+import { endSession, startSession } from "../repo/gc-plan.js";
+import type { Repository } from "../repo/repository.js";
 
 /**
  * Runs a backup inside a session: announced before the backup decides what to deduplicate

@@ -1,11 +1,9 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { isLifeboatError, LifeboatError } from "../../core/errors.js";
-import type { Repository } from "../../repo/repository.js";
-import type { SnapshotWithId } from "../../repo/snapshot.js";
-import { restoreMysql } from "../../sources/mysql.js";
-import { pgToolVersion, restorePostgres } from "../../sources/postgres.js";
-import { listSnapshotFiles, readSnapshotFile, type SnapshotFile } from "../../sources/snapshot-files.js";
+import { isLifeboatError, LifeboatError } from "../core/errors.js";
+import type { Repository } from "../repo/repository.js";
+import type { SnapshotWithId } from "../repo/snapshot.js";
+import { listSnapshotFiles, readSnapshotFile, type SnapshotFile } from "../snapshot/snapshot-files.js";
 import {
   type DumpEngine,
   dropScratchDatabase,
@@ -15,7 +13,9 @@ import {
   parseScratchServer,
   pgEngineCheck,
   preflightScratch,
-} from "./db-engine.js";
+} from "../sources/db-engine.js";
+import { restoreMysql } from "../sources/mysql.js";
+import { pgToolVersion, restorePostgres } from "../sources/postgres.js";
 
 /**
  * Drills of dump snapshots (PostgreSQL, MariaDB/MySQL): each database of the snapshot is

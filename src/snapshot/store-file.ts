@@ -1,8 +1,8 @@
 import type { Stats } from "node:fs";
-import { Chunker } from "../../core/chunker.js";
-import type { FileStat } from "../../core/file-read.js";
-import { BlobType } from "../../repo/blob.js";
-import type { Repository } from "../../repo/repository.js";
+import { Chunker } from "../core/chunker.js";
+import type { FileStat } from "../fsio/file-read.js";
+import { BlobType } from "../repo/blob.js";
+import type { Repository } from "../repo/repository.js";
 
 export interface ReadResult {
   content: string[];

@@ -1,15 +1,15 @@
 import os from "node:os";
-import { LifeboatError } from "../../core/errors.js";
-import { matchesFilter } from "../../repo/find-snapshot.js";
-import type { Repository } from "../../repo/repository.js";
-import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
-import { isSafeName, type TreeNode } from "../../repo/tree.js";
-import { VERSION } from "../../version.js";
-import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "../guard/anomaly.js";
-import { addWriteStats, type BackupResult, type BackupSummary, emptySummary } from "./backup.js";
-import { storeStream } from "./file-reader.js";
+import { LifeboatError } from "../core/errors.js";
+import { addWriteStats, type BackupResult, type BackupSummary, emptySummary } from "../ops/backup/backup.js";
+import { matchesFilter } from "../repo/find-snapshot.js";
+import type { Repository } from "../repo/repository.js";
+import type { Snapshot, SnapshotWithId } from "../repo/snapshot.js";
+import { isSafeName, type TreeNode } from "../repo/tree.js";
+import { VERSION } from "../version.js";
+import { type AnomalyThresholds, DEFAULT_THRESHOLDS, detectAnomalies } from "./anomaly.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
 import { withSession } from "./session.js";
+import { storeStream } from "./store-file.js";
 
 /**
  * Sources that are not a folder on disk — a database dump, a mailbox, an address book — hand
