@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { applyConfigDefaults, loadConfig } from "../app/config.js";
 import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { VERSION } from "../version.js";
-import { CliContext, type GlobalOptions } from "./context.js";
+import { CliContext, type GlobalOptions } from "./shell/context.js";
 
 type Register = (program: Command, ctx: (cmd: Command) => CliContext) => void;
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { acknowledge } from "../../ops/acks/acks.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
-import type { CliContext } from "../context.js";
+import type { CliContext } from "../shell/context.js";
 
 export function registerAck(program: Command, ctx: (c: Command) => CliContext): void {
   program

@@ -12,9 +12,9 @@ import {
   parseDatabaseArg,
   preflightDatabase,
 } from "../../sources/database.js";
-import { reportAnomalies } from "../anomaly-report.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import { reportAnomalies } from "../shell/anomaly-report.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 interface BackupFlags {
   exclude: string[];

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { ExitCode } from "../../core/errors.js";
 import { check, parseSubset } from "../../ops/check/check.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 export function registerCheck(program: Command, ctx: (c: Command) => CliContext): void {
   program

@@ -3,9 +3,9 @@ import { LifeboatError } from "../../core/errors.js";
 import { copySnapshots } from "../../ops/copy/copy.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import { Repository } from "../../repo/repository.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
-import { resolvePassword } from "../password.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
+import { resolvePassword } from "../shell/password.js";
 
 interface CopyFlags {
   fromRepo?: string;

@@ -5,8 +5,8 @@ import { resolveInSnapshot } from "../../ops/inspect/select.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 /** `ID` or `ID:/some/folder` → the snapshot and the tree to compare. */
 async function side(

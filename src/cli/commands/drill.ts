@@ -3,8 +3,8 @@ import { CorruptionError, LifeboatError } from "../../core/errors.js";
 import { type DrillResult, drill } from "../../ops/drill/drill.js";
 import { parseDatabaseArg } from "../../sources/database.js";
 import { type DumpEngine, parseScratchServer } from "../../sources/db-engine.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

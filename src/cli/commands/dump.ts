@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { LifeboatError } from "../../core/errors.js";
 import { dump, type Sink, streamSink, writeAtomically } from "../../ops/inspect/dump.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 export function registerDump(program: Command, ctx: (c: Command) => CliContext): void {
   program

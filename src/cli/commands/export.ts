@@ -6,8 +6,8 @@ import { exportEml } from "../../sources/imap/export-eml.js";
 import { exportMaildir } from "../../sources/imap/export-maildir.js";
 import { exportMbox } from "../../sources/imap/export-mbox.js";
 import { type ExportStats, mailFolders } from "../../sources/imap/mail-snapshot.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 interface ExportDavFlags {
   dir?: string;

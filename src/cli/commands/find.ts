@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { findInSnapshots } from "../../ops/inspect/find.js";
 import { selectSnapshots } from "../../ops/inspect/select.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

@@ -3,8 +3,8 @@ import { LifeboatError } from "../../core/errors.js";
 import { type ForgetResult, forget, forgetIds, type GroupKey } from "../../ops/forget/forget.js";
 import { type Policy, parseDuration } from "../../ops/forget/policy.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
-import type { CliContext } from "../context.js";
-import { table } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { table } from "../shell/format.js";
 import { addPruneOptions, type PruneFlags, runPrune } from "./prune.js";
 
 interface ForgetFlags extends PruneFlags {

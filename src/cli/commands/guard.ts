@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { checkGuardSources, type GuardPair, guard } from "../../app/guard.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
-import type { CliContext } from "../context.js";
+import type { CliContext } from "../shell/context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { Repository } from "../../repo/repository.js";
-import type { CliContext } from "../context.js";
-import { resolveNewPassword } from "../password.js";
+import type { CliContext } from "../shell/context.js";
+import { resolveNewPassword } from "../shell/password.js";
 
 export function registerInit(program: Command, ctx: (c: Command) => CliContext): void {
   program

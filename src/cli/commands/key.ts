@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import type { CliContext } from "../context.js";
-import { table } from "../format.js";
-import { resolveNewPassword } from "../password.js";
+import type { CliContext } from "../shell/context.js";
+import { table } from "../shell/format.js";
+import { resolveNewPassword } from "../shell/password.js";
 
 export function registerKey(program: Command, ctx: (c: Command) => CliContext): void {
   const key = program.command("key").description("manage the passwords (key files) of a repository");

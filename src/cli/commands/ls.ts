@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { resolveSubpath } from "../../ops/restore/subpath.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 export function registerLs(program: Command, ctx: (c: Command) => CliContext): void {
   program

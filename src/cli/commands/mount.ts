@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { loadFuse, type Mounted, mountSnapshotFs } from "../../ops/mount/mount.js";
 import { SnapshotFs, snapshotDirName } from "../../ops/mount/mount-fs.js";
 import { findSnapshot, matchesFilter } from "../../repo/find-snapshot.js";
-import type { CliContext } from "../context.js";
+import type { CliContext } from "../shell/context.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

@@ -8,8 +8,8 @@ import { checkWal, expireWal } from "../../sources/pg-pitr/check.js";
 import { pitrRestore } from "../../sources/pg-pitr/restore.js";
 import { DEFAULT_CLUSTER, listWal, walFetch, walPush } from "../../sources/pg-pitr/wal-archive.js";
 import { parsePostgresUrl } from "../../sources/postgres.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 /** wal-fetch exits with this when it could not fetch (not "not archived"): PostgreSQL treats an
  * exit code above 125 as fatal and stops recovery, instead of taking the file as missing and

@@ -3,8 +3,8 @@ import { LifeboatError } from "../../core/errors.js";
 import { parseDuration } from "../../ops/forget/policy.js";
 import { type PruneResult, prune } from "../../ops/prune/prune.js";
 import type { Repository } from "../../repo/repository.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 export interface PruneFlags {
   maxUnused: string;

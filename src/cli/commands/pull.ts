@@ -9,8 +9,8 @@ import { DavClient, parseDavUrl } from "../../sources/dav/client.js";
 import { DavSource } from "../../sources/dav/dav-source.js";
 import { connectImap, ImapSource, parseImapUrl } from "../../sources/imap/imap-source.js";
 import { readNode } from "../../sources/imap/mail-snapshot.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 interface PullFlags {
   folder: string[];

@@ -5,8 +5,8 @@ import { DavClient, parseDavUrl } from "../../sources/dav/client.js";
 import { pushDav } from "../../sources/dav/push.js";
 import { connectImap, imapSourceName, parseImapUrl } from "../../sources/imap/imap-source.js";
 import { pushFolders, pushImap } from "../../sources/imap/push.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 import { type ImapCredentialFlags, imapCredentials, sourcePassword } from "./pull.js";
 
 interface PushFlags extends ImapCredentialFlags {

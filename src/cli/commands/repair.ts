@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { repairIndex } from "../../ops/repair/repair-index.js";
 import { repairSnapshots } from "../../ops/repair/repair-snapshots.js";
-import type { CliContext } from "../context.js";
+import type { CliContext } from "../shell/context.js";
 
 export function registerRepair(program: Command, ctx: (c: Command) => CliContext): void {
   const repair = program

@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { checkSqlitePath, parseSqliteArg } from "../../sources/sqlite.js";
 import { checkWalMode, SqliteReplicator } from "../../sources/sqlite-replicate/replicator.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 interface ReplicateFlags {
   interval: string;

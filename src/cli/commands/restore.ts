@@ -8,8 +8,8 @@ import { parseDatabaseArg, restoreDatabase } from "../../sources/database.js";
 import { restoreSqlite } from "../../sources/sqlite.js";
 import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicate/restore.js";
 import { SEGMENT_PREFIX } from "../../sources/sqlite-replicate/segments.js";
-import type { CliContext } from "../context.js";
-import { bytes } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes } from "../shell/format.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

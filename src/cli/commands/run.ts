@@ -12,7 +12,7 @@ import {
   writeState,
 } from "../../app/jobs.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
-import type { CliContext } from "../context.js";
+import type { CliContext } from "../shell/context.js";
 
 const cliPath = fileURLToPath(new URL("../main.js", import.meta.url));
 

@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import { startServer } from "../../app/serve/serve.js";
 import { hashPassword, loadUsers } from "../../app/serve/users.js";
 import { LifeboatError } from "../../core/errors.js";
-import type { CliContext } from "../context.js";
-import { resolveNewPassword } from "../password.js";
+import type { CliContext } from "../shell/context.js";
+import { resolveNewPassword } from "../shell/password.js";
 
 interface ServeFlags {
   path?: string;

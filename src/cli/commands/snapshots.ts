@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { acknowledgedIds } from "../../ops/acks/acks.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
-import type { CliContext } from "../context.js";
-import { table } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { table } from "../shell/format.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { selectSnapshots } from "../../ops/inspect/select.js";
 import { type DataStats, repositoryStats } from "../../ops/inspect/stats.js";
-import type { CliContext } from "../context.js";
-import { bytes, table } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes, table } from "../shell/format.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { type DrillSummary, type RepositoryStatus, repositoryStatus } from "../../ops/drill/status.js";
 import { parseDuration } from "../../ops/forget/policy.js";
-import type { CliContext } from "../context.js";
-import { bytes, table } from "../format.js";
+import type { CliContext } from "../shell/context.js";
+import { bytes, table } from "../shell/format.js";
 
 /** A coarse age for people: 45s, 12m, 5h, 3d 4h. */
 export function age(seconds: number): string {

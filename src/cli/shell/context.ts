@@ -1,11 +1,11 @@
-import { defaultLocations } from "../app/default-repo.js";
-import { type Notice, notify } from "../app/notify.js";
-import type { Backend } from "../backend/backend.js";
-import { openBackend } from "../backend/open.js";
-import { parseRetention, withRetention } from "../backend/retention.js";
-import { parseRate, throttled } from "../backend/throttle.js";
-import { LifeboatError } from "../core/errors.js";
-import { Repository } from "../repo/repository.js";
+import { defaultLocations } from "../../app/default-repo.js";
+import { type Notice, notify } from "../../app/notify.js";
+import type { Backend } from "../../backend/backend.js";
+import { openBackend } from "../../backend/open.js";
+import { parseRetention, withRetention } from "../../backend/retention.js";
+import { parseRate, throttled } from "../../backend/throttle.js";
+import { LifeboatError } from "../../core/errors.js";
+import { Repository } from "../../repo/repository.js";
 import { Output } from "./output.js";
 import { resolvePassword } from "./password.js";
 

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { promisify } from "node:util";
-import { LifeboatError } from "../core/errors.js";
+import { LifeboatError } from "../../core/errors.js";
 import { promptHidden } from "./prompt.js";
 
 const run = promisify(execFile);

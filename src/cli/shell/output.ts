@@ -1,4 +1,4 @@
-import type { BackupProgress } from "../snapshot/progress.js";
+import type { BackupProgress } from "../../snapshot/progress.js";
 import { bytes, duration } from "./format.js";
 
 export interface OutputOptions {
