@@ -6,15 +6,17 @@
  *   const { snapshotId } = await backup(repo, ["/var/lib/app"], { tags: ["nightly"] });
  */
 
+export { type BackupOptions, backup, backupStream } from "./app/backup.js";
+export { drill, type FullDrillOptions } from "./app/drill.js";
 export { type GuardOptions, type GuardResult, guard } from "./app/guard.js";
 export { type Notice, type NotifyConfig, notify } from "./app/notify.js";
 export { type ServeOptions, startServer } from "./app/serve/serve.js";
 export type { Backend } from "./backend/backend.js";
 export { localBackend } from "./backend/local.js";
 export { openBackend } from "./backend/open.js";
+export type { ItemError, ItemErrorCode } from "./core/errors.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
 export { acknowledge, acknowledgedIds, listAcks, pinnedIds } from "./ops/acks/acks.js";
-export { type BackupOptions, type BackupResult, backup, backupStream } from "./ops/backup/backup.js";
 export { type CheckOptions, type CheckReport, check } from "./ops/check/check.js";
 export { type CopyOptions, type CopyResult, copySnapshots } from "./ops/copy/copy.js";
 export {
@@ -22,7 +24,6 @@ export {
   type DrillRecord,
   type DrillRecordWithId,
   type DrillResult,
-  drill,
   listDrills,
   selectDrillSnapshot,
 } from "./ops/drill/drill.js";
@@ -37,6 +38,13 @@ export { applyPolicy, guardDecisions, type Policy } from "./ops/forget/policy.js
 export { type DiffChange, type DiffSummary, diffTrees } from "./ops/inspect/diff.js";
 export { dump, dumpTar, fileContent, type Sink, streamSink, writeAtomically } from "./ops/inspect/dump.js";
 export { type FindMatch, type FindOptions, findInSnapshots, globToRegExp } from "./ops/inspect/find.js";
+export {
+  type FlaggedSnapshot,
+  flaggedSnapshots,
+  latestDrill,
+  latestSnapshot,
+  listSnapshots,
+} from "./ops/inspect/queries.js";
 export { resolveInSnapshot, selectSnapshots } from "./ops/inspect/select.js";
 export { type DataStats, type RepoStats, repositoryStats, type SnapshotStats } from "./ops/inspect/stats.js";
 export { type TarHeader, TarWriter } from "./ops/inspect/tar.js";
@@ -55,6 +63,22 @@ export {
   DEFAULT_THRESHOLDS,
   detectAnomalies,
 } from "./snapshot/anomaly.js";
+export type { BackupResult } from "./snapshot/commit.js";
 export type { BackupProgress } from "./snapshot/progress.js";
-export { backupVirtual, type VirtualSource } from "./snapshot/virtual.js";
+export type {
+  DirEntry,
+  EntryMeta,
+  FileContent,
+  FileEntry,
+  ParentLookup,
+  Source,
+  SourceDir,
+  SourceEntry,
+  TreeSource,
+  VirtualEntry,
+  VirtualSource,
+} from "./snapshot/source.js";
+export { type SnapshotOptions, takeSnapshot } from "./snapshot/take.js";
+export type { BackupSummary } from "./snapshot/tree-builder.js";
+export { type WalkVisitor, walkTree } from "./snapshot/walker.js";
 export { VERSION } from "./version.js";

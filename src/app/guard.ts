@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
 import { LifeboatError } from "../core/errors.js";
 import { acknowledge } from "../ops/acks/acks.js";
-import { type BackupResult, backup, checkSourcePaths } from "../ops/backup/backup.js";
 import type { Repository } from "../repo/repository.js";
 import type { AnomalyThresholds } from "../snapshot/anomaly.js";
-import { backupVirtual, type VirtualSource } from "../snapshot/virtual.js";
+import type { BackupResult } from "../snapshot/commit.js";
+import type { VirtualSource } from "../snapshot/source.js";
+import { takeSnapshot } from "../snapshot/take.js";
 import {
   type DatabaseArg,
   databaseSource,
@@ -12,6 +13,8 @@ import {
   preflightDatabase,
 } from "../sources/database.js";
 import { mysqlRowCounts, pgRowCounts } from "../sources/db-engine.js";
+import { checkSourcePaths } from "../sources/files/files-source.js";
+import { backup } from "./backup.js";
 
 export interface GuardOptions {
   /**
@@ -106,9 +109,9 @@ async function backupDatabase(
   tags: string[],
   anomaly: AnomalyThresholds | false | undefined,
 ): Promise<BackupResult> {
-  const source = databaseSource(db, { all: false }, repo);
+  const source = databaseSource(db, { all: false });
   try {
-    return await backupVirtual(repo, withRowCounts(source, db), {
+    return await takeSnapshot(repo, withRowCounts(source, db), {
       tags,
       ...(anomaly !== undefined ? { anomaly } : {}),
     });

@@ -173,3 +173,40 @@ export class Chunker {
     this.start = 0;
   }
 }
+
+/**
+ * Fixed-size pieces aligned to the stream's start, with the same push/finish interface as
+ * Chunker: for files changed in place page by page (SQLite databases), where a content-defined
+ * chunk of about 1 MiB would be stored again for every touched page. Boundaries depend on the
+ * offset alone, so they reveal nothing about the content.
+ */
+export class FixedChunker {
+  private pending: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly size: number) {}
+
+  push(data: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    let off = 0;
+    while (off < data.length) {
+      const n = Math.min(this.size - this.buffered, data.length - off);
+      this.pending.push(Buffer.from(data.subarray(off, off + n)));
+      this.buffered += n;
+      off += n;
+      if (this.buffered === this.size) out.push(this.take());
+    }
+    return out;
+  }
+
+  finish(): Buffer[] {
+    return this.buffered > 0 ? [this.take()] : [];
+  }
+
+  private take(): Buffer {
+    const piece = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.buffered);
+    this.pending = [];
+    this.buffered = 0;
+    return piece;
+  }
+}

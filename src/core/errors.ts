@@ -124,3 +124,81 @@ export function errnoCode(e: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Why one item (a file, a folder, a database) failed while the operation as a whole went on.
+ * Library users switch on `code`; `message` is for people. Snapshot documents keep these as
+ * strings (`path: message`), as format version 1 defines.
+ */
+const ITEM_ERROR_CODES = [
+  "UNREADABLE",
+  "CHANGED_TYPE",
+  "DAMAGED",
+  "UNSAFE_NAME",
+  "UNWRITABLE",
+  "STORAGE",
+  "MISMATCH",
+  "ENGINE_CHECK",
+  "FAILED",
+] as const;
+
+export type ItemErrorCode =
+  /** The source could not be read (permissions, I/O error, a database that refused). */
+  | "UNREADABLE"
+  /** The item changed type while being read (a file became a folder, a FIFO, ...). */
+  | "CHANGED_TYPE"
+  /** Stored data the item needs is damaged or missing. */
+  | "DAMAGED"
+  /** The snapshot holds a name restore refuses to create (`..`, `/`, NUL, a duplicate). */
+  | "UNSAFE_NAME"
+  /** The target could not be written (permissions, disk full, a name too long, ...). */
+  | "UNWRITABLE"
+  /** The storage refused or could not be reached while this item was handled. */
+  | "STORAGE"
+  /** A restored item does not match the snapshot when read back (verify, drills). */
+  | "MISMATCH"
+  /** A database engine's own check of the restored data failed (drills). */
+  | "ENGINE_CHECK"
+  /** Anything else. */
+  | "FAILED";
+
+export interface ItemError {
+  /** The item: an absolute source path (backup), a path relative to the target (restore). */
+  path: string;
+  code: ItemErrorCode;
+  message: string;
+}
+
+/** The item error an exception stands for: storage, damage and file-system errors by their codes. */
+export function itemError(path: string, e: unknown, fallback: ItemErrorCode = "FAILED"): ItemError {
+  const message = e instanceof Error ? e.message : String(e);
+  return { path, code: itemErrorCode(e, fallback), message };
+}
+
+function itemErrorCode(e: unknown, fallback: ItemErrorCode): ItemErrorCode {
+  if (isLifeboatError(e)) {
+    if (e.code === "CORRUPTION") return "DAMAGED";
+    if (e.code === "UNSAFE_PATH") return "UNSAFE_NAME";
+    if (["UNREACHABLE", "AUTH_FAILED", "STORAGE_ERROR", "STORAGE_FULL"].includes(e.code)) return "STORAGE";
+    if (e.code === "SOURCE_UNREADABLE") return "UNREADABLE";
+    return fallback;
+  }
+  const errno = errnoCode(e);
+  if ((ITEM_ERROR_CODES as readonly string[]).includes(errno ?? "")) return errno as ItemErrorCode;
+  if (errno === "CORRUPTION") return "DAMAGED";
+  if (errno === "ECHANGED") return "CHANGED_TYPE";
+  if (errno && ["EACCES", "EPERM", "EIO", "ENOENT", "ELOOP", "ENXIO"].includes(errno)) return fallback;
+  if (errno && ["ENOSPC", "EDQUOT", "EROFS", "ENAMETOOLONG", "EEXIST", "ENOTDIR", "EISDIR"].includes(errno))
+    return "UNWRITABLE";
+  return fallback;
+}
+
+/** An error that says which item error it is (`itemError` picks the code up). */
+export function failure(code: ItemErrorCode, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The one-line text of an item error, as snapshot documents and plain output show it. */
+export function formatItemError(e: ItemError): string {
+  return `${e.path}: ${e.message}`;
+}

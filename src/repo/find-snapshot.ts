@@ -48,7 +48,7 @@ export async function findSnapshot(
       "give `latest` or an id (or a unique prefix of one) from `lifeboat snapshots`",
     );
   }
-  const ids = (await repo.listIds("snapshots/")).filter((id) => id.startsWith(ref));
+  const ids = (await repo.snapshotIds()).filter((id) => id.startsWith(ref));
   if (ids.length === 0) {
     throw new LifeboatError(
       "SNAPSHOT_NOT_FOUND",

@@ -1,8 +1,6 @@
 import os from "node:os";
-import { z } from "zod";
-import { isStorageId } from "./config.js";
+import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
 import type { Repository } from "./repository.js";
-import { ObjectKind } from "./sealed-object.js";
 
 /**
  * Prune's two phases, stored in the repository so that no lock is needed (see docs/gc.md):
@@ -12,42 +10,14 @@ import { ObjectKind } from "./sealed-object.js";
  *   do not deduplicate against its packs; the plan is carried out only once every session it
  *   waits for has ended, so no running backup can lose data it references.
  */
-const planSchema = z.object({
-  created: z.string(),
-  host: z.string(),
-  packs: z.array(z.string()),
-  waitFor: z.array(z.string()),
-});
-export type Plan = z.infer<typeof planSchema> & { id: string };
-
-const sessionSchema = z.object({
-  started: z.string(),
-  host: z.string(),
-  pid: z.number(),
-  kind: z.enum(["backup", "prune"]).default("backup"),
-});
-export type Session = z.infer<typeof sessionSchema> & { id: string };
+export type Plan = PlanRecord & { id: string; object: string };
+export type Session = SessionRecord & { id: string; object: string };
 
 /** A session older than this is taken to be a crashed process and no longer holds prune back. */
 export const SESSION_STALE_MS = 24 * 3600_000;
 
-async function ids(repo: Repository, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of repo.backend.list(prefix)) {
-    const id = o.name.slice(prefix.length);
-    if (isStorageId(id)) out.push(id);
-  }
-  return out;
-}
-
 export async function listPlans(repo: Repository): Promise<Plan[]> {
-  const out: Plan[] = [];
-  for (const id of await ids(repo, "gc/")) {
-    const doc = planSchema.safeParse(
-      await repo.readDocument("gc/", ObjectKind.gcPlan, id).catch(() => undefined),
-    );
-    if (doc.success) out.push({ ...doc.data, id });
-  }
+  const out = (await repo.records.list(planKind)).map((r) => ({ ...r.record, id: r.id, object: r.object }));
   return out.sort((a, b) => (a.created < b.created ? -1 : 1));
 }
 
@@ -60,39 +30,45 @@ export async function listPlans(repo: Repository): Promise<Plan[]> {
 export async function writePlan(repo: Repository, packs: string[], now = new Date()): Promise<Plan> {
   const backups = async () => (await liveSessions(repo)).filter((s) => s.kind === "backup").map((s) => s.id);
   const write = (waitFor: string[]) =>
-    repo.writeDocument("gc/", ObjectKind.gcPlan, {
-      created: now.toISOString(),
-      host: os.hostname(),
-      packs,
-      waitFor,
-    });
+    repo.records.write(planKind, { created: now.toISOString(), host: os.hostname(), packs, waitFor });
   let waitFor = await backups();
-  let id = await write(waitFor);
+  let plan = await write(waitFor);
   for (;;) {
     const more = (await backups()).filter((s) => !waitFor.includes(s));
-    if (more.length === 0) return { created: now.toISOString(), host: os.hostname(), packs, waitFor, id };
+    if (more.length === 0) return { ...plan.record, id: plan.id, object: plan.object };
     waitFor = [...waitFor, ...more];
     const next = await write(waitFor);
-    await deletePlan(repo, id);
-    id = next;
+    await repo.records.delete(plan.object);
+    plan = next;
   }
 }
 
-export async function deletePlan(repo: Repository, id: string): Promise<void> {
-  await repo.backend.delete(`gc/${id}`);
+export async function deletePlan(repo: Repository, plan: Plan): Promise<void> {
+  await repo.records.delete(plan.object);
 }
 
-export async function startSession(repo: Repository, kind: Session["kind"] = "backup"): Promise<string> {
-  return repo.writeDocument("sessions/", ObjectKind.session, {
+/** A session this process announced: pass it to endSession. */
+export interface SessionHandle {
+  id: string;
+  object: string;
+}
+
+/** Announces a running backup or prune. */
+export async function startSession(
+  repo: Repository,
+  kind: Session["kind"] = "backup",
+): Promise<SessionHandle> {
+  const r = await repo.records.write(sessionKind, {
     started: new Date().toISOString(),
     host: os.hostname(),
     pid: process.pid,
     kind,
   });
+  return { id: r.id, object: r.object };
 }
 
-export async function endSession(repo: Repository, id: string): Promise<void> {
-  await repo.backend.delete(`sessions/${id}`);
+export async function endSession(repo: Repository, session: SessionHandle): Promise<void> {
+  await repo.records.delete(session.object);
 }
 
 /** Whether a process of this host with that pid is running (other hosts: assume yes). */
@@ -113,12 +89,8 @@ function mayBeRunning(s: Session): boolean {
  */
 export async function liveSessions(repo: Repository, now = Date.now()): Promise<Session[]> {
   const out: Session[] = [];
-  for (const id of await ids(repo, "sessions/")) {
-    const doc = sessionSchema.safeParse(
-      await repo.readDocument("sessions/", ObjectKind.session, id).catch(() => undefined),
-    );
-    if (!doc.success) continue;
-    const s = { ...doc.data, id };
+  for (const r of await repo.records.list(sessionKind)) {
+    const s = { ...r.record, id: r.id, object: r.object };
     if (now - Date.parse(s.started) < SESSION_STALE_MS && mayBeRunning(s)) out.push(s);
   }
   return out.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : a.id < b.id ? -1 : 1));

@@ -2,6 +2,7 @@ import { CorruptionError, LifeboatError } from "../core/errors.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import type { TreeNode } from "../repo/tree.js";
+import { listNodes } from "./walker.js";
 
 /** A file of a database snapshot: its path inside the snapshot and its tree node. */
 export interface SnapshotFile {
@@ -11,16 +12,8 @@ export interface SnapshotFile {
 
 /** Every regular file of a snapshot (database snapshots hold a handful). */
 export async function listSnapshotFiles(repo: Repository, snap: SnapshotWithId): Promise<SnapshotFile[]> {
-  const out: SnapshotFile[] = [];
-  const walk = async (tree: string, prefix: string): Promise<void> => {
-    for (const n of (await repo.loadTree(tree)).nodes) {
-      const p = prefix ? `${prefix}/${n.name}` : n.name;
-      if (n.type === "file") out.push({ path: p, node: n });
-      else if (n.type === "dir" && n.subtree) await walk(n.subtree, p);
-    }
-  };
-  await walk(snap.tree, "");
-  return out;
+  const files = await listNodes(repo, snap.tree, (n) => n.type === "file");
+  return files.map((f) => ({ path: f.path.slice(1), node: f.node }));
 }
 
 /**

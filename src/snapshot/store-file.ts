@@ -1,8 +1,8 @@
 import type { Stats } from "node:fs";
-import { Chunker } from "../core/chunker.js";
+import { FixedChunker } from "../core/chunker.js";
 import type { FileStat } from "../fsio/file-read.js";
 import { BlobType } from "../repo/blob.js";
-import type { Repository } from "../repo/repository.js";
+import type { BlobWriter } from "../repo/repository.js";
 
 export interface ReadResult {
   content: string[];
@@ -12,18 +12,20 @@ export interface ReadResult {
 }
 
 /** Chunks a stream of buffers into the repository; returns content ids and the size.
- * (What was newly added is counted in `repo.writeStats`.) */
+ * (What was newly added is counted in `repo.writeStats`.) `pieceSize`: fixed-size pieces
+ * instead of content-defined chunks (see FixedChunker). */
 export async function storeStream(
-  repo: Repository,
+  w: BlobWriter,
   source: AsyncIterable<Buffer>,
   onBytes: (n: number) => void,
+  pieceSize?: number,
 ): Promise<Omit<ReadResult, "after">> {
-  const chunker = new Chunker(repo.config.chunker, repo.gearTable());
+  const chunker = pieceSize ? new FixedChunker(pieceSize) : w.newChunker();
   const content: string[] = [];
   const ids: Promise<Buffer>[] = [];
   let size = 0;
   const save = async (chunks: Buffer[]) => {
-    for (const c of chunks) ids.push((await repo.saveBlobDeferred(BlobType.data, c)).id);
+    for (const c of chunks) ids.push((await w.saveBlobDeferred(BlobType.data, c)).id);
   };
   for await (const piece of source) {
     size += piece.length;
@@ -44,13 +46,13 @@ const SMALL_FILE = 128 * 1024;
  * are one blob; larger ones are read and chunked on a worker thread (Repository.saveLargeFile).
  */
 export async function storeFile(
-  repo: Repository,
+  w: BlobWriter,
   path: string,
   size: number,
   onBytes: (n: number) => void,
 ): Promise<ReadResult> {
-  if (size <= SMALL_FILE && size < repo.config.chunker.min) return storeSmallFile(repo, path, size, onBytes);
-  const { read, ids } = await repo.saveLargeFile(path, onBytes);
+  if (size <= SMALL_FILE && size < w.chunkerMin) return storeSmallFile(w, path, size, onBytes);
+  const { read, ids } = await w.saveLargeFile(path, onBytes);
   if (read.kind !== "read")
     throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
   return { content: ids.map((id) => id.toString("hex")), size: read.length, after: read.after };
@@ -64,14 +66,14 @@ export type { Stats };
  * thread reads, hashes and compresses it (Repository.saveSmallFile).
  */
 async function storeSmallFile(
-  repo: Repository,
+  w: BlobWriter,
   path: string,
   size: number,
   onBytes: (n: number) => void,
 ): Promise<ReadResult> {
-  const { read, id } = await repo.saveSmallFile(path, size);
+  const { read, id } = await w.saveSmallFile(path, size);
   // It grew since lstat: read it the general way.
-  if (read.kind === "grew") return storeFile(repo, path, Number.MAX_SAFE_INTEGER, onBytes);
+  if (read.kind === "grew") return storeFile(w, path, Number.MAX_SAFE_INTEGER, onBytes);
   if (read.kind === "notFile")
     throw Object.assign(new Error(`${path} is not a regular file any more`), { code: "ECHANGED" });
   onBytes(read.length);

@@ -1,7 +1,7 @@
 import { LifeboatError } from "../core/errors.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
-import type { VirtualSource } from "../snapshot/virtual.js";
+import type { CleanupSource } from "../snapshot/source.js";
 import {
   type MysqlTarget,
   mysqlSource,
@@ -59,12 +59,12 @@ export async function preflightDatabase(db: DatabaseArg, opts: DatabaseOptions):
   else await preflightMysql(db.target);
 }
 
-export type DatabaseSource = VirtualSource & { cleanup(): Promise<void> };
+export type DatabaseSource = CleanupSource;
 
-export function databaseSource(db: DatabaseArg, opts: DatabaseOptions, repo: Repository): DatabaseSource {
+export function databaseSource(db: DatabaseArg, opts: DatabaseOptions): DatabaseSource {
   if (db.engine === "postgres") return postgresSource(db.target, opts.all);
   if (db.engine === "mysql") return mysqlSource(db.target);
-  return sqliteSource(db.path, repo);
+  return sqliteSource(db.path);
 }
 
 export interface DatabaseRestoreResult {

@@ -4,7 +4,7 @@ import { isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "../snapshot/snapshot-files.js";
-import type { VirtualEntry } from "../snapshot/virtual.js";
+import type { CleanupSource, VirtualEntry } from "../snapshot/source.js";
 import {
   dbError,
   dumpOutput,
@@ -15,7 +15,6 @@ import {
   type ToolSpec,
   toolEnv,
 } from "./child-stream.js";
-import type { DatabaseSource } from "./database.js";
 import { type DbTarget, parseDbUrl } from "./db-url.js";
 
 /**
@@ -146,7 +145,7 @@ export function mysqlSourceName(t: MysqlTarget): string {
 }
 
 /** The virtual source for `lifeboat backup mysql://...`. */
-export function mysqlSource(t: MysqlTarget): DatabaseSource {
+export function mysqlSource(t: MysqlTarget): CleanupSource {
   const meta: Record<string, unknown> = { engine: "mysql" };
   const db = t.database!;
   return {

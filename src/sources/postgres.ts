@@ -4,7 +4,7 @@ import { errnoCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
 import { listSnapshotFiles, readSnapshotFile, requireSource } from "../snapshot/snapshot-files.js";
-import type { VirtualEntry } from "../snapshot/virtual.js";
+import type { CleanupSource, VirtualEntry } from "../snapshot/source.js";
 import {
   dbError,
   dumpOutput,
@@ -15,7 +15,6 @@ import {
   type ToolSpec,
   toolEnv,
 } from "./child-stream.js";
-import type { DatabaseSource } from "./database.js";
 import { type DbTarget, parseDbUrl } from "./db-url.js";
 
 /**
@@ -227,7 +226,7 @@ export function postgresSourceName(t: PgTarget, all: boolean): string {
 }
 
 /** The virtual source for `lifeboat backup postgres://...` (and `--all`). */
-export function postgresSource(t: PgTarget, all: boolean): DatabaseSource {
+export function postgresSource(t: PgTarget, all: boolean): CleanupSource {
   const meta: Record<string, unknown> = { engine: "postgres" };
   const databases: DbFacts[] = [];
   return {

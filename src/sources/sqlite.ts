@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { createReadStream, promises as fs } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -15,7 +15,7 @@ import {
   requireSource,
   type SnapshotFile,
 } from "../snapshot/snapshot-files.js";
-import type { VirtualEntry, VirtualSource } from "../snapshot/virtual.js";
+import type { VirtualEntry, VirtualSource } from "../snapshot/source.js";
 import { dbError } from "./child-stream.js";
 
 /**
@@ -215,47 +215,11 @@ export async function copySqlite(absPath: string): Promise<SqliteCopy> {
  */
 export const SQLITE_PIECE = 64 * 1024;
 
-/** Stores a file as fixed-size data blobs; returns the content ids and the size. */
-export async function storeFixedPieces(
-  repo: Repository,
-  file: string,
-  pieceSize: number,
-  onBytes: (n: number) => void = () => {},
-): Promise<{ content: string[]; size: number }> {
-  const fh = await fs.open(file, "r");
-  const ids: Promise<Buffer>[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      // A fresh buffer per piece: the repository may hand it to a worker thread.
-      const buf = Buffer.allocUnsafe(pieceSize);
-      let filled = 0;
-      while (filled < pieceSize) {
-        const { bytesRead } = await fh.read(buf, filled, pieceSize - filled, size + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      if (filled === 0) break;
-      size += filled;
-      onBytes(filled);
-      ids.push((await repo.saveBlobDeferred(BlobType.data, buf.subarray(0, filled))).id);
-      if (filled < pieceSize) break;
-    }
-  } finally {
-    await fh.close();
-  }
-  const content = (await Promise.all(ids)).map((id) => id.toString("hex"));
-  return { content, size };
-}
-
 /**
  * A virtual source for `lifeboat backup sqlite:PATH`. The copy is taken when the backup starts
  * reading; call `cleanup()` afterwards to remove it.
  */
-export function sqliteSource(
-  absPath: string,
-  repo: Repository,
-): VirtualSource & { cleanup(): Promise<void> } {
+export function sqliteSource(absPath: string): VirtualSource & { cleanup(): Promise<void> } {
   let copy: SqliteCopy | undefined;
   return {
     name: sqliteSourceName(absPath),
@@ -263,20 +227,13 @@ export function sqliteSource(
     async *entries(): AsyncIterable<VirtualEntry> {
       copy = await copySqlite(absPath);
       const c = copy;
-      // The pieces are stored here and handed over as already-stored content (`reuse`): the
-      // virtual-source API chunks `read` streams with the content-defined chunker only.
-      const stored = await storeFixedPieces(repo, c.file, SQLITE_PIECE);
-      const node: TreeNode = {
-        name: c.meta.file,
-        type: "file",
+      yield {
+        kind: "file",
+        path: c.meta.file,
         mode: c.mode,
-        uid: 0,
-        gid: 0,
-        mtime: "0",
-        size: stored.size,
-        content: stored.content,
+        read: () => readFileStream(c.file),
+        pieceSize: SQLITE_PIECE,
       };
-      yield { kind: "file", path: c.meta.file, mode: c.mode, reuse: node };
     },
     meta() {
       if (!copy) throw dbError("SOURCE_UNREADABLE", `${absPath}: no copy was taken`);
@@ -416,4 +373,9 @@ export async function restoreSqlite(
     await removeTmp();
     throw e;
   }
+}
+
+/** A file's bytes in 1 MiB reads. */
+export function readFileStream(file: string): AsyncIterable<Buffer> {
+  return createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
 }

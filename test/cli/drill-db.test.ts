@@ -12,7 +12,8 @@ import pg from "pg";
 import { openRepository } from "../../src/ops/open.js";
 import { findSnapshot } from "../../src/repo/find-snapshot.js";
 import { listSnapshotFiles, readSnapshotFile } from "../../src/snapshot/snapshot-files.js";
-import { backupVirtual, type VirtualSource } from "../../src/snapshot/virtual.js";
+import type { VirtualSource } from "../../src/snapshot/source.js";
+import { takeSnapshot } from "../../src/snapshot/take.js";
 import { baseEnv, jsonLines, type RunResult, run, tempDir } from "../support/cli.js";
 import {
   type MariadbServer,
@@ -216,7 +217,7 @@ test("PostgreSQL: a dump that does not restore, and a table the backup listed bu
       meta: () => m,
     });
     // The dump cut in half: pg_restore fails.
-    await backupVirtual(r, source(`${goodName}_cut`, dump.subarray(0, dump.length >> 1), meta), {
+    await takeSnapshot(r, source(`${goodName}_cut`, dump.subarray(0, dump.length >> 1), meta), {
       anomaly: false,
     });
     // The whole dump, but the backup's table list names one more table.
@@ -225,7 +226,7 @@ test("PostgreSQL: a dump that does not restore, and a table the backup listed bu
       ...meta,
       databases: [{ ...dbs[0], estimatedRows: { ...dbs[0]!.estimatedRows, "public.gone": 5 } }],
     };
-    await backupVirtual(r, source(`${goodName}_lying`, dump, lying), { anomaly: false });
+    await takeSnapshot(r, source(`${goodName}_lying`, dump, lying), { anomaly: false });
   } finally {
     await r.close();
   }

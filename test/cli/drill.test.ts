@@ -16,8 +16,9 @@ import {
   seriesKey,
 } from "../../src/ops/drill/drill.js";
 import { openRepository } from "../../src/ops/open.js";
-import { ObjectKind } from "../../src/repo/sealed-object.js";
-import { backupVirtual, type VirtualSource } from "../../src/snapshot/virtual.js";
+import { drillKind } from "../../src/repo/records-drill.js";
+import type { VirtualSource } from "../../src/snapshot/source.js";
+import { takeSnapshot } from "../../src/snapshot/take.js";
 import { baseEnv, jsonLines, listAll, prng, type RunResult, run, tempDir } from "../support/cli.js";
 
 const PASSWORD = "drill-test";
@@ -216,8 +217,8 @@ test("records beyond the newest 50 of a series are deleted when a drill is recor
       failed: 0,
       failures: [],
     });
-    for (let i = 0; i < 55; i++) await r0.writeDocument("drills/", ObjectKind.drill, fake(i, snapPaths));
-    for (let i = 0; i < 2; i++) await r0.writeDocument("drills/", ObjectKind.drill, fake(i, ["/elsewhere"]));
+    for (let i = 0; i < 55; i++) await r0.records.write(drillKind, fake(i, snapPaths));
+    for (let i = 0; i < 2; i++) await r0.records.write(drillKind, fake(i, ["/elsewhere"]));
   } finally {
     await r0.close();
   }
@@ -329,8 +330,8 @@ test("SQLite snapshots are engine-checked: integrity_check ok, and a broken data
 
   const r = await openRepository(sqlRepo, PASSWORD);
   try {
-    await backupVirtual(r, sqliteVirtual(`sqlite:${good}`, goodBytes, { notes: 300 }));
-    await backupVirtual(r, sqliteVirtual(`sqlite:${path.join(dir, "broken.db")}`, broken));
+    await takeSnapshot(r, sqliteVirtual(`sqlite:${good}`, goodBytes, { notes: 300 }));
+    await takeSnapshot(r, sqliteVirtual(`sqlite:${path.join(dir, "broken.db")}`, broken));
   } finally {
     await r.close();
   }
@@ -375,7 +376,7 @@ test("row counts recorded at backup time are compared after the restore", async 
   const r = await openRepository(sqlRepo, PASSWORD);
   try {
     // The backup "recorded" 21 rows: the restored database has 20, so the drill must fail.
-    await backupVirtual(r, sqliteVirtual(`sqlite:${db}`, await fs.readFile(db), { notes: 21 }));
+    await takeSnapshot(r, sqliteVirtual(`sqlite:${db}`, await fs.readFile(db), { notes: 21 }));
   } finally {
     await r.close();
   }

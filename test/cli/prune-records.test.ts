@@ -34,8 +34,7 @@ test("prune keeps archived WAL and replication segments; both still read back", 
       [1, prng(4096, 6)],
       [2, prng(4096, 7)],
     ]);
-    const stored = await storePages(repo, pages, 2);
-    await repo.flush();
+    const stored = await repo.withWriter((w) => storePages(w, pages, 2));
     const now = new Date().toISOString();
     await writeSegment(repo, {
       version: 1,

@@ -32,22 +32,23 @@ interface Builder {
 async function craft(build: (b: Builder) => Promise<TreeNode[]>): Promise<string> {
   const repo = await Repository.open(await openBackend(ws.repo), PW);
   try {
-    const b: Builder = {
-      async file(name, text, extra = {}) {
-        const data = Buffer.from(text);
-        const { id } = await repo.saveBlob(BlobType.data, data);
-        return { name, type: "file", ...meta, size: data.length, content: [id.toString("hex")], ...extra };
-      },
-      async dir(name, nodes) {
-        const t = await repo.saveTree({ nodes });
-        return { name, type: "dir", ...meta, mode: 0o755, subtree: t.id };
-      },
-      symlink(name, target) {
-        return { name, type: "symlink", ...meta, mode: 0o777, target };
-      },
-    };
-    const root = await repo.saveTree({ nodes: await build(b) });
-    await repo.flush();
+    const root = await repo.withWriter(async (w) => {
+      const b: Builder = {
+        async file(name, text, extra = {}) {
+          const data = Buffer.from(text);
+          const { id } = await w.saveBlob(BlobType.data, data);
+          return { name, type: "file", ...meta, size: data.length, content: [id.toString("hex")], ...extra };
+        },
+        async dir(name, nodes) {
+          const t = await w.saveTree({ nodes });
+          return { name, type: "dir", ...meta, mode: 0o755, subtree: t.id };
+        },
+        symlink(name, target) {
+          return { name, type: "symlink", ...meta, mode: 0o777, target };
+        },
+      };
+      return w.saveTree({ nodes: await build(b) });
+    });
     const snap: Snapshot = {
       version: 1,
       time: new Date().toISOString(),
@@ -62,7 +63,7 @@ async function craft(build: (b: Builder) => Promise<TreeNode[]>): Promise<string
       excludes: [],
       program: "crafted by hand",
     };
-    return await repo.saveSnapshot(snap);
+    return await repo.writeSnapshot(snap);
   } finally {
     await repo.close();
   }

@@ -1,17 +1,19 @@
 import { promises as fs } from "node:fs";
 import type { Command } from "commander";
+import { backup, backupStream } from "../../app/backup.js";
 import { createPasswordFile, defaultLocations } from "../../app/default-repo.js";
 import { openBackend } from "../../backend/open.js";
-import { ExitCode, LifeboatError } from "../../core/errors.js";
-import { type BackupResult, backup, backupStream, checkSourcePaths } from "../../ops/backup/backup.js";
+import { ExitCode, formatItemError, LifeboatError } from "../../core/errors.js";
 import { Repository } from "../../repo/repository.js";
-import { backupVirtual } from "../../snapshot/virtual.js";
+import type { BackupResult } from "../../snapshot/commit.js";
+import { takeSnapshot } from "../../snapshot/take.js";
 import {
   type DatabaseArg,
   databaseSource,
   parseDatabaseArg,
   preflightDatabase,
 } from "../../sources/database.js";
+import { checkSourcePaths } from "../../sources/files/files-source.js";
 import { reportAnomalies } from "../shell/anomaly-report.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
@@ -153,10 +155,10 @@ async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags
   // repository is opened or created.
   await preflightDatabase(db, { all: flags.all ?? false });
   const repo = await openOrCreateDefault(c);
-  const source = databaseSource(db, { all: flags.all ?? false }, repo);
+  const source = databaseSource(db, { all: flags.all ?? false });
   let result: BackupResult;
   try {
-    result = await backupVirtual(repo, source, {
+    result = await takeSnapshot(repo, source, {
       tags: flags.tag,
       ...(flags.host ? { host: flags.host } : {}),
       onProgress: c.out.progress("backup"),
@@ -180,7 +182,7 @@ async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags
 
 function printSummary(c: CliContext, r: BackupResult, extra: Record<string, unknown> = {}): void {
   const s = r.summary;
-  for (const e of r.errors) c.out.warn(`could not read ${e}`);
+  for (const e of r.errors) c.out.warn(`could not read ${formatItemError(e)}`);
   for (const p of r.snapshot.changedWhileReading)
     c.out.warn(`${p} changed while it was read; the snapshot holds what was read`);
   if (extra.source) c.out.info(`Read ${bytes(s.bytes)} in ${s.files} file(s)`);

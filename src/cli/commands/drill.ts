@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import { CorruptionError, LifeboatError } from "../../core/errors.js";
-import { type DrillResult, drill } from "../../ops/drill/drill.js";
+import { drill } from "../../app/drill.js";
+import { CorruptionError, formatItemError, LifeboatError } from "../../core/errors.js";
+import type { DrillResult } from "../../ops/drill/drill.js";
 import { parseDatabaseArg } from "../../sources/database.js";
 import { type DumpEngine, parseScratchServer } from "../../sources/db-engine.js";
 import type { CliContext } from "../shell/context.js";
@@ -20,7 +21,6 @@ interface DrillFlags {
 }
 
 /** Failures of the scratch folder on this machine, not of the backup. */
-const LOCAL_PROBLEM = /\b(ENOSPC|EDQUOT|EROFS|EMFILE|ENFILE)\b/;
 
 export function registerDrill(program: Command, ctx: (c: Command) => CliContext): void {
   program
@@ -167,20 +167,25 @@ function report(c: CliContext, r: DrillResult): void {
     records_removed: r.recordsRemoved,
     mb_per_second: d.seconds > 0 ? Math.round((d.bytes / 1e6 / d.seconds) * 100) / 100 : null,
     ...d,
+    /** Every failure with a code (`failures` is the record's first 100, as stored). */
+    errors: r.errors,
   });
   if (d.ok) return;
-  const first = d.failures[0];
+  const failures = r.errors.filter((e) => e.code !== "ENGINE_CHECK");
+  const first = failures[0];
   const hint = `the drill is recorded (\`lifeboat status\`); run \`lifeboat check --read-data\` to see everything affected`;
   if (first) {
-    if (LOCAL_PROBLEM.test(first.reason)) {
+    // The scratch folder could not be written (disk full, read-only): not the backup's fault.
+    const local = failures.find((e) => e.code === "UNWRITABLE");
+    if (local) {
       throw new LifeboatError(
         "STORAGE_ERROR",
-        `drill could not write its scratch folder: ${first.path}: ${first.reason}`,
+        `drill could not write its scratch folder: ${formatItemError(local)}`,
         "set TMPDIR to a folder with room for the restore, or use --sample N",
       );
     }
-    const more = d.failed > 1 ? ` (and ${d.failed - 1} more)` : "";
-    throw new CorruptionError(`drill failed: ${first.path}`, `${first.reason}${more}`, [], hint);
+    const more = failures.length > 1 ? ` (and ${failures.length - 1} more)` : "";
+    throw new CorruptionError(`drill failed: ${first.path}`, `${first.message}${more}`, [], hint);
   }
   throw new CorruptionError(
     `drill failed: ${d.paths.join(" ")}`,

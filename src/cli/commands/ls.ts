@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { resolveSubpath } from "../../ops/restore/subpath.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
+import { walkTree } from "../../snapshot/walker.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
 
@@ -56,16 +57,20 @@ export function registerLs(program: Command, ctx: (c: Command) => CliContext): v
             c.out.result(p);
           }
         };
-        const walk = async (tree: string, prefix: string) => {
-          for (const n of (await repo.loadTree(tree)).nodes) {
-            const p = `${prefix}/${n.name}`;
-            print(n, p);
-            if (flags.recursive && n.type === "dir" && n.subtree) await walk(n.subtree, p);
-          }
-        };
         const root = await resolveSubpath(repo, snap, base);
         if (root.kind === "node") print(root.node, base);
-        else await walk(root.tree, base);
+        else
+          await walkTree(
+            repo,
+            root.tree,
+            {
+              node(n, p) {
+                print(n, p);
+                return flags.recursive === true;
+              },
+            },
+            { path: base },
+          );
       } finally {
         await repo.close();
       }

@@ -4,7 +4,7 @@ import { promisify } from "node:util";
 import type { Command } from "commander";
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
-import { backupVirtual } from "../../snapshot/virtual.js";
+import { takeSnapshot } from "../../snapshot/take.js";
 import { DavClient, parseDavUrl } from "../../sources/dav/client.js";
 import { DavSource } from "../../sources/dav/dav-source.js";
 import { connectImap, ImapSource, parseImapUrl } from "../../sources/imap/imap-source.js";
@@ -204,7 +204,7 @@ Examples:
           });
           if (!source.stats.tls && !["127.0.0.1", "::1", "localhost"].includes(target.host))
             c.out.warn(`the connection to ${target.host} is not encrypted (the server offered no STARTTLS)`);
-          const r = await backupVirtual(repo, source, {
+          const r = await takeSnapshot(repo, source, {
             tags: flags.tag,
             ...(flags.host ? { host: flags.host } : {}),
             onProgress: c.out.progress("pull"),
@@ -276,7 +276,7 @@ async function pullDav(c: CliContext, url: string, flags: PullFlags): Promise<vo
     });
     if (!target.secure && !["127.0.0.1", "::1", "localhost"].includes(target.host))
       c.out.warn(`the connection to ${target.host} is not encrypted (dav://); the password is sent in clear`);
-    const r = await backupVirtual(repo, source, {
+    const r = await takeSnapshot(repo, source, {
       tags: flags.tag,
       ...(flags.host ? { host: flags.host } : {}),
       onProgress: c.out.progress("pull"),

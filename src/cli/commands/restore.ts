@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { ExitCode, LifeboatError } from "../../core/errors.js";
+import { ExitCode, formatItemError, LifeboatError } from "../../core/errors.js";
 import { restore } from "../../ops/restore/restore.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
@@ -7,7 +7,7 @@ import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { parseDatabaseArg, restoreDatabase } from "../../sources/database.js";
 import { restoreSqlite } from "../../sources/sqlite.js";
 import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicate/restore.js";
-import { SEGMENT_PREFIX } from "../../sources/sqlite-replicate/segments.js";
+import { anySegments } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
 
@@ -134,7 +134,7 @@ Examples:
       const repo = await c.openRepo();
       try {
         if (db?.engine === "sqlite" && flags.target && subpath === "/") {
-          if (time || (await repo.listIds(SEGMENT_PREFIX)).length > 0) {
+          if (time || (await anySegments(repo))) {
             await restoreReplicaCli(c, repo, db.name, time, flags);
             return;
           }
@@ -187,7 +187,7 @@ Examples:
           onProgress: c.out.progress("restore"),
         });
         const secs = (Date.now() - started) / 1000;
-        for (const e of r.errors) c.out.warn(`failed: ${e}`);
+        for (const e of r.errors) c.out.warn(`failed: ${formatItemError(e)}`);
         c.out.info(
           `restored ${r.files} files (${r.filesSkipped} already in place), ${r.dirs} folders, ${r.symlinks} symlinks, ${bytes(r.bytes)} written in ${secs.toFixed(1)}s`,
         );
@@ -205,9 +205,8 @@ Examples:
           seconds: secs,
         });
         if (r.errors.length > 0) {
-          process.exitCode = r.errors.some((e) =>
-            /authentication failed|does not match|damaged|not in the index|refused unsafe/.test(e),
-          )
+          // Damaged data or a crafted snapshot is exit 14; anything else (the target) is 1.
+          process.exitCode = r.errors.some((e) => ["DAMAGED", "UNSAFE_NAME", "MISMATCH"].includes(e.code))
             ? ExitCode.corruption
             : ExitCode.failure;
           c.out.warn(`${r.errors.length} path(s) could not be restored; everything else was restored`);

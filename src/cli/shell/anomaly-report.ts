@@ -1,5 +1,5 @@
 import { ExitCode } from "../../core/errors.js";
-import type { BackupResult } from "../../ops/backup/backup.js";
+import type { BackupResult } from "../../snapshot/commit.js";
 import type { CliContext } from "./context.js";
 
 /**

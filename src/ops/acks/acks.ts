@@ -1,22 +1,12 @@
 import os from "node:os";
-import { z } from "zod";
+import { type AckRecord, ackKind } from "../../repo/records-ack.js";
 import type { Repository } from "../../repo/repository.js";
-import { ObjectKind } from "../../repo/sealed-object.js";
 
 /**
- * Marks on snapshots, stored beside them as `acks/<id>` because snapshots are immutable and a
- * mark must not change a snapshot's id: a "pin" (guard keeps the snapshots around a failed or
- * anomalous upgrade) and an "ack" (an operator has looked at a flagged or pinned snapshot).
+ * Marks on snapshots (see repo/records/ack-records.ts): a "pin" keeps the snapshots around a
+ * failed or anomalous upgrade; an "ack" says an operator has looked at a flagged or pinned one.
  */
-const ackSchema = z.object({
-  snapshot: z.string(),
-  kind: z.enum(["ack", "pin"]).default("ack"),
-  time: z.string(),
-  host: z.string(),
-  user: z.string(),
-  note: z.string(),
-});
-export type Ack = z.infer<typeof ackSchema> & { id: string };
+export type Ack = AckRecord & { id: string };
 
 export async function acknowledge(
   repo: Repository,
@@ -29,18 +19,11 @@ export async function acknowledge(
     user = os.userInfo().username;
   } catch {}
   const doc = { snapshot, kind, time: new Date().toISOString(), host: os.hostname(), user, note };
-  return { ...doc, id: await repo.writeDocument("acks/", ObjectKind.ack, doc) };
+  return { ...doc, id: (await repo.records.write(ackKind, doc)).id };
 }
 
 export async function listAcks(repo: Repository): Promise<Ack[]> {
-  const out: Ack[] = [];
-  for (const id of await repo.listIds("acks/")) {
-    const doc = ackSchema.safeParse(
-      await repo.readDocument("acks/", ObjectKind.ack, id).catch(() => undefined),
-    );
-    if (doc.success) out.push({ ...doc.data, id });
-  }
-  return out;
+  return (await repo.records.list(ackKind)).map((r) => ({ ...r.record, id: r.id }));
 }
 
 /** Snapshot ids that have been acknowledged. */

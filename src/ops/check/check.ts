@@ -3,12 +3,12 @@ import { LifeboatError } from "../../core/errors.js";
 import { blobTypeName } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
 import type { IndexedBlob } from "../../repo/master-index.js";
-import { readPackHeader } from "../../repo/pack.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import type { BackupProgress } from "../../snapshot/progress.js";
 import { ProgressCounter } from "../../snapshot/progress.js";
+import { walkTree } from "../../snapshot/walker.js";
 
 export type Subset = { kind: "part"; n: number; of: number } | { kind: "percent"; percent: number };
 
@@ -18,6 +18,8 @@ export interface CheckOptions {
   /** Read only a part of the packs (`--read-data-subset 2/5` or `10%`). */
   subset?: Subset;
   onProgress?: (p: BackupProgress) => void;
+  /** Stops the check between packs (and trees); nothing is written either way. */
+  signal?: AbortSignal;
 }
 
 export interface Affected {
@@ -63,7 +65,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
     const id = o.name.split("/").at(-1)!;
     if (isStorageId(id)) stored.set(id, o.size);
   }
-  const indexedPacks = new Set(repo.index.packs());
+  const indexedPacks = new Set(repo.indexedPacks());
   for (const p of indexedPacks) {
     if (!stored.has(p)) {
       problems.push({
@@ -83,33 +85,35 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
   const seenData = new Set<string>();
   const missing = new Set<string>();
   for (const s of snapshots) {
-    const stack = [s.tree];
-    while (stack.length > 0) {
-      const t = stack.pop()!;
-      if (seenTrees.has(t)) continue;
-      seenTrees.add(t);
-      let nodes: Awaited<ReturnType<Repository["loadTree"]>>["nodes"];
-      try {
-        nodes = (await repo.loadTree(t)).nodes;
-      } catch (e) {
-        problems.push({
-          kind: repo.index.has(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
-          object: `tree ${t}`,
-          message: (e as Error).message,
-          blobs: [t],
-          affected: [],
-        });
-        continue;
-      }
-      for (const n of nodes) {
-        if (n.type === "dir" && n.subtree) stack.push(n.subtree);
-        for (const c of n.content ?? []) {
-          if (seenData.has(c)) continue;
-          seenData.add(c);
-          if (!repo.index.has(Buffer.from(c, "hex"))) missing.add(c);
-        }
-      }
-    }
+    await walkTree(
+      repo,
+      s.tree,
+      {
+        enterTree(t) {
+          if (seenTrees.has(t)) return false;
+          seenTrees.add(t);
+          return true;
+        },
+        node(n) {
+          for (const c of n.content ?? []) {
+            if (seenData.has(c)) continue;
+            seenData.add(c);
+            if (!repo.isIndexed(Buffer.from(c, "hex"))) missing.add(c);
+          }
+          return undefined;
+        },
+        unreadable(t, _path, e) {
+          problems.push({
+            kind: repo.isIndexed(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
+            object: `tree ${t}`,
+            message: (e as Error).message,
+            blobs: [t],
+            affected: [],
+          });
+        },
+      },
+      options.signal ? { signal: options.signal } : {},
+    );
   }
   if (missing.size > 0) {
     problems.push({
@@ -129,7 +133,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
   let bytesRead = 0;
   if (options.readData) {
     const byPack = new Map<string, IndexedBlob[]>();
-    for (const e of repo.index.entries()) {
+    for (const e of repo.indexEntries()) {
       const l = byPack.get(e.packId);
       if (l) l.push(e);
       else byPack.set(e.packId, [e]);
@@ -141,6 +145,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
       selected.reduce((n, p) => n + (stored.get(p) ?? 0), 0),
     );
     await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
+      options.signal?.throwIfAborted();
       const what = names.pack(packId);
       let bytes: Buffer;
       try {
@@ -160,9 +165,9 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
       progress.addBytes(bytes.length);
       const expected = byPack.get(packId)!;
       // The header is read here; the bytes then go to a worker for the blobs and the hash.
-      let header: ReturnType<typeof readPackHeader> | Error;
+      let header: ReturnType<Repository["readPackHeader"]> | Error;
       try {
-        header = readPackHeader(bytes, repo.roots(), what);
+        header = repo.readPackHeader(bytes, what);
       } catch (e) {
         header = e as Error;
       }
@@ -215,7 +220,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
 
   await attribute(repo, snapshots, problems);
   let dataBlobs = 0;
-  for (const e of repo.index.entries()) if (blobTypeName(e.type) === "data") dataBlobs++;
+  for (const e of repo.indexEntries()) if (blobTypeName(e.type) === "data") dataBlobs++;
   return {
     snapshots: snapshots.length,
     trees: seenTrees.size,
@@ -231,7 +236,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
 const ids = (l: { id: Buffer }[]) => l.map((b) => b.id.toString("hex"));
 
 function blobsOfPack(repo: Repository, packId: string): IndexedBlob[] {
-  return [...repo.index.entries()].filter((e) => e.packId === packId);
+  return [...repo.indexEntries()].filter((e) => e.packId === packId);
 }
 
 /** `part` n/m takes every m-th pack starting at n-1 (of the sorted ids); `percent` a random sample. */
@@ -278,21 +283,17 @@ async function attribute(
       if (set) set.add(path);
       else hits.set(p, new Set([path]));
     };
-    const walk = async (tree: string, prefix: string): Promise<void> => {
-      for (const p of wanted.get(tree) ?? []) note(p, prefix || "/");
-      let nodes: TreeNode[];
-      try {
-        nodes = (await repo.loadTree(tree)).nodes;
-      } catch {
-        return;
-      }
-      for (const n of nodes) {
-        const path = `${prefix}/${n.name}`;
+    await walkTree(repo, s.tree, {
+      enterTree(tree, prefix) {
+        for (const p of wanted.get(tree) ?? []) note(p, prefix || "/");
+        return true;
+      },
+      node(n, path) {
         for (const c of n.content ?? []) for (const p of wanted.get(c) ?? []) note(p, path);
-        if (n.type === "dir" && n.subtree) await walk(n.subtree, path);
-      }
-    };
-    await walk(s.tree, "");
+        return undefined;
+      },
+      unreadable() {},
+    });
     for (const [p, paths] of hits)
       p.affected.push({ snapshot: s.id, time: s.time, paths: [...paths].sort() });
   }

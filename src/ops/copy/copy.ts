@@ -1,4 +1,4 @@
-import type { Repository } from "../../repo/repository.js";
+import type { BlobWriter, Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
@@ -11,6 +11,8 @@ export interface CopyOptions {
   dryRun?: boolean;
   onProgress?: (p: BackupProgress) => void;
   onCopied?: (from: SnapshotWithId, to: string) => void;
+  /** Stops between snapshots and folders; a later copy reuses what was stored. */
+  signal?: AbortSignal;
 }
 
 export interface CopyResult {
@@ -55,35 +57,36 @@ export async function copySnapshots(
   await withSession(dst, async () => {
     const trees = new Map<string, string>();
     const contents = new Map<string, string[]>();
-    const copyTree = async (id: string): Promise<string> => {
+    const copyTree = async (w: BlobWriter, id: string): Promise<string> => {
       const done = trees.get(id);
       if (done) return done;
+      options.signal?.throwIfAborted();
       const nodes: TreeNode[] = [];
       for (const n of (await src.loadTree(id)).nodes) {
-        if (n.type === "dir" && n.subtree) nodes.push({ ...n, subtree: await copyTree(n.subtree) });
-        else if (n.type === "file" && n.content) nodes.push({ ...n, content: await copyContent(n.content) });
+        if (n.type === "dir" && n.subtree) nodes.push({ ...n, subtree: await copyTree(w, n.subtree) });
+        else if (n.type === "file" && n.content)
+          nodes.push({ ...n, content: await copyContent(w, n.content) });
         else nodes.push(n);
       }
-      const out = (await dst.saveTree({ nodes })).id;
+      const out = (await w.saveTree({ nodes })).id;
       trees.set(id, out);
       return out;
     };
-    const copyContent = async (ids: string[]): Promise<string[]> => {
+    const copyContent = async (w: BlobWriter, ids: string[]): Promise<string[]> => {
       const key = ids.join(",");
       const done = contents.get(key);
       if (done) return done;
       async function* blobs(): AsyncIterable<Buffer> {
         for (const id of ids) yield await src.loadBlob(Buffer.from(id, "hex"));
       }
-      const r = await storeStream(dst, blobs(), (n) => progress.addBytes(n));
+      const r = await storeStream(w, blobs(), (n) => progress.addBytes(n));
       contents.set(key, r.content);
       return r.content;
     };
     for (const s of toCopy) {
-      const tree = await copyTree(s.tree);
-      await dst.flush();
       const { id: _id, parent: _parent, ...rest } = s;
-      const to = await dst.saveSnapshot({
+      const tree = await dst.withWriter((w) => copyTree(w, s.tree));
+      const to = await dst.writeSnapshot({
         ...rest,
         tree,
         meta: { ...(s.meta ?? {}), copiedFrom: copiedFrom(src, s.id) },

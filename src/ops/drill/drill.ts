@@ -4,19 +4,17 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { z } from "zod";
-import { drillDatabase } from "../../app/drill-database.js";
 import { mapLimit } from "../../core/concurrency.js";
-import { isLifeboatError, LifeboatError } from "../../core/errors.js";
+import { type ItemError, isLifeboatError, itemError, LifeboatError } from "../../core/errors.js";
 import { findSnapshot, type SnapshotFilter } from "../../repo/find-snapshot.js";
+import { type DrillRecord, drillKind } from "../../repo/records-drill.js";
 import type { Repository } from "../../repo/repository.js";
-import { ObjectKind } from "../../repo/sealed-object.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { isSafeName, type TreeNode } from "../../repo/tree.js";
 import type { BackupProgress } from "../../snapshot/progress.js";
-import { type DumpEngine, dumpEngineOf } from "../../sources/db-engine.js";
+import { walkTree } from "../../snapshot/walker.js";
 import { VERSION } from "../../version.js";
 import { restore } from "../restore/restore.js";
-import { resolveSubpath } from "../restore/subpath.js";
 
 /**
  * Restore drills: restore a snapshot (or a random sample of its files) into a scratch folder,
@@ -30,51 +28,8 @@ export const MAX_RECORDED_FAILURES = 100;
 /** Drill records kept per series (host + paths); older ones are deleted when a drill is recorded. */
 export const DRILLS_KEPT_PER_SERIES = 50;
 
-export const drillRecordSchema = z.object({
-  version: z.literal(1).default(1),
-  /** When the drill started (ISO time). */
-  time: z.string(),
-  /** The snapshot drilled (full id), and its series. */
-  snapshot: z.string(),
-  snapshotTime: z.string().optional(),
-  host: z.string(),
-  paths: z.array(z.string()),
-  /** Snapshot source type (`files`, `sqlite`, `postgres`, ...). */
-  source: z.string(),
-  /** Where the drill ran, and with what. */
-  drillHost: z.string().optional(),
-  program: z.string().optional(),
-  /** `full`: the whole snapshot; `sample`: `sample.count` files chosen with `sample.seed`. */
-  mode: z.enum(["full", "sample"]).default("full"),
-  sample: z.object({ count: z.number(), seed: z.string(), of: z.number() }).optional(),
-  /** Files restored and verified, and the bytes written. */
-  files: z.number(),
-  bytes: z.number(),
-  /** Wall time of the restore including the re-hash of every restored file. */
-  seconds: z.number(),
-  ok: z.boolean(),
-  /** How many paths failed; `failures` lists the first MAX_RECORDED_FAILURES. */
-  failed: z.number().default(0),
-  failures: z.array(z.object({ path: z.string(), reason: z.string() })),
-  /** Database snapshots: "ok", or what the engine's check said. */
-  engineCheck: z.string().optional(),
-  /** Dump snapshots (PostgreSQL, MariaDB/MySQL): each database restored into a scratch database. */
-  databases: z
-    .array(
-      z.object({
-        name: z.string(),
-        scratch: z.string(),
-        seconds: z.number(),
-        bytes: z.number(),
-        tables: z.number(),
-        rows: z.number(),
-        check: z.string(),
-      }),
-    )
-    .optional(),
-});
-export type DrillRecord = z.infer<typeof drillRecordSchema>;
-export type DrillRecordWithId = DrillRecord & { id: string };
+export type { DrillRecord };
+export type DrillRecordWithId = DrillRecord & { id: string; object: string };
 
 export interface DrillOptions {
   /** Snapshot id, unique prefix, or `latest` (default). Ignored when `source` is given. */
@@ -93,18 +48,16 @@ export interface DrillOptions {
   scratchParent?: string;
   /** Do not store the record in the repository (a dry run of the drill itself). */
   noRecord?: boolean;
-  /**
-   * Servers to restore dump snapshots into (`postgres://USER:PW@HOST:PORT/`,
-   * `mysql://USER:PW@HOST:PORT/`), by engine. A drill of a dump snapshot needs the one for its engine.
-   */
-  scratchDb?: Partial<Record<DumpEngine, string>>;
   onProgress?: (p: BackupProgress) => void;
+  signal?: AbortSignal;
 }
 
 export interface DrillResult {
   /** Id of the stored record (absent with noRecord). */
   id: string | undefined;
   record: DrillRecord;
+  /** Every failure (the record keeps the first MAX_RECORDED_FAILURES), with a code to switch on. */
+  errors: ItemError[];
   snapshot: SnapshotWithId;
   /** The scratch folder (or, for dump snapshots, the scratch databases), when kept. */
   scratch: string | undefined;
@@ -198,36 +151,14 @@ async function walkFiles(
       }
     } else if (collectAll) out.chosen.push(rel);
   };
-  const walk = async (tree: string, prefix: string): Promise<void> => {
-    for (const n of (await repo.loadTree(tree)).nodes) {
-      if (!isSafeName(n.name)) continue; // restore refuses these and reports them
-      const rel = prefix ? `${prefix}/${n.name}` : n.name;
-      if (n.type === "file") visit(rel, n);
-      else if (n.type === "dir" && n.subtree) await walk(n.subtree, rel);
-    }
-  };
-  await walk(snap.tree, "");
+  await walkTree(repo, snap.tree, {
+    node(n, p) {
+      if (!isSafeName(n.name)) return false; // restore refuses these and reports them
+      if (n.type === "file") visit(p.slice(1), n);
+      return undefined;
+    },
+  });
   return out;
-}
-
-type Failure = { path: string; reason: string };
-
-/**
- * Restore reports failures as "REL: reason"; a name may itself hold ": ", so the split is the
- * first one whose left side is a path of the snapshot.
- */
-async function toFailure(repo: Repository, snap: SnapshotWithId, err: string): Promise<Failure> {
-  for (let i = err.indexOf(": "); i > 0; i = err.indexOf(": ", i + 1)) {
-    const rel = err.slice(0, i);
-    if (rel === ".") return { path: "/", reason: err.slice(i + 2) };
-    const found = await resolveSubpath(repo, snap, rel).then(
-      () => true,
-      () => false,
-    );
-    if (found) return { path: `/${rel}`, reason: err.slice(i + 2) };
-  }
-  const i = err.indexOf(": ");
-  return i > 0 ? { path: `/${err.slice(0, i)}`, reason: err.slice(i + 2) } : { path: "/", reason: err };
 }
 
 /** `PRAGMA integrity_check` and the row counts recorded at backup time; "ok" or what is wrong. */
@@ -273,63 +204,23 @@ const isDataLoss = (e: unknown) =>
   isLifeboatError(e) && (e.code === "CORRUPTION" || e.code === "NOT_FOUND" || e.code === "UNSAFE_PATH");
 
 /**
- * Runs a restore drill and records it. Never throws for damaged data: the result says what
- * failed (`record.ok`, `record.failures`, `record.engineCheck`). Throws for what stops a drill
- * from running at all (no such snapshot, storage unreachable).
+ * Drills a file or SQLite snapshot: restores it (or a sample of its files) into a scratch
+ * folder, verifying every byte, and checks SQLite files with SQLite itself. Never throws for
+ * damaged data: the outcome says what failed. Throws for what stops a drill from running at
+ * all (storage unreachable). Dump snapshots are drilled by app/drill.ts (they need a server).
  */
-export async function drill(repo: Repository, options: DrillOptions = {}): Promise<DrillResult> {
-  if (options.sample !== undefined && (!Number.isInteger(options.sample) || options.sample < 1)) {
-    throw new LifeboatError("USAGE", `--sample ${options.sample}: give a whole number of files, at least 1`);
-  }
-  const snap = await selectDrillSnapshot(repo, options);
-  const started = new Date();
+export async function drillFiles(
+  repo: Repository,
+  snap: SnapshotWithId,
+  options: DrillOptions,
+  started: Date,
+): Promise<Omit<DrillResult, "id" | "recordsRemoved">> {
   const source = snap.source ?? "files";
-  const engine = dumpEngineOf(snap.source);
-  if (engine) {
-    if (options.sample !== undefined)
-      throw new LifeboatError(
-        "USAGE",
-        `snapshot ${snap.id.slice(0, 8)} is a database dump: --sample applies to file snapshots`,
-        "drill it without --sample (each database is restored whole)",
-      );
-    const d = await drillDatabase(repo, snap, engine, options.scratchDb ?? {}, {
-      keepScratch: options.keepScratch === true,
-    });
-    const record: DrillRecord = {
-      ...recordHead(snap, started, source),
-      mode: "full",
-      files: d.files,
-      bytes: d.bytes,
-      seconds: Math.round(d.seconds * 1000) / 1000,
-      ok: d.failures.length === 0 && (d.engineCheck === undefined || d.engineCheck === "ok"),
-      failed: d.failures.length,
-      failures: d.failures.slice(0, MAX_RECORDED_FAILURES),
-      ...(d.engineCheck !== undefined ? { engineCheck: d.engineCheck } : {}),
-      databases: d.databases,
-    };
-    const stored = await store(repo, record, options);
-    return {
-      ...stored,
-      record,
-      snapshot: snap,
-      scratch: d.kept.length > 0 ? d.kept.join(" ") : undefined,
-      warnings: d.warnings,
-    };
-  }
   const isSqlite = snap.source === "sqlite";
   const seed = options.sample !== undefined ? (options.seed ?? randomBytes(6).toString("hex")) : undefined;
-  const failures: Failure[] = [];
-  let failed = 0;
-  const fail = (f: Failure) => {
-    failed++;
-    if (failures.length < MAX_RECORDED_FAILURES) failures.push(f);
-  };
-  const addErrors = async (errors: string[]) => {
-    for (const e of errors) {
-      if (failures.length < MAX_RECORDED_FAILURES) fail(await toFailure(repo, snap, e));
-      else failed++;
-    }
-  };
+  const errors: ItemError[] = [];
+  const fail = (e: ItemError) => errors.push(e);
+  const failedFrom = (where: string, e: unknown) => fail(itemError(where, e, "DAMAGED"));
 
   let walked: Walked;
   try {
@@ -343,7 +234,7 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
     if (!isDataLoss(e)) throw e;
     // The snapshot's trees cannot be read: nothing can be restored, which is what a drill is for.
     walked = { files: 0, bytes: 0, chosen: [] };
-    fail({ path: "/", reason: (e as Error).message });
+    failedFrom("/", e);
   }
 
   const scratch = await fs.mkdtemp(path.join(options.scratchParent ?? os.tmpdir(), "lifeboat-drill-"));
@@ -353,24 +244,29 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
   let engineCheck: string | undefined;
   try {
     const t0 = process.hrtime.bigint();
-    if (failed === 0 && seed === undefined) {
+    if (errors.length === 0 && seed === undefined) {
       try {
         const r = await restore(repo, snap, {
           target: scratch,
           verify: true,
           onProgress: options.onProgress,
+          ...(options.signal ? { signal: options.signal } : {}),
         });
         files = r.files;
         bytes = r.bytes;
-        await addErrors(r.errors);
+        for (const e of r.errors) fail({ ...e, path: e.path === "." ? "/" : `/${e.path}` });
         if (r.errors.length === 0 && r.files !== walked.files) {
-          fail({ path: "/", reason: `restored ${r.files} files but the snapshot holds ${walked.files}` });
+          fail({
+            path: "/",
+            code: "MISMATCH",
+            message: `restored ${r.files} files but the snapshot holds ${walked.files}`,
+          });
         }
       } catch (e) {
         if (!isDataLoss(e)) throw e;
-        fail({ path: "/", reason: (e as Error).message });
+        failedFrom("/", e);
       }
-    } else if (failed === 0) {
+    } else if (errors.length === 0) {
       // One restore per chosen file, each into its folder in the scratch area (same layout).
       await mapLimit([...walked.chosen].sort(), 4, async (rel) => {
         try {
@@ -381,20 +277,18 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
           });
           files += r.files;
           bytes += r.bytes;
-          // One file per restore: its errors read "NAME: reason".
-          const name = `${path.posix.basename(rel)}: `;
-          for (const err of r.errors)
-            fail({ path: `/${rel}`, reason: err.startsWith(name) ? err.slice(name.length) : err });
+          // One file per restore: each of its errors is about that file.
+          for (const err of r.errors) fail({ ...err, path: `/${rel}` });
         } catch (e) {
           if (!isDataLoss(e)) throw e;
-          fail({ path: `/${rel}`, reason: (e as Error).message });
+          failedFrom(`/${rel}`, e);
         }
       });
     }
     seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 
     if (isSqlite) {
-      const restored = walked.chosen.filter((rel) => !failures.some((f) => f.path === `/${rel}`));
+      const restored = walked.chosen.filter((rel) => !errors.some((f) => f.path === `/${rel}`));
       const meta = snap.meta as { tables?: Record<string, unknown> } | undefined;
       const results: string[] = [];
       for (const rel of restored) {
@@ -417,6 +311,8 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
     if (!options.keepScratch) await removeScratch(scratch);
   }
 
+  if (engineCheck !== undefined && engineCheck !== "ok")
+    errors.push({ path: "/", code: "ENGINE_CHECK", message: engineCheck });
   const record: DrillRecord = {
     ...recordHead(snap, started, source),
     mode: seed !== undefined ? "sample" : "full",
@@ -424,22 +320,22 @@ export async function drill(repo: Repository, options: DrillOptions = {}): Promi
     files,
     bytes,
     seconds: Math.round(seconds * 1000) / 1000,
-    ok: failed === 0 && (engineCheck === undefined || engineCheck === "ok"),
-    failed,
-    failures,
+    ok: errors.length === 0,
+    ...recordedFailures(errors.filter((e) => e.code !== "ENGINE_CHECK")),
     ...(engineCheck !== undefined ? { engineCheck } : {}),
   };
-  const stored = await store(repo, record, options);
+  return { record, errors, snapshot: snap, scratch: options.keepScratch ? scratch : undefined, warnings: [] };
+}
+
+/** A drill record keeps how many items failed and the first MAX_RECORDED_FAILURES of them. */
+export function recordedFailures(errors: ItemError[]): Pick<DrillRecord, "failed" | "failures"> {
   return {
-    ...stored,
-    record,
-    snapshot: snap,
-    scratch: options.keepScratch ? scratch : undefined,
-    warnings: [],
+    failed: errors.length,
+    failures: errors.slice(0, MAX_RECORDED_FAILURES).map((e) => ({ path: e.path, reason: e.message })),
   };
 }
 
-function recordHead(snap: SnapshotWithId, started: Date, source: string) {
+export function recordHead(snap: SnapshotWithId, started: Date, source: string) {
   return {
     version: 1 as const,
     time: started.toISOString(),
@@ -454,27 +350,20 @@ function recordHead(snap: SnapshotWithId, started: Date, source: string) {
 }
 
 /** Stores the record (unless noRecord) and trims its series. */
-async function store(
+export async function storeDrill(
   repo: Repository,
   record: DrillRecord,
   options: Pick<DrillOptions, "noRecord">,
 ): Promise<{ id: string | undefined; recordsRemoved: number }> {
   if (options.noRecord) return { id: undefined, recordsRemoved: 0 };
-  const id = await repo.writeDocument("drills/", ObjectKind.drill, record);
+  const { id } = await repo.records.write(drillKind, record);
   return { id, recordsRemoved: await trimDrills(repo, seriesKey(record.host, record.paths), id) };
 }
 
 /** Every readable drill record, oldest first (unreadable ones are skipped). */
 export async function listDrills(repo: Repository): Promise<DrillRecordWithId[]> {
-  const ids = await repo.listIds("drills/");
-  const docs = await mapLimit(ids, 8, async (id) => {
-    const doc = drillRecordSchema.safeParse(
-      await repo.readDocument("drills/", ObjectKind.drill, id).catch(() => undefined),
-    );
-    return doc.success ? { ...doc.data, id } : undefined;
-  });
-  return docs
-    .filter((d): d is DrillRecordWithId => d !== undefined)
+  return (await repo.records.list(drillKind))
+    .map((r) => ({ ...r.record, id: r.id, object: r.object }))
     .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
 }
 
@@ -487,6 +376,6 @@ export async function trimDrills(
 ): Promise<number> {
   const mine = (await listDrills(repo)).filter((d) => seriesKey(d.host, d.paths) === series);
   const old = mine.filter((d) => d.id !== justWritten).slice(0, Math.max(0, mine.length - keep));
-  for (const d of old) await repo.backend.delete(`drills/${d.id}`);
+  for (const d of old) await repo.records.delete(d.object);
   return old.length;
 }

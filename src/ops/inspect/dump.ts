@@ -6,6 +6,7 @@ import { CorruptionError, LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
+import { walkTree } from "../../snapshot/walker.js";
 import { resolveSubpath } from "../restore/subpath.js";
 import { resolveInSnapshot } from "./select.js";
 import { TarWriter } from "./tar.js";
@@ -121,28 +122,32 @@ export async function dumpTar(
     );
     entries++;
   }
-  const walk = async (id: string, prefix: string) => {
-    for (const n of (await repo.loadTree(id)).nodes) {
-      const name = prefix ? `${prefix}/${n.name}` : n.name;
-      entries++;
-      if (n.type === "dir") {
-        await tar.addDir(meta(n, name));
-        if (n.subtree) await walk(n.subtree, name);
-      } else if (n.type === "symlink") {
-        await tar.addSymlink(meta(n, name), n.target ?? "");
-      } else {
-        const key = n.links && n.links > 1 && n.inode ? `${n.device ?? ""}:${n.inode}` : undefined;
-        const first = key ? links.get(key) : undefined;
-        if (first) {
-          await tar.addHardLink(meta(n, name), first);
-          continue;
+  await walkTree(
+    repo,
+    tree,
+    {
+      async node(n, p) {
+        const name = p.replace(/^\//, "");
+        entries++;
+        if (n.type === "dir") {
+          await tar.addDir(meta(n, name));
+        } else if (n.type === "symlink") {
+          await tar.addSymlink(meta(n, name), n.target ?? "");
+        } else {
+          const key = n.links && n.links > 1 && n.inode ? `${n.device ?? ""}:${n.inode}` : undefined;
+          const first = key ? links.get(key) : undefined;
+          if (first) {
+            await tar.addHardLink(meta(n, name), first);
+            return undefined;
+          }
+          await tar.addFile({ ...meta(n, name), size: n.size ?? 0 }, fileContent(repo, n, `file /${name}`));
+          if (key) links.set(key, name);
         }
-        await tar.addFile({ ...meta(n, name), size: n.size ?? 0 }, fileContent(repo, n, `file /${name}`));
-        if (key) links.set(key, name);
-      }
-    }
-  };
-  await walk(tree, base);
+        return undefined;
+      },
+    },
+    { path: base ? `/${base}` : "" },
+  );
   await tar.finish();
   return { bytes, entries };
 }

@@ -120,5 +120,5 @@ export async function repositoryStats(repo: Repository, snapshots: SnapshotWithI
     packs++;
     packBytes += o.size;
   }
-  return { snapshots: per, total: total.result(repo), packs, packBytes, indexedBlobs: repo.index.size };
+  return { snapshots: per, total: total.result(repo), packs, packBytes, indexedBlobs: repo.indexSize };
 }

@@ -29,7 +29,8 @@ export async function readPackMap(repo: Repository): Promise<PackMap> {
     if (isStorageId(id)) stored.set(id, o.size);
   }
   const packs = new Map<string, PackInfo>();
-  for (const f of repo.loadedIndexes) {
+  const files = repo.indexFiles();
+  for (const f of files.loaded) {
     for (const p of (await repo.readIndexFile(f)).packs) {
       if (!packs.has(p.id)) packs.set(p.id, { id: p.id, blobs: p.blobs, size: stored.get(p.id) });
     }
@@ -38,7 +39,7 @@ export async function readPackMap(repo: Repository): Promise<PackMap> {
   return {
     packs,
     unindexed,
-    indexFiles: [...repo.loadedIndexes],
-    supersededFiles: [...repo.supersededIndexes],
+    indexFiles: [...files.loaded],
+    supersededFiles: [...files.superseded],
   };
 }

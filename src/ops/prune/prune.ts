@@ -8,6 +8,7 @@ import {
   liveSessions,
   type Plan,
   type Session,
+  type SessionHandle,
   startSession,
   writePlan,
 } from "../../repo/gc-plan.js";
@@ -24,6 +25,8 @@ export interface PruneOptions {
   /** Compute and print the plan, change nothing. */
   dryRun?: boolean;
   onStep?: (message: string) => void;
+  /** Stops the prune between its steps; every step leaves a consistent repository (docs/gc.md). */
+  signal?: AbortSignal;
 }
 
 export interface MarkResult {
@@ -72,7 +75,10 @@ const DEFAULT_MAX_UNUSED = 5;
  * With no backup running, the new plan is swept at once, so a single run frees the space.
  */
 export async function prune(repo: Repository, options: PruneOptions = {}): Promise<PruneResult> {
-  const step = options.onStep ?? (() => {});
+  const step = (m: string) => {
+    options.signal?.throwIfAborted();
+    options.onStep?.(m);
+  };
   const session = options.dryRun ? undefined : await exclusivePruneSession(repo);
   try {
     const swept: SweepResult[] = [];
@@ -91,12 +97,12 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
 }
 
 /** Announces this prune; refuses when another prune (on any host) is already running. */
-async function exclusivePruneSession(repo: Repository): Promise<string> {
-  const id = await startSession(repo, "prune");
+async function exclusivePruneSession(repo: Repository): Promise<SessionHandle> {
+  const session = await startSession(repo, "prune");
   const prunes = (await liveSessions(repo)).filter((s) => s.kind === "prune");
   const first = prunes[0];
-  if (first && first.id !== id) {
-    await endSession(repo, id).catch(() => {});
+  if (first && first.id !== session.id) {
+    await endSession(repo, session).catch(() => {});
     throw new LifeboatError(
       "REPO_BUSY",
       `another prune is running on this repository (host ${first.host}, pid ${first.pid}, since ${first.started})`,
@@ -104,7 +110,7 @@ async function exclusivePruneSession(repo: Repository): Promise<string> {
         `${first.id} by hand)`,
     );
   }
-  return id;
+  return session;
 }
 
 async function markAndPlan(
@@ -121,14 +127,14 @@ async function markAndPlan(
   let bytesTotal = 0;
   let bytesUnused = 0;
   for (const p of map.packs.values()) {
-    if (repo.doomed.has(p.id) || p.size === undefined) continue; // already planned, or missing
+    if (repo.isDoomed(p.id) || p.size === undefined) continue; // already planned, or missing
     bytesTotal += p.size;
     let usedBytes = 0;
     let unusedBytes = 0;
     for (const b of p.blobs) {
       // A blob stored twice counts as used only where the index resolves it.
       const hex = b.id.toString("hex");
-      if (used.has(hex) && repo.index.get(b.id)?.packId === p.id) usedBytes += b.length;
+      if (used.has(hex) && repo.lookup(b.id)?.packId === p.id) usedBytes += b.length;
       else unusedBytes += b.length;
     }
     if (usedBytes === 0) {
@@ -140,7 +146,7 @@ async function markAndPlan(
       bytesUnused += unusedBytes;
     }
   }
-  const unindexedPacks = [...map.unindexed.keys()].filter((id) => !repo.doomed.has(id));
+  const unindexedPacks = [...map.unindexed.keys()].filter((id) => !repo.isDoomed(id));
   const unindexedBytes = unindexedPacks.reduce((n, id) => n + (map.unindexed.get(id) ?? 0), 0);
 
   // Repack the most wasteful partly used packs until the rest is within the allowed share.
@@ -188,15 +194,16 @@ async function repackUsed(
   used: Set<string>,
 ): Promise<void> {
   // Marking them doomed first makes saveBlob store a fresh copy instead of deduplicating.
-  for (const id of packs) repo.doomed.add(id);
-  for (const id of packs) {
-    for (const b of map.packs.get(id)?.blobs ?? []) {
-      const hex = b.id.toString("hex");
-      if (!used.has(hex) || repo.hasBlob(b.id)) continue;
-      await repo.saveBlob(b.type as BlobTypeValue, await repo.loadBlob(b.id), b.id);
+  repo.doomPacks(packs);
+  await repo.withWriter(async (w) => {
+    for (const id of packs) {
+      for (const b of map.packs.get(id)?.blobs ?? []) {
+        const hex = b.id.toString("hex");
+        if (!used.has(hex) || w.hasBlob(b.id)) continue;
+        await w.saveBlob(b.type as BlobTypeValue, await repo.loadBlob(b.id), b.id);
+      }
     }
-  }
-  await repo.flush();
+  });
 }
 
 /** Carries out every plan that is old enough and whose waited-for backups have all ended. */
@@ -264,7 +271,7 @@ async function sweepReady(
   const freed = [...del].reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0);
   if (retained > 0)
     step(`${retained} object(s) are under retention and were kept; a later prune removes them`);
-  for (const plan of ready) await deletePlan(repo, plan.id);
+  for (const plan of ready) await deletePlan(repo, plan);
   for (const plan of ready) {
     const mine = plan.packs.filter((p) => del.has(p));
     swept.push({
@@ -285,7 +292,7 @@ async function sweepReady(
  * not, the pack is kept, which is always safe.
  */
 function elsewhere(repo: Repository, id: Buffer, planned: Set<string>): boolean {
-  const loc = repo.index.get(id);
+  const loc = repo.lookup(id);
   return loc !== undefined && !planned.has(loc.packId);
 }
 

@@ -1,8 +1,8 @@
 import { mapLimit } from "../../core/concurrency.js";
 import { isStorageId, names } from "../../repo/config.js";
 import type { IndexPack } from "../../repo/index-file.js";
-import { PACK_PREFIX, readPackHeader } from "../../repo/pack.js";
-import type { Repository } from "../../repo/repository.js";
+import { PACK_PREFIX } from "../../repo/pack.js";
+import { listStorageIds, type Repository } from "../../repo/repository.js";
 
 export interface RepairIndexResult {
   packs: number;
@@ -29,7 +29,7 @@ export async function repairIndex(
     const id = o.name.split("/").at(-1)!;
     if (isStorageId(id)) packs.push({ id, size: o.size });
   }
-  const oldIndexes = await repo.listIds("index/");
+  const oldIndexes = await listStorageIds(repo.backend, "index/");
   const damaged: RepairIndexResult["damaged"] = [];
   let done = 0;
   const entries = await mapLimit(packs, 8, async (p): Promise<IndexPack | undefined> => {
@@ -42,7 +42,7 @@ export async function repairIndex(
       if (start < PACK_PREFIX) throw new Error("header length out of range");
       const header = await repo.backend.get(what, { offset: start, length: hlen });
       // The header decodes the same from prefix + header + length as from the whole pack.
-      const blobs = readPackHeader(Buffer.concat([prefix, header, tail]), repo.roots(), what);
+      const blobs = repo.readPackHeader(Buffer.concat([prefix, header, tail]), what);
       return { id: p.id, blobs };
     } catch (e) {
       damaged.push({ pack: p.id, error: (e as Error).message });

@@ -1,4 +1,4 @@
-import type { Repository } from "../../repo/repository.js";
+import type { BlobWriter, Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import { withSession } from "../../snapshot/session.js";
@@ -31,14 +31,19 @@ export async function repairSnapshots(
   const out: RepairedSnapshot[] = [];
   const run = async () => {
     const trees = new Map<string, { id: string; lost: string[] }>();
-    const fix = async (id: string, at: string): Promise<{ id: string; lost: string[] }> => {
+    // `w` is absent in a dry run: nothing is written, the same walk says what is lost.
+    const fix = async (
+      w: BlobWriter | undefined,
+      id: string,
+      at: string,
+    ): Promise<{ id: string; lost: string[] }> => {
       const done = trees.get(id);
       if (done && done.lost.length === 0) return done;
       let nodes: TreeNode[];
       try {
         nodes = (await repo.loadTree(id)).nodes;
       } catch {
-        const empty = options.dryRun ? { id, added: false } : await repo.saveTree({ nodes: [] });
+        const empty = w ? await w.saveTree({ nodes: [] }) : { id };
         return { id: empty.id, lost: [`${at}/ (folder contents)`] };
       }
       const lost: string[] = [];
@@ -47,7 +52,7 @@ export async function repairSnapshots(
       for (const n of nodes) {
         const p = `${at}/${n.name}`;
         if (n.type === "dir" && n.subtree) {
-          const sub = await fix(n.subtree, p);
+          const sub = await fix(w, n.subtree, p);
           lost.push(...sub.lost);
           if (sub.id !== n.subtree) changed = true;
           kept.push({ ...n, subtree: sub.id });
@@ -56,17 +61,17 @@ export async function repairSnapshots(
           changed = true;
         } else kept.push(n);
       }
-      const result =
-        changed && !options.dryRun ? { id: (await repo.saveTree({ nodes: kept })).id, lost } : { id, lost };
+      const result = changed && w ? { id: (await w.saveTree({ nodes: kept })).id, lost } : { id, lost };
       trees.set(id, result);
       return result;
     };
     for (const s of await repo.listSnapshots()) {
-      const { id: tree, lost } = await fix(s.tree, "");
+      const { id: tree, lost } = options.dryRun
+        ? await fix(undefined, s.tree, "")
+        : await repo.withWriter((w) => fix(w, s.tree, ""));
       if (lost.length === 0) continue;
       const entry: RepairedSnapshot = { original: s.id, lost };
       if (!options.dryRun) {
-        await repo.flush();
         entry.repaired = await saveRepaired(repo, s, tree, lost);
         if (options.forget) await repo.deleteSnapshot(s.id);
       }
@@ -85,7 +90,7 @@ async function saveRepaired(
   lost: string[],
 ): Promise<string> {
   const { id: _id, ...rest } = s;
-  return repo.saveSnapshot({
+  return repo.writeSnapshot({
     ...rest,
     tree,
     tags: [...new Set([...s.tags, "repaired"])],

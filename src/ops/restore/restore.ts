@@ -1,7 +1,15 @@
 import fsSync, { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import { mapLimit, Semaphore } from "../../core/concurrency.js";
-import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
+import {
+  CorruptionError,
+  errnoCode,
+  failure,
+  type ItemError,
+  isLifeboatError,
+  itemError,
+  LifeboatError,
+} from "../../core/errors.js";
 import {
   applyMetaFd,
   discardTemp,
@@ -16,6 +24,7 @@ import type { TreeNode } from "../../repo/tree.js";
 import { isSafeName } from "../../repo/tree.js";
 import { Excludes } from "../../snapshot/excludes.js";
 import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
+import { walkTree } from "../../snapshot/walker.js";
 import { fileMatches } from "./compare.js";
 import { resolveSubpath } from "./subpath.js";
 
@@ -30,6 +39,8 @@ export interface RestoreOptions {
   /** Re-read every restored file and compare it with the snapshot. */
   verify?: boolean;
   onProgress?: (p: BackupProgress) => void;
+  /** Stops the restore between files (a later run resumes: finished files are skipped). */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -40,12 +51,13 @@ export interface RestoreResult {
   symlinks: number;
   bytes: number;
   verified: number;
-  /** Paths (relative to target) that failed, with the reason. */
-  errors: string[];
+  /** What failed, by path relative to the target (`.` for the target itself). */
+  errors: ItemError[];
 }
 
 interface Ctx {
   repo: Repository;
+  signal: AbortSignal | undefined;
   include: Excludes | undefined;
   exclude: Excludes;
   verify: boolean;
@@ -77,6 +89,7 @@ export async function restore(
   const target = await fs.realpath(options.target);
   const ctx: Ctx = {
     repo,
+    signal: options.signal,
     include: options.include && options.include.length > 0 ? new Excludes(options.include) : undefined,
     exclude: new Excludes(options.exclude ?? []),
     verify: options.verify ?? false,
@@ -111,7 +124,7 @@ export async function restore(
     try {
       applyMetaNoFollow(ctx, d.dest, d.node, true);
     } catch (e) {
-      ctx.result.errors.push(`${d.dest}: ${(e as Error).message}`);
+      ctx.result.errors.push(itemError(path.relative(target, d.dest) || ".", e, "UNWRITABLE"));
     }
   }
   ctx.progress.finish();
@@ -121,16 +134,14 @@ export async function restore(
 async function countTotals(repo: Repository, tree: string | undefined, extra: TreeNode[]) {
   let files = 0;
   let bytes = 0;
-  const walk = async (nodes: TreeNode[]) => {
-    for (const n of nodes) {
-      if (n.type === "file") {
-        files++;
-        bytes += n.size ?? 0;
-      } else if (n.type === "dir" && n.subtree) await walk((await repo.loadTree(n.subtree)).nodes);
-    }
+  const count = (n: TreeNode) => {
+    if (n.type !== "file") return undefined;
+    files++;
+    bytes += n.size ?? 0;
+    return undefined;
   };
-  if (tree) await walk((await repo.loadTree(tree)).nodes);
-  await walk(extra);
+  if (tree) await walkTree(repo, tree, { node: count });
+  for (const n of extra) count(n);
   return { files, bytes };
 }
 
@@ -169,7 +180,7 @@ async function restoreDir(
   try {
     nodes = (await ctx.repo.loadTree(treeId)).nodes;
   } catch (e) {
-    ctx.result.errors.push(`${rel || "."}: ${(e as Error).message}`);
+    ctx.result.errors.push(itemError(rel || ".", e, "DAMAGED"));
     return;
   }
   const seen = new Set<string>();
@@ -178,9 +189,11 @@ async function restoreDir(
   for (const node of nodes) {
     // Whatever a (possibly crafted) snapshot holds, only plain, unique names are created.
     if (!isSafeName(node.name) || seen.has(node.name)) {
-      ctx.result.errors.push(
-        `${rel || "."}: refused unsafe or duplicate name ${JSON.stringify(node.name)} in the snapshot`,
-      );
+      ctx.result.errors.push({
+        path: rel || ".",
+        code: "UNSAFE_NAME",
+        message: `refused unsafe or duplicate name ${JSON.stringify(node.name)} in the snapshot`,
+      });
       continue;
     }
     seen.add(node.name);
@@ -230,6 +243,7 @@ async function restoreNode(
   fresh: boolean,
 ): Promise<void> {
   const dest = path.join(dir, node.name);
+  ctx.signal?.throwIfAborted();
   try {
     switch (node.type) {
       case "dir": {
@@ -253,7 +267,8 @@ async function restoreNode(
       }
     }
   } catch (e) {
-    ctx.result.errors.push(`${rel}: ${isLifeboatError(e) ? e.message : (e as Error).message}`);
+    if (ctx.signal?.aborted) throw e;
+    ctx.result.errors.push(itemError(rel, e, "UNWRITABLE"));
   }
 }
 
@@ -314,7 +329,7 @@ async function restoreFile(
   }
   if (ctx.verify) {
     if (!(await fileMatches(ctx.repo, dest, content, node.size))) {
-      throw new CorruptionError(`restored file ${rel}`, "does not match the snapshot after restore");
+      throw failure("MISMATCH", "does not match the snapshot after restore");
     }
     ctx.result.verified++;
   }

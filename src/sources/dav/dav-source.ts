@@ -1,5 +1,5 @@
 import type { TreeNode } from "../../repo/tree.js";
-import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/virtual.js";
+import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/source.js";
 import { SourceError } from "../child-stream.js";
 import { type DavClient, type DavTarget, davSourceName, hrefKey, prop } from "./client.js";
 import {

@@ -1,7 +1,7 @@
 import type { FetchMessageObject, ImapFlow, ListResponse } from "imapflow";
 import { LifeboatError, UNREACHABLE_CODES } from "../../core/errors.js";
 import type { TreeNode } from "../../repo/tree.js";
-import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/virtual.js";
+import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/source.js";
 import {
   decodeFolderState,
   encodeFolderState,

@@ -1,9 +1,9 @@
 import path from "node:path";
 import { LifeboatError } from "../../core/errors.js";
-import type { BackupResult } from "../../ops/backup/backup.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
-import { backupVirtual } from "../../snapshot/virtual.js";
+import type { BackupResult } from "../../snapshot/commit.js";
+import { takeSnapshot } from "../../snapshot/take.js";
 import { dbError, dumpOutput, firstLine, type ToolSpec, toolEnv } from "../child-stream.js";
 import { PG_PACKAGE_HINT, type PgTarget, pgConnect, pgToolVersion } from "../postgres.js";
 import { TarParser } from "./tar-reader.js";
@@ -229,7 +229,7 @@ export async function baseBackup(
       return { ...meta, ...stop };
     },
   };
-  return backupVirtual(repo, source, {
+  return takeSnapshot(repo, source, {
     ...(opts.tags ? { tags: opts.tags } : {}),
     ...(opts.host ? { host: opts.host } : {}),
     anomaly: false,

@@ -2,15 +2,13 @@ import { createHash } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { storageId } from "../../core/crypto.js";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { BlobType } from "../../repo/blob.js";
-import { isStorageId } from "../../repo/config.js";
 import { endSession, startSession } from "../../repo/gc-plan.js";
+import { type WalBlobHint, type WalRecord, walKind } from "../../repo/records-wal.js";
 import type { Repository } from "../../repo/repository.js";
-import { ObjectKind, openObject, sealObject } from "../../repo/sealed-object.js";
 import { storeStream } from "../../snapshot/store-file.js";
-import { requireWalName, type WalFileKind } from "./wal-names.js";
+import { requireWalName } from "./wal-names.js";
 
 /**
  * The WAL archive: every file PostgreSQL hands to `archive_command` is chunked into ordinary
@@ -27,34 +25,7 @@ import { requireWalName, type WalFileKind } from "./wal-names.js";
  * (after a prune repacked) falls back to the index.
  */
 
-export interface WalBlobHint {
-  id: string;
-  pack: string;
-  offset: number;
-  length: number;
-  rawLength: number;
-  compression: number;
-}
-
-export interface WalRecord {
-  version: 1;
-  cluster: string;
-  name: string;
-  kind: WalFileKind;
-  timeline: number;
-  size: number;
-  /** SHA-256 (hex) of the file's bytes: checked on fetch, and to tell a repeated push apart. */
-  sha256: string;
-  /** Data blob ids in order. */
-  content: string[];
-  blobs: WalBlobHint[];
-  /** Segments: the database system identifier and segment size from the first page header. */
-  systemId?: string;
-  segmentSize?: number;
-  /** When it was archived. */
-  time: string;
-  host: string;
-}
+export type { WalBlobHint, WalRecord };
 
 export interface StoredWal {
   /** Object name, `wal/<K>/<S>`. */
@@ -64,61 +35,24 @@ export interface StoredWal {
 
 export const DEFAULT_CLUSTER = "main";
 
-export function walKey(repo: Repository, cluster: string, name: string): string {
-  return repo.blobId(Buffer.from(`lifeboat wal ${cluster} ${name}`, "utf8")).toString("hex");
-}
-
-export async function readWalRecord(repo: Repository, object: string): Promise<WalRecord> {
-  const plain = openObject(repo.roots().meta, ObjectKind.wal, await repo.backend.get(object), object);
-  let r: WalRecord;
-  try {
-    r = JSON.parse(plain.toString("utf8")) as WalRecord;
-  } catch (e) {
-    throw new CorruptionError(object, `not a WAL record: ${(e as Error).message}`);
-  }
-  if (r.version !== 1 || typeof r.name !== "string" || !Array.isArray(r.content))
-    throw new CorruptionError(object, "not a WAL record");
-  return r;
-}
+/** Records of one file are found by this label (keyed in storage: see RecordKind.labelTag). */
+const walLabel = (cluster: string, name: string) => `${cluster} ${name}`;
 
 /** The archived versions of one file (normally none or one). */
 export async function findWal(repo: Repository, cluster: string, name: string): Promise<StoredWal[]> {
-  const prefix = `wal/${walKey(repo, cluster, name)}/`;
-  const out: StoredWal[] = [];
-  for await (const o of repo.backend.list(prefix)) {
-    if (!isStorageId(o.name.slice(prefix.length))) continue;
-    const record = await readWalRecord(repo, o.name);
-    if (record.name === name && record.cluster === cluster) out.push({ object: o.name, record });
-  }
-  return out.sort((a, b) => (a.record.time < b.record.time ? -1 : 1));
+  const found = await repo.records.list(walKind, { label: walLabel(cluster, name), unreadable: "throw" });
+  return found
+    .filter((r) => r.record.name === name && r.record.cluster === cluster)
+    .map((r) => ({ object: r.object, record: r.record }))
+    .sort((a, b) => (a.record.time < b.record.time ? -1 : 1));
 }
 
-/** Every archived file (of one cluster, or of all), read with a few requests in flight. */
+/** Every archived file (of one cluster, or of all). */
 export async function listWal(repo: Repository, cluster?: string): Promise<StoredWal[]> {
-  const objects: string[] = [];
-  for await (const o of repo.backend.list("wal/")) {
-    const parts = o.name.split("/");
-    if (parts.length === 3 && isStorageId(parts[2]!) && /^[0-9a-f]{64}$/.test(parts[1]!))
-      objects.push(o.name);
-  }
-  const out: StoredWal[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < objects.length) {
-      const object = objects[next++]!;
-      const record = await readWalRecord(repo, object);
-      if (cluster === undefined || record.cluster === cluster) out.push({ object, record });
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-  return out.sort((a, b) => (a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0));
-}
-
-/** Every data blob the WAL archive needs (hex ids), for garbage collection. */
-export async function walBlobIds(repo: Repository): Promise<Set<string>> {
-  const used = new Set<string>();
-  for (const w of await listWal(repo)) for (const id of w.record.content) used.add(id);
-  return used;
+  return (await repo.records.list(walKind, { unreadable: "throw" }))
+    .filter((r) => cluster === undefined || r.record.cluster === cluster)
+    .map((r) => ({ object: r.object, record: r.record }))
+    .sort((a, b) => (a.record.name < b.record.name ? -1 : a.record.name > b.record.name ? 1 : 0));
 }
 
 async function sha256File(file: string): Promise<{ sha256: string; size: number }> {
@@ -203,9 +137,8 @@ export async function walPush(
     await endSession(repo, session).catch(() => {});
   }
   async function storeRecord(): Promise<WalPushResult> {
-    const { content, size } = await storeStream(repo, read(), () => {});
-    // Blobs are durable and indexed before the record that points at them is written.
-    await repo.flush();
+    // Blobs are durable and indexed (the writer scope flushes) before the record that points at them.
+    const { content, size } = await repo.withWriter((w) => storeStream(w, read(), () => {}));
     const blobs: WalBlobHint[] = [];
     for (const id of new Set(content)) {
       const loc = repo.lookup(Buffer.from(id, "hex"));
@@ -233,8 +166,7 @@ export async function walPush(
       time: new Date().toISOString(),
       host: opts.host ?? os.hostname(),
     };
-    const stored = sealObject(repo.roots().meta, ObjectKind.wal, Buffer.from(JSON.stringify(record)));
-    await repo.backend.put(`wal/${walKey(repo, cluster, w.name)}/${storageId(stored)}`, stored);
+    await repo.records.write(walKind, record, { label: walLabel(cluster, w.name) });
     return {
       name: w.name,
       status: "stored",
@@ -248,7 +180,7 @@ export async function walPush(
 /** Tells the repository where the record's blobs were written (verified when read). */
 function addHints(repo: Repository, record: WalRecord): void {
   for (const b of record.blobs)
-    repo.index.add(
+    repo.useBlobLocations(b.pack, [
       {
         type: BlobType.data,
         compression: b.compression,
@@ -257,8 +189,7 @@ function addHints(repo: Repository, record: WalRecord): void {
         length: b.length,
         rawLength: b.rawLength,
       },
-      b.pack,
-    );
+    ]);
 }
 
 /** The bytes of a small archived file (a .history or .backup file), verified. */

@@ -5,17 +5,18 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
-import { endSession, startSession } from "../../repo/gc-plan.js";
+import { endSession, type SessionHandle, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import type { TreeNode } from "../../repo/tree.js";
-import { backupVirtual, type VirtualEntry, type VirtualSource } from "../../snapshot/virtual.js";
+import type { VirtualEntry, VirtualSource } from "../../snapshot/source.js";
+import { takeSnapshot } from "../../snapshot/take.js";
 import { dbError } from "../child-stream.js";
 import {
   describeDatabase,
+  readFileStream,
   SQLITE_PIECE,
   type SqliteFacts,
   sqliteSourceName,
-  storeFixedPieces,
 } from "../sqlite.js";
 import {
   listSegments,
@@ -159,7 +160,7 @@ export class SqliteReplicator {
   private generations: Generation[] = [];
   private readonly stats = { segments: 0, frames: 0, commits: 0, bytes: 0, lagMax: 0, lagSum: 0 };
   private generationsStarted = 0;
-  private session: { id: string; started: number } | undefined;
+  private session: (SessionHandle & { started: number }) | undefined;
 
   constructor(
     private readonly repo: Repository,
@@ -231,7 +232,7 @@ export class SqliteReplicator {
       };
     } finally {
       this.close();
-      if (this.session) await endSession(this.repo, this.session.id).catch(() => {});
+      if (this.session) await endSession(this.repo, this.session).catch(() => {});
     }
   }
 
@@ -243,9 +244,9 @@ export class SqliteReplicator {
    */
   private async renewSession(): Promise<void> {
     const old = this.session;
-    this.session = { id: await startSession(this.repo, "backup"), started: Date.now() };
+    this.session = { ...(await startSession(this.repo, "backup")), started: Date.now() };
     await this.repo.catchUpIndex();
-    if (old) await endSession(this.repo, old.id).catch(() => {});
+    if (old) await endSession(this.repo, old).catch(() => {});
   }
 
   private close(): void {
@@ -407,8 +408,7 @@ export class SqliteReplicator {
         cur.salt2 === hdr.salt2 &&
         cur.checkpointSeq === hdr.checkpointSeq;
       const start = sameWal ? this.pos.offset : WAL_HEADER;
-      const stored = await storePages(this.repo, scan.pages, scan.dbPages);
-      await this.repo.flush();
+      const stored = await this.repo.withWriter((w) => storePages(w, scan.pages, scan.dbPages));
       const storedAt = Date.now();
       const salts = `${hdr.salt1}/${hdr.salt2}`;
       const doc: SegmentDoc = {
@@ -436,7 +436,7 @@ export class SqliteReplicator {
         size: stored.size,
         content: stored.content,
       };
-      const id = await writeSegment(this.repo, doc);
+      const { id } = await writeSegment(this.repo, doc);
       const done = Date.now();
       this.lastSalts = salts;
       this.nextIndex++;
@@ -551,22 +551,11 @@ export class SqliteReplicator {
         name: this.source,
         type: "sqlite",
         async *entries(): AsyncIterable<VirtualEntry> {
-          const stored = await storeFixedPieces(repo, file, SQLITE_PIECE);
-          const node: TreeNode = {
-            name,
-            type: "file",
-            mode,
-            uid: 0,
-            gid: 0,
-            mtime: "0",
-            size: stored.size,
-            content: stored.content,
-          };
-          yield { kind: "file", path: name, mode, reuse: node };
+          yield { kind: "file", path: name, mode, read: () => readFileStream(file), pieceSize: SQLITE_PIECE };
         },
         meta: () => ({ file: name, ...facts, copySeconds, pieceSize: SQLITE_PIECE, replication }),
       };
-      const r = await backupVirtual(this.repo, src, {
+      const r = await takeSnapshot(this.repo, src, {
         tags: ["replica", ...(this.opts.tags ?? [])],
         ...(this.opts.host ? { host: this.opts.host } : {}),
         time: new Date(time),
@@ -628,7 +617,7 @@ export class SqliteReplicator {
       // The snapshot first: segments without their snapshot are never used by restore.
       if (g.snapshot) await this.repo.deleteSnapshot(g.snapshot);
       for (const s of [...g.segments].sort((a, b) => b.index - a.index))
-        await this.repo.backend.delete(`${SEGMENT_PREFIX}${s.id}`);
+        await this.repo.records.delete(`${SEGMENT_PREFIX}${s.id}`);
       this.opts.onDeleted?.({
         generation: g.id,
         ...(g.snapshot ? { snapshot: g.snapshot } : {}),

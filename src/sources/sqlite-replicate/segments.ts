@@ -1,6 +1,6 @@
 import { CorruptionError } from "../../core/errors.js";
-import type { Repository } from "../../repo/repository.js";
-import { ObjectKind } from "../../repo/sealed-object.js";
+import { type SegmentRecord, segmentKind } from "../../repo/records-segment.js";
+import type { BlobWriter, Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { storeStream } from "../../snapshot/store-file.js";
 
@@ -12,36 +12,7 @@ import { storeStream } from "../../snapshot/store-file.js";
  */
 export const SEGMENT_PREFIX = "sqlite-wal/";
 
-export interface SegmentDoc {
-  version: 1;
-  /** `sqlite:/abs/path` — the same name the full snapshots are recorded under. */
-  source: string;
-  hostname: string;
-  /** Random hex id; a generation starts with a full snapshot (meta.replication.generation). */
-  generation: string;
-  /** 0, 1, 2 ... within the generation, with no gaps. */
-  index: number;
-  /** The WAL the frames were read from (its header) and the byte range in it. */
-  wal: { salt1: number; salt2: number; checkpointSeq: number; start: number; end: number };
-  /** True when this segment is the first one read from a restarted WAL (start = 32). */
-  walRestarted: boolean;
-  pageSize: number;
-  /** Database size in pages after the segment's last commit. */
-  dbPages: number;
-  frames: number;
-  commits: number;
-  /** Distinct pages stored (their last committed version in this segment). */
-  pages: number;
-  /** Every transaction in the segment committed after this time (ISO; the previous read began). */
-  commitsAfter: string;
-  /** ... and before this time (ISO; the read of the WAL had finished). Restore --time uses it. */
-  commitsBefore: string;
-  /** When the segment's data was durable in the repository, just before this document was written. */
-  storedAt: string;
-  /** Payload: records of page number (u32 big-endian) followed by the page, in page order. */
-  size: number;
-  content: string[];
-}
+export type SegmentDoc = SegmentRecord;
 
 /** What a full snapshot made by `replicate` records in its meta. */
 export interface ReplicationMeta {
@@ -58,7 +29,7 @@ export function replicationOf(s: SnapshotWithId): ReplicationMeta | undefined {
 
 /** Stores the pages as the segment payload; returns content ids and size. */
 export async function storePages(
-  repo: Repository,
+  w: BlobWriter,
   pages: Map<number, Buffer>,
   dbPages: number,
 ): Promise<{ content: string[]; size: number; count: number }> {
@@ -71,7 +42,7 @@ export async function storePages(
       yield pages.get(p)!;
     }
   }
-  const r = await storeStream(repo, records(), () => {});
+  const r = await storeStream(w, records(), () => {});
   return { ...r, count: numbers.length };
 }
 
@@ -104,26 +75,16 @@ export async function* segmentPages(
 
 export interface StoredSegment {
   id: string;
+  /** Object name (`sqlite-wal/<id>`). */
+  object: string;
   doc: SegmentDoc;
 }
 
-/** Every segment document of a source (all generations; every source when undefined), read in parallel. */
+/** Every segment document of a source (all generations; every source when undefined). */
 export async function listSegments(repo: Repository, source: string | undefined): Promise<StoredSegment[]> {
-  const ids = await repo.listIds(SEGMENT_PREFIX);
-  const out: StoredSegment[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < ids.length) {
-      const id = ids[next++]!;
-      const doc = (await repo.readDocument(SEGMENT_PREFIX, ObjectKind.sqliteWal, id).catch((e: unknown) => {
-        // Deleted by retention between the listing and the read.
-        if ((e as { code?: string }).code === "NOT_FOUND") return undefined;
-        throw e;
-      })) as SegmentDoc | undefined;
-      if (doc && (source === undefined || doc.source === source)) out.push({ id, doc });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(32, ids.length) }, worker));
+  const out = (await repo.records.list(segmentKind, { unreadable: "throw" }))
+    .filter((r) => source === undefined || r.record.source === source)
+    .map((r) => ({ id: r.id, object: r.object, doc: r.record }));
   return out.sort((a, b) =>
     a.doc.generation === b.doc.generation
       ? a.doc.index - b.doc.index
@@ -133,16 +94,12 @@ export async function listSegments(repo: Repository, source: string | undefined)
   );
 }
 
-export async function writeSegment(repo: Repository, doc: SegmentDoc): Promise<string> {
-  return repo.writeDocument(SEGMENT_PREFIX, ObjectKind.sqliteWal, doc);
+export async function writeSegment(repo: Repository, doc: SegmentDoc): Promise<StoredSegment> {
+  const r = await repo.records.write(segmentKind, doc);
+  return { id: r.id, object: r.object, doc };
 }
 
-/**
- * The data blob ids (hex) every stored segment references. `prune` keeps what snapshots need;
- * replication segments are not snapshots, so prune must add these to what it keeps.
- */
-export async function segmentBlobIds(repo: Repository): Promise<Set<string>> {
-  const used = new Set<string>();
-  for (const s of await listSegments(repo, undefined)) for (const c of s.doc.content) used.add(c);
-  return used;
+/** Whether the repository holds any replication segment (of any source). */
+export async function anySegments(repo: Repository): Promise<boolean> {
+  return (await repo.records.objects(segmentKind)).length > 0;
 }

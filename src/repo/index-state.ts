@@ -1,0 +1,208 @@
+import type { Backend } from "../backend/backend.js";
+import { storageId } from "../core/crypto.js";
+import { isLifeboatError } from "../core/errors.js";
+import type { BlobLocation } from "./blob.js";
+import { isStorageId, names } from "./config.js";
+import { decodeIndex, encodeIndex, type IndexFile, type IndexPack } from "./index-file.js";
+import type { KeyRing } from "./key-ring.js";
+import { type IndexedBlob, MasterIndex } from "./master-index.js";
+import type { RecordStore } from "./record-store.js";
+import { planKind } from "./records-gc.js";
+import { ObjectKind } from "./sealed-object.js";
+
+/**
+ * The in-memory index (which pack holds each blob) and what the repository knows about its
+ * index files and prune's plans. Only the repository's own parts change it; everyone else asks.
+ *
+ * Packs a prune has planned to delete ("doomed") are indexed last, so a blob that also lives in
+ * another pack resolves there, and `isStored` treats blobs found only in them as absent: a backup
+ * never deduplicates against data that may be deleted under it. Index files named in another's
+ * `supersedes` are left out (they exist only briefly, between a prune writing the new index and
+ * deleting the old ones).
+ */
+export class IndexState {
+  private index = new MasterIndex();
+  private doomed = new Set<string>();
+  /** Index files in force when the index was loaded (prune supersedes exactly these). */
+  private loaded: string[] = [];
+  /** Index files still in storage but replaced by another's `supersedes` (left by a prune that
+   * was interrupted or not allowed to delete them); the next index rewrite supersedes them too. */
+  private superseded: string[] = [];
+  /** Index files written by this process (so a catch-up after a flush does not read them again). */
+  private readonly written: string[] = [];
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly keys: KeyRing,
+    private readonly records: RecordStore,
+  ) {}
+
+  /** Reads every index file in force, and the packs prune's plans doom. */
+  async load(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.readPlans();
+        const ids = await this.listIndexFiles();
+        const superseded = await this.addFiles(ids);
+        let live = ids;
+        if (ids.some((id) => superseded.has(id))) {
+          // Rare (after an interrupted prune): start over without the superseded files.
+          live = ids.filter((id) => !superseded.has(id));
+          this.index = new MasterIndex();
+          await this.addFiles(live);
+        }
+        this.loaded = live;
+        this.superseded = ids.filter((id) => superseded.has(id));
+        return;
+      } catch (e) {
+        // A prune replaced the index files while we read them: read the new ones.
+        if (!isLifeboatError(e) || e.code !== "NOT_FOUND" || attempt >= 5) throw e;
+        this.index = new MasterIndex();
+      }
+    }
+  }
+
+  /** Forgets the index and reads it again; `freshPlans` (prune) also forgets which packs were doomed. */
+  async reload(freshPlans = false): Promise<void> {
+    this.index = new MasterIndex();
+    if (freshPlans) this.doomed = new Set();
+    await this.load();
+  }
+
+  /**
+   * Reads prune plans again and the index files written since the index was loaded (a backup,
+   * right after announcing its session). If a prune replaced index files meanwhile (so packs may
+   * have been deleted), the whole index is read again. Doomed packs stay doomed even when their
+   * plan is gone: it was carried out (the pack is deleted) or kept (a copy more costs only space).
+   * Returns true when the whole index was read again.
+   */
+  async catchUp(): Promise<boolean> {
+    await this.readPlans();
+    const known = new Set([...this.loaded, ...this.written]);
+    const listed = await this.listIndexFiles();
+    const listedSet = new Set(listed);
+    const fresh = listed.filter((id) => !known.has(id));
+    let replaced = this.loaded.some((id) => !listedSet.has(id));
+    const files: IndexFile[] = [];
+    for (const id of fresh) {
+      if (replaced) break;
+      const file = await this.readFile(id).catch((e: unknown) => {
+        if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+        throw e;
+      });
+      if (!file || file.supersedes.length > 0) replaced = true;
+      else files.push(file);
+    }
+    if (replaced) {
+      await this.reload();
+      return true;
+    }
+    this.addPacks(files.flatMap((f) => f.packs));
+    this.loaded = [...this.loaded, ...fresh];
+    return false;
+  }
+
+  private async readPlans(): Promise<void> {
+    for (const p of await this.records.list(planKind)) for (const id of p.record.packs) this.doomed.add(id);
+  }
+
+  private async listIndexFiles(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const o of this.backend.list("index/")) {
+      const id = o.name.slice("index/".length);
+      if (isStorageId(id)) out.push(id);
+    }
+    return out;
+  }
+
+  /** Adds packs to the index, those outside any plan first (see the class comment). */
+  private addPacks(packs: IndexPack[]): void {
+    this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
+    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+    for (const p of packs) if (this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+  }
+
+  private async addFiles(ids: string[]): Promise<Set<string>> {
+    const superseded = new Set<string>();
+    const doomedPacks: IndexPack[] = [];
+    for (const id of ids) {
+      const file = await this.readFile(id);
+      for (const s of file.supersedes) superseded.add(s);
+      const live = file.packs.filter((p) => !this.doomed.has(p.id));
+      this.index.reserve(live.reduce((n, p) => n + p.blobs.length, 0));
+      for (const p of live) for (const b of p.blobs) this.index.add(b, p.id);
+      doomedPacks.push(...file.packs.filter((p) => this.doomed.has(p.id)));
+    }
+    this.addPacks(doomedPacks);
+    return superseded;
+  }
+
+  async readFile(id: string): Promise<IndexFile> {
+    const what = names.index(id);
+    return decodeIndex(this.keys.open(ObjectKind.index, await this.backend.get(what), what), what);
+  }
+
+  /** Stores an index file; returns its id. */
+  async writeFile(file: IndexFile): Promise<string> {
+    const stored = this.keys.seal(ObjectKind.index, encodeIndex(file), false);
+    const id = storageId(stored);
+    await this.backend.put(names.index(id), stored);
+    if (file.supersedes.length === 0) this.written.push(id);
+    return id;
+  }
+
+  // --- questions -----------------------------------------------------------------------------
+
+  get(id: Buffer): IndexedBlob | undefined {
+    return this.index.get(id);
+  }
+
+  /** Whether the index lists the blob at all (even in a doomed pack). */
+  has(id: Buffer): boolean {
+    return this.index.has(id);
+  }
+
+  /** Whether a blob is stored in a pack that is not planned for deletion. */
+  isStored(id: Buffer): boolean {
+    const loc = this.index.get(id);
+    return loc !== undefined && !this.doomed.has(loc.packId);
+  }
+
+  isDoomed(packId: string): boolean {
+    return this.doomed.has(packId);
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  packs(): Iterable<string> {
+    return this.index.packs();
+  }
+
+  entries(): Iterable<IndexedBlob> {
+    return this.index.entries();
+  }
+
+  /** The index files in force and those already superseded (what a rewrite must supersede). */
+  files(): { loaded: readonly string[]; superseded: readonly string[] } {
+    return { loaded: [...this.loaded], superseded: [...this.superseded] };
+  }
+
+  // --- changes made by the repository's own parts ----------------------------------------------
+
+  /** Blobs of a pack this process just uploaded. */
+  addUploaded(packId: string, blobs: BlobLocation[]): void {
+    for (const b of blobs) this.index.add(b, packId);
+  }
+
+  /** Packs a plan (about to be) stored by this process dooms: never deduplicate against them. */
+  doom(packIds: Iterable<string>): void {
+    for (const id of packIds) this.doomed.add(id);
+  }
+
+  /** Locations a record remembered for its blobs (verified when read, like every blob). */
+  addHints(packId: string, blobs: BlobLocation[]): void {
+    for (const b of blobs) this.index.add(b, packId);
+  }
+}

@@ -1,0 +1,241 @@
+import type { Backend } from "../backend/backend.js";
+import { Chunker } from "../core/chunker.js";
+import { maybeCompress } from "../core/compress.js";
+import { BlobType, type BlobTypeValue } from "./blob.js";
+import type { BlobPool, FileRead } from "./blob-pool.js";
+import { names, type RepoConfig } from "./config.js";
+import type { IndexPack } from "./index-file.js";
+import type { IndexState } from "./index-state.js";
+import type { KeyRing } from "./key-ring.js";
+import { PackBuilder } from "./pack.js";
+import { encodeTree, type Tree } from "./tree.js";
+
+export interface SaveResult {
+  id: Buffer;
+  /** False when the blob was already in the repository (deduplicated). */
+  added: boolean;
+}
+
+/** What this process added: blobs, their plaintext bytes, and the bytes they take in packs. */
+export interface WriteStats {
+  blobsAdded: number;
+  bytesAdded: number;
+  bytesStored: number;
+}
+
+/** How many finished packs may be uploading while the next ones are built. */
+const UPLOADS_IN_FLIGHT = 2;
+/** An index file is written after this many packs or this many ms, whichever comes first, so a
+ * killed backup loses little: the next run finds those blobs in the index and skips them. */
+const INDEX_EVERY_PACKS = 8;
+const INDEX_EVERY_MS = 15_000;
+/** Blobs from this size up are hashed and compressed on worker threads (a mail-sized message
+ * is already worth the hop); tiny ones are done inline. */
+const POOL_MIN = 2 * 1024;
+/** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
+const COMPRESS_IN_FLIGHT = 4;
+
+/**
+ * The blob-writing side of a repository, handed to the function given to
+ * `Repository.withWriter`: deduplicates, compresses and encrypts blobs into packs, uploads them
+ * and writes index files. Nothing is durable until the scope ends (the repository flushes then).
+ */
+export interface BlobWriter {
+  /** Whether a blob is already stored (outside any prune plan) or queued by this process. */
+  hasBlob(id: Buffer): boolean;
+  /** Stores a blob unless the repository already has it; resolves once it is queued. */
+  saveBlob(type: BlobTypeValue, plain: Buffer, id?: Buffer): Promise<SaveResult>;
+  /**
+   * Like `saveBlob` for large data blobs, but hashing and compression run on worker threads:
+   * resolves once the blob is queued, with a promise of its id. The caller must not touch
+   * `plain` afterwards (its memory may be handed to a worker).
+   */
+  saveBlobDeferred(type: BlobTypeValue, plain: Buffer): Promise<{ id: Promise<Buffer> }>;
+  /** Reads a small file on a worker thread and stores it as one data blob (none when empty). */
+  saveSmallFile(path: string, size: number): Promise<{ read: FileRead; id?: Buffer }>;
+  /** Reads, chunks, hashes and compresses a large file on a worker thread; stores new chunks. */
+  saveLargeFile(path: string, onBytes: (n: number) => void): Promise<{ read: FileRead; ids: Buffer[] }>;
+  saveTree(tree: Tree): Promise<{ id: string; added: boolean }>;
+  /** A content-defined chunker with this repository's parameters and secret gear table. */
+  newChunker(): Chunker;
+  /** Files below the chunker's minimum chunk size are one blob (read whole). */
+  readonly chunkerMin: number;
+}
+
+/**
+ * Write order (the invariant every reader relies on): packs → index files → snapshot or record.
+ * `flush` uploads every open pack and writes the index for all of them; the repository calls it
+ * when a writer scope ends, before anything may point at the blobs.
+ */
+export class PackWriter implements BlobWriter {
+  readonly stats: WriteStats = { blobsAdded: 0, bytesAdded: 0, bytesStored: 0 };
+  private readonly builders = new Map<BlobTypeValue, PackBuilder>();
+  private readonly pending = new Set<string>();
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly compressing = new Set<Promise<void>>();
+  private uploadError: unknown;
+  private unindexed: IndexPack[] = [];
+  private lastIndexWrite = Date.now();
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly keys: KeyRing,
+    private readonly config: RepoConfig,
+    private readonly index: IndexState,
+    /** Worker threads that read, hash and compress (created on first use). */
+    private readonly encoder: () => BlobPool,
+  ) {}
+
+  get chunkerMin(): number {
+    return this.config.chunker.min;
+  }
+
+  newChunker(): Chunker {
+    return new Chunker(this.config.chunker, this.keys.gearTable());
+  }
+
+  hasBlob(id: Buffer): boolean {
+    return this.index.isStored(id) || this.pending.has(id.toString("hex"));
+  }
+
+  async saveBlob(type: BlobTypeValue, plain: Buffer, id = this.keys.blobId(plain)): Promise<SaveResult> {
+    if (this.uploadError) throw this.uploadError;
+    const added = this.admit(id, plain.length);
+    if (added) {
+      const { data, compression } = maybeCompress(plain);
+      await this.addToPack(type, id, data, compression, plain.length);
+    }
+    return { id, added };
+  }
+
+  async saveBlobDeferred(type: BlobTypeValue, plain: Buffer): Promise<{ id: Promise<Buffer> }> {
+    if (this.uploadError) throw this.uploadError;
+    // (An object around the promise: `await` would otherwise wait for the id itself.)
+    if (plain.length < POOL_MIN) return { id: Promise.resolve((await this.saveBlob(type, plain)).id) };
+    while (this.compressing.size >= COMPRESS_IN_FLIGHT) await Promise.race(this.compressing);
+    if (this.uploadError) throw this.uploadError;
+    const rawLength = plain.length;
+    const job = this.encoder()
+      .encode(plain)
+      .then(async ({ id, data, compression }) => {
+        // Deduplication is decided here, on the main thread, once the id is known.
+        if (this.admit(id, rawLength)) await this.addToPack(type, id, data, compression, rawLength);
+        return id;
+      });
+    const tracked = job.then(
+      () => {},
+      (e) => {
+        this.uploadError ??= e;
+      },
+    );
+    const done = tracked.finally(() => this.compressing.delete(done));
+    this.compressing.add(done);
+    job.catch(() => {}); // failures surface through uploadError and the caller's await of `id`
+    return { id: job };
+  }
+
+  async saveSmallFile(path: string, size: number): Promise<{ read: FileRead; id?: Buffer }> {
+    if (this.uploadError) throw this.uploadError;
+    const { read, blob } = await this.encoder().encodeFile(path, size);
+    if (!blob || read.kind !== "read") return { read };
+    if (this.admit(blob.id, read.length))
+      await this.addToPack(BlobType.data, blob.id, blob.data, blob.compression, read.length);
+    return { read, id: blob.id };
+  }
+
+  async saveLargeFile(
+    path: string,
+    onBytes: (n: number) => void,
+  ): Promise<{ read: FileRead; ids: Buffer[] }> {
+    if (this.uploadError) throw this.uploadError;
+    const ids: Buffer[] = [];
+    const read = await this.encoder().chunkFile(
+      path,
+      this.config.chunker,
+      this.keys.gearTable(),
+      async (b) => {
+        ids.push(b.id);
+        onBytes(b.rawLength);
+        if (this.uploadError) throw this.uploadError;
+        if (this.admit(b.id, b.rawLength))
+          await this.addToPack(BlobType.data, b.id, b.data, b.compression, b.rawLength);
+      },
+    );
+    return { read, ids };
+  }
+
+  async saveTree(tree: Tree): Promise<{ id: string; added: boolean }> {
+    const r = await this.saveBlob(BlobType.tree, encodeTree(tree));
+    return { id: r.id.toString("hex"), added: r.added };
+  }
+
+  /** Marks a new blob as pending and counts it; false when it is already stored or queued. */
+  private admit(id: Buffer, rawLength: number): boolean {
+    const hex = id.toString("hex");
+    if (this.index.isStored(id) || this.pending.has(hex)) return false;
+    this.pending.add(hex);
+    this.stats.blobsAdded++;
+    this.stats.bytesAdded += rawLength;
+    return true;
+  }
+
+  private async addToPack(
+    type: BlobTypeValue,
+    id: Buffer,
+    data: Buffer,
+    compression: number,
+    rawLength: number,
+  ) {
+    let builder = this.builders.get(type);
+    if (!builder) {
+      builder = new PackBuilder(type, this.keys.packRoot(type));
+      this.builders.set(type, builder);
+    }
+    const before = builder.byteSize;
+    builder.add(id, data, compression, rawLength);
+    this.stats.bytesStored += builder.byteSize - before;
+    if (builder.byteSize >= this.config.packSize) {
+      this.builders.delete(type);
+      await this.uploadPack(builder);
+    }
+  }
+
+  private async uploadPack(builder: PackBuilder): Promise<void> {
+    while (this.uploads.size >= UPLOADS_IN_FLIGHT) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+    const { id, bytes, entries } = builder.finish();
+    const p = (async () => {
+      await this.backend.put(names.pack(id), bytes);
+      this.index.addUploaded(id, entries);
+      for (const e of entries) this.pending.delete(e.id.toString("hex"));
+      this.unindexed.push({ id, blobs: entries });
+      if (this.unindexed.length >= INDEX_EVERY_PACKS || Date.now() - this.lastIndexWrite > INDEX_EVERY_MS) {
+        await this.writeIndex();
+      }
+    })().catch((e) => {
+      this.uploadError ??= e;
+    });
+    const tracked = p.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
+  }
+
+  private async writeIndex(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    this.lastIndexWrite = Date.now();
+    await this.index.writeFile({ supersedes: [], packs });
+  }
+
+  /** Uploads every open pack and writes the index for all of them. */
+  async flush(): Promise<void> {
+    while (this.compressing.size > 0) await Promise.race(this.compressing);
+    for (const [type, builder] of this.builders) {
+      this.builders.delete(type);
+      if (builder.count > 0) await this.uploadPack(builder);
+    }
+    while (this.uploads.size > 0) await Promise.race(this.uploads);
+    if (this.uploadError) throw this.uploadError;
+    await this.writeIndex();
+  }
+}

@@ -1,0 +1,35 @@
+import { z } from "zod";
+import { defineRecordKind } from "./record-kind.js";
+import { ObjectKind } from "./sealed-object.js";
+
+/**
+ * The two record families of prune's lock-free protocol (docs/gc.md):
+ * - a session (`sessions/<id>`) marks a running backup (or prune);
+ * - a deletion plan (`gc/<id>`) names packs nothing needed when it was written, and the backup
+ *   sessions alive then (`waitFor`).
+ */
+export const planKind = defineRecordKind({
+  title: "prune plan",
+  prefix: "gc/",
+  objectKind: ObjectKind.gcPlan,
+  schema: z.object({
+    created: z.string(),
+    host: z.string(),
+    packs: z.array(z.string()),
+    waitFor: z.array(z.string()),
+  }),
+});
+export type PlanRecord = z.infer<typeof planKind.schema>;
+
+export const sessionKind = defineRecordKind({
+  title: "session",
+  prefix: "sessions/",
+  objectKind: ObjectKind.session,
+  schema: z.object({
+    started: z.string(),
+    host: z.string(),
+    pid: z.number(),
+    kind: z.enum(["backup", "prune"]).default("backup"),
+  }),
+});
+export type SessionRecord = z.infer<typeof sessionKind.schema>;

@@ -1,0 +1,356 @@
+import { mapLimit, Semaphore } from "../core/concurrency.js";
+import { errnoCode, type ItemError, itemError, LifeboatError } from "../core/errors.js";
+import type { FileStat } from "../fsio/file-read.js";
+import type { BlobWriter, Repository } from "../repo/repository.js";
+import { isSafeName, sameNode, type TreeNode } from "../repo/tree.js";
+import type { ProgressCounter } from "./progress.js";
+import type {
+  EntryMeta,
+  FileEntry,
+  ParentLookup,
+  SourceDir,
+  SourceEntry,
+  VirtualEntry,
+  VirtualSource,
+} from "./source.js";
+import { storeFile, storeStream } from "./store-file.js";
+
+export interface BackupSummary {
+  files: number;
+  dirs: number;
+  bytes: number;
+  filesNew: number;
+  filesChanged: number;
+  filesUnchanged: number;
+  blobsAdded: number;
+  bytesAdded: number;
+  bytesStored: number;
+  durationMs: number;
+}
+
+export function emptySummary(): BackupSummary {
+  return {
+    files: 0,
+    dirs: 0,
+    bytes: 0,
+    filesNew: 0,
+    filesChanged: 0,
+    filesUnchanged: 0,
+    blobsAdded: 0,
+    bytesAdded: 0,
+    bytesStored: 0,
+    durationMs: 0,
+  };
+}
+
+export interface BuildOptions {
+  /** Re-read every file even if the parent says it is unchanged. */
+  force?: boolean;
+  progress: ProgressCounter;
+  /** Warnings that do not make the snapshot incomplete (skipped sockets, devices). */
+  onWarning?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Entries of one folder handled at once (their reads overlap; lstat and readdir are quick). */
+const ENTRIES_IN_FLIGHT = 8;
+/** Files being read at once, across all folders. */
+const FILES_IN_FLIGHT = 16;
+/** Large files hold a chunker arena of 2 x the maximum chunk size each: only a few at once. */
+const LARGE_FILES_IN_FLIGHT = 2;
+
+const nsOf = (d: Date) => (BigInt(d.getTime()) * 1_000_000n).toString();
+
+/** The metadata a tree node keeps of a file system entry. */
+export function statMeta(st: FileStat): EntryMeta {
+  return {
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: st.mtimeNs.toString(),
+    ctime: st.ctimeNs.toString(),
+    inode: st.ino.toString(),
+    device: st.dev.toString(),
+  };
+}
+
+/** Node fields in the order of the tree encoding (see repo/tree.ts). */
+function node(name: string, type: TreeNode["type"], meta: EntryMeta): TreeNode {
+  const n: TreeNode = { name, type, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtime };
+  if (meta.ctime !== undefined) n.ctime = meta.ctime;
+  if (meta.inode !== undefined) n.inode = meta.inode;
+  if (meta.device !== undefined) n.device = meta.device;
+  return n;
+}
+
+/** Whether a file's metadata says it is the parent snapshot's file, unchanged. */
+function unchanged(prev: TreeNode | undefined, f: FileEntry): prev is TreeNode & { content: string[] } {
+  return (
+    prev !== undefined &&
+    prev.type === "file" &&
+    prev.content !== undefined &&
+    prev.size === f.size &&
+    prev.mtime === f.meta.mtime &&
+    prev.ctime === f.meta.ctime &&
+    prev.inode === f.meta.inode
+  );
+}
+
+/**
+ * The one tree builder: turns what a source yields into tree and data blobs, reading only what
+ * changed since the parent snapshot. Tree sources are walked folder by folder (`dir`); virtual
+ * sources are folded into folders as their entries stream by (`virtual`). Counts go into
+ * `summary`, unreadable items into `errors` (the snapshot is then incomplete).
+ */
+export class TreeBuilder {
+  readonly summary = emptySummary();
+  readonly errors: ItemError[] = [];
+  readonly warnings: string[] = [];
+  /** Files that kept changing while read (stored as read). */
+  readonly changed: string[] = [];
+  private readonly files = new Semaphore(FILES_IN_FLIGHT);
+  private readonly largeFiles = new Semaphore(LARGE_FILES_IN_FLIGHT);
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly w: BlobWriter,
+    private readonly opts: BuildOptions,
+  ) {}
+
+  private get progress(): ProgressCounter {
+    return this.opts.progress;
+  }
+
+  private async parentNodes(treeId: string | undefined): Promise<Map<string, TreeNode>> {
+    const m = new Map<string, TreeNode>();
+    if (!treeId || this.opts.force) return m;
+    try {
+      for (const n of (await this.repo.loadTree(treeId)).nodes) m.set(n.name, n);
+    } catch {
+      // A damaged parent only costs speed: everything below is read again.
+    }
+    return m;
+  }
+
+  /**
+   * The tree of a source folder. `parentTree` is the same folder in the parent snapshot; when
+   * nothing in it changed, its tree is reused as it is (no encoding or hashing).
+   */
+  async dir(dir: SourceDir, parentTree: string | undefined): Promise<string> {
+    this.opts.signal?.throwIfAborted();
+    if (!dir.synthetic) this.summary.dirs++;
+    let entries: SourceEntry[];
+    try {
+      entries = await dir.entries();
+    } catch (e) {
+      this.errors.push(itemError(dir.path, e, "UNREADABLE"));
+      entries = [];
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const prev = await this.parentNodes(parentTree);
+    const saved = await mapLimit(entries, ENTRIES_IN_FLIGHT, (e) => this.entry(dir, e, prev.get(e.name)));
+    const nodes = saved.filter((n): n is TreeNode => n !== undefined);
+    // An unchanged folder is its parent's tree. (A parent tree that failed to load gives no
+    // nodes, so it is never reused by mistake.)
+    if (
+      parentTree &&
+      prev.size > 0 &&
+      nodes.length === prev.size &&
+      nodes.every((n) => {
+        const p = prev.get(n.name);
+        return p !== undefined && sameNode(n, p);
+      }) &&
+      this.w.hasBlob(Buffer.from(parentTree, "hex"))
+    ) {
+      return parentTree;
+    }
+    return (await this.w.saveTree({ nodes })).id;
+  }
+
+  private async entry(
+    dir: SourceDir,
+    e: SourceEntry,
+    prev: TreeNode | undefined,
+  ): Promise<TreeNode | undefined> {
+    switch (e.kind) {
+      case "dir": {
+        const subtree = await this.dir(e.dir, prev?.type === "dir" ? prev.subtree : undefined);
+        return { ...node(e.name, "dir", e.meta), subtree };
+      }
+      case "symlink":
+        return { ...node(e.name, "symlink", e.meta), target: e.target };
+      case "file":
+        return this.file(e, prev, `${dir.path === "/" ? "" : dir.path}/${e.name}`);
+      case "skipped":
+        this.warnings.push(e.warning);
+        this.opts.onWarning?.(e.warning);
+        return undefined;
+      case "failed":
+        this.errors.push(e.error);
+        return undefined;
+    }
+  }
+
+  /**
+   * One file: taken from the parent when its size, times and inode say it is unchanged (and its
+   * blobs are still stored); otherwise read. A local file that changes while it is read is read
+   * again once; if it changes again, what was read is kept and listed in `changed`.
+   */
+  async file(f: FileEntry, prev: TreeNode | undefined, where: string): Promise<TreeNode | undefined> {
+    this.opts.signal?.throwIfAborted();
+    this.summary.files++;
+    this.summary.bytes += f.size;
+    const links = f.links !== undefined && f.links > 1 ? { links: f.links } : {};
+    if (
+      !this.opts.force &&
+      unchanged(prev, f) &&
+      prev.content.every((id) => this.w.hasBlob(Buffer.from(id, "hex")))
+    ) {
+      this.summary.filesUnchanged++;
+      this.progress.addFile(f.size);
+      return { ...node(f.name, "file", f.meta), ...links, size: prev.size, content: prev.content };
+    }
+    const content = f.content;
+    if (content.kind === "stream") {
+      let r: { content: string[]; size: number };
+      try {
+        r = await this.files.run(() => storeStream(this.w, content.read(), (n) => this.progress.addBytes(n)));
+      } catch (e) {
+        this.summary.files--;
+        this.summary.bytes -= f.size;
+        if (e instanceof LifeboatError && e.code !== "SOURCE_UNREADABLE") throw e;
+        this.errors.push(itemError(where, e, "UNREADABLE"));
+        return undefined;
+      }
+      this.countRead(prev, f.size, r.size);
+      return { ...node(f.name, "file", f.meta), ...links, size: r.size, content: r.content };
+    }
+    let size = f.size;
+    let before = f.meta;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let r: Awaited<ReturnType<typeof storeFile>>;
+      try {
+        const gate = size >= this.w.chunkerMin ? this.largeFiles : this.files;
+        r = await gate.run(() => storeFile(this.w, content.path, size, (n) => this.progress.addBytes(n)));
+      } catch (e) {
+        this.summary.files--;
+        this.summary.bytes -= f.size;
+        if (errnoCode(e) === "ENOENT") return undefined;
+        if (e instanceof LifeboatError) throw e; // the repository, not the file: stop
+        this.errors.push(itemError(content.path, e, "UNREADABLE"));
+        return undefined;
+      }
+      const after = statMeta(r.after);
+      const stable =
+        before.mtime === after.mtime &&
+        before.ctime === after.ctime &&
+        before.inode === after.inode &&
+        BigInt(size) === r.after.size &&
+        BigInt(r.size) === r.after.size;
+      if (stable || attempt === 1) {
+        if (!stable) this.changed.push(content.path);
+        this.countRead(prev, f.size, r.size);
+        return { ...node(f.name, "file", after), ...links, size: r.size, content: r.content };
+      }
+      before = after;
+      size = Number(r.after.size);
+    }
+    return undefined;
+  }
+
+  private countRead(prev: TreeNode | undefined, expected: number, read: number): void {
+    if (prev?.type === "file") this.summary.filesChanged++;
+    else this.summary.filesNew++;
+    this.progress.addFile();
+    this.summary.bytes += read - expected;
+  }
+
+  /**
+   * The root tree of a virtual source: entries stream by with relative paths, each file's bytes
+   * stored as it comes (a mailbox is read once, in the order the server sends it); folders are
+   * saved at the end. `reuse` nodes of the parent snapshot are kept without reading.
+   */
+  async virtual(
+    source: VirtualSource,
+    lookup: ParentLookup,
+    parent: Parameters<VirtualSource["entries"]>[1],
+  ) {
+    interface DirBuild {
+      node: TreeNode | undefined;
+      children: Map<string, DirBuild | TreeNode>;
+    }
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const now = () => new Date();
+    const meta = (mode: number, mtime: Date | undefined): EntryMeta => ({
+      mode,
+      uid,
+      gid,
+      mtime: nsOf(mtime ?? now()),
+    });
+    const root: DirBuild = { node: undefined, children: new Map() };
+    const dirFor = (parts: string[]): DirBuild => {
+      let d = root;
+      for (const name of parts) {
+        let next = d.children.get(name);
+        if (!next || !("children" in next)) {
+          next = { node: node(name, "dir", meta(0o755, undefined)), children: new Map() };
+          d.children.set(name, next);
+        }
+        d = next;
+      }
+      return d;
+    };
+    for await (const e of source.entries(lookup, parent) as AsyncIterable<VirtualEntry>) {
+      this.opts.signal?.throwIfAborted();
+      const parts = e.path.split("/").filter((p) => p !== "");
+      if (parts.length === 0 || !parts.every(isSafeName)) {
+        throw new LifeboatError(
+          "SOURCE_UNREADABLE",
+          `source ${source.name} produced an unsafe path ${JSON.stringify(e.path)}`,
+        );
+      }
+      const name = parts.at(-1)!;
+      if (e.kind === "dir") {
+        dirFor(parts).node = node(name, "dir", meta(e.mode ?? 0o755, e.mtime));
+        continue;
+      }
+      const dir = dirFor(parts.slice(0, -1));
+      const base = node(name, "file", meta(e.mode ?? 0o644, e.mtime));
+      const reuse = e.reuse;
+      if (
+        reuse?.type === "file" &&
+        reuse.content &&
+        reuse.content.every((id) => this.w.hasBlob(Buffer.from(id, "hex")))
+      ) {
+        dir.children.set(name, { ...base, size: reuse.size ?? 0, content: reuse.content });
+        this.summary.files++;
+        this.summary.filesUnchanged++;
+        this.summary.bytes += reuse.size ?? 0;
+        this.progress.addFile(reuse.size ?? 0);
+        continue;
+      }
+      if (!e.read)
+        throw new LifeboatError(
+          "SOURCE_UNREADABLE",
+          `source ${source.name}: ${e.path} has no content to read`,
+        );
+      const r = await storeStream(this.w, e.read(), (n) => this.progress.addBytes(n), e.pieceSize);
+      dir.children.set(name, { ...base, size: r.size, content: r.content });
+      this.summary.files++;
+      this.summary.filesNew++;
+      this.summary.bytes += r.size;
+      this.progress.addFile();
+    }
+    const save = async (d: DirBuild): Promise<string> => {
+      const nodes: TreeNode[] = [];
+      for (const child of d.children.values()) {
+        if ("children" in child) nodes.push({ ...child.node!, subtree: await save(child) });
+        else nodes.push(child);
+      }
+      this.summary.dirs++;
+      return (await this.w.saveTree({ nodes })).id;
+    };
+    return save(root);
+  }
+}
