@@ -33,7 +33,8 @@ const files = [];
   }
 })(root);
 
-const IMPORT = /(?:^|[\s;])(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT =
+  /(?:^|[\s;])(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 /** Import edges between files of src/ (relative specifiers only). */
 const edges = new Map();
@@ -60,7 +61,9 @@ const problems = [];
 for (const [f, targets] of edges) {
   const from = top(f);
   if (!(from in RANK)) {
-    problems.push(`${f}: folder ${from}/ has no layer; add it to scripts/check-layers.mjs and docs/architecture.md`);
+    problems.push(
+      `${f}: folder ${from}/ has no layer; add it to scripts/check-layers.mjs and docs/architecture.md`,
+    );
     continue;
   }
   for (const t of targets) {
