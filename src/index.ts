@@ -7,6 +7,12 @@
  */
 export type { Backend } from "./backend/backend.js";
 export { localBackend } from "./backend/local.js";
+export {
+  type MemoryBackend,
+  type MemoryBackendOptions,
+  memoryBackend,
+  memoryStore,
+} from "./backend/memory.js";
 export { openBackend } from "./backend/open.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
 export { type BackupOptions, type BackupResult, backup, backupStream } from "./ops/backup/backup.js";
