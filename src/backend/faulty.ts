@@ -172,7 +172,7 @@ export function faultyBackend(inner: Backend, plan: FaultPlan): FaultyBackend {
     log.push(r);
   };
 
-  /** Decides, synchronously at the call, which faults this call meets. */
+  /** Decides, synchronously at the call (a list: when its iteration starts), which faults it meets. */
   function decide(op: BackendOp, name: string): Decision {
     const key = `${op}\0${name}`;
     const k = (calls.get(key) ?? 0) + 1;
