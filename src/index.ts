@@ -13,6 +13,12 @@ export { type Notice, type NotifyConfig, notify } from "./app/notify.js";
 export { type ServeOptions, startServer } from "./app/serve/serve.js";
 export type { Backend } from "./backend/backend.js";
 export { localBackend } from "./backend/local.js";
+export {
+  type MemoryBackend,
+  type MemoryBackendOptions,
+  memoryBackend,
+  memoryStore,
+} from "./backend/memory.js";
 export { openBackend } from "./backend/open.js";
 export type { ItemError, ItemErrorCode } from "./core/errors.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";

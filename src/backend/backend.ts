@@ -1,13 +1,15 @@
 /**
- * The storage interface: named, immutable objects. Every backend (local, s3, sftp, rest) is one
- * module that returns an object of this shape; retries, rate limits and caching are wrappers
- * around it, never code inside a backend.
+ * The storage interface: named, immutable objects. Every backend (local, s3, sftp, rest, memory)
+ * is one module that returns an object of this shape; retries, rate limits, caching and fault
+ * injection (faulty.ts) are wrappers around it, never code inside a backend. The contract below
+ * is checked against every backend by test/backend/contract.ts.
  *
  * What the repository needs from storage, and every backend must guarantee:
  * - `put` is atomic: after a crash or a dropped connection an object is either absent or whole;
  *   a partial upload is never visible under its final name (temp name + rename, or a single
  *   PUT / completed multipart upload).
  * - read-after-write: an object is readable and listed once `put` has resolved.
+ * - a ranged `get` past the end is short, one that starts at or past the end is empty.
  * - names are slash-separated relative paths made of [A-Za-z0-9._-] segments (see `objectName`).
  * - `get` of a missing object and `stat`/`delete` errors map to LifeboatError codes
  *   (NOT_FOUND, UNREACHABLE, AUTH_FAILED, PERMISSION_DENIED, STORAGE_FULL, STORAGE_ERROR).
@@ -55,7 +57,8 @@ export interface Backend {
   /** Atomically stores `data` under `name`. Overwriting an existing name is allowed only for
    * backends where the caller knows the content is identical (content-addressed names). */
   put(name: string, data: Buffer, options?: PutOptions): Promise<void>;
-  /** Lists objects whose name starts with `prefix` (a folder such as `snapshots/`). */
+  /** Lists objects whose name starts with `prefix`: "" or a folder such as `snapshots/` (with
+   * its trailing slash), recursively. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   delete(name: string): Promise<void>;
   close(): Promise<void>;

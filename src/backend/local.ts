@@ -65,7 +65,8 @@ export function localBackend(options: LocalBackendOptions): Backend {
         const fh = await fs.open(file, "r");
         try {
           const offset = opts.offset ?? 0;
-          const length = opts.length ?? (await fh.stat()).size - offset;
+          // From at or past the end, a read is empty (not a negative-sized buffer).
+          const length = opts.length ?? Math.max(0, (await fh.stat()).size - offset);
           const buf = Buffer.allocUnsafe(length);
           let done = 0;
           while (done < length) {

@@ -1,9 +1,11 @@
 /**
- * What every backend must do (see src/backend/backend.ts), run against a real server: put, get
- * with ranges, stat, recursive list by prefix, delete, errors as LifeboatErrors, concurrent puts.
+ * What every backend must do (see src/backend/backend.ts), run against each real backend (local,
+ * rest, s3, sftp) and the in-memory one, with and without the fault-injecting wrapper: put, get
+ * with ranges (also past the end), stat, recursive list by prefix, delete, errors as
+ * LifeboatErrors, concurrent puts, name validation; and what append-only storage refuses.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import path from "node:path";
 import type { Backend, ObjectInfo } from "../../src/backend/backend.js";
 import { LifeboatError } from "../../src/core/errors.js";
@@ -32,6 +34,9 @@ export async function assertRejectsWith(
   assert.fail(`expected an error ${code}`);
 }
 
+/** Names like the repository's (sha-256 hex), the same on every run so a fault plan replays. */
+const hexName = (s: string) => createHash("sha256").update(s).digest("hex");
+
 /** Runs the contract on a backend whose location holds nothing yet. */
 export async function backendContract(be: Backend): Promise<void> {
   assert.equal(await be.exists(), false, "a fresh location holds no repository");
@@ -47,7 +52,7 @@ export async function backendContract(be: Backend): Promise<void> {
   assert.equal((await be.get("keys/empty")).length, 0);
   assert.deepEqual(await be.stat("keys/empty"), { name: "keys/empty", size: 0 });
   const big = prng(3 * 1024 * 1024 + 17, 42);
-  const bigName = `data/ab/ab${randomBytes(31).toString("hex")}`;
+  const bigName = `data/ab/ab${hexName("big").slice(2)}`;
   await be.put(bigName, big);
   assert.ok((await be.get(bigName)).equals(big), "3 MiB object comes back byte for byte");
   assert.deepEqual(await be.stat(bigName), { name: bigName, size: big.length });
@@ -63,19 +68,37 @@ export async function backendContract(be: Backend): Promise<void> {
     (await be.get(bigName, { offset: big.length - 3, length: 10 })).equals(big.subarray(big.length - 3)),
   );
 
-  // Missing objects are NOT_FOUND errors with one line.
-  await assertRejectsWith(be.get("data/ab/missing"), "NOT_FOUND");
-  await assertRejectsWith(be.get("data/ab/missing", { offset: 3, length: 4 }), "NOT_FOUND");
+  // A range that starts at or past the end is empty, as a file read there is.
+  assert.equal((await be.get(bigName, { offset: big.length })).length, 0);
+  assert.equal((await be.get(bigName, { offset: big.length + 100 })).length, 0);
+  assert.equal((await be.get(bigName, { offset: big.length + 100, length: 10 })).length, 0);
 
-  // Overwriting with identical content (content-addressed names) is allowed.
+  // Missing objects are NOT_FOUND errors with one line.
+  await assertRejectsWith(be.get("data/ab/missing"), "NOT_FOUND", /does not exist/);
+  await assertRejectsWith(be.get("data/ab/missing", { offset: 3, length: 4 }), "NOT_FOUND", /does not exist/);
+
+  // Overwriting with identical content (content-addressed names) is allowed, also by two
+  // writers at once (two hosts uploading the same pack).
   await be.put(bigName, big);
   assert.ok((await be.get(bigName)).equals(big));
+  const twice = prng(200_000, 7);
+  await Promise.all([be.put("data/cd/same", twice), be.put("data/cd/same", Buffer.from(twice))]);
+  assert.ok((await be.get("data/cd/same")).equals(twice), "concurrent identical puts leave one whole object");
+
+  // What was stored is a copy: changing the caller's buffers afterwards changes nothing.
+  const mine = Buffer.from("mutable bytes");
+  await be.put("keys/copy", mine);
+  mine.fill(0);
+  const got = await be.get("keys/copy");
+  got.fill(1);
+  assert.equal((await be.get("keys/copy")).toString(), "mutable bytes");
+  await be.delete("keys/copy");
 
   // Concurrent puts into many folders, then a recursive list by prefix.
   const names: string[] = [];
   await Promise.all(
     Array.from({ length: 24 }, async (_, i) => {
-      const hex = randomBytes(32).toString("hex");
+      const hex = hexName(`object ${i}`);
       const name = `data/${hex.slice(0, 2)}/${hex}`;
       names.push(name);
       await be.put(name, prng(1000 + i, i));
@@ -83,22 +106,33 @@ export async function backendContract(be: Backend): Promise<void> {
   );
   await be.put("snapshots/s1", Buffer.from("one"));
   await be.put("snapshots/s2", Buffer.from("two!"));
+  await be.put("snapshots-old/s0", Buffer.from("a sibling folder with a longer name"));
+  await be.put("wal/k1/k2/w", Buffer.from("three levels down"));
   const data = await collect(be.list("data/"));
   assert.deepEqual(
     data.map((o) => o.name),
-    [...names, bigName].sort(),
+    [...names, bigName, "data/cd/same"].sort(),
   );
   for (const o of data) {
-    if (o.name !== bigName) assert.equal(o.size, 1000 + names.indexOf(o.name));
+    if (names.includes(o.name)) assert.equal(o.size, 1000 + names.indexOf(o.name));
   }
   assert.deepEqual(await collect(be.list("snapshots/")), [
     { name: "snapshots/s1", size: 3 },
     { name: "snapshots/s2", size: 4 },
   ]);
   assert.deepEqual(await collect(be.list("keys/")), [{ name: "keys/empty", size: 0 }]);
+  assert.deepEqual(await collect(be.list("wal/")), [{ name: "wal/k1/k2/w", size: 17 }]);
+  assert.deepEqual(
+    (await collect(be.list("data/cd/"))).map((o) => o.name),
+    ["data/cd/same"],
+  );
   assert.deepEqual(await collect(be.list("index/")), [], "a folder never written lists as empty");
   const all = await collect(be.list(""));
-  assert.equal(all.length, names.length + 5);
+  assert.equal(all.length, names.length + 8);
+  assert.ok(
+    all.every((o) => !o.name.split("/").some((p) => p.startsWith("."))),
+    "no temporary names are listed",
+  );
 
   // Delete: gone from stat, get and list; deleting twice is fine.
   await be.delete("snapshots/s1");
@@ -113,6 +147,39 @@ export async function backendContract(be: Backend): Promise<void> {
   // Names outside the allowed alphabet never reach the storage.
   await assert.rejects(be.put("../escape", Buffer.from("x")));
   await assert.rejects(be.get("data/../../etc/passwd"));
+  for (const bad of ["", "/abs", "data//x", "data/./x", "data/x/", "sp ace", "data/ü"]) {
+    await assert.rejects(be.put(bad, Buffer.from("x")), bad);
+    await assert.rejects(be.stat(bad), bad);
+    await assert.rejects(be.delete(bad), bad);
+  }
+  assert.equal((await collect(be.list(""))).length, all.length - 1, "nothing was stored by a bad name");
+}
+
+/**
+ * What append-only storage (`lifeboat serve --append-only`, memoryBackend({ appendOnly }))
+ * refuses, and how: deletes and overwrites with other bytes are PERMISSION_DENIED with one line
+ * that says "append-only"; new objects, identical re-uploads and `sessions/` deletes work.
+ */
+export async function appendOnlyContract(be: Backend): Promise<void> {
+  await be.create();
+  const bytes = Buffer.from("kept forever");
+  await be.put("snapshots/kept", bytes);
+  await be.put("snapshots/kept", Buffer.from(bytes)); // a retried upload
+  const del = await assertRejectsWith(be.delete("snapshots/kept"), "PERMISSION_DENIED", /append-only/);
+  assert.match(del.hint ?? "", /append-only/);
+  await assertRejectsWith(
+    be.put("snapshots/kept", Buffer.from("replaced")),
+    "PERMISSION_DENIED",
+    /append-only/,
+  );
+  assert.ok((await be.get("snapshots/kept")).equals(bytes), "the object is untouched");
+  await be.put("sessions/run", Buffer.from("a running backup"));
+  await be.delete("sessions/run");
+  assert.equal(await be.stat("sessions/run"), undefined, "session markers may be deleted");
+  assert.deepEqual(
+    (await collect(be.list(""))).map((o) => o.name),
+    ["snapshots/kept"],
+  );
 }
 
 /**
