@@ -5,10 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { CorruptionError, errnoCode, LifeboatError } from "../core/errors.js";
-import { BlobType } from "../repo/blob.js";
 import type { Repository } from "../repo/repository.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
-import type { TreeNode } from "../repo/tree.js";
 import {
   listSnapshotFiles,
   readSnapshotFile,

@@ -5,7 +5,6 @@ import { isStorageId, names } from "../../repo/config.js";
 import type { IndexedBlob } from "../../repo/master-index.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import type { TreeNode } from "../../repo/tree.js";
 import type { BackupProgress } from "../../snapshot/progress.js";
 import { ProgressCounter } from "../../snapshot/progress.js";
 import { walkTree } from "../../snapshot/walker.js";

@@ -3,7 +3,6 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { z } from "zod";
 import { mapLimit } from "../../core/concurrency.js";
 import { type ItemError, isLifeboatError, itemError, LifeboatError } from "../../core/errors.js";
 import { findSnapshot, type SnapshotFilter } from "../../repo/find-snapshot.js";

@@ -6,7 +6,6 @@ import {
   errnoCode,
   failure,
   type ItemError,
-  isLifeboatError,
   itemError,
   LifeboatError,
 } from "../../core/errors.js";

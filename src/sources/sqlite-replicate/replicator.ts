@@ -7,7 +7,6 @@ import Database from "better-sqlite3";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { endSession, type SessionHandle, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
-import type { TreeNode } from "../../repo/tree.js";
 import type { VirtualEntry, VirtualSource } from "../../snapshot/source.js";
 import { takeSnapshot } from "../../snapshot/take.js";
 import { dbError } from "../child-stream.js";
@@ -546,7 +545,7 @@ export class SqliteReplicator {
       }
       const mode = (await fs.stat(this.absPath)).mode & 0o7777;
       const name = path.basename(this.absPath);
-      const repo = this.repo;
+      const _repo = this.repo;
       const src: VirtualSource = {
         name: this.source,
         type: "sqlite",
