@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type AccountState, addAccount, isDue } from "./account.js";
+import { type AccountState, addAccount, changeAccount, isDue } from "./account.js";
 import { retryDelay } from "./backoff.js";
 import { due, pressure } from "./due.js";
 import { failed, started, succeeded } from "./events.js";
 import { fleetPolicy } from "./policy.js";
+import { backlogState } from "./rpo.js";
 
 const T = (iso: string) => Date.parse(iso);
 const H = 3_600_000;
@@ -132,4 +133,33 @@ test("a success after failures resets the count and settles the window as done",
   assert.equal(ok.retryAt, undefined);
   assert.equal(ok.last?.outcome, "done");
   assert.equal(ok.newestGood, f.retryAt! + MIN);
+});
+
+test("a waiting row not looked at until after its window closed is settled as missed when it is", () => {
+  const a = account("a", JOIN);
+  const waiting = due(policy, [a], a.startAt, 0).waiting[0]!;
+  assert.equal(waiting.settleAt, a.current.closesAt);
+  assert.equal(backlogState(waiting, a.startAt), "due");
+  // The dispatcher skipped it (no capacity, not among the most urgent); at settle_at it must look.
+  assert.equal(backlogState(waiting, waiting.settleAt), "missed");
+  const late = due(policy, [waiting], waiting.settleAt + 5 * MIN);
+  assert.equal(late.start.length, 0);
+  assert.deepEqual(
+    late.missed.map((m) => m.key),
+    [a.current.key],
+  );
+  assert.equal(late.changed[0]!.last?.outcome, "missed");
+});
+
+test("changeAccount follows a new timezone; a running account keeps its run and moves after it", () => {
+  const a = account("a", JOIN);
+  const moved = changeAccount(policy, a, { id: "a", timezone: "Asia/Tokyo" }, JOIN).state;
+  assert.equal(moved.current.key, "2025-06-02T01:00[Asia/Tokyo]");
+  const run = started(a, a.startAt);
+  const stillRunning = changeAccount(policy, run, { id: "a", timezone: "Asia/Tokyo" }, a.startAt + MIN).state;
+  assert.equal(stillRunning.current.key, a.current.key);
+  assert.equal(stillRunning.nextDue, Number.POSITIVE_INFINITY);
+  const after = succeeded(policy, stillRunning, { key: a.current.key, at: a.startAt + 2 * MIN }).state;
+  assert.equal(after.current.key, "2025-06-03T01:00[Asia/Tokyo]");
+  assert.throws(() => changeAccount(policy, a, { id: "b", timezone: "UTC" }, JOIN), /account b is not a/);
 });

@@ -55,11 +55,19 @@ function before(a: Candidate, b: Candidate): boolean {
 }
 
 /**
- * One dispatcher tick: which accounts start now. Give it the rows whose `nextDue <= now` (others
- * are left alone anyway) and the free run slots. Each row is brought up to `now` (missed windows
- * settled and reported, a changed timezone followed); of the accounts then due (window open and
- * start time come, or retry time come, or catching up; not running), the most urgent `capacity`
- * start. A failing account backs off by its own `nextDue` and never holds up the others.
+ * One dispatcher tick: which accounts start now. Each row given is brought up to `now` (missed
+ * windows settled and reported, a changed timezone followed); of the accounts then due (window
+ * open and start time come, or retry time come, or catching up; not running), the most urgent
+ * `capacity` start. A failing account backs off by its own `nextDue` and never holds up others.
+ *
+ * Which rows to give it (rows not given are simply not looked at; nothing is lost):
+ * - every row with `settleAt <= now` (windows that closed while the account waited), and
+ * - the most urgent rows with `nextDue <= now`, at least `capacity` of them (all is fine too).
+ * With one index per column that is, per fleet (one RPO, so urgency = oldest newest-good):
+ *   SELECT * FROM accounts WHERE settle_at <= $now
+ *   UNION SELECT * FROM (SELECT * FROM accounts WHERE next_due <= $now
+ *     ORDER BY newest_good NULLS FIRST, start_at, id LIMIT $capacity)
+ * so a tick costs what starts and what settles, not the size of the backlog.
  */
 export function due(
   policy: FleetPolicy,

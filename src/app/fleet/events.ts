@@ -1,4 +1,4 @@
-import { type AccountState, advance, internal, type Step } from "./account.js";
+import { type AccountState, advance, change, internal, type Step } from "./account.js";
 import { retryDelay } from "./backoff.js";
 import type { FleetPolicy } from "./policy.js";
 
@@ -11,7 +11,7 @@ import type { FleetPolicy } from "./policy.js";
 
 /** The dispatcher took the account's lease for its current window at `at`. */
 export function started(s: AccountState, at: number): AccountState {
-  return { ...s, runningSince: at, nextDue: Number.POSITIVE_INFINITY };
+  return change(s, { runningSince: at });
 }
 
 /**
@@ -25,9 +25,10 @@ export function succeeded(
 ): Step {
   const goodAt = report.goodAt ?? report.at;
   const newestGood = s.newestGood === undefined ? goodAt : Math.max(s.newestGood, goodAt);
-  if (report.key !== s.current.key) return advance(policy, { ...s, newestGood }, report.at);
+  const s2 = newestGood === s.newestGood ? s : change(s, { newestGood });
+  if (report.key !== s.current.key) return advance(policy, s2, report.at);
   const last = { key: s.current.key, opensAt: s.current.opensAt, outcome: "done" as const };
-  return advance(policy, internal.place(policy, { ...s, newestGood }, last), report.at);
+  return advance(policy, internal.placeAfter(policy, s2, last), report.at);
 }
 
 /**
@@ -39,5 +40,5 @@ export function failed(policy: FleetPolicy, s: AccountState, report: { key: stri
   if (report.key !== s.current.key) return advance(policy, s, report.at);
   const failures = s.failures + 1;
   const retryAt = report.at + retryDelay(policy, s.account.id, s.current.key, failures);
-  return advance(policy, { ...s, failures, retryAt, runningSince: undefined }, report.at);
+  return advance(policy, change(s, { failures, retryAt, runningSince: undefined }), report.at);
 }

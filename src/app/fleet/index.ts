@@ -2,18 +2,20 @@
  * The fleet's scheduling core: many accounts of one service, each backed up in its own
  * timezone's night. Pure functions over plain values (no I/O, no clock, no repository): a store
  * (SQLite, PostgreSQL + pg-boss) keeps one `AccountState` per account and a dispatcher calls
- * `due()` with the rows whose `nextDue <= now`. The design (window, key, due/missed, next_due,
+ * `due()` each tick with the rows whose `settleAt <= now` and the most urgent rows whose
+ * `nextDue <= now`. The design (window, key, due/missed, next_due,
  * DST rule) is described in docs/fleet-simulation.md.
  *
  * Life of a row:
  *   addAccount() -> due() picks it (started) -> succeeded() / failed() -> ... -> due() ...
- * and `advance()` brings any row up to now (settles missed windows, follows a new timezone).
+ * `changeAccount()` when the account's timezone or window changes; `advance()` brings any row up
+ * to now (settles missed windows). `fleetFigures()` and `accountRpo()` for status.
  */
 export {
   type AccountState,
   addAccount,
   advance,
-  attemptSpan,
+  changeAccount,
   type FleetAccount,
   isCatchUp,
   isDue,

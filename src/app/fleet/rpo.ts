@@ -1,4 +1,4 @@
-import { type AccountState, attemptSpan, isDue } from "./account.js";
+import { type AccountState, isDue } from "./account.js";
 import type { FleetPolicy } from "./policy.js";
 
 /**
@@ -35,15 +35,15 @@ export function accountRpo(policy: FleetPolicy, s: AccountState, now: number): R
 
 function nextRunAt(s: AccountState, now: number): number {
   if (s.runningSince !== undefined) return now;
-  const { from, until } = attemptSpan(s);
-  return from < until ? Math.max(from, now) : Number.POSITIVE_INFINITY;
+  return s.nextDue < s.settleAt ? Math.max(s.nextDue, now) : Number.POSITIVE_INFINITY;
 }
 
 /**
  * Where an account stands in its current window: `running`; `failed` (failed at least once in
  * it, waiting to retry or for the window to close); `due` (should start now: the backlog when it
- * does not); `done` (its newest window had a good run, the next has not come); `missed` (its
- * newest window had none, the next has not come); `new` (never settled a window, not due).
+ * does not); `missed` (its newest window closed without a good run, settled or not yet, and it is
+ * not due as a catch-up); `done` (its newest window had a good run, the next has not come); `new`
+ * (never settled a window, not due).
  */
 export type BacklogState = "running" | "failed" | "due" | "done" | "missed" | "new";
 
@@ -51,7 +51,7 @@ export function backlogState(s: AccountState, now: number): BacklogState {
   if (s.runningSince !== undefined) return "running";
   if (s.failures > 0) return "failed";
   if (isDue(s, now)) return "due";
-  if (s.catchUpUntil !== undefined || s.last?.outcome === "missed") return "missed";
+  if (now >= s.settleAt || s.catchUpUntil !== undefined || s.last?.outcome === "missed") return "missed";
   return s.last ? "done" : "new";
 }
 
