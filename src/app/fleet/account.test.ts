@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { LifeboatError } from "../../core/errors.js";
-import { type AccountState, addAccount, advance, type FleetAccount, isDue, nextDue } from "./account.js";
+import {
+  type AccountState,
+  addAccount,
+  advance,
+  type FleetAccount,
+  isDue,
+  nextDue,
+  restoreState,
+} from "./account.js";
 import { due } from "./due.js";
 import { failed, started, succeeded } from "./events.js";
 import { parseWindow } from "./parse.js";
@@ -215,4 +223,14 @@ test("nextDue from a table row's last window: start time, or now-ish after a mis
   assert.equal(nextDue(p, berlin, last, T("2025-03-10T06:00Z")) <= T("2025-03-10T06:00Z"), true);
   // No row yet: the first window to come.
   assert.equal(iso(nextDue(policy, berlin, undefined, T("2025-03-09T12:00Z"))).slice(0, 10), "2025-03-10");
+});
+
+test("a row survives a JSON round trip through a store (Infinity comes back)", () => {
+  const s = addAccount(policy, berlin, T("2025-03-08T12:00Z"), { newestGood: T("2025-03-08T00:30Z") });
+  const running = started(s, s.startAt);
+  for (const row of [s, running, failed(policy, running, { key: s.current.key, at: s.startAt + 1 }).state]) {
+    const back = restoreState(JSON.parse(JSON.stringify(row)));
+    assert.deepEqual(back, row);
+  }
+  assert.equal(restoreState(JSON.parse(JSON.stringify(running))).nextDue, Number.POSITIVE_INFINITY);
 });

@@ -99,7 +99,16 @@ export function addAccount(
 }
 
 /** The fields a transition sets; `nextDue` and `settleAt` follow from them. */
-type Fields = Omit<AccountState, "nextDue" | "settleAt">;
+export type AccountFields = Omit<AccountState, "nextDue" | "settleAt">;
+type Fields = AccountFields;
+
+/**
+ * A row read back from a store: its fields (plain data; JSON keeps them, `current` included),
+ * with `nextDue` and `settleAt` computed again (JSON turns their Infinity into null).
+ */
+export function restoreState(f: AccountFields): AccountState {
+  return make(f);
+}
 
 /**
  * Every state is built here, as one object literal: one shape for all rows, and no object

@@ -60,7 +60,7 @@ function before(a: Candidate, b: Candidate): boolean {
  * open and start time come, or retry time come, or catching up; not running), the most urgent
  * `capacity` start. A failing account backs off by its own `nextDue` and never holds up others.
  *
- * Which rows to give it (rows not given are simply not looked at; nothing is lost):
+ * Which rows to give it, each at most once (rows not given are not looked at; nothing is lost):
  * - every row with `settleAt <= now` (windows that closed while the account waited), and
  * - the most urgent rows with `nextDue <= now`, at least `capacity` of them (all is fine too).
  * With one index per column that is, per fleet (one RPO, so urgency = oldest newest-good):

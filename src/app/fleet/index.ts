@@ -12,6 +12,7 @@
  * to now (settles missed windows). `fleetFigures()` and `accountRpo()` for status.
  */
 export {
+  type AccountFields,
   type AccountState,
   addAccount,
   advance,
@@ -21,6 +22,7 @@ export {
   isDue,
   type MissedWindow,
   nextDue,
+  restoreState,
   type SettledWindow,
   type Step,
 } from "./account.js";

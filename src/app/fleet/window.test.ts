@@ -86,6 +86,13 @@ test("firstWindow: after a window, the next is at least 12 h later; for a newcom
   );
 });
 
+test("firstWindow refuses a NaN (a damaged row) instead of looping", () => {
+  assert.throws(
+    () => firstWindow("Europe/Berlin", NIGHT, Number.NaN, -Infinity),
+    /no window of Europe\/Berlin/,
+  );
+});
+
 test("firstWindow across a timezone change never gives two windows within 12 h nor a gap over 36 h", () => {
   const zones = [
     "Pacific/Kiritimati",

@@ -78,11 +78,16 @@ export function firstWindow(
   closesAfter: number,
 ): WindowInstance {
   const from = Math.max(opensFrom, closesAfter - windowMinutes(w) * MINUTE);
-  // Start a day early: the local date at `from` may be one past the date whose window qualifies.
-  for (let day = localDay(zone, from) - 1; ; day++) {
-    const inst = windowOn(zone, w, day);
-    if (inst.opensAt >= opensFrom && inst.closesAt > closesAfter) return inst;
+  // Start a day early: the local date at `from` may be one past the date whose window qualifies;
+  // a few days always suffice. A NaN (a damaged row) is an error, not an endless search.
+  if (Number.isFinite(from)) {
+    const first = localDay(zone, from) - 1;
+    for (let day = first; day < first + 8; day++) {
+      const inst = windowOn(zone, w, day);
+      if (inst.opensAt >= opensFrom && inst.closesAt > closesAfter) return inst;
+    }
   }
+  throw new Error(`no window of ${zone} opens from ${opensFrom} and closes after ${closesAfter}`);
 }
 
 /**

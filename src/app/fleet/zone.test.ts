@@ -17,6 +17,15 @@ test("offsets around the ±14 h edges and a 45-minute zone", () => {
   );
 });
 
+test("local midnight reads as 00:00 of the new day, not 24:00 of the old one", () => {
+  assert.equal(offsetAt("UTC", T("2025-03-09T00:00Z")), 0);
+  assert.equal(offsetAt("Europe/Berlin", T("2025-03-08T23:00Z")), H);
+  assert.equal(
+    localDay("Europe/Berlin", T("2025-03-08T23:00Z")),
+    Date.parse("2025-03-09T00:00Z") / 86_400_000,
+  );
+});
+
 test("offsets change at the exact second of a transition", () => {
   // America/New_York springs forward at 2025-03-09 07:00Z (02:00 EST).
   assert.equal(offsetAt("America/New_York", T("2025-03-09T06:59:59Z")), -5 * H);
