@@ -126,6 +126,7 @@ interface Result {
   tickP99Ms: number;
   tickMaxMs: number;
   slowestTickAt: number;
+  slowestTickRows: number;
   statusMs: number;
   statusAtPeak: FleetFigures | undefined;
   heapBytesPerAccount: number;
@@ -218,6 +219,7 @@ function simulate(n: number): Result {
   let schedMs = 0;
   let slowest = 0;
   let slowestTickAt = START;
+  let slowestTickRows = 0;
   const statusMs: number[] = [];
   let statusAtPeak: FleetFigures | undefined;
   let peakBacklog = 0;
@@ -338,6 +340,7 @@ function simulate(n: number): Result {
     if (tickSched > slowest) {
       slowest = tickSched;
       slowestTickAt = now;
+      slowestTickRows = rows.length + finished.length;
     }
     tickMs[ticks++] = tickSched;
 
@@ -412,6 +415,7 @@ function simulate(n: number): Result {
     tickP99Ms: sorted[Math.ceil(ticks * 0.99) - 1]!,
     tickMaxMs: sorted[ticks - 1]!,
     slowestTickAt,
+    slowestTickRows,
     statusMs: statusMs.reduce((a, b) => a + b, 0) / statusMs.length,
     statusAtPeak,
     heapBytesPerAccount,
@@ -502,7 +506,8 @@ function report(results: Result[]): string {
   const big = results.at(-1)!;
   lines.push("");
   lines.push(
-    `The slowest tick (${n0(big.accounts)} accounts) was at ${new Date(big.slowestTickAt).toISOString().slice(0, 16)}Z.`,
+    `The slowest tick (${n0(big.accounts)} accounts) was at ${new Date(big.slowestTickAt).toISOString().slice(0, 16)}Z, ` +
+      `with ${n0(big.slowestTickRows)} rows and reports.`,
   );
   const fig = big.statusAtPeak;
   if (fig) {
