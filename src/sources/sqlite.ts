@@ -215,18 +215,23 @@ export async function copySqlite(absPath: string): Promise<SqliteCopy> {
  */
 export const SQLITE_PIECE = 64 * 1024;
 
-/** Stores a file as fixed-size data blobs; returns the content ids and the size. */
+/**
+ * Stores a file as fixed-size data blobs; returns the content ids and the size. `beforePiece`
+ * is awaited before each piece is read (replicate lets its WAL segments go first there).
+ */
 export async function storeFixedPieces(
   repo: Repository,
   file: string,
   pieceSize: number,
   onBytes: (n: number) => void = () => {},
+  beforePiece?: () => Promise<void>,
 ): Promise<{ content: string[]; size: number }> {
   const fh = await fs.open(file, "r");
   const ids: Promise<Buffer>[] = [];
   let size = 0;
   try {
     for (;;) {
+      await beforePiece?.();
       // A fresh buffer per piece: the repository may hand it to a worker thread.
       const buf = Buffer.allocUnsafe(pieceSize);
       let filled = 0;
