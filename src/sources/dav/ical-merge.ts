@@ -93,8 +93,9 @@ function paramValue(tzid: string, wasQuoted: boolean): string {
 }
 
 /**
- * Collects the VTIMEZONEs of a calendar's items (pass 1: `add` per item, then `finish`) and
- * rewrites each item's components (pass 2: `rewrite` with what `add` returned).
+ * Collects the VTIMEZONEs of a calendar's items (pass 1: `add` per item, then `finish`); pass 2
+ * writes `timezones()` and each item's other components through `rewriteTzidParams` with what
+ * `add` returned for it.
  */
 export class TimezoneMerger {
   private readonly byTzid = new Map<string, Variant[]>();
