@@ -12,14 +12,17 @@ import { after, before, test } from "node:test";
 import { LifeboatError } from "../../src/core/errors.js";
 import { baseEnv, jsonLines, run, tempDir } from "../support/cli.js";
 import { type Radicale, startRadicale } from "../support/radicale.js";
+import { eventInstants } from "./ical-instants.js";
 import { recordingProxy } from "./proxy.js";
 import {
   ALLDAY_UID,
   event,
+  outlookEvents,
   putItem,
   RECURRING_UID,
   type SeededCollection,
   seedAccount,
+  seedOutlook,
   vcard,
 } from "./seed.js";
 
@@ -32,7 +35,7 @@ let url: string;
 const snapshots: string[] = [];
 
 before(async () => {
-  rad = await startRadicale({ users: { ann: "dav-secret", bob: "bob-secret" } });
+  rad = await startRadicale({ users: { ann: "dav-secret", bob: "bob-secret", olga: "olga-secret" } });
   cols = await seedAccount(rad, "ann");
   proxy = await recordingProxy(rad.port);
   url = `dav://ann@127.0.0.1:${proxy.port}/`;
@@ -299,6 +302,37 @@ test("export contacts and calendars: per-item files and combined files that pars
     // No temporary files are left behind.
     const leftovers = (await fs.readdir(out, { recursive: true })).filter((f) => String(f).includes(".tmp-"));
     assert.deepEqual(leftovers, []);
+  } finally {
+    await fs.rm(out, { recursive: true, force: true });
+  }
+});
+
+test("export calendars: two Outlook zones named alike keep every event's time in the combined .ics", async () => {
+  // Its own repository, so the snapshots of the main chain stay as the other tests count them.
+  const oenv = {
+    ...env,
+    LIFEBOAT_REPOSITORY: path.join(base, "repo-olga"),
+    LIFEBOAT_SOURCE_PASSWORD: "olga-secret",
+  };
+  assert.equal((await run(["init"], { env: oenv })).code, 0);
+  const c = await seedOutlook(rad, "olga");
+  const out = await tempDir("lb-dav-outlook-");
+  try {
+    const p = await run(["--json", "pull", `dav://olga@127.0.0.1:${rad.port}/`], { env: oenv });
+    assert.equal(p.code, 0, p.stderr);
+    const r = await run(["--json", "export", "calendars", "latest", "--dir", out], { env: oenv });
+    assert.equal(r.code, 0, r.stderr);
+    const sum = jsonLines(r.stdout).find((l) => l.message_type === "summary")!;
+    assert.equal(sum.timezones_renamed, 1);
+    const all = await fs.readFile(path.join(out, `${c.name}.ics`), "utf8");
+    const combined = eventInstants(all);
+    for (const e of outlookEvents()) {
+      // As Radicale serves the item, as exported on its own, and in the combined file.
+      const served = await rad.request("olga", "GET", c.items.find((i) => i.uid === e.uid)!.href);
+      assert.deepEqual(eventInstants(served.text).get(e.uid), e.instants, `${e.uid} as served`);
+      assert.deepEqual(combined.get(e.uid), e.instants, `${e.uid} in ${c.name}.ics`);
+    }
+    assert.equal(all.match(/^BEGIN:VTIMEZONE\r$/gm)?.length, 2);
   } finally {
     await fs.rm(out, { recursive: true, force: true });
   }

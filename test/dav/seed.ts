@@ -247,3 +247,103 @@ export async function seedAccount(rad: Radicale, user: string): Promise<SeededCo
   }
   return cols;
 }
+
+/**
+ * Two events as Outlook/Exchange writes them: both name their zone `Customized Time Zone`, one
+ * at a fixed +04:30, the other at -05:00 with US daylight saving rules, and the second quotes the
+ * TZID parameter. `instants` are the absolute times (UTC, ms) each event means on its own.
+ */
+export const CUSTOM_TZ = "Customized Time Zone";
+export interface OutlookEvent {
+  uid: string;
+  body: string;
+  instants: { dtstart: number; dtend: number; exdates: number[] };
+}
+export function outlookEvents(): OutlookEvent[] {
+  const kabulLike = [
+    "BEGIN:VTIMEZONE",
+    `TZID:${CUSTOM_TZ}`,
+    "BEGIN:STANDARD",
+    "DTSTART:16010101T000000",
+    "TZOFFSETFROM:+0430",
+    "TZOFFSETTO:+0430",
+    "END:STANDARD",
+    "END:VTIMEZONE",
+  ];
+  const easternLike = [
+    "BEGIN:VTIMEZONE",
+    `TZID:${CUSTOM_TZ}`,
+    "BEGIN:STANDARD",
+    "DTSTART:16010101T020000",
+    "TZOFFSETFROM:-0400",
+    "TZOFFSETTO:-0500",
+    "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=11",
+    "END:STANDARD",
+    "BEGIN:DAYLIGHT",
+    "DTSTART:16010101T020000",
+    "TZOFFSETFROM:-0500",
+    "TZOFFSETTO:-0400",
+    "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=2SU;BYMONTH=3",
+    "END:DAYLIGHT",
+    "END:VTIMEZONE",
+  ];
+  return [
+    {
+      uid: "outlook-plus-0430@lifeboat.test",
+      body: VCAL([
+        ...kabulLike,
+        "BEGIN:VEVENT",
+        "UID:outlook-plus-0430@lifeboat.test",
+        "DTSTAMP:20240101T000000Z",
+        `DTSTART;TZID=${CUSTOM_TZ}:20240715T100000`,
+        `DTEND;TZID=${CUSTOM_TZ}:20240715T110000`,
+        "SUMMARY:Call with the Kabul office",
+        "END:VEVENT",
+      ]),
+      instants: {
+        dtstart: Date.UTC(2024, 6, 15, 5, 30),
+        dtend: Date.UTC(2024, 6, 15, 6, 30),
+        exdates: [],
+      },
+    },
+    {
+      uid: "outlook-minus-0500@lifeboat.test",
+      body: VCAL([
+        ...easternLike,
+        "BEGIN:VEVENT",
+        "UID:outlook-minus-0500@lifeboat.test",
+        "DTSTAMP:20240101T000000Z",
+        `DTSTART;TZID="${CUSTOM_TZ}":20240715T100000`,
+        `DTEND;TZID="${CUSTOM_TZ}":20240715T110000`,
+        "RRULE:FREQ=WEEKLY;COUNT=30",
+        `EXDATE;TZID=${CUSTOM_TZ}:20240722T100000,20241111T100000`,
+        "SUMMARY:Weekly with New York",
+        "END:VEVENT",
+      ]),
+      instants: {
+        dtstart: Date.UTC(2024, 6, 15, 14, 0),
+        dtend: Date.UTC(2024, 6, 15, 15, 0),
+        // 22 July in daylight time (-04:00), 11 November in standard time (-05:00).
+        exdates: [Date.UTC(2024, 6, 22, 14, 0), Date.UTC(2024, 10, 11, 15, 0)],
+      },
+    },
+  ];
+}
+
+/** A calendar `outlook` holding the two `outlookEvents()`. */
+export async function seedOutlook(rad: Radicale, user: string): Promise<SeededCollection> {
+  const c: SeededCollection = {
+    kind: "calendar",
+    path: `/${user}/outlook/`,
+    name: "outlook",
+    displayname: "Exchange",
+    items: [],
+  };
+  await mk(rad, user, c, ["VEVENT"]);
+  for (const [i, e] of outlookEvents().entries()) {
+    const it = { href: `${c.path}outlook-${i}.ics`, uid: e.uid, body: e.body };
+    await putItem(rad, user, "calendar", it.href, it.body);
+    c.items.push(it);
+  }
+  return c;
+}

@@ -9,8 +9,11 @@ import {
   itemFileName,
 } from "../../src/sources/dav/collection-state.js";
 import { collectionOf } from "../../src/sources/dav/discover.js";
-import { calendarComponents, foldLine, uidOf } from "../../src/sources/dav/ical.js";
+import { type CalendarComponent, calendarComponents, foldLine, uidOf } from "../../src/sources/dav/ical.js";
+import { normaliseTimezone, rewriteTzidParams, TimezoneMerger } from "../../src/sources/dav/ical-merge.js";
 import { NS, parseXml } from "../../src/sources/dav/xml.js";
+import { eventInstants } from "./ical-instants.js";
+import { CUSTOM_TZ, type OutlookEvent, outlookEvents } from "./seed.js";
 
 const BASE = "https://dav.example.org/cal/ann/";
 
@@ -115,5 +118,103 @@ test("names and collection state", () => {
         "t",
       ),
     /file name/,
+  );
+});
+
+const componentsOf = (text: string): CalendarComponent[] => {
+  const r = calendarComponents(text);
+  assert.ok("components" in r, "error" in r ? r.error : "");
+  return r.components;
+};
+
+/** Combines items the way `export calendars` does: merged VTIMEZONEs first, then the rest. */
+function combine(items: string[]): { text: string; merger: TimezoneMerger } {
+  const merger = new TimezoneMerger();
+  const parsed = items.map((t) => ({ comps: componentsOf(t), renames: merger.add(componentsOf(t)) }));
+  merger.finish();
+  const lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//t//EN"];
+  for (const z of merger.timezones()) lines.push(...z);
+  for (const { comps, renames } of parsed)
+    for (const c of comps)
+      if (c.type !== "VTIMEZONE") lines.push(...(renames ? rewriteTzidParams(c.lines, renames) : c.lines));
+  lines.push("END:VCALENDAR");
+  return { text: `${lines.join("\r\n")}\r\n`, merger };
+}
+
+test("combined calendar: a reused TZID with other rules gets its own name, every instant kept", () => {
+  const events = outlookEvents();
+  for (const order of [events, [...events].reverse()]) {
+    const { text, merger } = combine(order.map((e) => e.body));
+    assert.equal(merger.renamed, 1);
+    const tzids = (text.match(/^TZID:.*$/gm) ?? []).map((l) => l.trim());
+    assert.deepEqual(tzids, [`TZID:${CUSTOM_TZ}`, `TZID:${CUSTOM_TZ} (2)`]);
+    const got = eventInstants(text);
+    for (const e of order) {
+      assert.deepEqual(eventInstants(e.body).get(e.uid), e.instants, "the fixture means what it says");
+      assert.deepEqual(got.get(e.uid), e.instants, e.uid);
+    }
+    // The renamed reference stays quoted where it was quoted.
+    if (order[0] === events[0])
+      assert.match(text, /^DTSTART;TZID="Customized Time Zone \(2\)":20240715T100000\r$/m);
+  }
+  // What the first-wins merge did: the second event read in the first event's zone.
+  const firstWins = events
+    .map((e) => e.body)
+    .join("")
+    .replace(
+      /END:VCALENDAR\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:[^\r]*\r\nBEGIN:VTIMEZONE[\s\S]*?END:VTIMEZONE\r\n/,
+      "",
+    );
+  const wrong = eventInstants(firstWins).get(events[1]!.uid)!;
+  assert.equal(wrong.dtstart - events[1]!.instants.dtstart, -8.5 * 3600_000);
+});
+
+test("combined calendar: equal VTIMEZONEs are kept once, taken names are skipped", () => {
+  const [a, b] = outlookEvents() as [OutlookEvent, OutlookEvent];
+  // The same zone refolded, with another LAST-MODIFIED and lower-case names, is the same zone.
+  const refolded = a.body
+    .replace("TZOFFSETTO:+0430", "tzoffsetto:+04\r\n 30")
+    .replace("BEGIN:STANDARD", "LAST-MODIFIED:20240101T000000Z\r\nBEGIN:STANDARD");
+  const z = (t: string) => componentsOf(t).find((c) => c.type === "VTIMEZONE")!.lines;
+  assert.equal(normaliseTimezone(z(a.body)), normaliseTimezone(z(refolded)));
+  assert.notEqual(normaliseTimezone(z(a.body)), normaliseTimezone(z(b.body)));
+  const same = combine([a.body, refolded]);
+  assert.equal(same.merger.renamed, 0);
+  assert.equal(same.merger.deduplicated, 1);
+  assert.equal(same.text.match(/^BEGIN:VTIMEZONE/gm)?.length, 1);
+
+  // A calendar that already uses the name "Customized Time Zone (2)" for yet another zone.
+  const taken = a.body
+    .replaceAll(CUSTOM_TZ, `${CUSTOM_TZ} (2)`)
+    .replace("+0430", "+0545")
+    .replace("+0430", "+0545");
+  const three = combine([a.body, taken, b.body]);
+  assert.deepEqual(
+    (three.text.match(/^TZID:.*$/gm) ?? []).map((l) => l.trim()),
+    [`TZID:${CUSTOM_TZ}`, `TZID:${CUSTOM_TZ} (3)`, `TZID:${CUSTOM_TZ} (2)`],
+  );
+  assert.deepEqual(eventInstants(three.text).get(outlookEvents()[1]!.uid), outlookEvents()[1]!.instants);
+
+  // TZID parameters: quoted or not, any property; other lines keep their bytes (and folding).
+  const renames = new Map([
+    ["A;B", "A;B (2)"],
+    ["Z", "Z (2)"],
+  ]);
+  assert.deepEqual(
+    rewriteTzidParams(
+      [
+        'RDATE;VALUE=DATE-TIME;TZID="A;B":20240101T000000',
+        "X-FOO;tzid=Z:1",
+        "DESCRIPTION:TZID=Z",
+        " (folded)",
+      ],
+      renames,
+    ),
+    [
+      'RDATE;VALUE=DATE-TIME;TZID="A;B (2)":20240101T000000',
+      "X-FOO;tzid=Z (2):1",
+      "DESCRIPTION:TZID=Z",
+      " (folded)",
+    ],
   );
 });

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -389,6 +390,66 @@ test("generations every --snapshot-interval; --retention deletes what no point i
     { env },
   );
   assert.equal(early.code, 13, show(early));
+});
+
+test("while a busy database's first full snapshot is copied and stored, segments keep being shipped", async () => {
+  const file = path.join(base, "large.db");
+  createBank(file, "wal");
+  // About 96 MiB of incompressible rows, so that copying, checking and storing the snapshot
+  // takes several intervals.
+  const db = new Database(file);
+  db.exec("CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB NOT NULL)");
+  const fill = db.prepare("INSERT INTO filler (data) VALUES (?)");
+  for (let i = 0; i < 24; i++)
+    db.transaction(() => {
+      for (let j = 0; j < 1024; j++) fill.run(randomBytes(4000));
+    })();
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+  const INTERVAL = 200;
+  // The writer is busy before replicate starts, as on a live server.
+  const writer = startWriter(file, 300);
+  await sleep(500);
+  const rep = startReplicate([`sqlite:${file}`, "--interval", `${INTERVAL}ms`]);
+  await rep.ready();
+  await sleep(1500);
+  const w = await writer.stop();
+  const r = await rep.stop();
+  assert.equal(r.code, 0, show(r));
+  const lines = jsonLines(r.stdout);
+  const first = lines.findIndex((l) => l.message_type === "snapshot");
+  const snap = lines[first]!;
+  const gen = String(snap.generation);
+  const snapshotMs = Number(snap.seconds) * 1000;
+  const segs = lines.filter((l) => l.message_type === "segment" && l.generation === gen);
+  const during = lines.slice(0, first).filter((l) => l.message_type === "segment" && l.generation === gen);
+  const lags = segs.map((l) => Number(l.lag_max_ms));
+  console.log(
+    `replicate: first snapshot of ${(Number(snap.bytes) / 2 ** 20).toFixed(0)} MiB took ${Math.round(snapshotMs)} ms; ` +
+      `${during.length} segments shipped meanwhile; lag_max of the generation's segments: ${lags.join(", ")} ms`,
+  );
+  // Meaningful only when the snapshot outlasts a few intervals.
+  assert.ok(snapshotMs > 3 * INTERVAL, `the snapshot took only ${snapshotMs} ms`);
+  assert.ok(during.length >= 2, `only ${during.length} segments were shipped while the snapshot was stored`);
+  // No segment waited for the snapshot: each one's lag stays well below the snapshot's duration
+  // (before, the first segment after it held everything committed meanwhile).
+  assert.ok(Math.max(...lags) < Math.max(snapshotMs * 0.75, 4 * INTERVAL), `lags ${lags.join(", ")} ms`);
+
+  // The segments shipped during the snapshot are usable: restore as of one of them, and latest.
+  const mid = String(during.at(-1)!.commits_before);
+  const atMid = path.join(base, "large-mid.db");
+  const rm = await run(["restore", `sqlite:${file}`, "--time", mid, "--target", atMid], { env });
+  assert.equal(rm.code, 0, show(rm));
+  const got = checkBank(atMid);
+  assert.ok(
+    got.n > 0 && got.times.every((t) => t <= Date.parse(mid)),
+    "restore --time holds later transfers",
+  );
+  const latest = path.join(base, "large-latest.db");
+  const rl = await run(["restore", `sqlite:${file}`, "--target", latest], { env });
+  assert.equal(rl.code, 0, show(rl));
+  assert.equal(checkBank(latest).n, w.n);
+  assert.ok(got.n < w.n);
 });
 
 test("replicate refuses a database that is not in WAL mode, saying how to switch", async () => {

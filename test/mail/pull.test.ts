@@ -290,3 +290,40 @@ test("errors: wrong password, unreachable server, no password", async () => {
   const bad = await run(["pull", "imap://ann:pw@127.0.0.1:1"], { env });
   assert.equal(bad.code, 2);
 });
+
+test("folders deleted or renamed on the server: their messages count as removed", async () => {
+  // A full pull as the parent (the tests before pulled selections).
+  const first = await pull();
+  assert.equal(first.folders_removed, 0);
+  const count = (folder: string) => seeded.filter((m) => m.folder === folder).length;
+  const drafts = count("Entwürfe");
+  const sent = count("Sent");
+  const archive = count("Archive/2024");
+  assert.ok(drafts > 0 && sent > 0 && archive > 0);
+  await admin.mailboxDelete("Entwürfe");
+  await admin.mailboxRename("Sent", "Sent Items");
+  await admin.mailboxRename("Archive/2024", "Archive/2023");
+  const s = await pull();
+  assert.equal(s.folders_removed, 3);
+  assert.equal(s.messages_removed, drafts + sent + archive);
+  assert.equal(s.folders_new, 2);
+  assert.equal(s.messages, (first.messages as number) - drafts);
+  assert.equal(s.messages_fetched, sent + archive);
+  for (const m of seeded)
+    if (m.folder === "Sent" || m.folder === "Archive/2024")
+      m.folder = m.folder === "Sent" ? "Sent Items" : "Archive/2023";
+  seeded = seeded.filter((m) => m.folder !== "Entwürfe");
+
+  // A selection leaves folders out without their being removed from the server.
+  const only = await pull("--folder", "INBOX");
+  assert.equal(only.folders_removed, 0);
+  assert.equal(only.messages_removed, 0);
+
+  // The summary for people says the same (after a full pull as the parent).
+  await pull();
+  await admin.mailboxDelete("Sent Items");
+  const human = await run(["pull", dv.url], { env });
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /, 1 deleted or renamed on the server\)/);
+  assert.match(human.stdout, new RegExp(`, ${sent} gone from the server,`));
+});

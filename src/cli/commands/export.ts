@@ -126,7 +126,7 @@ One file per item, byte for byte as the server served it, and one combined file 
 collection: ${
           kind === "addressbook"
             ? "<collection>.vcf holds every vCard one after another"
-            : "<collection>.ics is a single VCALENDAR with every VEVENT/VTODO/... and each\nVTIMEZONE once"
+            : "<collection>.ics is a single VCALENDAR with every VEVENT/VTODO/... and each\nVTIMEZONE once (a TZID reused with other rules gets its own, e.g. `NAME (2)`)"
         }. Every file is written under a temporary name and renamed into place.
 See docs/dav.md.
 
@@ -161,6 +161,7 @@ Examples:
           combined_files: stats.combined,
           malformed: stats.malformed,
           timezones_deduplicated: stats.timezonesDeduplicated,
+          timezones_renamed: stats.timezonesRenamed,
         });
       });
   }

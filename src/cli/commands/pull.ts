@@ -213,7 +213,7 @@ Examples:
           const m = source.stats;
           const secs = s.durationMs / 1000;
           c.out.info(
-            `Folders: ${m.folders} (${m.foldersNew} new, ${m.foldersRefetched} fetched again after a UIDVALIDITY change)`,
+            `Folders: ${m.folders} (${m.foldersNew} new, ${m.foldersRefetched} fetched again after a UIDVALIDITY change, ${m.foldersRemoved} deleted or renamed on the server)`,
           );
           c.out.info(
             `Messages: ${m.messages} in the snapshot; ${m.messagesFetched} downloaded (${bytes(m.bytesFetched)}), ${m.messagesReused} unchanged, ${m.messagesRemoved} gone from the server, ${m.flagsChanged} with changed flags`,
@@ -229,6 +229,7 @@ Examples:
             folders: m.folders,
             folders_new: m.foldersNew,
             folders_refetched: m.foldersRefetched,
+            folders_removed: m.foldersRemoved,
             messages: m.messages,
             messages_fetched: m.messagesFetched,
             messages_reused: m.messagesReused,

@@ -16,6 +16,7 @@ import {
 } from "./collection-state.js";
 import type { CollectionKind } from "./discover.js";
 import { calendarComponents, escapeText, foldLine } from "./ical.js";
+import { rewriteTzidParams, TimezoneMerger, type TzidRenames } from "./ical-merge.js";
 
 /** One collection of a DAV snapshot: its directory name, state, and item files. */
 export interface DavSnapshotCollection {
@@ -78,8 +79,10 @@ export interface DavExportStats {
   combined: number;
   /** Calendar items left out of the combined file because their structure is broken. */
   malformed: number;
-  /** VTIMEZONEs left out of combined files because the same TZID was already there. */
+  /** VTIMEZONEs left out of combined files because an identical one (same TZID) was already there. */
   timezonesDeduplicated: number;
+  /** VTIMEZONEs given a new TZID in a combined file because another one with their TZID differs. */
+  timezonesRenamed: number;
 }
 
 const nsToDate = (ns: string) => new Date(Number(BigInt(ns) / 1_000_000n));
@@ -109,7 +112,8 @@ async function writePiecesAtomic(file: string, pieces: AsyncIterable<string | Bu
 /**
  * `export contacts|calendars`: DIR/<collection>/<item>.vcf|.ics (bytes as pulled, mtime kept)
  * and one combined file per collection: DIR/<collection>.vcf (the vCards one after another) or
- * DIR/<collection>.ics (one VCALENDAR with every component, each VTIMEZONE once, first).
+ * DIR/<collection>.ics (one VCALENDAR with every component, each distinct VTIMEZONE once, first;
+ * see ical-merge.ts for TZIDs that Outlook reuses with different rules).
  * Every file is written under a temporary name and renamed into place.
  */
 export async function exportDav(
@@ -126,6 +130,7 @@ export async function exportDav(
     combined: 0,
     malformed: 0,
     timezonesDeduplicated: 0,
+    timezonesRenamed: 0,
   };
   const ext = KIND_EXT[kind];
   await fs.mkdir(dir, { recursive: true });
@@ -156,8 +161,8 @@ export async function exportDav(
       );
     } else {
       // Pass 1 (over the files just written): which items are well-formed, and every VTIMEZONE.
-      const timezones = new Map<string, string[]>();
-      const good: string[] = [];
+      const zones = new TimezoneMerger();
+      const good: { file: string; renames: TzidRenames | undefined }[] = [];
       for (const f of written) {
         const parsed = calendarComponents(await fs.readFile(f, "utf8"));
         if ("error" in parsed) {
@@ -165,14 +170,11 @@ export async function exportDav(
           onWarning?.(`${path.relative(dir, f)}: ${parsed.error}; left out of ${path.basename(combined)}`);
           continue;
         }
-        good.push(f);
-        for (const comp of parsed.components) {
-          if (comp.type !== "VTIMEZONE") continue;
-          const key = comp.tzid ?? comp.lines.join("\n");
-          if (timezones.has(key)) stats.timezonesDeduplicated++;
-          else timezones.set(key, comp.lines);
-        }
+        good.push({ file: f, renames: zones.add(parsed.components) });
       }
+      zones.finish();
+      stats.timezonesDeduplicated += zones.deduplicated;
+      stats.timezonesRenamed += zones.renamed;
       const header = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -183,13 +185,15 @@ export async function exportDav(
         combined,
         (async function* () {
           yield `${header.join("\r\n")}\r\n`;
-          for (const lines of timezones.values()) yield `${lines.join("\r\n")}\r\n`;
-          // Pass 2: every other component, in the collection's order.
-          for (const f of good) {
-            const parsed = calendarComponents(await fs.readFile(f, "utf8"));
+          for (const lines of zones.timezones()) yield `${lines.join("\r\n")}\r\n`;
+          // Pass 2: every other component, in the collection's order, its TZID parameters
+          // pointing at the VTIMEZONE that came with it.
+          for (const { file, renames } of good) {
+            const parsed = calendarComponents(await fs.readFile(file, "utf8"));
             if ("error" in parsed) continue;
             for (const comp of parsed.components)
-              if (comp.type !== "VTIMEZONE") yield `${comp.lines.join("\r\n")}\r\n`;
+              if (comp.type !== "VTIMEZONE")
+                yield `${(renames ? rewriteTzidParams(comp.lines, renames) : comp.lines).join("\r\n")}\r\n`;
           }
           yield "END:VCALENDAR\r\n";
         })(),

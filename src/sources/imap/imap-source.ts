@@ -1,5 +1,6 @@
 import type { FetchMessageObject, ImapFlow, ListResponse } from "imapflow";
 import { LifeboatError, UNREACHABLE_CODES } from "../../core/errors.js";
+import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/source.js";
 import {
@@ -186,8 +187,17 @@ export interface ImapPullStats {
   messagesFetched: number;
   /** Messages taken over from the parent snapshot without downloading them. */
   messagesReused: number;
-  /** Messages in the parent snapshot that are gone from the server (absent from this snapshot). */
+  /**
+   * Messages in the parent snapshot that are gone from the server (absent from this snapshot),
+   * including every message of a folder in `foldersRemoved`.
+   */
   messagesRemoved: number;
+  /**
+   * Folders in the parent snapshot that the server no longer lists as selectable: deleted, or
+   * renamed (the new name counts in `foldersNew`). Folders only left out by --folder or
+   * --exclude-folder are still on the server and not counted.
+   */
+  foldersRemoved: number;
   /** Messages whose flags differ from the parent snapshot. */
   flagsChanged: number;
   bytesFetched: number;
@@ -209,6 +219,8 @@ export interface ImapSourceOptions {
 }
 
 const SKIP_FLAGS = new Set(["\\recent"]);
+/** A folder that can hold messages (not a mere level of the hierarchy, not gone). */
+const selectable = (f: ListResponse) => !f.flags.has("\\Noselect") && !f.flags.has("\\NonExistent");
 const cleanFlags = (f: Set<string> | undefined) =>
   [...(f ?? [])].filter((x) => !SKIP_FLAGS.has(x.toLowerCase())).sort();
 const sameFlags = (a: readonly string[], b: readonly string[]) =>
@@ -262,6 +274,7 @@ export class ImapSource implements VirtualSource {
       messagesFetched: 0,
       messagesReused: 0,
       messagesRemoved: 0,
+      foldersRemoved: 0,
       flagsChanged: 0,
       bytesFetched: 0,
       condstoreFolders: 0,
@@ -270,7 +283,7 @@ export class ImapSource implements VirtualSource {
   }
 
   private wanted(f: ListResponse): boolean {
-    if (f.flags.has("\\Noselect") || f.flags.has("\\NonExistent")) return false;
+    if (!selectable(f)) return false;
     const names = [f.path, f.delimiter ? f.path.split(f.delimiter).join("/") : f.path];
     const hit = (res: RegExp[]) => res.some((re) => names.some((n) => re.test(n)));
     if (this.include.length > 0 && !hit(this.include)) return false;
@@ -279,18 +292,22 @@ export class ImapSource implements VirtualSource {
 
   /** The folders this pull covers, in a stable order. */
   async folders(): Promise<ListResponse[]> {
-    const all = await this.client.list();
+    return this.select(await this.client.list());
+  }
+
+  private select(all: ListResponse[]): ListResponse[] {
     return all.filter((f) => this.wanted(f)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
-  async *entries(parent: ParentLookup): AsyncIterable<VirtualEntry> {
+  async *entries(parent: ParentLookup, parentSnapshot?: SnapshotWithId): AsyncIterable<VirtualEntry> {
     const t = this.o.target;
-    let folders: ListResponse[];
+    let all: ListResponse[];
     try {
-      folders = await this.folders();
+      all = await this.client.list();
     } catch (e) {
       throw imapError(e, t);
     }
+    const folders = this.select(all);
     const seenDirs = new Set<string>();
     for (const f of folders) {
       const dir = folderDir(f.path, f.delimiter ?? "");
@@ -301,6 +318,56 @@ export class ImapSource implements VirtualSource {
       seenDirs.add(dir);
       yield* this.folder(f, dir, parent);
     }
+    await this.countRemovedFolders(parent, parentSnapshot, all);
+  }
+
+  /**
+   * Folders of the parent snapshot that the server no longer lists (deleted, or renamed away),
+   * and their messages: gone from the server as much as a deleted message is. The parent's
+   * folders are those of its `meta.imap.uidValidity`; each one's message count is read from
+   * its `.folder.json` in the parent.
+   */
+  private async countRemovedFolders(
+    parent: ParentLookup,
+    parentSnapshot: SnapshotWithId | undefined,
+    all: ListResponse[],
+  ): Promise<void> {
+    const imap = parentSnapshot?.meta?.imap as { uidValidity?: unknown } | undefined;
+    const before = imap?.uidValidity;
+    if (typeof before !== "object" || before === null) return;
+    const present = new Set(all.filter(selectable).map((f) => f.path));
+    // The parent's folder directories were named with the server's delimiter of that time.
+    const delimiters = [...new Set([...all.map((f) => f.delimiter ?? ""), "/", ".", ""])];
+    for (const path of Object.keys(before)) {
+      if (present.has(path)) continue;
+      this.stats.foldersRemoved++;
+      const state = await this.parentStateOf(parent, path, delimiters);
+      if (state) this.stats.messagesRemoved += state.messages.length;
+      else
+        this.o.onWarning?.(
+          `folder ${JSON.stringify(path)} is gone from the server, but its state is not in the parent snapshot; its messages are not counted as removed`,
+        );
+    }
+  }
+
+  /** The parent's `.folder.json` of the folder named `path` (its directory depends on the delimiter). */
+  private async parentStateOf(
+    parent: ParentLookup,
+    path: string,
+    delimiters: string[],
+  ): Promise<FolderState | undefined> {
+    for (const d of delimiters) {
+      const what = `${folderDir(path, d)}/${FOLDER_STATE_FILE}`;
+      const node = await parent(what);
+      if (!node || node.type !== "file") continue;
+      try {
+        const state = decodeFolderState(await this.o.readParentFile(node), what);
+        if (state.path === path) return state;
+      } catch {
+        // Another folder's directory, or unreadable: try the next delimiter.
+      }
+    }
+    return undefined;
   }
 
   private async parentState(parent: ParentLookup, dir: string): Promise<FolderState | undefined> {

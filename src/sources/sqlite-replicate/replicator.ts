@@ -7,16 +7,12 @@ import Database from "better-sqlite3";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { endSession, type SessionHandle, startSession } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
+import type { TreeNode } from "../../repo/tree.js";
 import type { VirtualEntry, VirtualSource } from "../../snapshot/source.js";
+import { storeStream } from "../../snapshot/store-file.js";
 import { takeSnapshot } from "../../snapshot/take.js";
 import { dbError } from "../child-stream.js";
-import {
-  describeDatabase,
-  readFileStream,
-  SQLITE_PIECE,
-  type SqliteFacts,
-  sqliteSourceName,
-} from "../sqlite.js";
+import { SQLITE_PIECE, sqliteSourceName } from "../sqlite.js";
 import {
   listSegments,
   type ReplicationMeta,
@@ -26,6 +22,8 @@ import {
   storePages,
   writeSegment,
 } from "./segments.js";
+import { SnapshotCopy } from "./snapshot-copy.js";
+import { Turns } from "./turns.js";
 import { readWalHeader, scanWal, WAL_HEADER, type WalHeader, type WalScan } from "./wal.js";
 
 /**
@@ -42,9 +40,12 @@ import { readWalHeader, scanWal, WAL_HEADER, type WalHeader, type WalScan } from
  * is written) while it reads, so it ships the whole log, and lets a checkpoint backfill all of it
  * so that the next writer can restart the WAL from the beginning.
  *
- * A generation starts with a full snapshot (online backup from our own read transaction, begun
- * under the write lock so that its position in the WAL is exact); its segments apply in order
- * on top of it.
+ * A generation starts with a full snapshot (online backup from a read transaction of a worker
+ * thread, begun under the write lock so that its position in the WAL is exact); its segments
+ * apply in order on top of it. The snapshot is copied, checked and stored in the background:
+ * meanwhile the cycles go on shipping segments of the new generation (usable once its snapshot
+ * exists: restore only looks for the segments of a snapshot's generation), so the lag stays
+ * near one interval during a generation switch instead of growing by the snapshot's duration.
  */
 
 export interface ReplicateOptions {
@@ -160,6 +161,12 @@ export class SqliteReplicator {
   private readonly stats = { segments: 0, frames: 0, commits: 0, bytes: 0, lagMax: 0, lagSum: 0 };
   private generationsStarted = 0;
   private session: (SessionHandle & { started: number }) | undefined;
+  /** Segments, session renewals and the background snapshot take turns at the repository. */
+  private readonly repoTurns = new Turns();
+  /** The current generation's snapshot while it is copied and stored in the background. */
+  private pendingSnapshot: Promise<void> | undefined;
+  private snapshotError: unknown;
+  private copy: SnapshotCopy | undefined;
 
   constructor(
     private readonly repo: Repository,
@@ -195,8 +202,10 @@ export class SqliteReplicator {
       await this.startGeneration("start");
       let lastSnapshot = Date.now();
       while (!this.stopping) {
+        this.throwIfSnapshotFailed();
         const started = Date.now();
-        if (started - lastSnapshot >= this.opts.snapshotIntervalMs) {
+        // (A snapshot still being stored postpones the next generation: cycles go on meanwhile.)
+        if (started - lastSnapshot >= this.opts.snapshotIntervalMs && !this.pendingSnapshot) {
           await this.startGeneration("snapshot interval");
           lastSnapshot = Date.now();
         } else if (!(await this.cycle())) {
@@ -217,8 +226,10 @@ export class SqliteReplicator {
           this.wake = undefined;
         }
       }
-      // Finish: what is committed now is shipped before the process ends.
+      // Finish: what is committed now is shipped before the process ends, and the current
+      // generation's snapshot is complete.
       if (!(await this.cycle())) await this.startGeneration("WAL discontinuity");
+      await this.settleSnapshot();
       const s = this.stats;
       return {
         generations: this.generationsStarted,
@@ -230,9 +241,22 @@ export class SqliteReplicator {
         lagMeanMs: s.segments > 0 ? s.lagSum / s.segments : 0,
       };
     } finally {
+      await this.copy?.stop();
+      await this.pendingSnapshot?.catch(() => {});
       this.close();
       if (this.session) await endSession(this.repo, this.session).catch(() => {});
     }
+  }
+
+  private throwIfSnapshotFailed(): void {
+    if (this.snapshotError !== undefined) throw this.snapshotError;
+  }
+
+  /** Waits for the snapshot being stored in the background (if any); throws its failure. */
+  private async settleSnapshot(): Promise<void> {
+    await this.pendingSnapshot?.catch(() => {});
+    this.pendingSnapshot = undefined;
+    this.throwIfSnapshotFailed();
   }
 
   /**
@@ -242,10 +266,12 @@ export class SqliteReplicator {
    * new session also reads prune's plans, so nothing deduplicates against packs about to go.
    */
   private async renewSession(): Promise<void> {
-    const old = this.session;
-    this.session = { ...(await startSession(this.repo, "backup")), started: Date.now() };
-    await this.repo.catchUpIndex();
-    if (old) await endSession(this.repo, old).catch(() => {});
+    await this.repoTurns.run(async () => {
+      const old = this.session;
+      this.session = { ...(await startSession(this.repo, "backup")), started: Date.now() };
+      await this.repo.catchUpIndex();
+      if (old) await endSession(this.repo, old).catch(() => {});
+    });
   }
 
   private close(): void {
@@ -360,7 +386,8 @@ export class SqliteReplicator {
   /** One interval: read, hand off, checkpoint, store. False on a WAL discontinuity. */
   private async cycle(): Promise<boolean> {
     const frameBytes = this.pos.hdr ? this.pos.offset - WAL_HEADER : 0;
-    const restart = frameBytes >= (this.opts.walRestartBytes ?? 4 * 1024 * 1024);
+    // While a snapshot's copy holds its read mark the WAL cannot restart: do not take the lock.
+    const restart = !this.copy?.holding && frameBytes >= (this.opts.walRestartBytes ?? 4 * 1024 * 1024);
     // Opportunistic: a writer holding the lock for long (e.g. a FULL checkpoint waiting for our
     // reader to move on) is not waited for; the WAL restarts at a later cycle.
     const locked = restart && (await this.lock(this.opts.restartLockMs ?? 100));
@@ -407,35 +434,39 @@ export class SqliteReplicator {
         cur.salt2 === hdr.salt2 &&
         cur.checkpointSeq === hdr.checkpointSeq;
       const start = sameWal ? this.pos.offset : WAL_HEADER;
-      const stored = await this.repo.withWriter((w) => storePages(w, scan.pages, scan.dbPages));
-      const storedAt = Date.now();
       const salts = `${hdr.salt1}/${hdr.salt2}`;
-      const doc: SegmentDoc = {
-        version: 1,
-        source: this.source,
-        hostname: this.opts.host ?? os.hostname(),
-        generation: gen.id,
-        index: this.nextIndex,
-        wal: {
-          salt1: hdr.salt1,
-          salt2: hdr.salt2,
-          checkpointSeq: hdr.checkpointSeq,
-          start,
-          end: scan.end,
-        },
-        walRestarted: this.lastSalts !== "" && this.lastSalts !== salts,
-        pageSize: hdr.pageSize,
-        dbPages: scan.dbPages,
-        frames: scan.frames,
-        commits: scan.commits,
-        pages: stored.count,
-        commitsAfter: new Date(commitsAfter).toISOString(),
-        commitsBefore: new Date(commitsBefore).toISOString(),
-        storedAt: new Date(storedAt).toISOString(),
-        size: stored.size,
-        content: stored.content,
-      };
-      const { id } = await writeSegment(this.repo, doc);
+      const { doc, id } = await this.repoTurns.run(async () => {
+        // Pages durable before the document that references them (the writer scope flushes,
+        // which also makes durable whatever of a background snapshot is queued: harmless).
+        const stored = await this.repo.withWriter((w) => storePages(w, scan.pages, scan.dbPages));
+        const storedAt = Date.now();
+        const doc: SegmentDoc = {
+          version: 1,
+          source: this.source,
+          hostname: this.opts.host ?? os.hostname(),
+          generation: gen.id,
+          index: this.nextIndex,
+          wal: {
+            salt1: hdr.salt1,
+            salt2: hdr.salt2,
+            checkpointSeq: hdr.checkpointSeq,
+            start,
+            end: scan.end,
+          },
+          walRestarted: this.lastSalts !== "" && this.lastSalts !== salts,
+          pageSize: hdr.pageSize,
+          dbPages: scan.dbPages,
+          frames: scan.frames,
+          commits: scan.commits,
+          pages: stored.count,
+          commitsAfter: new Date(commitsAfter).toISOString(),
+          commitsBefore: new Date(commitsBefore).toISOString(),
+          storedAt: new Date(storedAt).toISOString(),
+          size: stored.size,
+          content: stored.content,
+        };
+        return { doc, id: (await writeSegment(this.repo, doc)).id };
+      });
       const done = Date.now();
       this.lastSalts = salts;
       this.nextIndex++;
@@ -445,7 +476,7 @@ export class SqliteReplicator {
       s.segments++;
       s.frames += scan.frames;
       s.commits += scan.commits;
-      s.bytes += stored.size;
+      s.bytes += doc.size;
       s.lagMax = Math.max(s.lagMax, lagMaxMs);
       s.lagSum += lagMaxMs;
       this.opts.onSegment?.({ id, doc, lagMaxMs, lagMinMs: done - commitsBefore, storeMs: done - t0 });
@@ -455,34 +486,50 @@ export class SqliteReplicator {
 
   /**
    * Starts a generation: under the write lock, ships what is committed into the current
-   * generation and begins a read transaction exactly at the end of the WAL; the full snapshot
-   * is copied from that read transaction, and the new generation's segments start there.
+   * generation and has a worker thread begin a read transaction exactly at the end of the WAL;
+   * the full snapshot is copied from that read transaction and stored in the background, while
+   * the new generation's segments, starting at that position, are shipped as usual.
    */
   private async startGeneration(reason: string): Promise<void> {
-    for (;;) {
-      if (await this.lock(this.opts.lockTimeoutMs ?? 2000)) break;
-      this.opts.onWarning?.("waiting for the write lock to start a generation (a long write transaction?)");
-      // Keep shipping meanwhile.
-      if (!(await this.cycle())) this.generation = undefined;
-    }
-    const readStart = Date.now();
+    // One snapshot at a time: the previous generation's is complete before a new one starts.
+    await this.settleSnapshot();
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-replicate-"));
+    const file = path.join(dir, path.basename(this.absPath));
+    let copy: SnapshotCopy | undefined;
     let found: Awaited<ReturnType<SqliteReplicator["readNew"]>>;
     let snapshotTime: number;
-    let reader: Database.Database;
+    let readStart: number;
     try {
-      found = await this.readNew();
-      if (!found) {
-        // Not the WAL we followed: the snapshot starts from the log as it is.
-        this.pos = { hdr: undefined, offset: 0, checksum: [0, 0] };
-        this.generation = undefined;
-        found = await this.readNew();
-        if (!found) throw dbError("SOURCE_UNREADABLE", `${this.walPath}: cannot read the WAL`);
+      // The worker's connection is opened before the lock is taken: writers wait only for the read.
+      copy = await SnapshotCopy.start(this.absPath, file, this.opts.lockTimeoutMs ?? 2000);
+      this.copy = copy;
+      for (;;) {
+        if (await this.lock(this.opts.lockTimeoutMs ?? 2000)) break;
+        this.opts.onWarning?.("waiting for the write lock to start a generation (a long write transaction?)");
+        // Keep shipping meanwhile.
+        if (!(await this.cycle())) this.generation = undefined;
       }
-      this.handOff();
-      reader = this.readers[this.turn]!;
-      snapshotTime = Date.now();
-    } finally {
-      this.unlock();
+      readStart = Date.now();
+      try {
+        found = await this.readNew();
+        if (!found) {
+          // Not the WAL we followed: the snapshot starts from the log as it is.
+          this.pos = { hdr: undefined, offset: 0, checksum: [0, 0] };
+          this.generation = undefined;
+          found = await this.readNew();
+          if (!found) throw dbError("SOURCE_UNREADABLE", `${this.walPath}: cannot read the WAL`);
+        }
+        this.handOff();
+        await copy.beginRead();
+        snapshotTime = Date.now();
+      } finally {
+        this.unlock();
+      }
+    } catch (e) {
+      await copy?.stop();
+      this.copy = undefined;
+      await fs.rm(dir, { recursive: true, force: true });
+      throw e;
     }
     const prevReadStart = this.lastReadStart;
     this.lastReadStart = readStart;
@@ -497,72 +544,87 @@ export class SqliteReplicator {
         checkpointSeq: this.pos.hdr?.checkpointSeq ?? 0,
         offset: this.pos.offset,
       },
-      pageSize: Number(reader.pragma("page_size", { simple: true })),
+      pageSize: Number(this.readers[this.turn]!.pragma("page_size", { simple: true })),
     };
-    const started = Date.now();
-    const snap = await this.snapshotFrom(reader, snapshotTime, replication);
-    gen.snapshot = snap.id;
+    // From here on, cycles ship into the new generation. Retention keeps the previous one
+    // until this one has its snapshot (only a generation with a snapshot can replace one).
     this.generation = gen;
     this.generations.push(gen);
     this.generationsStarted++;
     this.nextIndex = 0;
     this.lastSalts = this.pos.hdr ? `${this.pos.hdr.salt1}/${this.pos.hdr.salt2}` : "";
-    this.opts.onSnapshot?.({
-      id: snap.id,
-      generation: gen.id,
-      time: new Date(snapshotTime).toISOString(),
-      bytes: snap.bytes,
-      seconds: (Date.now() - started) / 1000,
-      reason,
+    const pending = this.storeSnapshot(copy, file, gen, replication, reason).finally(async () => {
+      await copy.stop();
+      if (this.copy === copy) this.copy = undefined;
+      await fs.rm(dir, { recursive: true, force: true });
+      if (this.pendingSnapshot === pending) this.pendingSnapshot = undefined;
+    });
+    this.pendingSnapshot = pending;
+    pending.catch((e: unknown) => {
+      this.snapshotError ??= e;
+      this.wake?.();
     });
   }
 
-  /** A full snapshot of the database as our current read transaction sees it. */
-  private async snapshotFrom(
-    reader: Database.Database,
-    time: number,
+  /** Waits for the copy, then stores it as the generation's full snapshot. */
+  private async storeSnapshot(
+    copy: SnapshotCopy,
+    file: string,
+    gen: Generation,
     replication: ReplicationMeta,
-  ): Promise<{ id: string; bytes: number }> {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-replicate-"));
-    try {
-      const file = path.join(dir, path.basename(this.absPath));
-      const t0 = Date.now();
-      // The backup API reads inside the read transaction `reader` already holds.
-      await reader.backup(file, { progress: () => 0x7fffffff });
-      const copySeconds = (Date.now() - t0) / 1000;
-      let facts: SqliteFacts;
-      const copy = new Database(file, { fileMustExist: true });
-      try {
-        const check = copy.pragma("quick_check", { simple: true });
-        if (check !== "ok")
-          throw dbError(
-            "SOURCE_UNREADABLE",
-            `${this.absPath}: the copy fails PRAGMA quick_check (${String(check)}); the source database is damaged`,
-          );
-        facts = describeDatabase(copy);
-      } finally {
-        copy.close();
-      }
-      const mode = (await fs.stat(this.absPath)).mode & 0o7777;
-      const name = path.basename(this.absPath);
-      const _repo = this.repo;
-      const src: VirtualSource = {
-        name: this.source,
-        type: "sqlite",
-        async *entries(): AsyncIterable<VirtualEntry> {
-          yield { kind: "file", path: name, mode, read: () => readFileStream(file), pieceSize: SQLITE_PIECE };
-        },
-        meta: () => ({ file: name, ...facts, copySeconds, pieceSize: SQLITE_PIECE, replication }),
-      };
-      const r = await takeSnapshot(this.repo, src, {
+    reason: string,
+  ): Promise<void> {
+    const { copySeconds, check, facts } = await copy.result();
+    if (check !== "ok")
+      throw dbError(
+        "SOURCE_UNREADABLE",
+        `${this.absPath}: the copy fails PRAGMA quick_check (${check}); the source database is damaged`,
+      );
+    const mode = (await fs.stat(this.absPath)).mode & 0o7777;
+    const name = path.basename(this.absPath);
+    // Segments go first whenever one is waiting (see Turns).
+    const stored = await this.repo.withWriter((w) =>
+      storeStream(
+        w,
+        piecesTakingTurns(file, () => this.repoTurns.wait()),
+        () => {},
+        SQLITE_PIECE,
+      ),
+    );
+    const node: TreeNode = {
+      name,
+      type: "file",
+      mode,
+      uid: 0,
+      gid: 0,
+      mtime: "0",
+      size: stored.size,
+      content: stored.content,
+    };
+    const src: VirtualSource = {
+      name: this.source,
+      type: "sqlite",
+      async *entries(): AsyncIterable<VirtualEntry> {
+        yield { kind: "file", path: name, mode, reuse: node };
+      },
+      meta: () => ({ file: name, ...facts, copySeconds, pieceSize: SQLITE_PIECE, replication }),
+    };
+    const r = await this.repoTurns.run(() =>
+      takeSnapshot(this.repo, src, {
         tags: ["replica", ...(this.opts.tags ?? [])],
         ...(this.opts.host ? { host: this.opts.host } : {}),
-        time: new Date(time),
-      });
-      return { id: r.snapshotId, bytes: r.summary.bytes };
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+        time: new Date(gen.snapshotTime),
+      }),
+    );
+    gen.snapshot = r.snapshotId;
+    this.opts.onSnapshot?.({
+      id: r.snapshotId,
+      generation: gen.id,
+      time: new Date(gen.snapshotTime).toISOString(),
+      bytes: r.summary.bytes,
+      seconds: (Date.now() - gen.snapshotTime) / 1000,
+      reason,
+    });
   }
 
   /** Reads what earlier runs stored for this source (for retention). */
@@ -624,5 +686,23 @@ export class SqliteReplicator {
       });
     }
     this.generations = keep;
+  }
+}
+
+/** A file in SQLITE_PIECE reads, waiting for `turn` before each (segments go first). */
+async function* piecesTakingTurns(file: string, turn: () => Promise<void>): AsyncIterable<Buffer> {
+  const fh = await fs.open(file, "r");
+  try {
+    for (let pos = 0; ; ) {
+      await turn();
+      // A fresh buffer per piece: the repository may hand it to a worker thread.
+      const buf = Buffer.allocUnsafe(SQLITE_PIECE);
+      const { bytesRead } = await fh.read(buf, 0, SQLITE_PIECE, pos);
+      if (bytesRead === 0) return;
+      pos += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
   }
 }
