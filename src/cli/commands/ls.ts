@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { resolveSubpath } from "../../ops/restore/subpath.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
+import { resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";

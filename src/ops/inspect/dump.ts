@@ -6,8 +6,8 @@ import { CorruptionError, LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
+import { resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
-import { resolveSubpath } from "../restore/subpath.js";
 import { resolveInSnapshot } from "./select.js";
 import { TarWriter } from "./tar.js";
 

@@ -2,7 +2,7 @@ import { LifeboatError } from "../../core/errors.js";
 import { findSnapshot, matchesFilter, type SnapshotFilter } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot, SnapshotWithId } from "../../repo/snapshot.js";
-import { type Resolved, resolveSubpath } from "../restore/subpath.js";
+import { type Resolved, resolveSubpath } from "../../snapshot/subpath.js";
 
 /**
  * The snapshots a read-only command works on: those named (ids, prefixes or `latest`, each once,

@@ -23,9 +23,9 @@ import type { TreeNode } from "../../repo/tree.js";
 import { isSafeName } from "../../repo/tree.js";
 import { Excludes } from "../../snapshot/excludes.js";
 import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
+import { resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
 import { fileMatches } from "./compare.js";
-import { resolveSubpath } from "./subpath.js";
 
 export interface RestoreOptions {
   target: string;

@@ -1,7 +1,7 @@
-import { LifeboatError } from "../../core/errors.js";
-import type { Repository } from "../../repo/repository.js";
-import type { Snapshot } from "../../repo/snapshot.js";
-import type { TreeNode } from "../../repo/tree.js";
+import { LifeboatError } from "../core/errors.js";
+import type { Repository } from "../repo/repository.js";
+import type { Snapshot } from "../repo/snapshot.js";
+import type { TreeNode } from "../repo/tree.js";
 
 export type Resolved = { kind: "dir"; tree: string } | { kind: "node"; node: TreeNode };
 
