@@ -34,6 +34,10 @@ export interface PutOptions {
    */
   retainUntil?: Date;
   retentionMode?: "compliance" | "governance";
+  /** The caller replaces an existing object with different bytes on purpose. Only the
+   * repository config is ever replaced (to add a format feature); storage that refuses
+   * overwrites (append-only) fails with PERMISSION_DENIED. */
+  overwrite?: boolean;
 }
 
 export interface BackendCapabilities {

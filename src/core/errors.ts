@@ -18,6 +18,7 @@ export const ExitCode = {
   storageFull: 15,
   unreachable: 16,
   busy: 17,
+  newerFormat: 18,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -42,6 +43,7 @@ export type ErrorCode =
   | "UNSAFE_PATH"
   | "KEY_ERROR"
   | "REPO_BUSY"
+  | "NEWER_FORMAT"
   | "INTERRUPTED";
 
 const exitByCode: Record<ErrorCode, ExitCodeValue> = {
@@ -64,6 +66,7 @@ const exitByCode: Record<ErrorCode, ExitCodeValue> = {
   UNSAFE_PATH: ExitCode.corruption,
   KEY_ERROR: ExitCode.failure,
   REPO_BUSY: ExitCode.busy,
+  NEWER_FORMAT: ExitCode.newerFormat,
   INTERRUPTED: ExitCode.interrupted,
 };
 

@@ -4,7 +4,8 @@ import { CorruptionError } from "../core/errors.js";
 
 /** Repository-wide settings, stored encrypted in the `config` object (kind "config"). */
 export const configSchema = z.object({
-  version: z.literal(1),
+  /** 1, or 2 when the repository uses format features (see features.ts). */
+  version: z.union([z.literal(1), z.literal(2)]),
   /** Random repository id (hex), shown to users and used to tell repositories apart. */
   id: z.string().regex(/^[0-9a-f]{64}$/),
   created: z.string(),
@@ -15,6 +16,8 @@ export const configSchema = z.object({
   }),
   /** Target size of pack files in bytes. */
   packSize: z.number().int().min(1024),
+  /** Format features in use, by what they gate (features.ts). Absent in version 1. */
+  features: z.object({ read: z.array(z.string()), write: z.array(z.string()) }).optional(),
 });
 export type RepoConfig = z.infer<typeof configSchema>;
 

@@ -51,6 +51,8 @@ export class RecordStore {
     private readonly keys: KeyRing,
     /** Makes every blob this process has queued durable and indexed. */
     private readonly flushBlobs: () => Promise<void>,
+    /** Throws when this version must not write to the repository (features.ts). */
+    private readonly requireWritable: () => void,
   ) {}
 
   private folder(kind: RecordKind<unknown>, label: string | undefined): string {
@@ -62,6 +64,7 @@ export class RecordStore {
   async write<T>(kind: RecordKind<T>, record: T, options: { label?: string } = {}): Promise<StoredRecord<T>> {
     if (kind.labelTag && options.label === undefined)
       throw new Error(`internal error: ${kind.title} records need a label`);
+    this.requireWritable();
     // Write order: a record that pins blobs is stored only after they are durable and indexed.
     if (kind.pins) await this.flushBlobs();
     const stored = this.keys.seal(kind.objectKind, Buffer.from(JSON.stringify(record)));

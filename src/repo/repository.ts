@@ -16,6 +16,15 @@ import {
   names,
   type RepoConfig,
 } from "./config.js";
+import {
+  FEATURES,
+  type FeatureName,
+  type FeatureSet,
+  hasFeature,
+  newerFormat,
+  unknownFeatures,
+  withFeature,
+} from "./features.js";
 import type { IndexFile } from "./index-file.js";
 import { IndexState } from "./index-state.js";
 import { KeyRing } from "./key-ring.js";
@@ -30,6 +39,8 @@ import { decodeTree, type Tree } from "./tree.js";
 export interface InitOptions {
   chunker?: ChunkerParams;
   packSize?: number;
+  /** Format features the new repository starts with (features.ts); they make it version 2. */
+  features?: FeatureSet;
 }
 
 export interface KeyInfo {
@@ -56,7 +67,7 @@ const TREES_CACHED = 2000;
  */
 export class Repository {
   readonly backend: Backend;
-  readonly config: RepoConfig;
+  private currentConfig: RepoConfig;
   readonly keyId: string;
   /** Small typed records: prune plans, sessions, drills, acks, WAL, replication segments. */
   readonly records: RecordStore;
@@ -74,10 +85,15 @@ export class Repository {
 
   private constructor(backend: Backend, config: RepoConfig, keys: KeyRing, keyId: string) {
     this.backend = backend;
-    this.config = config;
+    this.currentConfig = config;
     this.keys = keys;
     this.keyId = keyId;
-    this.records = new RecordStore(backend, keys, () => this.flushWriter());
+    this.records = new RecordStore(
+      backend,
+      keys,
+      () => this.flushWriter(),
+      () => this.requireWritable(),
+    );
     this.index = new IndexState(backend, keys, this.records);
     this.reader = new BlobReader(backend, keys, this.index, () => this.decoderPool());
   }
@@ -114,6 +130,9 @@ export class Repository {
       created: new Date().toISOString(),
       chunker: options.chunker ?? defaultChunkerParams(),
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+      ...(options.features && options.features.read.length + options.features.write.length > 0
+        ? { version: 2 as const, features: options.features }
+        : {}),
     };
     const key = await keys.wrap(password);
     await backend.put(names.key(key.id), key.bytes);
@@ -143,6 +162,8 @@ export class Repository {
       const keys = await KeyRing.unwrap(file, password);
       if (!keys) continue;
       const config = decodeConfig(keys.open(ObjectKind.config, await backend.get(names.config), "config"));
+      const unknown = unknownFeatures(config.features);
+      if (unknown.read.length > 0) throw newerFormat(backend.location, unknown.read, "read");
       const repo = new Repository(backend, config, keys, id);
       if (options.loadIndex ?? true) await repo.loadIndex();
       return repo;
@@ -151,6 +172,62 @@ export class Repository {
       "WRONG_PASSWORD",
       `wrong password for the repository at ${backend.location} (tried ${keyIds.length} key${keyIds.length > 1 ? "s" : ""})`,
       "check --password-file, --password-command or LIFEBOAT_PASSWORD",
+    );
+  }
+
+  /** The repository's settings (decrypted `config`). */
+  get config(): RepoConfig {
+    return this.currentConfig;
+  }
+
+  // --- format features -------------------------------------------------------------------------
+
+  /** Throws when this version must not write here (the config lists a write feature it does not know). */
+  requireWritable(): void {
+    const unknown = unknownFeatures(this.currentConfig.features).write;
+    if (unknown.length > 0) throw newerFormat(this.backend.location, unknown, "write");
+  }
+
+  hasFeature(name: FeatureName): boolean {
+    return hasFeature(this.currentConfig.features, name);
+  }
+
+  /**
+   * Records that the repository now uses a format feature, before anything that needs it is
+   * written: the config (the one object ever replaced, and only to add features) is rewritten
+   * with the feature and `version: 2`. Two writers adding different features at once both win:
+   * the config is read back and written again until it holds everything this process added.
+   */
+  async enableFeature(name: FeatureName): Promise<void> {
+    this.requireWritable();
+    if (this.hasFeature(name)) return;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const stored = decodeConfig(
+        this.keys.open(ObjectKind.config, await this.backend.get(names.config), "config"),
+      );
+      const next: RepoConfig = { ...stored, version: 2, features: withFeature(stored.features, name) };
+      for (const f of [
+        ...(this.currentConfig.features?.read ?? []),
+        ...(this.currentConfig.features?.write ?? []),
+      ])
+        if (f in FEATURES) next.features = withFeature(next.features, f as FeatureName);
+      await this.backend.put(
+        names.config,
+        this.keys.seal(ObjectKind.config, Buffer.from(JSON.stringify(next))),
+        {
+          overwrite: true,
+        },
+      );
+      const back = decodeConfig(
+        this.keys.open(ObjectKind.config, await this.backend.get(names.config), "config"),
+      );
+      this.currentConfig = back;
+      if (hasFeature(back.features, name)) return;
+    }
+    throw new LifeboatError(
+      "STORAGE_ERROR",
+      `could not record format feature ${name} in the repository config (another writer keeps replacing it)`,
+      "run the command again",
     );
   }
 
@@ -218,6 +295,7 @@ export class Repository {
 
   /** Writes an index file that replaces the ones in `file.supersedes` (prune, repair index). */
   writeIndexFile(file: IndexFile): Promise<string> {
+    this.requireWritable();
     return this.index.writeFile(file);
   }
 
@@ -240,6 +318,7 @@ export class Repository {
    * still flushed where possible (a retry then reuses it), and `fn`'s error is thrown.
    */
   async withWriter<T>(fn: (w: BlobWriter) => Promise<T>): Promise<T> {
+    this.requireWritable();
     this.writer ??= new PackWriter(this.backend, this.keys, this.config, this.index, () =>
       this.encoderPool(),
     );
@@ -270,6 +349,7 @@ export class Repository {
    * index files → snapshot), so a snapshot never points at data that is not durable.
    */
   async writeSnapshot(snapshot: Snapshot): Promise<string> {
+    this.requireWritable();
     await this.flushWriter();
     const stored = this.keys.seal(ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot)));
     const id = storageId(stored);
@@ -301,6 +381,7 @@ export class Repository {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
+    this.requireWritable();
     await this.backend.delete(names.snapshot(id));
   }
 
@@ -369,6 +450,7 @@ export class Repository {
 
   /** Adds a password; existing data is not re-encrypted (the same master keys are wrapped again). */
   async addKey(password: string): Promise<string> {
+    this.requireWritable();
     const key = await this.keys.wrap(password);
     await this.backend.put(names.key(key.id), key.bytes);
     return key.id;

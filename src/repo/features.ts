@@ -1,0 +1,55 @@
+import { LifeboatError } from "../core/errors.js";
+
+/**
+ * Format features: what a repository uses beyond format version 1, recorded in its config so
+ * that a lifeboat that does not know a feature refuses what it cannot do safely.
+ *
+ * - A **read** feature changes what readers must understand (a tree field, a record kind): a
+ *   version that does not know it refuses to open the repository at all, rather than show or
+ *   restore something wrong (mangled names, files without their attributes).
+ * - A **write** feature changes what writers must do (lock every object, a new record layout):
+ *   a version that does not know it may read, but refuses to write anything.
+ *
+ * The config lists the features in use under `features.read` and `features.write`, so a later
+ * version judges features it has never heard of by where they are listed. A config with any
+ * feature says `version: 2`; lifeboat 0.1 (which knows only version 1) refuses such a config
+ * entirely. Features are only ever added (docs/format.md, "Features").
+ */
+export const FEATURES = {} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
+
+export type FeatureName = keyof typeof FEATURES;
+
+export interface FeatureSet {
+  read: string[];
+  write: string[];
+}
+
+/** Why this version cannot read (or write) a repository with these features; undefined when it can. */
+export function unknownFeatures(set: FeatureSet | undefined): { read: string[]; write: string[] } {
+  const known = new Set(Object.keys(FEATURES));
+  return {
+    read: (set?.read ?? []).filter((f) => !known.has(f)),
+    write: (set?.write ?? []).filter((f) => !known.has(f)),
+  };
+}
+
+export function hasFeature(set: FeatureSet | undefined, name: FeatureName): boolean {
+  return set !== undefined && (set.read.includes(name) || set.write.includes(name));
+}
+
+/** The set with `name` added where its gate puts it (sorted, each once). */
+export function withFeature(set: FeatureSet | undefined, name: FeatureName): FeatureSet {
+  const gate = (FEATURES as Record<string, { gates: "read" | "write" }>)[name]!.gates;
+  const read = new Set(set?.read ?? []);
+  const write = new Set(set?.write ?? []);
+  (gate === "read" ? read : write).add(name);
+  return { read: [...read].sort(), write: [...write].sort() };
+}
+
+export function newerFormat(location: string, features: string[], what: "read" | "write"): LifeboatError {
+  return new LifeboatError(
+    "NEWER_FORMAT",
+    `the repository at ${location} uses ${features.length === 1 ? "a feature" : "features"} this version of lifeboat does not know (${features.join(", ")}), so it cannot ${what} it safely`,
+    "upgrade lifeboat (nothing was changed)",
+  );
+}
