@@ -50,8 +50,9 @@ export function openObject(metaKey: Buffer, kind: ObjectKindValue, stored: Buffe
   const compression = stored[5]!;
   if (compression === Compression.none) return data;
   try {
+    // Bounded: nothing records an object's size, so decompressBlob stops at MAX_UNSIZED.
     return decompressBlob(data, compression, -1);
   } catch (e) {
-    throw new CorruptionError(what, `cannot decompress: ${(e as Error).message}`);
+    throw new CorruptionError(what, (e as Error).message);
   }
 }
