@@ -98,26 +98,38 @@ export function decodeTree(buf: Buffer, what: string): Tree {
   const bad = (d: string) => new CorruptionError(what, `malformed tree: ${d}`);
   if (typeof raw !== "object" || raw === null || !Array.isArray((raw as Tree).nodes)) throw bad("no nodes");
   const nodes: TreeNode[] = [];
+  const count = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
   for (const r of (raw as { nodes: unknown[] }).nodes) {
     if (typeof r !== "object" || r === null) throw bad("node is not an object");
     const n = r as Record<string, unknown>;
     if (typeof n.name !== "string") throw bad("node without a name");
+    // JSON.stringify, not String(): a value like {"toString": null} cannot be made a string.
     if (n.type !== "file" && n.type !== "dir" && n.type !== "symlink")
-      throw bad(`unknown node type ${String(n.type)}`);
+      throw bad(`unknown node type ${JSON.stringify(n.type)}`);
+    // u32, as the system calls that restore them take (2^53 passes Number.isInteger).
     for (const k of ["mode", "uid", "gid"] as const) {
-      if (typeof n[k] !== "number" || !Number.isInteger(n[k]))
-        throw bad(`${k} of ${n.name} is not an integer`);
+      if (!count(n[k]) || (n[k] as number) > 0xffffffff)
+        throw bad(`${k} of ${n.name} is not a 32-bit integer`);
     }
     if (typeof n.mtime !== "string" || !decimal.test(n.mtime)) throw bad(`mtime of ${n.name}`);
-    if (n.type === "file") {
-      if (typeof n.size !== "number" || !Array.isArray(n.content))
-        throw bad(`file ${n.name} lacks size or content`);
+    // Optional fields, when present, are what TreeNode says (readers compare and convert them).
+    for (const k of ["ctime", "inode", "device"] as const)
+      if (n[k] !== undefined && (typeof n[k] !== "string" || !decimal.test(n[k])))
+        throw bad(`${k} of ${n.name}`);
+    if (n.links !== undefined && !count(n.links)) throw bad(`links of ${n.name}`);
+    if (n.size !== undefined && !count(n.size)) throw bad(`size of ${n.name}`);
+    if (n.content !== undefined) {
+      if (!Array.isArray(n.content)) throw bad(`content of ${n.name}`);
       for (const c of n.content)
         if (typeof c !== "string" || !hex64.test(c)) throw bad(`content id in ${n.name}`);
     }
-    if (n.type === "dir" && (typeof n.subtree !== "string" || !hex64.test(n.subtree)))
-      throw bad(`dir ${n.name} subtree`);
-    if (n.type === "symlink" && typeof n.target !== "string") throw bad(`symlink ${n.name} target`);
+    if (n.subtree !== undefined && (typeof n.subtree !== "string" || !hex64.test(n.subtree)))
+      throw bad(`subtree of ${n.name}`);
+    if (n.target !== undefined && typeof n.target !== "string") throw bad(`target of ${n.name}`);
+    if (n.type === "file" && (n.size === undefined || n.content === undefined))
+      throw bad(`file ${n.name} lacks size or content`);
+    if (n.type === "dir" && n.subtree === undefined) throw bad(`dir ${n.name} subtree`);
+    if (n.type === "symlink" && n.target === undefined) throw bad(`symlink ${n.name} target`);
     nodes.push(n as unknown as TreeNode);
   }
   return { nodes };

@@ -19,7 +19,8 @@ function validTree(t: Tree): void {
     const show = JSON.stringify(n);
     assert.equal(typeof n.name, "string", show);
     assert.ok(["file", "dir", "symlink"].includes(n.type), show);
-    for (const k of ["mode", "uid", "gid"] as const) assert.ok(isInt(n[k]), `${k} in ${show}`);
+    for (const k of ["mode", "uid", "gid"] as const)
+      assert.ok(isInt(n[k]) && n[k] >= 0 && n[k] <= 0xffffffff, `${k} in ${show}`);
     assert.ok(typeof n.mtime === "string" && decimal.test(n.mtime), `mtime in ${show}`);
     for (const k of ["ctime", "inode", "device"] as const)
       if (n[k] !== undefined) assert.ok(typeof n[k] === "string" && decimal.test(n[k]), `${k} in ${show}`);
