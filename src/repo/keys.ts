@@ -135,7 +135,12 @@ export async function unwrapKeyFile(file: KeyFile, password: string): Promise<Ma
   } catch {
     return undefined;
   }
-  const w = wrappedSchema.parse(JSON.parse(inner.toString("utf8")));
+  let w: z.infer<typeof wrappedSchema>;
+  try {
+    w = wrappedSchema.parse(JSON.parse(inner.toString("utf8")));
+  } catch {
+    throw new LifeboatError("KEY_ERROR", "key file opens but does not hold the keys in the expected form");
+  }
   const keys = {
     id: Buffer.from(w.id, "base64"),
     chunker: Buffer.from(w.chunker, "base64"),

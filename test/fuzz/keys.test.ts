@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { scryptSync } from "node:crypto";
 import { test } from "node:test";
 import fc from "fast-check";
+import { seal } from "../../src/core/crypto.js";
 import {
   createKeyFile,
   generateMasterKeys,
@@ -58,6 +60,34 @@ test("fuzz key file: unwrapping a damaged file gives the keys, nothing, or a Lif
     },
     0.5,
   );
+});
+
+/** The wrapped keys, damaged and sealed again with the right password's key (docs/format.md). */
+test("fuzz key file: an authentic file holding damaged keys gives a LifeboatError", async () => {
+  const file = docs[0]!;
+  const wrapping = scryptSync(PASSWORD.normalize("NFC"), Buffer.from(file.kdf.salt, "base64"), 32, {
+    N: file.kdf.N,
+    r: file.kdf.r,
+    p: file.kdf.p,
+  });
+  const inner = {
+    id: keys.id.toString("base64"),
+    chunker: keys.chunker.toString("base64"),
+    data: keys.data.toString("base64"),
+    meta: keys.meta.toString("base64"),
+  };
+  await fuzzAsync("unwrapKeyFile (damaged keys)", [hostileJson([inner])], async (buf) => {
+    const sealed = seal(wrapping, buf, Buffer.from("lifeboat key v1", "utf8")).toString("base64");
+    await expectDecodesAsync(
+      "unwrapKeyFile",
+      buf,
+      () => unwrapKeyFile({ ...file, keys: sealed }, PASSWORD),
+      (k) => {
+        assert.ok(k, "an authentic file must open");
+        for (const name of ["id", "chunker", "data", "meta"] as const) assert.equal(k[name].length, 32);
+      },
+    );
+  });
 });
 
 test("key file: the right password opens it, a wrong one does not", async () => {
