@@ -39,6 +39,7 @@ function numberField(h: Buffer, off: number, len: number, what: string): number 
     // base-256: big-endian, the top bit of the first byte is the marker
     let n = h[off]! & 0x7f;
     for (let i = 1; i < len; i++) n = n * 256 + h[off + i]!;
+    if (!Number.isSafeInteger(n)) throw new CorruptionError(what, "base-256 field out of range");
     return n;
   }
   const s = h
@@ -173,7 +174,13 @@ export class TarParser {
       const pax = parsePax(body, this.what);
       if (pax.path !== undefined) this.over.path = pax.path;
       if (pax.linkpath !== undefined) this.over.linkpath = pax.linkpath;
-      if (pax.size !== undefined) this.over.size = Number(pax.size);
+      if (pax.size !== undefined) {
+        // A negative, fractional or non-numeric size would derail the block arithmetic.
+        const size = /^[0-9]{1,15}$/.test(pax.size) ? Number(pax.size) : Number.NaN;
+        if (!Number.isSafeInteger(size))
+          throw new CorruptionError(this.what, `bad pax size ${JSON.stringify(pax.size.slice(0, 40))}`);
+        this.over.size = size;
+      }
     } else if (this.metaType === "L") this.over.path = field(body, 0, body.length);
     else if (this.metaType === "K") this.over.linkpath = field(body, 0, body.length);
   }
