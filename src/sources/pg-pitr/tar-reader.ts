@@ -27,6 +27,8 @@ export interface TarHandler {
 }
 
 const BLOCK = 512;
+/** pax and GNU long-name bodies are held in memory whole; real ones are a few KiB. */
+const MAX_META = 1024 * 1024;
 
 function field(h: Buffer, off: number, len: number): string {
   const raw = h.subarray(off, off + len);
@@ -117,6 +119,9 @@ export class TarParser {
     const flag = String.fromCharCode(h[156]!);
     let size = numberField(h, 124, 12, what);
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      // Refused before buffering: a damaged size would make us hold the rest of the stream.
+      if (size > MAX_META)
+        throw new CorruptionError(what, `extended header (type ${flag}) of ${size} bytes is too large`);
       this.metaType = flag;
       this.metaParts = [];
       this.left = size;
