@@ -11,6 +11,8 @@
  * a GET of the item returns.
  */
 
+import { LifeboatError } from "../../core/errors.js";
+
 export const NS = {
   dav: "DAV:",
   caldav: "urn:ietf:params:xml:ns:caldav",
@@ -28,7 +30,12 @@ export interface XmlElement {
   text: string;
 }
 
-export class XmlError extends Error {}
+/** A document that is not well-formed: what the server sent cannot be read. */
+export class XmlError extends LifeboatError {
+  constructor(message: string) {
+    super("SOURCE_UNREADABLE", message, "the DAV server's answer is not well-formed XML; check the server");
+  }
+}
 
 const PREDEFINED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
