@@ -137,7 +137,25 @@ test("fuzz DAV XML: an element tree or a LifeboatError", () => {
     hostileBytes([Buffer.from(multistatus)]).map((b) => new Text(b.toString("utf8"))),
     fc.string({ maxLength: 200 }).map((s) => new Text(s)),
     fc
-      .tuple(fc.constantFrom("&#x", "&#", "&#X"), fc.string({ maxLength: 10 }))
+      .tuple(
+        fc.constantFrom("&#x", "&#", "&#X"),
+        fc.oneof(
+          fc.string({ maxLength: 10 }),
+          fc.constantFrom(
+            "-1",
+            "-0",
+            "+5",
+            "0",
+            "110000",
+            "10FFFF",
+            "D800",
+            "1F600",
+            "1e3",
+            " 5",
+            "99999999999",
+          ),
+        ),
+      )
       .map(([p, v]) => new Text(`<a xmlns="DAV:">${p}${v};</a>`)),
     fc
       .integer({ min: 1, max: 50_000 })

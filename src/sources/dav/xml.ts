@@ -42,13 +42,11 @@ const PREDEFINED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '
 function decodeEntities(s: string, at: number): string {
   if (!s.includes("&")) return s;
   return s.replace(/&([^;&\s]{0,12});/g, (m, name: string) => {
-    if (name.startsWith("#x") || name.startsWith("#X")) {
-      const cp = Number.parseInt(name.slice(2), 16);
-      if (Number.isNaN(cp) || cp > 0x10ffff) throw new XmlError(`bad character reference ${m} near ${at}`);
-      return String.fromCodePoint(cp);
-    }
-    if (name.startsWith("#")) {
-      const cp = Number.parseInt(name.slice(1), 10);
+    // Digits only (parseInt would take "-1" or "+5", and fromCodePoint throws a RangeError).
+    const hex = /^#[xX]([0-9a-fA-F]+)$/.exec(name);
+    const dec = /^#([0-9]+)$/.exec(name);
+    if (hex || dec || name.startsWith("#")) {
+      const cp = hex ? Number.parseInt(hex[1]!, 16) : dec ? Number.parseInt(dec[1]!, 10) : Number.NaN;
       if (Number.isNaN(cp) || cp > 0x10ffff) throw new XmlError(`bad character reference ${m} near ${at}`);
       return String.fromCodePoint(cp);
     }
