@@ -65,7 +65,8 @@ export function decodeFolderState(buf: Buffer, what: string): FolderState {
   const bad = (d: string) => new CorruptionError(what, `malformed folder state: ${d}`);
   if (typeof raw !== "object" || raw === null) throw bad("not an object");
   const r = raw as Record<string, unknown>;
-  if (r.version !== 1) throw bad(`unknown version ${String(r.version)}`);
+  // JSON.stringify, not String(): a value like {"toString": null} cannot be made a string.
+  if (r.version !== 1) throw bad(`unknown version ${JSON.stringify(r.version)?.slice(0, 40)}`);
   if (typeof r.path !== "string" || r.path === "") throw bad("path");
   if (typeof r.delimiter !== "string") throw bad("delimiter");
   if (typeof r.uidValidity !== "string" || !/^[0-9]+$/.test(r.uidValidity)) throw bad("uidValidity");
