@@ -205,10 +205,14 @@ test("fuzz IMAP folder state: a folder state or a LifeboatError", () => {
         assert.match(s.uidValidity, /^[0-9]+$/);
         assert.ok(Number.isInteger(s.uidNext));
         for (const m of s.messages) {
-          assert.ok(Number.isSafeInteger(m.uid) && m.uid > 0);
-          assert.ok(m.flags.every((f) => typeof f === "string"));
-          assert.ok(!Number.isNaN(Date.parse(m.date)));
-          assert.equal(typeof m.size, "number");
+          const show = JSON.stringify(m);
+          assert.ok(Number.isSafeInteger(m.uid) && m.uid > 0 && m.uid <= 0xffffffff, `uid in ${show}`);
+          assert.ok(
+            m.flags.every((f) => typeof f === "string"),
+            `flags in ${show}`,
+          );
+          assert.ok(!Number.isNaN(Date.parse(m.date)), `date in ${show}`);
+          assert.equal(typeof m.size, "number", `size in ${show}`);
         }
       },
     );
