@@ -82,7 +82,7 @@ test("fuzz pack header: damaged packs give their entries or a LifeboatError", ()
       "readPackHeader",
       buf,
       () => readPackHeader(buf, roots, "data/fuzz"),
-      (entries) => validEntries(entries, buf),
+      (entries) => validEntries(entries),
     );
   });
 });
@@ -95,7 +95,7 @@ test("fuzz pack header: authentic headers with damaged entries", () => {
       "readPackHeader",
       plain,
       () => readPackHeader(bytes, roots, "data/fuzz"),
-      (entries) => validEntries(entries, bytes),
+      (entries) => validEntries(entries),
     );
   });
 });
@@ -105,7 +105,7 @@ test("fuzz pack header: authentic headers with damaged entries", () => {
  * nonce and a tag, and a raw length the stored bytes can produce (see `plausibleEntry`). Where
  * an entry lies is checked when it is read (`repair index` decodes a header without the blobs).
  */
-function validEntries(entries: BlobLocation[], _pack: Buffer): void {
+function validEntries(entries: BlobLocation[]): void {
   for (const e of entries) plausibleEntry(e);
 }
 
