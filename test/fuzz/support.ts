@@ -7,8 +7,10 @@ import { LifeboatError } from "../../src/core/errors.js";
  * Shared machinery of the property-based fuzz tests (test/fuzz/*.test.ts).
  *
  * Reproducible: every property runs from one seed, LIFEBOAT_FUZZ_SEED (default below), for
- * LIFEBOAT_FUZZ_RUNS runs (default small enough for the normal suite; `npm run torture` raises
- * it). A failure prints the seed, fast-check's replay path and the shrunk counterexample.
+ * LIFEBOAT_FUZZ_RUNS runs times the property's scale (the default keeps all fuzz files near
+ * 20 s on 2 cores; a long run sets, say, 3000). A failure prints the seed, fast-check's replay
+ * path and the shrunk counterexample. Valid samples sealed with random salts and nonces differ
+ * between runs; the printed counterexample is the exact input.
  */
 export const FUZZ_SEED = envInt("LIFEBOAT_FUZZ_SEED", 20261201);
 export const FUZZ_RUNS = envInt("LIFEBOAT_FUZZ_RUNS", 150);
