@@ -205,3 +205,15 @@ export function failure(code: ItemErrorCode, message: string): Error {
 export function formatItemError(e: ItemError): string {
   return `${e.path}: ${e.message}`;
 }
+
+/**
+ * What is wrong with a document a schema refused, in a few words (`field a.b: expected string`),
+ * or the first line of any other error's message.
+ */
+export function schemaProblem(e: unknown): string {
+  const issues = (e as { issues?: { path: PropertyKey[]; message: string }[] } | undefined)?.issues;
+  const first = Array.isArray(issues) ? issues[0] : undefined;
+  if (first)
+    return `${first.path.length > 0 ? `field ${first.path.map(String).join(".")}: ` : ""}${first.message}`;
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "";
+}

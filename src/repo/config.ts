@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DEFAULT_CHUNKER_PARAMS } from "../core/chunker.js";
-import { CorruptionError } from "../core/errors.js";
+import { CorruptionError, schemaProblem } from "../core/errors.js";
 
 const MAX_SIZE = 2 ** 31;
 
@@ -34,10 +34,7 @@ export function decodeConfig(buf: Buffer): RepoConfig {
       throw new Error("chunker sizes out of order");
     return c;
   } catch (e) {
-    throw new CorruptionError(
-      "config",
-      `malformed repository config: ${(e as Error).message.split("\n")[0]}`,
-    );
+    throw new CorruptionError("config", `malformed repository config: ${schemaProblem(e)}`);
   }
 }
 

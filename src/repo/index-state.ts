@@ -131,7 +131,7 @@ export class IndexState {
       const live = file.packs.filter((p) => !this.doomed.has(p.id));
       this.index.reserve(live.reduce((n, p) => n + p.blobs.length, 0));
       for (const p of live) for (const b of p.blobs) this.index.add(b, p.id);
-      doomedPacks.push(...file.packs.filter((p) => this.doomed.has(p.id)));
+      for (const p of file.packs) if (this.doomed.has(p.id)) doomedPacks.push(p);
     }
     this.addPacks(doomedPacks);
     return superseded;

@@ -1,7 +1,7 @@
 import type { Backend } from "../backend/backend.js";
 import { mapLimit } from "../core/concurrency.js";
 import { storageId } from "../core/crypto.js";
-import { CorruptionError, isLifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError, schemaProblem } from "../core/errors.js";
 import { isStorageId } from "./config.js";
 import type { KeyRing } from "./key-ring.js";
 import type { RecordKind } from "./record-kind.js";
@@ -84,8 +84,7 @@ export class RecordStore {
       throw new CorruptionError(object, `${kind.title} is not valid JSON`);
     }
     const r = kind.schema.safeParse(json);
-    if (!r.success)
-      throw new CorruptionError(object, `malformed ${kind.title}: ${r.error.message.split("\n")[0]}`);
+    if (!r.success) throw new CorruptionError(object, `malformed ${kind.title}: ${schemaProblem(r.error)}`);
     return r.data;
   }
 

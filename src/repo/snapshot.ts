@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CorruptionError } from "../core/errors.js";
+import { CorruptionError, schemaProblem } from "../core/errors.js";
 
 /** A snapshot document (JSON inside a sealed object of kind "snapshot"). */
 export const snapshotSchema = z.object({
@@ -52,6 +52,6 @@ export function decodeSnapshot(buf: Buffer, what: string): Snapshot {
   try {
     return snapshotSchema.parse(JSON.parse(buf.toString("utf8")));
   } catch (e) {
-    throw new CorruptionError(what, `malformed snapshot: ${(e as Error).message.split("\n")[0]}`);
+    throw new CorruptionError(what, `malformed snapshot: ${schemaProblem(e)}`);
   }
 }

@@ -28,7 +28,7 @@ export class Excludes {
           "check --exclude-file",
         );
       }
-      all.push(...text.split(/\r?\n/));
+      for (const line of text.split(/\r?\n/)) all.push(line);
     }
     return new Excludes(all);
   }
