@@ -59,7 +59,7 @@ function dirOf(i: number): string {
   return path.join(`p${pad(Math.floor(d / 100), 3)}`, `q${pad(d % 100, 2)}`);
 }
 
-export function fileOf(i: number): string {
+function fileOf(i: number): string {
   return path.join(dirOf(i), `item-${pad(i, 7)}.${extOf(i)}`);
 }
 

@@ -51,7 +51,7 @@ export function measure(c: Command): Measure {
 }
 
 /** The last two lines of a file, shortened: enough to say why a command failed. */
-export function tail(file: string): string {
+function tail(file: string): string {
   const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim() : "";
   return text.split("\n").slice(-2).join(" ").slice(0, 240);
 }

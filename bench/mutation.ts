@@ -1,5 +1,4 @@
 import { promises as fs } from "node:fs";
-import path from "node:path";
 
 /** When changed files say they were changed: fixed, so that the changed tree is the same every pair. */
 export const CHANGE_TIME = 1_750_000_000;
@@ -118,9 +117,4 @@ export class Mutation {
 async function setTime(file: string, old: Date): Promise<void> {
   const t = Math.floor(old.getTime() / 1000) === CHANGE_TIME ? CHANGE_TIME + 1 : CHANGE_TIME;
   await fs.utimes(file, t, t);
-}
-
-/** Paths relative to the dataset root, for checking what `diff` printed. */
-export function relativeChanges(m: Mutation, root: string): string[] {
-  return [...m.changed].map((f) => path.relative(root, f));
 }

@@ -39,7 +39,8 @@ export type BenchProfile = TreeProfile | ZerosProfile;
 
 export const PROFILE_NAMES = ["small", "default", "large", "mail", "files", "zeros"];
 
-function suffix(scale: number): string {
+/** Section and cache names of a scaled run carry the scale, so they never replace full-size figures. */
+export function scaleSuffix(scale: number): string {
   return scale === 1 ? "" : `-x${scale}`;
 }
 
@@ -51,7 +52,7 @@ export function profiles(names: string[], scale: number, fileCounts: string[]): 
       const p = scaleMixed(mixed, scale);
       out.push({
         kind: "tree",
-        name: `${n}${suffix(scale)}`,
+        name: `${n}${scaleSuffix(scale)}`,
         title: `${n} (mixed)`,
         describe: `mixed: ${p.mailFiles.toLocaleString("en")} mail-like small files, ${p.bigFiles} × ${p.bigFileMiB} MiB incompressible, ${p.logMiB} MiB of JSON logs, a ${p.dbMiB} MiB paged database file, an exact and a shifted copy of a big file; the change appends to 1% of the mails, rewrites 1 MiB of a big file and adds a log`,
         key: `mixed v${GENERATOR.mixed} ${JSON.stringify(p)}`,
@@ -63,7 +64,7 @@ export function profiles(names: string[], scale: number, fileCounts: string[]): 
       const p = mailParams(scale);
       out.push({
         kind: "tree",
-        name: `mail${suffix(scale)}`,
+        name: `mail${scaleSuffix(scale)}`,
         title: "mail store",
         describe: `a Dovecot Maildir++ store: ${p.messages.toLocaleString("en")} RFC 5322 messages of 1–16 KiB (Received chains, DKIM, plain, HTML and base64 attachments, quoted replies) in ${p.folders} folders with cur/new/tmp and dovecot-uidlist; the change is a day of mail: 1% delivered, 0.5% flagged, 0.3% read, 0.2% expunged`,
         key: `mail v${GENERATOR.mail} ${JSON.stringify(p)}`,
@@ -76,7 +77,7 @@ export function profiles(names: string[], scale: number, fileCounts: string[]): 
         const count = Math.max(100, Math.round(FILE_COUNTS[c]! * scale));
         out.push({
           kind: "tree",
-          name: `files-${c}${suffix(scale)}`,
+          name: `files-${c}${scaleSuffix(scale)}`,
           title: `${count.toLocaleString("en")} small files`,
           describe: `${count.toLocaleString("en")} files of 4 B–8 KiB (≈1 KiB on average; text, JSON, config, log, markdown, 5% random), 100 per folder; the change rewrites 1%, adds 0.5%, removes 0.2%`,
           key: `files v${GENERATOR.files} ${count}`,
@@ -90,7 +91,7 @@ export function profiles(names: string[], scale: number, fileCounts: string[]): 
       const cases = zerosCases(scale);
       out.push({
         kind: "zeros",
-        name: `zeros${suffix(scale)}`,
+        name: `zeros${scaleSuffix(scale)}`,
         title: "zeroes, holes and random bytes",
         describe: `one file per repository: ${cases.map((c) => c.label).join(", ")}`,
         key: `zeros v${GENERATOR.zeros} ${cases.map((c) => c.bytes).join(",")}`,

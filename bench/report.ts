@@ -34,8 +34,9 @@ function row(cells: string[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-function head(cells: string[]): string[] {
-  return [row(cells), `|${cells.map((_, i) => (i === 0 ? "---" : "--:")).join("|")}|`];
+/** A header row; the first `left` columns are labels, the rest numbers (right-aligned). */
+function head(cells: string[], left = 1): string[] {
+  return [row(cells), `|${cells.map((_, i) => (i < left ? "---" : "--:")).join("|")}|`];
 }
 
 /** Median of a figure over a tool's successful pairs, with a mark when some pairs failed. */
@@ -123,6 +124,7 @@ export function renderSection(
 
 /** How time and memory grow with the number of files: one row per step and tool. */
 export function renderGrowth(
+  key: string,
   cache: "warm" | "cold",
   runs: { count: number; results: Results }[],
   tools: ToolName[],
@@ -135,7 +137,7 @@ export function renderGrowth(
     "",
     `Medians from the tables above (\`${info.command}\`, ${info.date}). Seconds, then peak MiB.`,
     "",
-    ...head(["step", "tool", ...counts.map((c) => `${n(c)} s`), ...counts.map((c) => `${n(c)} MiB`)]),
+    ...head(["step", "tool", ...counts.map((c) => `${n(c)} s`), ...counts.map((c) => `${n(c)} MiB`)], 2),
   ];
   for (const step of runs[0]!.results.steps) {
     for (const t of tools) {
@@ -149,7 +151,7 @@ export function renderGrowth(
       );
     }
   }
-  return { key: `files-growth:${cache}`, text: lines.join("\n") };
+  return { key: `${key}:${cache}`, text: lines.join("\n") };
 }
 
 /** A section's text between its markers, so that the next run can find and replace it. */

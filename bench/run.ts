@@ -20,7 +20,7 @@ import {
 } from "./machine.js";
 import { parseOptions } from "./options.js";
 import { type CacheState, type PairContext, type TreeState, treePair, zerosPair } from "./pairs.js";
-import { profiles } from "./profiles.js";
+import { profiles, scaleSuffix } from "./profiles.js";
 import { mergeSections, type RunInfo, renderGrowth, renderSection, type Section } from "./report.js";
 import { Results } from "./results.js";
 import { tools as allTools } from "./tools.js";
@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   }
   for (const [cache, runs] of growth) {
     if (runs.length < 2) continue;
-    const s = renderGrowth(cache, runs, o.tools, info);
+    const s = renderGrowth(`files-growth${scaleSuffix(o.scale)}`, cache, runs, o.tools, info);
     sections.push(s);
     console.log(`${s.text}\n`);
   }
