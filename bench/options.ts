@@ -17,6 +17,9 @@ export const USAGE = `npm run bench [-- OPTIONS]
   --out FILE       document to put the tables in (default: docs/benchmarks.md)
   --no-write       print the tables only`;
 
+/** A mistake on the command line: printed as one line with the usage, not as a stack trace. */
+export class UsageError extends Error {}
+
 export interface Options {
   profiles: string[];
   files: string[];
@@ -34,12 +37,12 @@ export function parseOptions(args: string[], projectRoot: string): Options {
   const flags = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (!a.startsWith("--")) throw new Error(`unexpected argument ${a}\n\n${USAGE}`);
+    if (!a.startsWith("--")) throw new UsageError(`unexpected argument ${a}\n\n${USAGE}`);
     const eq = a.indexOf("=");
     if (eq > 0) values.set(a.slice(2, eq), a.slice(eq + 1));
     else if (a === "--no-write" || a === "--help") flags.add(a.slice(2));
     else if (i + 1 < args.length) values.set(a.slice(2), args[++i]!);
-    else throw new Error(`${a} needs a value\n\n${USAGE}`);
+    else throw new UsageError(`${a} needs a value\n\n${USAGE}`);
   }
   if (flags.has("help")) {
     console.log(USAGE);
@@ -47,21 +50,22 @@ export function parseOptions(args: string[], projectRoot: string): Options {
   }
   for (const k of values.keys())
     if (!["profile", "files", "pairs", "cache", "scale", "tools", "data", "dir", "out"].includes(k))
-      throw new Error(`unknown option --${k}\n\n${USAGE}`);
+      throw new UsageError(`unknown option --${k}\n\n${USAGE}`);
   const list = (k: string, def: string, allowed: readonly string[]) => {
     const xs = (values.get(k) ?? def)
       .split(",")
       .map((x) => x.trim().toLowerCase())
       .filter(Boolean);
     for (const x of xs)
-      if (!allowed.includes(x)) throw new Error(`--${k}: ${x} is not one of ${allowed.join(", ")}`);
-    if (xs.length === 0) throw new Error(`--${k} is empty`);
+      if (!allowed.includes(x)) throw new UsageError(`--${k}: ${x} is not one of ${allowed.join(", ")}`);
+    if (xs.length === 0) throw new UsageError(`--${k} is empty`);
     return xs;
   };
   const pairs = Number(values.get("pairs") ?? 3);
-  if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs takes a whole number of at least 1");
+  if (!Number.isInteger(pairs) || pairs < 1)
+    throw new UsageError("--pairs takes a whole number of at least 1");
   const scale = Number(values.get("scale") ?? 1);
-  if (!(scale > 0 && scale <= 100)) throw new Error("--scale takes a number above 0 (up to 100)");
+  if (!(scale > 0 && scale <= 100)) throw new UsageError("--scale takes a number above 0 (up to 100)");
   const base = "/var/tmp/lifeboat-bench";
   return {
     profiles: list("profile", "default", PROFILE_NAMES),

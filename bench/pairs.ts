@@ -246,7 +246,9 @@ export async function zerosPair(ctx: PairContext, p: ZerosProfile, ds: Dataset, 
     for (const c of p.cases) {
       const src = path.join(ds.root, c.folder);
       const expected = ds.parts[c.folder]!;
-      if (ctx.cache === "warm") summarize(src);
+      // Warm: read the file first; either way, check it is what the manifest describes.
+      if ((ctx.cache === "warm" || pair === 0) && summarize(src).hash !== expected.hash)
+        throw new Error(`the cached dataset ${src} is not what its manifest says; delete it and run again`);
       const repo = (t: Tool) => paths(ctx, t, `-${c.folder}`).repo;
       const initFailed = new Map<ToolName, string>();
       for (const t of ctx.tools) {

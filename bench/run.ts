@@ -18,7 +18,7 @@ import {
   loadAverage,
   machine,
 } from "./machine.js";
-import { parseOptions } from "./options.js";
+import { parseOptions, UsageError } from "./options.js";
 import { type CacheState, type PairContext, type TreeState, treePair, zerosPair } from "./pairs.js";
 import { profiles, scaleSuffix } from "./profiles.js";
 import { mergeSections, type RunInfo, renderGrowth, renderSection, type Section } from "./report.js";
@@ -116,4 +116,10 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  if (!(e instanceof UsageError)) throw e;
+  process.stderr.write(`error: ${e.message}\n`);
+  process.exit(2);
+}
