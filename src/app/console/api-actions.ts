@@ -151,6 +151,8 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
     return { r, snap, kind };
   };
 
+  app.get("/api/restore/roots", (c) => c.json({ roots: st.restoreRoots }));
+
   app.post("/api/restore/preview", async (c) => {
     requireRole(c, "operator");
     const b = parse(restoreSchema, await jsonBody(c));
