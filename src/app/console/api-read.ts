@@ -232,9 +232,19 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
     const state = await st.jobState();
     const now = Date.now();
     const running = (name: string) =>
-      tasks.find((t) => (t.kind === "backup" || t.kind === "job") && t.title === `backup job ${name}` && t.state === "running");
+      tasks.find(
+        (t) =>
+          (t.kind === "backup" || t.kind === "job") &&
+          t.title === `backup job ${name}` &&
+          t.state === "running",
+      );
     const queued = (name: string) =>
-      tasks.find((t) => (t.kind === "backup" || t.kind === "job") && t.title === `backup job ${name}` && t.state === "queued");
+      tasks.find(
+        (t) =>
+          (t.kind === "backup" || t.kind === "job") &&
+          t.title === `backup job ${name}` &&
+          t.state === "queued",
+      );
     const backlog = st.config.jobs.map((j) => {
       const s = state[j.name];
       const next = s?.lastRun ? Date.parse(s.lastRun) + parseDuration(j.every) : now;
