@@ -32,5 +32,6 @@ export function time(iso: string | null | undefined): string {
 }
 
 export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
+  const many = word.endsWith("y") ? `${word.slice(0, -1)}ies` : `${word}s`;
+  return `${n.toLocaleString("en-US")} ${n === 1 ? word : many}`;
 }

@@ -2,6 +2,7 @@ import { type JSX, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, type Me, setSession, whenSignedOut } from "./api";
 import { Loading } from "./components/common";
+import { Icon } from "./components/icons";
 import { Activity } from "./pages/activity";
 import { AuditPage } from "./pages/audit";
 import { Browse } from "./pages/browse";
@@ -83,7 +84,9 @@ function App() {
   return (
     <div class="layout">
       <nav class="side">
-        <div class="brand">⛵ lifeboat</div>
+        <div class="brand">
+          <Icon kind="logo" /> lifeboat
+        </div>
         {NAV.map(([k, label]) => (
           <a
             key={k}

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, q } from "../api";
 import { bytes, time } from "../format";
+import { Icon } from "./icons";
 
 export interface FolderEntry {
   name: string;
@@ -105,7 +106,7 @@ export function FolderList(props: {
         {e ? (
           <>
             <span class="fname">
-              <span class="icon">{e.type === "dir" ? "📁" : e.type === "symlink" ? "🔗" : "📄"}</span>
+              <Icon kind={e.type} />
               {e.name}
               {e.type === "symlink" ? <span class="muted"> → {e.target}</span> : null}
             </span>

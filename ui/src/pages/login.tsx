@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type Me } from "../api";
 import { ErrorBox } from "../components/common";
+import { Icon } from "../components/icons";
 
 export function Login({ onSignedIn }: { onSignedIn: (m: Me) => void }) {
   const [user, setUser] = useState("admin");
@@ -24,7 +25,9 @@ export function Login({ onSignedIn }: { onSignedIn: (m: Me) => void }) {
           }
         }}
       >
-        <h1>⛵ lifeboat console</h1>
+        <h1>
+          <Icon kind="logo" /> lifeboat console
+        </h1>
         <p class="muted">Sign in with your user name and the token `lifeboat ui` printed for you.</p>
         <label>
           User

@@ -19,7 +19,7 @@ interface PreviewResult {
 /** datetime-local value (local time) ↔ ISO. */
 const toLocalInput = (d: Date) => {
   const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 };
 
 /** Restore a file, a folder, a snapshot or a database: pick, preview (dry run), restore, watch. */
@@ -66,7 +66,10 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
     (preview?.snapshot.source ?? snap.data?.source) === "mysql";
   const body = () => ({
     repo,
-    ...(mode === "snapshot" ? { snapshot } : { source, at: new Date(at).toISOString() }),
+    // The picked second is inclusive: "as it was at 10:15:07" takes a snapshot made during it.
+    ...(mode === "snapshot"
+      ? { snapshot }
+      : { source, at: new Date(new Date(at).getTime() + 999).toISOString() }),
     path,
     ...(isDump ? { targetDb } : { target }),
   });
@@ -145,7 +148,13 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
         ) : (
           <label>
             Point in time (the newest snapshot at or before it)
-            <input name="at" type="datetime-local" value={at} onInput={(e) => setAt(e.currentTarget.value)} />
+            <input
+              name="at"
+              type="datetime-local"
+              step="1"
+              value={at}
+              onInput={(e) => setAt(e.currentTarget.value)}
+            />
           </label>
         )}
         <label>
