@@ -9,6 +9,8 @@ import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import Database from "better-sqlite3";
+import { ensurePackages } from "../support/apt.js";
 import { baseEnv, runOk, tempDir, writeRandomFile } from "../support/cli.js";
 import { ConsoleClient, type ConsoleServer, startConsole } from "../support/console.js";
 
@@ -37,6 +39,7 @@ async function sources(c: ConsoleClient): Promise<SourceRow[]> {
 }
 
 before(async () => {
+  ensurePackages({ "/usr/bin/unzip": "unzip" });
   base = await tempDir("lifeboat-console-api-");
   const src = path.join(base, "src");
   await fs.mkdir(path.join(src, "docs", "deep"), { recursive: true });
@@ -52,6 +55,11 @@ before(async () => {
   for (let i = 0; i < 20; i++)
     await fs.writeFile(path.join(src, "wipe", `w${i}.txt`), `file ${i}\n`.repeat(50));
   await fs.mkdir(roots());
+  const db = new Database(path.join(base, "notes.db"));
+  db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)");
+  const ins = db.prepare("INSERT INTO notes (body) VALUES (?)");
+  for (let i = 0; i < 300; i++) ins.run(`note ${i}`);
+  db.close();
   const config = path.join(base, "config.json");
   await fs.writeFile(
     config,
@@ -60,6 +68,7 @@ before(async () => {
         { name: "docs", backup: path.join(src, "docs"), every: "1h", keep: { last: 5 } },
         { name: "wipe", backup: path.join(src, "wipe"), every: "1d" },
         { name: "mail", pull: "imaps://me@127.0.0.1:1", every: "1d" },
+        { name: "notes", backup: `sqlite:${path.join(base, "notes.db")}`, every: "1h" },
       ],
       console: { restoreRoots: [roots()] },
     }),
@@ -564,6 +573,48 @@ describe("actions", () => {
     assert.equal((await operator.post("/api/jobs/nope/run")).status, 404);
   });
 
+  test("run now of a database job, restored into a database file under a root", async () => {
+    const t = await operator.post<{ id: string }>("/api/jobs/notes/run");
+    const done = await operator.waitTask<{ result: { snapshotId: string; exitCode: number } }>(t.body.id);
+    assert.equal(done.state, "done", JSON.stringify(done));
+    const snap = await operator.get<{ source: string }>(
+      `/api/repos/main/snapshots/${done.result.snapshotId}`,
+    );
+    assert.equal(snap.body.source, "sqlite");
+    const target = path.join(roots(), "notes-restored.db");
+    const pv = await operator.post<{ kind: string }>("/api/restore/preview", {
+      repo: "main",
+      snapshot: done.result.snapshotId,
+      path: "/",
+      target,
+    });
+    assert.equal(pv.body.kind, "sqlite");
+    const r = await operator.post<{ id: string }>("/api/restore", {
+      repo: "main",
+      snapshot: done.result.snapshotId,
+      path: "/",
+      target,
+    });
+    assert.equal((await operator.waitTask(r.body.id)).state, "done");
+    const back = new Database(target, { readonly: true });
+    assert.equal((back.prepare("SELECT count(*) AS n FROM notes").get() as { n: number }).n, 300);
+    back.close();
+  });
+
+  test("backups run one at a time: a second run waits, says why, and can be cancelled", async () => {
+    const first = await operator.post<{ id: string }>("/api/jobs/docs/run");
+    const second = await operator.post<{ id: string; state: string; waiting: string | null }>(
+      "/api/jobs/docs/run",
+    );
+    assert.equal(second.body.state, "queued");
+    assert.match(second.body.waiting ?? "", /waiting for backup job docs/);
+    const c = await operator.post<{ state: string }>(`/api/tasks/${second.body.id}/cancel`);
+    assert.equal(c.status, 200);
+    assert.equal(c.body.state, "cancelled");
+    assert.equal((await operator.waitTask(first.body.id)).state, "done");
+    assert.equal((await operator.waitTask(second.body.id)).state, "cancelled");
+  });
+
   test("a wiped backup is flagged, the source fails, and an operator acknowledges it", async () => {
     const wipe = path.join(base, "src", "wipe");
     const t1 = await operator.post<{ id: string }>("/api/jobs/wipe/run");
@@ -637,7 +688,7 @@ describe("actions", () => {
       backlog: { job: string; status: string }[];
     }>("/api/activity");
     assert.ok(a.body.tasks.length >= 3);
-    assert.deepEqual(a.body.backlog.map((b) => b.job).sort(), ["docs", "mail", "wipe"]);
+    assert.deepEqual(a.body.backlog.map((b) => b.job).sort(), ["docs", "mail", "notes", "wipe"]);
     assert.equal(a.body.backlog.find((b) => b.job === "docs")!.status, "scheduled");
     assert.equal((await viewer.get("/api/tasks/nope")).status, 404);
     assert.equal((await viewer.get("/api/tasks/nope/events")).status, 404);

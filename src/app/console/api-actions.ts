@@ -34,7 +34,7 @@ import {
   requireRole,
   sourceById,
 } from "./context.js";
-import { checkTarget, prepareTarget } from "./restore-roots.js";
+import { checkTarget, prepareFileTarget, prepareTarget } from "./restore-roots.js";
 import { runJobNow } from "./run-job.js";
 import { sourceSnapshots } from "./sources.js";
 
@@ -183,11 +183,9 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
     let target: { path: string; exists: boolean; entries: number } | null = null;
     if (b.target) {
       const real = await checkTarget(b.target, st.restoreRoots);
-      const entries = await fs.readdir(real).then(
-        (x) => x.length,
-        () => -1,
-      );
-      target = { path: real, exists: entries >= 0, entries: Math.max(0, entries) };
+      const stat = await fs.stat(real).catch(() => undefined);
+      const entries = stat?.isDirectory() ? (await fs.readdir(real)).length : 0;
+      target = { path: real, exists: stat !== undefined, entries };
     }
     return c.json({
       snapshot: {
@@ -245,13 +243,14 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
             await audit(st, c, "restore", what, "ok", `database ${res.database}, ${res.tables} tables`);
             return res;
           }
-          const target = await prepareTarget(b.target!, st.restoreRoots);
           if (kind === "sqlite") {
             ctl.phase("restoring the database file and checking it");
-            const res = await restoreSqlite(repo, snap, target);
+            const file = await prepareFileTarget(b.target!, st.restoreRoots);
+            const res = await restoreSqlite(repo, snap, file);
             await audit(st, c, "restore", what, "ok");
             return res;
           }
+          const target = await prepareTarget(b.target!, st.restoreRoots);
           ctl.phase("restoring");
           const res = await restore(repo, snap, {
             target,

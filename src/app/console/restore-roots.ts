@@ -63,3 +63,10 @@ export async function prepareTarget(target: string, roots: string[]): Promise<st
   await fs.mkdir(planned, { recursive: true });
   return checkTarget(await fs.realpath(planned), roots);
 }
+
+/** For a file target (an SQLite database): creates its folder, checks the file's real path. */
+export async function prepareFileTarget(target: string, roots: string[]): Promise<string> {
+  await checkTarget(target, roots);
+  const dir = await prepareTarget(path.dirname(path.resolve(target)), roots);
+  return checkTarget(path.join(dir, path.basename(target)), roots);
+}
