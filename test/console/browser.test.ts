@@ -264,6 +264,9 @@ test("the other pages render (screenshots for docs/ui)", async () => {
   await page.waitForSelector('tr[data-source="photos"] button[name=drill]');
   await page.click('tr[data-source="photos"] button[name=drill]');
   await page.waitForSelector('tr[data-source="photos"] [data-task-state="done"]', { timeout: 60_000 });
+  // The drill read a snapshot another process (`lifeboat run`) wrote after the console opened
+  // the repository: it passed, and the source is now proven restorable.
+  await page.waitForSelector('tr[data-source="photos"] .badge-protected:text("passed")', { timeout: 20_000 });
   await shot(page, "integrity");
   await page.goto(`${server.url}/#/policies`);
   await page.waitForSelector("button[name=simulate]");

@@ -62,6 +62,10 @@ export class ConsoleRepo {
       else missing.push(id);
     }
     for (const s of await Promise.all(missing.map((id) => repo.loadSnapshot(id)))) next.set(s.id, s);
+    // Snapshots written by other processes (the daemon, `lifeboat run`, other hosts) point at
+    // blobs in index files this process has not read: read the new ones (written before the
+    // snapshot, so they are there) before anything of these snapshots is read.
+    if (missing.length > 0 && this.snapsAt > 0) await repo.catchUpIndex();
     this.snaps = next;
     this.sorted = [...next.values()].sort((a, b) =>
       a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1,

@@ -72,7 +72,7 @@ export function Overview({ me }: { me: Me }) {
                 <div class="tile-n" data-testid={`count-${s}`}>
                   {ov.data!.states[s]}
                 </div>
-                <div class="tile-label">{s}</div>
+                <div class="tile-label">{s[0]!.toUpperCase() + s.slice(1)}</div>
               </button>
             ))}
             <a
@@ -80,7 +80,7 @@ export function Overview({ me }: { me: Me }) {
               href={href(["history"])}
             >
               <div class="tile-n">{ov.data.flagged}</div>
-              <div class="tile-label">flagged snapshots</div>
+              <div class="tile-label">Flagged snapshots</div>
             </a>
           </div>
           <h2>Repositories</h2>
