@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
+import https from "node:https";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import Database from "better-sqlite3";
@@ -768,6 +769,55 @@ describe("actions", () => {
 });
 
 describe("listening", () => {
+  test("with --tls-cert/--tls-key it serves HTTPS and the session cookie is Secure", async () => {
+    const cert = path.join(base, "cert.pem");
+    const key = path.join(base, "key.pem");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ],
+      { stdio: "ignore" },
+    );
+    const tls = await startConsole(env, ["--tls-cert", cert, "--tls-key", key]);
+    try {
+      assert.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const ca = await fs.readFile(cert);
+      const { status, setCookie } = await new Promise<{ status: number; setCookie: string }>(
+        (resolve, reject) => {
+          const req = https.request(
+            `${tls.url}/api/login`,
+            { method: "POST", ca, headers: { "content-type": "application/json" } },
+            (res) => {
+              res.resume();
+              resolve({ status: res.statusCode ?? 0, setCookie: String(res.headers["set-cookie"] ?? "") });
+            },
+          );
+          req.on("error", reject);
+          req.end(JSON.stringify({ user: "admin", token: server.token }));
+        },
+      );
+      assert.equal(status, 200);
+      assert.match(setCookie, /Secure/);
+    } finally {
+      await tls.stop();
+    }
+  });
+
   test("an address other than loopback needs TLS or --insecure-listen", async () => {
     const r = await import("../support/cli.js").then((m) => m.run(["ui", "--listen", "0.0.0.0:0"], { env }));
     assert.equal(r.code, 2, r.stderr);
