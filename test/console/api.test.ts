@@ -40,7 +40,7 @@ async function sources(c: ConsoleClient): Promise<SourceRow[]> {
 }
 
 before(async () => {
-  ensurePackages({ "/usr/bin/unzip": "unzip" });
+  ensurePackages({ "/usr/bin/unzip": "unzip", "/usr/bin/openssl": "openssl" });
   base = await tempDir("lifeboat-console-api-");
   const src = path.join(base, "src");
   await fs.mkdir(path.join(src, "docs", "deep"), { recursive: true });
