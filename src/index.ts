@@ -7,6 +7,13 @@
  */
 
 export { type BackupOptions, backup, backupStream } from "./app/backup.js";
+
+import type { ConsoleOptions, RunningConsole } from "./app/console/server.js";
+export type { ConsoleOptions, RunningConsole };
+/** Starts the web console (see docs/api.md); its HTTP framework loads only when this is called. */
+export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
+  return (await import("./app/console/server.js")).startConsole(options);
+}
 export { drill, type FullDrillOptions } from "./app/drill.js";
 export { type GuardOptions, type GuardResult, guard } from "./app/guard.js";
 export { type Notice, type NotifyConfig, notify } from "./app/notify.js";
@@ -41,6 +48,12 @@ export {
 } from "./ops/drill/status.js";
 export { type ForgetOptions, type ForgetResult, forget, forgetIds } from "./ops/forget/forget.js";
 export { applyPolicy, guardDecisions, type Policy } from "./ops/forget/policy.js";
+export {
+  type FolderEntry,
+  type FolderPage,
+  type FolderPageOptions,
+  listFolder,
+} from "./ops/inspect/browse.js";
 export { type DiffChange, type DiffSummary, diffTrees } from "./ops/inspect/diff.js";
 export { dump, dumpTar, fileContent, type Sink, streamSink, writeAtomically } from "./ops/inspect/dump.js";
 export { type FindMatch, type FindOptions, findInSnapshots, globToRegExp } from "./ops/inspect/find.js";
@@ -50,6 +63,7 @@ export {
   latestDrill,
   latestSnapshot,
   listSnapshots,
+  snapshotAt,
 } from "./ops/inspect/queries.js";
 export { resolveInSnapshot, selectSnapshots } from "./ops/inspect/select.js";
 export { type DataStats, type RepoStats, repositoryStats, type SnapshotStats } from "./ops/inspect/stats.js";

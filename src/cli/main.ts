@@ -40,6 +40,7 @@ const COMMANDS: [string[], () => Promise<Register>][] = [
   [["serve"], async () => (await import("./commands/serve.js")).registerServe],
   [["pg"], async () => (await import("./commands/pg.js")).registerPg],
   [["run", "daemon"], async () => (await import("./commands/run.js")).registerRun],
+  [["ui"], async () => (await import("./commands/ui.js")).registerUi],
 ];
 
 /**
