@@ -87,7 +87,9 @@ test("a prune killed after storing its plan, then backups: check explains it and
   assert.ok(summary.duplicateBlobs > 0);
 
   // Every snapshot restores, byte for byte where the file is known.
-  const snaps = JSON.parse((await runOk(["snapshots", "--json"], { env: ws.env })).stdout) as { id: string }[];
+  const snaps = JSON.parse((await runOk(["snapshots", "--json"], { env: ws.env })).stdout) as {
+    id: string;
+  }[];
   for (const s of snaps) {
     const target = path.join(ws.base, `restore-${s.id.slice(0, 8)}`);
     const r = await run(["restore", s.id, "--target", target, "--verify"], { env: ws.env });
