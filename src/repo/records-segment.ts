@@ -46,6 +46,8 @@ export const segmentKind = defineRecordKind({
     /** Payload size in bytes, and its data blob ids. */
     size: z.number(),
     content: z.array(z.string()),
+    /** A copy made by `lifeboat copy`: `<source repository id>:<source record id>`. */
+    copiedFrom: z.string().optional(),
   }),
   pins: (r) => r.content,
 });
