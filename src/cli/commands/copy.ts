@@ -5,7 +5,7 @@ import { findSnapshot } from "../../repo/find-snapshot.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
-import { resolvePassword } from "../shell/password.js";
+import { fromRepoPassword } from "../shell/password.js";
 
 interface CopyFlags {
   fromRepo?: string;
@@ -52,7 +52,7 @@ Example:
         );
       const backend = await c.backend(url);
       if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
-      const pw = await fromPassword(flags);
+      const pw = await fromRepoPassword(flags);
       const src = await Repository.open(backend, pw);
       try {
         const dst = await c.openRepo();
@@ -89,22 +89,4 @@ Example:
         await src.close();
       }
     });
-}
-
-async function fromPassword(f: CopyFlags): Promise<string> {
-  const env = process.env;
-  if (!f.fromPasswordFile && !f.fromPasswordCommand && env.LIFEBOAT_FROM_PASSWORD)
-    return env.LIFEBOAT_FROM_PASSWORD;
-  const file = f.fromPasswordFile ?? env.LIFEBOAT_FROM_PASSWORD_FILE;
-  const command = f.fromPasswordCommand ?? env.LIFEBOAT_FROM_PASSWORD_COMMAND;
-  if (!file && !command)
-    throw new LifeboatError(
-      "NO_PASSWORD",
-      "no password for the source repository",
-      "use --from-password-file, --from-password-command or LIFEBOAT_FROM_PASSWORD",
-    );
-  return resolvePassword(
-    { passwordFile: file, passwordCommand: command },
-    "enter password for the source repository: ",
-  );
 }
