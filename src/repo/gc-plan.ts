@@ -94,10 +94,13 @@ export async function startSession(
  * connection, storage that refuses it) and a record left behind with this process's own pid
  * would otherwise look alive for as long as the process runs (a daemon: forever).
  */
-const ended = new Set<string>();
+const ended = new Map<string, number>();
 
 export async function endSession(repo: Repository, session: SessionHandle): Promise<void> {
-  ended.add(session.id);
+  const now = Date.now();
+  // Past a day a left-behind record is stale anyway (SESSION_STALE_MS): no need to remember it.
+  for (const [id, at] of ended) if (now - at > SESSION_STALE_MS) ended.delete(id);
+  ended.set(session.id, now);
   await repo.records.delete(session.object);
 }
 
