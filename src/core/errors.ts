@@ -103,6 +103,39 @@ export class CorruptionError extends LifeboatError {
   }
 }
 
+/**
+ * Storage refused to delete (or replace) an object because it is under Object Lock retention or a
+ * legal hold: expected on a repository with retention. Callers that delete (prune, forget) keep
+ * such objects and try again once `retainUntil` has passed.
+ */
+export class RetainedError extends LifeboatError {
+  readonly object: string;
+  /** Until when the object is locked (the latest date of its locked versions), when known. */
+  readonly retainUntil: Date | undefined;
+  readonly mode: "governance" | "compliance" | "legal-hold" | undefined;
+  constructor(
+    object: string,
+    message: string,
+    retainUntil: Date | undefined,
+    mode: RetainedError["mode"],
+    cause?: unknown,
+  ) {
+    super(
+      "PERMISSION_DENIED",
+      message,
+      "objects under retention are kept until that date; run the command again after it",
+      cause,
+    );
+    this.object = object;
+    this.retainUntil = retainUntil;
+    this.mode = mode;
+  }
+}
+
+export function isRetained(e: unknown): e is RetainedError {
+  return e instanceof RetainedError;
+}
+
 export function isLifeboatError(e: unknown): e is LifeboatError {
   return e instanceof LifeboatError;
 }

@@ -19,6 +19,13 @@ export const configSchema = z.object({
   }),
   /** Target size of pack files in bytes. */
   packSize: z.number().int().min(1024).max(MAX_SIZE),
+  /**
+   * S3 Object Lock retention every writer applies (format feature `retention`): each object but
+   * sessions and prune plans is written locked for `days` from its write. Absent: none.
+   */
+  retention: z
+    .object({ days: z.number().int().min(1), mode: z.enum(["governance", "compliance"]) })
+    .optional(),
   /** Format features in use, by what they gate (features.ts). Absent in version 1. */
   features: z.object({ read: z.array(z.string()), write: z.array(z.string()) }).optional(),
 });

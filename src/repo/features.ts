@@ -15,7 +15,13 @@ import { LifeboatError } from "../core/errors.js";
  * feature says `version: 2`; lifeboat 0.1 (which knows only version 1) refuses such a config
  * entirely. Features are only ever added (docs/format.md, "Features").
  */
-export const FEATURES = {} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
+export const FEATURES = {
+  /** config.retention: every writer locks what it writes (an unaware one would write unlocked). */
+  retention: {
+    gates: "write",
+    what: "every object but sessions and prune plans is written under the Object Lock retention in config.retention",
+  },
+} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 export type FeatureName = keyof typeof FEATURES;
 

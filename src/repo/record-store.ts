@@ -62,14 +62,15 @@ export class RecordStore {
   }
 
   async write<T>(kind: RecordKind<T>, record: T, options: { label?: string } = {}): Promise<StoredRecord<T>> {
-    if (kind.labelTag && options.label === undefined)
+    const label = options.label ?? kind.labelOf?.(record);
+    if (kind.labelTag && label === undefined)
       throw new Error(`internal error: ${kind.title} records need a label`);
     this.requireWritable();
     // Write order: a record that pins blobs is stored only after they are durable and indexed.
     if (kind.pins) await this.flushBlobs();
     const stored = this.keys.seal(kind.objectKind, Buffer.from(JSON.stringify(record)));
     const id = storageId(stored);
-    const object = `${this.folder(kind as RecordKind<unknown>, options.label)}${id}`;
+    const object = `${this.folder(kind as RecordKind<unknown>, label)}${id}`;
     await this.backend.put(object, stored);
     return { id, object, record };
   }

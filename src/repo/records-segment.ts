@@ -58,6 +58,8 @@ export const segmentKind = defineRecordKind({
     /** Payload size in bytes, and its data blob ids. */
     size: count,
     content: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
+    /** A copy made by `lifeboat copy`: `<source repository id>:<source record id>`. */
+    copiedFrom: z.string().optional(),
   }),
   pins: (r) => r.content,
 });

@@ -32,11 +32,15 @@ const blobHint = z
   });
 export type WalBlobHint = z.infer<typeof blobHint>;
 
+/** Records of one file are found by this label (keyed in storage: see RecordKind.labelTag). */
+export const walLabel = (cluster: string, name: string) => `${cluster} ${name}`;
+
 export const walKind = defineRecordKind({
   title: "WAL record",
   prefix: "wal/",
   objectKind: ObjectKind.wal,
   labelTag: "wal",
+  labelOf: (r) => walLabel(r.cluster, r.name),
   schema: z.object({
     version: z.literal(1),
     cluster: z.string(),
@@ -55,6 +59,8 @@ export const walKind = defineRecordKind({
     /** When it was archived. */
     time: z.string(),
     host: z.string(),
+    /** A copy made by `lifeboat copy`: `<source repository id>:<source record id>`. */
+    copiedFrom: z.string().optional(),
   }),
   pins: (r) => r.content,
 });

@@ -158,6 +158,9 @@ async function switchAndWaitArchived(c: pg.Client): Promise<string> {
 }
 
 let restoredDir: string;
+/** T1 of the first test and the transfers committed by then (the copy test recovers to it too). */
+let t1Time: string | undefined;
+let t1Transfers: string[] = [];
 
 test("base backup while transfers commit; restore --time T1 recovers exactly what committed by T1", async () => {
   const writer = startPgTransfers(() => connect(server.port, "bank"), ACCOUNTS);
@@ -202,6 +205,8 @@ test("base backup while transfers commit; restore --time T1 recovers exactly wha
   );
   await bank.end();
   assert.ok(expected.length > 20 && expected.length < all, `${expected.length} of ${all} transfers by T1`);
+  t1Time = t1;
+  t1Transfers = expected;
   await server.stop();
 
   const chk = await runPg(["pg", "check", "--json"]);
@@ -264,6 +269,74 @@ test("base backup while transfers commit; restore --time T1 recovers exactly wha
     }
   } finally {
     await restored.stop();
+  }
+});
+
+test("copy: a second repository alone recovers to T1 (base backup and archived WAL copied once)", async () => {
+  assert.ok(t1Time, "the first test ran");
+  const copyRepo = path.join(base, "copy-repo");
+  const copyPw = path.join(base, "copy-password");
+  await fs.writeFile(copyPw, "the copy's own password\n", { mode: 0o600 });
+  await fs.chown(copyPw, ids.uid, ids.gid);
+  const copyEnv = { LIFEBOAT_REPOSITORY: copyRepo, LIFEBOAT_PASSWORD_FILE: copyPw };
+  assert.equal((await runPg(["init"], copyEnv)).code, 0);
+  const from = ["--from-repo", repo, "--from-password-file", pwfile, "--json"];
+  const first = await runPg(["copy", ...from], copyEnv);
+  assert.equal(first.code, 0, show(first));
+  const fs1 = jsonOf(first) as { copied: unknown[]; records: { wal: { copied: number; skipped: number } } };
+  assert.equal(fs1.copied.length, 1, "the base backup");
+  const archived = (await runPg(["pg", "wal-list", "--json"])).stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"));
+  assert.equal(fs1.records.wal.copied, archived.length, "every archived file");
+  const again = jsonOf(await runPg(["copy", ...from], copyEnv)) as typeof fs1;
+  assert.deepEqual(again.records.wal, { copied: 0, skipped: archived.length }, "nothing copied twice");
+  assert.equal(again.copied.length, 0);
+
+  // The original is out of reach from here on: only the copy is used.
+  await fs.rename(repo, `${repo}.away`);
+  try {
+    const chk = await runPg(["pg", "check", "--json"], copyEnv);
+    assert.equal(chk.code, 0, show(chk));
+    assert.equal(jsonOf(chk).ok, true);
+    const dir = path.join(base, "restored-from-copy");
+    const rr = await runPg(["pg", "restore", "--time", t1Time, "--target-dir", dir, "--json"], copyEnv);
+    assert.equal(rr.code, 0, show(rr));
+    const conf = await fs.readFile(path.join(dir, "postgresql.auto.conf"), "utf8");
+    assert.ok(conf.includes(copyRepo), conf);
+    const logFile = path.join(base, "restored-from-copy.log");
+    const restored = await pgCtlStart(dir, { socketDir: base, logFile }).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await fs.readFile(logFile, "utf8").catch(() => "")}`);
+    });
+    try {
+      const c = await connect(restored.port, "postgres");
+      const deadline = Date.now() + 120_000;
+      while ((await c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r")).rows[0]!.r) {
+        if (Date.now() > deadline)
+          throw new Error(`still in recovery:\n${await fs.readFile(logFile, "utf8")}`);
+        await sleep(200);
+      }
+      await c.end();
+      assert.match(
+        await fs.readFile(logFile, "utf8"),
+        /recovery stopping before commit of transaction \d+, time/,
+      );
+      const b = await connect(restored.port, "bank");
+      try {
+        const total = await b.query<{ t: string }>("SELECT sum(balance)::text AS t FROM accounts");
+        assert.equal(Number(total.rows[0]!.t), TOTAL);
+        const got = (await b.query<{ id: string }>("SELECT id::text FROM transfers ORDER BY id")).rows.map(
+          (r) => r.id,
+        );
+        assert.deepEqual(got, t1Transfers, "the copy recovers exactly the transfers committed by T1");
+      } finally {
+        await b.end();
+      }
+    } finally {
+      await restored.stop();
+    }
+  } finally {
+    await fs.rename(`${repo}.away`, repo);
   }
 });
 

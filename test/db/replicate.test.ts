@@ -452,6 +452,61 @@ test("while a busy database's first full snapshot is copied and stored, segments
   assert.ok(got.n < w.n);
 });
 
+test("copy: a second repository alone restores to a point in time (segments copied once)", async () => {
+  const file = path.join(base, "copied.db");
+  createBank(file, "wal");
+  const rep = startReplicate([`sqlite:${file}`, "--interval", "500ms"]);
+  await rep.ready();
+  const writer = startWriter(file, 300);
+  await sleep(3000);
+  const w = await writer.stop();
+  const r = await rep.stop();
+  assert.equal(r.code, 0, show(r));
+  const segs = jsonLines(r.stdout).filter((l) => l.message_type === "segment") as unknown as SegmentLine[];
+  assert.ok(segs.length >= 3, `only ${segs.length} segments`);
+  const mid = segs[Math.floor(segs.length / 2)]!.commits_before;
+
+  const repo = path.join(base, "repo");
+  const copyEnv = baseEnv({ LIFEBOAT_REPOSITORY: path.join(base, "copy-repo"), LIFEBOAT_PASSWORD: "other" });
+  assert.equal((await run(["init"], { env: copyEnv })).code, 0);
+  const from = ["--from-repo", repo, "--json"];
+  const fromEnv = { ...copyEnv, LIFEBOAT_FROM_PASSWORD: PW };
+  const c1 = await run(["copy", ...from], { env: fromEnv });
+  assert.equal(c1.code, 0, show(c1));
+  const s1 = jsonLines(c1.stdout).find((l) => l.message_type === "summary") as {
+    records: { segments: { copied: number; skipped: number } };
+  };
+  const original = await Repository.open(await openBackend(repo), PW);
+  const all = (await listSegments(original, undefined)).length;
+  await original.close();
+  assert.equal(s1.records.segments.copied, all, "every segment of every source");
+  const c2 = await run(["copy", ...from], { env: fromEnv });
+  const s2 = jsonLines(c2.stdout).find((l) => l.message_type === "summary") as typeof s1;
+  assert.deepEqual(s2.records.segments, { copied: 0, skipped: all }, "nothing copied twice");
+
+  // Restores from the original, then from the copy with the original out of reach: the same.
+  const restoreBoth = async (args: string[], name: string) => {
+    const a = path.join(base, `${name}-original.db`);
+    const b = path.join(base, `${name}-copy.db`);
+    const ra = await run(["restore", `sqlite:${file}`, ...args, "--target", a], { env });
+    assert.equal(ra.code, 0, show(ra));
+    await fs.rename(repo, `${repo}.away`);
+    try {
+      const rb = await run(["restore", `sqlite:${file}`, ...args, "--target", b], { env: copyEnv });
+      assert.equal(rb.code, 0, show(rb));
+    } finally {
+      await fs.rename(`${repo}.away`, repo);
+    }
+    const got = checkBank(b);
+    assert.deepEqual(got, checkBank(a), `${name}: the copy restores what the original does`);
+    return got;
+  };
+  const atMid = await restoreBoth(["--time", mid], "copy-mid");
+  const latest = await restoreBoth([], "copy-latest");
+  assert.ok(atMid.n > 0 && atMid.n < latest.n, `${atMid.n} of ${latest.n} transfers by the middle`);
+  assert.equal(latest.n, w.n);
+});
+
 test("replicate refuses a database that is not in WAL mode, saying how to switch", async () => {
   const file = path.join(base, "rollback.db");
   createBank(file, "delete");

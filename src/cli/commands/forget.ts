@@ -173,6 +173,7 @@ function report(c: CliContext, r: ForgetResult, dryRun: boolean): void {
       remove: g.decisions.filter((d) => !d.keep).map((d) => ({ id: d.snapshot.id, time: d.snapshot.time })),
     })),
     removed: r.removed,
+    retained: r.retained,
   });
   for (const g of r.groups) {
     const key = Object.entries(g.key)
@@ -184,10 +185,25 @@ function report(c: CliContext, r: ForgetResult, dryRun: boolean): void {
       rows.push([
         d.snapshot.id.slice(0, 8),
         new Date(d.snapshot.time).toISOString().replace("T", " ").slice(0, 19),
-        d.keep ? "keep" : dryRun ? "would remove" : "removed",
+        d.keep
+          ? "keep"
+          : dryRun
+            ? "would remove"
+            : r.retained.some((x) => x.id === d.snapshot.id)
+              ? "retained"
+              : "removed",
         d.reasons.join(", "),
       ]);
     c.out.info(table(rows));
   }
   c.out.info(`${dryRun ? "would remove" : "removed"} ${r.removed.length} snapshot(s)`);
+  if (r.retained.length > 0) {
+    const last = r.retained
+      .map((x) => x.until ?? "")
+      .sort()
+      .at(-1);
+    c.out.info(
+      `${r.retained.length} snapshot(s) the policy removes are under retention${last ? ` until ${last} at the latest` : ""}: kept; a forget after that removes them`,
+    );
+  }
 }
