@@ -70,8 +70,10 @@ export { type DataStats, type RepoStats, repositoryStats, type SnapshotStats } f
 export { type TarHeader, TarWriter } from "./ops/inspect/tar.js";
 export { initRepository, openRepository } from "./ops/open.js";
 export { type PruneOptions, type PruneResult, prune } from "./ops/prune/prune.js";
+export { type HealOptions, type HealResult, healFromCopy } from "./ops/repair/heal.js";
 export { type RepairIndexResult, repairIndex } from "./ops/repair/repair-index.js";
 export { type RepairedSnapshot, repairSnapshots } from "./ops/repair/repair-snapshots.js";
+export { type UndeleteOptions, type UndeleteResult, undelete } from "./ops/repair/undelete.js";
 export { type RestoreOptions, type RestoreResult, restore } from "./ops/restore/restore.js";
 export { findSnapshot, type SnapshotFilter } from "./repo/find-snapshot.js";
 export { Repository } from "./repo/repository.js";
