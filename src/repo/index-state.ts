@@ -118,8 +118,20 @@ export class IndexState {
   /** Adds packs to the index, those outside any plan first (see the class comment). */
   private addPacks(packs: IndexPack[]): void {
     this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
-    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.place(b, p.id);
     for (const p of packs) if (this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+  }
+
+  /**
+   * Indexes a blob of a pack outside every plan. A blob the index already places in a doomed
+   * pack moves here: doomed packs were doomed after that blob was indexed (a plan read at a
+   * catch-up, or written by this process), and a copy outside them must win, or this process
+   * would store the blob again and again and read it from a pack that a sweep deletes.
+   */
+  private place(b: BlobLocation, packId: string): void {
+    const at = this.doomed.size > 0 ? this.index.get(b.id) : undefined;
+    if (at && this.doomed.has(at.packId)) this.index.relocate(b, packId);
+    else this.index.add(b, packId);
   }
 
   private async addFiles(ids: string[]): Promise<Set<string>> {
@@ -191,9 +203,9 @@ export class IndexState {
 
   // --- changes made by the repository's own parts ----------------------------------------------
 
-  /** Blobs of a pack this process just uploaded. */
+  /** Blobs of a pack this process just uploaded (never a doomed one: see `place`). */
   addUploaded(packId: string, blobs: BlobLocation[]): void {
-    for (const b of blobs) this.index.add(b, packId);
+    for (const b of blobs) this.place(b, packId);
   }
 
   /** Packs a plan (about to be) stored by this process dooms: never deduplicate against them. */
