@@ -214,10 +214,14 @@ export class TreeBuilder {
     if (content.kind === "stream") {
       let r: { content: string[]; size: number };
       try {
-        r = await this.files.run(() => storeStream(this.w, content.read(), (n) => this.progress.addBytes(n)));
+        r = await this.files.run(() => {
+          this.opts.signal?.throwIfAborted(); // (a file may wait here long after the stop)
+          return storeStream(this.w, content.read(), (n) => this.progress.addBytes(n));
+        });
       } catch (e) {
         this.summary.files--;
         this.summary.bytes -= f.size;
+        if (this.opts.signal?.aborted) throw e;
         if (e instanceof LifeboatError && e.code !== "SOURCE_UNREADABLE") throw e;
         this.errors.push(itemError(where, e, "UNREADABLE"));
         return undefined;
@@ -231,10 +235,14 @@ export class TreeBuilder {
       let r: Awaited<ReturnType<typeof storeFile>>;
       try {
         const gate = size >= this.w.chunkerMin ? this.largeFiles : this.files;
-        r = await gate.run(() => storeFile(this.w, content.path, size, (n) => this.progress.addBytes(n)));
+        r = await gate.run(() => {
+          this.opts.signal?.throwIfAborted();
+          return storeFile(this.w, content.path, size, (n) => this.progress.addBytes(n));
+        });
       } catch (e) {
         this.summary.files--;
         this.summary.bytes -= f.size;
+        if (this.opts.signal?.aborted) throw e;
         if (errnoCode(e) === "ENOENT") return undefined;
         if (e instanceof LifeboatError) throw e; // the repository, not the file: stop
         this.errors.push(itemError(content.path, e, "UNREADABLE"));

@@ -261,7 +261,11 @@ async function restoreNode(
       }
       case "file": {
         const gate = (node.size ?? 0) > SMALL_FILE ? ctx.largeFiles : ctx.smallFiles;
-        await gate.run(() => restoreFile(ctx, node, dest, rel, fresh));
+        // (Asked again once admitted: a file may wait here long after the restore was stopped.)
+        await gate.run(async () => {
+          ctx.signal?.throwIfAborted();
+          await restoreFile(ctx, node, dest, rel, fresh);
+        });
         break;
       }
     }
