@@ -28,8 +28,9 @@ export class IndexState {
   /** Index files still in storage but replaced by another's `supersedes` (left by a prune that
    * was interrupted or not allowed to delete them); the next index rewrite supersedes them too. */
   private superseded: string[] = [];
-  /** Index files written by this process (so a catch-up after a flush does not read them again). */
-  private readonly written: string[] = [];
+  /** Index files written by this process since the index was loaded (so a catch-up after a
+   * flush does not read them again); they are in force too. */
+  private written: string[] = [];
 
   constructor(
     private readonly backend: Backend,
@@ -53,6 +54,7 @@ export class IndexState {
         }
         this.loaded = live;
         this.superseded = ids.filter((id) => superseded.has(id));
+        this.written = []; // the listing holds them (or a prune has replaced them)
         return;
       } catch (e) {
         // A prune replaced the index files while we read them: read the new ones.
@@ -196,9 +198,14 @@ export class IndexState {
     return this.index.entries();
   }
 
-  /** The index files in force and those already superseded (what a rewrite must supersede). */
+  /** The index files in force (with those this process wrote since loading) and those already
+   * superseded (what a rewrite must supersede). */
   files(): { loaded: readonly string[]; superseded: readonly string[] } {
-    return { loaded: [...this.loaded], superseded: [...this.superseded] };
+    const loaded = new Set(this.loaded);
+    return {
+      loaded: [...this.loaded, ...this.written.filter((id) => !loaded.has(id))],
+      superseded: [...this.superseded],
+    };
   }
 
   // --- changes made by the repository's own parts ----------------------------------------------
