@@ -179,13 +179,16 @@ test("a sweep keeps a planned pack that a snapshot written meanwhile needs", asy
   };
   const pending = takeSnapshot(other, src, opts);
   await inside;
+  const [session] = await liveSessions(repo);
+  assert.equal(session?.kind, "backup", "the backup announced itself before listing anything");
   const r1 = await prune(repo);
   assert.equal(r1.mark.unusedPacks.length, 2);
   assert.deepEqual(r1.swept, []);
   const [plan] = await listPlans(repo);
-  assert.equal(plan?.waitFor.length, 1);
+  assert.deepEqual(plan?.waitFor, [session.id]);
   release();
   const second = await pending;
+  assert.deepEqual(objectsUnder(be, "sessions/"), [], "and removed its session when done");
   assert.equal(second.summary.blobsAdded, 0, "it deduplicated against the packs now planned");
   const r2 = await prune(repo);
   assert.equal(r2.swept.length, 1);
