@@ -2,18 +2,21 @@
 // periodic index files) and the typed record store.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { z } from "zod";
 import type { Backend } from "../../src/backend/backend.js";
 import { faultyBackend } from "../../src/backend/faulty.js";
 import { memoryBackend } from "../../src/backend/memory.js";
 import { LifeboatError } from "../../src/core/errors.js";
 import { BlobType } from "../../src/repo/blob.js";
+import { defineRecordKind } from "../../src/repo/record-kind.js";
 import { RECORD_KINDS } from "../../src/repo/record-store.js";
 import { ackKind } from "../../src/repo/records-ack.js";
 import { drillKind } from "../../src/repo/records-drill.js";
 import { planKind, sessionKind } from "../../src/repo/records-gc.js";
 import { type SegmentRecord, segmentKind } from "../../src/repo/records-segment.js";
-import { type WalRecord, walKind } from "../../src/repo/records-wal.js";
+import { type WalRecord, walKind, walLabel } from "../../src/repo/records-wal.js";
 import { Repository } from "../../src/repo/repository.js";
+import { ObjectKind } from "../../src/repo/sealed-object.js";
 import { takeSnapshot } from "../../src/snapshot/take.js";
 import {
   assertWhole,
@@ -377,26 +380,43 @@ test("records: write, list, read and delete for every family", async () => {
 
 test("labelled records (WAL) are found by label, without the label in storage", async () => {
   const { be, repo } = await newRepo();
-  await assert.rejects(repo.records.write(walKind, wal("000000010000000000000001", [])), /need a label/);
-  const a1 = await repo.records.write(walKind, wal("000000010000000000000001", []), { label: "c1 A1" });
-  const a2 = await repo.records.write(walKind, wal("000000010000000000000001", []), { label: "c1 A1" });
-  const b = await repo.records.write(walKind, wal("000000010000000000000002", []), { label: "c1 B" });
+  const [n1, n2] = ["000000010000000000000001", "000000010000000000000002"];
+  // A WAL record is stored under its own label (cluster and file name) unless told otherwise.
+  const a1 = await repo.records.write(walKind, wal(n1, []));
+  const a2 = await repo.records.write(walKind, { ...wal(n1, []), time: "2026-01-02T00:00:00.000Z" });
+  const b = await repo.records.write(walKind, wal(n2, []));
+  const other = await repo.records.write(walKind, wal(n2, []), { label: "somewhere else" });
   const folder = (o: string) => o.split("/")[1];
   assert.equal(folder(a1.object), folder(a2.object));
   assert.notEqual(folder(a1.object), folder(b.object));
-  for (const name of be.objects().keys()) assert.ok(!/[A-Z ]/.test(name), name);
-  const byLabel = await repo.records.list(walKind, { label: "c1 A1" });
+  assert.notEqual(folder(b.object), folder(other.object));
+  for (const name of be.objects().keys())
+    assert.ok(!/[ ]|c1|0000000100/.test(name.replace(/[0-9a-f]{64}/g, "")), name);
+  const byLabel = await repo.records.list(walKind, { label: walLabel("c1", n1) });
   assert.deepEqual(byLabel.map((r) => r.object).sort(), [a1.object, a2.object].sort());
   assert.deepEqual(
-    (await repo.records.list(walKind, { label: "c1 B" })).map((r) => r.record.name),
-    ["000000010000000000000002"],
+    (await repo.records.list(walKind, { label: walLabel("c1", n2) })).map((r) => r.object),
+    [b.object],
   );
+  assert.deepEqual(
+    (await repo.records.list(walKind, { label: "somewhere else" })).map((r) => r.object),
+    [other.object],
+  );
+  // A labelled family that cannot derive a label refuses a record without one.
+  const bare = defineRecordKind({
+    title: "test record",
+    prefix: "test/",
+    objectKind: ObjectKind.ack,
+    labelTag: "test",
+    schema: z.object({ n: z.number() }),
+  });
+  await assert.rejects(repo.records.write(bare, { n: 1 }), /need a label/);
   assert.deepEqual(await repo.records.list(walKind, { label: "nothing" }), []);
-  assert.equal((await repo.records.list(walKind)).length, 3, "without a label: every label's records");
+  assert.equal((await repo.records.list(walKind)).length, 4, "without a label: every label's records");
   // Stray names in a family's folder are ignored, not read.
   await be.put("wal/README", Buffer.from("x"));
   await be.put(`${a1.object}.tmp`, Buffer.from("x"));
-  assert.equal((await repo.records.list(walKind, { unreadable: "throw" })).length, 3);
+  assert.equal((await repo.records.list(walKind, { unreadable: "throw" })).length, 4);
   await repo.close();
 });
 
@@ -477,4 +497,27 @@ test("a record that pins blobs is not written when the blobs it needs could not 
   assert.deepEqual(objectsUnder(mem, "snapshots/"), []);
   await repo.close();
   await assertWhole(mem);
+});
+
+test("enableFeature rewrites the stored config, not its own view: a Repository opened before another's change keeps it", async () => {
+  // (The memory backend refuses to overwrite a locked object, as an unversioned store would; an
+  // S3 bucket with Object Lock is versioned and takes a new version of the config. Here the
+  // backend's clock is past every lock, so the config can be replaced.)
+  const be = memoryBackend({ retention: true, now: () => Date.now() + 400 * 86_400_000 });
+  const a = await Repository.init(be, PW, SMALL);
+  const b = await Repository.open(be, PW);
+  await a.setRetention({ days: 7, mode: "governance" });
+  assert.equal(b.hasFeature("retention"), false, "b's view is from before the change");
+  await b.enableFeature("retention");
+  assert.deepEqual(b.retention, { days: 7, mode: "governance" }, "b now holds the stored config");
+  const c = await Repository.open(be, PW);
+  assert.equal(c.config.version, 2);
+  assert.deepEqual(c.config.features, { read: [], write: ["retention"] });
+  assert.deepEqual(c.retention, { days: 7, mode: "governance" }, "a's retention survived b's rewrite");
+  // And b locks what it writes from now on.
+  await b.withWriter((w) => w.saveBlob(BlobType.data, noise(100)));
+  const [pack] = objectsUnder(be, "data/");
+  assert.ok(pack);
+  assert.equal(be.store.objects.get(pack)?.retentionMode, "governance");
+  for (const r of [a, b, c]) await r.close();
 });
