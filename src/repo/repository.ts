@@ -22,6 +22,7 @@ import {
   type FeatureName,
   type FeatureSet,
   hasFeature,
+  NEW_REPOSITORY_FEATURES,
   newerFormat,
   unknownFeatures,
   withFeature,
@@ -40,7 +41,8 @@ import { decodeTree, type Tree } from "./tree.js";
 export interface InitOptions {
   chunker?: ChunkerParams;
   packSize?: number;
-  /** Format features the new repository starts with (features.ts); they make it version 2. */
+  /** Format features the new repository starts with (features.ts; default
+   * NEW_REPOSITORY_FEATURES); any make it version 2. */
   features?: FeatureSet;
   /** Object Lock retention every writer applies (format feature `retention`). */
   retention?: Retention;
@@ -130,7 +132,7 @@ export class Repository {
       throw cannotLock(backend.location, options.retention);
     await backend.create();
     const keys = KeyRing.generate();
-    let features = options.features;
+    let features = options.features ?? NEW_REPOSITORY_FEATURES;
     if (options.retention) features = withFeature(features, "retention");
     const config: RepoConfig = {
       version: 1,
@@ -139,9 +141,7 @@ export class Repository {
       chunker: options.chunker ?? defaultChunkerParams(),
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
       ...(options.retention ? { retention: { ...options.retention } } : {}),
-      ...(features && features.read.length + features.write.length > 0
-        ? { version: 2 as const, features }
-        : {}),
+      ...(features.read.length + features.write.length > 0 ? { version: 2 as const, features } : {}),
     };
     const out = lockedBackend(backend, () => config.retention);
     const key = await keys.wrap(password);
@@ -459,8 +459,15 @@ export class Repository {
     return this.reader.writeTo(id, fd, position);
   }
 
-  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file. */
-  restoreSmallFile(ids: Buffer[], dest: string, size: number, meta: FileMeta, label: string): Promise<void> {
+  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
+   * returns the extended attributes that could not be set. */
+  restoreSmallFile(
+    ids: Buffer[],
+    dest: string,
+    size: number,
+    meta: FileMeta,
+    label: string,
+  ): Promise<string[]> {
     return this.reader.writeSmallFile(ids, dest, size, meta, label);
   }
 

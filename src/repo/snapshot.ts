@@ -19,6 +19,9 @@ export const snapshotSchema = z.object({
   /** Files that kept changing while read: stored as read, listed here. */
   changedWhileReading: z.array(z.string()).default([]),
   excludes: z.array(z.string()).default([]),
+  /** True when extended attributes were read (absent: they were not, as before format feature
+   *  `xattrs`); a later backup reuses a parent's attributes only then. */
+  xattrs: z.boolean().optional(),
   /** Why this snapshot looks like a wipe or mass overwrite compared with its parent (guard);
    *  empty when it does not. Flagged snapshots hold back retention until acknowledged. */
   anomalies: z.array(z.string()).optional(),

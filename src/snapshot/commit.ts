@@ -12,7 +12,7 @@ export interface BackupResult {
   summary: BackupSummary;
   /** Items that could not be read (the snapshot is marked incomplete). */
   errors: ItemError[];
-  /** Things left out on purpose (sockets, devices): not errors. */
+  /** Things left out on purpose (sockets): not errors. */
   warnings: string[];
 }
 
@@ -28,6 +28,8 @@ export interface CommitInput {
   /** Source type for non-file snapshots (`sqlite`, `imap`, ...). */
   type?: string | undefined;
   excludes: string[];
+  /** Extended attributes were read (recorded in the snapshot for the next backup). */
+  xattrs?: boolean;
   meta?: Record<string, unknown> | undefined;
   /** Thresholds for flagging a snapshot that looks like a wipe (false: do not check). */
   anomaly: AnomalyThresholds | false;
@@ -80,6 +82,7 @@ export async function commitSnapshot(repo: Repository, c: CommitInput): Promise<
     ...(anomalies.length > 0 ? { anomalies } : {}),
     changedWhileReading: c.built.changed,
     excludes: c.excludes,
+    ...(c.xattrs ? { xattrs: true } : {}),
     program: `lifeboat ${VERSION}`,
     ...(c.type ? { source: c.type } : {}),
     ...(c.meta ? { meta: c.meta } : {}),

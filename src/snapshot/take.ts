@@ -19,7 +19,7 @@ export interface SnapshotOptions {
   /** Snapshot time (default now). */
   time?: Date;
   onProgress?: (p: BackupProgress) => void;
-  /** Warnings that do not make the snapshot incomplete (skipped sockets, devices). */
+  /** Warnings that do not make the snapshot incomplete (skipped sockets). */
   onWarning?: (message: string) => void;
   /** Thresholds for flagging a snapshot that looks like a wipe (false: do not check). */
   anomaly?: AnomalyThresholds | false;
@@ -60,7 +60,12 @@ export async function takeSnapshot(
         ...(options.force ? { force: true } : {}),
         ...(options.onWarning ? { onWarning: options.onWarning } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(isTreeSource(source) && source.xattrs && parent?.xattrs ? { parentXattrs: true } : {}),
       });
+      for (const warning of isTreeSource(source) ? (source.warnings ?? []) : []) {
+        built.warnings.push(warning);
+        options.onWarning?.(warning);
+      }
       return isTreeSource(source)
         ? built.dir(source.root, parent?.tree)
         : built.virtual(source, parentLookup(repo, parent), parent);
@@ -78,6 +83,7 @@ export async function takeSnapshot(
       parent,
       type: source.type,
       excludes: isTreeSource(source) ? (source.excludes ?? []) : [],
+      xattrs: isTreeSource(source) && source.xattrs === true,
       meta,
       anomaly: options.anomaly ?? DEFAULT_THRESHOLDS,
       started,

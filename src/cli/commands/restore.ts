@@ -9,7 +9,7 @@ import { restoreSqlite } from "../../sources/sqlite.js";
 import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicate/restore.js";
 import { anySegments } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../shell/context.js";
-import { bytes } from "../shell/format.js";
+import { bytes, jsonItemErrors } from "../shell/format.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -25,6 +25,7 @@ interface RestoreFlags {
   database?: string;
   owner?: boolean;
   time?: string;
+  xattrs: boolean;
 }
 
 export function registerRestore(program: Command, ctx: (c: Command) => CliContext): void {
@@ -65,6 +66,10 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
       "sqlite:PATH only: the database as it was at this time (ISO-8601, e.g. 2026-11-26T09:15:00Z), from `lifeboat replicate` segments or snapshots",
     )
     .option("--verify", "read every restored file back and compare it with the snapshot")
+    .option(
+      "--no-xattrs",
+      "do not restore extended attributes (as another user than root, trusted. and security. ones are always left out)",
+    )
     .option("--host <name>", "with `latest`: the newest snapshot of this host")
     .option("--tag <tag>", "with `latest`: the newest snapshot with this tag", collect, [])
     .option("--path <path>", "with `latest`: the newest snapshot of these paths", collect, [])
@@ -184,12 +189,14 @@ Examples:
           include: flags.include,
           exclude: flags.exclude,
           verify: flags.verify ?? false,
+          xattrs: flags.xattrs,
           onProgress: c.out.progress("restore"),
         });
         const secs = (Date.now() - started) / 1000;
         for (const e of r.errors) c.out.warn(`failed: ${formatItemError(e)}`);
+        for (const w of r.warnings) c.out.warn(w);
         c.out.info(
-          `restored ${r.files} files (${r.filesSkipped} already in place), ${r.dirs} folders, ${r.symlinks} symlinks, ${bytes(r.bytes)} written in ${secs.toFixed(1)}s`,
+          `restored ${r.files} files (${r.filesSkipped} already in place), ${r.dirs} folders, ${r.symlinks} symlinks${r.special > 0 ? `, ${r.special} FIFOs and device nodes` : ""}, ${bytes(r.bytes)} written in ${secs.toFixed(1)}s`,
         );
         if (flags.verify) c.out.info(`verified ${r.verified} files against the snapshot`);
         c.out.emit({
@@ -199,9 +206,11 @@ Examples:
           files_skipped: r.filesSkipped,
           dirs: r.dirs,
           symlinks: r.symlinks,
+          special: r.special,
           bytes_written: r.bytes,
           files_verified: r.verified,
-          errors: r.errors,
+          errors: jsonItemErrors(r.errors),
+          warnings: r.warnings,
           seconds: secs,
         });
         if (r.errors.length > 0) {

@@ -1,5 +1,6 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { fsPath, nameFromBytes } from "../../core/names.js";
 import type { Excludes } from "../../snapshot/excludes.js";
 
 /**
@@ -16,7 +17,7 @@ export async function scanTotals(
   async function walk(p: string, root: string, dev: bigint | undefined): Promise<void> {
     let st: import("node:fs").BigIntStats;
     try {
-      st = await fs.lstat(p, { bigint: true });
+      st = await fs.lstat(fsPath(p), { bigint: true });
     } catch {
       return;
     }
@@ -29,7 +30,7 @@ export async function scanTotals(
       if (oneFs && dev !== undefined && st.dev !== dev) return;
       let names: string[] = [];
       try {
-        names = await fs.readdir(p);
+        names = (await fs.readdir(fsPath(p), { encoding: "buffer" })).map(nameFromBytes);
       } catch {
         return;
       }
