@@ -39,7 +39,7 @@ export function nameFromBytes(bytes: Uint8Array): string {
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const s = b.toString("utf8");
   // No replacement character, or only genuine ones: the bytes were valid UTF-8.
-  if (!s.includes("\uFFFD") || Buffer.byteLength(s) === b.length) return s;
+  if (!s.includes("\uFFFD") || Buffer.from(s, "utf8").equals(b)) return s;
   let out = "";
   let run = 0;
   let i = 0;
