@@ -77,13 +77,30 @@ static napi_value args(napi_env env, napi_callback_info info, size_t want, napi_
   return argv[0];
 }
 
-/* llistxattr(path) -> Buffer holding NUL-terminated names (size asked first; retried if the
- * list grew in between). */
+/* Most lists and values fit this: one system call instead of asking for the size first. */
+#define FIRST_TRY 4096
+
+/* llistxattr(path) -> Buffer holding NUL-terminated names (a larger list: size asked first,
+ * retried if the list grew in between). */
 static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!args(env, info, 1, argv)) return NULL;
   char *path = cstring(env, argv[0]);
   if (!path) return NULL;
+  char first[FIRST_TRY];
+  ssize_t quick = llistxattr(path, first, sizeof first);
+  if (quick >= 0) {
+    napi_value out;
+    void *dst;
+    napi_create_buffer_copy(env, (size_t)quick, first, &dst, &out);
+    free(path);
+    return out;
+  }
+  if (errno != ERANGE) {
+    int err = errno;
+    free(path);
+    return throw_errno(env, err, "llistxattr");
+  }
   for (int attempt = 0; attempt < 8; attempt++) {
     ssize_t size = llistxattr(path, NULL, 0);
     if (size < 0) {
@@ -127,7 +144,17 @@ static napi_value get_xattr(napi_env env, napi_callback_info info) {
   }
   napi_value out = NULL;
   int err = 0;
-  for (int attempt = 0; attempt < 8; attempt++) {
+  char first[FIRST_TRY];
+  ssize_t quick = lgetxattr(path, name, first, sizeof first);
+  if (quick >= 0) {
+    void *dst;
+    napi_create_buffer_copy(env, (size_t)quick, first, &dst, &out);
+    free(path);
+    free(name);
+    return out;
+  }
+  if (errno != ERANGE) err = errno;
+  for (int attempt = 0; err == 0 && attempt < 8; attempt++) {
     ssize_t size = lgetxattr(path, name, NULL, 0);
     if (size < 0) {
       err = errno;

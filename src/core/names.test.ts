@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   displayName,
+  fitName,
   fsPath,
   isByteName,
   jsonName,
   lossyName,
+  NAME_MAX,
+  NameClaims,
   nameFromBytes,
   nameToBytes,
   parseDisplayName,
@@ -74,4 +77,27 @@ test("display shows \\xHH and parses back", () => {
     path_bytes: nameToBytes(s).toString("base64"),
   });
   assert.deepEqual(jsonName("path", "/a/b"), { path: "/a/b" });
+});
+
+test("fitName keeps names within NAME_MAX bytes, distinct and stable", () => {
+  assert.equal(fitName("short"), "short");
+  assert.equal(fitName("short", ".ics"), "short.ics");
+  const a = fitName("é".repeat(200), ".ics");
+  const b = fitName(`${"é".repeat(199)}x`, ".ics");
+  for (const n of [a, b]) {
+    assert.ok(Buffer.byteLength(n) <= NAME_MAX, n);
+    assert.ok(n.endsWith(".ics") && n.isWellFormed());
+  }
+  assert.notEqual(a, b);
+  assert.equal(fitName("é".repeat(200), ".ics"), a);
+  const bytes = nameFromBytes(Buffer.alloc(300, 0xe9));
+  assert.ok(nameToBytes(fitName(bytes)).length <= NAME_MAX);
+});
+
+test("NameClaims: one file name per owner, even when their names collide", () => {
+  const c = new NameClaims();
+  assert.equal(c.claim(".x", "INBOX/x"), ".x");
+  assert.equal(c.claim(".x", "x"), ".x~2");
+  assert.equal(c.claim(".x", "INBOX/x"), ".x", "the same owner keeps its name");
+  assert.ok(Buffer.byteLength(c.claim(`.${"a".repeat(300)}`, "long")) <= NAME_MAX);
 });

@@ -9,6 +9,8 @@
  * encoding (`nameToBytes`), display (`displayName`) and JSON output.
  */
 
+import { createHash } from "node:crypto";
+
 const ESC_BASE = 0xdc00;
 
 /** Whether a name holds bytes that are not valid UTF-8 (escaped as lone surrogates). */
@@ -134,4 +136,48 @@ export function jsonName(field: string, s: string): Record<string, string> {
   return isByteName(s)
     ? { [field]: displayName(s), [`${field}_bytes`]: nameToBytes(s).toString("base64") }
     : { [field]: s };
+}
+
+/** The longest name most file systems take (NAME_MAX), in bytes. */
+export const NAME_MAX = 255;
+
+/**
+ * `name` as a file name of at most `max` bytes (default NAME_MAX): itself when it fits; else
+ * cut at a character boundary, with `~` and 16 hex digits of the SHA-256 of the whole name
+ * before `keep` (an extension kept at the end). Distinct long names stay distinct, and the same
+ * name always gives the same result. For exports that make names from folder names.
+ */
+export function fitName(name: string, keep = "", max = NAME_MAX): string {
+  const whole = `${name}${keep}`;
+  if (nameToBytes(whole).length <= max) return whole;
+  const hash = createHash("sha256").update(nameToBytes(whole)).digest("hex").slice(0, 16);
+  const room = max - nameToBytes(`~${hash}${keep}`).length;
+  let out = "";
+  let used = 0;
+  for (const ch of name) {
+    const n = nameToBytes(ch).length;
+    if (used + n > room) break;
+    out += ch;
+    used += n;
+  }
+  return `${out}~${hash}${keep}`;
+}
+
+/**
+ * File names for things that have names of their own (mail folders, address books) in one
+ * folder of an export: each fits NAME_MAX, and two different things never get the same file
+ * name (the later one gets `~2`, `~3`, ... before `keep`), so one never overwrites the other.
+ * The same things in the same order always get the same names.
+ */
+export class NameClaims {
+  private readonly owners = new Map<string, string>();
+
+  /** The file name for `name` (with `keep` at its end), owned by `owner`. */
+  claim(name: string, owner: string, keep = ""): string {
+    let n = fitName(name, keep);
+    for (let i = 2; this.owners.has(n) && this.owners.get(n) !== owner; i++)
+      n = fitName(`${name}~${i}`, keep);
+    this.owners.set(n, owner);
+    return n;
+  }
 }

@@ -5,6 +5,7 @@ import { FEATURES, type FeatureName } from "../repo/features.js";
 import type { BlobWriter, Repository } from "../repo/repository.js";
 import {
   isSafeName,
+  isVersion1Node,
   type NodeType,
   nodeFeatures,
   sameNode,
@@ -281,7 +282,12 @@ export class TreeBuilder {
    * attributes. If a feature cannot be recorded, the entry (or its attributes) goes into the
    * snapshot's errors: nothing is left out without a word.
    */
-  private async admit(n: TreeNode, where: string): Promise<TreeNode | undefined> {
+  private admit(n: TreeNode, where: string): TreeNode | Promise<TreeNode | undefined> {
+    if (isVersion1Node(n)) return n;
+    return this.admitSlow(n, where);
+  }
+
+  private async admitSlow(n: TreeNode, where: string): Promise<TreeNode | undefined> {
     let out: TreeNode | undefined = n;
     for (const f of nodeFeatures(n)) {
       if (this.repo.hasFeature(f)) continue;

@@ -371,6 +371,30 @@ test("the counting invariant: every listed entry is in the snapshot, its errors,
   assert.deepEqual([...errors], [rel(Buffer.from(path.join(src, "secret")))], JSON.stringify(s.errors));
   assert.equal(warned.size, 1);
   assert.ok(stored.size >= 18, `${stored.size} entries stored`);
+
+  // Restored by the same ordinary user: FIFOs yes, device nodes and security. attributes no,
+  // each with a warning; user. attributes and ACLs come back.
+  const out = path.join(root, "out");
+  const rr = await run(["restore", `latest:${src}`, "--target", out, "--json"], { env, wrapper: nobody });
+  assert.equal(rr.code, 0, show(rr));
+  const warnings = summaryOf(rr).warnings as string[];
+  assert.ok(
+    warnings.some((w) => /^2 device node\(s\) not restored: creating them needs root$/.test(w)),
+    warnings.join("\n"),
+  );
+  assert.ok(
+    warnings.some((w) => /extended attribute\(s\) not restored: .*need root/.test(w)),
+    warnings.join("\n"),
+  );
+  assert.ok(fsSync.lstatSync(path.join(out, "fifo")).isFIFO());
+  assert.equal(fsSync.existsSync(path.join(out, "null")), false);
+  assert.match(
+    sh("getfattr", "-n", "user.comment", path.join(out, "plain.txt")).toString(),
+    /user\.comment="kept"/,
+  );
+  // getfacl prints names as raw bytes (read here as latin1), getfattr with octal escapes.
+  const acl = attrDump("getfacl", out).find((r) => r.startsWith("# file: ROOT/caf\u00e9.txt\n"));
+  assert.match(acl ?? "none", /user:1234:rwx/);
 });
 
 test("through the library: backup and restore keep names and attributes; an old repository gains the features only when a tree needs them", async () => {

@@ -3,6 +3,7 @@ import fsSync, { promises as fs } from "node:fs";
 import path from "node:path";
 import { errnoCode, itemError, LifeboatError } from "../../core/errors.js";
 import { displayName, fsPath, nameFromBytes } from "../../core/names.js";
+import { listNames } from "../../fsio/list-names.js";
 import { nativeUnavailable, readXattrs } from "../../fsio/native.js";
 import { Excludes } from "../../snapshot/excludes.js";
 import type { SourceDir, SourceEntry, TreeSource, XattrReader } from "../../snapshot/source.js";
@@ -126,11 +127,6 @@ function virtualDir(walk: Walk, vdir: VDir, dirPath: string): SourceDir {
       return out;
     },
   };
-}
-
-/** A folder's entries as bytes, in the form of core/names.ts (names need not be UTF-8). */
-async function listNames(p: string): Promise<string[]> {
-  return (await fs.readdir(fsPath(p), { encoding: "buffer" })).map(nameFromBytes);
 }
 
 /**

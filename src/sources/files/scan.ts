@@ -1,6 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { fsPath, nameFromBytes } from "../../core/names.js";
+import { fsPath } from "../../core/names.js";
+import { listNames } from "../../fsio/list-names.js";
 import type { Excludes } from "../../snapshot/excludes.js";
 
 /**
@@ -30,7 +31,7 @@ export async function scanTotals(
       if (oneFs && dev !== undefined && st.dev !== dev) return;
       let names: string[] = [];
       try {
-        names = (await fs.readdir(fsPath(p), { encoding: "buffer" })).map(nameFromBytes);
+        names = await listNames(p);
       } catch {
         return;
       }
