@@ -50,7 +50,9 @@ test("init, open, wrong password, no repository, init twice", async () => {
   assert.equal(nf.exitCode, 10);
   const repo = await Repository.init(be, PW, SMALL);
   assert.deepEqual(repo.config.chunker, SMALL.chunker);
-  assert.equal(repo.config.version, 1);
+  // A new repository starts with the read features a backup may need (docs/format.md).
+  assert.equal(repo.config.version, 2);
+  assert.deepEqual(repo.config.features, { read: ["byte-names", "special-files", "xattrs"], write: [] });
   await repo.close();
   assert.equal(await Repository.exists(be), true);
   await rejectsWith(Repository.init(be, PW, SMALL), "REPO_EXISTS");
@@ -512,7 +514,10 @@ test("enableFeature rewrites the stored config, not its own view: a Repository o
   assert.deepEqual(b.retention, { days: 7, mode: "governance" }, "b now holds the stored config");
   const c = await Repository.open(be, PW);
   assert.equal(c.config.version, 2);
-  assert.deepEqual(c.config.features, { read: [], write: ["retention"] });
+  assert.deepEqual(c.config.features, {
+    read: ["byte-names", "special-files", "xattrs"],
+    write: ["retention"],
+  });
   assert.deepEqual(c.retention, { days: 7, mode: "governance" }, "a's retention survived b's rewrite");
   // And b locks what it writes from now on.
   await b.withWriter((w) => w.saveBlob(BlobType.data, noise(100)));
