@@ -15,7 +15,15 @@ import { LifeboatError } from "../core/errors.js";
  * feature says `version: 2`; lifeboat 0.1 (which knows only version 1) refuses such a config
  * entirely. Features are only ever added (docs/format.md, "Features").
  */
-export const FEATURES = {} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
+export const FEATURES = {
+  /** Snapshots of a fleet's accounts (`account`, `fleet` fields) and the per-account catalogue
+   * (`accounts/`): an older writer would group and forget them by host and paths alone and
+   * leave the catalogue stale. */
+  "fleet-accounts": {
+    gates: "write",
+    what: "fleet account snapshots and the per-account catalogue (docs/fleet.md)",
+  },
+} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 export type FeatureName = keyof typeof FEATURES;
 

@@ -33,6 +33,8 @@ export interface CommitInput {
   anomaly: AnomalyThresholds | false;
   started: number;
   statsBefore: WriteStats;
+  /** A fleet account's snapshot: its account id and fleet name go into the document. */
+  account?: { fleet: string; id: string };
 }
 
 function safeUser(): { username: string; uid: number; gid: number } {
@@ -83,6 +85,7 @@ export async function commitSnapshot(repo: Repository, c: CommitInput): Promise<
     program: `lifeboat ${VERSION}`,
     ...(c.type ? { source: c.type } : {}),
     ...(c.meta ? { meta: c.meta } : {}),
+    ...(c.account ? { account: c.account.id, fleet: c.account.fleet } : {}),
     summary,
   };
   const snapshotId = await repo.writeSnapshot(snapshot);

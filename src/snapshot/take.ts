@@ -1,6 +1,7 @@
 import os from "node:os";
 import type { Repository } from "../repo/repository.js";
 import { type AnomalyThresholds, DEFAULT_THRESHOLDS } from "./anomaly.js";
+import { type AccountTag, recordAccountSnapshot } from "./account-catalogue.js";
 import { type BackupResult, commitSnapshot } from "./commit.js";
 import { findParent, parentLookup } from "./parent.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
@@ -25,6 +26,9 @@ export interface SnapshotOptions {
   anomaly?: AnomalyThresholds | false;
   /** Stops the backup between items; what was stored is flushed so a later run reuses it. */
   signal?: AbortSignal;
+  /** A fleet account's snapshot: recorded in the snapshot and in the account's catalogue
+   * (format feature `fleet-accounts`, see account-catalogue.ts). */
+  account?: AccountTag;
 }
 
 /**
@@ -38,6 +42,7 @@ export async function takeSnapshot(
   source: Source,
   options: SnapshotOptions = {},
 ): Promise<BackupResult> {
+  if (options.account) await repo.enableFeature("fleet-accounts");
   return withSession(repo, async () => {
     const started = Date.now();
     const statsBefore = repo.writeStats;
@@ -68,7 +73,7 @@ export async function takeSnapshot(
     await scan.catch(() => {});
     progress.finish();
     const meta = source.meta ? await source.meta() : undefined;
-    return commitSnapshot(repo, {
+    const result = await commitSnapshot(repo, {
       tree,
       built: built!,
       paths,
@@ -82,6 +87,9 @@ export async function takeSnapshot(
       anomaly: options.anomaly ?? DEFAULT_THRESHOLDS,
       started,
       statsBefore,
+      ...(options.account ? { account: options.account } : {}),
     });
+    if (options.account) await recordAccountSnapshot(repo, options.account, result.snapshotId, result.snapshot);
+    return result;
   });
 }
