@@ -44,7 +44,11 @@ export async function recordAccountSnapshot(
  * The catalogue entries of one account (of one fleet, when given), oldest first: one listing of
  * the account's own folder, whatever the number of snapshots in the repository.
  */
-export async function accountEntries(repo: Repository, account: string, fleet?: string): Promise<CatalogueEntry[]> {
+export async function accountEntries(
+  repo: Repository,
+  account: string,
+  fleet?: string,
+): Promise<CatalogueEntry[]> {
   const stored = await repo.records.list(accountEntryKind, { label: account });
   return stored
     .map((r) => ({ ...r.record, object: r.object }))
@@ -53,7 +57,11 @@ export async function accountEntries(repo: Repository, account: string, fleet?: 
 }
 
 /** The account's snapshots, oldest first. Entries whose snapshot was forgotten are skipped. */
-export async function accountSnapshots(repo: Repository, account: string, fleet?: string): Promise<SnapshotWithId[]> {
+export async function accountSnapshots(
+  repo: Repository,
+  account: string,
+  fleet?: string,
+): Promise<SnapshotWithId[]> {
   const out: SnapshotWithId[] = [];
   for (const e of await accountEntries(repo, account, fleet)) {
     const s = await loadIfPresent(repo, e.snapshot);

@@ -1,7 +1,7 @@
 import os from "node:os";
 import type { Repository } from "../repo/repository.js";
-import { type AnomalyThresholds, DEFAULT_THRESHOLDS } from "./anomaly.js";
 import { type AccountTag, recordAccountSnapshot } from "./account-catalogue.js";
+import { type AnomalyThresholds, DEFAULT_THRESHOLDS } from "./anomaly.js";
 import { type BackupResult, commitSnapshot } from "./commit.js";
 import { findParent, parentLookup } from "./parent.js";
 import { type BackupProgress, ProgressCounter } from "./progress.js";
@@ -89,7 +89,8 @@ export async function takeSnapshot(
       statsBefore,
       ...(options.account ? { account: options.account } : {}),
     });
-    if (options.account) await recordAccountSnapshot(repo, options.account, result.snapshotId, result.snapshot);
+    if (options.account)
+      await recordAccountSnapshot(repo, options.account, result.snapshotId, result.snapshot);
     return result;
   });
 }

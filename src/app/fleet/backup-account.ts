@@ -1,8 +1,8 @@
 import type { Repository } from "../../repo/repository.js";
-import { folderAccountSource, folderFingerprint } from "../../sources/accounts/folder.js";
-import { rowsAccountSource, rowsFingerprint } from "../../sources/accounts/rows.js";
 import { latestAccountSnapshot } from "../../snapshot/account-catalogue.js";
 import { takeSnapshot } from "../../snapshot/take.js";
+import { folderAccountSource, folderFingerprint } from "../../sources/accounts/folder.js";
+import { rowsAccountSource, rowsFingerprint } from "../../sources/accounts/rows.js";
 import type { FleetDef } from "./fleet-config.js";
 import type { AccountInfo } from "./store.js";
 
@@ -66,7 +66,12 @@ export async function backupAccount(
     info.updatedAt === updatedAt &&
     info.lastSnapshot === latest.snapshot.id
   )
-    return { outcome: "unchanged", snapshot: latest.snapshot.id, goodAt: at, fingerprint: latest.entry.fingerprint ?? "" };
+    return {
+      outcome: "unchanged",
+      snapshot: latest.snapshot.id,
+      goodAt: at,
+      fingerprint: latest.entry.fingerprint ?? "",
+    };
   const fingerprint = await p.fingerprint();
   if (latest && latest.entry.fingerprint === fingerprint)
     return { outcome: "unchanged", snapshot: latest.snapshot.id, goodAt: at, fingerprint };

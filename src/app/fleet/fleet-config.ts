@@ -27,13 +27,18 @@ export const fleetSchema = z
     name: z.string(),
     /** Where the accounts come from. */
     accounts: z.union([
-      z.object({ glob: z.string(), timezone: z.string().optional(), timezones: z.string().optional() }).strict(),
+      z
+        .object({ glob: z.string(), timezone: z.string().optional(), timezones: z.string().optional() })
+        .strict(),
       z.object({ file: z.string() }).strict(),
       z.object({ sql: z.string(), query: z.string() }).strict(),
     ]),
     /** What an account's backup holds: its folder (the account's `path`) or its rows. */
     kind: z.enum(["folder", "rows"]).default("folder"),
-    rows: z.object({ url: z.string(), tables: z.array(rowsTableSchema).min(1) }).strict().optional(),
+    rows: z
+      .object({ url: z.string(), tables: z.array(rowsTableSchema).min(1) })
+      .strict()
+      .optional(),
     /** Timezone of accounts whose source gives none. */
     timezone: z.string().optional(),
     window: z.string().optional(),
@@ -120,7 +125,11 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
         : { kind: "sql", url: a.sql, query: a.query };
   const lease = /^(\d+)(s|m|h)$/.exec(f.lease);
   if (!lease)
-    throw new LifeboatError("USAGE", `${where}: lease ${JSON.stringify(f.lease)} is not like 30m`, "e.g. 30m or 2h");
+    throw new LifeboatError(
+      "USAGE",
+      `${where}: lease ${JSON.stringify(f.lease)} is not like 30m`,
+      "e.g. 30m or 2h",
+    );
   return {
     name: f.name,
     policy,

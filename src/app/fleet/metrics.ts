@@ -12,7 +12,11 @@ export async function startMetrics(
 ): Promise<{ url: string; close: () => Promise<void> }> {
   const m = /^(.*):(\d+)$/.exec(address);
   if (!m)
-    throw new LifeboatError("USAGE", `--metrics ${address} is not HOST:PORT`, "e.g. --metrics 127.0.0.1:9464");
+    throw new LifeboatError(
+      "USAGE",
+      `--metrics ${address} is not HOST:PORT`,
+      "e.g. --metrics 127.0.0.1:9464",
+    );
   const prom = await import("prom-client");
   const registry = new prom.Registry();
   const g = (name: string, help: string, labelNames: string[] = []) =>
@@ -20,9 +24,15 @@ export async function startMetrics(
   const accounts = g("lifeboat_fleet_accounts", "Accounts of the fleet by RPO status", ["status"]);
   const backlog = g("lifeboat_fleet_backlog", "Accounts by state in their current window", ["state"]);
   const age = g("lifeboat_fleet_snapshot_age_seconds", "Age of accounts' newest good snapshot", ["quantile"]);
-  const window = g("lifeboat_fleet_last_window_seconds", "Time from the first start to the last report in the last 24 h");
+  const window = g(
+    "lifeboat_fleet_last_window_seconds",
+    "Time from the first start to the last report in the last 24 h",
+  );
   const runs = g("lifeboat_fleet_runs_24h", "Runs in the last 24 h by outcome", ["outcome"]);
-  const proven = g("lifeboat_fleet_drilled_fraction_30d", "Fraction of accounts proven restorable by a drill in 30 days");
+  const proven = g(
+    "lifeboat_fleet_drilled_fraction_30d",
+    "Fraction of accounts proven restorable by a drill in 30 days",
+  );
   const update = async () => {
     for (const s of await collect()) {
       const f = { fleet: s.fleet };
@@ -54,7 +64,13 @@ export async function startMetrics(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e) =>
-      reject(new LifeboatError("USAGE", `--metrics ${address}: ${(e as Error).message}`, "pick a free port, e.g. 127.0.0.1:9464")),
+      reject(
+        new LifeboatError(
+          "USAGE",
+          `--metrics ${address}: ${(e as Error).message}`,
+          "pick a free port, e.g. 127.0.0.1:9464",
+        ),
+      ),
     );
     server.listen(Number(m[2]), m[1] || "127.0.0.1", () => resolve());
   });

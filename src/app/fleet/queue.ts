@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type PgBoss from "pg-boss";
 import type pg from "pg";
+import type PgBoss from "pg-boss";
 import type { DueRun } from "./due.js";
 import { dispatch, type FleetRuntime, reportRun, runAccount } from "./scheduler.js";
 import type { PgSql } from "./store.js";
@@ -25,10 +25,12 @@ export interface QueueJob {
 
 export const queueName = (fleet: string) => `lifeboat-fleet-${fleet}`;
 
-const lockKey = (fleet: string) => createHash("sha256").update(`lifeboat fleet ${fleet}`).digest().readInt32BE(0);
+const lockKey = (fleet: string) =>
+  createHash("sha256").update(`lifeboat fleet ${fleet}`).digest().readInt32BE(0);
 
 /** Higher for more RPO pressure (never backed up first); pg-boss fetches higher priorities first. */
-const priorityOf = (r: DueRun) => (Number.isFinite(r.pressure) ? Math.min(999, Math.round(r.pressure * 100)) : 1000);
+const priorityOf = (r: DueRun) =>
+  Number.isFinite(r.pressure) ? Math.min(999, Math.round(r.pressure * 100)) : 1000;
 
 export interface QueueOptions {
   /** Most jobs one dispatcher step enqueues. */
@@ -68,7 +70,12 @@ export async function ensureQueue(boss: PgBoss, fleet: string, leaseMs: number):
 }
 
 /** One dispatcher step on PostgreSQL: returns how many runs were enqueued (0 when another dispatcher holds the lock). */
-export async function dispatchToQueue(rt: FleetRuntime, boss: PgBoss, sql: PgSql, o: QueueOptions = {}): Promise<number> {
+export async function dispatchToQueue(
+  rt: FleetRuntime,
+  boss: PgBoss,
+  sql: PgSql,
+  o: QueueOptions = {},
+): Promise<number> {
   let n = 0;
   await sql.tx(async () => {
     const got = await sql.all("SELECT pg_try_advisory_xact_lock($1) AS ok", [lockKey(rt.def.name)]);
@@ -76,7 +83,12 @@ export async function dispatchToQueue(rt: FleetRuntime, boss: PgBoss, sql: PgSql
     const runs = await dispatch(rt, o.enqueueLimit ?? 10_000, async (start) => {
       const db = { executeSql: async (text: string, values: unknown[]) => sql.client.query(text, values) };
       for (const r of start) {
-        const job: QueueJob = { fleet: rt.def.name, account: r.state.account.id, window: r.window.key, at: rt.now() };
+        const job: QueueJob = {
+          fleet: rt.def.name,
+          account: r.state.account.id,
+          window: r.window.key,
+          at: rt.now(),
+        };
         await boss.send(queueName(rt.def.name), job, {
           singletonKey: `${rt.def.name}|${job.account}|${job.window}`,
           priority: priorityOf(r),

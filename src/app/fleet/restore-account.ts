@@ -51,7 +51,9 @@ export async function restoreAccount(
   const id = snap.account ?? "?";
   if (snap.source === "rows") {
     if (!options.target || options.intoSharedDb) {
-      const meta = (snap.meta ?? {}) as { tables?: { table: string; owner?: string; query?: string; delete?: string }[] };
+      const meta = (snap.meta ?? {}) as {
+        tables?: { table: string; owner?: string; query?: string; delete?: string }[];
+      };
       const url = def?.rows?.url;
       if (!url)
         throw new LifeboatError(
@@ -59,7 +61,11 @@ export async function restoreAccount(
           `account ${id} is a rows account and no shared database is known for fleet ${snap.fleet}`,
           "give the fleet (--config FILE with its rows.url), or restore its rows as files with --target DIR",
         );
-      const r = await restoreRowsAccount(repo, snap, { url, tables: def?.rows?.tables ?? meta.tables ?? [], account: id });
+      const r = await restoreRowsAccount(repo, snap, {
+        url,
+        tables: def?.rows?.tables ?? meta.tables ?? [],
+        account: id,
+      });
       return {
         account: id,
         snapshot: snap.id,
@@ -70,12 +76,32 @@ export async function restoreAccount(
       };
     }
     const r = await restore(repo, snap, { target: options.target, subpath: "/" });
-    return { account: id, snapshot: snap.id, kind: "rows", where: options.target, files: r.files, bytes: r.bytes, errors: r.errors.length };
+    return {
+      account: id,
+      snapshot: snap.id,
+      kind: "rows",
+      where: options.target,
+      files: r.files,
+      bytes: r.bytes,
+      errors: r.errors.length,
+    };
   }
   const orig = snap.paths[0]!;
   const target = options.target ?? orig;
   if (!path.isAbsolute(orig))
-    throw new LifeboatError("USAGE", `account ${id}'s snapshot has no absolute folder path`, "restore it with --target DIR");
+    throw new LifeboatError(
+      "USAGE",
+      `account ${id}'s snapshot has no absolute folder path`,
+      "restore it with --target DIR",
+    );
   const r = await restore(repo, snap, { target, subpath: orig });
-  return { account: id, snapshot: snap.id, kind: "folder", where: target, files: r.files + r.filesSkipped, bytes: r.bytes, errors: r.errors.length };
+  return {
+    account: id,
+    snapshot: snap.id,
+    kind: "folder",
+    where: target,
+    files: r.files + r.filesSkipped,
+    bytes: r.bytes,
+    errors: r.errors.length,
+  };
 }

@@ -45,7 +45,11 @@ export interface RestoreAllResult {
  * Priority order for a whole-service restore: a file of ids (first first) or an account field
  * (higher first); accounts not ranked follow in id order.
  */
-export function priorityOrder(ids: string[], def: FleetDef | undefined, fields: Map<string, Record<string, string>>): string[] {
+export function priorityOrder(
+  ids: string[],
+  def: FleetDef | undefined,
+  fields: Map<string, Record<string, string>>,
+): string[] {
   const p = def?.priority;
   const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   if (!p) return [...ids].sort(byId);
@@ -83,7 +87,10 @@ export async function restoreAll(
   const rows = await store.all(def.name);
   const fields = new Map(rows.map((r) => [r.state.account.id, r.info.fields]));
   let ids = rows.map((r) => r.state.account.id);
-  if (ids.length === 0) ids = [...new Set((await allAccountEntries(repo)).filter((e) => e.fleet === def.name).map((e) => e.account))];
+  if (ids.length === 0)
+    ids = [
+      ...new Set((await allAccountEntries(repo)).filter((e) => e.fleet === def.name).map((e) => e.account)),
+    ];
   const order = priorityOrder(ids, def, fields);
   const done = await store.restoreResults(def.name, o.run);
   const results = await mapLimit(order, Math.max(1, o.parallel), async (id): Promise<AccountOutcome> => {
@@ -110,7 +117,12 @@ export async function restoreAll(
         ...(r.errors > 0 ? { error: `${r.errors} path(s) could not be restored` } : {}),
       };
     } catch (e) {
-      out = { account: id, ok: false, seconds: (Date.now() - t0) / 1000, error: (e as Error).message.split("\n")[0]! };
+      out = {
+        account: id,
+        ok: false,
+        seconds: (Date.now() - t0) / 1000,
+        error: (e as Error).message.split("\n")[0]!,
+      };
     }
     await store.putRestore(def.name, o.run, id, out.ok, out.snapshot, out.seconds, out.error);
     o.onAccount?.(out);

@@ -3,9 +3,15 @@ import type { Repository } from "../../repo/repository.js";
 import { drillSample } from "./drills.js";
 import type { FleetDef } from "./fleet-config.js";
 import { dispatchToQueue, ensureQueue, startBoss, startWorkers } from "./queue.js";
-import { type AccountEvent, EmbeddedScheduler, expireLeases, type FleetRuntime, workerName } from "./scheduler.js";
+import {
+  type AccountEvent,
+  EmbeddedScheduler,
+  expireLeases,
+  type FleetRuntime,
+  workerName,
+} from "./scheduler.js";
 import { FleetStore, type PgSql, pgPool } from "./store.js";
-import { syncAccounts, type SyncResult } from "./sync.js";
+import { type SyncResult, syncAccounts } from "./sync.js";
 
 /** An open fleet: its definition, its state store and, in queue mode, pg-boss. */
 export interface OpenFleet {
@@ -64,10 +70,14 @@ export interface RunSummary {
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 /**

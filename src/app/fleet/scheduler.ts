@@ -123,7 +123,12 @@ export async function dispatch(
     const rows = await rt.store.dueRows(rt.def.name, now, capacity);
     if (rows.length === 0) return [];
     const info = new Map(rows.map((r) => [r.state.account.id, r.info]));
-    const tick = due(rt.def.policy, rows.map((r) => r.state), now, capacity);
+    const tick = due(
+      rt.def.policy,
+      rows.map((r) => r.state),
+      now,
+      capacity,
+    );
     const writes: StoredAccount[] = [];
     for (const s of tick.changed) writes.push({ state: s, info: info.get(s.account.id)! });
     for (const r of tick.start) writes.push({ state: r.state, info: info.get(r.state.account.id)! });
@@ -135,9 +140,16 @@ export async function dispatch(
         window: m.key,
         at: now,
         outcome: "missed",
-        error: m.failures > 0 ? `${m.failures} failed attempt(s)` : "no capacity or no scheduler in the window",
+        error:
+          m.failures > 0 ? `${m.failures} failed attempt(s)` : "no capacity or no scheduler in the window",
       });
-      rt.onEvent({ fleet: rt.def.name, account: m.accountId, window: m.key, outcome: "missed", worker: rt.worker });
+      rt.onEvent({
+        fleet: rt.def.name,
+        account: m.accountId,
+        window: m.key,
+        outcome: "missed",
+        worker: rt.worker,
+      });
     }
     if (onStart && tick.start.length > 0) await onStart(tick.start);
     return [...tick.start];

@@ -28,7 +28,11 @@ export async function selectFleets(configFile: string | undefined, f: FleetFlags
   const catchUp = f.catchUp ? { catchUp: "at-once" } : {};
   if (f.accounts) {
     if (!f.name)
-      throw new LifeboatError("USAGE", "--accounts needs --name (the fleet's name)", "e.g. --name mail --accounts accounts.jsonl");
+      throw new LifeboatError(
+        "USAGE",
+        "--accounts needs --name (the fleet's name)",
+        "e.g. --name mail --accounts accounts.jsonl",
+      );
     return [
       fleetDef(
         {
@@ -49,12 +53,19 @@ export async function selectFleets(configFile: string | undefined, f: FleetFlags
   }
   const { config, file } = loadConfig(configFile);
   const fleets = config.fleets.map((raw, i) =>
-    fleetDef({ ...raw, ...catchUp, ...(f.state ? { state: f.state } : {}) }, `${file ?? "config"}: fleets[${i}]`),
+    fleetDef(
+      { ...raw, ...catchUp, ...(f.state ? { state: f.state } : {}) },
+      `${file ?? "config"}: fleets[${i}]`,
+    ),
   );
   const names = new Set<string>();
   for (const d of fleets) {
     if (names.has(d.name))
-      throw new LifeboatError("USAGE", `${file}: two fleets are named ${d.name}`, "give each fleet its own name");
+      throw new LifeboatError(
+        "USAGE",
+        `${file}: two fleets are named ${d.name}`,
+        "give each fleet its own name",
+      );
     names.add(d.name);
   }
   if (f.name) {
@@ -84,7 +95,9 @@ async function storedDef(name: string, state: string | undefined): Promise<Fleet
   const store = await FleetStore.sqlite(file);
   try {
     const raw = await store.getMeta(name, "definition");
-    return raw ? fleetDef({ ...(JSON.parse(raw) as object), state: file }, `fleet ${name} (stored)`) : undefined;
+    return raw
+      ? fleetDef({ ...(JSON.parse(raw) as object), state: file }, `fleet ${name} (stored)`)
+      : undefined;
   } finally {
     await store.close();
   }
@@ -95,7 +108,12 @@ export function definitionToStore(def: FleetDef): string {
   const l = def.list;
   return JSON.stringify({
     name: def.name,
-    accounts: l.kind === "glob" ? { glob: l.glob, ...(l.timezone ? { timezone: l.timezone } : {}) } : l.kind === "file" ? { file: l.file } : { sql: l.url, query: l.query },
+    accounts:
+      l.kind === "glob"
+        ? { glob: l.glob, ...(l.timezone ? { timezone: l.timezone } : {}) }
+        : l.kind === "file"
+          ? { file: l.file }
+          : { sql: l.url, query: l.query },
     kind: def.kind,
     ...(def.rows ? { rows: def.rows } : {}),
     ...(def.timezone ? { timezone: def.timezone } : {}),

@@ -1,10 +1,11 @@
-import { accountRpo, backlogState, type FleetFigures, fleetFigures } from "./rpo.js";
 import type { FleetDef } from "./fleet-config.js";
 import { formatWindow } from "./parse.js";
+import { accountRpo, backlogState, type FleetFigures, fleetFigures } from "./rpo.js";
 import type { FleetStore, RunEvent } from "./store.js";
 
 const DAY = 86_400_000;
-const iso = (t: number | undefined) => (t === undefined || !Number.isFinite(t) ? null : new Date(t).toISOString());
+const iso = (t: number | undefined) =>
+  t === undefined || !Number.isFinite(t) ? null : new Date(t).toISOString();
 
 export interface FleetStatus {
   fleet: string;
@@ -19,16 +20,33 @@ export interface FleetStatus {
   backlog: FleetFigures["backlog"];
   age_hours: { p50: number; p99: number; max: number };
   /** The last 24 h of runs: how long from first start to last report, and the counts. */
-  last_window: { runs: number; snapshots: number; unchanged: number; failed: number; missed: number; seconds: number; first: string | null; last: string | null };
+  last_window: {
+    runs: number;
+    snapshots: number;
+    unchanged: number;
+    failed: number;
+    missed: number;
+    seconds: number;
+    first: string | null;
+    last: string | null;
+  };
   failures: { account: string; reason: string }[];
-  drills: { proven_30d: number; fraction_30d: number; recent: { account: string; at: string; ok: boolean; error?: string }[] };
+  drills: {
+    proven_30d: number;
+    fraction_30d: number;
+    recent: { account: string; at: string; ok: boolean; error?: string }[];
+  };
 }
 
 const hours = (ms: number) => Math.round((ms / 3_600_000) * 100) / 100;
 
 export async function fleetStatus(def: FleetDef, store: FleetStore, now: number): Promise<FleetStatus> {
   const rows = await store.all(def.name);
-  const f = fleetFigures(def.policy, rows.map((r) => r.state), now);
+  const f = fleetFigures(
+    def.policy,
+    rows.map((r) => r.state),
+    now,
+  );
   const runs = await store.runs(def.name, now - DAY);
   const count = (o: RunEvent["outcome"]) => runs.filter((r) => r.outcome === o).length;
   const worked = runs.filter((r) => r.outcome !== "missed");
@@ -64,9 +82,12 @@ export async function fleetStatus(def: FleetDef, store: FleetStore, now: number)
     drills: {
       proven_30d: proven.size,
       fraction_30d: f.accounts === 0 ? 0 : Math.round((proven.size / f.accounts) * 10_000) / 10_000,
-      recent: drills
-        .slice(-10)
-        .map((d) => ({ account: d.id, at: new Date(d.at).toISOString(), ok: d.ok, ...(d.error ? { error: d.error } : {}) })),
+      recent: drills.slice(-10).map((d) => ({
+        account: d.id,
+        at: new Date(d.at).toISOString(),
+        ok: d.ok,
+        ...(d.error ? { error: d.error } : {}),
+      })),
     },
   };
 }
@@ -104,6 +125,12 @@ export async function accountStatus(def: FleetDef, store: FleetStore, id: string
       error: r.error ?? null,
       worker: r.worker ?? null,
     })),
-    last_drill: drills.at(-1) ? { at: new Date(drills.at(-1)!.at).toISOString(), ok: drills.at(-1)!.ok, snapshot: drills.at(-1)!.snapshot } : null,
+    last_drill: drills.at(-1)
+      ? {
+          at: new Date(drills.at(-1)!.at).toISOString(),
+          ok: drills.at(-1)!.ok,
+          snapshot: drills.at(-1)!.snapshot,
+        }
+      : null,
   };
 }

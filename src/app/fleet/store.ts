@@ -226,16 +226,25 @@ export class FleetStore {
   }
 
   async all(fleet: string): Promise<StoredAccount[]> {
-    return (await this.sql.all("SELECT state, info FROM lifeboat_fleet_accounts WHERE fleet = $1 ORDER BY id", [fleet])).map(rowOf);
+    return (
+      await this.sql.all("SELECT state, info FROM lifeboat_fleet_accounts WHERE fleet = $1 ORDER BY id", [
+        fleet,
+      ])
+    ).map(rowOf);
   }
 
   async get(fleet: string, id: string): Promise<StoredAccount | undefined> {
-    const r = await this.sql.all("SELECT state, info FROM lifeboat_fleet_accounts WHERE fleet = $1 AND id = $2", [fleet, id]);
+    const r = await this.sql.all(
+      "SELECT state, info FROM lifeboat_fleet_accounts WHERE fleet = $1 AND id = $2",
+      [fleet, id],
+    );
     return r[0] ? rowOf(r[0]) : undefined;
   }
 
   async count(fleet: string): Promise<number> {
-    const r = await this.sql.all("SELECT count(*) AS n FROM lifeboat_fleet_accounts WHERE fleet = $1", [fleet]);
+    const r = await this.sql.all("SELECT count(*) AS n FROM lifeboat_fleet_accounts WHERE fleet = $1", [
+      fleet,
+    ]);
     return Number(r[0]?.n ?? 0);
   }
 
@@ -312,7 +321,17 @@ export class FleetStore {
   async addRun(e: RunEvent): Promise<void> {
     await this.sql.run(
       "INSERT INTO lifeboat_fleet_runs (fleet, id, win, at, outcome, snapshot, seconds, error, worker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-      [e.fleet, e.id, e.window, e.at, e.outcome, e.snapshot ?? null, e.seconds ?? null, e.error ?? null, e.worker ?? null],
+      [
+        e.fleet,
+        e.id,
+        e.window,
+        e.at,
+        e.outcome,
+        e.snapshot ?? null,
+        e.seconds ?? null,
+        e.error ?? null,
+        e.worker ?? null,
+      ],
     );
   }
 
@@ -335,14 +354,24 @@ export class FleetStore {
     }));
   }
 
-  async addDrill(fleet: string, id: string, at: number, snapshot: string, ok: boolean, error?: string): Promise<void> {
+  async addDrill(
+    fleet: string,
+    id: string,
+    at: number,
+    snapshot: string,
+    ok: boolean,
+    error?: string,
+  ): Promise<void> {
     await this.sql.run(
       "INSERT INTO lifeboat_fleet_drills (fleet, id, at, snapshot, ok, error) VALUES ($1, $2, $3, $4, $5, $6)",
       [fleet, id, at, snapshot, ok ? 1 : 0, error ?? null],
     );
   }
 
-  async drills(fleet: string, since: number): Promise<{ id: string; at: number; snapshot: string; ok: boolean; error?: string }[]> {
+  async drills(
+    fleet: string,
+    since: number,
+  ): Promise<{ id: string; at: number; snapshot: string; ok: boolean; error?: string }[]> {
     const rows = await this.sql.all(
       "SELECT id, at, snapshot, ok, error FROM lifeboat_fleet_drills WHERE fleet = $1 AND at >= $2 ORDER BY at",
       [fleet, since],
@@ -357,11 +386,27 @@ export class FleetStore {
   }
 
   async restoreResults(fleet: string, run: string): Promise<Map<string, { ok: boolean; error?: string }>> {
-    const rows = await this.sql.all("SELECT id, ok, error FROM lifeboat_fleet_restores WHERE fleet = $1 AND run = $2", [fleet, run]);
-    return new Map(rows.map((r) => [r.id as string, { ok: Number(r.ok) === 1, ...(r.error ? { error: r.error as string } : {}) }]));
+    const rows = await this.sql.all(
+      "SELECT id, ok, error FROM lifeboat_fleet_restores WHERE fleet = $1 AND run = $2",
+      [fleet, run],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.id as string,
+        { ok: Number(r.ok) === 1, ...(r.error ? { error: r.error as string } : {}) },
+      ]),
+    );
   }
 
-  async putRestore(fleet: string, run: string, id: string, ok: boolean, snapshot?: string, seconds?: number, error?: string): Promise<void> {
+  async putRestore(
+    fleet: string,
+    run: string,
+    id: string,
+    ok: boolean,
+    snapshot?: string,
+    seconds?: number,
+    error?: string,
+  ): Promise<void> {
     await this.sql.run(
       `INSERT INTO lifeboat_fleet_restores (fleet, run, id, ok, snapshot, seconds, error) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (fleet, run, id) DO UPDATE SET ok = excluded.ok, snapshot = excluded.snapshot, seconds = excluded.seconds, error = excluded.error`,
@@ -375,7 +420,8 @@ export class FleetStore {
   }
 
   async setMeta(fleet: string, k: string, v: string | undefined): Promise<void> {
-    if (v === undefined) await this.sql.run("DELETE FROM lifeboat_fleet_meta WHERE fleet = $1 AND k = $2", [fleet, k]);
+    if (v === undefined)
+      await this.sql.run("DELETE FROM lifeboat_fleet_meta WHERE fleet = $1 AND k = $2", [fleet, k]);
     else
       await this.sql.run(
         "INSERT INTO lifeboat_fleet_meta (fleet, k, v) VALUES ($1, $2, $3) ON CONFLICT (fleet, k) DO UPDATE SET v = excluded.v",

@@ -14,7 +14,10 @@ export interface SyncResult {
 }
 
 /** Checks listed accounts: one bad account is a problem line, never a stop for the rest. */
-export function checkListed(def: FleetDef, listed: ListedAccount[]): { ok: (FleetAccount & { fields: Record<string, string> })[]; problems: string[] } {
+export function checkListed(
+  def: FleetDef,
+  listed: ListedAccount[],
+): { ok: (FleetAccount & { fields: Record<string, string> })[]; problems: string[] } {
   const src = describeList(def.list);
   const problems: string[] = [];
   const seen = new Map<string, number>();
@@ -24,23 +27,31 @@ export function checkListed(def: FleetDef, listed: ListedAccount[]): { ok: (Flee
   for (const a of listed) {
     if ((seen.get(a.id) ?? 0) > 1) {
       if (!dupReported.has(a.id))
-        problems.push(`${src}: account id ${JSON.stringify(a.id)} appears ${seen.get(a.id)} times; none of them is backed up until each id is unique in the source`);
+        problems.push(
+          `${src}: account id ${JSON.stringify(a.id)} appears ${seen.get(a.id)} times; none of them is backed up until each id is unique in the source`,
+        );
       dupReported.add(a.id);
       continue;
     }
     const tz = a.timezone ?? def.timezone;
     if (!tz) {
-      problems.push(`${src}: account ${a.id} has no timezone; give it a "timezone" field or set the fleet's "timezone" default`);
+      problems.push(
+        `${src}: account ${a.id} has no timezone; give it a "timezone" field or set the fleet's "timezone" default`,
+      );
       continue;
     }
     try {
       checkTimeZone(tz, a.id);
     } catch (e) {
-      problems.push(`${src}: ${(e as Error).message}; ${isLifeboatError(e) ? e.hint : ""}`.replace(/; $/, ""));
+      problems.push(
+        `${src}: ${(e as Error).message}; ${isLifeboatError(e) ? e.hint : ""}`.replace(/; $/, ""),
+      );
       continue;
     }
     if (def.kind === "folder" && !a.fields.path) {
-      problems.push(`${src}: account ${a.id} has no "path" (its folder); add a path field, or use a glob source`);
+      problems.push(
+        `${src}: account ${a.id} has no "path" (its folder); add a path field, or use a glob source`,
+      );
       continue;
     }
     ok.push({ id: a.id, timezone: tz, fields: a.fields });

@@ -87,7 +87,11 @@ export async function expandGlob(glob: string): Promise<string[]> {
   return out.sort();
 }
 
-async function listGlob(l: { glob: string; timezone?: string; timezones?: string }): Promise<ListedAccount[]> {
+async function listGlob(l: {
+  glob: string;
+  timezone?: string;
+  timezones?: string;
+}): Promise<ListedAccount[]> {
   const dirs = await expandGlob(l.glob);
   if (dirs.length === 0)
     throw new LifeboatError(
@@ -96,7 +100,10 @@ async function listGlob(l: { glob: string; timezone?: string; timezones?: string
       "check the glob (a * stands for the account id, e.g. /srv/mail/*) and that the folders exist",
     );
   const zones = l.timezones ? await zoneMap(l.timezones) : new Map<string, string>();
-  const star = path.resolve(l.glob).split("/").findIndex((p) => /[*?]/.test(p));
+  const star = path
+    .resolve(l.glob)
+    .split("/")
+    .findIndex((p) => /[*?]/.test(p));
   return dirs.map((d) => {
     const id = d.split("/")[star] ?? path.basename(d);
     return { id, timezone: zones.get(id) ?? l.timezone, fields: { path: d } };

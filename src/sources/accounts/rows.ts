@@ -5,7 +5,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { VirtualEntry, VirtualSource } from "../../snapshot/source.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
-import { pgConnect, parsePostgresUrl } from "../postgres.js";
+import { parsePostgresUrl, pgConnect } from "../postgres.js";
 
 /**
  * An account's rows of a shared PostgreSQL database: one parameterised query per table
@@ -39,7 +39,10 @@ const quoteIdent = (s: string) =>
     .map((p) => `"${p.replace(/"/g, '""')}"`)
     .join(".");
 
-function target(url: string): { t: NonNullable<ReturnType<typeof parsePostgresUrl>>; db: string | undefined } {
+function target(url: string): {
+  t: NonNullable<ReturnType<typeof parsePostgresUrl>>;
+  db: string | undefined;
+} {
   const t = parsePostgresUrl(url);
   if (!t)
     throw new LifeboatError(
@@ -93,7 +96,10 @@ async function exportRows(c: pg.Client, a: RowsAccount): Promise<Map<string, str
         `SELECT row_to_json(x)::text AS r FROM (${selectSql(t)}) AS x ORDER BY 1`,
         [a.account],
       );
-      out.set(t.table, r.rows.map((row) => row.r));
+      out.set(
+        t.table,
+        r.rows.map((row) => row.r),
+      );
     }
     return out;
   });
@@ -143,7 +149,14 @@ export function rowsAccountSource(a: RowsAccount, client?: pg.Client): VirtualSo
       for (const [table, lines] of rows) {
         counts[table] = lines.length;
         const body = Buffer.from(lines.length > 0 ? `${lines.join("\n")}\n` : "", "utf8");
-        yield { kind: "file", path: fileOf(table), mode: 0o600, read: async function* () { yield body; } };
+        yield {
+          kind: "file",
+          path: fileOf(table),
+          mode: 0o600,
+          read: async function* () {
+            yield body;
+          },
+        };
       }
     },
     meta: () => ({ database: t.display, account: a.account, tables: a.tables, rows: counts }),
@@ -160,7 +173,10 @@ export async function snapshotRows(repo: Repository, snap: SnapshotWithId): Prom
     const parts: Buffer[] = [];
     for (const id of n.content ?? []) parts.push(await repo.loadBlob(Buffer.from(id, "hex")));
     const text = Buffer.concat(parts).toString("utf8");
-    out.set(tableOf(`rows/${n.name}`), text.split("\n").filter((l) => l.length > 0));
+    out.set(
+      tableOf(`rows/${n.name}`),
+      text.split("\n").filter((l) => l.length > 0),
+    );
   }
   return out;
 }
