@@ -1,9 +1,11 @@
+import { promises as fs } from "node:fs";
 import path from "node:path";
 import { LifeboatError } from "../../core/errors.js";
 import { restore } from "../../ops/restore/restore.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { latestAccountSnapshot } from "../../snapshot/account-catalogue.js";
+import { resolveSubpath } from "../../snapshot/subpath.js";
 import { restoreRowsAccount } from "../../sources/accounts/rows.js";
 import type { FleetDef } from "./fleet-config.js";
 
@@ -95,6 +97,7 @@ export async function restoreAccount(
       "restore it with --target DIR",
     );
   const r = await restore(repo, snap, { target, subpath: orig });
+  await setFolderMeta(repo, snap, orig, target);
   return {
     account: id,
     snapshot: snap.id,
@@ -104,4 +107,24 @@ export async function restoreAccount(
     bytes: r.bytes,
     errors: r.errors.length,
   };
+}
+
+/**
+ * The account folder itself gets its mode, owner and times back (restore sets them for what it
+ * restores inside `target`; the folder restored into is the account's own root here).
+ */
+async function setFolderMeta(
+  repo: Repository,
+  snap: SnapshotWithId,
+  orig: string,
+  target: string,
+): Promise<void> {
+  const parent = await resolveSubpath(repo, snap, path.dirname(orig));
+  if (parent.kind !== "dir") return;
+  const node = (await repo.loadTree(parent.tree)).nodes.find((n) => n.name === path.basename(orig));
+  if (!node || node.type !== "dir") return;
+  await fs.chmod(target, node.mode);
+  if (process.getuid?.() === 0) await fs.chown(target, node.uid, node.gid).catch(() => {});
+  const sec = Number(BigInt(node.mtime) / 1_000_000n) / 1000;
+  await fs.utimes(target, sec, sec);
 }
