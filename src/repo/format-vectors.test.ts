@@ -7,7 +7,9 @@ import { blobId, deriveKey, storageId } from "../core/crypto.js";
 import { decodeIndex, encodeIndex } from "./index-file.js";
 import { parseKeyFile, unwrapKeyFile } from "./keys.js";
 import { decodeBlob, packKey, parsePrefix, readPackHeader } from "./pack.js";
+import { accountEntryKind } from "./records-account.js";
 import { ObjectKind, openObject } from "./sealed-object.js";
+import { decodeSnapshot } from "./snapshot.js";
 import { decodeTree, encodeTree } from "./tree.js";
 
 // The vectors live in docs/format.md so the specification and the code are checked together.
@@ -91,4 +93,31 @@ test("snapshot object and key file open with the given keys and password", async
     v.keys,
   );
   assert.equal(await unwrapKeyFile(file, "wrong password"), undefined);
+});
+
+// Format feature fleet-accounts: the account catalogue's label folder and sealed records.
+const fleetBlock = /<!-- fleet-vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- fleet-vectors:end -->/.exec(
+  doc,
+);
+if (!fleetBlock) throw new Error("docs/format.md has no fleet-vectors block");
+const fv = JSON.parse(fleetBlock[1]!);
+
+test("account catalogue: label folder, account snapshot and catalogue entry", () => {
+  assert.equal(blobId(keys.id, Buffer.from(fv.labelText)).toString("hex"), fv.labelKey);
+  const snap = decodeSnapshot(
+    openObject(keys.meta, ObjectKind.snapshot, hex(fv.snapshot.hex), "vector"),
+    "vector",
+  );
+  assert.equal(snap.account, "ann");
+  assert.equal(snap.fleet, "mail");
+  assert.deepEqual(
+    JSON.parse(openObject(keys.meta, ObjectKind.snapshot, hex(fv.snapshot.hex), "v").toString()),
+    fv.snapshot.json,
+  );
+  const entry = accountEntryKind.schema.parse(
+    JSON.parse(openObject(keys.meta, ObjectKind.accountEntry, hex(fv.entry.hex), "vector").toString("utf8")),
+  );
+  assert.deepEqual(entry, fv.entry.json);
+  assert.equal(ObjectKind.accountEntry, 10);
+  assert.throws(() => openObject(keys.meta, ObjectKind.snapshot, hex(fv.entry.hex), "vector"), /kind/);
 });

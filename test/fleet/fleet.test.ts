@@ -402,7 +402,7 @@ test("bad account sources: one clear line naming the source and the fix; one bad
       "--state",
       path.join(base, "bad.db"),
       "--now",
-      "2026-01-14T01:30:00Z",
+      "2026-01-14T03:30:00Z",
     ],
     { env },
   );

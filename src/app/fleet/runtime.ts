@@ -67,6 +67,8 @@ export interface RunSummary {
   seconds: number;
 }
 
+const RESYNC_MS = 5 * 60_000;
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -103,10 +105,27 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
   const sync = await syncAccounts(f.def, f.store, rt.now());
   o.onSync?.(sync);
   if (!o.now) await expireLeases(rt, Date.now() - f.def.leaseMs * 3);
+  // A long-running scheduler lists its accounts again every few minutes and drills once a day.
+  let lastSync = Date.now();
+  let drillDay = "";
+  const housekeeping = async () => {
+    if (o.once) return;
+    if (Date.now() - lastSync > RESYNC_MS) {
+      lastSync = Date.now();
+      await syncAccounts(f.def, f.store, rt.now()).then(o.onSync, () => {});
+      await expireLeases(rt, Date.now() - f.def.leaseMs * 3);
+    }
+    const day = new Date(rt.now()).toISOString().slice(0, 10);
+    if (o.drills !== false && day !== drillDay) {
+      drillDay = day;
+      await drillSample(rt).catch(() => {});
+    }
+  };
   if (f.boss) {
     const sql = f.store.sql as PgSql;
     await startWorkers(rt, f.boss, f.def.concurrency);
     for (;;) {
+      await housekeeping();
       await dispatchToQueue(rt, f.boss, sql);
       if (o.signal?.aborted) break;
       if (o.once) {
@@ -122,12 +141,13 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
     if (o.once) await sched.once();
     else {
       while (!o.signal?.aborted) {
+        await housekeeping();
         await sched.tick();
         await sleep(o.tickMs ?? 10_000, o.signal);
       }
       await sched.drain();
     }
   }
-  const drills = o.drills === false ? { drilled: 0, failed: 0 } : await drillSample(rt);
+  const drills = o.drills === false || !o.once ? { drilled: 0, failed: 0 } : await drillSample(rt);
   return { fleet: f.def.name, sync, counts, drills, seconds: (Date.now() - started) / 1000 };
 }

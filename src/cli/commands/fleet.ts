@@ -451,3 +451,34 @@ Examples:
       },
     );
 }
+
+/** `lifeboat daemon`: the config file's fleets, continuously, until `signal`. */
+export async function runFleetsInDaemon(c: CliContext, tickMs: number, signal: AbortSignal): Promise<void> {
+  const defs = await selectFleets(c.opts.config, {});
+  await Promise.all(
+    defs.map(async (def) => {
+      const f = await openFleet(def, { withQueue: true });
+      const repo = await openFleetRepo(c, def);
+      try {
+        await f.store.setMeta(def.name, "definition", definitionToStore(def));
+        await runFleet(f, repo, {
+          once: false,
+          tickMs,
+          signal,
+          onSync: (s) => {
+            for (const p of s.problems) c.out.warn(p);
+          },
+          onEvent: (e) => {
+            if (e.outcome === "failed") c.out.warn(`fleet ${e.fleet}: account ${e.account}: ${e.error}`);
+            c.out.emit({ message_type: "fleet_account", ...e });
+          },
+        });
+      } catch (e) {
+        c.out.warn(`fleet ${def.name}: ${(e as Error).message}`);
+      } finally {
+        await f.close();
+        await repo.close();
+      }
+    }),
+  );
+}
