@@ -1,8 +1,9 @@
+import type pg from "pg";
 import type { Repository } from "../../repo/repository.js";
 import { latestAccountSnapshot } from "../../snapshot/account-catalogue.js";
 import { takeSnapshot } from "../../snapshot/take.js";
 import { folderAccountSource, folderFingerprint } from "../../sources/accounts/folder.js";
-import { rowsAccountSource, rowsFingerprint } from "../../sources/accounts/rows.js";
+import { connect, rowsAccountSource, rowsFingerprint } from "../../sources/accounts/rows.js";
 import type { FleetDef } from "./fleet-config.js";
 import type { AccountInfo } from "./store.js";
 
@@ -20,10 +21,14 @@ export interface AccountRunResult {
 }
 
 /** The source and change fingerprint of one account, by the fleet's kind. */
-async function prepare(def: FleetDef, id: string, info: AccountInfo) {
+async function prepare(def: FleetDef, id: string, info: AccountInfo, client?: pg.Client) {
   if (def.kind === "rows") {
     const a = { url: def.rows!.url, tables: def.rows!.tables, account: id };
-    return { kind: "rows", fingerprint: () => rowsFingerprint(a), source: async () => rowsAccountSource(a) };
+    return {
+      kind: "rows",
+      fingerprint: () => rowsFingerprint(a, client),
+      source: async () => rowsAccountSource(a, client),
+    };
   }
   const dir = info.fields.path!;
   return {
@@ -49,6 +54,25 @@ export async function backupAccount(
   window: string,
   at: number,
 ): Promise<AccountRunResult> {
+  if (def.kind !== "rows") return backupWith(repo, def, id, info, window, at, undefined);
+  // One connection for the rows account's check and export.
+  const client = await connect(def.rows!.url);
+  try {
+    return await backupWith(repo, def, id, info, window, at, client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function backupWith(
+  repo: Repository,
+  def: FleetDef,
+  id: string,
+  info: AccountInfo,
+  window: string,
+  at: number,
+  client: pg.Client | undefined,
+): Promise<AccountRunResult> {
   const latest = await latestAccountSnapshot(repo, id, { fleet: def.name });
   if (latest && latest.entry.window === window)
     return {
@@ -58,7 +82,7 @@ export async function backupAccount(
       fingerprint: latest.entry.fingerprint ?? "",
       duplicate: true,
     };
-  const p = await prepare(def, id, info);
+  const p = await prepare(def, id, info, client);
   const updatedAt = info.fields.updated_at;
   if (
     latest &&
