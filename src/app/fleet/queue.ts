@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type pg from "pg";
 import type PgBoss from "pg-boss";
 import type { DueRun } from "./due.js";
@@ -24,9 +23,6 @@ export interface QueueJob {
 }
 
 export const queueName = (fleet: string) => `lifeboat-fleet-${fleet}`;
-
-const lockKey = (fleet: string) =>
-  createHash("sha256").update(`lifeboat fleet ${fleet}`).digest().readInt32BE(0);
 
 /** Higher for more RPO pressure (never backed up first); pg-boss fetches higher priorities first. */
 const priorityOf = (r: DueRun) =>
@@ -78,8 +74,7 @@ export async function dispatchToQueue(
 ): Promise<number> {
   let n = 0;
   await sql.tx(async () => {
-    const got = await sql.all("SELECT pg_try_advisory_xact_lock($1) AS ok", [lockKey(rt.def.name)]);
-    if (!got[0]?.ok) return;
+    if (!(await rt.store.tryLockFleet(rt.def.name))) return;
     const runs = await dispatch(rt, o.enqueueLimit ?? 10_000, async (start) => {
       const db = { executeSql: async (text: string, values: unknown[]) => sql.client.query(text, values) };
       for (const r of start) {

@@ -108,6 +108,7 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
   // A long-running scheduler lists its accounts again every few minutes and drills once a day.
   let lastSync = Date.now();
   let drillDay = "";
+  let drillTried = Date.now();
   const housekeeping = async () => {
     if (o.once) return;
     if (Date.now() - lastSync > RESYNC_MS) {
@@ -115,10 +116,12 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
       await syncAccounts(f.def, f.store, rt.now()).then(o.onSync, () => {});
       await expireLeases(rt, Date.now() - f.def.leaseMs * 3);
     }
+    // The night's drills once a day, after there is something to drill (tried at most hourly).
     const day = new Date(rt.now()).toISOString().slice(0, 10);
-    if (o.drills !== false && day !== drillDay) {
-      drillDay = day;
-      await drillSample(rt).catch(() => {});
+    if (o.drills !== false && day !== drillDay && Date.now() - drillTried > 3_600_000) {
+      drillTried = Date.now();
+      const d = await drillSample(rt).catch(() => ({ drilled: 0, failed: 0 }));
+      if (d.drilled > 0) drillDay = day;
     }
   };
   if (f.boss) {

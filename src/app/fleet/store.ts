@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
@@ -76,6 +77,10 @@ const DDL = [
   `CREATE TABLE IF NOT EXISTS lifeboat_fleet_meta (
     fleet TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (fleet, k))`,
 ];
+
+/** The advisory lock key of a fleet (PostgreSQL: dispatch and account sync take it). */
+export const fleetLockKey = (fleet: string) =>
+  createHash("sha256").update(`lifeboat fleet ${fleet}`).digest().readInt32BE(0);
 
 const num = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? null : v);
 
@@ -219,6 +224,19 @@ export class FleetStore {
 
   tx<T>(fn: () => Promise<T>): Promise<T> {
     return this.sql.tx(fn);
+  }
+
+  /** Inside `tx`: waits for the fleet's lock (PostgreSQL; SQLite transactions are serial anyway). */
+  async lockFleet(fleet: string): Promise<void> {
+    if (this.sql instanceof PgSql)
+      await this.sql.all("SELECT pg_advisory_xact_lock($1)", [fleetLockKey(fleet)]);
+  }
+
+  /** Inside `tx`: takes the fleet's lock if free (one dispatcher at a time); false when held. */
+  async tryLockFleet(fleet: string): Promise<boolean> {
+    if (!(this.sql instanceof PgSql)) return true;
+    const r = await this.sql.all("SELECT pg_try_advisory_xact_lock($1) AS ok", [fleetLockKey(fleet)]);
+    return r[0]?.ok === true;
   }
 
   async close(): Promise<void> {

@@ -68,25 +68,30 @@ export function checkListed(
 export async function syncAccounts(def: FleetDef, store: FleetStore, now: number): Promise<SyncResult> {
   const listed = await listAccounts(def.list);
   const { ok, problems } = checkListed(def, listed);
-  const existing = new Map((await store.all(def.name)).map((r) => [r.state.account.id, r]));
   let added = 0;
   let changed = 0;
-  const writes: StoredAccount[] = [];
-  for (const a of ok) {
-    const account: FleetAccount = { id: a.id, timezone: a.timezone };
-    const old = existing.get(a.id);
-    if (!old) {
-      writes.push({ state: addAccount(def.policy, account, now), info: { fields: a.fields } });
-      added++;
-      continue;
+  // Read and write under the fleet's lock: a dispatcher on another host may be marking rows
+  // running meanwhile, and a stale copy must never overwrite them.
+  await store.tx(async () => {
+    await store.lockFleet(def.name);
+    const existing = new Map((await store.all(def.name)).map((r) => [r.state.account.id, r]));
+    const writes: StoredAccount[] = [];
+    for (const a of ok) {
+      const account: FleetAccount = { id: a.id, timezone: a.timezone };
+      const old = existing.get(a.id);
+      if (!old) {
+        writes.push({ state: addAccount(def.policy, account, now), info: { fields: a.fields } });
+        added++;
+        continue;
+      }
+      const tzChanged = old.state.account.timezone !== a.timezone;
+      const fieldsChanged = JSON.stringify(old.info.fields) !== JSON.stringify(a.fields);
+      if (!tzChanged && !fieldsChanged) continue;
+      const state = tzChanged ? changeAccount(def.policy, old.state, account, now).state : old.state;
+      writes.push({ state, info: { ...old.info, fields: a.fields } });
+      changed++;
     }
-    const tzChanged = old.state.account.timezone !== a.timezone;
-    const fieldsChanged = JSON.stringify(old.info.fields) !== JSON.stringify(a.fields);
-    if (!tzChanged && !fieldsChanged) continue;
-    const state = tzChanged ? changeAccount(def.policy, old.state, account, now).state : old.state;
-    writes.push({ state, info: { ...old.info, fields: a.fields } });
-    changed++;
-  }
-  if (writes.length > 0) await store.tx(() => store.put(def.name, writes));
+    if (writes.length > 0) await store.put(def.name, writes);
+  });
   return { accounts: ok.length, added, changed, problems };
 }
