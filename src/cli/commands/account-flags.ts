@@ -2,7 +2,8 @@ import type { FleetDef } from "../../app/fleet/fleet-config.js";
 import { accountSnapshot, restoreAccount } from "../../app/fleet/restore-account.js";
 import { selectFleets } from "../../app/fleet/select.js";
 import { LifeboatError } from "../../core/errors.js";
-import { applyPolicy, isEmptyPolicy, type Policy } from "../../ops/forget/policy.js";
+import { acknowledgedIds, pinnedIds } from "../../ops/acks/acks.js";
+import { applyPolicy, guardDecisions, isEmptyPolicy, type Policy } from "../../ops/forget/policy.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { accountEntries, dropEntries } from "../../snapshot/account-catalogue.js";
@@ -115,7 +116,15 @@ export async function forgetAccountCli(
         "no retention policy given, so nothing would be kept",
         "give --keep-daily, --keep-last, ... for the account's own series, or use `lifeboat fleet erase --account ID` to forget all of it",
       );
-    remove = applyPolicy(snaps, o.policy)
+    // The same guards as a plain forget: flagged snapshots (and the good ones before them) and
+    // pinned ones stay until acknowledged.
+    const acked = await acknowledgedIds(repo);
+    const pins = await pinnedIds(repo);
+    remove = guardDecisions(
+      applyPolicy(snaps, o.policy),
+      (s) => (s.anomalies ?? []).length > 0 && !acked.has(s.id),
+      (s) => pins.has(s.id),
+    )
       .filter((d) => !d.keep)
       .map((d) => d.snapshot.id);
   }
