@@ -252,6 +252,11 @@ test("two nights of 500 folder accounts over 20 timezones: each once in its own 
     (await ok(["--json", "snapshots", "--account", folderId(37)])).stdout,
   )[0] as unknown as unknown[];
   assert.equal(mine.length, 2);
+  // The account's own retention and drill, through its catalogue.
+  const fg = await ok(["forget", "--account", folderId(37), "--keep-last", "1", "--dry-run"]);
+  assert.match(fg.stdout, new RegExp(`would remove snapshot [0-9a-f]{8} of account ${folderId(37)}`));
+  const dr = await ok(["--json", "drill", "--account", folderId(37)]);
+  assert.match(dr.stdout, /"ok":true/);
 });
 
 test("200 rows accounts through the PostgreSQL queue: a SIGKILLed worker's account is retried, three workers share the rest, once per window", async () => {
