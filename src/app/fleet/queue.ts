@@ -96,24 +96,45 @@ export async function dispatchToQueue(
   return n;
 }
 
-/** Works on the fleet's queue with `concurrency` jobs at once; resolves the worker ids. */
-export async function startWorkers(rt: FleetRuntime, boss: PgBoss, concurrency: number): Promise<string[]> {
+/** Workers on this process: their pg-boss ids, and a way to wait until no job is in hand. */
+export interface Workers {
+  ids: string[];
+  /** Resolves once no job handler of this process is running. */
+  idle(): Promise<void>;
+}
+
+/** Works on the fleet's queue with `concurrency` jobs at once. */
+export async function startWorkers(rt: FleetRuntime, boss: PgBoss, concurrency: number): Promise<Workers> {
   const ids: string[] = [];
+  const inHand = new Set<Promise<void>>();
   for (let i = 0; i < concurrency; i++) {
     ids.push(
       await boss.work<QueueJob>(
         queueName(rt.def.name),
         { batchSize: 1, pollingIntervalSeconds: 0.5, priority: true },
         async (jobs) => {
-          for (const job of jobs) {
-            const d = job.data;
-            const at = rt.simulated ? d.at : Date.now();
-            const res = await runAccount(rt, d.account, d.window, at);
-            await reportRun(rt, d.account, d.window, res);
+          const p = (async () => {
+            for (const job of jobs) {
+              const d = job.data;
+              const at = rt.simulated ? d.at : Date.now();
+              const res = await runAccount(rt, d.account, d.window, at);
+              await reportRun(rt, d.account, d.window, res);
+            }
+          })();
+          inHand.add(p);
+          try {
+            await p;
+          } finally {
+            inHand.delete(p);
           }
         },
       ),
     );
   }
-  return ids;
+  return {
+    ids,
+    async idle() {
+      while (inHand.size > 0) await Promise.allSettled([...inHand]);
+    },
+  };
 }

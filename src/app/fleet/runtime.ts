@@ -39,7 +39,7 @@ export async function openFleet(def: FleetDef, o: { withQueue?: boolean } = {}):
     store,
     ...(boss ? { boss } : {}),
     async close() {
-      if (boss) await boss.stop({ graceful: false, wait: true }).catch(() => {});
+      if (boss) await boss.stop({ graceful: true, wait: true, timeout: 30_000 }).catch(() => {});
       await store.close();
     },
   };
@@ -71,15 +71,13 @@ const RESYNC_MS = 5 * 60_000;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
 
 /**
@@ -126,7 +124,7 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
   };
   if (f.boss) {
     const sql = f.store.sql as PgSql;
-    await startWorkers(rt, f.boss, f.def.concurrency);
+    const workers = await startWorkers(rt, f.boss, f.def.concurrency);
     for (;;) {
       await housekeeping();
       await dispatchToQueue(rt, f.boss, sql);
@@ -138,7 +136,9 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
         await sleep(500, o.signal);
       } else await sleep(o.tickMs ?? 10_000, o.signal);
     }
+    // Stop fetching, then let the jobs in hand finish and report before anything is closed.
     await f.boss.offWork(`lifeboat-fleet-${f.def.name}`).catch(() => {});
+    await workers.idle();
   } else {
     const sched = new EmbeddedScheduler(rt);
     if (o.once) await sched.once();
