@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type pg from "pg";
 import type PgBoss from "pg-boss";
 import type { DueRun } from "./due.js";
@@ -96,6 +97,23 @@ export async function dispatchToQueue(
   return n;
 }
 
+/** Holds PostgreSQL's session-level advisory lock of one account and window until released. */
+async function lockAccount(pool: pg.Pool, d: QueueJob): Promise<() => Promise<void>> {
+  const h = createHash("sha256").update(`lifeboat fleet run ${d.fleet}|${d.account}|${d.window}`).digest();
+  const keys = [h.readInt32BE(0), h.readInt32BE(4)];
+  const c = await pool.connect();
+  try {
+    await c.query("SELECT pg_advisory_lock($1, $2)", keys);
+  } catch (e) {
+    c.release(true);
+    throw e;
+  }
+  return async () => {
+    await c.query("SELECT pg_advisory_unlock($1, $2)", keys).catch(() => {});
+    c.release();
+  };
+}
+
 /** Workers on this process: their pg-boss ids, and a way to wait until no job is in hand. */
 export interface Workers {
   ids: string[];
@@ -104,7 +122,12 @@ export interface Workers {
 }
 
 /** Works on the fleet's queue with `concurrency` jobs at once. */
-export async function startWorkers(rt: FleetRuntime, boss: PgBoss, concurrency: number): Promise<Workers> {
+export async function startWorkers(
+  rt: FleetRuntime,
+  boss: PgBoss,
+  pool: pg.Pool,
+  concurrency: number,
+): Promise<Workers> {
   const ids: string[] = [];
   const inHand = new Set<Promise<void>>();
   for (let i = 0; i < concurrency; i++) {
@@ -116,9 +139,18 @@ export async function startWorkers(rt: FleetRuntime, boss: PgBoss, concurrency: 
           const p = (async () => {
             for (const job of jobs) {
               const d = job.data;
-              const at = rt.simulated ? d.at : Date.now();
-              const res = await runAccount(rt, d.account, d.window, at);
-              await reportRun(rt, d.account, d.window, res);
+              // pg-boss redelivers a job whose lease ran out even if its worker is alive but
+              // slow: the account's session lock makes the second delivery wait for the first
+              // (then find its snapshot in the catalogue); a dead worker's lock goes with its
+              // connection, so a retry after SIGKILL proceeds at once.
+              const unlock = await lockAccount(pool, d);
+              try {
+                const at = rt.simulated ? d.at : Date.now();
+                const res = await runAccount(rt, d.account, d.window, at);
+                await reportRun(rt, d.account, d.window, res);
+              } finally {
+                await unlock();
+              }
             }
           })();
           inHand.add(p);

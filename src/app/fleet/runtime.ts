@@ -27,7 +27,7 @@ export async function openFleet(def: FleetDef, o: { withQueue?: boolean } = {}):
     const store = await FleetStore.sqlite(def.statePath);
     return { def, store, close: () => store.close() };
   }
-  const pool = await pgPool(def.queue);
+  const pool = await pgPool(def.queue, def.concurrency * 2 + 4);
   const store = await FleetStore.postgres(pool, def.queue);
   let boss: PgBoss | undefined;
   if (o.withQueue) {
@@ -124,7 +124,7 @@ export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): P
   };
   if (f.boss) {
     const sql = f.store.sql as PgSql;
-    const workers = await startWorkers(rt, f.boss, f.def.concurrency);
+    const workers = await startWorkers(rt, f.boss, sql.pool, f.def.concurrency);
     for (;;) {
       await housekeeping();
       await dispatchToQueue(rt, f.boss, sql);

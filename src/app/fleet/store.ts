@@ -172,9 +172,9 @@ export class PgSql implements Sql {
   }
 }
 
-export async function pgPool(url: string): Promise<pg.Pool> {
+export async function pgPool(url: string, max = 4): Promise<pg.Pool> {
   const { default: pgLib } = await import("pg");
-  const pool = new pgLib.Pool({ connectionString: url, max: 4, application_name: "lifeboat-fleet" });
+  const pool = new pgLib.Pool({ connectionString: url, max, application_name: "lifeboat-fleet" });
   pool.on("error", () => {});
   try {
     const c = await pool.connect();
