@@ -39,16 +39,28 @@ export async function runAccount(
   id: string,
   window: string,
   at: number,
-): Promise<{ result?: AccountRunResult; error?: string; seconds: number }> {
+): Promise<RunOutput> {
   const started = Date.now();
   try {
     const row = await rt.store.get(rt.def.name, id);
     if (!row) return { error: `account ${id} is no longer in the fleet's state`, seconds: 0 };
+    // A second delivery of a run already reported (a queue redelivers after a lease ran out):
+    // the row has moved on, so there is nothing to do.
+    if (row.state.runningSince === undefined || row.state.current.key !== window)
+      return { stale: true, seconds: 0 };
     const result = await backupAccount(rt.repo, rt.def, id, row.info, window, at);
     return { result, seconds: (Date.now() - started) / 1000 };
   } catch (e) {
     return { error: oneLine(e), seconds: (Date.now() - started) / 1000 };
   }
+}
+
+export interface RunOutput {
+  result?: AccountRunResult;
+  error?: string;
+  /** The run was already reported (a duplicate delivery): nothing was done, nothing to report. */
+  stale?: boolean;
+  seconds: number;
 }
 
 const oneLine = (e: unknown) => ((e as Error)?.message ?? String(e)).split("\n")[0]!;
@@ -62,9 +74,20 @@ export async function reportRun(
   rt: FleetRuntime,
   id: string,
   window: string,
-  run: { result?: AccountRunResult; error?: string; seconds: number },
+  run: RunOutput,
 ): Promise<AccountEvent> {
   const at = rt.now();
+  if (run.stale) {
+    const ev: AccountEvent = {
+      fleet: rt.def.name,
+      account: id,
+      window,
+      outcome: "duplicate",
+      worker: rt.worker,
+    };
+    rt.onEvent(ev);
+    return ev;
+  }
   const ev: AccountEvent = {
     fleet: rt.def.name,
     account: id,
