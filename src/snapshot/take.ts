@@ -1,5 +1,6 @@
 import os from "node:os";
 import type { Repository } from "../repo/repository.js";
+import type { Snapshot } from "../repo/snapshot.js";
 import { type AccountTag, recordAccountSnapshot } from "./account-catalogue.js";
 import { type AnomalyThresholds, DEFAULT_THRESHOLDS } from "./anomaly.js";
 import { type BackupResult, commitSnapshot } from "./commit.js";
@@ -42,7 +43,8 @@ export async function takeSnapshot(
   source: Source,
   options: SnapshotOptions = {},
 ): Promise<BackupResult> {
-  if (options.account) await repo.enableFeature("fleet-accounts");
+  const account = options.account;
+  if (account) await repo.enableFeature("fleet-accounts");
   return withSession(repo, async () => {
     const started = Date.now();
     const statsBefore = repo.writeStats;
@@ -87,10 +89,14 @@ export async function takeSnapshot(
       anomaly: options.anomaly ?? DEFAULT_THRESHOLDS,
       started,
       statsBefore,
-      ...(options.account ? { account: options.account } : {}),
+      ...(account ? { account } : {}),
+      // The catalogue entry is stored first, naming the snapshot's id: a crash in between leaves
+      // an entry without its snapshot (skipped by readers), never a snapshot the catalogue
+      // misses (which a retry for the same window could not see).
+      ...(account
+        ? { beforeStore: (id: string, snap: Snapshot) => recordAccountSnapshot(repo, account, id, snap) }
+        : {}),
     });
-    if (options.account)
-      await recordAccountSnapshot(repo, options.account, result.snapshotId, result.snapshot);
     return result;
   });
 }
