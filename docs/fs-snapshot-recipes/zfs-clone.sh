@@ -20,7 +20,14 @@ create)
   ;;
 cleanup)
   # Also after a crash, part-way: remove whatever is there, succeed when nothing is.
-  if zfs list -H -o name "$clone" >/dev/null 2>&1; then zfs destroy "$clone"; fi
+  # A file read through FUSE is released a moment after it is closed: try again for a while.
+  i=0
+  while zfs list -H -o name "$clone" >/dev/null 2>&1; do
+    if zfs destroy -f "$clone" 2>/dev/null; then break; fi
+    i=$((i + 1))
+    if [ "$i" -ge 20 ]; then zfs destroy -f "$clone"; fi   # its error, and exit
+    sleep 0.5
+  done
   if zfs list -H -o name -t snapshot "$ds@$name" >/dev/null 2>&1; then zfs destroy "$ds@$name"; fi
   rmdir "$at" 2>/dev/null || true
   ;;
