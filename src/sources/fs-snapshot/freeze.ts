@@ -15,7 +15,7 @@ import {
   subvolumeRootOf,
 } from "./btrfs.js";
 import { runCleanup, runCleanupSync, runCreate } from "./hook.js";
-import { isBelow, mountsBelow } from "./mounts.js";
+import { isBelow, mountsBelow, syncFileSystems } from "./mounts.js";
 import { keptName, newFreezeName, ownerAlive, ownerOfName, thisOwner } from "./owner.js";
 import { type FreezeRecord, removeRecord, writeRecord } from "./registry.js";
 
@@ -229,6 +229,9 @@ async function freezeBtrfs(
   });
   exit.arm();
   const snapshots: FrozenSnapshot[] = [];
+  // Dirty data is written out first: the snapshot then commits little more than metadata, and
+  // the freeze is short even while applications write (docs/benchmarks.md).
+  await syncFileSystems([...new Set(home.values())]);
   const t0 = performance.now();
   try {
     for (const r of roots) {

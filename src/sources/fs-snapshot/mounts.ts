@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { nameFromBytes } from "../../core/names.js";
 
@@ -39,4 +40,10 @@ export const isBelow = (p: string, dir: string): boolean =>
 /** Mount points strictly below `dir`, sorted. */
 export function mountsBelow(dir: string, all: string[] = mountPoints()): string[] {
   return [...new Set(all.filter((m) => isBelow(m, dir)))].sort();
+}
+
+/** Writes out the dirty data of the file systems holding `paths` (`sync -f`, syncfs(2)); a
+ * failure only costs a longer freeze. */
+export function syncFileSystems(paths: string[]): Promise<void> {
+  return new Promise((resolve) => execFile("sync", ["-f", ...paths], () => resolve()));
 }
