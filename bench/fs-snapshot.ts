@@ -162,14 +162,17 @@ async function main(): Promise<void> {
     ]);
     rows.push([`${FILES} files: restore of the same from the repository`, "", "", fmt(restoreMs)]);
   } finally {
-    for (let i = 0; i < 20; i++) {
+    let mounted = true;
+    for (let i = 0; i < 40 && mounted; i++) {
       try {
         sh("umount", [mnt]);
-        break;
+        mounted = false;
       } catch {
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+    // A straggler still holds a file: detach now, the loop device goes when it lets go.
+    if (mounted) sh("umount", ["-l", mnt]);
     await fs.rm(dir, { recursive: true, force: true });
   }
   const load = os

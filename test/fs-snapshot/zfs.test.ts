@@ -49,6 +49,8 @@ let pool: string;
 let mnt: string;
 let daemon: ChildProcess | undefined;
 let why: string | undefined;
+/** A backup the test started: killed before the pool goes, whatever the test did. */
+let slowChild: ChildProcess | undefined;
 
 before(async () => {
   if (process.getuid?.() !== 0) {
@@ -82,6 +84,11 @@ before(async () => {
 });
 
 after(async () => {
+  if (slowChild && slowChild.exitCode === null && slowChild.signalCode === null) {
+    const gone = new Promise((r) => slowChild!.once("exit", r));
+    slowChild.kill("SIGKILL");
+    await gone;
+  }
   if (pool && zfsOk("zpool", "list", pool) !== undefined) {
     for (let i = 0; i < 20 && zfsOk("zpool", "destroy", "-f", pool) === undefined; i++)
       await new Promise((r) => setTimeout(r, 250));
@@ -90,7 +97,8 @@ after(async () => {
     daemon.kill("SIGTERM");
     await new Promise((r) => daemon!.once("exit", r));
   }
-  if (dir) await removeTempDir(dir);
+  // Never into a pool still mounted there (rm would empty it; it stays for a look instead).
+  if (dir && !(pool && zfsOk("zpool", "list", pool) !== undefined)) await removeTempDir(dir);
 });
 
 test("the ZFS recipe (zfs-clone.sh): read from a clone, original path recorded, incremental, nothing left after SIGKILL and the next start", async (t) => {
@@ -132,7 +140,8 @@ test("the ZFS recipe (zfs-clone.sh): read from a clone, original path recorded, 
   // Killed while reading: the clone and the snapshot stay until the next start.
   await writeRandomFile(path.join(src, "big"), 8, 5);
   const slow = startCli(["--limit-upload", "512", "backup", src, ...hook], { env });
-  for (let i = 0; i < 300 && left().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  slowChild = slow.child;
+  for (let i = 0; i < 1200 && left().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(left().length, 2, `a snapshot and its clone while the backup runs: ${left().join(" ")}`);
   slow.child.kill("SIGKILL");

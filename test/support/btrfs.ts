@@ -3,9 +3,15 @@
  * temporary folder, formatted and mounted as root (btrfs-progs installed with apt when missing).
  * Where that cannot be done (not root, no loop devices, no btrfs in the kernel) `loopBtrfs`
  * returns why, and the suite skips with that message.
+ *
+ * Nothing outlives the tests, even when they fail: `close()` unmounts (lazily if a straggler
+ * still holds a file, which frees the loop device once it lets go: `mount -o loop` sets
+ * autoclear) before it removes the folder, and a run killed before `close()` (a test runner's
+ * timeout) is cleaned up by the next `loopBtrfs()`: each folder carries its test process's pid.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, promises as fs } from "node:fs";
+import { existsSync, promises as fs, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { ensurePackages } from "./apt.js";
 import { removeTempDir, tempDir } from "./cli.js";
@@ -22,12 +28,58 @@ export interface LoopBtrfs {
   close(): Promise<void>;
 }
 
+const PREFIX = "lifeboat-btrfs-";
+
+/** Mount points in /proc/self/mounts (octal escapes decoded). */
+function mountPoints(): string[] {
+  return readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1])
+    .filter((m): m is string => m !== undefined)
+    .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))));
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/** Unmounts `mnt`, waiting up to `ms` for whatever still holds a file there, then lazily. */
+async function unmount(mnt: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (mountPoints().includes(mnt)) {
+    try {
+      execFileSync("umount", [mnt], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch {
+      if (Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      else execFileSync("umount", ["-l", mnt], { stdio: ["ignore", "ignore", "pipe"] });
+    }
+  }
+}
+
+/** Unmounts and removes the folders of test runs that died before their `close()`. */
+async function sweepDead(): Promise<void> {
+  const tmp = os.tmpdir();
+  for (const name of await fs.readdir(tmp).catch(() => [] as string[])) {
+    const pid = Number(new RegExp(`^${PREFIX}(\\d+)-`).exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    const dir = path.join(tmp, name);
+    await unmount(path.join(dir, "mnt"), 0).catch(() => {});
+    if (!mountPoints().some((m) => m === dir || m.startsWith(`${dir}/`))) await removeTempDir(dir);
+  }
+}
+
 /** Mounts a new btrfs of `mib` MiB, or says why it cannot. */
 export async function loopBtrfs(mib = 1024): Promise<LoopBtrfs | string> {
   if (process.getuid?.() !== 0) return "needs root (to mount a loop device)";
   if (!existsSync("/dev/loop-control")) return "no loop devices here (/dev/loop-control is missing)";
   ensurePackages({ "/usr/bin/btrfs": "btrfs-progs", "/usr/sbin/mkfs.btrfs": "btrfs-progs" });
-  const dir = await tempDir("lifeboat-btrfs-");
+  await sweepDead();
+  const dir = await tempDir(`${PREFIX}${process.pid}-`);
   const img = path.join(dir, "btrfs.img");
   const mnt = path.join(dir, "mnt");
   try {
@@ -53,16 +105,9 @@ export async function loopBtrfs(mib = 1024): Promise<LoopBtrfs | string> {
         .filter((p): p is string => p !== undefined)
         .sort(),
     async close() {
-      for (let i = 0; ; i++) {
-        try {
-          execFileSync("umount", [mnt], { stdio: ["ignore", "ignore", "pipe"] });
-          break;
-        } catch (e) {
-          if (i >= 20) throw e;
-          await new Promise((r) => setTimeout(r, 250)); // a child still has a file open
-        }
-      }
-      await removeTempDir(dir);
+      await unmount(mnt);
+      // Never into a file system still mounted there: rm would empty it.
+      if (!mountPoints().some((m) => m === mnt || m.startsWith(`${mnt}/`))) await removeTempDir(dir);
     },
   };
 }
