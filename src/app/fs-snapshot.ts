@@ -59,6 +59,14 @@ export function lifeboatStateDir(): string {
   return path.dirname(fsSnapshotStateDir());
 }
 
+/** lifeboat's cache folder (a write-only host's cache of its own snapshots and trees), which a
+ * backup from a snapshot leaves out too: `$LIFEBOAT_CACHE_DIR`, else `$XDG_CACHE_HOME/lifeboat`,
+ * else `~/.cache/lifeboat`. */
+export function lifeboatCacheDir(): string {
+  if (process.env.LIFEBOAT_CACHE_DIR) return process.env.LIFEBOAT_CACHE_DIR;
+  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "lifeboat");
+}
+
 /** Checks a request's options: one kind of snapshot, a cleanup with a command. */
 export function fsSnapshotSpec(o: {
   fsSnapshot?: string;

@@ -345,7 +345,7 @@ test("SIGTERM removes the snapshot on the way out; after SIGKILL the next start 
   b.btrfs("subvolume", "delete", path.join(snapDir(root), "mine"), path.join(snapDir(root), alive));
 });
 
-test("lifeboat's own repository and state below the path are left out", async (t) => {
+test("lifeboat's own repository, state and cache below the path are left out", async (t) => {
   const b = need(t);
   if (!b) return;
   const root = path.join(b.mnt, "own");
@@ -353,10 +353,22 @@ test("lifeboat's own repository and state below the path are left out", async (t
   await fs.writeFile(path.join(root, "data.txt"), "data\n");
   const repo = path.join(root, "repo");
   const state = path.join(root, "state");
-  const env = baseEnv({ LIFEBOAT_REPOSITORY: repo, LIFEBOAT_PASSWORD: "pw", XDG_STATE_HOME: state });
+  const cache = path.join(root, "cache");
+  await fs.mkdir(cache);
+  await fs.writeFile(path.join(cache, "cached.json"), "{}");
+  const env = baseEnv({
+    LIFEBOAT_REPOSITORY: repo,
+    LIFEBOAT_PASSWORD: "pw",
+    XDG_STATE_HOME: state,
+    LIFEBOAT_CACHE_DIR: cache,
+  });
   await runOk(["init"], { env });
   const r = await runOk(["backup", "--fs-snapshot", "btrfs", root, "--json"], { env });
   const w = summaryOf(r).warnings as string[];
+  assert.ok(
+    w.some((x) => x.includes(`left out ${cache}`) && x.includes("cache")),
+    w.join("\n"),
+  );
   assert.ok(
     w.some((x) => x.includes(`left out ${repo}`) && x.includes("repository")),
     w.join("\n"),
@@ -369,7 +381,9 @@ test("lifeboat's own repository and state below the path are left out", async (t
   assert.ok(ls.includes(path.join(root, "data.txt")));
   assert.ok(
     !ls.some(
-      (p) => typeof p === "string" && (p.startsWith(repo) || p.startsWith(path.join(state, "lifeboat"))),
+      (p) =>
+        typeof p === "string" &&
+        (p.startsWith(repo) || p.startsWith(path.join(state, "lifeboat")) || p.startsWith(cache)),
     ),
     ls.join("\n"),
   );

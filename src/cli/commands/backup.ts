@@ -1,4 +1,4 @@
-import { promises as fs } from "node:fs";
+import { existsSync, promises as fs } from "node:fs";
 import type { Command } from "commander";
 import { backup, backupStream } from "../../app/backup.js";
 import { createPasswordFile, defaultLocations } from "../../app/default-repo.js";
@@ -7,6 +7,7 @@ import {
   checkFsSnapshot,
   type FrozenBackupResult,
   fsSnapshotSpec,
+  lifeboatCacheDir,
   lifeboatStateDir,
 } from "../../app/fs-snapshot.js";
 import { openBackend } from "../../backend/open.js";
@@ -254,9 +255,12 @@ export function ownPaths(c: CliContext): { path: string; what: string }[] {
   const url = c.repoLocation().url;
   const local =
     /^[a-z][a-z0-9+]+:/.test(url) && !url.startsWith("local:") ? undefined : url.replace(/^local:/, "");
+  const cache = lifeboatCacheDir();
   return [
     ...(local ? [{ path: local, what: "repository" }] : []),
     { path: lifeboatStateDir(), what: "state" },
+    // Only when it is there: most hosts have none, and a warning about nothing would be noise.
+    ...(existsSync(cache) ? [{ path: cache, what: "cache" }] : []),
   ];
 }
 
