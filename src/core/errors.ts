@@ -21,6 +21,7 @@ export const ExitCode = {
   unreachable: 16,
   busy: 17,
   newerFormat: 18,
+  needsFullKey: 19,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -46,6 +47,7 @@ export type ErrorCode =
   | "KEY_ERROR"
   | "REPO_BUSY"
   | "NEWER_FORMAT"
+  | "NEEDS_FULL_KEY"
   | "INTERRUPTED";
 
 const exitByCode: Record<ErrorCode, ExitCodeValue> = {
@@ -69,6 +71,7 @@ const exitByCode: Record<ErrorCode, ExitCodeValue> = {
   KEY_ERROR: ExitCode.failure,
   REPO_BUSY: ExitCode.busy,
   NEWER_FORMAT: ExitCode.newerFormat,
+  NEEDS_FULL_KEY: ExitCode.needsFullKey,
   INTERRUPTED: ExitCode.interrupted,
 };
 

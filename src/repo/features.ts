@@ -27,6 +27,11 @@ export const FEATURES = {
   },
   xattrs: { gates: "read", what: "extended attributes of files, folders and links (xattrs)" },
   "special-files": { gates: "read", what: "FIFOs and device nodes (types fifo, chardev, blockdev)" },
+  /** Key mode 1 packs and objects, index files and plans sealed with the index key, config.wo. */
+  "write-only": {
+    gates: "read",
+    what: "write-only keys: packs and documents sealed to the owner's public key, index files and prune plans sealed with the index key",
+  },
 } as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 /** What a new repository starts with: everything a backup may need, so that no config is
