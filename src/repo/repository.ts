@@ -436,7 +436,7 @@ export class Repository {
   }
 
   /** Writes an index file that replaces the ones in `file.supersedes` (prune, repair index). */
-  writeIndexFile(file: IndexFile): Promise<string> {
+  async writeIndexFile(file: IndexFile): Promise<string> {
     this.requireWritable();
     this.requireFullKey("replace index files");
     return this.index.writeFile(file);
@@ -564,7 +564,7 @@ export class Repository {
   // --- reading ----------------------------------------------------------------------------------
 
   /** Reads, decrypts and verifies one blob. */
-  loadBlob(id: Buffer): Promise<Buffer> {
+  async loadBlob(id: Buffer): Promise<Buffer> {
     this.requireFullKey("read data (restore, check and drills need a full key)");
     return this.reader.load(id);
   }
@@ -589,14 +589,14 @@ export class Repository {
   }
 
   /** See BlobReader.writeTo: one blob written at `position` of an open file (zeroes as holes). */
-  writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
+  async writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
     this.requireFullKey("read data (restore needs a full key)");
     return this.reader.writeTo(id, fd, position);
   }
 
   /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
    * returns the extended attributes that could not be set. */
-  restoreSmallFile(
+  async restoreSmallFile(
     ids: Buffer[],
     dest: string,
     size: number,
@@ -608,13 +608,13 @@ export class Repository {
   }
 
   /** See BlobReader.verifyPack (`check --read-data`). */
-  verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
+  async verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
     this.requireFullKey("check data");
     return this.reader.verifyPack(packId, bytes, expected);
   }
 
   /** Decrypts and verifies a blob whose bytes the caller read itself. */
-  decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
+  async decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
     this.requireFullKey("read data");
     return this.reader.decodeLoaded(loc, sealed);
   }
