@@ -258,7 +258,9 @@ export class Repository {
     return this.keys.kind;
   }
 
-  private requireFullKey(what: string): void {
+  /** Throws NEEDS_FULL_KEY (exit 19) when this is a write-only key: for operations that read
+   * data or delete, to fail before they start rather than item by item. */
+  requireFullKey(what: string): void {
     if (this.keys.kind !== "full") throw needsFullKey(what);
   }
 

@@ -306,6 +306,7 @@ test("a write-only key only adds: nothing stored before changes, it deletes only
   await rejectsCode(wo.removeKey((await wo.listKeys()).find((k) => k.kind === "full")!.id), "NEEDS_FULL_KEY");
   await rejectsCode(wo.addKey("another"), "NEEDS_FULL_KEY");
   await rejectsCode(wo.enableFeature("retention"), "NEEDS_FULL_KEY");
+  await rejectsCode(wo.setRetention({ days: 1, mode: "governance" }), "NEEDS_FULL_KEY");
   await rejectsCode(wo.records.delete(names.snapshot(first.snapshotId)), "NEEDS_FULL_KEY");
   await rejectsCode(wo.backend.delete(names.snapshot(first.snapshotId)), "NEEDS_FULL_KEY");
   await rejectsCode(wo.backend.put(names.config, Buffer.from("x"), { overwrite: true }), "NEEDS_FULL_KEY");

@@ -28,6 +28,7 @@ export async function acknowledge(
  * written it; its pins count (they only keep more).
  */
 export async function listAcks(repo: Repository): Promise<Ack[]> {
+  if (repo.keyKind === "write-only") return []; // it cannot read them (nor needs to)
   return (await repo.records.list(ackKind))
     .filter((r) => r.writer === undefined || r.record.kind === "pin")
     .map((r) => ({ ...r.record, id: r.id }));
