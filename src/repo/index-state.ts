@@ -214,7 +214,7 @@ export class IndexState {
    */
   async readFile(id: string): Promise<IndexFile> {
     const what = names.index(id);
-    const opened = this.keys.openAttributed(ObjectKind.index, await this.backend.get(what), what);
+    const opened = await this.keys.openLatest(ObjectKind.index, await this.backend.get(what), what);
     const file = decodeIndex(opened.plain, what);
     if (opened.writer === undefined) return file;
     return { supersedes: [], packs: file.packs.map((p) => ({ ...p, claim: true })) };

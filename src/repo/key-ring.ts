@@ -70,6 +70,9 @@ interface WriteOnly {
   signer: Ed25519Signer;
 }
 
+/** An object signed by a key the config (as this process last read it) does not list. */
+export class UnknownSignerError extends CorruptionError {}
+
 /** An object opened, and who wrote it: undefined for a full key, else a write-only key's id. */
 export interface Opened {
   plain: Buffer;
@@ -92,6 +95,8 @@ export class KeyRing {
   private signers = new Map<string, { keyId: string; removed: boolean }>();
   /** Full keys: whether index files and plans are sealed with the index key (feature on). */
   private indexSealing = false;
+  /** Reads the config again (a write-only key made since this process read it). */
+  private reloadConfig: (() => Promise<void>) | undefined;
 
   private constructor(private readonly s: Full | WriteOnly) {}
 
@@ -140,6 +145,22 @@ export class KeyRing {
         { keyId, removed: k.removed !== undefined },
       ]),
     );
+  }
+
+  /** How to read the config again when an object names a signer it does not list yet. */
+  onUnknownSigner(reload: () => Promise<void>): void {
+    this.reloadConfig = reload;
+  }
+
+  /** `openAttributed`, reading the config again once if the signer is not listed (yet). */
+  async openLatest(kind: ObjectKindValue, stored: Buffer, what: string): Promise<Opened> {
+    try {
+      return this.openAttributed(kind, stored, what);
+    } catch (e) {
+      if (!(e instanceof UnknownSignerError) || !this.reloadConfig) throw e;
+      await this.reloadConfig();
+      return this.openAttributed(kind, stored, what);
+    }
   }
 
   /** Whether a write-only key's registration was removed (`key remove`). */
@@ -228,7 +249,7 @@ export class KeyRing {
       this.s.kind === "full" ? this.full("").derived.authority.publicKey : this.s.keys.authority;
     if (opened.signer.equals(authority)) return { plain: opened.plain };
     const signer = this.signers.get(opened.signer.toString("base64"));
-    if (!signer) throw new CorruptionError(what, "it is signed by a key this repository does not list");
+    if (!signer) throw new UnknownSignerError(what, "it is signed by a key this repository does not list");
     if (AUTHORITY_KINDS.has(kind))
       throw new CorruptionError(
         what,

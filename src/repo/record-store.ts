@@ -86,7 +86,7 @@ export class RecordStore {
     kind: RecordKind<T>,
     object: string,
   ): Promise<{ record: T; writer?: string }> {
-    const { plain, writer } = this.keys.openAttributed(
+    const { plain, writer } = await this.keys.openLatest(
       kind.objectKind,
       await this.backend.get(object),
       object,

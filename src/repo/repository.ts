@@ -117,6 +117,14 @@ export class Repository {
     this.currentConfig = config;
     this.keys = keys;
     keys.configure(config);
+    keys.onUnknownSigner(async () => {
+      // A write-only key made since this process read the config: read it again.
+      const wo = keys.kind === "write-only";
+      const name = wo ? names.writeOnlyConfig : names.config;
+      const kind = wo ? ObjectKind.writeOnlyConfig : ObjectKind.config;
+      this.currentConfig = decodeConfig(keys.open(kind, await this.backend.get(name), name));
+      keys.configure(this.currentConfig);
+    });
     this.keyId = keyId;
     this.hostCache = hostCache;
     this.records = new RecordStore(
@@ -524,7 +532,7 @@ export class Repository {
       );
     }
     const what = names.snapshot(id);
-    const opened = this.keys.openAttributed(ObjectKind.snapshot, await this.backend.get(what), what);
+    const opened = await this.keys.openLatest(ObjectKind.snapshot, await this.backend.get(what), what);
     const snap = decodeSnapshot(opened.plain, what);
     return opened.writer === undefined ? { ...snap, id } : { ...snap, id, writer: opened.writer };
   }

@@ -655,3 +655,26 @@ test("what a write-only key reads is only what it may: the config copy must be s
   await assert.rejects(owner.records.read(planKind, `gc/${sha(planBytes)}`), /may not write a prune plan/);
   await owner.close();
 });
+
+test("a process that read the config before a write-only key was made still reads what that key writes (it reads the config again)", async () => {
+  const { be, full } = await withWriteOnlyKey();
+  await full.close();
+  const longRunning = await Repository.open(be, PW);
+  const wo1 = await openWo(be, newCache());
+  const admin = await Repository.open(be, PW);
+  await addWriteOnlyKey(admin, WO2);
+  await admin.close();
+  const wo2 = await openWo(be, newCache(), WO2);
+  const r = await takeSnapshot(wo2, memSource({ n: file(noise(5000)) }, ["/n"]).source, {
+    host: "n",
+    anomaly: false,
+  });
+  await wo2.close();
+  // The first write-only host loads the new key's index file on its next backup.
+  await takeSnapshot(wo1, memSource({ m: file(noise(5000)) }, ["/m"]).source, { host: "m", anomaly: false });
+  await wo1.close();
+  await longRunning.catchUpIndex();
+  assert.equal((await longRunning.loadSnapshot(r.snapshotId)).writer !== undefined, true);
+  assert.equal((await readFiles(longRunning, r.snapshot.tree)).size, 1);
+  await longRunning.close();
+});
