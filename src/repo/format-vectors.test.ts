@@ -10,7 +10,9 @@ import { decodeIndex, encodeIndex } from "./index-file.js";
 import { ownerSecrets } from "./key-ring.js";
 import { parseKeyFile, unwrapKeyFile, unwrapWriteOnlyKeyFile } from "./keys.js";
 import { decodeBlob, openPackKey, packKey, parsePrefix, readPackHeader } from "./pack.js";
+import { accountEntryKind } from "./records-account.js";
 import { ObjectKind, openObject, openToOwner, openWithIndexKey } from "./sealed-object.js";
+import { decodeSnapshot } from "./snapshot.js";
 import { decodeTree, encodeTree, nodeFeatures } from "./tree.js";
 
 // The vectors live in docs/format.md so the specification and the code are checked together.
@@ -188,4 +190,31 @@ test("write-only keys: the claim index (plaintext version 2) and its mode 2 enve
   const bad = hex(wv.snapshot.hex);
   bad[30] = bad[30]! ^ 1;
   assert.throws(() => openToOwner(owner.owner, ObjectKind.snapshot, bad, "s"), /signature/);
+});
+
+// Format feature fleet-accounts: the account catalogue's label folder and sealed records.
+const fleetBlock = /<!-- fleet-vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- fleet-vectors:end -->/.exec(
+  doc,
+);
+if (!fleetBlock) throw new Error("docs/format.md has no fleet-vectors block");
+const flv = JSON.parse(fleetBlock[1]!);
+
+test("account catalogue: label folder, account snapshot and catalogue entry", () => {
+  assert.equal(blobId(keys.id, Buffer.from(flv.labelText)).toString("hex"), flv.labelKey);
+  const snap = decodeSnapshot(
+    openObject(keys.meta, ObjectKind.snapshot, hex(flv.snapshot.hex), "vector"),
+    "vector",
+  );
+  assert.equal(snap.account, "ann");
+  assert.equal(snap.fleet, "mail");
+  assert.deepEqual(
+    JSON.parse(openObject(keys.meta, ObjectKind.snapshot, hex(flv.snapshot.hex), "v").toString()),
+    flv.snapshot.json,
+  );
+  const entry = accountEntryKind.schema.parse(
+    JSON.parse(openObject(keys.meta, ObjectKind.accountEntry, hex(flv.entry.hex), "vector").toString("utf8")),
+  );
+  assert.deepEqual(entry, flv.entry.json);
+  assert.equal(ObjectKind.accountEntry, 10);
+  assert.throws(() => openObject(keys.meta, ObjectKind.snapshot, hex(flv.entry.hex), "vector"), /kind/);
 });

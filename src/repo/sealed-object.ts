@@ -24,8 +24,9 @@ export const ObjectKind = {
   ack: 7,
   wal: 8,
   sqliteWal: 9,
+  accountEntry: 10,
   /** The config as write-only keys read it (sealed with the index key, signed by the owner). */
-  writeOnlyConfig: 10,
+  writeOnlyConfig: 11,
 } as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];
 

@@ -16,6 +16,8 @@ export async function findParent(
   host: string,
   paths: string[],
 ): Promise<SnapshotWithId | undefined> {
+  // A full id (a fleet account's parent, from its catalogue) is read directly: no listing.
+  if (ref && /^[0-9a-f]{64}$/.test(ref)) return repo.loadSnapshot(ref);
   if (ref) return findSnapshot(repo, ref);
   const all = await repo.listSnapshots();
   const trusted = (s: SnapshotWithId) => s.writer === undefined || s.writer === repo.keyId;
