@@ -23,7 +23,7 @@ import { FEATURES } from "../../src/repo/features.js";
 import { listPlans } from "../../src/repo/gc-plan.js";
 import { encodeIndex } from "../../src/repo/index-file.js";
 import { parseKeyFile, unwrapKeyFile, unwrapWriteOnlyKeyFile } from "../../src/repo/keys.js";
-import { PackBuilder, readPackHeader } from "../../src/repo/pack.js";
+import { newPackKey, PackBuilder, readPackHeader } from "../../src/repo/pack.js";
 import { ackKind } from "../../src/repo/records-ack.js";
 import { planKind } from "../../src/repo/records-gc.js";
 import { Repository } from "../../src/repo/repository.js";
@@ -485,6 +485,66 @@ test("a full key never deduplicates against what a write-only key wrote: a claim
   assert.notEqual(repo.lookup(id)?.packId, pack.id, "the full key's copy is the one read");
   assert.equal((await readFiles(repo, r.snapshot.tree)).get("/victim"), victim.toString("hex"));
   await repo.close();
+});
+
+test("a stolen write-only key can poison deduplication between write-only hosts; check --read-data finds it and names the snapshot", async () => {
+  const { be, full, woKeyId } = await withWriteOnlyKey();
+  await addWriteOnlyKey(full, WO2);
+  await full.close();
+  const s = await stolen(be, woKeyId);
+  const victim = noise(3000); // a file the thief expects another write-only host to back up
+  const id = blobId(s.id, victim);
+  // Garbage, sealed to the owner as a write-only key seals its packs, claiming to be that file.
+  const pb = new PackBuilder(BlobType.data, newPackKey({ owner: s.owner }));
+  pb.add(id, noise(3000), 0, 3000);
+  const pack = pb.finish();
+  await be.put(names.pack(pack.id), pack.bytes);
+  const idx = sealWithIndexKey(
+    s.index,
+    new Ed25519Signer(s.sign),
+    ObjectKind.index,
+    encodeIndex({ supersedes: [], packs: [{ id: pack.id, blobs: pack.entries }] }),
+    false,
+  );
+  await be.put(`index/${sha(idx)}`, idx);
+  // The other host deduplicates against the claim: its snapshot references the garbage.
+  const other = await openWo(be, newCache(), WO2);
+  const r = await takeSnapshot(other, memSource({ victim: file(victim) }, ["/o"]).source, {
+    host: "other",
+    anomaly: false,
+  });
+  assert.equal(other.lookup(id)?.packId, pack.id, "the file's blob was taken from the claim, not stored");
+  await other.close();
+  // The owner's check reading all data finds it, and names the snapshot and file that need it.
+  const owner = await Repository.open(be, PW);
+  const report = await check(owner, { readData: true });
+  const bad = report.problems.filter((p) => p.blobs.includes(id.toString("hex")));
+  assert.ok(bad.length > 0, JSON.stringify(report.problems));
+  assert.ok(
+    bad.some((p) => p.affected.some((a) => JSON.stringify(a).includes(r.snapshotId))),
+    JSON.stringify(bad),
+  );
+  await owner.close();
+});
+
+test("a removed write-only key's copied secrets still sign what a full key accepts, attributed to that key", async () => {
+  const { be, full, first, woKeyId } = await withWriteOnlyKey();
+  const s = await stolen(be, woKeyId);
+  await full.removeKey(woKeyId);
+  await full.close();
+  const doc = { ...first.snapshot, hostname: "after-removal", time: new Date().toISOString() };
+  const bytes = sealToOwner(
+    s.owner,
+    new Ed25519Signer(s.sign),
+    ObjectKind.snapshot,
+    Buffer.from(JSON.stringify(doc)),
+  );
+  await be.put(names.snapshot(sha(bytes)), bytes);
+  const owner = await Repository.open(be, PW);
+  const loaded = await owner.loadSnapshot(sha(bytes));
+  assert.equal(loaded.hostname, "after-removal");
+  assert.equal(loaded.writer, woKeyId, "attributed to the removed key");
+  await owner.close();
 });
 
 test("a removed write-only key is refused; a prune plan sealed for full keys only stops a write-only backup until a full key re-seals it", async () => {
