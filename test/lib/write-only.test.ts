@@ -14,7 +14,7 @@ import { blobId } from "../../src/core/crypto.js";
 import { CorruptionError, isLifeboatError } from "../../src/core/errors.js";
 import { acknowledge, listAcks, pinnedIds } from "../../src/ops/acks/acks.js";
 import { check } from "../../src/ops/check/check.js";
-import { forgetIds } from "../../src/ops/forget/forget.js";
+import { forget, forgetIds } from "../../src/ops/forget/forget.js";
 import { prune } from "../../src/ops/prune/prune.js";
 import { Ed25519Signer, X25519Secret } from "../../src/repo/asymmetric.js";
 import { BlobType } from "../../src/repo/blob.js";
@@ -453,7 +453,7 @@ test("a full key never deduplicates against what a write-only key wrote: a claim
   const { be, full, woKeyId } = await withWriteOnlyKey();
   await full.close();
   const s = await stolen(be, woKeyId);
-  const victim = noise(3000); // a file the thief expects the owner to back up later
+  const victim = noise(1000); // a file the thief expects the owner to back up later (one chunk: below the minimum)
   const id = blobId(s.id, victim);
   // A pack of garbage (sealed to the owner, as a write-only key does) claiming to hold it.
   const pb = new PackBuilder(BlobType.data, {
@@ -461,7 +461,7 @@ test("a full key never deduplicates against what a write-only key wrote: a claim
     salt: Buffer.alloc(32, 5),
     key: Buffer.alloc(32, 6),
   });
-  pb.add(id, noise(3000), 0, 3000);
+  pb.add(id, noise(1000), 0, 1000);
   const pack = pb.finish();
   await be.put(names.pack(pack.id), pack.bytes);
   const idx = sealWithIndexKey(
@@ -492,11 +492,11 @@ test("a stolen write-only key can poison deduplication between write-only hosts;
   await addWriteOnlyKey(full, WO2);
   await full.close();
   const s = await stolen(be, woKeyId);
-  const victim = noise(3000); // a file the thief expects another write-only host to back up
+  const victim = noise(1000); // a file the thief expects another write-only host to back up (one chunk)
   const id = blobId(s.id, victim);
   // Garbage, sealed to the owner as a write-only key seals its packs, claiming to be that file.
   const pb = new PackBuilder(BlobType.data, newPackKey({ owner: s.owner }));
-  pb.add(id, noise(3000), 0, 3000);
+  pb.add(id, noise(1000), 0, 1000);
   const pack = pb.finish();
   await be.put(names.pack(pack.id), pack.bytes);
   const idx = sealWithIndexKey(
@@ -524,6 +524,27 @@ test("a stolen write-only key can poison deduplication between write-only hosts;
     bad.some((p) => p.affected.some((a) => JSON.stringify(a).includes(r.snapshotId))),
     JSON.stringify(bad),
   );
+  await owner.close();
+});
+
+test("a stolen write-only key can add misleading snapshots: a count-based policy counts one posing as the owner's series; its writer gives it away", async () => {
+  const { be, full, first, woKeyId } = await withWriteOnlyKey();
+  await full.close();
+  const s = await stolen(be, woKeyId);
+  const fake = { ...first.snapshot, time: new Date(Date.now() + 60_000).toISOString() };
+  const bytes = sealToOwner(
+    s.owner,
+    new Ed25519Signer(s.sign),
+    ObjectKind.snapshot,
+    Buffer.from(JSON.stringify(fake)),
+  );
+  const fakeId = sha(bytes);
+  await be.put(names.snapshot(fakeId), bytes);
+  const owner = await Repository.open(be, PW);
+  const r = await forget(owner, { policy: { last: 1 }, dryRun: true });
+  assert.deepEqual(r.removed, [first.snapshotId], "--keep-last 1 would keep the forgery, not the owner's");
+  assert.equal((await owner.loadSnapshot(fakeId)).writer, woKeyId);
+  assert.equal((await owner.loadSnapshot(first.snapshotId)).writer, undefined);
   await owner.close();
 });
 
