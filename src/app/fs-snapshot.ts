@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { LifeboatError } from "../core/errors.js";
+import { defaultCacheDir } from "../repo/host-cache.js";
 import type { Repository } from "../repo/repository.js";
 import type { BackupResult } from "../snapshot/commit.js";
 import { Excludes } from "../snapshot/excludes.js";
@@ -60,12 +61,8 @@ export function lifeboatStateDir(): string {
 }
 
 /** lifeboat's cache folder (a write-only host's cache of its own snapshots and trees), which a
- * backup from a snapshot leaves out too: `$LIFEBOAT_CACHE_DIR`, else `$XDG_CACHE_HOME/lifeboat`,
- * else `~/.cache/lifeboat`. */
-export function lifeboatCacheDir(): string {
-  if (process.env.LIFEBOAT_CACHE_DIR) return process.env.LIFEBOAT_CACHE_DIR;
-  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "lifeboat");
-}
+ * backup from a snapshot leaves out too. */
+export const lifeboatCacheDir = defaultCacheDir;
 
 /** Checks a request's options: one kind of snapshot, a cleanup with a command. */
 export function fsSnapshotSpec(o: {

@@ -40,7 +40,7 @@ export class BlobReader {
       const what = names.pack(packId);
       const prefix = parsePrefix(await this.backend.get(what, { offset: 0, length: PACK_PREFIX }), what);
       if (prefix.type !== type) throw new CorruptionError(what, "pack type does not match the index");
-      key = this.keys.packKey(prefix.type, prefix.salt);
+      key = this.keys.packKey(prefix, what);
       if (this.packKeys.size > PACK_KEYS_KEPT) this.packKeys.clear();
       this.packKeys.set(packId, key);
     }
@@ -137,7 +137,7 @@ export class BlobReader {
     try {
       const prefix = parsePrefix(bytes.subarray(0, PACK_PREFIX), what);
       if (expected.some((b) => b.type !== prefix.type)) throw new Error("pack type does not match the index");
-      key = this.keys.packKey(prefix.type, prefix.salt);
+      key = this.keys.packKey(prefix, what);
     } catch {
       return { damaged: expected, nameMatches: storageId(bytes) === packId };
     }

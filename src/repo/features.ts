@@ -34,6 +34,11 @@ export const FEATURES = {
     gates: "write",
     what: "fleet account snapshots and the per-account catalogue (docs/fleet.md)",
   },
+  /** Key mode 1 packs and objects, index files and plans sealed with the index key, config.wo. */
+  "write-only": {
+    gates: "read",
+    what: "write-only keys: packs and documents sealed to the owner's public key, index files and prune plans sealed with the index key",
+  },
 } as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 /** What a new repository starts with: everything a backup may need, so that no config is

@@ -1,4 +1,5 @@
 import os from "node:os";
+import { needsFullKey } from "./key-ring.js";
 import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
 import type { Repository } from "./repository.js";
 
@@ -80,6 +81,7 @@ export async function startSession(
   repo: Repository,
   kind: Session["kind"] = "backup",
 ): Promise<SessionHandle> {
+  if (kind === "prune" && repo.keyKind !== "full") throw needsFullKey("prune (it reads every snapshot)");
   const r = await repo.records.write(sessionKind, {
     started: new Date().toISOString(),
     host: os.hostname(),

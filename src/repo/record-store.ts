@@ -29,6 +29,8 @@ export interface StoredRecord<T> {
   /** Object name, e.g. `gc/<id>` or `wal/<K>/<id>`. */
   object: string;
   record: T;
+  /** The write-only key that wrote it (its key id); absent when a full key did. */
+  writer?: string;
 }
 
 export interface ListOptions {
@@ -79,7 +81,18 @@ export class RecordStore {
 
   /** Reads one record by its object name (as listed) and checks it against its family's schema. */
   async read<T>(kind: RecordKind<T>, object: string): Promise<T> {
-    const plain = this.keys.open(kind.objectKind, await this.backend.get(object), object);
+    return (await this.readAttributed(kind, object)).record;
+  }
+
+  private async readAttributed<T>(
+    kind: RecordKind<T>,
+    object: string,
+  ): Promise<{ record: T; writer?: string }> {
+    const { plain, writer } = await this.keys.openLatest(
+      kind.objectKind,
+      await this.backend.get(object),
+      object,
+    );
     let json: unknown;
     try {
       json = JSON.parse(plain.toString("utf8"));
@@ -88,7 +101,7 @@ export class RecordStore {
     }
     const r = kind.schema.safeParse(json);
     if (!r.success) throw new CorruptionError(object, `malformed ${kind.title}: ${schemaProblem(r.error)}`);
-    return r.data;
+    return writer === undefined ? { record: r.data } : { record: r.data, writer };
   }
 
   /** Object names of a family's records (of one label, or all), ignoring stray names. */
@@ -108,7 +121,9 @@ export class RecordStore {
 
   /**
    * Every record of a family (or of one label), in no particular order. A record deleted
-   * between the listing and its read is left out; other unreadable ones follow `unreadable`.
+   * between the listing and its read is left out; other unreadable ones follow `unreadable`,
+   * except that a write-only key never skips what it cannot open for want of a full key (a
+   * prune plan it did not see could make it deduplicate against data about to be deleted).
    */
   async list<T>(kind: RecordKind<T>, options: ListOptions = {}): Promise<StoredRecord<T>[]> {
     const objects = await this.objects(kind as RecordKind<unknown>, options.label);
@@ -117,10 +132,12 @@ export class RecordStore {
       READS_IN_FLIGHT,
       async (object): Promise<StoredRecord<T> | undefined> => {
         try {
-          const record: T = await this.read(kind, object);
-          return { id: object.split("/").at(-1)!, object, record };
+          const { record, writer } = await this.readAttributed(kind, object);
+          const id = object.split("/").at(-1)!;
+          return writer === undefined ? { id, object, record } : { id, object, record, writer };
         } catch (e) {
           if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+          if (isLifeboatError(e) && e.code === "NEEDS_FULL_KEY") throw e;
           if ((options.unreadable ?? "skip") === "throw") throw e;
           return undefined;
         }

@@ -6,7 +6,7 @@ import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
 import { CorruptionError, LifeboatError } from "../core/errors.js";
 import type { FileMeta } from "../fsio/file-write.js";
-import type { BlobLocation } from "./blob.js";
+import { type BlobLocation, BlobType } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
 import { BlobReader } from "./blob-reader.js";
 import {
@@ -27,16 +27,19 @@ import {
   unknownFeatures,
   withFeature,
 } from "./features.js";
+import { defaultCacheDir, HostCache } from "./host-cache.js";
 import type { IndexFile } from "./index-file.js";
 import { IndexState } from "./index-state.js";
-import { KeyRing } from "./key-ring.js";
-import { type KeyFile, parseKeyFile } from "./keys.js";
+import { type KeyKind, KeyRing, needsFullKey } from "./key-ring.js";
+import { type KeyFile, keyFileKind, parseKeyFile } from "./keys.js";
 import type { IndexedBlob } from "./master-index.js";
+import { KEY_MODE_SEALED, parsePrefix } from "./pack.js";
 import { type BlobWriter, PackWriter, type WriteStats } from "./pack-writer.js";
 import { RecordStore } from "./record-store.js";
 import { ObjectKind } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
-import { decodeTree, type Tree } from "./tree.js";
+import { decodeTree, encodeTree, type Tree } from "./tree.js";
+import { writeOnlyBackend } from "./write-only-backend.js";
 
 export interface InitOptions {
   chunker?: ChunkerParams;
@@ -50,10 +53,18 @@ export interface InitOptions {
 
 export interface KeyInfo {
   id: string;
+  /** "full", "write-only", or "unknown" (a kind a later version made). */
+  kind: KeyKind | "unknown";
   created: string;
   hostname: string;
   username: string;
   current: boolean;
+}
+
+export interface OpenOptions {
+  loadIndex?: boolean;
+  /** Where a write-only key keeps its host cache (default: `defaultCacheDir()`, see host-cache.ts). */
+  cacheDir?: string;
 }
 
 const cores = () => Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -87,13 +98,35 @@ export class Repository {
   /** Workers for restores (decode + write): one per core, the main thread mostly waits. */
   private decoder: BlobPool | undefined;
   private readonly treeCache = new Map<string, Tree>();
+  /** A write-only key's record of its own snapshots and trees (it cannot read the repository's). */
+  private readonly hostCache: HostCache | undefined;
 
-  private constructor(backend: Backend, config: RepoConfig, keys: KeyRing, keyId: string) {
-    // Every put of every part goes through here, so the config's retention locks all of it.
-    this.backend = lockedBackend(backend, () => this.currentConfig.retention);
+  private constructor(
+    backend: Backend,
+    config: RepoConfig,
+    keys: KeyRing,
+    keyId: string,
+    hostCache?: HostCache,
+  ) {
+    // Every put of every part goes through here, so the config's retention locks all of it; a
+    // write-only key also sees storage only through writeOnlyBackend (what it may read or delete).
+    this.backend = lockedBackend(
+      keys.kind === "write-only" ? writeOnlyBackend(backend) : backend,
+      () => this.currentConfig.retention,
+    );
     this.currentConfig = config;
     this.keys = keys;
+    keys.configure(config);
+    keys.onUnknownSigner(async () => {
+      // A write-only key made since this process read the config: read it again.
+      const wo = keys.kind === "write-only";
+      const name = wo ? names.writeOnlyConfig : names.config;
+      const kind = wo ? ObjectKind.writeOnlyConfig : ObjectKind.config;
+      this.currentConfig = decodeConfig(keys.open(kind, await this.backend.get(name), name));
+      keys.configure(this.currentConfig);
+    });
     this.keyId = keyId;
+    this.hostCache = hostCache;
     this.records = new RecordStore(
       this.backend,
       keys,
@@ -152,11 +185,7 @@ export class Repository {
   }
 
   /** Opens an existing repository with one of its passwords and loads its index. */
-  static async open(
-    backend: Backend,
-    password: string,
-    options: { loadIndex?: boolean } = {},
-  ): Promise<Repository> {
+  static async open(backend: Backend, password: string, options: OpenOptions = {}): Promise<Repository> {
     if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
     const keyIds = await listStorageIds(backend, "keys/");
     if (keyIds.length === 0) {
@@ -171,6 +200,7 @@ export class Repository {
       const file = parseKeyFile(await backend.get(names.key(id)), names.key(id));
       const keys = await KeyRing.unwrap(file, password);
       if (!keys) continue;
+      if (keys.kind === "write-only") return Repository.openWriteOnly(backend, keys, id, options);
       const config = decodeConfig(keys.open(ObjectKind.config, await backend.get(names.config), "config"));
       const unknown = unknownFeatures(config.features);
       if (unknown.read.length > 0) throw newerFormat(backend.location, unknown.read, "read");
@@ -183,6 +213,63 @@ export class Repository {
       `wrong password for the repository at ${backend.location} (tried ${keyIds.length} key${keyIds.length > 1 ? "s" : ""})`,
       "check --password-file, --password-command or LIFEBOAT_PASSWORD",
     );
+  }
+
+  /**
+   * A write-only key reads the config from config.wo (sealed with the index key, signed by the
+   * owner) and must be listed in it; its host cache replaces what it cannot read.
+   */
+  private static async openWriteOnly(
+    backend: Backend,
+    keys: KeyRing,
+    keyId: string,
+    options: OpenOptions,
+  ): Promise<Repository> {
+    const what = names.writeOnlyConfig;
+    const stored = await backend.get(what).catch((e: unknown) => {
+      if (e instanceof LifeboatError && e.code === "NOT_FOUND")
+        throw new CorruptionError(
+          what,
+          "is missing: write-only keys read the config from it",
+          [],
+          "run `lifeboat key add --write-only` (or any config change) with a full key: it writes config.wo again",
+        );
+      throw e;
+    });
+    const config = decodeConfig(keys.open(ObjectKind.writeOnlyConfig, stored, what));
+    const unknown = unknownFeatures(config.features);
+    if (unknown.read.length > 0) throw newerFormat(backend.location, unknown.read, "read");
+    const mine = config.writeOnly?.keys[keyId];
+    if (!mine || mine.signer !== keys.signerId)
+      throw new LifeboatError(
+        "KEY_ERROR",
+        `write-only key ${keyId.slice(0, 8)} is not listed in the repository's config, so nothing it wrote would be accepted`,
+        "make a new one with `lifeboat key add --write-only` (with a full key)",
+      );
+    if (mine.removed)
+      throw new LifeboatError(
+        "KEY_ERROR",
+        `write-only key ${keyId.slice(0, 8)} was removed from this repository on ${mine.removed}`,
+        "ask the repository's owner for a new write-only key (`lifeboat key add --write-only`)",
+      );
+    const cache = await HostCache.open(options.cacheDir ?? defaultCacheDir(), config.id, keyId, (b) =>
+      keys.blobId(b),
+    );
+    const repo = new Repository(backend, config, keys, keyId, cache);
+    if (options.loadIndex ?? true) await repo.loadIndex();
+    return repo;
+  }
+
+  /** "full", or "write-only": a key that adds blobs, index entries and snapshots and reads
+   * nothing but the index and its own host cache (docs/format.md, "Write-only keys"). */
+  get keyKind(): KeyKind {
+    return this.keys.kind;
+  }
+
+  /** Throws NEEDS_FULL_KEY (exit 19) when this is a write-only key: for operations that read
+   * data or delete, to fail before they start rather than item by item. */
+  requireFullKey(what: string): void {
+    if (this.keys.kind !== "full") throw needsFullKey(what);
   }
 
   /** The repository's settings (decrypted `config`). */
@@ -212,6 +299,7 @@ export class Repository {
    * dates they were locked with; storage refuses to shorten those anyway.
    */
   async setRetention(r: Retention): Promise<void> {
+    this.requireFullKey("change the retention");
     if (!this.backend.capabilities.retention) throw cannotLock(this.backend.location, r);
     await this.updateConfig(
       (c) => ({ ...c, retention: { days: r.days, mode: r.mode } }),
@@ -232,6 +320,7 @@ export class Repository {
    */
   async enableFeature(name: FeatureName): Promise<void> {
     this.requireWritable();
+    if (!this.hasFeature(name)) this.requireFullKey(`record format feature ${name} in the config`);
     if (this.hasFeature(name)) return;
     await this.updateConfig(
       (c) => c,
@@ -266,15 +355,19 @@ export class Repository {
       // The config is locked with the retention it holds once written (a new version on S3).
       const { retention: _old, ...rest } = this.currentConfig;
       this.currentConfig = next.retention ? { ...rest, retention: next.retention } : rest;
-      await this.backend.put(
-        names.config,
-        this.keys.seal(ObjectKind.config, Buffer.from(JSON.stringify(next))),
-        { overwrite: true },
-      );
+      const json = Buffer.from(JSON.stringify(next));
+      // Write-only keys read their copy (config.wo): it goes first, so that a crash in between
+      // never leaves them a retention or a feature older than the config's.
+      if (hasFeature(next.features, "write-only"))
+        await this.backend.put(names.writeOnlyConfig, this.keys.seal(ObjectKind.writeOnlyConfig, json), {
+          overwrite: true,
+        });
+      await this.backend.put(names.config, this.keys.seal(ObjectKind.config, json), { overwrite: true });
       const back = decodeConfig(
         this.keys.open(ObjectKind.config, await this.backend.get(names.config), "config"),
       );
       this.currentConfig = back;
+      this.keys.configure(back);
       if (hasFeature(back.features, feature) && done(back)) return;
     }
     throw new LifeboatError(
@@ -337,9 +430,15 @@ export class Repository {
     return this.index.size;
   }
 
-  /** The index files in force and those already superseded (prune and repair replace them). */
-  indexFiles(): { loaded: readonly string[]; superseded: readonly string[] } {
+  /** The index files in force and those already superseded (prune and repair replace them), and
+   * those a write-only key could not open (sealed for full keys only). */
+  indexFiles(): { loaded: readonly string[]; superseded: readonly string[]; unreadable: readonly string[] } {
     return this.index.files();
+  }
+
+  /** Whether a pack was written by a write-only key (a claim: docs/format.md, "Write-only keys"). */
+  isClaim(packId: string): boolean {
+    return this.index.isClaim(packId);
   }
 
   readIndexFile(id: string): Promise<IndexFile> {
@@ -347,8 +446,9 @@ export class Repository {
   }
 
   /** Writes an index file that replaces the ones in `file.supersedes` (prune, repair index). */
-  writeIndexFile(file: IndexFile): Promise<string> {
+  async writeIndexFile(file: IndexFile): Promise<string> {
     this.requireWritable();
+    this.requireFullKey("replace index files");
     return this.index.writeFile(file);
   }
 
@@ -378,7 +478,7 @@ export class Repository {
     const w = this.writer;
     let result: T;
     try {
-      result = await fn(w);
+      result = await fn(this.hostCache ? cachingTrees(w, this.hostCache) : w);
     } catch (e) {
       await w.flush().catch(() => {});
       throw e;
@@ -409,27 +509,59 @@ export class Repository {
     // What must exist before the snapshot does (a fleet account's catalogue entry, naming it).
     if (beforeStore) await beforeStore(id);
     await this.backend.put(names.snapshot(id), stored);
+    if (this.hostCache) {
+      try {
+        await this.hostCache.putSnapshot({ ...snapshot, id, writer: this.keyId });
+      } catch (e) {
+        throw new LifeboatError(
+          "STORAGE_ERROR",
+          `snapshot ${id.slice(0, 8)} is stored, but the host cache in ${this.hostCache.dir} could not record it (${(e as Error).message}): the next backup reads every file again`,
+          "make room in (or fix the permissions of) the cache folder; LIFEBOAT_CACHE_DIR moves it",
+        );
+      }
+    }
     return id;
   }
 
   // --- snapshots --------------------------------------------------------------------------------
 
   async loadSnapshot(id: string): Promise<SnapshotWithId> {
+    if (this.hostCache) {
+      const own = (await this.ownSnapshots()).find((s) => s.id === id);
+      if (own) return own;
+      throw needsFullKey(
+        `read snapshot ${id.slice(0, 8)} (it reads only the last snapshots this host wrote, from its cache)`,
+      );
+    }
     const what = names.snapshot(id);
-    const snap = decodeSnapshot(
-      this.keys.open(ObjectKind.snapshot, await this.backend.get(what), what),
-      what,
-    );
-    return { ...snap, id };
+    const opened = await this.keys.openLatest(ObjectKind.snapshot, await this.backend.get(what), what);
+    const snap = decodeSnapshot(opened.plain, what);
+    return opened.writer === undefined ? { ...snap, id } : { ...snap, id, writer: opened.writer };
   }
 
-  /** The ids of every snapshot (from one listing; nothing is read). */
-  snapshotIds(): Promise<string[]> {
+  /**
+   * A write-only key's own snapshots, from its host cache, still in the repository (a `stat`
+   * each: one the owner forgot is forgotten here too, so no backup takes it as its parent).
+   */
+  private async ownSnapshots(): Promise<SnapshotWithId[]> {
+    const out: SnapshotWithId[] = [];
+    for (const s of await this.hostCache!.snapshots()) {
+      if (await this.backend.stat(names.snapshot(s.id))) out.push(s);
+      else await this.hostCache!.drop(s.id);
+    }
+    return out;
+  }
+
+  /** The ids of every snapshot (from one listing; nothing is read). A write-only key knows only
+   * its own last ones (see `ownSnapshots`). */
+  async snapshotIds(): Promise<string[]> {
+    if (this.hostCache) return (await this.ownSnapshots()).map((s) => s.id);
     return listStorageIds(this.backend, "snapshots/");
   }
 
-  /** Every snapshot, oldest first. */
+  /** Every snapshot, oldest first (for a write-only key: its own last ones). */
   async listSnapshots(): Promise<SnapshotWithId[]> {
+    if (this.hostCache) return this.ownSnapshots();
     const ids = await listStorageIds(this.backend, "snapshots/");
     const out = await Promise.all(ids.map((id) => this.loadSnapshot(id)));
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
@@ -437,55 +569,96 @@ export class Repository {
 
   async deleteSnapshot(id: string): Promise<void> {
     this.requireWritable();
+    this.requireFullKey("delete snapshots");
     await this.backend.delete(names.snapshot(id));
   }
 
   // --- reading ----------------------------------------------------------------------------------
 
   /** Reads, decrypts and verifies one blob. */
-  loadBlob(id: Buffer): Promise<Buffer> {
+  async loadBlob(id: Buffer): Promise<Buffer> {
+    this.requireFullKey("read data (restore, check and drills need a full key)");
     return this.reader.load(id);
   }
 
+  /** A tree: decrypted and verified, or — for a write-only key — one this host wrote, from its cache. */
   async loadTree(idHex: string): Promise<Tree> {
     const cached = this.treeCache.get(idHex);
     if (cached) return cached;
-    const tree = decodeTree(await this.reader.load(Buffer.from(idHex, "hex")), `tree ${idHex}`);
+    let plain: Buffer;
+    if (this.hostCache) {
+      const own = await this.hostCache.getTree(idHex);
+      if (!own)
+        throw needsFullKey(
+          `read tree ${idHex.slice(0, 8)} (it reads only the trees this host wrote, from its cache)`,
+        );
+      plain = own;
+    } else plain = await this.reader.load(Buffer.from(idHex, "hex"));
+    const tree = decodeTree(plain, `tree ${idHex}`);
     if (this.treeCache.size > TREES_CACHED) this.treeCache.clear();
     this.treeCache.set(idHex, tree);
     return tree;
   }
 
   /** See BlobReader.writeTo: one blob written at `position` of an open file (zeroes as holes). */
-  writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
+  async writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
+    this.requireFullKey("read data (restore needs a full key)");
     return this.reader.writeTo(id, fd, position);
   }
 
   /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
    * returns the extended attributes that could not be set. */
-  restoreSmallFile(
+  async restoreSmallFile(
     ids: Buffer[],
     dest: string,
     size: number,
     meta: FileMeta,
     label: string,
   ): Promise<string[]> {
+    this.requireFullKey("read data (restore needs a full key)");
     return this.reader.writeSmallFile(ids, dest, size, meta, label);
   }
 
   /** See BlobReader.verifyPack (`check --read-data`). */
-  verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
+  async verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
+    this.requireFullKey("check data");
     return this.reader.verifyPack(packId, bytes, expected);
   }
 
   /** Decrypts and verifies a blob whose bytes the caller read itself. */
-  decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
+  async decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
+    this.requireFullKey("read data");
     return this.reader.decodeLoaded(loc, sealed);
   }
 
-  /** The blob entries of a pack, from bytes holding its prefix, encrypted header and length. */
+  /**
+   * The blob entries of a pack, from bytes holding its prefix, encrypted header and length
+   * (`what` names the pack, `data/<xx>/<id>`). A pack a write-only key wrote (key mode 1) is
+   * remembered as a claim, so that an index rebuilt from the packs keeps it one.
+   */
   readPackHeader(bytes: Buffer, what: string): BlobLocation[] {
-    return this.keys.readPackHeader(bytes, what);
+    const entries = this.keys.readPackHeader(bytes, what);
+    const packId = what.split("/").at(-1)!;
+    if (parsePrefix(bytes, what).keyMode === KEY_MODE_SEALED && isStorageId(packId))
+      this.index.noteClaim(packId);
+    return entries;
+  }
+
+  /**
+   * The byte a data blob repeats throughout (a file overwritten with zeroes), or undefined. A
+   * full key reads the blob; a write-only key cannot, and compares the blob's id with the ids of
+   * runs of 0x00 and 0xff of its length — the one test it can make (docs/format.md).
+   */
+  async constantByte(id: Buffer): Promise<number | undefined> {
+    if (this.keys.kind === "full") {
+      const data = await this.loadBlob(id);
+      const v = data[0];
+      return v !== undefined && data.every((b) => b === v) ? v : undefined;
+    }
+    const loc = this.index.get(id);
+    if (!loc || loc.type !== BlobType.data) return undefined;
+    for (const v of [0x00, 0xff]) if (this.keys.blobId(Buffer.alloc(loc.rawLength, v)).equals(id)) return v;
+    return undefined;
   }
 
   /** The keyed id of a plaintext (to check restored bytes against a snapshot). */
@@ -501,6 +674,7 @@ export class Repository {
       const f: KeyFile = parseKeyFile(await this.backend.get(names.key(id)), names.key(id));
       out.push({
         id,
+        kind: keyFileKind(f) ?? "unknown",
         created: f.created,
         hostname: f.hostname,
         username: f.username,
@@ -518,7 +692,42 @@ export class Repository {
     return key.id;
   }
 
+  /**
+   * Makes a write-only key (docs/format.md, "Write-only keys") and lists it in the config
+   * (enabling format feature `write-only`, which also writes config.wo). Its key file is not
+   * stored yet: `addWriteOnlyKey` (write-only-keys.ts) first re-seals the index for it.
+   */
+  async registerWriteOnlyKey(password: string): Promise<{ id: string; bytes: Buffer }> {
+    this.requireWritable();
+    this.requireFullKey("make write-only keys");
+    const made = await this.keys.makeWriteOnlyKey(password);
+    let username = "unknown";
+    try {
+      username = os.userInfo().username;
+    } catch {}
+    const entry = {
+      signer: made.signer,
+      created: new Date().toISOString(),
+      hostname: os.hostname(),
+      username,
+    };
+    await this.updateConfig(
+      (c) => ({ ...c, writeOnly: { keys: { ...(c.writeOnly?.keys ?? {}), [made.id]: entry } } }),
+      (c) => c.writeOnly?.keys[made.id]?.signer === made.signer,
+      "write-only",
+    );
+    return { id: made.id, bytes: made.bytes };
+  }
+
+  /** Stores a key file made by `registerWriteOnlyKey`. */
+  async storeKeyFile(id: string, bytes: Buffer): Promise<void> {
+    this.requireFullKey("add keys");
+    if (storageId(bytes) !== id) throw new Error("internal error: key file id does not match its bytes");
+    await this.backend.put(names.key(id), bytes);
+  }
+
   async removeKey(id: string): Promise<void> {
+    this.requireFullKey("remove keys");
     if (id === this.keyId) {
       throw new LifeboatError(
         "KEY_ERROR",
@@ -529,6 +738,21 @@ export class Repository {
     const ids = await listStorageIds(this.backend, "keys/");
     if (!ids.includes(id))
       throw new LifeboatError("KEY_ERROR", `no key with id ${id}`, "see `lifeboat key list`");
+    // A write-only key stays listed (what it wrote keeps saying who wrote it), marked removed:
+    // a host still holding its password is refused from now on.
+    const listed = this.currentConfig.writeOnly?.keys[id];
+    if (listed && !listed.removed) {
+      const removed = new Date().toISOString();
+      await this.updateConfig(
+        (c) => {
+          const keys = { ...(c.writeOnly?.keys ?? {}) };
+          if (keys[id]) keys[id] = { ...keys[id], removed };
+          return { ...c, writeOnly: { keys } };
+        },
+        (c) => c.writeOnly?.keys[id]?.removed !== undefined,
+        "write-only",
+      );
+    }
     await this.backend.delete(names.key(id));
   }
 
@@ -550,6 +774,31 @@ export class Repository {
     this.decoder = undefined;
     await this.backend.close();
   }
+}
+
+/**
+ * The blob writer of a write-only key: every tree it stores also goes into the host cache (the
+ * next backup takes its parent's trees from there). Trees already stored are recorded too.
+ */
+function cachingTrees(w: PackWriter, cache: HostCache): BlobWriter {
+  return {
+    get chunkerMin() {
+      return w.chunkerMin;
+    },
+    hasBlob: (id) => w.hasBlob(id),
+    saveBlob: (type, plain, id) => w.saveBlob(type, plain, id),
+    saveBlobDeferred: (type, plain) => w.saveBlobDeferred(type, plain),
+    saveSmallFile: (path, size) => w.saveSmallFile(path, size),
+    saveLargeFile: (path, onBytes) => w.saveLargeFile(path, onBytes),
+    newChunker: () => w.newChunker(),
+    async saveTree(tree) {
+      const bytes = encodeTree(tree);
+      const r = await w.saveBlob(BlobType.tree, bytes);
+      const id = r.id.toString("hex");
+      await cache.putTree(id, bytes);
+      return { id, added: r.added };
+    },
+  };
 }
 
 /** Storage ids under a folder (`snapshots/`, `keys/`), ignoring stray names. */

@@ -263,6 +263,8 @@ export class TreeBuilder {
         this.repo.enableFeature(f).then(
           () => undefined,
           (e: unknown) => {
+            if (e instanceof LifeboatError && e.code === "NEEDS_FULL_KEY")
+              return `the repository needs format feature ${f} (${FEATURES[f].what}) and a write-only key cannot record it: run a backup (or any config change) once with a full key (docs/format.md, "Format features")`;
             if (e instanceof LifeboatError && e.code === "PERMISSION_DENIED")
               return `the repository needs format feature ${f} (${FEATURES[f].what}) and its storage refuses to replace the config (append-only): enable it where the repository is stored, e.g. by running this backup once with direct access to the storage (docs/format.md, "Format features")`;
             if (e instanceof LifeboatError && e.code !== "STORAGE_ERROR") throw e;

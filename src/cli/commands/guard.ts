@@ -78,6 +78,8 @@ Examples:
       await checkGuardSources(flags.source);
       if (fsSnapshot) await checkFsSnapshot(splitGuardSources(flags.source).files, fsSnapshot);
       const repo = await c.openRepo();
+      // A write-only key cannot restore: the rollback is for whoever holds a full key.
+      const writeOnly = repo.keyKind === "write-only";
       let r: Awaited<ReturnType<typeof guard>>;
       try {
         r = await guard(repo, {
@@ -118,6 +120,7 @@ Examples:
         reasons: r.reasons,
         rollback,
         rollbacks,
+        ...(writeOnly ? { rollback_needs_full_key: true } : {}),
         pairs: r.pairs.map((p) => ({
           source: p.source,
           type: p.type,
@@ -154,7 +157,10 @@ Examples:
         c.out.result(
           `guard: FAILED — ${r.reasons.join("; ")}; snapshots ${pinned.slice(0, -1).join(", ")} and ${pinned.at(-1)} are pinned`,
         );
-        for (const cmdLine of rollbacks) c.out.result(`  to roll back: ${cmdLine}`);
+        for (const cmdLine of rollbacks)
+          c.out.result(
+            `  to roll back${writeOnly ? " (with a full key: this host's key is write-only)" : ""}: ${cmdLine}`,
+          );
         if (fsSnap?.rollback)
           c.out.result(`  to roll back the files instantly from the kept btrfs snapshot: ${fsSnap.rollback}`);
         if (fsSnap?.kept)

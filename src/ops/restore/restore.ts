@@ -104,6 +104,7 @@ export async function restore(
   snapshot: Snapshot,
   options: RestoreOptions,
 ): Promise<RestoreResult> {
+  repo.requireFullKey("restore (it reads data)"); // before anything is created in the target
   const root = await resolveSubpath(repo, snapshot, options.subpath ?? "/");
   await fs.mkdir(fsPath(options.target), { recursive: true });
   const target = nameFromBytes(await fs.realpath(fsPath(options.target), { encoding: "buffer" }));
