@@ -10,6 +10,7 @@ import { fileStat, readWholeSync } from "../fsio/file-read.js";
 import { writeNewFile, writeOrHole } from "../fsio/file-write.js";
 import { seekSparse } from "../fsio/native.js";
 import type { FileRead, WorkerFailure, WorkerReply, WorkerRequest } from "./blob-pool.js";
+import { BatchWriter } from "./file-batch.js";
 import { decodeBlob } from "./pack.js";
 
 /**
@@ -28,27 +29,7 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     const transfer = r.data === plain && ownsMemory(plain) ? [plain.buffer as ArrayBuffer] : [];
     return [{ id: m.id, op: "encoded", blobId: bid, data: r.data, compression: r.compression }, transfer];
   }
-  if (m.op === "encodeFile") {
-    const read = readWholeSync(m.path, m.size);
-    if (read.kind !== "read" || read.data.length === 0) {
-      const r = read.kind === "read" ? { kind: read.kind, after: read.after, length: 0 } : read;
-      return [{ id: m.id, op: "fileEncoded", read: r }, []];
-    }
-    const plain = read.data;
-    const bid = blobId(idKey, plain);
-    const c = maybeCompress(plain);
-    // `plain` views memory of its own (readWholeSync); zstd output owns its memory.
-    const transfer = c.data === plain || ownsMemory(c.data) ? [c.data.buffer as ArrayBuffer] : [];
-    return [
-      {
-        id: m.id,
-        op: "fileEncoded",
-        read: { kind: "read", after: read.after, length: plain.length },
-        blob: { blobId: bid, data: c.data, compression: c.compression },
-      },
-      transfer,
-    ];
-  }
+  if (m.op === "encodeFiles") return encodeFiles(m);
   if (m.op === "chunkFile") return [{ id: m.id, op: "fileChunked", read: chunkFile(m) }, []];
   if (m.op === "verifyPack") {
     const bytes = asBuffer(m.bytes);
@@ -87,6 +68,32 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
   const own = ownsMemory(plain) ? plain : ownCopy(plain);
   return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
+}
+
+/** Small files are read here, one after the other (the largest small file is 128 KiB). */
+let readScratch = Buffer.alloc(0);
+
+/** See BlobPool.encodeFile: each file read whole, hashed and stored into one batch buffer. */
+function encodeFiles(m: Extract<WorkerRequest, { op: "encodeFiles" }>): [WorkerReply, ArrayBuffer[]] {
+  const out = new BatchWriter(m.sizes);
+  const failures: [number, WorkerFailure][] = [];
+  m.paths.forEach((path, i) => {
+    const size = m.sizes[i]!;
+    if (readScratch.length < size + 1)
+      readScratch = Buffer.allocUnsafeSlow(Math.max(size + 1, 128 * 1024 + 1));
+    let read: ReturnType<typeof readWholeSync>;
+    try {
+      read = readWholeSync(path, size, readScratch);
+    } catch (e) {
+      failures.push([i, failure(e)]);
+      out.addOther("failed");
+      return;
+    }
+    if (read.kind !== "read") out.addOther(read.kind);
+    else out.addRead(read.data, blobId(idKey, read.data), read.after);
+  });
+  const bytes = out.buffer.buffer as ArrayBuffer;
+  return [{ id: m.id, op: "filesEncoded", bytes, failures }, [bytes]];
 }
 
 type SealedBlob = Extract<WorkerRequest, { op: "decode" }>;
