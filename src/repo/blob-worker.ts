@@ -26,7 +26,8 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     const plain = asBuffer(m.buf);
     const bid = blobId(idKey, plain);
     const r = maybeCompress(plain);
-    const transfer = r.data === plain && ownsMemory(plain) ? [plain.buffer as ArrayBuffer] : [];
+    // Either `plain` itself (stored as is) or zstd output, which owns its memory: moved, not cloned.
+    const transfer = ownsMemory(r.data) ? [r.data.buffer as ArrayBuffer] : [];
     return [{ id: m.id, op: "encoded", blobId: bid, data: r.data, compression: r.compression }, transfer];
   }
   if (m.op === "encodeFiles") return encodeFiles(m);
