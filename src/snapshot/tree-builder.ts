@@ -67,9 +67,9 @@ export interface BuildOptions {
 }
 
 /** Entries of one folder handled at once (their reads overlap; lstat and readdir are quick). */
-const ENTRIES_IN_FLIGHT = 8;
+const ENTRIES_IN_FLIGHT = 32;
 /** Files being read at once, across all folders. */
-const FILES_IN_FLIGHT = 16;
+const FILES_IN_FLIGHT = 64;
 /** Large files hold a chunker arena of 2 x the maximum chunk size each: only a few at once. */
 const LARGE_FILES_IN_FLIGHT = 2;
 
