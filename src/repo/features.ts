@@ -15,7 +15,18 @@ import { LifeboatError } from "../core/errors.js";
  * feature says `version: 2`; lifeboat 0.1 (which knows only version 1) refuses such a config
  * entirely. Features are only ever added (docs/format.md, "Features").
  */
-export const FEATURES = {} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
+export const FEATURES = {
+  /**
+   * SQLite replication segments in levels (records-segment-levels.ts): a lifeboat that does not
+   * know them would find no segments for the generations that use them and restore their bare
+   * snapshots as "the latest" state, silently losing up to a generation of transactions; so it
+   * must not read such a repository at all.
+   */
+  "sqlite-segment-levels": {
+    gates: "read",
+    what: "SQLite replication segments compacted in levels, found per generation (sqlite-seg/, sqlite-segref/, sqlite-gen/)",
+  },
+} as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 export type FeatureName = keyof typeof FEATURES;
 

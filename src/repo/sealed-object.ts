@@ -19,6 +19,12 @@ export const ObjectKind = {
   ack: 7,
   wal: 8,
   sqliteWal: 9,
+  /** A replication segment in levels with its pages inline (docs/replication.md, "Levels"). */
+  sqliteSegment: 10,
+  /** A replication segment in levels whose pages are data blobs. */
+  sqliteSegmentRef: 11,
+  /** The catalog of a replication generation's segments. */
+  sqliteCatalog: 12,
 } as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];
 
