@@ -157,7 +157,64 @@ async function switchAndWaitArchived(c: pg.Client): Promise<string> {
   }
 }
 
+/**
+ * Starts PostgreSQL on a restored data folder, waits for recovery to end, and checks the bank:
+ * exactly the `expected` transfers, balances that add up and agree with them. Returns the
+ * seconds from `started` until the server was promoted.
+ */
+async function recoverAndCheck(
+  dir: string,
+  logName: string,
+  expected: string[],
+  started: number,
+): Promise<number> {
+  let recovered = 0;
+  const logFile = path.join(base, logName);
+  const restored = await pgCtlStart(dir, { socketDir: base, logFile }).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await fs.readFile(logFile, "utf8").catch(() => "")}`);
+  });
+  try {
+    const c = await connect(restored.port, "postgres");
+    const deadline = Date.now() + 120_000;
+    while ((await c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r")).rows[0]!.r) {
+      if (Date.now() > deadline) throw new Error(`still in recovery:\n${await fs.readFile(logFile, "utf8")}`);
+      await sleep(200);
+    }
+    await c.end();
+    recovered = (Date.now() - started) / 1000;
+    const log = await fs.readFile(logFile, "utf8");
+    assert.match(log, /recovery stopping before commit of transaction \d+, time/, log);
+    const b = await connect(restored.port, "bank");
+    try {
+      const total = await b.query<{ t: string; n: string }>(
+        "SELECT sum(balance)::text AS t, count(*)::text AS n FROM accounts",
+      );
+      assert.equal(Number(total.rows[0]!.n), ACCOUNTS);
+      assert.equal(Number(total.rows[0]!.t), TOTAL, "restored balances do not add up");
+      const got = (await b.query<{ id: string }>("SELECT id::text FROM transfers ORDER BY id")).rows.map(
+        (r) => r.id,
+      );
+      assert.deepEqual(got, expected, "the restored transfers are not exactly those committed by T1");
+      const replay = await b.query<{ bad: string }>(`
+        WITH moved AS (
+          SELECT id, sum(delta) AS d FROM (
+            SELECT src AS id, -amount AS delta FROM transfers UNION ALL SELECT dst, amount FROM transfers
+          ) x GROUP BY id)
+        SELECT count(*)::text AS bad FROM accounts a LEFT JOIN moved m USING (id)
+        WHERE a.balance <> ${START_BALANCE} + coalesce(m.d, 0)`);
+      assert.equal(replay.rows[0]!.bad, "0", "balances and the transfer log disagree");
+    } finally {
+      await b.end();
+    }
+  } finally {
+    await restored.stop();
+  }
+  return recovered;
+}
+
 let restoredDir: string;
+/** T1 of the first test and the transfers committed by then. */
+let pitrT1: { t1: string; expected: string[] } | undefined;
 
 test("base backup while transfers commit; restore --time T1 recovers exactly what committed by T1", async () => {
   const writer = startPgTransfers(() => connect(server.port, "bank"), ACCOUNTS);
@@ -222,49 +279,11 @@ test("base backup while transfers commit; restore --time T1 recovers exactly wha
   await fs.stat(path.join(restoredDir, "recovery.signal"));
   const unpacked = (Date.now() - started) / 1000;
 
-  const logFile = path.join(base, "restored.log");
-  const restored = await pgCtlStart(restoredDir, { socketDir: base, logFile }).catch(async (e: Error) => {
-    throw new Error(`${e.message}\n${await fs.readFile(logFile, "utf8").catch(() => "")}`);
-  });
-  try {
-    const c = await connect(restored.port, "postgres");
-    const deadline = Date.now() + 120_000;
-    while ((await c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r")).rows[0]!.r) {
-      if (Date.now() > deadline) throw new Error(`still in recovery:\n${await fs.readFile(logFile, "utf8")}`);
-      await sleep(200);
-    }
-    await c.end();
-    const recovered = (Date.now() - started) / 1000;
-    const log = await fs.readFile(logFile, "utf8");
-    assert.match(log, /recovery stopping before commit of transaction \d+, time/, log);
-    console.log(
-      `pitr: restore unpacked ${(Number(rs.bytes) / 2 ** 20).toFixed(1)} MiB in ${unpacked.toFixed(2)}s; recovered to T1 and promoted after ${recovered.toFixed(2)}s`,
-    );
-    const b = await connect(restored.port, "bank");
-    try {
-      const total = await b.query<{ t: string; n: string }>(
-        "SELECT sum(balance)::text AS t, count(*)::text AS n FROM accounts",
-      );
-      assert.equal(Number(total.rows[0]!.n), ACCOUNTS);
-      assert.equal(Number(total.rows[0]!.t), TOTAL, "restored balances do not add up");
-      const got = (await b.query<{ id: string }>("SELECT id::text FROM transfers ORDER BY id")).rows.map(
-        (r) => r.id,
-      );
-      assert.deepEqual(got, expected, "the restored transfers are not exactly those committed by T1");
-      const replay = await b.query<{ bad: string }>(`
-        WITH moved AS (
-          SELECT id, sum(delta) AS d FROM (
-            SELECT src AS id, -amount AS delta FROM transfers UNION ALL SELECT dst, amount FROM transfers
-          ) x GROUP BY id)
-        SELECT count(*)::text AS bad FROM accounts a LEFT JOIN moved m USING (id)
-        WHERE a.balance <> ${START_BALANCE} + coalesce(m.d, 0)`);
-      assert.equal(replay.rows[0]!.bad, "0", "balances and the transfer log disagree");
-    } finally {
-      await b.end();
-    }
-  } finally {
-    await restored.stop();
-  }
+  const recovered = await recoverAndCheck(restoredDir, "restored.log", expected, started);
+  console.log(
+    `pitr: restore unpacked ${(Number(rs.bytes) / 2 ** 20).toFixed(1)} MiB in ${unpacked.toFixed(2)}s; recovered to T1 and promoted after ${recovered.toFixed(2)}s`,
+  );
+  pitrT1 = { t1, expected };
 });
 
 test("wal-push is idempotent and refuses other bytes; wal-fetch of a missing file exits 1 quietly", async () => {
@@ -349,6 +368,54 @@ test("wal-push is idempotent and refuses other bytes; wal-fetch of a missing fil
   console.log(
     `pitr: wal-push of a ${(segment.size / 2 ** 20).toFixed(0)} MiB segment: ${secs.toFixed(2)}s wall (process start included); archive_command pushes of ${segMs.length} segments took ${Math.min(...segMs)}-${Math.max(...segMs)} ms inside the process`,
   );
+});
+
+test("prune merges wal-push's small packs into full-size ones; pg restore --time T1 still recovers exactly", async () => {
+  assert.ok(pitrT1, "needs the first test");
+  // Enough small packs: copies of an archived segment pushed under other names into another
+  // archive (wal-push never deduplicates against stored data, so each is a pack of its own).
+  const list = await runPg(["pg", "wal-list", "--json"]);
+  const segment = list.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as { name: string; kind: string })
+    .find((f) => f.kind === "segment")!;
+  const scratch = path.join(base, "scratch-merge");
+  await fs.mkdir(scratch);
+  await fs.chown(scratch, ids.uid, ids.gid);
+  const src = path.join(scratch, segment.name);
+  assert.equal((await runPg(["pg", "wal-fetch", segment.name, src])).code, 0);
+  for (let i = 0; i < 12; i++) {
+    const name = `0000000100000001000000${i.toString(16).toUpperCase().padStart(2, "0")}`;
+    const copy = path.join(scratch, name);
+    await fs.copyFile(src, copy);
+    await fs.chown(copy, ids.uid, ids.gid);
+    const pushed = await runPg(["pg", "wal-push", copy, "--cluster", "merge-test"]);
+    assert.equal(pushed.code, 0, show(pushed));
+  }
+  const packs = async () => {
+    let n = 0;
+    for (const d of await fs.readdir(path.join(repo, "data")))
+      n += (await fs.readdir(path.join(repo, "data", d))).length;
+    return n;
+  };
+  const before = await packs();
+  const pr = await runPg(["prune", "--json"]);
+  assert.equal(pr.code, 0, show(pr));
+  const mark = (jsonOf(pr) as { mark: { smallPacks: string[] } }).mark;
+  assert.ok(mark.smallPacks.length >= 12, show(pr));
+  const afterPrune = await packs();
+  console.log(
+    `pitr: prune merged ${mark.smallPacks.length} small packs; ${before} packs before, ${afterPrune} after`,
+  );
+  assert.ok(afterPrune <= before - 10, `${before} packs before prune, ${afterPrune} after`);
+
+  // The WAL records remember where their blobs were: wal-fetch falls back to the index.
+  const dir = path.join(base, "restored-after-prune");
+  const started = Date.now();
+  const rr = await runPg(["pg", "restore", "--time", pitrT1.t1, "--target-dir", dir, "--json"]);
+  assert.equal(rr.code, 0, show(rr));
+  await recoverAndCheck(dir, "restored-after-prune.log", pitrT1.expected, started);
 });
 
 test("pg check names a missing segment", async () => {

@@ -248,7 +248,11 @@ export class SqliteReplicator {
         // Retention deletes whole generations; it waits while compaction works on them.
         if (!this.maintenance) await this.applyRetention();
         this.startMaintenance();
-        if (this.now() - (this.session?.started ?? 0) > SESSION_RENEW_MS) await this.renewSession();
+        // Not while merges run: a merged segment's data may be deduplicated against a pack a prune
+        // planned since the session began, and that plan waits for this session until the
+        // segment that needs the pack is written.
+        if (!this.maintenance && this.now() - (this.session?.started ?? 0) > SESSION_RENEW_MS)
+          await this.renewSession();
         const wait = this.opts.intervalMs - (this.now() - started);
         if (wait > 0 && !this.stopping) {
           await Promise.race([
@@ -721,7 +725,17 @@ export class SqliteReplicator {
       name: this.source,
       type: "sqlite",
       async *entries(): AsyncIterable<VirtualEntry> {
-        yield { kind: "file", path: name, mode, reuse: node };
+        // `read`: if a piece stored above was deduplicated against a pack that a prune planned
+        // meanwhile to delete (or deleted), the snapshot must not point at it: the tree builder
+        // then reads the copy again and stores those pieces anew.
+        yield {
+          kind: "file",
+          path: name,
+          mode,
+          reuse: node,
+          read: () => piecesTakingTurns(file, async () => {}),
+          pieceSize: SQLITE_PIECE,
+        };
       },
       meta: () => ({ file: name, ...facts, copySeconds, pieceSize: SQLITE_PIECE, replication }),
     };
