@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -372,25 +373,16 @@ test("wal-push is idempotent and refuses other bytes; wal-fetch of a missing fil
 
 test("prune merges wal-push's small packs into full-size ones; pg restore --time T1 still recovers exactly", async () => {
   assert.ok(pitrT1, "needs the first test");
-  // Enough small packs: copies of an archived segment pushed under other names into another
-  // archive (wal-push never deduplicates against stored data, so each is a pack of its own).
-  const list = await runPg(["pg", "wal-list", "--json"]);
-  const segment = list.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as { name: string; kind: string })
-    .find((f) => f.kind === "segment")!;
+  // Enough small packs: small files (timeline history files of another archive, any bytes),
+  // each pushed into a pack of its own.
   const scratch = path.join(base, "scratch-merge");
   await fs.mkdir(scratch);
   await fs.chown(scratch, ids.uid, ids.gid);
-  const src = path.join(scratch, segment.name);
-  assert.equal((await runPg(["pg", "wal-fetch", segment.name, src])).code, 0);
-  for (let i = 0; i < 12; i++) {
-    const name = `0000000100000001000000${i.toString(16).toUpperCase().padStart(2, "0")}`;
-    const copy = path.join(scratch, name);
-    await fs.copyFile(src, copy);
-    await fs.chown(copy, ids.uid, ids.gid);
-    const pushed = await runPg(["pg", "wal-push", copy, "--cluster", "merge-test"]);
+  for (let i = 2; i < 14; i++) {
+    const file = path.join(scratch, `${i.toString(16).toUpperCase().padStart(8, "0")}.history`);
+    await fs.writeFile(file, randomBytes(30_000).toString("base64"));
+    await fs.chown(file, ids.uid, ids.gid);
+    const pushed = await runPg(["pg", "wal-push", file, "--cluster", "merge-test"]);
     assert.equal(pushed.code, 0, show(pushed));
   }
   const packs = async () => {
