@@ -11,7 +11,9 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
+import type { Backend } from "../../backend/backend.js";
 import { localBackend } from "../../backend/local.js";
+import { memoryBackend } from "../../backend/memory.js";
 import { Repository } from "../../repo/repository.js";
 import { readGeneration } from "./catalog.js";
 import type { CompactedEvent } from "./generation-levels.js";
@@ -42,48 +44,88 @@ async function pagesOf(file: string): Promise<Buffer[]> {
   return out;
 }
 
-test("restore --time T after compaction equals a copy of the database taken at T", async () => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-levels-"));
-  try {
-    const file = path.join(dir, "app.db");
-    const db = new Database(file);
-    db.pragma("journal_mode = WAL");
-    db.exec(`
-      CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-      CREATE TABLE log (id INTEGER PRIMARY KEY, account INTEGER, amount INTEGER, note TEXT);
-    `);
-    const ins = db.prepare("INSERT INTO accounts (id, balance) VALUES (?, 1000)");
-    db.transaction(() => {
-      for (let i = 1; i <= 2000; i++) ins.run(i);
-    })();
-    const move = db.prepare("UPDATE accounts SET balance = balance + ? WHERE id = ?");
-    const log = db.prepare("INSERT INTO log (account, amount, note) VALUES (?, ?, ?)");
-    let seed = 7;
-    const rnd = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
-    const tx = db.transaction(() => {
-      const a = 1 + rnd(2000);
-      const amount = 1 + rnd(50);
-      move.run(-amount, a);
-      move.run(amount, 1 + rnd(2000));
-      log.run(a, amount, "x".repeat(20 + rnd(200)));
-    });
+/** A bank in WAL mode and a transaction that moves money and logs it (deterministic amounts). */
+function bank(file: string) {
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  db.exec(`
+    CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+    CREATE TABLE log (id INTEGER PRIMARY KEY, account INTEGER, amount INTEGER, note TEXT);
+  `);
+  const ins = db.prepare("INSERT INTO accounts (id, balance) VALUES (?, 1000)");
+  db.transaction(() => {
+    for (let i = 1; i <= 2000; i++) ins.run(i);
+  })();
+  const move = db.prepare("UPDATE accounts SET balance = balance + ? WHERE id = ?");
+  const log = db.prepare("INSERT INTO log (account, amount, note) VALUES (?, ?, ?)");
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const tx = db.transaction(() => {
+    const a = 1 + rnd(2000);
+    const amount = 1 + rnd(50);
+    move.run(-amount, a);
+    move.run(amount, 1 + rnd(2000));
+    log.run(a, amount, "x".repeat(20 + rnd(200)));
+  });
+  return { db, tx };
+}
 
-    const repo = await Repository.init(localBackend({ path: path.join(dir, "repo"), fsync: false }), "pw");
-    // An aligned simulated start, so windows are easy to reason about.
-    let now = Date.UTC(2026, 0, 1, 0, 0, 0);
-    const start = now;
-    const end = start + 200 * S;
-    const copies = new Map<number, string>();
-    let replicator: SqliteReplicator | undefined;
-    let vacuumed = false;
-    const clock = {
+/**
+ * Runs a replicator on a simulated clock from `from` for `seconds`: 40 transactions per second,
+ * `each` after every interval (copies, a VACUUM), stopped at the end. Returns the end time.
+ */
+async function simulate(
+  repo: Repository,
+  file: string,
+  tx: () => void,
+  o: {
+    from: number;
+    seconds: number;
+    each?: (now: number) => Promise<void> | void;
+    onCompacted?: (e: CompactedEvent) => void;
+  },
+): Promise<{ end: number; replicator: SqliteReplicator }> {
+  let now = o.from;
+  const end = o.from + o.seconds * S;
+  const replicator: SqliteReplicator = new SqliteReplicator(repo, file, {
+    intervalMs: S,
+    snapshotIntervalMs: 120 * S,
+    retentionMs: 3_600 * S,
+    levels: LEVELS,
+    clock: {
       now: () => now,
       async sleep(ms: number) {
         now += ms;
         for (let i = 0; i < 40; i++) tx();
+        await o.each?.(now);
+        if (now >= end) replicator.stop();
+      },
+    },
+    ...(o.onCompacted ? { onCompacted: o.onCompacted } : {}),
+  });
+  await replicator.run();
+  return { end: now, replicator };
+}
+
+test("restore --time T after compaction equals a copy of the database taken at T", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-levels-"));
+  try {
+    const file = path.join(dir, "app.db");
+    const { db, tx } = bank(file);
+    const repo = await Repository.init(localBackend({ path: path.join(dir, "repo"), fsync: false }), "pw");
+    // An aligned simulated start, so windows are easy to reason about.
+    const start = Date.UTC(2026, 0, 1, 0, 0, 0);
+    const copies = new Map<number, string>();
+    let vacuumed = false;
+    const compacted: CompactedEvent[] = [];
+    const { end, replicator } = await simulate(repo, file, tx, {
+      from: start,
+      seconds: 200,
+      onCompacted: (e) => compacted.push(e),
+      async each(now) {
         if (!vacuumed && now >= start + 90 * S) {
           // The database shrinks and grows again within the merged windows.
           db.exec("DELETE FROM log WHERE id % 3 <> 0");
@@ -96,19 +138,8 @@ test("restore --time T after compaction equals a copy of the database taken at T
           await db.backup(copy);
           copies.set(now, copy);
         }
-        if (now >= end) replicator!.stop();
       },
-    };
-    const compacted: CompactedEvent[] = [];
-    replicator = new SqliteReplicator(repo, file, {
-      intervalMs: S,
-      snapshotIntervalMs: 120 * S,
-      retentionMs: 3_600 * S,
-      levels: LEVELS,
-      clock,
-      onCompacted: (e) => compacted.push(e),
     });
-    await replicator.run();
     db.close();
 
     assert.ok(
@@ -183,6 +214,76 @@ test("restore --time T after compaction equals a copy of the database taken at T
       if (age > 90 * S && (t - start) % (20 * S) !== 0)
         assert.ok(!exact, `${at}: restorable exactly although only 20-second segments should be left`);
     }
+    await repo.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("on storage under Object Lock, replaced segments stay (skipped by restores) until their lock expires", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-levels-lock-"));
+  try {
+    const file = path.join(dir, "app.db");
+    const { db, tx } = bank(file);
+    // Every object is locked for LOCK_MS of real time, as an S3 bucket with Object Lock does.
+    const LOCK_MS = 4000;
+    const mem = memoryBackend({ retention: true });
+    const locked: Backend = {
+      ...mem,
+      put: (name, data, opts) =>
+        mem.put(
+          name,
+          data,
+          name === "config" ? opts : { ...opts, retainUntil: new Date(Date.now() + LOCK_MS) },
+        ),
+    };
+    const repo = await Repository.init(locked, "pw");
+    const start = Date.UTC(2026, 0, 1, 0, 0, 0);
+    const copies = new Map<number, string>();
+    const first = await simulate(repo, file, tx, {
+      from: start,
+      seconds: 100,
+      async each(now) {
+        if ((now - start) % (10 * S) === 0) {
+          const copy = path.join(dir, `copy-${now}.db`);
+          await db.backup(copy);
+          copies.set(now, copy);
+        }
+      },
+    });
+    const locking = Date.now();
+    const source = first.replicator.source;
+    const gen = replicationOf((await repo.listSnapshots())[0]!)!.generation;
+    const held = await readGeneration(repo, gen);
+    assert.ok(held.replaced.size > 0, "no deletion was refused");
+    assert.ok(held.catalogs.length > 1, "the replaced catalogs stay too");
+    // Restores skip the replaced segments and stay exact.
+    for (const [t, copy] of copies) {
+      const plan = (await planSqliteRestore(repo, source, new Date(t)))!;
+      for (const s of plan.segments) assert.ok(s.kind === "levels" && !held.replaced.has(s.info.object));
+      if (Date.parse(plan.stateTime) !== t) continue;
+      const out = path.join(dir, `restored-${t}.db`);
+      await restoreReplica(repo, plan, out);
+      const [got, want] = [await pagesOf(out), await pagesOf(copy)];
+      assert.equal(got.length, want.length);
+      for (const [i, p] of got.entries())
+        assert.ok(p.equals(want[i]!), `page ${i + 1} at +${(t - start) / S} s`);
+    }
+    // Once the locks have expired, the next replicate deletes them.
+    await new Promise((r) => setTimeout(r, Math.max(0, LOCK_MS - (Date.now() - locking) + 500)));
+    const before = [...mem.objects().keys()].filter((k) => k.startsWith("sqlite-")).length;
+    await simulate(repo, file, tx, { from: first.end, seconds: 10 });
+    db.close();
+    const after = await readGeneration(repo, gen);
+    const left = [...held.replaced].filter((o) => after.objects.has(o));
+    assert.deepEqual(left, [], "replaced segments were not deleted once their lock expired");
+    // (The catalogs rewritten since are locked in turn.)
+    const oldCatalogs = held.catalogs.filter((c) => after.catalogs.some((a) => a.object === c.object));
+    assert.deepEqual(oldCatalogs, [], "replaced catalogs were not deleted once their lock expired");
+    const now = [...mem.objects().keys()].filter((k) => k.startsWith("sqlite-")).length;
+    console.log(
+      `levels under Object Lock: ${held.replaced.size} replaced segments and ${held.catalogs.length} catalogs held; ${before} objects, ${now} once the locks expired`,
+    );
     await repo.close();
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

@@ -176,7 +176,10 @@ export class LevelledGeneration {
       }
     }
     const doomed = [...this.segments.values()].filter(
-      (s) => ctx.now - s.commitsBefore >= ctx.levels[s.level]!.keepMs && this.covered(s),
+      // (A level --levels no longer has is kept: nothing coarser is made for it.)
+      (s) =>
+        ctx.now - s.commitsBefore >= (ctx.levels[s.level]?.keepMs ?? Number.POSITIVE_INFINITY) &&
+        this.covered(s),
     );
     const retry = this.replaced.size > 0 && ctx.now - this.replacedTriedAt >= RETRY_REPLACED_MS;
     if (!changed && doomed.length === 0 && !retry) return;

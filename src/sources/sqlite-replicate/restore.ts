@@ -111,14 +111,17 @@ async function planLevels(
   const found = await readGeneration(repo, r.generation, { limit });
   const chain = cheapestChain(found.segments, 0, { limit }) ?? [];
   const reached = chain.at(-1)?.last ?? -1;
+  // A gap: later segments apply by T but no segment at all holds the next interval. (Intervals a
+  // coarser segment ending after T covers were merged away: the chain legitimately stops.)
   const beyond = found.segments.filter((x) => x.commitsBefore <= limit && x.last > reached);
+  const held = found.segments.some((x) => x.first <= reached + 1 && x.last >= reached + 1);
   const plan: RestorePlan = {
     snapshot: s,
     segments: chain.map((info) => ({ kind: "levels", info, loaded: found.loaded.get(info.object) })),
     stateTime: chain.length > 0 ? new Date(chain.at(-1)!.commitsBefore).toISOString() : s.time,
     generation: r.generation,
   };
-  if (beyond.length > 0)
+  if (beyond.length > 0 && !held)
     plan.gap = `segment ${reached + 1} of generation ${r.generation} (snapshot ${s.id.slice(0, 8)}) is missing`;
   return plan;
 }
