@@ -104,7 +104,9 @@ function startReplicate(file: string) {
   child.stderr!.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const exited = new Promise<number>((r) => child.on("close", (code, signal) => r(code ?? (signal ? 137 : -1))));
+  const exited = new Promise<number>((r) =>
+    child.on("close", (code, signal) => r(code ?? (signal ? 137 : -1))),
+  );
   return {
     get stdout() {
       return stdout;
