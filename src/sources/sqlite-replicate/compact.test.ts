@@ -146,6 +146,9 @@ test("restore --time T after compaction equals a copy of the database taken at T
       compacted.some((c) => c.level === 2),
       `no level-2 segment: ${JSON.stringify(compacted.slice(0, 3))}`,
     );
+    // The format feature was recorded before the first segment: older versions refuse the repository.
+    assert.deepEqual(repo.config.features, { read: ["sqlite-segment-levels"], write: [] });
+    assert.equal(repo.config.version, 2);
     const source = replicator.source;
     const snaps = (await repo.listSnapshots()).filter((s) => s.paths[0] === source);
     assert.ok(snaps.length >= 2, "a second generation started");
