@@ -9,10 +9,10 @@ import { ObjectKind } from "./sealed-object.js";
  * default) — with the last committed version of each page over that range. Three families, all
  * labelled by the generation (one listing finds a generation's records, never the whole family):
  *
- * - `sqlite-seg/<K>/<id>` (kind 10): a segment with its pages inline after the header (binary,
+ * - `sqlite-seg/<K>/<id>` (kind 11): a segment with its pages inline after the header (binary,
  *   see `segmentCodec`); pins nothing, so it is deleted outright once replaced;
- * - `sqlite-segref/<K>/<id>` (kind 11): a segment whose pages are data blobs (large ones); pins them;
- * - `sqlite-gen/<K>/<id>` (kind 12): the generation's catalog, which segments are in force with
+ * - `sqlite-segref/<K>/<id>` (kind 12): a segment whose pages are data blobs (large ones); pins them;
+ * - `sqlite-gen/<K>/<id>` (kind 13): the generation's catalog, which segments are in force with
  *   their ranges and times, so a restore reads only the segments it applies.
  *
  * K = hex HMAC-SHA-256(id key, "lifeboat sqlite-gen " + generation) for all three.
@@ -64,7 +64,7 @@ export const segmentHeader = z.object({
 });
 export type SegmentHeader = z.infer<typeof segmentHeader>;
 
-/** Sealed plaintext of kind 10: header length u32 BE | header JSON (UTF-8) | page records. */
+/** Sealed plaintext of kind 11: header length u32 BE | header JSON (UTF-8) | page records. */
 export const segmentCodec = {
   encode(r: SegmentHeader & { data: Buffer }): Buffer {
     const { data, ...header } = r;

@@ -20,11 +20,11 @@ export const ObjectKind = {
   wal: 8,
   sqliteWal: 9,
   /** A replication segment in levels with its pages inline (docs/replication.md, "Levels"). */
-  sqliteSegment: 10,
+  sqliteSegment: 11,
   /** A replication segment in levels whose pages are data blobs. */
-  sqliteSegmentRef: 11,
+  sqliteSegmentRef: 12,
   /** The catalog of a replication generation's segments. */
-  sqliteCatalog: 12,
+  sqliteCatalog: 13,
 } as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];
 
