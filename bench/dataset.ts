@@ -1,13 +1,15 @@
-import { createCipheriv } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import type { Mutation } from "./mutation.js";
+import { keystream, rng, text } from "./random.js";
 
 /**
- * A deterministic dataset that looks like what lifeboat backs up: a mail store (many small
- * text files), large incompressible files, JSON logs, a database-like file of fixed-size pages,
- * and duplicated and shifted copies. Same profile → same bytes on every machine.
+ * The mixed dataset (profiles small, default, large): a little of everything lifeboat backs up,
+ * a mail store (many small text files), large incompressible files, JSON logs, a database-like
+ * file of fixed-size pages, and duplicated and shifted copies. Same profile → same bytes on
+ * every machine.
  */
-export interface Profile {
+export interface MixedProfile {
   name: string;
   mailFiles: number;
   bigFiles: number;
@@ -16,46 +18,23 @@ export interface Profile {
   dbMiB: number;
 }
 
-export const PROFILES: Record<string, Profile> = {
+export const MIXED: Record<string, MixedProfile> = {
   small: { name: "small", mailFiles: 2000, bigFiles: 1, bigFileMiB: 16, logMiB: 8, dbMiB: 8 },
   default: { name: "default", mailFiles: 10000, bigFiles: 3, bigFileMiB: 40, logMiB: 60, dbMiB: 32 },
   large: { name: "large", mailFiles: 50000, bigFiles: 8, bigFileMiB: 100, logMiB: 300, dbMiB: 256 },
 };
 
-function keystream(seed: number, n: number): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32LE(seed, 0);
-  return createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(n));
-}
-
-/** xorshift32: cheap deterministic numbers for text generation. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
+/** Scales every count and size (at least one of each; 1 gives the profile as listed). */
+export function scaleMixed(p: MixedProfile, s: number): MixedProfile {
+  const n = (x: number) => Math.max(1, Math.round(x * s));
+  return {
+    name: p.name,
+    mailFiles: Math.max(20, Math.round(p.mailFiles * s)),
+    bigFiles: n(p.bigFiles),
+    bigFileMiB: n(p.bigFileMiB),
+    logMiB: n(p.logMiB),
+    dbMiB: n(p.dbMiB),
   };
-}
-
-const WORDS =
-  "the of and to in is you that it he was for on are as with his they at be this have from or one had by word but not what all were we when your can said there use an each which she do how their if will up other about out many then them these so some her would make like him into time has look two more write go see number no way could people my than first water been call who oil its now find long down day did get come made may part".split(
-    " ",
-  );
-
-function text(r: () => number, bytes: number): string {
-  const parts: string[] = [];
-  let n = 0;
-  while (n < bytes) {
-    const w = WORDS[Math.floor(r() * WORDS.length)]!;
-    parts.push(w);
-    n += w.length + 1;
-    if (r() < 0.08) parts.push(".\n");
-  }
-  return parts.join(" ");
 }
 
 async function writeBig(file: string, seed: number, mib: number): Promise<void> {
@@ -67,7 +46,7 @@ async function writeBig(file: string, seed: number, mib: number): Promise<void> 
   }
 }
 
-export async function generate(root: string, p: Profile): Promise<void> {
+export async function generateMixed(root: string, p: MixedProfile): Promise<void> {
   await fs.rm(root, { recursive: true, force: true });
   const r = rng(42);
   for (let i = 0; i < p.mailFiles; i++) {
@@ -129,14 +108,12 @@ export async function generate(root: string, p: Profile): Promise<void> {
 }
 
 /** Changes about 1% of the data: appends to 1% of mails, rewrites 1 MiB of a big file, adds a log. */
-export async function mutate(root: string, p: Profile): Promise<void> {
+export async function mutateMixed(root: string, p: MixedProfile, m: Mutation): Promise<void> {
   const r = rng(4242);
   for (let i = 0; i < p.mailFiles; i += 100) {
     const f = path.join(root, "mail", `folder${i % 20}`, "cur", `${1700000000 + i}.M${i}P1.host:2,S`);
-    await fs.appendFile(f, `\n-- edited\n${text(r, 200)}\n`);
+    await m.append(f, `\n-- edited\n${text(r, 200)}\n`);
   }
-  const fh = await fs.open(path.join(root, "big", "blob0.bin"), "r+");
-  await fh.write(keystream(999, 1 << 20), 0, 1 << 20, (p.bigFileMiB >> 1) << 20);
-  await fh.close();
-  await fs.writeFile(path.join(root, "logs", "new.jsonl"), text(r, Math.floor((p.logMiB << 20) / 100)));
+  await m.patch(path.join(root, "big", "blob0.bin"), (p.bigFileMiB >> 1) << 20, keystream(999, 1 << 20));
+  await m.create(path.join(root, "logs", "new.jsonl"), text(r, Math.floor((p.logMiB << 20) / 100)));
 }

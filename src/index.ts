@@ -7,6 +7,13 @@
  */
 
 export { type BackupOptions, backup, backupStream } from "./app/backup.js";
+
+import type { ConsoleOptions, RunningConsole } from "./app/console/server.js";
+export type { ConsoleOptions, RunningConsole };
+/** Starts the web console (see docs/api.md); its HTTP framework loads only when this is called. */
+export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
+  return (await import("./app/console/server.js")).startConsole(options);
+}
 export { drill, type FullDrillOptions } from "./app/drill.js";
 export { type GuardOptions, type GuardResult, guard } from "./app/guard.js";
 export { type Notice, type NotifyConfig, notify } from "./app/notify.js";
@@ -22,6 +29,16 @@ export {
 export { openBackend } from "./backend/open.js";
 export type { ItemError, ItemErrorCode } from "./core/errors.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
+/** Names are bytes: paths in the library's API are strings in which bytes that are not UTF-8
+ * are lone surrogates (see core/names.ts); these convert, show and parse them. */
+export {
+  displayName,
+  fsPath,
+  isByteName,
+  nameFromBytes,
+  nameToBytes,
+  parseDisplayName,
+} from "./core/names.js";
 export { acknowledge, acknowledgedIds, listAcks, pinnedIds } from "./ops/acks/acks.js";
 export { type CheckOptions, type CheckReport, check } from "./ops/check/check.js";
 export { type CopyOptions, type CopyResult, copySnapshots } from "./ops/copy/copy.js";
@@ -41,6 +58,12 @@ export {
 } from "./ops/drill/status.js";
 export { type ForgetOptions, type ForgetResult, forget, forgetIds } from "./ops/forget/forget.js";
 export { applyPolicy, guardDecisions, type Policy } from "./ops/forget/policy.js";
+export {
+  type FolderEntry,
+  type FolderPage,
+  type FolderPageOptions,
+  listFolder,
+} from "./ops/inspect/browse.js";
 export { type DiffChange, type DiffSummary, diffTrees } from "./ops/inspect/diff.js";
 export { dump, dumpTar, fileContent, type Sink, streamSink, writeAtomically } from "./ops/inspect/dump.js";
 export { type FindMatch, type FindOptions, findInSnapshots, globToRegExp } from "./ops/inspect/find.js";
@@ -50,19 +73,22 @@ export {
   latestDrill,
   latestSnapshot,
   listSnapshots,
+  snapshotAt,
 } from "./ops/inspect/queries.js";
 export { resolveInSnapshot, selectSnapshots } from "./ops/inspect/select.js";
 export { type DataStats, type RepoStats, repositoryStats, type SnapshotStats } from "./ops/inspect/stats.js";
 export { type TarHeader, TarWriter } from "./ops/inspect/tar.js";
 export { initRepository, openRepository } from "./ops/open.js";
 export { type PruneOptions, type PruneResult, prune } from "./ops/prune/prune.js";
+export { type HealOptions, type HealResult, healFromCopy } from "./ops/repair/heal.js";
 export { type RepairIndexResult, repairIndex } from "./ops/repair/repair-index.js";
 export { type RepairedSnapshot, repairSnapshots } from "./ops/repair/repair-snapshots.js";
+export { type UndeleteOptions, type UndeleteResult, undelete } from "./ops/repair/undelete.js";
 export { type RestoreOptions, type RestoreResult, restore } from "./ops/restore/restore.js";
 export { findSnapshot, type SnapshotFilter } from "./repo/find-snapshot.js";
 export { Repository } from "./repo/repository.js";
 export type { Snapshot, SnapshotWithId } from "./repo/snapshot.js";
-export type { Tree, TreeNode } from "./repo/tree.js";
+export type { NodeType, Tree, TreeNode, Xattr } from "./repo/tree.js";
 export {
   type AnomalyReport,
   type AnomalyThresholds,
@@ -80,6 +106,7 @@ export type {
   Source,
   SourceDir,
   SourceEntry,
+  SpecialEntry,
   TreeSource,
   VirtualEntry,
   VirtualSource,

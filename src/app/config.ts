@@ -70,6 +70,18 @@ export const configSchema = z
       .strict()
       .optional(),
     jobs: z.array(jobSchema).default([]),
+    /** The web console (`lifeboat ui`): see docs/config.md and docs/api.md. */
+    console: z
+      .object({
+        /** Folders (absolute, or ~/...) under which the console may restore onto this host. */
+        restoreRoots: z.array(z.string().min(1)).default([]),
+        /** How old the newest snapshot of a source without a job may be before it is late. */
+        rpo: z.string().default("2d"),
+      })
+      .strict()
+      .optional(),
+    /** Fleets of accounts (docs/fleet.md); each entry is checked by app/fleet/fleet-config.ts. */
+    fleets: z.array(z.record(z.string(), z.unknown())).default([]),
   })
   .strict();
 

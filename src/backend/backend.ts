@@ -47,10 +47,42 @@ export interface BackendCapabilities {
   appendOnly: boolean;
 }
 
+/** One stored version of a name, or a delete marker, on storage that keeps versions. */
+export interface ObjectVersion {
+  name: string;
+  versionId: string;
+  /** Bytes of the version (0 for a delete marker). */
+  size: number;
+  /** When the version (or marker) was written (ISO time). */
+  modified: string;
+  deleteMarker: boolean;
+  /** Whether this is the newest version of the name (a marker here hides the object). */
+  latest: boolean;
+}
+
+/**
+ * Storage that keeps old versions of objects (an S3 bucket with versioning, which Object Lock
+ * requires). There, a plain delete only adds a *delete marker* that hides the object; its bytes
+ * stay, and so does the bill. `Backend.delete` on such storage removes every version of the
+ * name (and any markers), so lifeboat never leaves markers of its own; these calls serve
+ * `repair undelete`, which removes markers someone else left.
+ */
+export interface VersionedStorage {
+  /** Whether the storage keeps versions now ("Enabled") or kept them ("Suspended"), and whether
+   * Object Lock is on; `undefined` when the storage does not say (a missing permission). */
+  state(): Promise<{ versioning: boolean; objectLock: boolean | undefined }>;
+  /** Every version and delete marker whose name starts with `prefix`, by name, newest first. */
+  list(prefix: string): AsyncIterable<ObjectVersion>;
+  /** Removes one version or delete marker. A locked version is refused (RetainedError). */
+  deleteVersion(name: string, versionId: string): Promise<void>;
+}
+
 export interface Backend {
   /** Human-readable location for messages, never containing secrets. */
   readonly location: string;
   readonly capabilities: BackendCapabilities;
+  /** Present on storage that can keep object versions (S3); see VersionedStorage. */
+  readonly versions?: VersionedStorage;
   /** Whether the repository root exists at all (used to tell "no repository here" apart). */
   exists(): Promise<boolean>;
   /** Creates the repository root (and folders the backend needs); fine if it already exists. */
@@ -64,6 +96,8 @@ export interface Backend {
   /** Lists objects whose name starts with `prefix`: "" or a folder such as `snapshots/` (with
    * its trailing slash), recursively. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes the object: on storage that keeps versions, every version of it (no delete marker
+   * is left). An object under retention is refused with a RetainedError. */
   delete(name: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -272,6 +272,7 @@ export function faultyBackend(inner: Backend, plan: FaultPlan): FaultyBackend {
     count: (kind?: FaultKind) => log.filter((r) => kind === undefined || r.fault === kind).length,
     location: inner.location,
     capabilities: inner.capabilities,
+    ...(inner.versions ? { versions: inner.versions } : {}),
     exists: () => plain("exists", "", () => inner.exists()),
     create: () => plain("create", "", () => inner.create()),
     stat: async (name: string) => plain("stat", objectName(name), () => inner.stat(name)),

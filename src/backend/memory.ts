@@ -1,4 +1,4 @@
-import { LifeboatError } from "../core/errors.js";
+import { LifeboatError, RetainedError } from "../core/errors.js";
 import { type Backend, type GetOptions, type ObjectInfo, objectName, type PutOptions } from "./backend.js";
 import { storageError } from "./storage-error.js";
 
@@ -95,10 +95,11 @@ export function memoryBackend(options: MemoryBackendOptions = {}): MemoryBackend
 
   /** What S3 answers for an object under Object Lock (AccessDenied), as PERMISSION_DENIED. */
   const retentionRefusal = (name: string, o: StoredObject, what: string) =>
-    new LifeboatError(
-      "PERMISSION_DENIED",
+    new RetainedError(
+      name,
       `access denied to ${where(name)}: cannot ${what} it, it is under ${o.retentionMode ?? "compliance"} retention until ${o.retainUntil?.toISOString()}`,
-      "objects under retention are kept until that date; a later prune removes them",
+      o.retainUntil,
+      o.retentionMode ?? "compliance",
     );
 
   const locked = (o: StoredObject | undefined): o is StoredObject =>

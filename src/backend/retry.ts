@@ -41,6 +41,7 @@ export function withRetries(inner: Backend, options: RetryOptions = {}): Backend
   return {
     location: inner.location,
     capabilities: inner.capabilities,
+    ...(inner.versions ? { versions: inner.versions } : {}),
     exists: () => attempt(() => inner.exists()),
     create: () => attempt(() => inner.create()),
     get: (name, opts) => attempt(() => inner.get(name, opts)),

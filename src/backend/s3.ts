@@ -5,18 +5,30 @@ import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
+  ListObjectVersionsCommand,
+  type ListObjectVersionsCommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { errnoCode, LifeboatError, UNREACHABLE_CODES } from "../core/errors.js";
-import { type Backend, type GetOptions, type ObjectInfo, objectName, type PutOptions } from "./backend.js";
+import { errnoCode, LifeboatError, RetainedError, UNREACHABLE_CODES } from "../core/errors.js";
+import {
+  type Backend,
+  type GetOptions,
+  type ObjectInfo,
+  type ObjectVersion,
+  objectName,
+  type PutOptions,
+  type VersionedStorage,
+} from "./backend.js";
 
 /** Where an S3 repository lives, as parsed from an `s3:` URL. */
 export interface S3Location {
@@ -349,9 +361,184 @@ export function s3Backend(options: S3BackendOptions): Backend {
     }
   }
 
+  /** Answers that mean "this server or these credentials cannot tell": not versioned, for us. */
+  const unsupported = (e: unknown) => {
+    const n = errName(e);
+    return (
+      n === "NotImplemented" ||
+      n === "AccessDenied" ||
+      n === "MethodNotAllowed" ||
+      n === "ObjectLockConfigurationNotFoundError" ||
+      isStatus(e, 400, 403, 405, 501)
+    );
+  };
+
+  /** Whether the bucket keeps versions, asked once (GetBucketVersioning). */
+  let versioning: Promise<boolean> | undefined;
+  const isVersioned = (): Promise<boolean> => {
+    versioning ??= client.send(new GetBucketVersioningCommand({ Bucket: bucket })).then(
+      (r) => r.Status === "Enabled" || r.Status === "Suspended",
+      (e) => {
+        versioning = undefined; // a network error is asked again next time
+        if (unsupported(e)) {
+          versioning = Promise.resolve(false);
+          return false;
+        }
+        throw fail(e, "");
+      },
+    );
+    return versioning;
+  };
+
+  async function* listVersions(prefix: string): AsyncIterable<ObjectVersion> {
+    const full = keyPrefix + prefix;
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    do {
+      let r: ListObjectVersionsCommandOutput;
+      try {
+        r = await client.send(
+          new ListObjectVersionsCommand({
+            Bucket: bucket,
+            Prefix: full || undefined,
+            KeyMarker: keyMarker,
+            VersionIdMarker: versionMarker,
+            MaxKeys: options.pageSize,
+          }),
+        );
+      } catch (e) {
+        throw fail(e, prefix);
+      }
+      // Versions and markers come in two lists; merged, by name, newest first.
+      const page: ObjectVersion[] = [];
+      for (const v of r.Versions ?? [])
+        if (v.Key?.startsWith(keyPrefix) && v.VersionId)
+          page.push({
+            name: v.Key.slice(keyPrefix.length),
+            versionId: v.VersionId,
+            size: v.Size ?? 0,
+            modified: (v.LastModified ?? new Date(0)).toISOString(),
+            deleteMarker: false,
+            latest: v.IsLatest === true,
+          });
+      for (const m of r.DeleteMarkers ?? [])
+        if (m.Key?.startsWith(keyPrefix) && m.VersionId)
+          page.push({
+            name: m.Key.slice(keyPrefix.length),
+            versionId: m.VersionId,
+            size: 0,
+            modified: (m.LastModified ?? new Date(0)).toISOString(),
+            deleteMarker: true,
+            latest: m.IsLatest === true,
+          });
+      page.sort((a, b) =>
+        a.name !== b.name
+          ? a.name < b.name
+            ? -1
+            : 1
+          : a.latest !== b.latest
+            ? a.latest
+              ? -1
+              : 1
+            : a.modified > b.modified
+              ? -1
+              : a.modified < b.modified
+                ? 1
+                : 0,
+      );
+      yield* page;
+      keyMarker = r.IsTruncated ? r.NextKeyMarker : undefined;
+      versionMarker = r.IsTruncated ? r.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+  }
+
+  /** Why a version cannot be deleted, if it is locked: its retention date or legal hold. */
+  async function lockOf(
+    name: string,
+    versionId: string,
+  ): Promise<{ until: Date | undefined; mode: RetainedError["mode"] } | undefined> {
+    try {
+      const h = await client.send(
+        new HeadObjectCommand({ Bucket: bucket, Key: key(name), VersionId: versionId }),
+      );
+      if (h.ObjectLockLegalHoldStatus === "ON")
+        return { until: h.ObjectLockRetainUntilDate, mode: "legal-hold" };
+      const until = h.ObjectLockRetainUntilDate;
+      if (until && until.getTime() > Date.now())
+        return { until, mode: h.ObjectLockMode === "GOVERNANCE" ? "governance" : "compliance" };
+    } catch {
+      // A marker has no HEAD; a missing permission leaves the refusal as it was.
+    }
+    return undefined;
+  }
+
+  async function deleteVersion(name: string, versionId: string): Promise<void> {
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key(name), VersionId: versionId }));
+    } catch (e) {
+      if (errName(e) === "NoSuchKey" || errName(e) === "NoSuchVersion" || isStatus(e, 404)) return;
+      if (errName(e) === "AccessDenied" || isStatus(e, 403)) {
+        const lock = await lockOf(name, versionId);
+        if (lock)
+          throw new RetainedError(
+            name,
+            `${loc.url}/${name} is under ${lock.mode === "legal-hold" ? "a legal hold" : `${lock.mode} retention until ${lock.until?.toISOString()}`}: the storage refuses to delete it`,
+            lock.until,
+            lock.mode,
+            e,
+          );
+      }
+      throw fail(e, name);
+    }
+  }
+
+  /**
+   * Deletes every version of a name, real versions first, then markers (so a refused, locked
+   * version is never left hidden behind one). Refused versions are reported together.
+   */
+  async function deleteAllVersions(name: string): Promise<void> {
+    const all: ObjectVersion[] = [];
+    for await (const v of listVersions(name)) if (v.name === name) all.push(v);
+    const refused: RetainedError[] = [];
+    for (const v of [...all.filter((x) => !x.deleteMarker), ...all.filter((x) => x.deleteMarker)]) {
+      try {
+        await deleteVersion(name, v.versionId);
+      } catch (e) {
+        if (!(e instanceof RetainedError)) throw e;
+        refused.push(e);
+      }
+    }
+    if (refused.length === 0) return;
+    const latest = refused.reduce((a, b) =>
+      (b.retainUntil?.getTime() ?? Number.POSITIVE_INFINITY) >
+      (a.retainUntil?.getTime() ?? Number.POSITIVE_INFINITY)
+        ? b
+        : a,
+    );
+    throw latest;
+  }
+
+  const versions: VersionedStorage = {
+    async state() {
+      const versioning = await isVersioned();
+      let objectLock: boolean | undefined;
+      try {
+        const r = await client.send(new GetObjectLockConfigurationCommand({ Bucket: bucket }));
+        objectLock = r.ObjectLockConfiguration?.ObjectLockEnabled === "Enabled";
+      } catch (e) {
+        if (errName(e) === "ObjectLockConfigurationNotFoundError") objectLock = false;
+        else if (!unsupported(e)) throw fail(e, "");
+      }
+      return { versioning, objectLock };
+    },
+    list: listVersions,
+    deleteVersion: (name, versionId) => deleteVersion(objectName(name), versionId),
+  };
+
   return {
     location: options.url,
     capabilities: { retention: true, appendOnly: false },
+    versions,
 
     async exists() {
       // The config object marks a repository; a HEAD is the cheapest look. Anything else under
@@ -506,6 +693,8 @@ export function s3Backend(options: S3BackendOptions): Backend {
     },
 
     async delete(name: string) {
+      // On a versioned bucket a plain delete only adds a marker: remove the versions instead.
+      if (await isVersioned()) return deleteAllVersions(objectName(name));
       try {
         await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key(name) }));
       } catch (e) {

@@ -35,11 +35,14 @@ const COMMANDS: [string[], () => Promise<Register>][] = [
   [["prune"], async () => (await import("./commands/prune.js")).registerPrune],
   [["copy"], async () => (await import("./commands/copy.js")).registerCopy],
   [["repair"], async () => (await import("./commands/repair.js")).registerRepair],
+  [["retention"], async () => (await import("./commands/retention.js")).registerRetention],
   [["ack"], async () => (await import("./commands/ack.js")).registerAck],
   [["guard"], async () => (await import("./commands/guard.js")).registerGuard],
   [["serve"], async () => (await import("./commands/serve.js")).registerServe],
   [["pg"], async () => (await import("./commands/pg.js")).registerPg],
+  [["fleet"], async () => (await import("./commands/fleet.js")).registerFleet],
   [["run", "daemon"], async () => (await import("./commands/run.js")).registerRun],
+  [["ui"], async () => (await import("./commands/ui.js")).registerUi],
 ];
 
 /**
@@ -77,7 +80,7 @@ async function buildProgram(argv: string[]): Promise<Command> {
     .option("--json", "machine-readable output: one JSON document per line")
     .option(
       "--retention-days <n>",
-      "s3: keep every object written under Object Lock for n days (env LIFEBOAT_RETENTION_DAYS)",
+      "s3: lock every object written for n days; recorded in the repository once (see `lifeboat retention`; env LIFEBOAT_RETENTION_DAYS)",
     )
     .option("--retention-mode <mode>", "governance (default) or compliance (env LIFEBOAT_RETENTION_MODE)")
     .option("--limit-upload <kib/s>", "cap upload bandwidth, in KiB/s (env LIFEBOAT_LIMIT_UPLOAD)")

@@ -1,5 +1,6 @@
-import { Compressor, decompress } from "zstd-napi";
+import { Compressor } from "zstd-napi";
 import binding from "zstd-napi/binding.js";
+import { LifeboatError } from "./errors.js";
 
 export const Compression = { none: 0, zstd: 1 } as const;
 export type CompressionType = (typeof Compression)[keyof typeof Compression];
@@ -25,34 +26,97 @@ export function maybeCompress(plain: Buffer): { data: Buffer; compression: Compr
 }
 
 let dctx: InstanceType<typeof binding.DCtx> | undefined;
+let sctx: InstanceType<typeof binding.DCtx> | undefined;
 
 /**
- * `rawLength` < 0 skips the length check (objects whose size is not recorded elsewhere). With
- * `scratch` (at least `rawLength` bytes) the output is written there and a view of it returned:
- * for callers that use the plaintext at once and drop it (restore, check), no allocation per blob.
+ * The most a sealed object (whose size is recorded nowhere) may inflate to. Objects are JSON
+ * documents read as one string, and V8 strings end near 2^29 characters: nothing larger could be
+ * parsed, so a frame that inflates past this is refused instead of filling memory.
+ */
+export const MAX_UNSIZED = 512 * 1024 * 1024;
+
+/** Callers wrap this into a CorruptionError naming the blob or object. */
+const damaged = (detail: string) =>
+  new LifeboatError("CORRUPTION", detail, "run `lifeboat check --read-data` to see everything affected");
+
+/**
+ * Decompresses a blob or an object. `rawLength` >= 0 is the length the plaintext must have
+ * (the index records it): output stops there, so a corrupt frame or a lying length costs at
+ * most that much memory. `rawLength` < 0 (objects whose size is not recorded elsewhere) stops
+ * at `limit`. With `scratch` (at least `rawLength` bytes) the output is written there and a
+ * view of it returned: for callers that use the plaintext at once and drop it (restore,
+ * check), no allocation per blob. Damage throws a LifeboatError (code CORRUPTION).
  */
 export function decompressBlob(
   data: Buffer,
   compression: number,
   rawLength: number,
   scratch?: Buffer,
+  limit = MAX_UNSIZED,
 ): Buffer {
   if (compression === Compression.none) return data;
-  if (compression !== Compression.zstd) throw new Error(`unknown compression type ${compression}`);
+  if (compression !== Compression.zstd) throw damaged(`unknown compression type ${compression}`);
   if (scratch && rawLength >= 0 && scratch.length >= rawLength) {
     dctx ??= new binding.DCtx();
     let n: number;
     try {
       n = dctx.decompress(scratch.subarray(0, rawLength), data);
     } catch (e) {
-      throw new Error(`cannot decompress: ${(e as Error).message}`);
+      throw damaged(`cannot decompress: ${(e as Error).message}`);
     }
     // Output longer than `rawLength` does not fit (zstd fails above); shorter is damage too.
-    if (n !== rawLength) throw new Error(`decompressed ${n} bytes, expected ${rawLength}`);
+    if (n !== rawLength) throw damaged(`decompressed ${n} bytes, expected ${rawLength}`);
     return scratch.subarray(0, rawLength);
   }
-  const out = decompress(data);
+  const out = rawLength >= 0 ? inflate(data, rawLength, true) : inflate(data, limit, false);
   if (rawLength >= 0 && out.length !== rawLength)
-    throw new Error(`decompressed ${out.length} bytes, expected ${rawLength}`);
+    throw damaged(`decompressed ${out.length} bytes, expected ${rawLength}`);
   return out;
+}
+
+/**
+ * Streams `data` through zstd into a buffer that grows with the output (from 8 times the
+ * input, doubling) and never beyond `max`: memory follows what the frame really produces, not
+ * what its header or an index claims. Output past `max` is refused. When `max` is the known
+ * raw length and the frame's header says the same, the buffer is that size from the start.
+ */
+function inflate(data: Buffer, max: number, exact: boolean): Buffer {
+  let declared: number | null = null;
+  try {
+    declared = binding.getFrameContentSize(data);
+  } catch {
+    // Not a frame header: the decompressor below says what is wrong.
+  }
+  if (declared !== null && declared > max)
+    throw damaged(`the frame says it holds ${declared} bytes, more than the ${max} expected`);
+  sctx ??= new binding.DCtx();
+  sctx.reset(binding.ResetDirective.sessionOnly);
+  const start = exact && declared === max ? max : Math.min(max, Math.max(64 * 1024, 8 * data.length));
+  let out = Buffer.allocUnsafe(start);
+  let n = 0;
+  let src = data;
+  const probe = Buffer.allocUnsafe(1);
+  for (;;) {
+    if (n === out.length && n < max) {
+      const next = Buffer.allocUnsafe(Math.min(max, 2 * out.length));
+      out.copy(next, 0, 0, n);
+      out = next;
+    }
+    // Once `max` bytes are out, any further byte is one too many: decode into a 1-byte probe.
+    const dst = n < out.length ? out.subarray(n) : probe;
+    let ret: number;
+    let produced: number;
+    let consumed: number;
+    try {
+      [ret, produced, consumed] = sctx.decompressStream(dst, src);
+    } catch (e) {
+      throw damaged(`cannot decompress: ${(e as Error).message}`);
+    }
+    if (dst === probe && produced > 0) throw damaged(`decompresses to more than the ${max} bytes expected`);
+    n += produced;
+    src = src.subarray(consumed);
+    // 0: a frame ended and is flushed; more input may hold another frame.
+    if (ret === 0 && src.length === 0) return out.subarray(0, n);
+    if (produced === 0 && consumed === 0) throw damaged("the compressed data is truncated");
+  }
 }

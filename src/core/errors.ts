@@ -1,3 +1,5 @@
+import { displayName } from "./names.js";
+
 /**
  * Every failure a user can meet is one of these: a stable machine code, a one-line message that
  * says what is wrong, a hint that says what to do, and the process exit code the CLI uses.
@@ -103,6 +105,39 @@ export class CorruptionError extends LifeboatError {
   }
 }
 
+/**
+ * Storage refused to delete (or replace) an object because it is under Object Lock retention or a
+ * legal hold: expected on a repository with retention. Callers that delete (prune, forget) keep
+ * such objects and try again once `retainUntil` has passed.
+ */
+export class RetainedError extends LifeboatError {
+  readonly object: string;
+  /** Until when the object is locked (the latest date of its locked versions), when known. */
+  readonly retainUntil: Date | undefined;
+  readonly mode: "governance" | "compliance" | "legal-hold" | undefined;
+  constructor(
+    object: string,
+    message: string,
+    retainUntil: Date | undefined,
+    mode: RetainedError["mode"],
+    cause?: unknown,
+  ) {
+    super(
+      "PERMISSION_DENIED",
+      message,
+      "objects under retention are kept until that date; run the command again after it",
+      cause,
+    );
+    this.object = object;
+    this.retainUntil = retainUntil;
+    this.mode = mode;
+  }
+}
+
+export function isRetained(e: unknown): e is RetainedError {
+  return e instanceof RetainedError;
+}
+
 export function isLifeboatError(e: unknown): e is LifeboatError {
   return e instanceof LifeboatError;
 }
@@ -142,6 +177,7 @@ const ITEM_ERROR_CODES = [
   "STORAGE",
   "MISMATCH",
   "ENGINE_CHECK",
+  "NEEDS_FEATURE",
   "FAILED",
 ] as const;
 
@@ -162,6 +198,9 @@ export type ItemErrorCode =
   | "MISMATCH"
   /** A database engine's own check of the restored data failed (drills). */
   | "ENGINE_CHECK"
+  /** The repository must record a format feature before this item can be stored, and it could
+   * not (storage that refuses to replace the config): the message says what to do. */
+  | "NEEDS_FEATURE"
   /** Anything else. */
   | "FAILED";
 
@@ -201,7 +240,20 @@ export function failure(code: ItemErrorCode, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** The one-line text of an item error, as snapshot documents and plain output show it. */
+/** The one-line text of an item error, as snapshot documents and plain output show it (a
+ * path that is not UTF-8 with `\xHH` for its other bytes, core/names.ts). */
 export function formatItemError(e: ItemError): string {
-  return `${e.path}: ${e.message}`;
+  return `${displayName(e.path)}: ${e.message}`;
+}
+
+/**
+ * What is wrong with a document a schema refused, in a few words (`field a.b: expected string`),
+ * or the first line of any other error's message.
+ */
+export function schemaProblem(e: unknown): string {
+  const issues = (e as { issues?: { path: PropertyKey[]; message: string }[] } | undefined)?.issues;
+  const first = Array.isArray(issues) ? issues[0] : undefined;
+  if (first)
+    return `${first.path.length > 0 ? `field ${first.path.map(String).join(".")}: ` : ""}${first.message}`;
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0] ?? "";
 }

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { DEFAULT_CHUNKER_PARAMS } from "../core/chunker.js";
-import { CorruptionError } from "../core/errors.js";
+import { CorruptionError, schemaProblem } from "../core/errors.js";
+
+const MAX_SIZE = 2 ** 31;
 
 /** Repository-wide settings, stored encrypted in the `config` object (kind "config"). */
 export const configSchema = z.object({
@@ -9,13 +11,21 @@ export const configSchema = z.object({
   /** Random repository id (hex), shown to users and used to tell repositories apart. */
   id: z.string().regex(/^[0-9a-f]{64}$/),
   created: z.string(),
+  /** Blob lengths and pack offsets are u32 in the format: a chunk and a pack stay below 2^31. */
   chunker: z.object({
     min: z.number().int().min(64),
     avg: z.number().int().min(256),
-    max: z.number().int().min(1024),
+    max: z.number().int().min(1024).max(MAX_SIZE),
   }),
   /** Target size of pack files in bytes. */
-  packSize: z.number().int().min(1024),
+  packSize: z.number().int().min(1024).max(MAX_SIZE),
+  /**
+   * S3 Object Lock retention every writer applies (format feature `retention`): each object but
+   * sessions and prune plans is written locked for `days` from its write. Absent: none.
+   */
+  retention: z
+    .object({ days: z.number().int().min(1), mode: z.enum(["governance", "compliance"]) })
+    .optional(),
   /** Format features in use, by what they gate (features.ts). Absent in version 1. */
   features: z.object({ read: z.array(z.string()), write: z.array(z.string()) }).optional(),
 });
@@ -31,10 +41,7 @@ export function decodeConfig(buf: Buffer): RepoConfig {
       throw new Error("chunker sizes out of order");
     return c;
   } catch (e) {
-    throw new CorruptionError(
-      "config",
-      `malformed repository config: ${(e as Error).message.split("\n")[0]}`,
-    );
+    throw new CorruptionError("config", `malformed repository config: ${schemaProblem(e)}`);
   }
 }
 

@@ -16,6 +16,24 @@ import { LifeboatError } from "../core/errors.js";
  * entirely. Features are only ever added (docs/format.md, "Features").
  */
 export const FEATURES = {
+  /** config.retention: every writer locks what it writes (an unaware one would write unlocked). */
+  retention: {
+    gates: "write",
+    what: "every object but sessions and prune plans is written under the Object Lock retention in config.retention",
+  },
+  "byte-names": {
+    gates: "read",
+    what: "names and symlink targets that are not UTF-8, kept as bytes (nameBytes, targetBytes)",
+  },
+  xattrs: { gates: "read", what: "extended attributes of files, folders and links (xattrs)" },
+  "special-files": { gates: "read", what: "FIFOs and device nodes (types fifo, chardev, blockdev)" },
+  /** Snapshots of a fleet's accounts (`account`, `fleet` fields) and the per-account catalogue
+   * (`accounts/`): an older writer would group and forget them by host and paths alone and
+   * leave the catalogue stale. */
+  "fleet-accounts": {
+    gates: "write",
+    what: "fleet account snapshots and the per-account catalogue (docs/fleet.md)",
+  },
   /**
    * SQLite replication segments in levels (records-segment-levels.ts): a lifeboat that does not
    * know them would find no segments for the generations that use them and restore their bare
@@ -27,6 +45,13 @@ export const FEATURES = {
     what: "SQLite replication segments compacted in levels, found per generation (sqlite-seg/, sqlite-segref/, sqlite-gen/)",
   },
 } as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
+
+/** What a new repository starts with: everything a backup may need, so that no config is
+ * replaced later (storage that refuses overwrites could not add them). */
+export const NEW_REPOSITORY_FEATURES: FeatureSet = {
+  read: ["byte-names", "special-files", "xattrs"],
+  write: [],
+};
 
 export type FeatureName = keyof typeof FEATURES;
 

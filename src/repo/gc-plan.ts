@@ -43,6 +43,28 @@ export async function writePlan(repo: Repository, packs: string[], now = new Dat
   }
 }
 
+/**
+ * Replaces a plan, after a sweep, by one that keeps only the packs storage refused to delete
+ * (under retention), with the dates their retention ends. It waits for no session: its packs
+ * are out of the index already, and no backup deduplicates against a planned pack.
+ */
+export async function replacePlan(
+  repo: Repository,
+  plan: Plan,
+  retained: Map<string, { until?: string; mode?: string }>,
+): Promise<Plan> {
+  const record: PlanRecord = {
+    created: plan.created,
+    host: os.hostname(),
+    packs: [...retained.keys()],
+    waitFor: [],
+    retained: Object.fromEntries(retained),
+  };
+  const r = await repo.records.write(planKind, record);
+  await repo.records.delete(plan.object);
+  return { ...r.record, id: r.id, object: r.object };
+}
+
 export async function deletePlan(repo: Repository, plan: Plan): Promise<void> {
   await repo.records.delete(plan.object);
 }
@@ -67,7 +89,18 @@ export async function startSession(
   return { id: r.id, object: r.object };
 }
 
+/**
+ * Sessions this process has ended. Their records are deleted, but a delete can fail (a lost
+ * connection, storage that refuses it) and a record left behind with this process's own pid
+ * would otherwise look alive for as long as the process runs (a daemon: forever).
+ */
+const ended = new Map<string, number>();
+
 export async function endSession(repo: Repository, session: SessionHandle): Promise<void> {
+  const now = Date.now();
+  // Past a day a left-behind record is stale anyway (SESSION_STALE_MS): no need to remember it.
+  for (const [id, at] of ended) if (now - at > SESSION_STALE_MS) ended.delete(id);
+  ended.set(session.id, now);
   await repo.records.delete(session.object);
 }
 
@@ -91,6 +124,7 @@ export async function liveSessions(repo: Repository, now = Date.now()): Promise<
   const out: Session[] = [];
   for (const r of await repo.records.list(sessionKind)) {
     const s = { ...r.record, id: r.id, object: r.object };
+    if (ended.has(s.id)) continue;
     if (now - Date.parse(s.started) < SESSION_STALE_MS && mayBeRunning(s)) out.push(s);
   }
   return out.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : a.id < b.id ? -1 : 1));

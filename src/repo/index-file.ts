@@ -1,5 +1,6 @@
 import { CorruptionError } from "../core/errors.js";
-import type { BlobLocation } from "./blob.js";
+import type { BlobLocation, BlobTypeValue } from "./blob.js";
+import { entryProblem } from "./pack.js";
 
 /**
  * Index file plaintext (inside a sealed object of kind "index"), little-endian:
@@ -84,14 +85,17 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
     need(nb * ENTRY);
     const blobs: BlobLocation[] = [];
     for (let j = 0; j < nb; j++, o += ENTRY) {
-      blobs.push({
-        type: buf[o] === 1 ? 1 : 0,
+      const loc = {
+        type: buf[o]! as BlobTypeValue,
         compression: buf[o + 1]!,
         id: Buffer.from(buf.subarray(o + 2, o + 34)),
         offset: buf.readUInt32LE(o + 34),
         length: buf.readUInt32LE(o + 38),
         rawLength: buf.readUInt32LE(o + 42),
-      });
+      };
+      const problem = entryProblem(loc);
+      if (problem) throw fail(problem);
+      blobs.push(loc);
     }
     packs.push({ id, blobs });
   }

@@ -51,13 +51,22 @@ const keyFileSchema = z.object({
   created: z.string(),
   hostname: z.string(),
   username: z.string(),
-  kdf: z.object({
-    name: z.literal("scrypt"),
-    N: z.number().int().min(2),
-    r: z.number().int().min(1),
-    p: z.number().int().min(1),
-    salt: z.string(),
-  }),
+  // scrypt needs 128·N·r bytes and N a power of two: a damaged file must not make us ask
+  // node:crypto for terabytes (or fail inside it), so costs beyond 1 GiB are refused here.
+  kdf: z
+    .object({
+      name: z.literal("scrypt"),
+      N: z
+        .number()
+        .int()
+        .min(2)
+        .max(2 ** 24)
+        .refine((n) => (n & (n - 1)) === 0, "N must be a power of two"),
+      r: z.number().int().min(1).max(64),
+      p: z.number().int().min(1).max(16),
+      salt: z.string(),
+    })
+    .refine((k) => 128 * k.N * k.r <= 2 ** 30, "scrypt would need more than 1 GiB"),
   keys: z.string(),
 });
 export type KeyFile = z.infer<typeof keyFileSchema>;
@@ -126,7 +135,12 @@ export async function unwrapKeyFile(file: KeyFile, password: string): Promise<Ma
   } catch {
     return undefined;
   }
-  const w = wrappedSchema.parse(JSON.parse(inner.toString("utf8")));
+  let w: z.infer<typeof wrappedSchema>;
+  try {
+    w = wrappedSchema.parse(JSON.parse(inner.toString("utf8")));
+  } catch {
+    throw new LifeboatError("KEY_ERROR", "key file opens but does not hold the keys in the expected form");
+  }
   const keys = {
     id: Buffer.from(w.id, "base64"),
     chunker: Buffer.from(w.chunker, "base64"),

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { decompressBlob } from "../core/compress.js";
-import { blobId, deriveKey, open, seal, sealParts, storageId } from "../core/crypto.js";
+import { Compression, decompressBlob } from "../core/compress.js";
+import { blobId, deriveKey, NONCE_SIZE, open, seal, sealParts, storageId, TAG_SIZE } from "../core/crypto.js";
 import { CorruptionError } from "../core/errors.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
 
@@ -101,23 +101,46 @@ function encodeEntries(entries: BlobLocation[]): Buffer {
   return buf;
 }
 
+/** zstd's densest block (RLE) turns 4 bytes into 128 KiB: no stored blob inflates more. */
+const ZSTD_MAX_RATIO = 32768;
+
+/**
+ * Why an entry of a pack header or index file cannot describe a stored blob, or undefined:
+ * it needs a known type and compression, room for nonce and tag, and a raw length its stored
+ * bytes can produce (equal to them uncompressed). Readers size buffers by the raw length (a
+ * worker's scratch), so a damaged length field must stop here, not at an allocation.
+ */
+export function entryProblem(e: BlobLocation): string | undefined {
+  const blob = `blob ${e.id.toString("hex")}`;
+  if (e.type !== BlobType.data && e.type !== BlobType.tree) return `${blob} has unknown type ${e.type}`;
+  if (e.length < NONCE_SIZE + TAG_SIZE) return `${blob} is ${e.length} bytes, too short to be encrypted`;
+  const stored = e.length - NONCE_SIZE - TAG_SIZE;
+  if (e.compression === Compression.none) {
+    if (e.rawLength !== stored) return `${blob} is stored as is in ${stored} bytes but claims ${e.rawLength}`;
+  } else if (e.compression === Compression.zstd) {
+    if (e.rawLength > stored * ZSTD_MAX_RATIO)
+      return `${blob} claims ${e.rawLength} bytes, more than ${stored} compressed bytes can hold`;
+  } else return `${blob} has unknown compression ${e.compression}`;
+  return undefined;
+}
+
 function decodeEntries(buf: Buffer, what: string): BlobLocation[] {
   if (buf.length < 4) throw new CorruptionError(what, "pack header too short");
   const n = buf.readUInt32LE(0);
   if (buf.length !== 4 + n * ENTRY) throw new CorruptionError(what, "pack header has the wrong length");
   const out: BlobLocation[] = [];
   for (let i = 0, o = 4; i < n; i++, o += ENTRY) {
-    const type = buf[o]!;
-    if (type !== BlobType.data && type !== BlobType.tree)
-      throw new CorruptionError(what, `unknown blob type ${type}`);
-    out.push({
-      type,
+    const loc = {
+      type: buf[o]! as BlobTypeValue,
       compression: buf[o + 1]!,
       id: Buffer.from(buf.subarray(o + 2, o + 34)),
       offset: buf.readUInt32LE(o + 34),
       length: buf.readUInt32LE(o + 38),
       rawLength: buf.readUInt32LE(o + 42),
-    });
+    };
+    const problem = entryProblem(loc);
+    if (problem) throw new CorruptionError(what, problem, [loc.id.toString("hex")]);
+    out.push(loc);
   }
   return out;
 }

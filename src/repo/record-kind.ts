@@ -22,6 +22,9 @@ export interface RecordKind<T> {
    * storage never learns the label, and one listing finds a label's records.
    */
   readonly labelTag?: string;
+  /** The label a record is stored under, from its content (families with a labelTag): a copy of
+   * the record in another repository is stored under the same label, keyed there. */
+  labelOf?(record: T): string;
   /** Data blobs (hex ids) a record needs: prune never deletes them while the record exists. */
   pins?(record: T): Iterable<string>;
   /**

@@ -1,10 +1,11 @@
 import type { Backend } from "../backend/backend.js";
 import { mapLimit } from "../core/concurrency.js";
 import { storageId } from "../core/crypto.js";
-import { CorruptionError, isLifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError, schemaProblem } from "../core/errors.js";
 import { isStorageId } from "./config.js";
 import type { KeyRing } from "./key-ring.js";
 import type { RecordKind } from "./record-kind.js";
+import { accountEntryKind } from "./records-account.js";
 import { ackKind } from "./records-ack.js";
 import { drillKind } from "./records-drill.js";
 import { planKind, sessionKind } from "./records-gc.js";
@@ -23,6 +24,7 @@ export const RECORD_KINDS: readonly RecordKind<unknown>[] = [
   segmentPagesKind,
   segmentRefKind,
   catalogKind,
+  accountEntryKind,
 ] as RecordKind<unknown>[];
 
 /** A record with where it is stored: `id` is the SHA-256 of its stored bytes. */
@@ -66,7 +68,8 @@ export class RecordStore {
   }
 
   async write<T>(kind: RecordKind<T>, record: T, options: { label?: string } = {}): Promise<StoredRecord<T>> {
-    if (kind.labelTag && options.label === undefined)
+    const label = options.label ?? kind.labelOf?.(record);
+    if (kind.labelTag && label === undefined)
       throw new Error(`internal error: ${kind.title} records need a label`);
     this.requireWritable();
     // Write order: a record that pins blobs is stored only after they are durable and indexed.
@@ -74,7 +77,7 @@ export class RecordStore {
     const plain = kind.codec ? kind.codec.encode(record) : Buffer.from(JSON.stringify(record));
     const stored = this.keys.seal(kind.objectKind, plain);
     const id = storageId(stored);
-    const object = `${this.folder(kind as RecordKind<unknown>, options.label)}${id}`;
+    const object = `${this.folder(kind as RecordKind<unknown>, label)}${id}`;
     await this.backend.put(object, stored);
     return { id, object, record };
   }
@@ -92,8 +95,7 @@ export class RecordStore {
       );
     }
     const r = kind.schema.safeParse(json);
-    if (!r.success)
-      throw new CorruptionError(object, `malformed ${kind.title}: ${r.error.message.split("\n")[0]}`);
+    if (!r.success) throw new CorruptionError(object, `malformed ${kind.title}: ${schemaProblem(r.error)}`);
     return r.data;
   }
 

@@ -17,6 +17,16 @@ export const planKind = defineRecordKind({
     host: z.string(),
     packs: z.array(z.string()),
     waitFor: z.array(z.string()),
+    /**
+     * Packs of the plan whose deletion storage refused because they are under Object Lock
+     * retention, with the date (ISO) it ends and its mode: the plan stays until they are
+     * deleted. Compliance retention cannot be lifted, so no prune tries before its date;
+     * governance retention and legal holds can be lifted at any time, so every prune tries.
+     * Absent when none was refused.
+     */
+    retained: z
+      .record(z.string(), z.object({ until: z.string().optional(), mode: z.string().optional() }))
+      .optional(),
   }),
 });
 export type PlanRecord = z.infer<typeof planKind.schema>;

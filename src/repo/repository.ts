@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import os from "node:os";
 import type { Backend } from "../backend/backend.js";
+import { cannotLock, lockedBackend, type Retention } from "../backend/retention.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
 import { CorruptionError, LifeboatError } from "../core/errors.js";
@@ -21,6 +22,7 @@ import {
   type FeatureName,
   type FeatureSet,
   hasFeature,
+  NEW_REPOSITORY_FEATURES,
   newerFormat,
   unknownFeatures,
   withFeature,
@@ -39,8 +41,11 @@ import { decodeTree, type Tree } from "./tree.js";
 export interface InitOptions {
   chunker?: ChunkerParams;
   packSize?: number;
-  /** Format features the new repository starts with (features.ts); they make it version 2. */
+  /** Format features the new repository starts with (features.ts; default
+   * NEW_REPOSITORY_FEATURES); any make it version 2. */
   features?: FeatureSet;
+  /** Object Lock retention every writer applies (format feature `retention`). */
+  retention?: Retention;
 }
 
 export interface KeyInfo {
@@ -84,18 +89,19 @@ export class Repository {
   private readonly treeCache = new Map<string, Tree>();
 
   private constructor(backend: Backend, config: RepoConfig, keys: KeyRing, keyId: string) {
-    this.backend = backend;
+    // Every put of every part goes through here, so the config's retention locks all of it.
+    this.backend = lockedBackend(backend, () => this.currentConfig.retention);
     this.currentConfig = config;
     this.keys = keys;
     this.keyId = keyId;
     this.records = new RecordStore(
-      backend,
+      this.backend,
       keys,
       () => this.flushWriter(),
       () => this.requireWritable(),
     );
-    this.index = new IndexState(backend, keys, this.records);
-    this.reader = new BlobReader(backend, keys, this.index, () => this.decoderPool());
+    this.index = new IndexState(this.backend, keys, this.records);
+    this.reader = new BlobReader(this.backend, keys, this.index, () => this.decoderPool());
   }
 
   /** Whether a finished repository (one with a config object) is at this backend. */
@@ -122,22 +128,26 @@ export class Repository {
   /** Creates a new repository; refuses if one already exists there. */
   static async init(backend: Backend, password: string, options: InitOptions = {}): Promise<Repository> {
     if (await Repository.exists(backend)) throw Repository.alreadyExists(backend);
+    if (options.retention && !backend.capabilities.retention)
+      throw cannotLock(backend.location, options.retention);
     await backend.create();
     const keys = KeyRing.generate();
+    let features = options.features ?? NEW_REPOSITORY_FEATURES;
+    if (options.retention) features = withFeature(features, "retention");
     const config: RepoConfig = {
       version: 1,
       id: randomBytes(32).toString("hex"),
       created: new Date().toISOString(),
       chunker: options.chunker ?? defaultChunkerParams(),
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
-      ...(options.features && options.features.read.length + options.features.write.length > 0
-        ? { version: 2 as const, features: options.features }
-        : {}),
+      ...(options.retention ? { retention: { ...options.retention } } : {}),
+      ...(features.read.length + features.write.length > 0 ? { version: 2 as const, features } : {}),
     };
+    const out = lockedBackend(backend, () => config.retention);
     const key = await keys.wrap(password);
-    await backend.put(names.key(key.id), key.bytes);
+    await out.put(names.key(key.id), key.bytes);
     // The config goes last: its presence is what marks a finished repository.
-    await backend.put(names.config, keys.seal(ObjectKind.config, Buffer.from(JSON.stringify(config))));
+    await out.put(names.config, keys.seal(ObjectKind.config, Buffer.from(JSON.stringify(config))));
     return new Repository(backend, config, keys, key.id);
   }
 
@@ -186,6 +196,28 @@ export class Repository {
   requireWritable(): void {
     const unknown = unknownFeatures(this.currentConfig.features).write;
     if (unknown.length > 0) throw newerFormat(this.backend.location, unknown, "write");
+    const r = this.currentConfig.retention;
+    if (r && !this.backend.capabilities.retention) throw cannotLock(this.backend.location, r);
+  }
+
+  /** The Object Lock retention every writer applies (config.retention), if the repository has one. */
+  get retention(): Retention | undefined {
+    const r = this.currentConfig.retention;
+    return r ? { ...r } : undefined;
+  }
+
+  /**
+   * Records the retention every writer applies from now on (format feature `retention`, so a
+   * lifeboat that does not know it refuses to write here). Objects already written keep the
+   * dates they were locked with; storage refuses to shorten those anyway.
+   */
+  async setRetention(r: Retention): Promise<void> {
+    if (!this.backend.capabilities.retention) throw cannotLock(this.backend.location, r);
+    await this.updateConfig(
+      (c) => ({ ...c, retention: { days: r.days, mode: r.mode } }),
+      (c) => c.retention?.days === r.days && c.retention.mode === r.mode,
+      "retention",
+    );
   }
 
   hasFeature(name: FeatureName): boolean {
@@ -201,32 +233,53 @@ export class Repository {
   async enableFeature(name: FeatureName): Promise<void> {
     this.requireWritable();
     if (this.hasFeature(name)) return;
+    await this.updateConfig(
+      (c) => c,
+      () => true,
+      name,
+    );
+  }
+
+  /**
+   * Rewrites the config with `change` applied and `feature` added (with every feature this
+   * process knows of), reads it back, and writes again until `done` holds for what is stored.
+   */
+  private async updateConfig(
+    change: (c: RepoConfig) => RepoConfig,
+    done: (c: RepoConfig) => boolean,
+    feature: FeatureName,
+  ): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = decodeConfig(
         this.keys.open(ObjectKind.config, await this.backend.get(names.config), "config"),
       );
-      const next: RepoConfig = { ...stored, version: 2, features: withFeature(stored.features, name) };
+      const next: RepoConfig = {
+        ...change(stored),
+        version: 2,
+        features: withFeature(stored.features, feature),
+      };
       for (const f of [
         ...(this.currentConfig.features?.read ?? []),
         ...(this.currentConfig.features?.write ?? []),
       ])
         if (f in FEATURES) next.features = withFeature(next.features, f as FeatureName);
+      // The config is locked with the retention it holds once written (a new version on S3).
+      const { retention: _old, ...rest } = this.currentConfig;
+      this.currentConfig = next.retention ? { ...rest, retention: next.retention } : rest;
       await this.backend.put(
         names.config,
         this.keys.seal(ObjectKind.config, Buffer.from(JSON.stringify(next))),
-        {
-          overwrite: true,
-        },
+        { overwrite: true },
       );
       const back = decodeConfig(
         this.keys.open(ObjectKind.config, await this.backend.get(names.config), "config"),
       );
       this.currentConfig = back;
-      if (hasFeature(back.features, name)) return;
+      if (hasFeature(back.features, feature) && done(back)) return;
     }
     throw new LifeboatError(
       "STORAGE_ERROR",
-      `could not record format feature ${name} in the repository config (another writer keeps replacing it)`,
+      `could not record format feature ${feature} in the repository config (another writer keeps replacing it)`,
       "run the command again",
     );
   }
@@ -348,11 +401,13 @@ export class Repository {
    * Stores a snapshot document. Every blob this process has queued is flushed first (packs →
    * index files → snapshot), so a snapshot never points at data that is not durable.
    */
-  async writeSnapshot(snapshot: Snapshot): Promise<string> {
+  async writeSnapshot(snapshot: Snapshot, beforeStore?: (id: string) => Promise<void>): Promise<string> {
     this.requireWritable();
     await this.flushWriter();
     const stored = this.keys.seal(ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot)));
     const id = storageId(stored);
+    // What must exist before the snapshot does (a fleet account's catalogue entry, naming it).
+    if (beforeStore) await beforeStore(id);
     await this.backend.put(names.snapshot(id), stored);
     return id;
   }
@@ -406,8 +461,15 @@ export class Repository {
     return this.reader.writeTo(id, fd, position);
   }
 
-  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file. */
-  restoreSmallFile(ids: Buffer[], dest: string, size: number, meta: FileMeta, label: string): Promise<void> {
+  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
+   * returns the extended attributes that could not be set. */
+  restoreSmallFile(
+    ids: Buffer[],
+    dest: string,
+    size: number,
+    meta: FileMeta,
+    label: string,
+  ): Promise<string[]> {
     return this.reader.writeSmallFile(ids, dest, size, meta, label);
   }
 

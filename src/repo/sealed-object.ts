@@ -19,6 +19,7 @@ export const ObjectKind = {
   ack: 7,
   wal: 8,
   sqliteWal: 9,
+  accountEntry: 10,
   /** A replication segment in levels with its pages inline (docs/replication.md, "Levels"). */
   sqliteSegment: 11,
   /** A replication segment in levels whose pages are data blobs. */
@@ -56,8 +57,9 @@ export function openObject(metaKey: Buffer, kind: ObjectKindValue, stored: Buffe
   const compression = stored[5]!;
   if (compression === Compression.none) return data;
   try {
+    // Bounded: nothing records an object's size, so decompressBlob stops at MAX_UNSIZED.
     return decompressBlob(data, compression, -1);
   } catch (e) {
-    throw new CorruptionError(what, `cannot decompress: ${(e as Error).message}`);
+    throw new CorruptionError(what, (e as Error).message);
   }
 }

@@ -15,7 +15,7 @@ import type { Backend } from "../../src/backend/backend.js";
 import { localBackend } from "../../src/backend/local.js";
 import { withRetention } from "../../src/backend/retention.js";
 import { s3Backend } from "../../src/backend/s3.js";
-import { LifeboatError } from "../../src/core/errors.js";
+import { LifeboatError, RetainedError } from "../../src/core/errors.js";
 import { check } from "../../src/ops/check/check.js";
 import { forget } from "../../src/ops/forget/forget.js";
 import { prune } from "../../src/ops/prune/prune.js";
@@ -81,7 +81,12 @@ test("prune keeps objects storage refuses to delete (under retention) and remove
       ...inner,
       async delete(name: string) {
         if (locked && (name.startsWith("data/") || name.startsWith("index/")))
-          throw new LifeboatError("PERMISSION_DENIED", `${name}: AccessDenied (object is under retention)`);
+          throw new RetainedError(
+            name,
+            `${name}: AccessDenied (object is under retention)`,
+            undefined,
+            "governance",
+          );
         return inner.delete(name);
       },
     };

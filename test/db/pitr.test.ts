@@ -287,6 +287,44 @@ test("base backup while transfers commit; restore --time T1 recovers exactly wha
   pitrT1 = { t1, expected };
 });
 
+test("copy: a second repository alone recovers to T1 (base backup and archived WAL copied once)", async () => {
+  assert.ok(pitrT1, "the first test ran");
+  const copyRepo = path.join(base, "copy-repo");
+  const copyPw = path.join(base, "copy-password");
+  await fs.writeFile(copyPw, "the copy's own password\n", { mode: 0o600 });
+  await fs.chown(copyPw, ids.uid, ids.gid);
+  const copyEnv = { LIFEBOAT_REPOSITORY: copyRepo, LIFEBOAT_PASSWORD_FILE: copyPw };
+  assert.equal((await runPg(["init"], copyEnv)).code, 0);
+  const from = ["--from-repo", repo, "--from-password-file", pwfile, "--json"];
+  const first = await runPg(["copy", ...from], copyEnv);
+  assert.equal(first.code, 0, show(first));
+  const fs1 = jsonOf(first) as { copied: unknown[]; records: { wal: { copied: number; skipped: number } } };
+  assert.equal(fs1.copied.length, 1, "the base backup");
+  const archived = (await runPg(["pg", "wal-list", "--json"])).stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"));
+  assert.equal(fs1.records.wal.copied, archived.length, "every archived file");
+  const again = jsonOf(await runPg(["copy", ...from], copyEnv)) as typeof fs1;
+  assert.deepEqual(again.records.wal, { copied: 0, skipped: archived.length }, "nothing copied twice");
+  assert.equal(again.copied.length, 0);
+
+  // The original is out of reach from here on: only the copy is used.
+  await fs.rename(repo, `${repo}.away`);
+  try {
+    const chk = await runPg(["pg", "check", "--json"], copyEnv);
+    assert.equal(chk.code, 0, show(chk));
+    assert.equal(jsonOf(chk).ok, true);
+    const dir = path.join(base, "restored-from-copy");
+    const rr = await runPg(["pg", "restore", "--time", pitrT1.t1, "--target-dir", dir, "--json"], copyEnv);
+    assert.equal(rr.code, 0, show(rr));
+    const conf = await fs.readFile(path.join(dir, "postgresql.auto.conf"), "utf8");
+    assert.ok(conf.includes(copyRepo), conf);
+    await recoverAndCheck(dir, "restored-from-copy.log", pitrT1.expected, Date.now());
+  } finally {
+    await fs.rename(`${repo}.away`, repo);
+  }
+});
+
 test("wal-push is idempotent and refuses other bytes; wal-fetch of a missing file exits 1 quietly", async () => {
   const list = await runPg(["pg", "wal-list", "--json"]);
   assert.equal(list.code, 0, show(list));

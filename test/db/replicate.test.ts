@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import Database from "better-sqlite3";
 import { openBackend } from "../../src/backend/open.js";
 import { Repository } from "../../src/repo/repository.js";
@@ -74,13 +74,20 @@ interface WriterResult {
   checkpoints: { busy: number; log: number; checkpointed: number; at: number }[];
 }
 
+/** Every writer and replicate started, so that a failed test never leaves one running (the test
+ * file would wait for it forever). */
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on("close", () => children.delete(child));
+  return child;
+}
+
 function startWriter(file: string, rate: number, checkpointEvery = 0) {
-  const child = spawn(
-    process.execPath,
-    [path.join(base, "writer.mjs"), file, String(rate), String(checkpointEvery)],
-    {
+  const child = track(
+    spawn(process.execPath, [path.join(base, "writer.mjs"), file, String(rate), String(checkpointEvery)], {
       stdio: ["pipe", "pipe", "pipe"],
-    },
+    }),
   );
   let out = "";
   let err = "";
@@ -103,10 +110,12 @@ function startWriter(file: string, rate: number, checkpointEvery = 0) {
 
 /** `lifeboat replicate` in the background; stop() sends SIGINT and waits for it to finish. */
 function startReplicate(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, "replicate", ...args, "--json"], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child: ChildProcess = track(
+    spawn(process.execPath, [CLI, "replicate", ...args, "--json"], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => {
@@ -120,9 +129,9 @@ function startReplicate(args: string[]) {
     get stdout() {
       return stdout;
     },
-    /** Resolves once the first full snapshot is stored. */
+    /** Resolves once the first full snapshot is stored (generous: a loaded machine is slow). */
     async ready(): Promise<void> {
-      const until = Date.now() + 30_000;
+      const until = Date.now() + 120_000;
       while (!stdout.includes('"message_type":"snapshot"')) {
         if (child.exitCode !== null || Date.now() > until)
           throw new Error(`replicate did not start:\n${stderr}`);
@@ -193,6 +202,10 @@ before(async () => {
   await fs.writeFile(path.join(base, "writer.mjs"), WRITER);
   const r = await run(["init"], { env });
   assert.equal(r.code, 0, show(r));
+});
+// A test that failed midway must not leave a writer or replicate behind for the next one.
+afterEach(() => {
+  for (const c of children) c.kill("SIGKILL");
 });
 after(async () => {
   if (base) await fs.rm(base, { recursive: true, force: true });
@@ -460,6 +473,60 @@ test("while a busy database's first full snapshot is copied and stored, segments
   assert.equal(rl.code, 0, show(rl));
   assert.equal(checkBank(latest).n, w.n);
   assert.ok(got.n < w.n);
+});
+
+test("copy: a second repository alone restores to a point in time (segments copied once)", async () => {
+  const file = path.join(base, "copied.db");
+  createBank(file, "wal");
+  const rep = startReplicate([`sqlite:${file}`, "--interval", "500ms"]);
+  await rep.ready();
+  const writer = startWriter(file, 300);
+  await sleep(3000);
+  const w = await writer.stop();
+  const r = await rep.stop();
+  assert.equal(r.code, 0, show(r));
+  const segs = jsonLines(r.stdout).filter((l) => l.message_type === "segment") as unknown as SegmentLine[];
+  assert.ok(segs.length >= 3, `only ${segs.length} segments`);
+  const mid = segs[Math.floor(segs.length / 2)]!.commits_before;
+
+  const repo = path.join(base, "repo");
+  const copyEnv = baseEnv({ LIFEBOAT_REPOSITORY: path.join(base, "copy-repo"), LIFEBOAT_PASSWORD: "other" });
+  assert.equal((await run(["init"], { env: copyEnv })).code, 0);
+  const from = ["--from-repo", repo, "--json"];
+  const fromEnv = { ...copyEnv, LIFEBOAT_FROM_PASSWORD: PW };
+  const c1 = await run(["copy", ...from], { env: fromEnv });
+  assert.equal(c1.code, 0, show(c1));
+  const s1 = jsonLines(c1.stdout).find((l) => l.message_type === "summary") as {
+    records: { segments: { copied: number; skipped: number } };
+  };
+  // Segments in levels: every one in force that no coarser one covers (at most one per interval).
+  const all = s1.records.segments.copied;
+  assert.ok(all > 0 && all <= segs.length, `${all} segments copied for ${segs.length} shipped`);
+  const c2 = await run(["copy", ...from], { env: fromEnv });
+  const s2 = jsonLines(c2.stdout).find((l) => l.message_type === "summary") as typeof s1;
+  assert.deepEqual(s2.records.segments, { copied: 0, skipped: all }, "nothing copied twice");
+
+  // Restores from the original, then from the copy with the original out of reach: the same.
+  const restoreBoth = async (args: string[], name: string) => {
+    const a = path.join(base, `${name}-original.db`);
+    const b = path.join(base, `${name}-copy.db`);
+    const ra = await run(["restore", `sqlite:${file}`, ...args, "--target", a], { env });
+    assert.equal(ra.code, 0, show(ra));
+    await fs.rename(repo, `${repo}.away`);
+    try {
+      const rb = await run(["restore", `sqlite:${file}`, ...args, "--target", b], { env: copyEnv });
+      assert.equal(rb.code, 0, show(rb));
+    } finally {
+      await fs.rename(`${repo}.away`, repo);
+    }
+    const got = checkBank(b);
+    assert.deepEqual(got, checkBank(a), `${name}: the copy restores what the original does`);
+    return got;
+  };
+  const atMid = await restoreBoth(["--time", mid], "copy-mid");
+  const latest = await restoreBoth([], "copy-latest");
+  assert.ok(atMid.n > 0 && atMid.n < latest.n, `${atMid.n} of ${latest.n} transfers by the middle`);
+  assert.equal(latest.n, w.n);
 });
 
 test("replicate refuses a database that is not in WAL mode, saying how to switch", async () => {

@@ -17,7 +17,9 @@ export function registerCheck(program: Command, ctx: (c: Command) => CliContext)
       "after",
       `
 check never changes the repository. On damage it names the pack, the blobs, and the
-snapshots and files that need them, and exits with 14.
+snapshots and files that need them, and exits with 14. A prune plan not carried out yet
+(after a prune was interrupted, or while backups it waits for run) and blobs stored in two
+packs are information, not damage: every pack is still read in full.
 
 Examples:
   lifeboat check                          structure: trees, index, packs present
@@ -46,6 +48,22 @@ Examples:
         if (r.unindexedPacks.length > 0) {
           c.out.info(
             `${r.unindexedPacks.length} pack(s) are not in any index (left by an interrupted backup; prune removes them)`,
+          );
+        }
+        for (const p of r.pendingPlans) {
+          const why =
+            p.retained > 0
+              ? `${p.retained} of its packs are under retention`
+              : p.waitingFor > 0
+                ? `it waits for ${p.waitingFor} backup(s) still running`
+                : "the backups it waited for have ended (a prune was interrupted, or has not run since)";
+          c.out.info(
+            `prune plan ${p.plan.slice(0, 8)} (${p.created}, ${p.packs} pack(s)${p.packsGone ? `, ${p.packsGone} already deleted` : ""}) is not carried out yet: ${why}; the next prune carries it out`,
+          );
+        }
+        if (r.duplicateBlobs > 0) {
+          c.out.info(
+            `${r.duplicateBlobs} blob(s) are stored in more than one pack (stored again by a backup while a prune plan doomed their pack, or by two backups at once): harmless, prune removes the extra copies with their pack or when it repacks`,
           );
         }
         for (const p of r.problems) {

@@ -5,7 +5,7 @@ import { findSnapshot } from "../../repo/find-snapshot.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
-import { resolvePassword } from "../shell/password.js";
+import { fromRepoPassword } from "../shell/password.js";
 
 interface CopyFlags {
   fromRepo?: string;
@@ -31,9 +31,11 @@ export function registerCopy(program: Command, ctx: (c: Command) => CliContext):
       `
 The destination is the usual repository (-r / LIFEBOAT_REPOSITORY); the source's password comes
 from the --from-* options or LIFEBOAT_FROM_PASSWORD. The two repositories have different keys;
-data is re-encrypted, and what the destination already holds is not stored again. Copies
-remember their origin, so running copy again copies only new snapshots. This is how to keep
-a second copy in another place: a USB drive, another server, another cloud.
+data is re-encrypted, and what the destination already holds is not stored again. Archived
+PostgreSQL WAL (\`pg wal-push\`) and SQLite replication segments (\`replicate\`) are copied
+too, so the copy alone can restore to a point in time. Copies remember their origin, so running
+copy again copies only what is new. This is how to keep a second copy in another place: a USB
+drive, another server, another cloud.
 
 Example:
   lifeboat -r sftp:backup@offsite:/srv/lifeboat copy --from-repo /mnt/usb/lifeboat \\
@@ -50,7 +52,7 @@ Example:
         );
       const backend = await c.backend(url);
       if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
-      const pw = await fromPassword(flags);
+      const pw = await fromRepoPassword(flags);
       const src = await Repository.open(backend, pw);
       try {
         const dst = await c.openRepo();
@@ -72,6 +74,11 @@ Example:
           });
           c.out.emit({ message_type: "summary", action: "copy", dry_run: flags.dryRun === true, ...r });
           if (r.skipped.length > 0) c.out.info(`${r.skipped.length} snapshot(s) were copied before; skipped`);
+          const { wal, segments } = r.records;
+          if (wal.copied + wal.skipped + segments.copied + segments.skipped > 0)
+            c.out.info(
+              `${flags.dryRun ? "would copy" : "copied"} ${wal.copied} archived WAL file(s) and ${segments.copied} SQLite replication segment(s)${wal.skipped + segments.skipped > 0 ? ` (${wal.skipped + segments.skipped} already there)` : ""}`,
+            );
           c.out.info(
             `${flags.dryRun ? "would copy" : "copied"} ${flags.dryRun ? "" : `${r.copied.length} snapshot(s), added ${bytes(r.bytesAdded)} (${bytes(r.bytesStored)} stored)`}`,
           );
@@ -82,22 +89,4 @@ Example:
         await src.close();
       }
     });
-}
-
-async function fromPassword(f: CopyFlags): Promise<string> {
-  const env = process.env;
-  if (!f.fromPasswordFile && !f.fromPasswordCommand && env.LIFEBOAT_FROM_PASSWORD)
-    return env.LIFEBOAT_FROM_PASSWORD;
-  const file = f.fromPasswordFile ?? env.LIFEBOAT_FROM_PASSWORD_FILE;
-  const command = f.fromPasswordCommand ?? env.LIFEBOAT_FROM_PASSWORD_COMMAND;
-  if (!file && !command)
-    throw new LifeboatError(
-      "NO_PASSWORD",
-      "no password for the source repository",
-      "use --from-password-file, --from-password-command or LIFEBOAT_FROM_PASSWORD",
-    );
-  return resolvePassword(
-    { passwordFile: file, passwordCommand: command },
-    "enter password for the source repository: ",
-  );
 }

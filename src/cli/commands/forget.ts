@@ -5,6 +5,7 @@ import { type Policy, parseDuration } from "../../ops/forget/policy.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../shell/context.js";
 import { table } from "../shell/format.js";
+import { forgetAccountCli } from "./account-flags.js";
 import { addPruneOptions, type PruneFlags, runPrune } from "./prune.js";
 
 interface ForgetFlags extends PruneFlags {
@@ -21,6 +22,8 @@ interface ForgetFlags extends PruneFlags {
   tag: string[];
   prune?: boolean;
   keepBeforeAnomaly: string;
+  account?: string;
+  fleet?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -105,6 +108,11 @@ export function registerForget(program: Command, ctx: (c: Command) => CliContext
         collect,
         [],
       )
+      .option(
+        "--account <id>",
+        "a fleet account: apply the policy to its own series (found in its catalogue)",
+      )
+      .option("--fleet <name>", "with --account: of this fleet")
       .option("-n, --dry-run", "show what would be kept and removed, and why; change nothing")
       .option("--prune", "run prune afterwards to free the space")
       .option(
@@ -133,7 +141,15 @@ Examples:
       const repo = await c.openRepo();
       try {
         let removed: string[];
-        if (ids.length > 0) {
+        if (flags.account) {
+          removed = await forgetAccountCli(c, repo, {
+            account: flags.account,
+            ...(flags.fleet ? { fleet: flags.fleet } : {}),
+            policy,
+            ids,
+            dryRun: flags.dryRun === true,
+          });
+        } else if (ids.length > 0) {
           const snaps = [];
           for (const id of ids) snaps.push((await findSnapshot(repo, id)).id);
           removed = await forgetIds(repo, snaps, flags.dryRun === true);
@@ -173,6 +189,7 @@ function report(c: CliContext, r: ForgetResult, dryRun: boolean): void {
       remove: g.decisions.filter((d) => !d.keep).map((d) => ({ id: d.snapshot.id, time: d.snapshot.time })),
     })),
     removed: r.removed,
+    retained: r.retained,
   });
   for (const g of r.groups) {
     const key = Object.entries(g.key)
@@ -184,10 +201,25 @@ function report(c: CliContext, r: ForgetResult, dryRun: boolean): void {
       rows.push([
         d.snapshot.id.slice(0, 8),
         new Date(d.snapshot.time).toISOString().replace("T", " ").slice(0, 19),
-        d.keep ? "keep" : dryRun ? "would remove" : "removed",
+        d.keep
+          ? "keep"
+          : dryRun
+            ? "would remove"
+            : r.retained.some((x) => x.id === d.snapshot.id)
+              ? "retained"
+              : "removed",
         d.reasons.join(", "),
       ]);
     c.out.info(table(rows));
   }
   c.out.info(`${dryRun ? "would remove" : "removed"} ${r.removed.length} snapshot(s)`);
+  if (r.retained.length > 0) {
+    const last = r.retained
+      .map((x) => x.until ?? "")
+      .sort()
+      .at(-1);
+    c.out.info(
+      `${r.retained.length} snapshot(s) the policy removes are under retention${last ? ` until ${last} at the latest` : ""}: kept; a forget after that removes them`,
+    );
+  }
 }

@@ -21,7 +21,9 @@ async function openLight(c: CliContext): Promise<Repository> {
   const loc = c.repoLocation();
   const backend = await c.backend(loc.url);
   if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
-  return Repository.open(backend, await c.password(), { loadIndex: false });
+  const repo = await Repository.open(backend, await c.password(), { loadIndex: false });
+  await c.applyRetentionOption(repo);
+  return repo;
 }
 
 /** A word for /bin/sh, and `%` doubled for PostgreSQL's own %-escapes in restore_command. */

@@ -89,10 +89,23 @@ export async function runPrune(c: CliContext, repo: Repository, flags: PruneFlag
   c.out.info(
     `${flags.dryRun ? "would plan" : "planned"}: delete ${m.unusedPacks.length} unused pack(s), repack ${m.repackPacks.length}, merge ${m.smallPacks.length} small (${bytes(m.bytesRepacked)} to copy), remove ${m.unindexedPacks.length} left by interrupted backups; ${verb} free ${bytes(m.bytesToFree)}`,
   );
-  for (const s of r.swept)
+  for (const s of r.swept) {
     c.out.info(
-      `carried out plan ${s.plan.slice(0, 8)}: deleted ${s.deletedPacks} pack(s), freed ${bytes(s.bytesFreed)}${s.keptPacks ? `, kept ${s.keptPacks} a new snapshot needs` : ""}${s.retained ? `; ${s.retained} object(s) still under retention were kept (a later prune removes them)` : ""}`,
+      `carried out plan ${s.plan.slice(0, 8)}: deleted ${s.deletedPacks} pack(s), freed ${bytes(s.bytesFreed)}${s.keptPacks ? `, kept ${s.keptPacks} a new snapshot needs` : ""}`,
     );
+    if (s.retainedObjects.length > 0) {
+      const dates = s.retainedObjects
+        .map((o) => o.until ?? "")
+        .filter((d) => d !== "")
+        .sort();
+      const held = s.retainedObjects.reduce((n, o) => n + o.bytes, 0);
+      c.out.info(
+        `  ${s.retainedObjects.length} object(s) (${bytes(held)}) are under retention${dates.length ? ` from ${dates[0]} to ${dates.at(-1)}` : ""}: kept${s.replacedBy ? ` in plan ${s.replacedBy.slice(0, 8)}` : ""}; a prune after that date deletes them`,
+      );
+      for (const o of s.retainedObjects.slice(0, 10))
+        c.out.debug(`  locked: ${o.object}${o.until ? ` until ${o.until}` : ` (${o.mode ?? "locked"})`}`);
+    }
+  }
   for (const w of r.waiting)
     c.out.info(`plan ${w.plan.slice(0, 8)} not carried out yet: ${w.reason}; the next prune will`);
   return r;

@@ -13,6 +13,7 @@ import {
 } from "../../app/jobs.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import type { CliContext } from "../shell/context.js";
+import { runFleetsInDaemon } from "./fleet.js";
 
 const cliPath = fileURLToPath(new URL("../main.js", import.meta.url));
 
@@ -133,49 +134,92 @@ Examples:
       "config file (default $XDG_CONFIG_HOME/lifeboat/config.json or LIFEBOAT_CONFIG)",
     )
     .option("--tick <duration>", "how often to look for due jobs, e.g. 30s, 1m", "60s")
+    .option("--ui <host:port>", "also serve the web console here (see `lifeboat ui --help`)")
+    .option("--tls-cert <file>", "with --ui: serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "... and this private key (PEM)")
+    .option("--insecure-listen", "with --ui: allow plain HTTP on an address that is not loopback")
     .addHelpText(
       "after",
       `
 Runs each job when its \`every\` has passed, one at a time, and sends a notice when a job has not
-succeeded for two of its periods. SIGTERM or Ctrl-C stop it after the job in progress.
+succeeded for two of its periods. The config file's \`fleets\` run in the same process, on the
+same tick: each account in its own night (docs/fleet.md). SIGTERM or Ctrl-C stop it after the job in progress.
 Run it from systemd (Restart=always) or a login session.`,
     )
-    .action(async (flags: { tick: string }, cmd: Command) => {
-      const c = ctx(cmd);
-      const m = /^(\d+)(s|m)$/.exec(flags.tick);
-      if (!m)
-        throw new LifeboatError("USAGE", `--tick ${flags.tick} is not like 30s or 1m`, "e.g. --tick 60s");
-      const tickMs = Number(m[1]) * (m[2] === "m" ? 60_000 : 1000);
-      const { config } = loadConfig(c.opts.config);
-      const jobs = selectJobs(config.jobs, []);
-      let stopping = false;
-      let wake: (() => void) | undefined;
-      const stop = () => {
-        stopping = true;
-        wake?.();
-      };
-      process.removeAllListeners("SIGINT");
-      process.removeAllListeners("SIGTERM");
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-      c.out.info(`daemon: ${jobs.length} job(s); looking for due jobs every ${flags.tick}`);
-      while (!stopping) {
-        const state = await readState();
-        for (const job of jobs) {
-          if (stopping) break;
-          if (!isDue(job, state[job.name])) continue;
-          const r = await runJob(c, job, state);
-          await writeState(state);
-          c.out.emit({ message_type: "job", ...r });
+    .action(
+      async (
+        flags: { tick: string; ui?: string; tlsCert?: string; tlsKey?: string; insecureListen?: boolean },
+        cmd: Command,
+      ) => {
+        const c = ctx(cmd);
+        const m = /^(\d+)(s|m)$/.exec(flags.tick);
+        if (!m)
+          throw new LifeboatError("USAGE", `--tick ${flags.tick} is not like 30s or 1m`, "e.g. --tick 60s");
+        const tickMs = Number(m[1]) * (m[2] === "m" ? 60_000 : 1000);
+        const { config } = loadConfig(c.opts.config);
+        // Fleets of the config file run in this process on the same tick (docs/fleet.md).
+        const jobs = config.fleets.length > 0 && config.jobs.length === 0 ? [] : selectJobs(config.jobs, []);
+        const fleetsStop = new AbortController();
+        const fleets =
+          config.fleets.length > 0 ? runFleetsInDaemon(c, tickMs, fleetsStop.signal) : Promise.resolve();
+        let stopping = false;
+        let wake: (() => void) | undefined;
+        const stop = () => {
+          stopping = true;
+          fleetsStop.abort();
+          wake?.();
+        };
+        process.removeAllListeners("SIGINT");
+        process.removeAllListeners("SIGTERM");
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+        // With --ui the console runs in this process and shows each job run as a task.
+        let ui: Awaited<ReturnType<typeof import("./ui.js").startConsoleFromCli>> | undefined;
+        if (flags.ui) {
+          const { startConsoleFromCli } = await import("./ui.js");
+          const { Tasks } = await import("../../app/console/tasks.js");
+          ui = await startConsoleFromCli(
+            c,
+            {
+              listen: flags.ui,
+              tlsCert: flags.tlsCert,
+              tlsKey: flags.tlsKey,
+              insecureListen: flags.insecureListen,
+            },
+            { daemon: true, tasks: new Tasks() },
+          );
         }
-        await notifyOverdue(c, jobs, state);
-        await writeState(state);
-        if (stopping) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, tickMs);
-        });
-      }
-      c.out.info("daemon: stopped");
-    });
+        const runOne = (job: Job, state: Record<string, JobState>) =>
+          ui
+            ? ui.tasks.track(
+                { kind: "job", title: `backup job ${job.name}`, user: "daemon", repo: null, exclusive: true },
+                async (ctl) => {
+                  ctl.phase("running `lifeboat run` for the job (progress is in the daemon's log)");
+                  return runJob(c, job, state);
+                },
+              )
+            : runJob(c, job, state);
+        c.out.info(`daemon: ${jobs.length} job(s); looking for due jobs every ${flags.tick}`);
+        while (!stopping) {
+          const state = await readState();
+          for (const job of jobs) {
+            if (stopping) break;
+            if (!isDue(job, state[job.name])) continue;
+            const r = await runOne(job, state);
+            await writeState(state);
+            c.out.emit({ message_type: "job", ...r });
+          }
+          await notifyOverdue(c, jobs, state);
+          await writeState(state);
+          if (stopping) break;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, tickMs);
+          });
+        }
+        await fleets;
+        await ui?.close();
+        c.out.info("daemon: stopped");
+      },
+    );
 }

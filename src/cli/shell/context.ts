@@ -2,7 +2,7 @@ import { defaultLocations } from "../../app/default-repo.js";
 import { type Notice, notify } from "../../app/notify.js";
 import type { Backend } from "../../backend/backend.js";
 import { openBackend } from "../../backend/open.js";
-import { parseRetention, withRetention } from "../../backend/retention.js";
+import { parseRetention, type Retention } from "../../backend/retention.js";
 import { parseRate, throttled } from "../../backend/throttle.js";
 import { LifeboatError } from "../../core/errors.js";
 import { Repository } from "../../repo/repository.js";
@@ -68,12 +68,40 @@ export class CliContext {
     } catch (e) {
       throw new LifeboatError("USAGE", (e as Error).message, "give KiB per second, e.g. --limit-upload 2048");
     }
-    const backend = throttled(await openBackend(url), limits);
-    const retention = parseRetention(
+    // Object Lock retention is the repository's (config.retention), applied by every writer.
+    return throttled(await openBackend(url), limits);
+  }
+
+  /** --retention-days/--retention-mode (or LIFEBOAT_RETENTION_*, or the config file), if given. */
+  retentionOption(): Retention | undefined {
+    return parseRetention(
       this.opts.retentionDays ?? process.env.LIFEBOAT_RETENTION_DAYS,
       this.opts.retentionMode ?? process.env.LIFEBOAT_RETENTION_MODE,
     );
-    return retention ? withRetention(backend, retention) : backend;
+  }
+
+  /**
+   * The retention option against what the repository remembers. A repository without one
+   * records it (once: from then on every writer applies it, with or without the option); one
+   * that keeps another refuses, since changing it is `lifeboat retention set`.
+   */
+  async applyRetentionOption(repo: Repository): Promise<void> {
+    const wanted = this.retentionOption();
+    if (!wanted) return;
+    const have = repo.retention;
+    if (!have) {
+      await repo.setRetention(wanted);
+      this.out.info(
+        `recorded the retention in the repository (${wanted.days} days, ${wanted.mode}): every writer applies it from now on, with or without --retention-days`,
+      );
+      return;
+    }
+    if (have.days !== wanted.days || have.mode !== wanted.mode)
+      throw new LifeboatError(
+        "USAGE",
+        `--retention-days ${wanted.days} (${wanted.mode}) differs from the retention this repository keeps (${have.days} days, ${have.mode})`,
+        `drop the option (the repository applies its own), or change it with \`lifeboat retention set --days ${wanted.days} --mode ${wanted.mode}\``,
+      );
   }
 
   /** -r/--repo, then LIFEBOAT_REPOSITORY, then the default local repository. */
@@ -95,7 +123,9 @@ export class CliContext {
     );
   }
 
-  async openRepo(): Promise<Repository> {
+  /** Opens the repository (-r, password options); `retentionOption: false` leaves the
+   * --retention-* options alone (`lifeboat retention` itself). */
+  async openRepo(options: { retentionOption?: boolean } = {}): Promise<Repository> {
     const loc = this.repoLocation();
     const backend = await this.backend(loc.url);
     // Say "no repository here" before asking for a password that could not help.
@@ -109,6 +139,14 @@ export class CliContext {
       }
       throw Repository.notFound(backend);
     }
-    return Repository.open(backend, await this.password());
+    const repo = await Repository.open(backend, await this.password());
+    if (options.retentionOption === false) return repo;
+    try {
+      await this.applyRetentionOption(repo);
+    } catch (e) {
+      await repo.close().catch(() => {});
+      throw e;
+    }
+    return repo;
   }
 }

@@ -117,3 +117,26 @@ export async function resolveNewPassword(
       : "use --new-password-file FILE or LIFEBOAT_NEW_PASSWORD",
   );
 }
+
+/** The other repository's password (copy, repair packs): --from-password-file/-command, or
+ * LIFEBOAT_FROM_PASSWORD, LIFEBOAT_FROM_PASSWORD_FILE, LIFEBOAT_FROM_PASSWORD_COMMAND. */
+export async function fromRepoPassword(f: {
+  fromPasswordFile?: string | undefined;
+  fromPasswordCommand?: string | undefined;
+}): Promise<string> {
+  const env = process.env;
+  if (!f.fromPasswordFile && !f.fromPasswordCommand && env.LIFEBOAT_FROM_PASSWORD)
+    return env.LIFEBOAT_FROM_PASSWORD;
+  const file = f.fromPasswordFile ?? env.LIFEBOAT_FROM_PASSWORD_FILE;
+  const command = f.fromPasswordCommand ?? env.LIFEBOAT_FROM_PASSWORD_COMMAND;
+  if (!file && !command)
+    throw new LifeboatError(
+      "NO_PASSWORD",
+      "no password for the other repository (--from-repo)",
+      "use --from-password-file, --from-password-command or LIFEBOAT_FROM_PASSWORD",
+    );
+  return resolvePassword(
+    { passwordFile: file, passwordCommand: command },
+    "enter password for the other repository: ",
+  );
+}

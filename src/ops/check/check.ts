@@ -2,6 +2,7 @@ import { mapLimit } from "../../core/concurrency.js";
 import { LifeboatError } from "../../core/errors.js";
 import { blobTypeName } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
+import { listPlans, liveSessions } from "../../repo/gc-plan.js";
 import type { IndexedBlob } from "../../repo/master-index.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
@@ -37,6 +38,19 @@ export interface CheckProblem {
   affected: Affected[];
 }
 
+/** A prune plan not carried out yet (information, not damage: see docs/gc.md). */
+export interface PendingPlan {
+  plan: string;
+  created: string;
+  /** Packs it dooms, and how many of them are already gone (an interrupted sweep). */
+  packs: number;
+  packsGone: number;
+  /** Backups it waits for that may still be running. */
+  waitingFor: number;
+  /** Packs it keeps because storage refused to delete them (Object Lock retention). */
+  retained: number;
+}
+
 export interface CheckReport {
   snapshots: number;
   trees: number;
@@ -46,6 +60,14 @@ export interface CheckReport {
   bytesRead: number;
   /** Packs in storage that no index lists (left by an interrupted backup; prune removes them). */
   unindexedPacks: string[];
+  /** Prune plans not carried out yet; their packs are still indexed and still verified. */
+  pendingPlans: PendingPlan[];
+  /**
+   * Extra copies of blobs stored in more than one pack: a backup stores a blob again when the
+   * only pack holding it is doomed by a plan (and two backups may store one blob at once).
+   * Harmless; they cost space until prune removes the pack or repacks it.
+   */
+  duplicateBlobs: number;
   problems: CheckProblem[];
 }
 
@@ -64,7 +86,20 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
     const id = o.name.split("/").at(-1)!;
     if (isStorageId(id)) stored.set(id, o.size);
   }
-  const indexedPacks = new Set(repo.indexedPacks());
+  // What each index file in force says each pack holds. A blob stored in two packs resolves to
+  // one of them in the loaded index; the other pack still holds it and is checked in full.
+  const byPack = new Map<string, IndexedBlob[]>();
+  for (const f of repo.indexFiles().loaded)
+    for (const p of (await repo.readIndexFile(f)).packs)
+      if (!byPack.has(p.id))
+        byPack.set(
+          p.id,
+          p.blobs.map((b) => ({ ...b, packId: p.id })),
+        );
+  let duplicateBlobs = 0;
+  for (const [packId, blobs] of byPack)
+    for (const b of blobs) if (repo.lookup(b.id)?.packId !== packId) duplicateBlobs++;
+  const indexedPacks = new Set(byPack.keys());
   for (const p of indexedPacks) {
     if (!stored.has(p)) {
       problems.push({
@@ -124,19 +159,12 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
     });
   }
   for (const p of problems) {
-    if (p.kind === "missing-pack")
-      p.blobs = blobsOfPack(repo, p.object.split("/").at(-1)!).map((b) => b.id.toString("hex"));
+    if (p.kind === "missing-pack") p.blobs = ids(byPack.get(p.object.split("/").at(-1)!) ?? []);
   }
 
   let packsRead = 0;
   let bytesRead = 0;
   if (options.readData) {
-    const byPack = new Map<string, IndexedBlob[]>();
-    for (const e of repo.indexEntries()) {
-      const l = byPack.get(e.packId);
-      if (l) l.push(e);
-      else byPack.set(e.packId, [e]);
-    }
     const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
     const progress = new ProgressCounter(options.onProgress);
     progress.setTotals(
@@ -217,6 +245,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
     progress.finish();
   }
 
+  const pendingPlans = await pending(repo, stored);
   await attribute(repo, snapshots, problems);
   let dataBlobs = 0;
   for (const e of repo.indexEntries()) if (blobTypeName(e.type) === "data") dataBlobs++;
@@ -228,15 +257,28 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
     packsRead,
     bytesRead,
     unindexedPacks,
+    pendingPlans,
+    duplicateBlobs,
     problems,
   };
 }
 
-const ids = (l: { id: Buffer }[]) => l.map((b) => b.id.toString("hex"));
-
-function blobsOfPack(repo: Repository, packId: string): IndexedBlob[] {
-  return [...repo.indexEntries()].filter((e) => e.packId === packId);
+/** The prune plans not carried out yet, and why (information: docs/gc.md). */
+async function pending(repo: Repository, stored: Map<string, number>): Promise<PendingPlan[]> {
+  const plans = await listPlans(repo);
+  if (plans.length === 0) return [];
+  const live = new Set((await liveSessions(repo)).map((s) => s.id));
+  return plans.map((p) => ({
+    plan: p.id,
+    created: p.created,
+    packs: p.packs.length,
+    packsGone: p.packs.filter((id) => !stored.has(id)).length,
+    waitingFor: p.waitFor.filter((id) => live.has(id)).length,
+    retained: Object.keys(p.retained ?? {}).length,
+  }));
 }
+
+const ids = (l: { id: Buffer }[]) => l.map((b) => b.id.toString("hex"));
 
 /** `part` n/m takes every m-th pack starting at n-1 (of the sorted ids); `percent` a random sample. */
 export function selectPacks(packs: string[], subset: Subset | undefined): string[] {

@@ -1,4 +1,4 @@
-import { LifeboatError } from "../../core/errors.js";
+import { isRetained, LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { acknowledgedIds, pinnedIds } from "../acks/acks.js";
@@ -33,6 +33,11 @@ export interface ForgetGroup {
 export interface ForgetResult {
   groups: ForgetGroup[];
   removed: string[];
+  /**
+   * Snapshots the policy removes but storage keeps under Object Lock retention, with the date
+   * it ends (ISO; absent for a legal hold): a later forget removes them.
+   */
+  retained: { id: string; until?: string }[];
 }
 
 export function groupSnapshots(snaps: SnapshotWithId[], by: GroupKey[]): Map<string, SnapshotWithId[]> {
@@ -80,8 +85,18 @@ export async function forget(repo: Repository, options: ForgetOptions): Promise<
     groups.push({ key: JSON.parse(key), decisions });
     for (const d of decisions) if (!d.keep) removed.push(d.snapshot.id);
   }
-  if (!options.dryRun) for (const id of removed) await repo.deleteSnapshot(id);
-  return { groups, removed };
+  const retained: ForgetResult["retained"] = [];
+  if (!options.dryRun)
+    for (const id of [...removed]) {
+      try {
+        await repo.deleteSnapshot(id);
+      } catch (e) {
+        if (!isRetained(e)) throw e;
+        removed.splice(removed.indexOf(id), 1);
+        retained.push({ id, ...(e.retainUntil ? { until: e.retainUntil.toISOString() } : {}) });
+      }
+    }
+  return { groups, removed, retained };
 }
 
 /** Removes the given snapshots (resolved ids). */

@@ -58,3 +58,16 @@ export async function flaggedSnapshots(repo: Repository): Promise<FlaggedSnapsho
       pinned: pins.has(s.id),
     }));
 }
+
+/**
+ * The snapshot to restore for "as it was at `time`": the newest one matching the filter taken
+ * at or before that time, or undefined when there is none that old.
+ */
+export async function snapshotAt(
+  repo: Repository,
+  filter: SnapshotFilter,
+  time: Date,
+): Promise<SnapshotWithId | undefined> {
+  const t = time.getTime();
+  return (await listSnapshots(repo, filter)).filter((s) => Date.parse(s.time) <= t).at(-1);
+}

@@ -1,4 +1,4 @@
-import { LifeboatError } from "../../core/errors.js";
+import { isRetained, LifeboatError } from "../../core/errors.js";
 import type { BlobTypeValue } from "../../repo/blob.js";
 import { names } from "../../repo/config.js";
 import {
@@ -7,6 +7,7 @@ import {
   listPlans,
   liveSessions,
   type Plan,
+  replacePlan,
   type Session,
   type SessionHandle,
   startSession,
@@ -57,6 +58,18 @@ export interface SweepResult {
   keptPacks: number;
   /** Objects whose deletion storage refused because they are under retention (kept). */
   retained: number;
+  /** Those objects (packs stay in the plan; index files are superseded), with until when. */
+  retainedObjects: RetainedObject[];
+  /** The plan that now holds the packs under retention (replacing `plan`), if any. */
+  replacedBy?: string;
+}
+
+export interface RetainedObject {
+  object: string;
+  /** ISO time the retention ends (absent when storage did not say: a legal hold). */
+  until?: string;
+  mode?: string;
+  bytes: number;
 }
 
 export interface PruneResult {
@@ -99,12 +112,17 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   }
 }
 
-/** Announces this prune; refuses when another prune (on any host) is already running. */
+/**
+ * Announces this prune; refuses when another prune (on any host) is already running. Any other
+ * live prune session refuses, not only an older one: a prune that listed the sessions before
+ * ours was stored saw only its own and is running, whatever its clock says about when it
+ * started. Two prunes that store their sessions at the same moment may then both refuse; two
+ * can never both run.
+ */
 async function exclusivePruneSession(repo: Repository): Promise<SessionHandle> {
   const session = await startSession(repo, "prune");
-  const prunes = (await liveSessions(repo)).filter((s) => s.kind === "prune");
-  const first = prunes[0];
-  if (first && first.id !== session.id) {
+  const first = (await liveSessions(repo)).find((s) => s.kind === "prune" && s.id !== session.id);
+  if (first) {
     await endSession(repo, session).catch(() => {});
     throw new LifeboatError(
       "REPO_BUSY",
@@ -220,6 +238,12 @@ async function repackUsed(
   });
 }
 
+type Lock = { until?: string; mode?: string };
+
+/** Compliance retention cannot be lifted: nothing is tried before its date. */
+const lockedFor = (lock: Lock | undefined, now: number) =>
+  lock?.mode === "compliance" && lock.until !== undefined && Date.parse(lock.until) > now;
+
 /** Carries out every plan that is old enough and whose waited-for backups have all ended. */
 async function sweepReady(
   repo: Repository,
@@ -231,9 +255,10 @@ async function sweepReady(
   const plans = await listPlans(repo);
   if (plans.length === 0) return;
   const live = new Map((await liveSessions(repo)).map((s) => [s.id, s]));
+  const now = Date.now();
   const ready: Plan[] = [];
   for (const plan of plans) {
-    const reason = notReady(plan, live, options.graceMs ?? 0);
+    const reason = notReady(plan, live, options.graceMs ?? 0, now);
     if (reason) waiting.push({ plan: plan.id, reason });
     else ready.push(plan);
   }
@@ -254,48 +279,91 @@ async function sweepReady(
     });
     if (stillNeeded) keep.add(id);
   }
+  // What earlier sweeps learnt about packs storage refused to delete.
+  const known = new Map<string, Lock>();
+  for (const plan of ready) for (const [id, lock] of Object.entries(plan.retained ?? {})) known.set(id, lock);
   const del = new Set(
     [...planned].filter((id) => !keep.has(id) && (map.packs.has(id) || map.unindexed.has(id))),
   );
-  // 1. an index without the deleted packs, replacing the files it was built from;
-  const packs = [...map.packs.values()].filter((p) => !del.has(p.id));
-  const newIndex = await repo.writeIndexFile({
-    supersedes: [...map.indexFiles, ...map.supersededFiles],
-    packs: packs.map((p) => ({ id: p.id, blobs: p.blobs })),
-  });
-  // 2. the old index files (a crash before this leaves them superseded, which loadIndex skips);
-  // Objects under Object Lock retention refuse deletion: they stay (superseded index files are
-  // ignored, packs become unindexed) and a later prune deletes them once retention ends.
-  let retained = 0;
-  const remove = async (name: string) => {
+  const size = (id: string) => map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0;
+  const retained: RetainedObject[] = [];
+  const remove = async (name: string, bytes: number): Promise<Lock | undefined> => {
     try {
       await repo.backend.delete(name);
-      return true;
+      return undefined;
     } catch (e) {
-      if ((e as { code?: string }).code === "NOT_FOUND") return true;
-      if ((e as { code?: string }).code !== "PERMISSION_DENIED") throw e;
-      retained++;
-      return false;
+      if ((e as { code?: string }).code === "NOT_FOUND") return undefined;
+      // Objects under Object Lock retention refuse deletion: they stay until it ends.
+      if (!isRetained(e)) throw e;
+      const lock: Lock = {
+        ...(e.retainUntil ? { until: e.retainUntil.toISOString() } : {}),
+        ...(e.mode ? { mode: e.mode } : {}),
+      };
+      retained.push({ object: name, ...lock, bytes });
+      return lock;
     }
   };
-  for (const f of [...map.indexFiles, ...map.supersededFiles])
-    if (f !== newIndex) await remove(names.index(f));
+  // 1. an index without the planned packs, replacing the files it was built from (only when a
+  // planned pack is still indexed: packs a locked plan keeps are out of the index already, and
+  // every index file written under retention stays as long as the retention);
+  // 2. the old index files (a crash before this leaves them superseded, which loadIndex skips;
+  // superseded files under retention stay superseded until their retention ends);
+  if ([...del].some((id) => map.packs.has(id))) {
+    const packs = [...map.packs.values()].filter((p) => !del.has(p.id));
+    const newIndex = await repo.writeIndexFile({
+      supersedes: [...map.indexFiles, ...map.supersededFiles],
+      packs: packs.map((p) => ({ id: p.id, blobs: p.blobs })),
+    });
+    for (const f of [...map.indexFiles, ...map.supersededFiles])
+      if (f !== newIndex) await remove(names.index(f), 0);
+  } else for (const f of map.supersededFiles) await remove(names.index(f), 0);
   // 3. the packs; 4. the plans. A crash in between leaves plans naming deleted packs: harmless.
-  for (const id of [...del]) if (!(await remove(names.pack(id)))) del.delete(id);
-  const freed = [...del].reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0);
-  if (retained > 0)
-    step(`${retained} object(s) are under retention and were kept; a later prune removes them`);
-  for (const plan of ready) await deletePlan(repo, plan);
+  const stillLocked = new Map<string, Lock>();
+  for (const id of [...del]) {
+    const lock = known.get(id);
+    if (lockedFor(lock, now)) {
+      retained.push({ object: names.pack(id), ...lock, bytes: size(id) });
+      stillLocked.set(id, lock!);
+      del.delete(id);
+      continue;
+    }
+    const refused = await remove(names.pack(id), size(id));
+    if (!refused) continue;
+    stillLocked.set(id, refused);
+    del.delete(id);
+  }
+  const freed = [...del].reduce((n, id) => n + size(id), 0);
+  if (retained.length > 0) {
+    const last = retained
+      .map((r) => r.until ?? "")
+      .sort()
+      .at(-1);
+    step(
+      `${retained.length} object(s) are under retention${last ? ` (until ${last} at the latest)` : ""} and were kept; a prune after that deletes them`,
+    );
+  }
+  const results: SweepResult[] = [];
   for (const plan of ready) {
     const mine = plan.packs.filter((p) => del.has(p));
-    swept.push({
+    const kept = new Map(plan.packs.filter((p) => stillLocked.has(p)).map((p) => [p, stillLocked.get(p)!]));
+    for (const p of kept.keys()) stillLocked.delete(p); // a pack in two plans stays in one
+    const result: SweepResult = {
       plan: plan.id,
       deletedPacks: mine.length,
-      bytesFreed: mine.reduce((n, id) => n + (map.packs.get(id)?.size ?? map.unindexed.get(id) ?? 0), 0),
+      bytesFreed: mine.reduce((n, id) => n + size(id), 0),
       keptPacks: plan.packs.filter((p) => keep.has(p)).length,
-      retained,
-    });
+      retained: 0,
+      retainedObjects: retained.filter((r) => kept.has(r.object.split("/").at(-1)!)),
+    };
+    // The plan stays for the packs storage refused to delete, with their dates.
+    if (kept.size > 0) result.replacedBy = (await replacePlan(repo, plan, kept)).id;
+    else await deletePlan(repo, plan);
+    results.push(result);
   }
+  // Index files belong to no plan: they are counted with the first plan swept.
+  results[0]!.retainedObjects.push(...retained.filter((r) => r.object.startsWith("index/")));
+  for (const r of results) r.retained = r.retainedObjects.length;
+  swept.push(...results);
   step(`deleted ${del.size} pack(s), ${freed} bytes`);
   await repo.reloadIndex(true);
 }
@@ -310,8 +378,13 @@ function elsewhere(repo: Repository, id: Buffer, planned: Set<string>): boolean 
   return loc !== undefined && !planned.has(loc.packId);
 }
 
-function notReady(plan: Plan, live: Map<string, Session>, graceMs: number): string | undefined {
-  const age = Date.now() - Date.parse(plan.created);
+function notReady(plan: Plan, live: Map<string, Session>, graceMs: number, now: number): string | undefined {
+  const retained = plan.retained ?? {};
+  if (plan.packs.length > 0 && plan.packs.every((p) => lockedFor(retained[p], now))) {
+    const first = plan.packs.map((p) => retained[p]!.until!).sort()[0]!;
+    return `its ${plan.packs.length} pack(s) are under compliance retention, the first until ${first}`;
+  }
+  const age = now - Date.parse(plan.created);
   if (age < graceMs)
     return `grace period: ready ${new Date(Date.parse(plan.created) + graceMs).toISOString()}`;
   const running = plan.waitFor.map((id) => live.get(id)).filter((s): s is Session => s !== undefined);

@@ -53,7 +53,7 @@ export async function repairSnapshots(
         const p = `${at}/${n.name}`;
         if (n.type === "dir" && n.subtree) {
           const sub = await fix(w, n.subtree, p);
-          lost.push(...sub.lost);
+          for (const l of sub.lost) lost.push(l);
           if (sub.id !== n.subtree) changed = true;
           kept.push({ ...n, subtree: sub.id });
         } else if (n.type === "file" && n.content?.some((c) => !repo.isStored(Buffer.from(c, "hex")))) {

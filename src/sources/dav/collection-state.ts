@@ -67,7 +67,8 @@ export function decodeCollectionState(buf: Buffer, what: string): CollectionStat
   const bad = (d: string) => new CorruptionError(what, `malformed collection state: ${d}`);
   if (typeof raw !== "object" || raw === null) throw bad("not an object");
   const r = raw as Record<string, unknown>;
-  if (r.version !== 1) throw bad(`unknown version ${String(r.version)}`);
+  // JSON.stringify, not String(): a value like {"toString": null} cannot be made a string.
+  if (r.version !== 1) throw bad(`unknown version ${JSON.stringify(r.version)?.slice(0, 40)}`);
   if (r.kind !== "addressbook" && r.kind !== "calendar") throw bad("kind");
   if (typeof r.href !== "string" || !r.href.startsWith("/")) throw bad("href");
   for (const k of ["displayname", "description", "color", "ctag", "syncToken"] as const)

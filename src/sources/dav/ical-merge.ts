@@ -176,8 +176,9 @@ function renameTimezone(lines: string[], tzid: string): string[] {
     if (l.name === "END") depth--;
     if (l.name === "TZID" && depth === 1) {
       const { text, colon } = unfold(l);
-      out.push(...foldLine(`${colon < 0 ? "TZID" : text.slice(0, colon)}:${escapeText(tzid)}`));
-    } else out.push(...l.raw);
+      for (const f of foldLine(`${colon < 0 ? "TZID" : text.slice(0, colon)}:${escapeText(tzid)}`))
+        out.push(f);
+    } else for (const r of l.raw) out.push(r);
   }
   return out;
 }
@@ -194,7 +195,7 @@ export function rewriteTzidParams(lines: string[], renames: TzidRenames): string
     const { text, colon } = unfold(l);
     const head = colon < 0 ? text : text.slice(0, colon);
     if (!/;\s*TZID\s*=/i.test(head)) {
-      out.push(...l.raw);
+      for (const r of l.raw) out.push(r);
       continue;
     }
     let changed = false;
@@ -208,8 +209,8 @@ export function rewriteTzidParams(lines: string[], renames: TzidRenames): string
       changed = true;
       return `${p.slice(0, eq + 1)}${paramValue(to, quoted)}`;
     });
-    if (changed) out.push(...foldLine(`${params.join(";")}${text.slice(head.length)}`));
-    else out.push(...l.raw);
+    if (changed) for (const f of foldLine(`${params.join(";")}${text.slice(head.length)}`)) out.push(f);
+    else for (const r of l.raw) out.push(r);
   }
   return out;
 }

@@ -82,7 +82,8 @@ export function calendarComponents(text: string): { components: CalendarComponen
       return { error: `${l.name} outside BEGIN:VCALENDAR` };
     }
     if (cur) {
-      cur.lines.push(...l.raw);
+      // One push per line: spreading a logical line of 130,000 folded lines overflows the stack.
+      for (const r of l.raw) cur.lines.push(r);
       if (stack.length === 2 && l.name === "TZID" && cur.type === "VTIMEZONE") cur.tzid = l.value.trim();
     }
     if (l.name === "END") {

@@ -11,6 +11,8 @@
  * a GET of the item returns.
  */
 
+import { LifeboatError } from "../../core/errors.js";
+
 export const NS = {
   dav: "DAV:",
   caldav: "urn:ietf:params:xml:ns:caldav",
@@ -28,20 +30,23 @@ export interface XmlElement {
   text: string;
 }
 
-export class XmlError extends Error {}
+/** A document that is not well-formed: what the server sent cannot be read. */
+export class XmlError extends LifeboatError {
+  constructor(message: string) {
+    super("SOURCE_UNREADABLE", message, "the DAV server's answer is not well-formed XML; check the server");
+  }
+}
 
 const PREDEFINED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
 function decodeEntities(s: string, at: number): string {
   if (!s.includes("&")) return s;
   return s.replace(/&([^;&\s]{0,12});/g, (m, name: string) => {
-    if (name.startsWith("#x") || name.startsWith("#X")) {
-      const cp = Number.parseInt(name.slice(2), 16);
-      if (Number.isNaN(cp) || cp > 0x10ffff) throw new XmlError(`bad character reference ${m} near ${at}`);
-      return String.fromCodePoint(cp);
-    }
-    if (name.startsWith("#")) {
-      const cp = Number.parseInt(name.slice(1), 10);
+    // Digits only (parseInt would take "-1" or "+5", and fromCodePoint throws a RangeError).
+    const hex = /^#[xX]([0-9a-fA-F]+)$/.exec(name);
+    const dec = /^#([0-9]+)$/.exec(name);
+    if (hex || dec || name.startsWith("#")) {
+      const cp = hex ? Number.parseInt(hex[1]!, 16) : dec ? Number.parseInt(dec[1]!, 10) : Number.NaN;
       if (Number.isNaN(cp) || cp > 0x10ffff) throw new XmlError(`bad character reference ${m} near ${at}`);
       return String.fromCodePoint(cp);
     }

@@ -65,7 +65,8 @@ export function decodeFolderState(buf: Buffer, what: string): FolderState {
   const bad = (d: string) => new CorruptionError(what, `malformed folder state: ${d}`);
   if (typeof raw !== "object" || raw === null) throw bad("not an object");
   const r = raw as Record<string, unknown>;
-  if (r.version !== 1) throw bad(`unknown version ${String(r.version)}`);
+  // JSON.stringify, not String(): a value like {"toString": null} cannot be made a string.
+  if (r.version !== 1) throw bad(`unknown version ${JSON.stringify(r.version)?.slice(0, 40)}`);
   if (typeof r.path !== "string" || r.path === "") throw bad("path");
   if (typeof r.delimiter !== "string") throw bad("delimiter");
   if (typeof r.uidValidity !== "string" || !/^[0-9]+$/.test(r.uidValidity)) throw bad("uidValidity");
@@ -81,7 +82,9 @@ export function decodeFolderState(buf: Buffer, what: string): FolderState {
   for (const m of r.messages as unknown[]) {
     if (typeof m !== "object" || m === null) throw bad("message entry");
     const e = m as Record<string, unknown>;
-    if (typeof e.uid !== "number" || !Number.isInteger(e.uid) || e.uid <= 0) throw bad("uid");
+    // IMAP UIDs are 32-bit (RFC 3501 nz-number); 2^53 and 2^53 + 1 would even name the same file.
+    if (typeof e.uid !== "number" || !Number.isInteger(e.uid) || e.uid <= 0 || e.uid > 0xffffffff)
+      throw bad("uid");
     if (!Array.isArray(e.flags) || !e.flags.every((f) => typeof f === "string"))
       throw bad(`flags of ${e.uid}`);
     if (typeof e.date !== "string" || Number.isNaN(Date.parse(e.date))) throw bad(`date of ${e.uid}`);

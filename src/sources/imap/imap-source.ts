@@ -585,7 +585,8 @@ export class ImapSource implements VirtualSource {
     const fetchBatch = async (b: number[]) => {
       const out: FetchMessageObject[] = [];
       for (const range of uidRanges(b))
-        out.push(...(await this.client.fetchAll(range, { uid: true, source: true }, { uid: true })));
+        for (const m of await this.client.fetchAll(range, { uid: true, source: true }, { uid: true }))
+          out.push(m);
       return out.filter((m) => m.source !== undefined && byUid.has(m.uid)).sort((a, b) => a.uid - b.uid);
     };
     let next = batches[0] ? fetchBatch(batches[0]) : undefined;

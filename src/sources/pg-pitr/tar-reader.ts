@@ -27,6 +27,8 @@ export interface TarHandler {
 }
 
 const BLOCK = 512;
+/** pax and GNU long-name bodies are held in memory whole; real ones are a few KiB. */
+const MAX_META = 1024 * 1024;
 
 function field(h: Buffer, off: number, len: number): string {
   const raw = h.subarray(off, off + len);
@@ -39,6 +41,7 @@ function numberField(h: Buffer, off: number, len: number, what: string): number 
     // base-256: big-endian, the top bit of the first byte is the marker
     let n = h[off]! & 0x7f;
     for (let i = 1; i < len; i++) n = n * 256 + h[off + i]!;
+    if (!Number.isSafeInteger(n)) throw new CorruptionError(what, "base-256 field out of range");
     return n;
   }
   const s = h
@@ -116,6 +119,9 @@ export class TarParser {
     const flag = String.fromCharCode(h[156]!);
     let size = numberField(h, 124, 12, what);
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      // Refused before buffering: a damaged size would make us hold the rest of the stream.
+      if (size > MAX_META)
+        throw new CorruptionError(what, `extended header (type ${flag}) of ${size} bytes is too large`);
       this.metaType = flag;
       this.metaParts = [];
       this.left = size;
@@ -173,7 +179,13 @@ export class TarParser {
       const pax = parsePax(body, this.what);
       if (pax.path !== undefined) this.over.path = pax.path;
       if (pax.linkpath !== undefined) this.over.linkpath = pax.linkpath;
-      if (pax.size !== undefined) this.over.size = Number(pax.size);
+      if (pax.size !== undefined) {
+        // A negative, fractional or non-numeric size would derail the block arithmetic.
+        const size = /^[0-9]{1,15}$/.test(pax.size) ? Number(pax.size) : Number.NaN;
+        if (!Number.isSafeInteger(size))
+          throw new CorruptionError(this.what, `bad pax size ${JSON.stringify(pax.size.slice(0, 40))}`);
+        this.over.size = size;
+      }
     } else if (this.metaType === "L") this.over.path = field(body, 0, body.length);
     else if (this.metaType === "K") this.over.linkpath = field(body, 0, body.length);
   }

@@ -5,7 +5,7 @@ import path from "node:path";
 import { CorruptionError, errnoCode, isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { BlobType } from "../../repo/blob.js";
 import { endSession, startSession } from "../../repo/gc-plan.js";
-import { type WalBlobHint, type WalRecord, walKind } from "../../repo/records-wal.js";
+import { type WalBlobHint, type WalRecord, walKind, walLabel } from "../../repo/records-wal.js";
 import type { Repository } from "../../repo/repository.js";
 import { storeStream } from "../../snapshot/store-file.js";
 import { requireWalName } from "./wal-names.js";
@@ -34,9 +34,6 @@ export interface StoredWal {
 }
 
 export const DEFAULT_CLUSTER = "main";
-
-/** Records of one file are found by this label (keyed in storage: see RecordKind.labelTag). */
-const walLabel = (cluster: string, name: string) => `${cluster} ${name}`;
 
 /** The archived versions of one file (normally none or one). */
 export async function findWal(repo: Repository, cluster: string, name: string): Promise<StoredWal[]> {

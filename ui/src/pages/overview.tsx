@@ -1,0 +1,217 @@
+import { useState } from "preact/hooks";
+import { api, type Me, q, type SourceRow, type SourceState, type Task } from "../api";
+import { ActionButton, ErrorBox, Loading, Pager, SizeChart, StateBadge, usePoll } from "../components/common";
+import { age, ago, bytes, plural } from "../format";
+import { go, href } from "../router";
+
+interface Overview {
+  time: string;
+  states: Record<SourceState, number>;
+  flagged: number;
+  repositories: {
+    id: string;
+    location: string;
+    jobs: string[];
+    error: string | null;
+    snapshots?: number;
+    sources?: number;
+    logicalBytes?: number;
+    packs?: number;
+    packBytes?: number;
+    sizeHistory?: { time: string; logical: number; stored: number }[];
+  }[];
+}
+
+const LIMIT = 25;
+
+/**
+ * Is everyone protected? The state of every repository and source, worst first, refreshed every
+ * few seconds. Sources are paged, sorted and searched by the server. (A fleet's accounts join
+ * this page as their own section when the fleet's status function lands: see docs/api.md.)
+ */
+export function Overview({ me }: { me: Me }) {
+  const [filter, setFilter] = useState<SourceState | "">("");
+  const [search, setSearch] = useState("");
+  const [sort, setSort] = useState<{ by: string; order: "asc" | "desc" }>({ by: "state", order: "asc" });
+  const [offset, setOffset] = useState(0);
+  const ov = usePoll(() => api<Overview>("/api/overview"), [], 4000);
+  const src = usePoll(
+    () =>
+      api<{ total: number; items: SourceRow[] }>(
+        `/api/sources${q({ offset, limit: LIMIT, q: search, state: filter, sort: sort.by, order: sort.order })}`,
+      ),
+    [offset, search, filter, sort.by, sort.order],
+    4000,
+  );
+  const head = (by: string, label: string) => (
+    <th
+      class="sortable"
+      onClick={() => setSort((s) => ({ by, order: s.by === by && s.order === "asc" ? "desc" : "asc" }))}
+    >
+      {label}
+      {sort.by === by ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
+    </th>
+  );
+  return (
+    <div>
+      <h1>Overview</h1>
+      {ov.error ? <ErrorBox error={ov.error} /> : null}
+      {ov.data ? (
+        <>
+          <div class="tiles">
+            {(["failing", "late", "never", "protected"] as SourceState[]).map((s) => (
+              <button
+                type="button"
+                key={s}
+                class={`tile tile-${s} ${filter === s ? "selected" : ""}`}
+                onClick={() => {
+                  setOffset(0);
+                  setFilter(filter === s ? "" : s);
+                }}
+              >
+                <div class="tile-n" data-testid={`count-${s}`}>
+                  {ov.data!.states[s]}
+                </div>
+                <div class="tile-label">{s[0]!.toUpperCase() + s.slice(1)}</div>
+              </button>
+            ))}
+            <a
+              class={`tile ${ov.data.flagged > 0 ? "tile-failing" : "tile-protected"}`}
+              href={href(["history"])}
+            >
+              <div class="tile-n">{ov.data.flagged}</div>
+              <div class="tile-label">Flagged snapshots</div>
+            </a>
+          </div>
+          <h2>Repositories</h2>
+          <div class="cards">
+            {ov.data.repositories.map((r) => (
+              <div class="card repo" key={r.id}>
+                <div class="card-title">
+                  <strong>{r.location}</strong> <span class="muted">{r.id}</span>
+                </div>
+                {r.error ? (
+                  <div class="error">{r.error}</div>
+                ) : (
+                  <>
+                    <div class="figures">
+                      <span>{plural(r.snapshots ?? 0, "snapshot")}</span>
+                      <span>{plural(r.sources ?? 0, "source")}</span>
+                      <span>
+                        {bytes(r.logicalBytes)} logical · {bytes(r.packBytes)} stored in{" "}
+                        {plural(r.packs ?? 0, "pack")}
+                      </span>
+                    </div>
+                    <SizeChart points={r.sizeHistory ?? []} />
+                  </>
+                )}
+              </div>
+            ))}
+          </div>
+        </>
+      ) : (
+        <Loading />
+      )}
+      <h2>Sources</h2>
+      <div class="toolbar">
+        <input
+          type="search"
+          placeholder="Search name, host or path"
+          value={search}
+          onInput={(e) => {
+            setOffset(0);
+            setSearch(e.currentTarget.value);
+          }}
+        />
+        {filter ? (
+          <button type="button" class="btn" onClick={() => setFilter("")}>
+            showing {filter} only ✕
+          </button>
+        ) : null}
+      </div>
+      {src.error ? <ErrorBox error={src.error} /> : null}
+      {src.data ? (
+        <>
+          <table class="grid" data-testid="sources">
+            <thead>
+              <tr>
+                {head("state", "State")}
+                {head("name", "Source")}
+                {head("repo", "Repository")}
+                {head("age", "Newest snapshot")}
+                <th>Last proven restorable</th>
+                <th>Next run</th>
+                <th>Copies</th>
+                {head("size", "Size")}
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {src.data.items.map((s) => (
+                <tr key={s.id} data-source={s.name}>
+                  <td>
+                    <StateBadge state={s.state} />
+                  </td>
+                  <td>
+                    <a href={href(["history", s.id])}>{s.name}</a>
+                    <div class="muted small">{s.reason}</div>
+                  </td>
+                  <td class="muted">{s.repo}</td>
+                  <td>
+                    {s.newest ? (
+                      <>
+                        {age(s.newest.ageSeconds)} old <span class="muted">/ RPO {age(s.rpoSeconds)}</span>
+                      </>
+                    ) : (
+                      "never"
+                    )}
+                  </td>
+                  <td>
+                    {s.lastOkDrill ? (
+                      `${ago(s.lastOkDrill.time)} (${s.lastOkDrill.mode})`
+                    ) : (
+                      <span class="muted">never</span>
+                    )}
+                    {s.lastDrill && !s.lastDrill.ok ? <div class="bad small">last drill failed</div> : null}
+                  </td>
+                  <td>{s.nextRun ? ago(s.nextRun) : <span class="muted">no schedule</span>}</td>
+                  <td>
+                    {s.copies.length === 0 ? (
+                      <span class="muted">none</span>
+                    ) : (
+                      `${s.copies.filter((c) => c.inSync).length} of ${s.copies.length} in sync`
+                    )}
+                  </td>
+                  <td>{bytes(s.logicalBytes)}</td>
+                  <td class="row-actions">
+                    {s.newest ? (
+                      <a class="btn" href={href(["browse", s.repo, s.newest.id])}>
+                        Browse
+                      </a>
+                    ) : null}
+                    {s.job && me.role !== "viewer" ? (
+                      <ActionButton
+                        name={`run-${s.job}`}
+                        onClick={async () => {
+                          const t = await api<Task>(`/api/jobs/${encodeURIComponent(s.job!)}/run`, {
+                            method: "POST",
+                          });
+                          go(["activity"], { task: t.id });
+                        }}
+                      >
+                        Run now
+                      </ActionButton>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <Pager offset={offset} limit={LIMIT} total={src.data.total} onChange={setOffset} />
+        </>
+      ) : (
+        <Loading />
+      )}
+    </div>
+  );
+}
