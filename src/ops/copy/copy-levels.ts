@@ -15,13 +15,14 @@ import { storeStream } from "../../snapshot/store-file.js";
 
 /**
  * Copying SQLite replication segments in levels (docs/replication.md "Levels"): per generation,
- * the segments in force in the source that no coarser one covers, each stored in the destination
- * under the destination's keys and the same generation label (inline pages as they are, page
- * blobs re-chunked), then a catalog of what the destination now holds. A segment is the same as
- * one the destination has when it covers the same intervals at the same level (segments are
- * deterministic merges of their range), so copying again copies nothing twice; segments an
- * earlier copy brought that a coarser copied one now covers are replaced as replicate does
- * (catalog first, then deleted).
+ * the segments in force in the source (finer ones a coarser one covers included: they keep the
+ * granularity of recent points), each stored in the destination under the destination's keys
+ * and the same generation label (inline pages as they are, page blobs re-chunked), then a
+ * catalog of what the destination now holds. A segment is the same as one the destination has
+ * when it covers the same intervals at the same level (segments are deterministic merges of
+ * their range), so copying again copies nothing twice. Segments an earlier copy brought that the
+ * source has since replaced (a coarser one covers them) are replaced in the destination too, as
+ * replicate does (catalog first, then deleted).
  */
 
 /** The snapshot of a generation in levels (`meta.replication.layout`). */
@@ -92,6 +93,8 @@ export interface LevelsPlan {
   generation: string;
   /** Source segments to copy (oldest first). */
   copy: CatalogEntry[];
+  /** Every segment in force in the source (level/first/last). */
+  theirs: Set<string>;
   skipped: number;
 }
 
@@ -103,16 +106,14 @@ export async function levelsToCopy(
 ): Promise<LevelsPlan[]> {
   const out: LevelsPlan[] = [];
   for (const generation of generations) {
-    const theirs = [...(await held(src, generation)).segments.values()];
-    const covered = coveredIn(theirs);
-    const wanted = theirs.filter((s) => !covered.has(s));
+    const wanted = [...(await held(src, generation)).segments.values()];
     const have = new Set([...(await held(dst, generation)).segments.values()].map(key));
     const copy = wanted
       .filter((s) => !have.has(key(s)))
       .map(({ header: _h, ...e }) => e)
       .sort((a, b) => a.first - b.first || b.level - a.level);
     if (copy.length > 0 || wanted.length > 0)
-      out.push({ generation, copy, skipped: wanted.length - copy.length });
+      out.push({ generation, copy, theirs: new Set(wanted.map(key)), skipped: wanted.length - copy.length });
   }
   return out;
 }
@@ -180,20 +181,22 @@ export async function copyLevels(
       raced = true;
     }
   }
-  if (about) await writeCatalog(dst, label, about);
+  if (about) await writeCatalog(dst, label, about, plan.theirs);
   return { copied, raced };
 }
 
-/** A catalog of every segment the destination holds of the generation; the segments a coarser
- * one covers are listed as replaced and deleted once it is stored (kept if storage refuses). */
+/** A catalog of every segment the destination holds of the generation; those the source no
+ * longer has that a coarser one covers are listed as replaced and deleted once it is stored
+ * (kept if storage refuses). */
 async function writeCatalog(
   dst: Repository,
   generation: string,
   about: { source: string; hostname: string },
+  theirs: Set<string>,
 ): Promise<void> {
   const now = await held(dst, generation);
   const all = [...now.segments.values()].map(({ header: _h, ...e }) => e);
-  const covered = coveredIn(all);
+  const covered = new Set([...coveredIn(all)].filter((e) => !theirs.has(key(e))));
   const record: CatalogRecord = {
     version: 1,
     source: about.source,
