@@ -288,7 +288,8 @@ test("a generation whose snapshot was forgotten by hand loses its segments at th
     [gen.generation],
   );
   const segs = await levelSegments(repo, source, [gen.generation]);
-  assert.deepEqual([...segs.keys()], [second.events.snapshots[0]!.generation]);
+  // (Nothing was written during the second run: its own generation may have no segments.)
+  for (const g of segs.keys()) assert.equal(g, second.events.snapshots[0]!.generation);
   assert.equal((await repo.listSnapshots()).length, 1);
   await repo.close();
 });
