@@ -10,6 +10,7 @@ import { ackKind } from "./records-ack.js";
 import { drillKind } from "./records-drill.js";
 import { planKind, sessionKind } from "./records-gc.js";
 import { segmentKind } from "./records-segment.js";
+import { catalogKind, segmentPagesKind, segmentRefKind } from "./records-segment-levels.js";
 import { walKind } from "./records-wal.js";
 
 /** Every record family of the format (docs/format.md); prune asks each for the blobs it pins. */
@@ -20,6 +21,9 @@ export const RECORD_KINDS: readonly RecordKind<unknown>[] = [
   ackKind,
   walKind,
   segmentKind,
+  segmentPagesKind,
+  segmentRefKind,
+  catalogKind,
   accountEntryKind,
 ] as RecordKind<unknown>[];
 
@@ -72,7 +76,8 @@ export class RecordStore {
     this.requireWritable();
     // Write order: a record that pins blobs is stored only after they are durable and indexed.
     if (kind.pins) await this.flushBlobs();
-    const stored = this.keys.seal(kind.objectKind, Buffer.from(JSON.stringify(record)));
+    const plain = kind.codec ? kind.codec.encode(record) : Buffer.from(JSON.stringify(record));
+    const stored = this.keys.seal(kind.objectKind, plain);
     const id = storageId(stored);
     const object = `${this.folder(kind as RecordKind<unknown>, label)}${id}`;
     await this.backend.put(object, stored);
@@ -95,9 +100,12 @@ export class RecordStore {
     );
     let json: unknown;
     try {
-      json = JSON.parse(plain.toString("utf8"));
+      json = kind.codec ? kind.codec.decode(plain) : JSON.parse(plain.toString("utf8"));
     } catch {
-      throw new CorruptionError(object, `${kind.title} is not valid JSON`);
+      throw new CorruptionError(
+        object,
+        `${kind.title} ${kind.codec ? "cannot be decoded" : "is not valid JSON"}`,
+      );
     }
     const r = kind.schema.safeParse(json);
     if (!r.success) throw new CorruptionError(object, `malformed ${kind.title}: ${schemaProblem(r.error)}`);

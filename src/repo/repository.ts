@@ -563,7 +563,16 @@ export class Repository {
   async listSnapshots(): Promise<SnapshotWithId[]> {
     if (this.hostCache) return this.ownSnapshots();
     const ids = await listStorageIds(this.backend, "snapshots/");
-    const out = await Promise.all(ids.map((id) => this.loadSnapshot(id)));
+    // A snapshot another process forgets between the listing and its read is simply not listed.
+    const read = await Promise.all(
+      ids.map((id) =>
+        this.loadSnapshot(id).catch((e: unknown) => {
+          if (e instanceof LifeboatError && e.code === "NOT_FOUND") return undefined;
+          throw e;
+        }),
+      ),
+    );
+    const out = read.filter((s): s is SnapshotWithId => s !== undefined);
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
 

@@ -25,8 +25,14 @@ export const ObjectKind = {
   wal: 8,
   sqliteWal: 9,
   accountEntry: 10,
+  /** A replication segment in levels with its pages inline (docs/replication.md, "Levels"). */
+  sqliteSegment: 11,
+  /** A replication segment in levels whose pages are data blobs. */
+  sqliteSegmentRef: 12,
+  /** The catalog of a replication generation's segments. */
+  sqliteCatalog: 13,
   /** The config as write-only keys read it (sealed with the index key, signed by the owner). */
-  writeOnlyConfig: 11,
+  writeOnlyConfig: 14,
 } as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];
 
