@@ -190,7 +190,7 @@ export async function pgPool(url: string, max = 4): Promise<pg.Pool> {
   return pool;
 }
 
-function rowOf(r: Record<string, unknown>): StoredAccount {
+export function rowOf(r: Record<string, unknown>): StoredAccount {
   return {
     state: restoreState(JSON.parse(r.state as string) as AccountFields),
     info: JSON.parse(r.info as string) as AccountInfo,
