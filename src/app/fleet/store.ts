@@ -403,6 +403,23 @@ export class FleetStore {
     }));
   }
 
+  /** One account's drills, oldest first. */
+  async accountDrills(
+    fleet: string,
+    id: string,
+  ): Promise<{ at: number; snapshot: string; ok: boolean; error?: string }[]> {
+    const rows = await this.sql.all(
+      "SELECT at, snapshot, ok, error FROM lifeboat_fleet_drills WHERE fleet = $1 AND id = $2 ORDER BY at",
+      [fleet, id],
+    );
+    return rows.map((r) => ({
+      at: Number(r.at),
+      snapshot: r.snapshot as string,
+      ok: Number(r.ok) === 1,
+      ...(r.error ? { error: r.error as string } : {}),
+    }));
+  }
+
   async restoreResults(fleet: string, run: string): Promise<Map<string, { ok: boolean; error?: string }>> {
     const rows = await this.sql.all(
       "SELECT id, ok, error FROM lifeboat_fleet_restores WHERE fleet = $1 AND run = $2",

@@ -10,6 +10,7 @@ import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes, table } from "../shell/format.js";
+import { startConsoleFromCli } from "./ui.js";
 
 /** Repository of a fleet: its own `repository`, else the global one (-r, config, env). */
 export async function openFleetRepo(c: CliContext, def: FleetDef | undefined): Promise<Repository> {
@@ -70,6 +71,9 @@ export function registerFleet(program: Command, ctx: (c: Command) => CliContext)
     .option("--now <iso-time>", "act as if it were this time (simulated clock; implies --once)")
     .option("--catch-up", "run accounts whose window was missed at once, not in their next window")
     .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
+    .option("--ui <host:port>", "serve the web console beside the fleet (docs/api.md), loopback unless TLS")
+    .option("--tls-cert <file>", "with --ui: serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "with --ui: ... and this private key (PEM)")
     .option("--tick <seconds>", "without --once: how often to look for due accounts", "10")
     .option("--no-drills", "do not drill the night's sample of accounts")
     .addHelpText(
@@ -89,7 +93,16 @@ Examples:
     )
     .action(
       async (
-        flags: FleetFlags & { once?: boolean; now?: string; metrics?: string; tick: string; drills: boolean },
+        flags: FleetFlags & {
+          once?: boolean;
+          now?: string;
+          metrics?: string;
+          ui?: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          tick: string;
+          drills: boolean;
+        },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
@@ -115,6 +128,18 @@ Examples:
             )
           : undefined;
         if (metrics) c.out.info(`metrics at ${metrics.url}`);
+        // The console beside the fleet reads the same open stores (never the CLI's output).
+        const ui = flags.ui
+          ? await startConsoleFromCli(
+              c,
+              {
+                listen: flags.ui,
+                ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+                ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+              },
+              { fleets: opened.map((o) => ({ def: o.def, store: o.f.store })) },
+            )
+          : undefined;
         try {
           await Promise.all(
             opened.map(async ({ def, f, repo }) => {
@@ -180,6 +205,7 @@ Examples:
             }),
           );
         } finally {
+          await ui?.close();
           await metrics?.close();
           for (const o of opened) {
             await o.f.close();
