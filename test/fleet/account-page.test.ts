@@ -63,6 +63,17 @@ function fleetRows(): StoredAccount[] {
   return out;
 }
 
+/** What the core says of each row: counts per state and per backlog state. */
+async function fleetCountsOf(rows: StoredAccount[]) {
+  const states = { protected: 0, late: 0, failing: 0, never: 0 };
+  const backlog = { running: 0, failed: 0, due: 0, done: 0, missed: 0, new: 0 };
+  for (const r of rows) {
+    states[accountState(r.state.newestGood, r.info.lastError, policy.rpoMs, NOW)]++;
+    backlog[backlogState(r.state, NOW)]++;
+  }
+  return { states, backlog };
+}
+
 let dir: string;
 let pgServer: PostgresServer | undefined;
 const stores: [string, FleetStore][] = [];
@@ -132,6 +143,29 @@ for (const engine of ["sqlite", "postgres"]) {
         ids,
         st,
       );
+    }
+  });
+
+  test(`${engine}: a state written before the status columns gets them, filled from its JSON`, async () => {
+    const s = store();
+    for (const q of [
+      "DROP INDEX lifeboat_fleet_status",
+      ...["failing", "failures", "catch_up", "last_outcome"].map(
+        (c) => `ALTER TABLE lifeboat_fleet_accounts DROP COLUMN ${c}`,
+      ),
+    ])
+      await s.sql.run(q);
+    const reopened =
+      engine === "sqlite"
+        ? await FleetStore.sqlite(path.join(dir, "fleet.db"))
+        : await FleetStore.postgres(await pgPool(pgServer!.url("postgres")), "pg");
+    try {
+      const want = await fleetCountsOf(fleetRows());
+      const got = await fleetCounts(reopened, "mail", NOW, policy.rpoMs);
+      assert.deepEqual(got.states, want.states);
+      assert.deepEqual(got.backlog, want.backlog);
+    } finally {
+      await reopened.close();
     }
   });
 

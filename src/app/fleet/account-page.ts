@@ -1,10 +1,11 @@
-import { type FleetStore, PgSql, rowOf, type StoredAccount } from "./store.js";
+import { type FleetStore, rowOf, type StoredAccount } from "./store.js";
 
 /**
  * The console's view of a fleet's accounts, answered by the state store's own SQL (SQLite or
  * PostgreSQL): a page of a million accounts, its total and the counts per state never bring the
- * rows into memory. The state expressions here are the SQL twins of `accountState` below,
- * `backlogState` (rpo.ts) and the failing rule; a test checks they agree row by row.
+ * rows into memory. The state expressions here are the SQL twins of `accountState` below and
+ * `backlogState` (rpo.ts), over the store's indexed status columns; a test checks they agree
+ * row by row.
  */
 
 /** The console's states, as for its sources (docs/api.md "Source states"), judged in this order. */
@@ -28,15 +29,6 @@ export function accountState(
   return "protected";
 }
 
-/** A JSON field of a TEXT column, as text (or NULL), in the store's dialect. */
-function field(store: FleetStore, col: "state" | "info", key: string[]): string {
-  if (store.sql instanceof PgSql) {
-    const head = key.slice(0, -1).map((k) => `->'${k}'`);
-    return `(${col}::json${head.join("")}->>'${key.at(-1)}')`;
-  }
-  return `json_extract(${col}, '$.${key.join(".")}')`;
-}
-
 /** Numbered parameters for one statement: `p(v)` gives `$n` (typed: PostgreSQL needs it). */
 class Params {
   readonly values: unknown[] = [];
@@ -49,24 +41,24 @@ class Params {
   }
 }
 
-/** SQL of the console state (`accountState`); `rank` orders them as ACCOUNT_STATES. */
-function stateSql(store: FleetStore, ps: Params, now: number, rpoMs: number, rank = false): string {
-  const err = field(store, "info", ["lastError"]);
+/**
+ * SQL of the console state (`accountState`) over the store's status columns (indexed, see
+ * store.ts); `rank` orders them as ACCOUNT_STATES.
+ */
+function stateSql(ps: Params, now: number, rpoMs: number, rank = false): string {
   const v = (s: AccountState) => (rank ? String(ACCOUNT_STATES.indexOf(s)) : `'${s}'`);
-  return `CASE WHEN newest_good IS NULL THEN ${v("never")} WHEN ${err} IS NOT NULL THEN ${v("failing")}
+  return `CASE WHEN newest_good IS NULL THEN ${v("never")} WHEN failing = 1 THEN ${v("failing")}
     WHEN newest_good < ${ps.p(now - rpoMs, "double")} THEN ${v("late")} ELSE ${v("protected")} END`;
 }
 
 /** SQL of `backlogState` (rpo.ts). NULL times are the core's Infinity (never reached). */
-function backlogSql(store: FleetStore, ps: Params, now: number): string {
+function backlogSql(ps: Params, now: number): string {
   const t = ps.p(now, "double");
-  const failures = `CAST(COALESCE(${field(store, "state", ["failures"])}, '0') AS INTEGER)`;
   return `CASE WHEN running_since IS NOT NULL THEN 'running'
-    WHEN ${failures} > 0 THEN 'failed'
+    WHEN failures > 0 THEN 'failed'
     WHEN next_due <= ${t} AND ${t} < settle_at AND next_due < settle_at THEN 'due'
-    WHEN ${t} >= settle_at OR ${field(store, "state", ["catchUpUntil"])} IS NOT NULL
-      OR ${field(store, "state", ["last", "outcome"])} = 'missed' THEN 'missed'
-    WHEN ${field(store, "state", ["last", "key"])} IS NOT NULL THEN 'done'
+    WHEN ${t} >= settle_at OR catch_up = 1 OR last_outcome = 'missed' THEN 'missed'
+    WHEN last_outcome IS NOT NULL THEN 'done'
     ELSE 'new' END`;
 }
 
@@ -94,7 +86,7 @@ export async function accountPage(
       w.push(
         `lower(id) LIKE ${ps.p(`%${o.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`)} ESCAPE '\\'`,
       );
-    if (o.state) w.push(`(${stateSql(store, ps, o.now, o.rpoMs)}) = ${ps.p(o.state)}`);
+    if (o.state) w.push(`(${stateSql(ps, o.now, o.rpoMs)}) = ${ps.p(o.state)}`);
     return w.join(" AND ");
   };
   const cp = new Params(fleet);
@@ -107,7 +99,7 @@ export async function accountPage(
   const dir = o.order === "desc" ? "DESC" : "ASC";
   // "age ascending" reads as "oldest data first": accounts never backed up lead.
   const by: Record<AccountSort, () => string> = {
-    state: () => `(${stateSql(store, ps, o.now, o.rpoMs, true)}) ${dir}`,
+    state: () => `(${stateSql(ps, o.now, o.rpoMs, true)}) ${dir}`,
     id: () => `id ${dir}`,
     age: () => (o.order === "desc" ? "newest_good DESC NULLS LAST" : "newest_good ASC NULLS FIRST"),
     next: () => `next_due ${dir} NULLS LAST`,
@@ -138,7 +130,7 @@ export async function fleetCounts(
 ): Promise<FleetCounts> {
   const ps = new Params(fleet);
   const rows = await store.sql.all(
-    `SELECT ${stateSql(store, ps, now, rpoMs)} AS st, ${backlogSql(store, ps, now)} AS bl, count(*) AS n
+    `SELECT ${stateSql(ps, now, rpoMs)} AS st, ${backlogSql(ps, now)} AS bl, count(*) AS n
      FROM lifeboat_fleet_accounts WHERE fleet = $1 GROUP BY 1, 2`,
     ps.values,
   );
