@@ -78,6 +78,7 @@ const DDL = [
   "CREATE INDEX IF NOT EXISTS lifeboat_fleet_settle_at ON lifeboat_fleet_accounts (fleet, settle_at)",
   // The console's counts, state filters and sorts (account-page.ts) read this index alone, never
   // the rows' JSON: a pass over a million accounts is a pass over a small index.
+  "CREATE INDEX IF NOT EXISTS lifeboat_fleet_age ON lifeboat_fleet_accounts (fleet, newest_good, id)",
   `CREATE INDEX IF NOT EXISTS lifeboat_fleet_status ON lifeboat_fleet_accounts
     (fleet, newest_good, failing, running_since, failures, next_due, settle_at, catch_up, last_outcome)`,
   `CREATE TABLE IF NOT EXISTS lifeboat_fleet_runs (
