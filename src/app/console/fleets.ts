@@ -32,6 +32,8 @@ export interface FleetSummary extends FleetCounts {
   error: string | null;
 }
 
+const SUMMARY_FRESH_MS = 3000;
+
 export class ConsoleFleet {
   private opened: Promise<FleetStore> | undefined;
   private closeStore: (() => Promise<void>) | undefined;
@@ -58,7 +60,19 @@ export class ConsoleFleet {
     return this.opened;
   }
 
-  async summary(now = Date.now()): Promise<FleetSummary> {
+  private cached: { at: number; summary: Promise<FleetSummary> } | undefined;
+
+  /**
+   * The fleet's figures, kept for a few seconds: every open Overview asks every 4 s, and for a
+   * million accounts the counts are a pass over an index (docs/benchmarks.md).
+   */
+  summary(): Promise<FleetSummary> {
+    if (!this.cached || Date.now() - this.cached.at > SUMMARY_FRESH_MS)
+      this.cached = { at: Date.now(), summary: this.compute(Date.now()) };
+    return this.cached.summary;
+  }
+
+  private async compute(now: number): Promise<FleetSummary> {
     const base = {
       name: this.def.name,
       kind: this.def.kind,

@@ -89,7 +89,8 @@ Examples:
   lifeboat -r /srv/backup fleet run --name mail --accounts accounts.jsonl --window 01:00-05:00 --rpo 24h
   lifeboat fleet run --config /etc/lifeboat/fleet.json --once        from cron every 5 minutes
   lifeboat fleet run --config fleet.json --now 2026-03-08T02:30:00Z  a simulated tick
-  lifeboat fleet run --config fleet.json --metrics 127.0.0.1:9464`,
+  lifeboat fleet run --config fleet.json --metrics 127.0.0.1:9464
+  lifeboat fleet run --config fleet.json --ui 127.0.0.1:8080         with the web console`,
     )
     .action(
       async (
