@@ -46,6 +46,8 @@ export type ErrorCode =
   | "KEY_ERROR"
   | "REPO_BUSY"
   | "NEWER_FORMAT"
+  | "FS_SNAPSHOT"
+  | "FS_SNAPSHOT_CLEANUP"
   | "INTERRUPTED";
 
 const exitByCode: Record<ErrorCode, ExitCodeValue> = {
@@ -69,6 +71,8 @@ const exitByCode: Record<ErrorCode, ExitCodeValue> = {
   KEY_ERROR: ExitCode.failure,
   REPO_BUSY: ExitCode.busy,
   NEWER_FORMAT: ExitCode.newerFormat,
+  FS_SNAPSHOT: ExitCode.failure,
+  FS_SNAPSHOT_CLEANUP: ExitCode.failure,
   INTERRUPTED: ExitCode.interrupted,
 };
 

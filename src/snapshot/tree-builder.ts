@@ -364,10 +364,13 @@ export class TreeBuilder {
         if (this.opts.signal?.aborted) throw e;
         if (errnoCode(e) === "ENOENT") return undefined;
         if (e instanceof LifeboatError) throw e; // the repository, not the file: stop
-        this.errors.push(itemError(content.path, e, "UNREADABLE"));
+        this.errors.push(itemError(where, e, "UNREADABLE"));
         return undefined;
       }
+      // The device is the source's: a file-system snapshot is read on another device than
+      // the one it records.
       const after = statMeta(r.after);
+      if (before.device !== undefined) after.device = before.device;
       const stable =
         before.mtime === after.mtime &&
         before.ctime === after.ctime &&
@@ -375,7 +378,7 @@ export class TreeBuilder {
         BigInt(size) === r.after.size &&
         BigInt(r.size) === r.after.size;
       if (stable || attempt === 1) {
-        if (!stable) this.changed.push(content.path);
+        if (!stable) this.changed.push(where);
         this.countRead(prev, f.size, r.size);
         // Changed since the listing: its attributes are read again, as they are now.
         if (after.ctime !== f.meta.ctime) xattrs = this.xattrsOf(f.xattrs, after, undefined, "file", where);

@@ -27,19 +27,9 @@ import {
   objectsUnder,
   PW,
   recordingBackend,
+  rejectsWith,
   SMALL,
 } from "./support.js";
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<LifeboatError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof LifeboatError, String(e));
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 // --- open, passwords, keys ------------------------------------------------------------------------
 
