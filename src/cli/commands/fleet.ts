@@ -10,7 +10,6 @@ import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes, table } from "../shell/format.js";
-import { startConsoleFromCli } from "./ui.js";
 
 /** Repository of a fleet: its own `repository`, else the global one (-r, config, env). */
 export async function openFleetRepo(c: CliContext, def: FleetDef | undefined): Promise<Repository> {
@@ -130,8 +129,9 @@ Examples:
           : undefined;
         if (metrics) c.out.info(`metrics at ${metrics.url}`);
         // The console beside the fleet reads the same open stores (never the CLI's output).
+        // (loaded only with --ui: the console's modules are not every fleet command's start-up cost)
         const ui = flags.ui
-          ? await startConsoleFromCli(
+          ? await (await import("./ui.js")).startConsoleFromCli(
               c,
               {
                 listen: flags.ui,
