@@ -9,6 +9,7 @@ import { type IndexedBlob, MasterIndex } from "./master-index.js";
 import type { RecordStore } from "./record-store.js";
 import { planKind } from "./records-gc.js";
 import { ObjectKind } from "./sealed-object.js";
+import { getVerified } from "./verified-get.js";
 
 /**
  * The in-memory index (which pack holds each blob) and what the repository knows about its
@@ -139,7 +140,8 @@ export class IndexState {
 
   async readFile(id: string): Promise<IndexFile> {
     const what = names.index(id);
-    return decodeIndex(this.keys.open(ObjectKind.index, await this.backend.get(what), what), what);
+    const stored = await getVerified(this.backend, what, id);
+    return decodeIndex(this.keys.open(ObjectKind.index, stored, what), what);
   }
 
   /** Stores an index file; returns its id. */

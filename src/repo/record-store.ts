@@ -10,6 +10,7 @@ import { drillKind } from "./records-drill.js";
 import { planKind, sessionKind } from "./records-gc.js";
 import { segmentKind } from "./records-segment.js";
 import { walKind } from "./records-wal.js";
+import { getVerified } from "./verified-get.js";
 
 /** Every record family of the format (docs/format.md); prune asks each for the blobs it pins. */
 export const RECORD_KINDS: readonly RecordKind<unknown>[] = [
@@ -77,7 +78,8 @@ export class RecordStore {
 
   /** Reads one record by its object name (as listed) and checks it against its family's schema. */
   async read<T>(kind: RecordKind<T>, object: string): Promise<T> {
-    const plain = this.keys.open(kind.objectKind, await this.backend.get(object), object);
+    const stored = await getVerified(this.backend, object, object.split("/").at(-1)!);
+    const plain = this.keys.open(kind.objectKind, stored, object);
     let json: unknown;
     try {
       json = JSON.parse(plain.toString("utf8"));

@@ -36,6 +36,7 @@ import { RecordStore } from "./record-store.js";
 import { ObjectKind } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
 import { decodeTree, type Tree } from "./tree.js";
+import { getVerified } from "./verified-get.js";
 
 export interface InitOptions {
   chunker?: ChunkerParams;
@@ -414,10 +415,8 @@ export class Repository {
 
   async loadSnapshot(id: string): Promise<SnapshotWithId> {
     const what = names.snapshot(id);
-    const snap = decodeSnapshot(
-      this.keys.open(ObjectKind.snapshot, await this.backend.get(what), what),
-      what,
-    );
+    const stored = await getVerified(this.backend, what, id);
+    const snap = decodeSnapshot(this.keys.open(ObjectKind.snapshot, stored, what), what);
     return { ...snap, id };
   }
 
