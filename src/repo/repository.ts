@@ -10,6 +10,7 @@ import type { BlobLocation } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
 import { BlobReader } from "./blob-reader.js";
 import {
+  checkStorageId,
   DEFAULT_PACK_SIZE,
   decodeConfig,
   defaultChunkerParams,
@@ -168,8 +169,20 @@ export class Repository {
         "restore the keys/ folder from a copy",
       );
     }
+    // A damaged key file must not lock out the passwords of the others: it is skipped, and
+    // named if no other key file opens.
+    const damaged: CorruptionError[] = [];
     for (const id of keyIds) {
-      const file = parseKeyFile(await backend.get(names.key(id)), names.key(id));
+      let file: ReturnType<typeof parseKeyFile>;
+      try {
+        const bytes = await backend.get(names.key(id));
+        checkStorageId(bytes, id, names.key(id));
+        file = parseKeyFile(bytes, names.key(id));
+      } catch (e) {
+        if (!(e instanceof CorruptionError)) throw e;
+        damaged.push(e);
+        continue;
+      }
       const keys = await KeyRing.unwrap(file, password);
       if (!keys) continue;
       const config = decodeConfig(keys.open(ObjectKind.config, await backend.get(names.config), "config"));
@@ -179,6 +192,13 @@ export class Repository {
       if (options.loadIndex ?? true) await repo.loadIndex();
       return repo;
     }
+    if (damaged.length > 0)
+      throw new CorruptionError(
+        damaged.map((e) => e.object).join(", "),
+        `damaged key file${damaged.length > 1 ? "s" : ""} (${damaged[0]!.message.slice(damaged[0]!.object.length + 2)}), and no other key file opens with this password`,
+        [],
+        "restore the keys/ folder from a copy of the repository (or use another password whose key file is intact)",
+      );
     throw new LifeboatError(
       "WRONG_PASSWORD",
       `wrong password for the repository at ${backend.location} (tried ${keyIds.length} key${keyIds.length > 1 ? "s" : ""})`,
