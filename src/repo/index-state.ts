@@ -1,6 +1,6 @@
 import type { Backend } from "../backend/backend.js";
 import { storageId } from "../core/crypto.js";
-import { isLifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError } from "../core/errors.js";
 import type { BlobLocation } from "./blob.js";
 import { isStorageId, names } from "./config.js";
 import { decodeIndex, encodeIndex, type IndexFile, type IndexPack } from "./index-file.js";
@@ -31,6 +31,13 @@ export class IndexState {
   private superseded: string[] = [];
   /** Index files written by this process (so a catch-up after a flush does not read them again). */
   private readonly written: string[] = [];
+  /**
+   * Index files that could not be read (damaged, or another object's bytes under their name),
+   * with why. They are left out, so their blobs look absent: readers go on (a restore fails
+   * only on the files that need those blobs, check names them), but prune must not run, since
+   * the packs they list would look unindexed (docs/repair.md: `repair index`).
+   */
+  private damaged = new Map<string, string>();
 
   constructor(
     private readonly backend: Backend,
@@ -41,6 +48,7 @@ export class IndexState {
   /** Reads every index file in force, and the packs prune's plans doom. */
   async load(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      this.damaged = new Map();
       try {
         await this.readPlans();
         const ids = await this.listIndexFiles();
@@ -50,9 +58,10 @@ export class IndexState {
           // Rare (after an interrupted prune): start over without the superseded files.
           live = ids.filter((id) => !superseded.has(id));
           this.index = new MasterIndex();
+          this.damaged = new Map();
           await this.addFiles(live);
         }
-        this.loaded = live;
+        this.loaded = live.filter((id) => !this.damaged.has(id));
         this.superseded = ids.filter((id) => superseded.has(id));
         return;
       } catch (e) {
@@ -89,8 +98,13 @@ export class IndexState {
       if (replaced) break;
       const file = await this.readFile(id).catch((e: unknown) => {
         if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+        if (e instanceof CorruptionError) {
+          this.damaged.set(id, detail(e));
+          return null;
+        }
         throw e;
       });
+      if (file === null) continue;
       if (!file || file.supersedes.length > 0) replaced = true;
       else files.push(file);
     }
@@ -99,7 +113,7 @@ export class IndexState {
       return true;
     }
     this.addPacks(files.flatMap((f) => f.packs));
-    this.loaded = [...this.loaded, ...fresh];
+    this.loaded = [...this.loaded, ...fresh.filter((id) => !this.damaged.has(id))];
     return false;
   }
 
@@ -127,7 +141,14 @@ export class IndexState {
     const superseded = new Set<string>();
     const doomedPacks: IndexPack[] = [];
     for (const id of ids) {
-      const file = await this.readFile(id);
+      let file: IndexFile;
+      try {
+        file = await this.readFile(id);
+      } catch (e) {
+        if (!(e instanceof CorruptionError)) throw e;
+        this.damaged.set(id, detail(e));
+        continue;
+      }
       for (const s of file.supersedes) superseded.add(s);
       const live = file.packs.filter((p) => !this.doomed.has(p.id));
       this.index.reserve(live.reduce((n, p) => n + p.blobs.length, 0));
@@ -154,6 +175,11 @@ export class IndexState {
   }
 
   // --- questions -----------------------------------------------------------------------------
+
+  /** Index files left out because they could not be read, with why (see `damaged`). */
+  damagedFiles(): { id: string; message: string }[] {
+    return [...this.damaged].map(([id, message]) => ({ id, message }));
+  }
 
   get(id: Buffer): IndexedBlob | undefined {
     return this.index.get(id);
@@ -207,4 +233,9 @@ export class IndexState {
   addHints(packId: string, blobs: BlobLocation[]): void {
     for (const b of blobs) this.index.add(b, packId);
   }
+}
+
+/** A CorruptionError's message without the object name it starts with. */
+function detail(e: CorruptionError): string {
+  return e.message.startsWith(`${e.object}: `) ? e.message.slice(e.object.length + 2) : e.message;
 }

@@ -358,6 +358,23 @@ export class Repository {
     return this.index.size;
   }
 
+  /** Index files left out because they are damaged (readers go on; prune refuses). */
+  damagedIndexFiles(): { id: string; message: string }[] {
+    return this.index.damagedFiles();
+  }
+
+  /** Throws unless every index file in force could be read: what deletes packs needs them all. */
+  requireIntactIndex(): void {
+    const d = this.index.damagedFiles();
+    if (d.length === 0) return;
+    throw new CorruptionError(
+      d.map((f) => names.index(f.id)).join(", "),
+      `${d.length === 1 ? "this index file is" : "these index files are"} damaged (${d[0]!.message}); the packs listed there would look unused`,
+      [],
+      "run `lifeboat repair index` first: it rebuilds the index from the packs themselves",
+    );
+  }
+
   /** The index files in force and those already superseded (prune and repair replace them). */
   indexFiles(): { loaded: readonly string[]; superseded: readonly string[] } {
     return this.index.files();

@@ -133,6 +133,7 @@ async function markAndPlan(
 ): Promise<MarkResult> {
   step("loading index and snapshots");
   await repo.reloadIndex(true);
+  repo.requireIntactIndex(); // packs a damaged index file lists would look unused
   const { used, snapshots } = await usedBlobs(repo);
   const map = await readPackMap(repo);
   const unusedPacks: string[] = [];
@@ -247,6 +248,7 @@ async function sweepReady(
   step(`sweeping ${ready.length} plan(s)`);
   // A fresh view: snapshots and index files written by the sessions we waited for count now.
   await repo.reloadIndex(true);
+  repo.requireIntactIndex(); // packs a damaged index file lists would look unused
   const { used } = await usedBlobs(repo);
   const map = await readPackMap(repo);
   const planned = new Set(ready.flatMap((p) => p.packs));
