@@ -106,7 +106,19 @@ export class Repository {
 
   /** Whether a finished repository (one with a config object) is at this backend. */
   static async exists(backend: Backend): Promise<boolean> {
-    return (await backend.exists()) && (await backend.stat(names.config)) !== undefined;
+    if (!(await backend.exists())) return false;
+    if ((await backend.stat(names.config)) !== undefined) return true;
+    // No config: nothing here, or an init cut short (a key file only) — or a repository whose
+    // config was lost. That is not "no repository": init must not start a new one over it.
+    for (const prefix of ["snapshots/", "index/"])
+      for await (const o of backend.list(prefix))
+        throw new CorruptionError(
+          "config",
+          `is missing from ${backend.location}, which holds a repository (${o.name} and more)`,
+          [],
+          "restore the config object from a copy of this repository (a backup of the folder or bucket); nothing was changed",
+        );
+    return false;
   }
 
   static alreadyExists(backend: Backend): LifeboatError {
