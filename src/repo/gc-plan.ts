@@ -75,18 +75,34 @@ export interface SessionHandle {
   object: string;
 }
 
+/**
+ * The sessions this process holds, and how many it is announcing right now. A record with this
+ * process's pid that it does not hold is left over from an announcement whose answer was lost
+ * (the record was stored, the write still failed) or from an end whose delete failed: it must
+ * not hold prune back for a day in a long-running process (a daemon). While an announcement is
+ * in flight its id is not known yet, so every record of this pid counts as running then.
+ */
+const held = new Set<string>();
+let announcing = 0;
+
 /** Announces a running backup or prune. */
 export async function startSession(
   repo: Repository,
   kind: Session["kind"] = "backup",
 ): Promise<SessionHandle> {
-  const r = await repo.records.write(sessionKind, {
-    started: new Date().toISOString(),
-    host: os.hostname(),
-    pid: process.pid,
-    kind,
-  });
-  return { id: r.id, object: r.object };
+  announcing++;
+  try {
+    const r = await repo.records.write(sessionKind, {
+      started: new Date().toISOString(),
+      host: os.hostname(),
+      pid: process.pid,
+      kind,
+    });
+    held.add(r.id);
+    return { id: r.id, object: r.object };
+  } finally {
+    announcing--;
+  }
 }
 
 /**
@@ -101,13 +117,14 @@ export async function endSession(repo: Repository, session: SessionHandle): Prom
   // Past a day a left-behind record is stale anyway (SESSION_STALE_MS): no need to remember it.
   for (const [id, at] of ended) if (now - at > SESSION_STALE_MS) ended.delete(id);
   ended.set(session.id, now);
+  held.delete(session.id);
   await repo.records.delete(session.object);
 }
 
 /** Whether a process of this host with that pid is running (other hosts: assume yes). */
 function mayBeRunning(s: Session): boolean {
   if (s.host !== os.hostname()) return true;
-  if (s.pid === process.pid) return true;
+  if (s.pid === process.pid) return held.has(s.id) || announcing > 0;
   try {
     process.kill(s.pid, 0);
     return true;
@@ -129,3 +146,4 @@ export async function liveSessions(repo: Repository, now = Date.now()): Promise<
   }
   return out.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : a.id < b.id ? -1 : 1));
 }
+

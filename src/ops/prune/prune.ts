@@ -112,7 +112,14 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
 /** Announces this prune; refuses when another prune (on any host) is already running. */
 async function exclusivePruneSession(repo: Repository): Promise<SessionHandle> {
   const session = await startSession(repo, "prune");
-  const prunes = (await liveSessions(repo)).filter((s) => s.kind === "prune");
+  let prunes: Awaited<ReturnType<typeof liveSessions>>;
+  try {
+    prunes = (await liveSessions(repo)).filter((s) => s.kind === "prune");
+  } catch (e) {
+    // Not left behind to block the next prune of this process (a daemon) for a day.
+    await endSession(repo, session).catch(() => {});
+    throw e;
+  }
   const first = prunes[0];
   if (first && first.id !== session.id) {
     await endSession(repo, session).catch(() => {});
