@@ -1,4 +1,7 @@
 import os from "node:os";
+import { mapLimit } from "../core/concurrency.js";
+import { CorruptionError, isLifeboatError } from "../core/errors.js";
+import type { StoredRecord } from "./record-store.js";
 import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
 import type { Repository } from "./repository.js";
 
@@ -139,7 +142,7 @@ function mayBeRunning(s: Session): boolean {
  */
 export async function liveSessions(repo: Repository, now = Date.now()): Promise<Session[]> {
   const out: Session[] = [];
-  for (const r of await repo.records.list(sessionKind)) {
+  for (const r of await readSessions(repo, now)) {
     const s = { ...r.record, id: r.id, object: r.object };
     if (ended.has(s.id)) continue;
     if (now - Date.parse(s.started) < SESSION_STALE_MS && mayBeRunning(s)) out.push(s);
@@ -147,3 +150,30 @@ export async function liveSessions(repo: Repository, now = Date.now()): Promise<
   return out.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : a.id < b.id ? -1 : 1));
 }
 
+/**
+ * Every session record. One that cannot be read (damaged) may announce a backup that is
+ * running: it counts as one, of an unknown host, so prune waits rather than delete data under
+ * it (`check` names it; once no backup runs, deleting it lets prune go on).
+ */
+async function readSessions(repo: Repository, now: number): Promise<StoredRecord<SessionRecord>[]> {
+  const read = await mapLimit(
+    await repo.records.objects(sessionKind),
+    16,
+    async (object): Promise<StoredRecord<SessionRecord> | undefined> => {
+      const id = object.split("/").at(-1)!;
+      try {
+        return { id, object, record: await repo.records.read(sessionKind, object) };
+      } catch (e) {
+        if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined; // ended meanwhile
+        if (!(e instanceof CorruptionError)) throw e;
+        const started = new Date(now).toISOString();
+        return {
+          id,
+          object,
+          record: { started, host: "(unreadable session record)", pid: 0, kind: "backup" },
+        };
+      }
+    },
+  );
+  return read.filter((r): r is StoredRecord<SessionRecord> => r !== undefined);
+}
