@@ -35,6 +35,8 @@ const PACKAGES = [
   "mariadb-client",
   "fuse",
   "libfuse2",
+  "attr",
+  "acl",
 ];
 function installServers() {
   if (process.getuid?.() !== 0 || process.env.LIFEBOAT_NO_APT) return;
@@ -55,6 +57,6 @@ function installServers() {
     );
   }
 }
-if (files.some((f) => /test\/(backend|mail|dav|db|cli)\//.test(f))) installServers();
+if (files.some((f) => /test\/(backend|mail|dav|db|cli)\/|test\/e2e\/names/.test(f))) installServers();
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
 process.exit(r.status ?? 1);

@@ -29,6 +29,16 @@ export {
 export { openBackend } from "./backend/open.js";
 export type { ItemError, ItemErrorCode } from "./core/errors.js";
 export { CorruptionError, ExitCode, LifeboatError } from "./core/errors.js";
+/** Names are bytes: paths in the library's API are strings in which bytes that are not UTF-8
+ * are lone surrogates (see core/names.ts); these convert, show and parse them. */
+export {
+  displayName,
+  fsPath,
+  isByteName,
+  nameFromBytes,
+  nameToBytes,
+  parseDisplayName,
+} from "./core/names.js";
 export { acknowledge, acknowledgedIds, listAcks, pinnedIds } from "./ops/acks/acks.js";
 export { type CheckOptions, type CheckReport, check } from "./ops/check/check.js";
 export { type CopyOptions, type CopyResult, copySnapshots } from "./ops/copy/copy.js";
@@ -78,7 +88,7 @@ export { type RestoreOptions, type RestoreResult, restore } from "./ops/restore/
 export { findSnapshot, type SnapshotFilter } from "./repo/find-snapshot.js";
 export { Repository } from "./repo/repository.js";
 export type { Snapshot, SnapshotWithId } from "./repo/snapshot.js";
-export type { Tree, TreeNode } from "./repo/tree.js";
+export type { NodeType, Tree, TreeNode, Xattr } from "./repo/tree.js";
 export {
   type AnomalyReport,
   type AnomalyThresholds,
@@ -96,6 +106,7 @@ export type {
   Source,
   SourceDir,
   SourceEntry,
+  SpecialEntry,
   TreeSource,
   VirtualEntry,
   VirtualSource,

@@ -29,7 +29,12 @@ export class Semaphore {
   }
 }
 
-/** Maps with at most `limit` calls in flight; results keep the input order. */
+/**
+ * Maps with at most `limit` calls in flight; results keep the input order. Once a call fails no
+ * further item is started, and the first error is thrown when the calls in flight have settled:
+ * nothing keeps running on behalf of a mapLimit that has returned (an aborted restore must not
+ * go on writing files after it has thrown).
+ */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
@@ -37,12 +42,18 @@ export async function mapLimit<T, R>(
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failed: { error: unknown } | undefined;
   const worker = async () => {
-    while (next < items.length) {
+    while (failed === undefined && next < items.length) {
       const i = next++;
-      out[i] = await f(items[i]!, i);
+      try {
+        out[i] = await f(items[i]!, i);
+      } catch (error) {
+        failed ??= { error };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.error;
   return out;
 }

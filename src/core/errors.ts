@@ -1,3 +1,5 @@
+import { displayName } from "./names.js";
+
 /**
  * Every failure a user can meet is one of these: a stable machine code, a one-line message that
  * says what is wrong, a hint that says what to do, and the process exit code the CLI uses.
@@ -175,6 +177,7 @@ const ITEM_ERROR_CODES = [
   "STORAGE",
   "MISMATCH",
   "ENGINE_CHECK",
+  "NEEDS_FEATURE",
   "FAILED",
 ] as const;
 
@@ -195,6 +198,9 @@ export type ItemErrorCode =
   | "MISMATCH"
   /** A database engine's own check of the restored data failed (drills). */
   | "ENGINE_CHECK"
+  /** The repository must record a format feature before this item can be stored, and it could
+   * not (storage that refuses to replace the config): the message says what to do. */
+  | "NEEDS_FEATURE"
   /** Anything else. */
   | "FAILED";
 
@@ -234,9 +240,10 @@ export function failure(code: ItemErrorCode, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** The one-line text of an item error, as snapshot documents and plain output show it. */
+/** The one-line text of an item error, as snapshot documents and plain output show it (a
+ * path that is not UTF-8 with `\xHH` for its other bytes, core/names.ts). */
 export function formatItemError(e: ItemError): string {
-  return `${e.path}: ${e.message}`;
+  return `${displayName(e.path)}: ${e.message}`;
 }
 
 /**

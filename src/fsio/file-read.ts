@@ -1,4 +1,5 @@
 import fs, { constants } from "node:fs";
+import { fsPath } from "../core/names.js";
 
 /** The metadata a backup keeps of a file (what BigIntStats gives, minus its methods, so it can
  * cross to and from worker threads). */
@@ -34,7 +35,7 @@ export type WholeRead =
  */
 export function readWholeSync(path: string, size: number): WholeRead {
   // O_NONBLOCK: a FIFO swapped in since lstat must not block the worker (fstat rejects it).
-  const fd = fs.openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const fd = fs.openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
     const buf = Buffer.allocUnsafeSlow(size + 1);

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import fs, { constants } from "node:fs";
 import path from "node:path";
 import { CorruptionError, errnoCode } from "../core/errors.js";
+import { displayName, fsPath, nameFromBytes, nameToBytes } from "../core/names.js";
+import { fsetXattr } from "./native.js";
 
 /*
  * Writing restored files. A file is written beside its destination under a temporary name and
@@ -20,6 +22,9 @@ export interface FileMeta {
   mtimeNs: string;
   /** chown only as root (elsewhere it would fail for other owners). */
   chown: boolean;
+  /** Extended attributes to set (value in base64), after owner and mode: chown clears
+   * security.capability, and an ACL sets the group bits of the mode. */
+  xattrs?: { name: string; value: string }[];
 }
 
 let zeroes = Buffer.alloc(0);
@@ -54,36 +59,35 @@ export function writeOrHole(fd: number, buf: Uint8Array, position: number): bool
 const tag = randomBytes(6).toString("hex");
 let counter = 0;
 
-/** A fresh temporary name beside `dest` (hidden, recognisable, unique). */
+/** A fresh temporary name beside `dest` (hidden, recognisable, unique). Paths are in the form
+ * of core/names.ts, as every path here. */
 export function tempPathFor(dest: string): string {
   const dir = path.dirname(dest);
   return path.join(dir, `.${shortName(path.basename(dest))}.lifeboat-${tag}${(counter++).toString(36)}`);
 }
 
-/** At most 100 bytes of UTF-8 (names are limited in bytes: 100 CJK characters are 300). */
+/** At most 100 bytes of the name (names are limited in bytes: 100 CJK characters are 300). A
+ * cut through a character leaves bytes that are not UTF-8, which is fine for a temporary name. */
 function shortName(name: string): string {
-  if (Buffer.byteLength(name) <= 100) return name;
-  let out = "";
-  let bytes = 0;
-  for (const ch of name) {
-    bytes += Buffer.byteLength(ch);
-    if (bytes > 100) break;
-    out += ch;
-  }
-  return out;
+  const bytes = nameToBytes(name);
+  return bytes.length <= 100 ? name : nameFromBytes(bytes.subarray(0, 100));
 }
 
 /** Creates the temporary file exclusively (never follows or reuses an existing path). */
 export function openTemp(tmp: string): number {
   return fs.openSync(
-    tmp,
+    fsPath(tmp),
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     0o600,
   );
 }
 
-/** Owner, then mode (chown may clear set-id bits), then times, on the open descriptor. */
-export function applyMetaFd(fd: number, meta: FileMeta): void {
+/**
+ * Owner, then mode (chown may clear set-id bits), then extended attributes, then times, on the
+ * open descriptor. An attribute that cannot be set does not fail the file: what went wrong is
+ * returned, one line per attribute, for the caller to report.
+ */
+export function applyMetaFd(fd: number, meta: FileMeta, label = "file"): string[] {
   const ns = BigInt(meta.mtimeNs);
   const secs = Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
   if (meta.chown) {
@@ -94,12 +98,22 @@ export function applyMetaFd(fd: number, meta: FileMeta): void {
     }
   }
   fs.fchmodSync(fd, meta.mode & 0o7777);
+  const problems: string[] = [];
+  for (const x of meta.xattrs ?? []) {
+    try {
+      fsetXattr(fd, x.name, Buffer.from(x.value, "base64"), label);
+    } catch (e) {
+      problems.push(`extended attribute ${displayName(x.name)} not restored: ${(e as Error).message}`);
+    }
+  }
   fs.futimesSync(fd, secs, secs);
+  return problems;
 }
 
 /**
  * Finishes a temporary file that holds `size` bytes: sets its size when it ends in a hole,
  * its metadata, closes it and renames it to `dest`. On failure the temporary file is removed.
+ * Returns the attributes that could not be set (see applyMetaFd).
  */
 export function finishTemp(
   fd: number,
@@ -108,10 +122,11 @@ export function finishTemp(
   size: number,
   holes: boolean,
   meta: FileMeta,
-): void {
+): string[] {
+  let problems: string[];
   try {
     if (holes) fs.ftruncateSync(fd, size);
-    applyMetaFd(fd, meta);
+    problems = applyMetaFd(fd, meta, displayName(dest));
   } catch (e) {
     discardTemp(fd, tmp);
     throw e;
@@ -119,15 +134,16 @@ export function finishTemp(
   try {
     fs.closeSync(fd);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    fs.rmSync(fsPath(tmp), { force: true });
     throw e;
   }
   try {
-    fs.renameSync(tmp, dest);
+    fs.renameSync(fsPath(tmp), fsPath(dest));
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    fs.rmSync(fsPath(tmp), { force: true });
     throw e;
   }
+  return problems;
 }
 
 /** Closes and removes a temporary file after a failure. */
@@ -135,13 +151,14 @@ export function discardTemp(fd: number, tmp: string): void {
   try {
     fs.closeSync(fd);
   } catch {}
-  fs.rmSync(tmp, { force: true });
+  fs.rmSync(fsPath(tmp), { force: true });
 }
 
 /**
  * Writes `count` pieces in order as the new file `dest` (through a temporary file), with
  * `meta`; `piece(i)` yields the i-th (so they are decoded one at a time). The total must be
- * `size`, or nothing is renamed into place; `label` names the file in that error.
+ * `size`, or nothing is renamed into place; `label` names the file in that error. Returns the
+ * attributes that could not be set (see applyMetaFd).
  */
 export function writeNewFile(
   dest: string,
@@ -150,7 +167,7 @@ export function writeNewFile(
   size: number,
   meta: FileMeta,
   label: string,
-): void {
+): string[] {
   const tmp = tempPathFor(dest);
   const fd = openTemp(tmp);
   let position = 0;
@@ -168,5 +185,5 @@ export function writeNewFile(
     discardTemp(fd, tmp);
     throw e;
   }
-  finishTemp(fd, tmp, dest, position, holes, meta);
+  return finishTemp(fd, tmp, dest, position, holes, meta);
 }

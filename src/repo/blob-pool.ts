@@ -108,7 +108,7 @@ export type WorkerReply =
       blob?: { blobId: Uint8Array; data: Uint8Array; compression: CompressionType };
     }
   | { id: number; op: "written"; hole: boolean }
-  | { id: number; op: "filesWritten"; failures: (WorkerFailure | null)[] }
+  | { id: number; op: "filesWritten"; failures: (WorkerFailure | null)[]; notes: string[][] }
   | ({ id: number; op: "failed" } & WorkerFailure);
 
 interface Pending {
@@ -166,7 +166,7 @@ export class BlobPool {
   private fileBatch: {
     file: NewFileJob;
     transfer: ArrayBuffer[];
-    resolve: () => void;
+    resolve: (notes: string[]) => void;
     reject: (e: unknown) => void;
   }[] = [];
 
@@ -371,7 +371,7 @@ export class BlobPool {
     size: number,
     meta: FileMeta,
     label: string,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const list = blobs.map(({ sealed, job }) => sealedBlob(sealed, job));
     const transfer = list.map((b) => b.sealed.buffer as ArrayBuffer);
     return new Promise((resolve, reject) => {
@@ -397,7 +397,7 @@ export class BlobPool {
           batch.forEach((b, i) => {
             const f = m.failures[i];
             if (f) b.reject(rebuildError(f));
-            else b.resolve();
+            else b.resolve(m.notes[i] ?? []);
           });
         }
       },

@@ -106,7 +106,8 @@ export class BlobReader {
   /**
    * Writes the blobs `ids`, in order, as the new file `dest` through a temporary file (see
    * `writeNewFile` in fsio/file-write.ts); decoding and all the file's system calls run on a
-   * worker thread. Meant for small files (their blobs are held in memory together).
+   * worker thread. Meant for small files (their blobs are held in memory together). Returns the
+   * extended attributes that could not be set.
    */
   async writeSmallFile(
     ids: Buffer[],
@@ -114,14 +115,14 @@ export class BlobReader {
     size: number,
     meta: FileMeta,
     label: string,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const blobs = await Promise.all(
       ids.map(async (id) => {
         const { loc, sealed, what } = await this.readSealed(id);
         return { sealed, job: { ...loc, key: await this.keyForPack(loc.packId, loc.type), what } };
       }),
     );
-    await this.decoder().writeFile(dest, blobs, size, meta, label);
+    return this.decoder().writeFile(dest, blobs, size, meta, label);
   }
 
   /**

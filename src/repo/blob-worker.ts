@@ -5,6 +5,7 @@ import { Chunker } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
+import { fsPath } from "../core/names.js";
 import { fileStat, readWholeSync } from "../fsio/file-read.js";
 import { writeNewFile, writeOrHole } from "../fsio/file-write.js";
 import type { FileRead, WorkerFailure, WorkerReply, WorkerRequest } from "./blob-pool.js";
@@ -64,16 +65,20 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     return [{ id: m.id, op: "verified", damaged, nameMatches: storageId(bytes) === m.packId }, []];
   }
   if (m.op === "writeFiles") {
-    // Each file succeeds or fails on its own.
+    // Each file succeeds or fails on its own; attributes that could not be set are notes.
+    const notes: string[][] = [];
     const failures = m.files.map((f) => {
       try {
-        writeNewFile(f.dest, f.blobs.length, (i) => decodeOne(f.blobs[i]!, true), f.size, f.meta, f.label);
+        notes.push(
+          writeNewFile(f.dest, f.blobs.length, (i) => decodeOne(f.blobs[i]!, true), f.size, f.meta, f.label),
+        );
         return null;
       } catch (e) {
+        notes.push([]);
         return failure(e);
       }
     });
-    return [{ id: m.id, op: "filesWritten", failures }, []];
+    return [{ id: m.id, op: "filesWritten", failures, notes }, []];
   }
   if (m.op === "decodeTo")
     return [{ id: m.id, op: "written", hole: writeOrHole(m.fd, decodeOne(m, true), m.position) }, []];
@@ -141,7 +146,10 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
     );
   };
   // O_NONBLOCK: a FIFO swapped in since lstat must not block this worker (fstat rejects it).
-  const fd = fs.openSync(m.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  const fd = fs.openSync(
+    fsPath(m.path),
+    fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+  );
   try {
     if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
     const buf = Buffer.allocUnsafeSlow(READ_SIZE);

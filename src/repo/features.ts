@@ -21,7 +21,27 @@ export const FEATURES = {
     gates: "write",
     what: "every object but sessions and prune plans is written under the Object Lock retention in config.retention",
   },
+  "byte-names": {
+    gates: "read",
+    what: "names and symlink targets that are not UTF-8, kept as bytes (nameBytes, targetBytes)",
+  },
+  xattrs: { gates: "read", what: "extended attributes of files, folders and links (xattrs)" },
+  "special-files": { gates: "read", what: "FIFOs and device nodes (types fifo, chardev, blockdev)" },
+  /** Snapshots of a fleet's accounts (`account`, `fleet` fields) and the per-account catalogue
+   * (`accounts/`): an older writer would group and forget them by host and paths alone and
+   * leave the catalogue stale. */
+  "fleet-accounts": {
+    gates: "write",
+    what: "fleet account snapshots and the per-account catalogue (docs/fleet.md)",
+  },
 } as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
+
+/** What a new repository starts with: everything a backup may need, so that no config is
+ * replaced later (storage that refuses overwrites could not add them). */
+export const NEW_REPOSITORY_FEATURES: FeatureSet = {
+  read: ["byte-names", "special-files", "xattrs"],
+  write: [],
+};
 
 export type FeatureName = keyof typeof FEATURES;
 

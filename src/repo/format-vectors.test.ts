@@ -4,11 +4,14 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Chunker, gearTable } from "../core/chunker.js";
 import { blobId, deriveKey, storageId } from "../core/crypto.js";
+import { displayName, nameToBytes } from "../core/names.js";
 import { decodeIndex, encodeIndex } from "./index-file.js";
 import { parseKeyFile, unwrapKeyFile } from "./keys.js";
 import { decodeBlob, packKey, parsePrefix, readPackHeader } from "./pack.js";
+import { accountEntryKind } from "./records-account.js";
 import { ObjectKind, openObject } from "./sealed-object.js";
-import { decodeTree, encodeTree } from "./tree.js";
+import { decodeSnapshot } from "./snapshot.js";
+import { decodeTree, encodeTree, nodeFeatures } from "./tree.js";
 
 // The vectors live in docs/format.md so the specification and the code are checked together.
 const doc = readFileSync(new URL("../../../docs/format.md", import.meta.url), "utf8");
@@ -91,4 +94,59 @@ test("snapshot object and key file open with the given keys and password", async
     v.keys,
   );
   assert.equal(await unwrapKeyFile(file, "wrong password"), undefined);
+});
+
+const featureBlock =
+  /<!-- feature-vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- feature-vectors:end -->/.exec(doc);
+if (!featureBlock) throw new Error("docs/format.md has no feature-vectors block");
+const fv = JSON.parse(featureBlock[1]!);
+
+test("tree with byte names, extended attributes and special files: canonical bytes and id", () => {
+  const tree = decodeTree(Buffer.from(fv.tree.json), "feature vector");
+  for (const [shown, bytes] of Object.entries(fv.names as Record<string, string>)) {
+    const n = tree.nodes.find((x) => displayName(x.name) === shown);
+    assert.ok(n, shown);
+    assert.equal(nameToBytes(n.name).toString("hex"), bytes);
+  }
+  assert.equal(
+    nameToBytes(tree.nodes.find((n) => n.type === "symlink")!.target!).toString("hex"),
+    fv.names["caf\\xE9.txt"],
+  );
+  const shuffled = { nodes: [...tree.nodes].reverse() };
+  assert.equal(encodeTree(shuffled).toString("utf8"), fv.tree.json);
+  assert.equal(blobId(hex(fv.key), Buffer.from(fv.tree.json)).toString("hex"), fv.tree.id);
+  assert.deepEqual([...new Set(tree.nodes.flatMap(nodeFeatures))].sort(), [
+    "byte-names",
+    "special-files",
+    "xattrs",
+  ]);
+  // The version-1 vector needs none of them: old trees encode as before.
+  assert.deepEqual(decodeTree(Buffer.from(v.tree.json), "vector").nodes.flatMap(nodeFeatures), []);
+});
+
+// Format feature fleet-accounts: the account catalogue's label folder and sealed records.
+const fleetBlock = /<!-- fleet-vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- fleet-vectors:end -->/.exec(
+  doc,
+);
+if (!fleetBlock) throw new Error("docs/format.md has no fleet-vectors block");
+const flv = JSON.parse(fleetBlock[1]!);
+
+test("account catalogue: label folder, account snapshot and catalogue entry", () => {
+  assert.equal(blobId(keys.id, Buffer.from(flv.labelText)).toString("hex"), flv.labelKey);
+  const snap = decodeSnapshot(
+    openObject(keys.meta, ObjectKind.snapshot, hex(flv.snapshot.hex), "vector"),
+    "vector",
+  );
+  assert.equal(snap.account, "ann");
+  assert.equal(snap.fleet, "mail");
+  assert.deepEqual(
+    JSON.parse(openObject(keys.meta, ObjectKind.snapshot, hex(flv.snapshot.hex), "v").toString()),
+    flv.snapshot.json,
+  );
+  const entry = accountEntryKind.schema.parse(
+    JSON.parse(openObject(keys.meta, ObjectKind.accountEntry, hex(flv.entry.hex), "vector").toString("utf8")),
+  );
+  assert.deepEqual(entry, flv.entry.json);
+  assert.equal(ObjectKind.accountEntry, 10);
+  assert.throws(() => openObject(keys.meta, ObjectKind.snapshot, hex(flv.entry.hex), "vector"), /kind/);
 });

@@ -29,8 +29,9 @@ export class IndexState {
   /** Index files still in storage but replaced by another's `supersedes` (left by a prune that
    * was interrupted or not allowed to delete them); the next index rewrite supersedes them too. */
   private superseded: string[] = [];
-  /** Index files written by this process (so a catch-up after a flush does not read them again). */
-  private readonly written: string[] = [];
+  /** Index files written by this process since the index was loaded (so a catch-up after a
+   * flush does not read them again); they are in force too. */
+  private written: string[] = [];
   /**
    * Index files that could not be read (damaged, or another object's bytes under their name),
    * with why. They are left out, so their blobs look absent: readers go on (a restore fails
@@ -63,6 +64,7 @@ export class IndexState {
         }
         this.loaded = live.filter((id) => !this.damaged.has(id));
         this.superseded = ids.filter((id) => superseded.has(id));
+        this.written = []; // the listing holds them (or a prune has replaced them)
         return;
       } catch (e) {
         // A prune replaced the index files while we read them: read the new ones.
@@ -133,8 +135,20 @@ export class IndexState {
   /** Adds packs to the index, those outside any plan first (see the class comment). */
   private addPacks(packs: IndexPack[]): void {
     this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
-    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.place(b, p.id);
     for (const p of packs) if (this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+  }
+
+  /**
+   * Indexes a blob of a pack outside every plan. A blob the index already places in a doomed
+   * pack moves here: doomed packs were doomed after that blob was indexed (a plan read at a
+   * catch-up, or written by this process), and a copy outside them must win, or this process
+   * would store the blob again and again and read it from a pack that a sweep deletes.
+   */
+  private place(b: BlobLocation, packId: string): void {
+    const at = this.doomed.size > 0 ? this.index.get(b.id) : undefined;
+    if (at && this.doomed.has(at.packId)) this.index.relocate(b, packId);
+    else this.index.add(b, packId);
   }
 
   private async addFiles(ids: string[]): Promise<Set<string>> {
@@ -212,16 +226,21 @@ export class IndexState {
     return this.index.entries();
   }
 
-  /** The index files in force and those already superseded (what a rewrite must supersede). */
+  /** The index files in force (with those this process wrote since loading) and those already
+   * superseded (what a rewrite must supersede). */
   files(): { loaded: readonly string[]; superseded: readonly string[] } {
-    return { loaded: [...this.loaded], superseded: [...this.superseded] };
+    const loaded = new Set(this.loaded);
+    return {
+      loaded: [...this.loaded, ...this.written.filter((id) => !loaded.has(id))],
+      superseded: [...this.superseded],
+    };
   }
 
   // --- changes made by the repository's own parts ----------------------------------------------
 
-  /** Blobs of a pack this process just uploaded. */
+  /** Blobs of a pack this process just uploaded (never a doomed one: see `place`). */
   addUploaded(packId: string, blobs: BlobLocation[]): void {
-    for (const b of blobs) this.index.add(b, packId);
+    for (const b of blobs) this.place(b, packId);
   }
 
   /** Packs a plan (about to be) stored by this process dooms: never deduplicate against them. */

@@ -87,6 +87,20 @@ export class MasterIndex {
     this.slots[slot] = e + 1;
   }
 
+  /** Moves an indexed blob to another location (adds it when it is not indexed). */
+  relocate(loc: BlobLocation, packId: string): void {
+    const e = this.find(loc.id);
+    if (e < 0) {
+      this.add(loc, packId);
+      return;
+    }
+    this.pack[e] = this.packNumber(packId);
+    this.offset[e] = loc.offset;
+    this.length[e] = loc.length;
+    this.raw[e] = loc.rawLength;
+    this.flags[e] = loc.type | (loc.compression << 1);
+  }
+
   get(id: Uint8Array): IndexedBlob | undefined {
     const e = this.find(id);
     return e < 0 ? undefined : this.entry(e);

@@ -23,6 +23,7 @@ import {
   type FeatureName,
   type FeatureSet,
   hasFeature,
+  NEW_REPOSITORY_FEATURES,
   newerFormat,
   unknownFeatures,
   withFeature,
@@ -42,7 +43,8 @@ import { getVerified } from "./verified-get.js";
 export interface InitOptions {
   chunker?: ChunkerParams;
   packSize?: number;
-  /** Format features the new repository starts with (features.ts); they make it version 2. */
+  /** Format features the new repository starts with (features.ts; default
+   * NEW_REPOSITORY_FEATURES); any make it version 2. */
   features?: FeatureSet;
   /** Object Lock retention every writer applies (format feature `retention`). */
   retention?: Retention;
@@ -144,7 +146,7 @@ export class Repository {
       throw cannotLock(backend.location, options.retention);
     await backend.create();
     const keys = KeyRing.generate();
-    let features = options.features;
+    let features = options.features ?? NEW_REPOSITORY_FEATURES;
     if (options.retention) features = withFeature(features, "retention");
     const config: RepoConfig = {
       version: 1,
@@ -153,9 +155,7 @@ export class Repository {
       chunker: options.chunker ?? defaultChunkerParams(),
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
       ...(options.retention ? { retention: { ...options.retention } } : {}),
-      ...(features && features.read.length + features.write.length > 0
-        ? { version: 2 as const, features }
-        : {}),
+      ...(features.read.length + features.write.length > 0 ? { version: 2 as const, features } : {}),
     };
     const out = lockedBackend(backend, () => config.retention);
     const key = await keys.wrap(password);
@@ -451,11 +451,13 @@ export class Repository {
    * Stores a snapshot document. Every blob this process has queued is flushed first (packs →
    * index files → snapshot), so a snapshot never points at data that is not durable.
    */
-  async writeSnapshot(snapshot: Snapshot): Promise<string> {
+  async writeSnapshot(snapshot: Snapshot, beforeStore?: (id: string) => Promise<void>): Promise<string> {
     this.requireWritable();
     await this.flushWriter();
     const stored = this.keys.seal(ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot)));
     const id = storageId(stored);
+    // What must exist before the snapshot does (a fleet account's catalogue entry, naming it).
+    if (beforeStore) await beforeStore(id);
     await this.backend.put(names.snapshot(id), stored);
     return id;
   }
@@ -507,8 +509,15 @@ export class Repository {
     return this.reader.writeTo(id, fd, position);
   }
 
-  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file. */
-  restoreSmallFile(ids: Buffer[], dest: string, size: number, meta: FileMeta, label: string): Promise<void> {
+  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
+   * returns the extended attributes that could not be set. */
+  restoreSmallFile(
+    ids: Buffer[],
+    dest: string,
+    size: number,
+    meta: FileMeta,
+    label: string,
+  ): Promise<string[]> {
     return this.reader.writeSmallFile(ids, dest, size, meta, label);
   }
 

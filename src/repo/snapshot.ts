@@ -19,6 +19,9 @@ export const snapshotSchema = z.object({
   /** Files that kept changing while read: stored as read, listed here. */
   changedWhileReading: z.array(z.string()).default([]),
   excludes: z.array(z.string()).default([]),
+  /** True when extended attributes were read (absent: they were not, as before format feature
+   *  `xattrs`); a later backup reuses a parent's attributes only then. */
+  xattrs: z.boolean().optional(),
   /** Why this snapshot looks like a wipe or mass overwrite compared with its parent (guard);
    *  empty when it does not. Flagged snapshots hold back retention until acknowledged. */
   anomalies: z.array(z.string()).optional(),
@@ -27,6 +30,9 @@ export const snapshotSchema = z.object({
   source: z.string().optional(),
   /** Source-specific facts (a WAL position, IMAP UIDVALIDITY per folder, ...). */
   meta: z.record(z.string(), z.unknown()).optional(),
+  /** Fleet snapshots (format feature `fleet-accounts`): the account and its fleet. */
+  account: z.string().optional(),
+  fleet: z.string().optional(),
   summary: z
     .object({
       files: z.number(),

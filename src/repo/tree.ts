@@ -1,14 +1,32 @@
 import { CorruptionError } from "../core/errors.js";
+import { isByteName, lossyName, nameFromBytes, nameToBytes } from "../core/names.js";
+import type { FeatureName } from "./features.js";
 
 /**
  * A directory listing. Trees are blobs whose plaintext is canonical JSON: `{"nodes":[...]}` with
- * nodes sorted by the UTF-8 bytes of their names and keys in the fixed order of `NODE_KEYS`,
- * absent fields omitted, no whitespace. Equal directories therefore encode to equal bytes and
+ * nodes sorted by the bytes of their names and keys in the fixed order of `NODE_KEYS`, absent
+ * fields omitted, no whitespace. Equal directories therefore encode to equal bytes and
  * deduplicate across snapshots and hosts.
+ *
+ * Names (and symlink targets, and attribute names) are kept exactly, as bytes: in memory as the
+ * strings of core/names.ts, in a tree as UTF-8 when they are UTF-8, else as a readable `name`
+ * plus `nameBytes` (base64 of the bytes, format feature `byte-names`). Fields added after
+ * version 1 appear only on the nodes that need them, so every tree an older version wrote
+ * encodes to the same bytes as before.
  */
-export type NodeType = "file" | "dir" | "symlink";
+export type NodeType = "file" | "dir" | "symlink" | "fifo" | "chardev" | "blockdev";
+
+/** Types stored with format feature `special-files`. */
+export const SPECIAL_TYPES: readonly NodeType[] = ["fifo", "chardev", "blockdev"];
+
+/** One extended attribute: its name (in the form of core/names.ts) and its value in base64. */
+export interface Xattr {
+  name: string;
+  value: string;
+}
 
 export interface TreeNode {
+  /** One path component, exactly (core/names.ts: bytes that are not UTF-8 are lone surrogates). */
   name: string;
   type: NodeType;
   /** Permission bits (mode & 0o7777). */
@@ -29,8 +47,12 @@ export interface TreeNode {
   content?: string[];
   /** Directories: the tree blob id (hex). */
   subtree?: string;
-  /** Symlinks: the link target as stored. */
+  /** Symlinks: the link target, exactly (in the form of core/names.ts). */
   target?: string;
+  /** Character and block devices: the device number (st_rdev, decimal). */
+  rdev?: string;
+  /** Extended attributes (POSIX ACLs and SELinux labels among them), sorted by name bytes. */
+  xattrs?: Xattr[];
 }
 
 export interface Tree {
@@ -52,11 +74,22 @@ const NODE_KEYS = [
   "content",
   "subtree",
   "target",
+  "rdev",
+  "xattrs",
 ] as const;
+
+export function sameXattrs(x: Xattr[] | undefined, y: Xattr[] | undefined): boolean {
+  if (x === y) return true;
+  if (!x || !y || x.length !== y.length) return false;
+  return x.every((a, i) => a.name === y[i]!.name && a.value === y[i]!.value);
+}
+
+const SCALAR_KEYS = NODE_KEYS.filter((k) => k !== "xattrs");
 
 /** Whether two nodes encode to the same bytes (every field of NODE_KEYS equal). */
 export function sameNode(a: TreeNode, b: TreeNode): boolean {
-  for (const k of NODE_KEYS) {
+  if (!sameXattrs(a.xattrs, b.xattrs)) return false;
+  for (const k of SCALAR_KEYS) {
     const x = a[k];
     const y = b[k];
     if (x === y) continue;
@@ -66,8 +99,22 @@ export function sameNode(a: TreeNode, b: TreeNode): boolean {
   return true;
 }
 
+/** Canonical order: by the bytes of the names (the raw bytes for names that are not UTF-8). */
 export function compareNames(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+  return Buffer.compare(nameToBytes(a), nameToBytes(b));
+}
+
+/** Sorted by name bytes, as trees store them. */
+export function sortXattrs(xattrs: Xattr[]): Xattr[] {
+  return [...xattrs].sort((a, b) => compareNames(a.name, b.name));
+}
+
+/** `"<key>":<readable>` and, for a string that is not UTF-8, `"<key>Bytes":"<base64>"`. */
+function exactString(key: string, s: string): string {
+  const base = `${JSON.stringify(key)}:${JSON.stringify(lossyName(s))}`;
+  return isByteName(s)
+    ? `${base},${JSON.stringify(`${key}Bytes`)}:"${nameToBytes(s).toString("base64")}"`
+    : base;
 }
 
 export function encodeTree(tree: Tree): Buffer {
@@ -77,15 +124,66 @@ export function encodeTree(tree: Tree): Buffer {
     const fields: string[] = [];
     for (const k of NODE_KEYS) {
       const v = n[k];
-      if (v !== undefined) fields.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+      if (v === undefined) continue;
+      if (k === "name" || k === "target") fields.push(exactString(k, v as string));
+      else if (k === "xattrs") {
+        const list = sortXattrs(v as Xattr[]).map(
+          (x) => `{${exactString("name", x.name)},"value":${JSON.stringify(x.value)}}`,
+        );
+        fields.push(`"xattrs":[${list.join(",")}]`);
+      } else fields.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
     }
     parts.push(`{${fields.join(",")}}`);
   }
   return Buffer.from(`{"nodes":[${parts.join(",")}]}`, "utf8");
 }
 
+/** Whether a node is one version 1 could hold (no format feature needed); the common case,
+ * checked without allocating. */
+export function isVersion1Node(n: TreeNode): boolean {
+  return (
+    n.xattrs === undefined &&
+    (n.type === "file" || n.type === "dir" || n.type === "symlink") &&
+    n.name.isWellFormed() &&
+    (n.target === undefined || n.target.isWellFormed())
+  );
+}
+
+/** The format features a node needs (features.ts): what an older reader would get wrong. */
+export function nodeFeatures(n: TreeNode): FeatureName[] {
+  if (isVersion1Node(n)) return [];
+  const out: FeatureName[] = [];
+  if (
+    isByteName(n.name) ||
+    (n.target !== undefined && isByteName(n.target)) ||
+    n.xattrs?.some((x) => isByteName(x.name))
+  )
+    out.push("byte-names");
+  if (n.xattrs !== undefined && n.xattrs.length > 0) out.push("xattrs");
+  if (SPECIAL_TYPES.includes(n.type)) out.push("special-files");
+  return out;
+}
+
 const hex64 = /^[0-9a-f]{64}$/;
 const decimal = /^-?[0-9]+$/;
+const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const NODE_TYPES: readonly string[] = ["file", "dir", "symlink", "fifo", "chardev", "blockdev"];
+
+/**
+ * A string field kept exactly: `<key>Bytes` (base64) when present, else `<key>`. A string that
+ * is not well-formed cannot be bytes written by any version: it is read as written by Node.
+ */
+function readExact(n: Record<string, unknown>, key: string, bad: (d: string) => Error): string | undefined {
+  const raw = n[`${key}Bytes`];
+  if (raw !== undefined) {
+    if (typeof raw !== "string" || !base64.test(raw)) throw bad(`${key}Bytes is not base64`);
+    return nameFromBytes(Buffer.from(raw, "base64"));
+  }
+  const v = n[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw bad(`${key} is not a string`);
+  return v.isWellFormed() ? v : v.toWellFormed();
+}
 
 /** Parses and validates a tree read from the repository; malformed trees are corruption. */
 export function decodeTree(buf: Buffer, what: string): Tree {
@@ -101,10 +199,15 @@ export function decodeTree(buf: Buffer, what: string): Tree {
   const count = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
   for (const r of (raw as { nodes: unknown[] }).nodes) {
     if (typeof r !== "object" || r === null) throw bad("node is not an object");
+    // The parsed object is this function's own: fields are normalised in place.
     const n = r as Record<string, unknown>;
     if (typeof n.name !== "string") throw bad("node without a name");
+    if (n.nameBytes !== undefined || !n.name.isWellFormed()) {
+      n.name = readExact(n, "name", bad);
+      delete n.nameBytes;
+    }
     // JSON.stringify, not String(): a value like {"toString": null} cannot be made a string.
-    if (n.type !== "file" && n.type !== "dir" && n.type !== "symlink")
+    if (typeof n.type !== "string" || !NODE_TYPES.includes(n.type))
       throw bad(`unknown node type ${JSON.stringify(n.type)}`);
     // u32, as the system calls that restore them take (2^53 passes Number.isInteger).
     for (const k of ["mode", "uid", "gid"] as const) {
@@ -113,7 +216,7 @@ export function decodeTree(buf: Buffer, what: string): Tree {
     }
     if (typeof n.mtime !== "string" || !decimal.test(n.mtime)) throw bad(`mtime of ${n.name}`);
     // Optional fields, when present, are what TreeNode says (readers compare and convert them).
-    for (const k of ["ctime", "inode", "device"] as const)
+    for (const k of ["ctime", "inode", "device", "rdev"] as const)
       if (n[k] !== undefined && (typeof n[k] !== "string" || !decimal.test(n[k])))
         throw bad(`${k} of ${n.name}`);
     if (n.links !== undefined && !count(n.links)) throw bad(`links of ${n.name}`);
@@ -126,10 +229,27 @@ export function decodeTree(buf: Buffer, what: string): Tree {
     if (n.subtree !== undefined && (typeof n.subtree !== "string" || !hex64.test(n.subtree)))
       throw bad(`subtree of ${n.name}`);
     if (n.target !== undefined && typeof n.target !== "string") throw bad(`target of ${n.name}`);
+    if (n.targetBytes !== undefined || (typeof n.target === "string" && !n.target.isWellFormed())) {
+      n.target = readExact(n, "target", bad);
+      delete n.targetBytes;
+    }
     if (n.type === "file" && (n.size === undefined || n.content === undefined))
       throw bad(`file ${n.name} lacks size or content`);
     if (n.type === "dir" && n.subtree === undefined) throw bad(`dir ${n.name} subtree`);
     if (n.type === "symlink" && n.target === undefined) throw bad(`symlink ${n.name} target`);
+    if ((n.type === "chardev" || n.type === "blockdev") && n.rdev === undefined)
+      throw bad(`device ${n.name} lacks rdev`);
+    if (n.xattrs !== undefined) {
+      if (!Array.isArray(n.xattrs)) throw bad(`xattrs of ${n.name}`);
+      n.xattrs = n.xattrs.map((x: unknown) => {
+        if (typeof x !== "object" || x === null) throw bad(`xattr of ${n.name}`);
+        const a = x as Record<string, unknown>;
+        const name = readExact(a, "name", bad);
+        if (name === undefined || typeof a.value !== "string" || !base64.test(a.value))
+          throw bad(`xattr of ${n.name}`);
+        return { name, value: a.value };
+      });
+    }
     nodes.push(n as unknown as TreeNode);
   }
   return { nodes };
@@ -141,4 +261,14 @@ export function decodeTree(buf: Buffer, what: string): Tree {
  */
 export function isSafeName(name: string): boolean {
   return name.length > 0 && name !== "." && name !== ".." && !name.includes("/") && !name.includes("\0");
+}
+
+/** Major and minor numbers of a device node's `rdev` (Linux's encoding of dev_t, as glibc's
+ * major()/minor()). */
+export function deviceNumbers(rdev: string): { major: number; minor: number } {
+  const d = BigInt(rdev);
+  return {
+    major: Number(((d >> 32n) & 0xfffff000n) | ((d >> 8n) & 0xfffn)),
+    minor: Number(((d >> 12n) & 0xffffff00n) | (d & 0xffn)),
+  };
 }

@@ -12,7 +12,7 @@ export interface BackupResult {
   summary: BackupSummary;
   /** Items that could not be read (the snapshot is marked incomplete). */
   errors: ItemError[];
-  /** Things left out on purpose (sockets, devices): not errors. */
+  /** Things left out on purpose (sockets): not errors. */
   warnings: string[];
 }
 
@@ -28,11 +28,17 @@ export interface CommitInput {
   /** Source type for non-file snapshots (`sqlite`, `imap`, ...). */
   type?: string | undefined;
   excludes: string[];
+  /** Extended attributes were read (recorded in the snapshot for the next backup). */
+  xattrs?: boolean;
   meta?: Record<string, unknown> | undefined;
   /** Thresholds for flagging a snapshot that looks like a wipe (false: do not check). */
   anomaly: AnomalyThresholds | false;
   started: number;
   statsBefore: WriteStats;
+  /** A fleet account's snapshot: its account id and fleet name go into the document. */
+  account?: { fleet: string; id: string };
+  /** Runs with the snapshot's id just before the document is stored (see writeSnapshot). */
+  beforeStore?: (id: string, snapshot: Snapshot) => Promise<void>;
 }
 
 function safeUser(): { username: string; uid: number; gid: number } {
@@ -80,11 +86,14 @@ export async function commitSnapshot(repo: Repository, c: CommitInput): Promise<
     ...(anomalies.length > 0 ? { anomalies } : {}),
     changedWhileReading: c.built.changed,
     excludes: c.excludes,
+    ...(c.xattrs ? { xattrs: true } : {}),
     program: `lifeboat ${VERSION}`,
     ...(c.type ? { source: c.type } : {}),
     ...(c.meta ? { meta: c.meta } : {}),
+    ...(c.account ? { account: c.account.id, fleet: c.account.fleet } : {}),
     summary,
   };
-  const snapshotId = await repo.writeSnapshot(snapshot);
+  const before = c.beforeStore;
+  const snapshotId = await repo.writeSnapshot(snapshot, before ? (id) => before(id, snapshot) : undefined);
   return { snapshotId, snapshot, summary, errors: c.built.errors, warnings: c.built.warnings };
 }

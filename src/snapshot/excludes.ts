@@ -1,10 +1,13 @@
 import { readFileSync } from "node:fs";
 import ignore, { type Ignore } from "ignore";
 import { LifeboatError } from "../core/errors.js";
+import { nameFromBytes } from "../core/names.js";
 
 /**
  * Exclude rules in gitignore syntax, matched against the path relative to the backup argument it
  * was found under (so `*.log`, `node_modules/` and `/build` mean what they mean in .gitignore).
+ * Paths are in the form of core/names.ts: `?` matches one byte that is not UTF-8, and an exclude
+ * file may hold such bytes as they are.
  */
 export class Excludes {
   private readonly ig: Ignore;
@@ -20,7 +23,8 @@ export class Excludes {
     for (const f of files) {
       let text: string;
       try {
-        text = readFileSync(f, "utf8");
+        // As bytes: a pattern may name a file whose name is not UTF-8 (core/names.ts).
+        text = nameFromBytes(readFileSync(f));
       } catch (e) {
         throw new LifeboatError(
           "USAGE",

@@ -1,6 +1,6 @@
 import type { ItemError } from "../core/errors.js";
 import type { SnapshotWithId } from "../repo/snapshot.js";
-import type { TreeNode } from "../repo/tree.js";
+import type { TreeNode, Xattr } from "../repo/tree.js";
 
 /**
  * The source contract: what every producer of a snapshot (files, stdin, databases, mail,
@@ -27,6 +27,14 @@ export interface EntryMeta {
   device?: string;
 }
 
+/**
+ * Reads an entry's extended attributes (tree sources that keep them). The builder calls it only
+ * when the parent snapshot's cannot be reused (the status-change time differs: any change of an
+ * attribute changes it). Throws when they cannot be read: the entry is kept without them and
+ * the error goes into the snapshot's errors.
+ */
+export type XattrReader = () => Xattr[];
+
 /** Where a file's bytes come from. */
 export type FileContent =
   /** A regular file on this machine: read (and chunked) on worker threads, then checked for
@@ -43,6 +51,7 @@ export interface FileEntry {
   /** Hard-link count, when above 1. */
   links?: number;
   content: FileContent;
+  xattrs?: XattrReader;
 }
 
 export interface DirEntry {
@@ -50,13 +59,27 @@ export interface DirEntry {
   name: string;
   meta: EntryMeta;
   dir: SourceDir;
+  xattrs?: XattrReader;
 }
 
 export interface SymlinkEntry {
   kind: "symlink";
   name: string;
   meta: EntryMeta;
+  /** The link text, exactly (core/names.ts). */
   target: string;
+  xattrs?: XattrReader;
+}
+
+/** A FIFO or a device node (format feature `special-files`). */
+export interface SpecialEntry {
+  kind: "special";
+  name: string;
+  type: "fifo" | "chardev" | "blockdev";
+  meta: EntryMeta;
+  /** Devices: st_rdev, decimal. */
+  rdev?: string;
+  xattrs?: XattrReader;
 }
 
 /** Something the source saw and leaves out on purpose (a socket): a warning, not an error. */
@@ -73,7 +96,7 @@ export interface FailedEntry {
   error: ItemError;
 }
 
-export type SourceEntry = FileEntry | DirEntry | SymlinkEntry | SkippedEntry | FailedEntry;
+export type SourceEntry = FileEntry | DirEntry | SymlinkEntry | SpecialEntry | SkippedEntry | FailedEntry;
 
 /** A folder of a tree source. */
 export interface SourceDir {
@@ -96,6 +119,11 @@ export interface TreeSource {
   root: SourceDir;
   /** Exclude patterns in force (recorded in the snapshot; a changed list is not a wipe). */
   excludes?: string[];
+  /** Whether entries carry their extended attributes (recorded in the snapshot: a later
+   * backup reuses a parent's attributes only if the parent read them). */
+  xattrs?: boolean;
+  /** Warnings about the whole source (e.g. attributes that cannot be read on this system). */
+  warnings?: string[];
   /** Totals for the progress ETA when there is no parent snapshot to take them from. */
   scanTotals?(): Promise<{ files: number; bytes: number }>;
   /** Source-specific facts to keep with the snapshot. */

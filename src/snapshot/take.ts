@@ -1,5 +1,7 @@
 import os from "node:os";
 import type { Repository } from "../repo/repository.js";
+import type { Snapshot } from "../repo/snapshot.js";
+import { type AccountTag, recordAccountSnapshot } from "./account-catalogue.js";
 import { type AnomalyThresholds, DEFAULT_THRESHOLDS } from "./anomaly.js";
 import { type BackupResult, commitSnapshot } from "./commit.js";
 import { findParent, parentLookup } from "./parent.js";
@@ -19,12 +21,15 @@ export interface SnapshotOptions {
   /** Snapshot time (default now). */
   time?: Date;
   onProgress?: (p: BackupProgress) => void;
-  /** Warnings that do not make the snapshot incomplete (skipped sockets, devices). */
+  /** Warnings that do not make the snapshot incomplete (skipped sockets). */
   onWarning?: (message: string) => void;
   /** Thresholds for flagging a snapshot that looks like a wipe (false: do not check). */
   anomaly?: AnomalyThresholds | false;
   /** Stops the backup between items; what was stored is flushed so a later run reuses it. */
   signal?: AbortSignal;
+  /** A fleet account's snapshot: recorded in the snapshot and in the account's catalogue
+   * (format feature `fleet-accounts`, see account-catalogue.ts). */
+  account?: AccountTag;
 }
 
 /**
@@ -38,6 +43,8 @@ export async function takeSnapshot(
   source: Source,
   options: SnapshotOptions = {},
 ): Promise<BackupResult> {
+  const account = options.account;
+  if (account) await repo.enableFeature("fleet-accounts");
   return withSession(repo, async () => {
     const started = Date.now();
     const statsBefore = repo.writeStats;
@@ -60,7 +67,12 @@ export async function takeSnapshot(
         ...(options.force ? { force: true } : {}),
         ...(options.onWarning ? { onWarning: options.onWarning } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(isTreeSource(source) && source.xattrs && parent?.xattrs ? { parentXattrs: true } : {}),
       });
+      for (const warning of isTreeSource(source) ? (source.warnings ?? []) : []) {
+        built.warnings.push(warning);
+        options.onWarning?.(warning);
+      }
       return isTreeSource(source)
         ? built.dir(source.root, parent?.tree)
         : built.virtual(source, parentLookup(repo, parent), parent);
@@ -68,7 +80,7 @@ export async function takeSnapshot(
     await scan.catch(() => {});
     progress.finish();
     const meta = source.meta ? await source.meta() : undefined;
-    return commitSnapshot(repo, {
+    const result = await commitSnapshot(repo, {
       tree,
       built: built!,
       paths,
@@ -78,10 +90,19 @@ export async function takeSnapshot(
       parent,
       type: source.type,
       excludes: isTreeSource(source) ? (source.excludes ?? []) : [],
+      xattrs: isTreeSource(source) && source.xattrs === true,
       meta,
       anomaly: options.anomaly ?? DEFAULT_THRESHOLDS,
       started,
       statsBefore,
+      ...(account ? { account } : {}),
+      // The catalogue entry is stored first, naming the snapshot's id: a crash in between leaves
+      // an entry without its snapshot (skipped by readers), never a snapshot the catalogue
+      // misses (which a retry for the same window could not see).
+      ...(account
+        ? { beforeStore: (id: string, snap: Snapshot) => recordAccountSnapshot(repo, account, id, snap) }
+        : {}),
     });
+    return result;
   });
 }

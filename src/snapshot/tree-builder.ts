@@ -1,8 +1,18 @@
 import { mapLimit, Semaphore } from "../core/concurrency.js";
 import { errnoCode, type ItemError, itemError, LifeboatError } from "../core/errors.js";
 import type { FileStat } from "../fsio/file-read.js";
+import { FEATURES, type FeatureName } from "../repo/features.js";
 import type { BlobWriter, Repository } from "../repo/repository.js";
-import { isSafeName, sameNode, type TreeNode } from "../repo/tree.js";
+import {
+  isSafeName,
+  isVersion1Node,
+  type NodeType,
+  nodeFeatures,
+  sameNode,
+  sortXattrs,
+  type TreeNode,
+  type Xattr,
+} from "../repo/tree.js";
 import type { ProgressCounter } from "./progress.js";
 import type {
   EntryMeta,
@@ -12,6 +22,7 @@ import type {
   SourceEntry,
   VirtualEntry,
   VirtualSource,
+  XattrReader,
 } from "./source.js";
 import { storeFile, storeStream } from "./store-file.js";
 
@@ -47,8 +58,11 @@ export interface BuildOptions {
   /** Re-read every file even if the parent says it is unchanged. */
   force?: boolean;
   progress: ProgressCounter;
-  /** Warnings that do not make the snapshot incomplete (skipped sockets, devices). */
+  /** Warnings that do not make the snapshot incomplete (skipped sockets). */
   onWarning?: (message: string) => void;
+  /** The parent snapshot read extended attributes: an entry whose status-change time did not
+   * change keeps the parent's (they cannot have changed without changing it). */
+  parentXattrs?: boolean;
   signal?: AbortSignal;
 }
 
@@ -75,13 +89,16 @@ export function statMeta(st: FileStat): EntryMeta {
 }
 
 /** Node fields in the order of the tree encoding (see repo/tree.ts). */
-function node(name: string, type: TreeNode["type"], meta: EntryMeta): TreeNode {
+function node(name: string, type: TreeNode["type"], meta: EntryMeta, xattrs?: Xattr[]): TreeNode {
   const n: TreeNode = { name, type, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtime };
   if (meta.ctime !== undefined) n.ctime = meta.ctime;
   if (meta.inode !== undefined) n.inode = meta.inode;
   if (meta.device !== undefined) n.device = meta.device;
+  if (xattrs !== undefined && xattrs.length > 0) n.xattrs = xattrs;
   return n;
 }
+
+const childPath = (dir: SourceDir, name: string) => `${dir.path === "/" ? "" : dir.path}/${name}`;
 
 /** Whether a file's metadata says it is the parent snapshot's file, unchanged. */
 function unchanged(prev: TreeNode | undefined, f: FileEntry): prev is TreeNode & { content: string[] } {
@@ -110,6 +127,10 @@ export class TreeBuilder {
   readonly changed: string[] = [];
   private readonly files = new Semaphore(FILES_IN_FLIGHT);
   private readonly largeFiles = new Semaphore(LARGE_FILES_IN_FLIGHT);
+  /** Format features enabled by this backup, one at a time (each rewrites the config):
+   * undefined once enabled, else why it could not be. */
+  private readonly enabling = new Map<FeatureName, Promise<string | undefined>>();
+  private featureQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly repo: Repository,
@@ -172,15 +193,27 @@ export class TreeBuilder {
     e: SourceEntry,
     prev: TreeNode | undefined,
   ): Promise<TreeNode | undefined> {
+    const where = childPath(dir, e.name);
     switch (e.kind) {
       case "dir": {
+        const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, "dir", where);
         const subtree = await this.dir(e.dir, prev?.type === "dir" ? prev.subtree : undefined);
-        return { ...node(e.name, "dir", e.meta), subtree };
+        return this.admit({ ...node(e.name, "dir", e.meta, xattrs), subtree }, where);
       }
-      case "symlink":
-        return { ...node(e.name, "symlink", e.meta), target: e.target };
-      case "file":
-        return this.file(e, prev, `${dir.path === "/" ? "" : dir.path}/${e.name}`);
+      case "symlink": {
+        const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, "symlink", where);
+        return this.admit({ ...node(e.name, "symlink", e.meta, xattrs), target: e.target }, where);
+      }
+      case "special": {
+        const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, e.type, where);
+        const n = node(e.name, e.type, e.meta, xattrs);
+        if (e.rdev !== undefined) n.rdev = e.rdev;
+        return this.admit(n, where);
+      }
+      case "file": {
+        const n = await this.file(e, prev, where);
+        return n && this.admit(n, where);
+      }
       case "skipped":
         this.warnings.push(e.warning);
         this.opts.onWarning?.(e.warning);
@@ -189,6 +222,91 @@ export class TreeBuilder {
         this.errors.push(e.error);
         return undefined;
     }
+  }
+
+  /**
+   * An entry's extended attributes: the parent's when its status-change time and inode are the
+   * parent's (an attribute cannot change without changing ctime), else read. Attributes that
+   * cannot be read are an error of the snapshot; the entry itself is kept.
+   */
+  private xattrsOf(
+    read: XattrReader | undefined,
+    meta: EntryMeta,
+    prev: TreeNode | undefined,
+    type: NodeType,
+    where: string,
+  ): Xattr[] | undefined {
+    if (!read) return undefined;
+    if (
+      this.opts.parentXattrs &&
+      prev?.type === type &&
+      prev.ctime !== undefined &&
+      prev.ctime === meta.ctime &&
+      prev.inode === meta.inode
+    )
+      return prev.xattrs;
+    try {
+      const x = read();
+      return x.length > 0 ? sortXattrs(x) : undefined;
+    } catch (e) {
+      const err = itemError(where, e, "UNREADABLE");
+      this.errors.push({ ...err, message: `extended attributes not stored: ${err.message}` });
+      return undefined;
+    }
+  }
+
+  /** Enables a format feature once per backup (features.ts); resolves to why it could not be. */
+  private enable(f: FeatureName): Promise<string | undefined> {
+    let p = this.enabling.get(f);
+    if (!p) {
+      p = this.featureQueue.then(() =>
+        this.repo.enableFeature(f).then(
+          () => undefined,
+          (e: unknown) => {
+            if (e instanceof LifeboatError && e.code === "PERMISSION_DENIED")
+              return `the repository needs format feature ${f} (${FEATURES[f].what}) and its storage refuses to replace the config (append-only): enable it where the repository is stored, e.g. by running this backup once with direct access to the storage (docs/format.md, "Format features")`;
+            if (e instanceof LifeboatError && e.code !== "STORAGE_ERROR") throw e;
+            return `the repository needs format feature ${f} (${FEATURES[f].what}) and it could not be recorded: ${(e as Error).message}`;
+          },
+        ),
+      );
+      this.featureQueue = p.catch(() => {});
+      this.enabling.set(f, p);
+    }
+    return p;
+  }
+
+  /**
+   * A node goes into a tree only once the repository records the format features it needs, so
+   * an older lifeboat refuses the repository instead of restoring mangled names or dropping
+   * attributes. If a feature cannot be recorded, the entry (or its attributes) goes into the
+   * snapshot's errors: nothing is left out without a word.
+   */
+  private admit(n: TreeNode, where: string): TreeNode | Promise<TreeNode | undefined> {
+    if (isVersion1Node(n)) return n;
+    return this.admitSlow(n, where);
+  }
+
+  private async admitSlow(n: TreeNode, where: string): Promise<TreeNode | undefined> {
+    let out: TreeNode | undefined = n;
+    for (const f of nodeFeatures(n)) {
+      if (this.repo.hasFeature(f)) continue;
+      const why = await this.enable(f);
+      if (why === undefined) continue;
+      if (f === "xattrs") {
+        this.errors.push({
+          path: where,
+          code: "NEEDS_FEATURE",
+          message: `extended attributes not stored: ${why}`,
+        });
+        const { xattrs: _dropped, ...rest } = n;
+        out = rest;
+      } else {
+        this.errors.push({ path: where, code: "NEEDS_FEATURE", message: `not stored: ${why}` });
+        return undefined;
+      }
+    }
+    return out;
   }
 
   /**
@@ -201,6 +319,7 @@ export class TreeBuilder {
     this.summary.files++;
     this.summary.bytes += f.size;
     const links = f.links !== undefined && f.links > 1 ? { links: f.links } : {};
+    let xattrs = this.xattrsOf(f.xattrs, f.meta, prev, "file", where);
     if (
       !this.opts.force &&
       unchanged(prev, f) &&
@@ -208,22 +327,26 @@ export class TreeBuilder {
     ) {
       this.summary.filesUnchanged++;
       this.progress.addFile(f.size);
-      return { ...node(f.name, "file", f.meta), ...links, size: prev.size, content: prev.content };
+      return { ...node(f.name, "file", f.meta, xattrs), ...links, size: prev.size, content: prev.content };
     }
     const content = f.content;
     if (content.kind === "stream") {
       let r: { content: string[]; size: number };
       try {
-        r = await this.files.run(() => storeStream(this.w, content.read(), (n) => this.progress.addBytes(n)));
+        r = await this.files.run(() => {
+          this.opts.signal?.throwIfAborted(); // (a file may wait here long after the stop)
+          return storeStream(this.w, content.read(), (n) => this.progress.addBytes(n));
+        });
       } catch (e) {
         this.summary.files--;
         this.summary.bytes -= f.size;
+        if (this.opts.signal?.aborted) throw e;
         if (e instanceof LifeboatError && e.code !== "SOURCE_UNREADABLE") throw e;
         this.errors.push(itemError(where, e, "UNREADABLE"));
         return undefined;
       }
       this.countRead(prev, f.size, r.size);
-      return { ...node(f.name, "file", f.meta), ...links, size: r.size, content: r.content };
+      return { ...node(f.name, "file", f.meta, xattrs), ...links, size: r.size, content: r.content };
     }
     let size = f.size;
     let before = f.meta;
@@ -231,10 +354,14 @@ export class TreeBuilder {
       let r: Awaited<ReturnType<typeof storeFile>>;
       try {
         const gate = size >= this.w.chunkerMin ? this.largeFiles : this.files;
-        r = await gate.run(() => storeFile(this.w, content.path, size, (n) => this.progress.addBytes(n)));
+        r = await gate.run(() => {
+          this.opts.signal?.throwIfAborted();
+          return storeFile(this.w, content.path, size, (n) => this.progress.addBytes(n));
+        });
       } catch (e) {
         this.summary.files--;
         this.summary.bytes -= f.size;
+        if (this.opts.signal?.aborted) throw e;
         if (errnoCode(e) === "ENOENT") return undefined;
         if (e instanceof LifeboatError) throw e; // the repository, not the file: stop
         this.errors.push(itemError(content.path, e, "UNREADABLE"));
@@ -250,7 +377,9 @@ export class TreeBuilder {
       if (stable || attempt === 1) {
         if (!stable) this.changed.push(content.path);
         this.countRead(prev, f.size, r.size);
-        return { ...node(f.name, "file", after), ...links, size: r.size, content: r.content };
+        // Changed since the listing: its attributes are read again, as they are now.
+        if (after.ctime !== f.meta.ctime) xattrs = this.xattrsOf(f.xattrs, after, undefined, "file", where);
+        return { ...node(f.name, "file", after, xattrs), ...links, size: r.size, content: r.content };
       }
       before = after;
       size = Number(r.after.size);

@@ -310,8 +310,13 @@ describe("round trip of a tree of hard cases", () => {
     assert.equal(list.length, 2);
     assert.ok(list.some((x) => x.tags.includes("excl")));
     assert.match((await runOk(["snapshots"], { env })).stdout, /ID\s+Time\s+Host/);
-    const cfg = JSON.parse((await runOk(["cat", "config"], { env })).stdout) as { version: number };
-    assert.equal(cfg.version, 1);
+    const cfg = JSON.parse((await runOk(["cat", "config"], { env })).stdout) as {
+      version: number;
+      features: unknown;
+    };
+    // A new repository starts with the format features a backup may need (docs/format.md).
+    assert.equal(cfg.version, 2);
+    assert.deepEqual(cfg.features, { read: ["byte-names", "special-files", "xattrs"], write: [] });
     const snap = JSON.parse((await runOk(["cat", "snapshot", list[0]!.id.slice(0, 10)], { env })).stdout) as {
       tree: string;
     };

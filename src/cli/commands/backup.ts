@@ -4,6 +4,7 @@ import { backup, backupStream } from "../../app/backup.js";
 import { createPasswordFile, defaultLocations } from "../../app/default-repo.js";
 import { openBackend } from "../../backend/open.js";
 import { ExitCode, formatItemError, LifeboatError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
 import { Repository } from "../../repo/repository.js";
 import type { BackupResult } from "../../snapshot/commit.js";
 import { takeSnapshot } from "../../snapshot/take.js";
@@ -16,7 +17,7 @@ import {
 import { checkSourcePaths } from "../../sources/files/files-source.js";
 import { reportAnomalies } from "../shell/anomaly-report.js";
 import type { CliContext } from "../shell/context.js";
-import { bytes } from "../shell/format.js";
+import { bytes, jsonItemErrors } from "../shell/format.js";
 
 interface BackupFlags {
   exclude: string[];
@@ -29,6 +30,7 @@ interface BackupFlags {
   stdin?: boolean;
   stdinFilename: string;
   all?: boolean;
+  xattrs: boolean;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -54,6 +56,10 @@ export function registerBackup(program: Command, ctx: (c: Command) => CliContext
       [],
     )
     .option("-x, --one-file-system", "do not cross into other mounted filesystems")
+    .option(
+      "--no-xattrs",
+      "do not back up extended attributes (user., trusted. and security. ones: ACLs, SELinux labels, file capabilities)",
+    )
     .option("--tag <tag>", "add a tag to the snapshot (repeatable)", collect, [])
     .option("--host <name>", "host name recorded in the snapshot (default: this machine's)")
     .option(
@@ -68,8 +74,10 @@ export function registerBackup(program: Command, ctx: (c: Command) => CliContext
       "after",
       `
 Files whose size, mtime, ctime and inode match the parent snapshot are not read again.
-Unreadable files are listed; the snapshot is still saved, marked incomplete, and the exit
-code is 3. With no repository given, a default one is created on first use under
+Every entry of every folder is kept: names that are not UTF-8 byte for byte, symlinks, FIFOs,
+device nodes, extended attributes (POSIX ACLs, SELinux labels, capabilities; see --no-xattrs).
+Sockets are skipped with a warning. Unreadable files are listed; the snapshot is still saved,
+marked incomplete, and the exit code is 3. With no repository given, a default one is created on first use under
 $XDG_DATA_HOME/lifeboat/repo with a generated password file in $XDG_CONFIG_HOME/lifeboat/.
 
 Databases are backed up hot and consistent, one database per snapshot (docs/databases.md):
@@ -126,6 +134,7 @@ Examples:
             excludes: flags.exclude,
             excludeFiles: flags.excludeFile,
             oneFileSystem: flags.oneFileSystem ?? false,
+            xattrs: flags.xattrs,
             tags: flags.tag,
             ...(flags.host ? { host: flags.host } : {}),
             ...(flags.parent ? { parent: flags.parent } : {}),
@@ -146,10 +155,16 @@ Examples:
 /** `backup sqlite:PATH | postgres://... | mysql://...`: one database into one snapshot. */
 async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags): Promise<void> {
   if (flags.stdin) throw new LifeboatError("USAGE", "--stdin does not go with a database source");
-  if (flags.exclude.length > 0 || flags.excludeFile.length > 0 || flags.oneFileSystem || flags.parent)
+  if (
+    flags.exclude.length > 0 ||
+    flags.excludeFile.length > 0 ||
+    flags.oneFileSystem ||
+    flags.parent ||
+    !flags.xattrs
+  )
     throw new LifeboatError(
       "USAGE",
-      "--exclude, --exclude-file, --one-file-system and --parent apply to files, not databases",
+      "--exclude, --exclude-file, --one-file-system, --no-xattrs and --parent apply to files, not databases",
     );
   // The database is checked (tool installed, server reachable, password right) before any
   // repository is opened or created.
@@ -184,7 +199,7 @@ function printSummary(c: CliContext, r: BackupResult, extra: Record<string, unkn
   const s = r.summary;
   for (const e of r.errors) c.out.warn(`could not read ${formatItemError(e)}`);
   for (const p of r.snapshot.changedWhileReading)
-    c.out.warn(`${p} changed while it was read; the snapshot holds what was read`);
+    c.out.warn(`${displayName(p)} changed while it was read; the snapshot holds what was read`);
   if (extra.source) c.out.info(`Read ${bytes(s.bytes)} in ${s.files} file(s)`);
   else
     c.out.info(
@@ -210,8 +225,8 @@ function printSummary(c: CliContext, r: BackupResult, extra: Record<string, unkn
     data_stored: s.bytesStored,
     duration_ms: s.durationMs,
     incomplete: r.errors.length > 0,
-    errors: r.errors,
-    changed_while_reading: r.snapshot.changedWhileReading,
+    errors: jsonItemErrors(r.errors),
+    changed_while_reading: r.snapshot.changedWhileReading.map(displayName),
     warnings: r.warnings,
     ...extra,
   });

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { LifeboatError } from "../../core/errors.js";
+import { displayName, jsonName } from "../../core/names.js";
 import { type DiffChange, diffTrees } from "../../ops/inspect/diff.js";
 import { resolveInSnapshot } from "../../ops/inspect/select.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
@@ -45,7 +46,8 @@ export function registerDiff(program: Command, ctx: (c: Command) => CliContext):
       `
 Each line is a change and a path:
   +  added        -  removed        M  content modified
-  U  only metadata (mode, owner, mtime) changed      T  type changed (file, folder, symlink)
+  U  only metadata (mode, owner, mtime, extended attributes) changed
+  T  type changed (file, folder, symlink, FIFO, device)
 Folders end in /. Identical subtrees are skipped without being read.
 
 Examples:
@@ -65,11 +67,11 @@ Examples:
             c.out.emit({
               message_type: "change",
               modifier: ch.modifier,
-              path: p,
+              ...jsonName("path", p),
               type: ch.type,
               ...(ch.oldType ? { old_type: ch.oldType } : {}),
             });
-          } else c.out.result(`${ch.modifier}  ${p}${ch.type === "dir" ? "/" : ""}`);
+          } else c.out.result(`${ch.modifier}  ${displayName(p)}${ch.type === "dir" ? "/" : ""}`);
         };
         const s = await diffTrees(repo, x.tree, y.tree, { onChange: print });
         c.out.emit({

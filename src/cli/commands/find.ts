@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { displayName, jsonName } from "../../core/names.js";
 import { findInSnapshots } from "../../ops/inspect/find.js";
 import { selectSnapshots } from "../../ops/inspect/select.js";
 import type { CliContext } from "../shell/context.js";
@@ -21,7 +22,8 @@ export function registerFind(program: Command, ctx: (c: Command) => CliContext):
     .addHelpText(
       "after",
       `
-Quote patterns so that the shell does not expand them.
+Quote patterns so that the shell does not expand them. In a name that is not UTF-8 (shown with
+\\xHH for its other bytes), ? matches one such byte.
 
 Examples:
   lifeboat find '*.pdf'
@@ -48,12 +50,12 @@ Examples:
                 c.out.emit({
                   message_type: "match",
                   snapshot: snapshot.id,
-                  path,
+                  ...jsonName("path", path),
                   type: node.type,
                   size: node.type === "file" ? (node.size ?? 0) : null,
                   mode: node.mode,
                   mtime: isoTime(node.mtime),
-                  ...(node.target !== undefined ? { target: node.target } : {}),
+                  ...(node.target !== undefined ? jsonName("target", node.target) : {}),
                 });
                 return;
               }
@@ -64,9 +66,9 @@ Examples:
                 );
               }
               const size = node.type === "file" ? bytes(node.size ?? 0) : "";
-              const type = node.type === "dir" ? "dir" : node.type === "symlink" ? "link" : "file";
+              const type = node.type === "symlink" ? "link" : node.type;
               c.out.result(
-                `  ${snapshot.id.slice(0, 8)}  ${type.padEnd(4)}  ${size.padStart(10)}  ${isoTime(node.mtime).replace("T", " ").slice(0, 19)}  ${path}`,
+                `  ${snapshot.id.slice(0, 8)}  ${type.padEnd(4)}  ${size.padStart(10)}  ${isoTime(node.mtime).replace("T", " ").slice(0, 19)}  ${displayName(path)}`,
               );
             },
             { matchPath: flags.path ?? false, ignoreCase: flags.ignoreCase ?? false },

@@ -1,10 +1,26 @@
 import type { Command } from "commander";
+import { displayName, jsonName } from "../../core/names.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
-import type { TreeNode } from "../../repo/tree.js";
+import { deviceNumbers, type TreeNode } from "../../repo/tree.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+
+const TYPE_CHAR: Record<TreeNode["type"], string> = {
+  file: "-",
+  dir: "d",
+  symlink: "l",
+  fifo: "p",
+  chardev: "c",
+  blockdev: "b",
+};
+
+/** `major,minor` of a device node. */
+function devNumbers(rdev: string): string {
+  const { major, minor } = deviceNumbers(rdev);
+  return `${major},${minor}`;
+}
 
 export function registerLs(program: Command, ctx: (c: Command) => CliContext): void {
   program
@@ -29,17 +45,22 @@ export function registerLs(program: Command, ctx: (c: Command) => CliContext): v
         const base = sub === "/" ? "" : `/${sub.split("/").filter(Boolean).join("/")}`;
         const print = (n: TreeNode, p: string) => {
           if (c.out.json) {
+            // Names that are not UTF-8: readable (`\xHH`) plus `*_bytes`, their exact bytes in base64.
             c.out.emit({
               message_type: "node",
-              name: n.name,
+              ...jsonName("name", n.name),
               type: n.type,
-              path: p,
+              ...jsonName("path", p),
               size: n.size,
               mode: n.mode,
               uid: n.uid,
               gid: n.gid,
               mtime: new Date(Number(BigInt(n.mtime) / 1_000_000n)).toISOString(),
-              ...(n.target !== undefined ? { target: n.target } : {}),
+              ...(n.target !== undefined ? jsonName("target", n.target) : {}),
+              ...(n.rdev !== undefined ? { rdev: n.rdev } : {}),
+              ...(n.xattrs
+                ? { xattrs: n.xattrs.map((x) => ({ ...jsonName("name", x.name), value: x.value })) }
+                : {}),
             });
           } else if (flags.long) {
             const size = n.type === "file" ? bytes(n.size ?? 0) : "";
@@ -47,14 +68,14 @@ export function registerLs(program: Command, ctx: (c: Command) => CliContext): v
               .toISOString()
               .replace("T", " ")
               .slice(0, 19);
-            const mode =
-              (n.type === "dir" ? "d" : n.type === "symlink" ? "l" : "-") +
-              n.mode.toString(8).padStart(4, "0");
+            // `+` after the mode: the node has extended attributes (as ls shows an ACL).
+            const mode = `${TYPE_CHAR[n.type]}${n.mode.toString(8).padStart(4, "0")}${n.xattrs ? "+" : " "}`;
+            const dev = n.rdev !== undefined ? devNumbers(n.rdev) : size;
             c.out.result(
-              `${mode} ${String(n.uid).padStart(5)} ${String(n.gid).padStart(5)} ${size.padStart(10)} ${t} ${p}${n.target !== undefined ? ` -> ${n.target}` : ""}`,
+              `${mode} ${String(n.uid).padStart(5)} ${String(n.gid).padStart(5)} ${dev.padStart(10)} ${t} ${displayName(p)}${n.target !== undefined ? ` -> ${displayName(n.target)}` : ""}`,
             );
           } else {
-            c.out.result(p);
+            c.out.result(displayName(p));
           }
         };
         const root = await resolveSubpath(repo, snap, base);

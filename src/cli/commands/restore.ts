@@ -9,7 +9,8 @@ import { restoreSqlite } from "../../sources/sqlite.js";
 import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicate/restore.js";
 import { anySegments } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../shell/context.js";
-import { bytes } from "../shell/format.js";
+import { bytes, jsonItemErrors } from "../shell/format.js";
+import { restoreAccountCli } from "./account-flags.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -25,6 +26,10 @@ interface RestoreFlags {
   database?: string;
   owner?: boolean;
   time?: string;
+  xattrs: boolean;
+  account?: string;
+  fleet?: string;
+  intoSharedDb?: boolean;
 }
 
 export function registerRestore(program: Command, ctx: (c: Command) => CliContext): void {
@@ -32,7 +37,7 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
     .command("restore")
     .description("restore a snapshot, or a path inside it, into a folder (or a database)")
     .argument(
-      "<snapshot>",
+      "[snapshot]",
       "SNAPSHOT or SNAPSHOT:PATH (SNAPSHOT is an id, a unique prefix, or `latest`), or a database source (sqlite:PATH, postgres://..., mysql://...) for its latest snapshot",
     )
     .option(
@@ -64,7 +69,20 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
       "--time <time>",
       "sqlite:PATH only: the database as it was at this time (ISO-8601, e.g. 2026-11-26T09:15:00Z), from `lifeboat replicate` segments or snapshots",
     )
+    .option(
+      "--account <id>",
+      "a fleet account: its newest snapshot (or the one at --time), no snapshot argument",
+    )
+    .option("--fleet <name>", "with --account: of this fleet")
+    .option(
+      "--into-shared-db",
+      "with --account, for a rows account: put its rows back into the shared tables, for that account alone",
+    )
     .option("--verify", "read every restored file back and compare it with the snapshot")
+    .option(
+      "--no-xattrs",
+      "do not restore extended attributes (as another user than root, trusted. and security. ones are always left out)",
+    )
     .option("--host <name>", "with `latest`: the newest snapshot of this host")
     .option("--tag <tag>", "with `latest`: the newest snapshot with this tag", collect, [])
     .option("--path <path>", "with `latest`: the newest snapshot of these paths", collect, [])
@@ -95,10 +113,34 @@ Examples:
   lifeboat restore 7c1e22ab --target /tmp/app.db     # an SQLite snapshot by id
   lifeboat restore postgres://backup@db1:5432/shop --target-db postgres://postgres@127.0.0.1:5432/shop_copy
   lifeboat restore 'postgres://postgres@db1:5432/*' --database shop --no-owner --target-db postgres://postgres@db2/shop
-  lifeboat restore mysql://root@127.0.0.1:3306/wiki --target-db mysql://root:pw@127.0.0.1:3306/wiki_restored`,
+  lifeboat restore mysql://root@127.0.0.1:3306/wiki --target-db mysql://root:pw@127.0.0.1:3306/wiki_restored
+  lifeboat restore --account ann --target /tmp/ann            a fleet account's newest snapshot
+  lifeboat restore --account ann --time 2026-11-26T00:00:00Z --target /tmp/ann
+  lifeboat restore --account ann --into-shared-db             its rows back into the shared tables`,
     )
-    .action(async (spec: string, flags: RestoreFlags, cmd: Command) => {
+    .action(async (spec: string | undefined, flags: RestoreFlags, cmd: Command) => {
       const c = ctx(cmd);
+      if (flags.account) {
+        if (spec !== undefined)
+          throw new LifeboatError(
+            "USAGE",
+            "give a snapshot or --account, not both",
+            "restore --account ID picks the account's snapshot itself",
+          );
+        const repo = await c.openRepo();
+        try {
+          await restoreAccountCli(c, repo, { ...flags, account: flags.account });
+        } finally {
+          await repo.close();
+        }
+        return;
+      }
+      if (spec === undefined)
+        throw new LifeboatError(
+          "USAGE",
+          "restore needs a snapshot (or --account ID)",
+          "e.g. lifeboat restore latest --target /tmp/restore",
+        );
       const db = parseDatabaseArg(spec);
       const colon = db ? -1 : spec.indexOf(":");
       const ref = db ? "latest" : colon >= 0 ? spec.slice(0, colon) : spec;
@@ -184,12 +226,14 @@ Examples:
           include: flags.include,
           exclude: flags.exclude,
           verify: flags.verify ?? false,
+          xattrs: flags.xattrs,
           onProgress: c.out.progress("restore"),
         });
         const secs = (Date.now() - started) / 1000;
         for (const e of r.errors) c.out.warn(`failed: ${formatItemError(e)}`);
+        for (const w of r.warnings) c.out.warn(w);
         c.out.info(
-          `restored ${r.files} files (${r.filesSkipped} already in place), ${r.dirs} folders, ${r.symlinks} symlinks, ${bytes(r.bytes)} written in ${secs.toFixed(1)}s`,
+          `restored ${r.files} files (${r.filesSkipped} already in place), ${r.dirs} folders, ${r.symlinks} symlinks${r.special > 0 ? `, ${r.special} FIFOs and device nodes` : ""}, ${bytes(r.bytes)} written in ${secs.toFixed(1)}s`,
         );
         if (flags.verify) c.out.info(`verified ${r.verified} files against the snapshot`);
         c.out.emit({
@@ -199,9 +243,11 @@ Examples:
           files_skipped: r.filesSkipped,
           dirs: r.dirs,
           symlinks: r.symlinks,
+          special: r.special,
           bytes_written: r.bytes,
           files_verified: r.verified,
-          errors: r.errors,
+          errors: jsonItemErrors(r.errors),
+          warnings: r.warnings,
           seconds: secs,
         });
         if (r.errors.length > 0) {

@@ -1,3 +1,6 @@
+import type { ItemError } from "../../core/errors.js";
+import { jsonName } from "../../core/names.js";
+
 /** Human-readable sizes and durations for terminal output. */
 export function bytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -33,4 +36,9 @@ export function table(rows: string[][]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+/** Item errors for --json: the path readable, plus `path_bytes` (base64) when it is not UTF-8. */
+export function jsonItemErrors(errors: ItemError[]): Record<string, string>[] {
+  return errors.map((e) => ({ ...jsonName("path", e.path), code: e.code, message: e.message }));
 }

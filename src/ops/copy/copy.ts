@@ -4,7 +4,7 @@ import { type SegmentRecord, segmentKind } from "../../repo/records-segment.js";
 import { type WalBlobHint, type WalRecord, walKind } from "../../repo/records-wal.js";
 import type { BlobWriter, Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import type { TreeNode } from "../../repo/tree.js";
+import { nodeFeatures, type TreeNode } from "../../repo/tree.js";
 import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
 import { withSession } from "../../snapshot/session.js";
 import { storeStream } from "../../snapshot/store-file.js";
@@ -86,6 +86,8 @@ export async function copySnapshots(
       options.signal?.throwIfAborted();
       const nodes: TreeNode[] = [];
       for (const n of (await src.loadTree(id)).nodes) {
+        // The destination records what its trees use before it holds them (format features).
+        for (const f of nodeFeatures(n)) if (!dst.hasFeature(f)) await dst.enableFeature(f);
         if (n.type === "dir" && n.subtree) nodes.push({ ...n, subtree: await copyTree(w, n.subtree) });
         else if (n.type === "file" && n.content)
           nodes.push({ ...n, content: await copyContent(w, n.content) });

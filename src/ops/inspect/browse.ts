@@ -1,4 +1,5 @@
 import { LifeboatError } from "../../core/errors.js";
+import { displayName, isByteName, nameToBytes } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import { compareNames, type Tree, type TreeNode } from "../../repo/tree.js";
@@ -21,7 +22,11 @@ export interface FolderPageOptions {
 }
 
 export interface FolderEntry {
+  /** The name; one that is not UTF-8 shows its other bytes as `\xHH` (core/names.ts), a form
+   * paths given back to the library accept. */
   name: string;
+  /** Only for a name that is not UTF-8: its exact bytes, base64. */
+  nameBytes?: string;
   type: TreeNode["type"];
   size: number;
   /** Modification time, ISO-8601 (to the millisecond). */
@@ -29,8 +34,9 @@ export interface FolderEntry {
   mode: number;
   uid: number;
   gid: number;
-  /** Symlinks: where the link points. */
+  /** Symlinks: where the link points (shown as `name` is). */
   target?: string;
+  targetBytes?: string;
 }
 
 export interface FolderPage {
@@ -48,7 +54,14 @@ export const MAX_FOLDER_PAGE = 5000;
 /** Sorted orders of big folders, kept as long as the repository keeps the tree itself. */
 const orders = new WeakMap<Tree, Map<string, TreeNode[]>>();
 
-const typeRank: Record<TreeNode["type"], number> = { dir: 0, file: 1, symlink: 2 };
+const typeRank: Record<TreeNode["type"], number> = {
+  dir: 0,
+  file: 1,
+  symlink: 2,
+  fifo: 3,
+  chardev: 4,
+  blockdev: 5,
+};
 
 function sorted(tree: Tree, sort: FolderSort, order: "asc" | "desc"): TreeNode[] {
   if (sort === "name" && order === "asc") return tree.nodes; // trees are stored sorted by name
@@ -76,15 +89,18 @@ function sorted(tree: Tree, sort: FolderSort, order: "asc" | "desc"): TreeNode[]
 }
 
 export function folderEntry(n: TreeNode): FolderEntry {
+  const b64 = (s: string) => nameToBytes(s).toString("base64");
   return {
-    name: n.name,
+    name: displayName(n.name),
+    ...(isByteName(n.name) ? { nameBytes: b64(n.name) } : {}),
     type: n.type,
     size: n.size ?? 0,
     mtime: new Date(Number(BigInt(n.mtime) / 1_000_000n)).toISOString(),
     mode: n.mode,
     uid: n.uid,
     gid: n.gid,
-    ...(n.target !== undefined ? { target: n.target } : {}),
+    ...(n.target !== undefined ? { target: displayName(n.target) } : {}),
+    ...(n.target !== undefined && isByteName(n.target) ? { targetBytes: b64(n.target) } : {}),
   };
 }
 
@@ -116,7 +132,7 @@ export async function listFolder(
   const tree = await repo.loadTree(at.tree);
   let nodes = sorted(tree, options.sort ?? "name", options.order ?? "asc");
   const f = options.filter?.toLowerCase();
-  if (f) nodes = nodes.filter((n) => n.name.toLowerCase().includes(f));
+  if (f) nodes = nodes.filter((n) => displayName(n.name).toLowerCase().includes(f));
   return {
     path: clean,
     total: nodes.length,

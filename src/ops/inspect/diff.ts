@@ -1,9 +1,10 @@
 import type { Repository } from "../../repo/repository.js";
-import { compareNames, type NodeType, type TreeNode } from "../../repo/tree.js";
+import { compareNames, type NodeType, sameXattrs, type TreeNode } from "../../repo/tree.js";
 
 /**
- * `+` added, `-` removed, `M` content differs (files: blob list; symlinks: target), `U` only
- * metadata differs (mode, owner, mtime), `T` the type changed (e.g. file → symlink).
+ * `+` added, `-` removed, `M` content differs (files: blob list; symlinks: target; devices: the
+ * device number), `U` only metadata differs (mode, owner, mtime, extended attributes), `T` the
+ * type changed (e.g. file → symlink).
  */
 export type DiffModifier = "+" | "-" | "M" | "U" | "T";
 
@@ -38,7 +39,13 @@ export interface DiffOptions {
 }
 
 function sameMeta(a: TreeNode, b: TreeNode): boolean {
-  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.mtime === b.mtime;
+  return (
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.mtime === b.mtime &&
+    sameXattrs(a.xattrs, b.xattrs)
+  );
 }
 
 function sameContent(a: TreeNode, b: TreeNode): boolean {
@@ -48,6 +55,7 @@ function sameContent(a: TreeNode, b: TreeNode): boolean {
     return a.size === b.size && x.length === y.length && x.every((id, i) => id === y[i]);
   }
   if (a.type === "symlink") return a.target === b.target;
+  if (a.type === "chardev" || a.type === "blockdev") return a.rdev === b.rdev;
   return true;
 }
 

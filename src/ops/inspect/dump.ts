@@ -3,10 +3,11 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Writable } from "node:stream";
 import { CorruptionError, LifeboatError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
-import type { TreeNode } from "../../repo/tree.js";
-import { resolveSubpath } from "../../snapshot/subpath.js";
+import { deviceNumbers, type TreeNode } from "../../repo/tree.js";
+import { findByName, resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
 import { resolveInSnapshot } from "./select.js";
 import { TarWriter } from "./tar.js";
@@ -70,8 +71,15 @@ export async function dump(
     if (node.type === "symlink") {
       throw new LifeboatError(
         "USAGE",
-        `${clean} is a symbolic link to ${JSON.stringify(node.target)}`,
+        `${displayName(clean)} is a symbolic link to ${JSON.stringify(displayName(node.target ?? ""))}`,
         "dump the path it points to, or its folder (as a tar archive)",
+      );
+    }
+    if (node.type !== "file") {
+      throw new LifeboatError(
+        "USAGE",
+        `${displayName(clean)} is a ${node.type === "fifo" ? "FIFO" : "device node"}: it has no content`,
+        "dump its folder (as a tar archive)",
       );
     }
     let bytes = 0;
@@ -84,10 +92,10 @@ export async function dump(
   let rootNode: TreeNode | undefined;
   if (parts.length > 0) {
     const parent = await resolveSubpath(repo, snapshot, `/${parts.slice(0, -1).join("/")}`);
-    if (parent.kind === "dir")
-      rootNode = (await repo.loadTree(parent.tree)).nodes.find((n) => n.name === parts.at(-1));
+    if (parent.kind === "dir") rootNode = findByName((await repo.loadTree(parent.tree)).nodes, parts.at(-1)!);
   }
-  return { kind: "tar", ...(await dumpTar(repo, target.tree, parts.at(-1) ?? "", sink, rootNode)) };
+  const base = rootNode?.name ?? parts.at(-1) ?? "";
+  return { kind: "tar", ...(await dumpTar(repo, target.tree, base, sink, rootNode)) };
 }
 
 /**
@@ -114,6 +122,9 @@ export async function dumpTar(
     uid: n.uid,
     gid: n.gid,
     mtime: Number(BigInt(n.mtime) / 1_000_000_000n),
+    ...(n.xattrs
+      ? { xattrs: n.xattrs.map((x) => ({ name: x.name, value: Buffer.from(x.value, "base64") })) }
+      : {}),
   });
   if (base) {
     const now = Math.floor(Date.now() / 1000);
@@ -133,6 +144,11 @@ export async function dumpTar(
           await tar.addDir(meta(n, name));
         } else if (n.type === "symlink") {
           await tar.addSymlink(meta(n, name), n.target ?? "");
+        } else if (n.type === "fifo") {
+          await tar.addSpecial(meta(n, name), "fifo");
+        } else if (n.type === "chardev" || n.type === "blockdev") {
+          const { major, minor } = deviceNumbers(n.rdev ?? "0");
+          await tar.addSpecial({ ...meta(n, name), devmajor: major, devminor: minor }, n.type);
         } else {
           const key = n.links && n.links > 1 && n.inode ? `${n.device ?? ""}:${n.inode}` : undefined;
           const first = key ? links.get(key) : undefined;
@@ -140,7 +156,10 @@ export async function dumpTar(
             await tar.addHardLink(meta(n, name), first);
             return undefined;
           }
-          await tar.addFile({ ...meta(n, name), size: n.size ?? 0 }, fileContent(repo, n, `file /${name}`));
+          await tar.addFile(
+            { ...meta(n, name), size: n.size ?? 0 },
+            fileContent(repo, n, `file /${displayName(name)}`),
+          );
           if (key) links.set(key, name);
         }
         return undefined;

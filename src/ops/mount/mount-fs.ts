@@ -1,4 +1,5 @@
 import { isLifeboatError } from "../../core/errors.js";
+import { displayName, parseDisplayName } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { isSafeName, type Tree, type TreeNode } from "../../repo/tree.js";
@@ -10,6 +11,10 @@ import { isSafeName, type Tree, type TreeNode } from "../../repo/tree.js";
  * Layout: for one snapshot, its root tree is the root of the mount; for `all`, the root holds
  * `snapshots/`, which holds one folder per snapshot named `<time>-<short id>` and a `latest`
  * symlink to the newest.
+ *
+ * Names are bytes, but FUSE hands this binding paths as UTF-8 strings (and takes names the same
+ * way): a name that is not UTF-8 appears in the mount as `displayName` shows it (`caf\xE9.txt`),
+ * and that name leads back to the node. Extended attributes are served read-only.
  */
 
 /** Negative errno values, as FUSE expects them. */
@@ -41,6 +46,8 @@ export interface FsStat {
   gid: number;
   size: number;
   nlink: number;
+  /** Device nodes: the device number. */
+  rdev?: number;
   /** Milliseconds since the epoch. */
   mtime: number;
   atime: number;
@@ -50,6 +57,9 @@ export interface FsStat {
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
 
 /** What a path names: a synthetic folder, a link, or a node of a snapshot. */
 type Entry =
@@ -140,7 +150,7 @@ export class SnapshotFs {
       for (const n of tree.nodes) if (isSafeName(n.name)) index.set(n.name, n);
       this.nameIndex.set(tree, index);
     }
-    return index.get(name);
+    return index.get(name) ?? index.get(parseDisplayName(name));
   }
 
   /** Resolves a FUSE path (always absolute, `/` separated) to what it names. */
@@ -207,8 +217,15 @@ export class SnapshotFs {
         if (n.type === "dir") return { ...stat(S_IFDIR | n.mode, n.uid, n.gid, 0, 2, t), ctime: c };
         if (n.type === "symlink")
           return {
-            ...stat(S_IFLNK | n.mode, n.uid, n.gid, Buffer.byteLength(n.target ?? ""), 1, t),
+            ...stat(S_IFLNK | n.mode, n.uid, n.gid, Buffer.byteLength(displayName(n.target ?? "")), 1, t),
             ctime: c,
+          };
+        if (n.type === "fifo") return { ...stat(S_IFIFO | n.mode, n.uid, n.gid, 0, 1, t), ctime: c };
+        if (n.type === "chardev" || n.type === "blockdev")
+          return {
+            ...stat((n.type === "chardev" ? S_IFCHR : S_IFBLK) | n.mode, n.uid, n.gid, 0, 1, t),
+            ctime: c,
+            rdev: Number(n.rdev ?? 0),
           };
         return { ...stat(S_IFREG | n.mode, n.uid, n.gid, n.size ?? 0, n.links ?? 1, t), ctime: c };
       }
@@ -221,14 +238,31 @@ export class SnapshotFs {
     const tree = e.kind === "root" ? e.tree : e.kind === "node" ? e.node.subtree : undefined;
     if (!tree || (e.kind === "node" && e.node.type !== "dir"))
       throw new FsError(Errno.ENOTDIR, `${p}: not a folder`);
-    return (await this.repo.loadTree(tree)).nodes.map((n) => n.name).filter(isSafeName);
+    return (await this.repo.loadTree(tree)).nodes
+      .map((n) => n.name)
+      .filter(isSafeName)
+      .map(displayName);
   }
 
   async readlink(p: string): Promise<string> {
     const e = await this.resolve(p);
     if (e.kind === "synthetic-link") return e.target;
-    if (e.kind === "node" && e.node.type === "symlink") return e.node.target ?? "";
+    if (e.kind === "node" && e.node.type === "symlink") return displayName(e.node.target ?? "");
     throw new FsError(Errno.EINVAL, `${p}: not a symlink`);
+  }
+
+  /** Names of a node's extended attributes (none for the synthetic folders). */
+  async listxattr(p: string): Promise<string[]> {
+    const e = await this.resolve(p);
+    return e.kind === "node" ? (e.node.xattrs ?? []).map((x) => displayName(x.name)) : [];
+  }
+
+  /** One extended attribute's value, or undefined when the node has no such attribute. */
+  async getxattr(p: string, name: string): Promise<Buffer | undefined> {
+    const e = await this.resolve(p);
+    if (e.kind !== "node") return undefined;
+    const x = e.node.xattrs?.find((a) => displayName(a.name) === name);
+    return x ? Buffer.from(x.value, "base64") : undefined;
   }
 
   /** Opens a file for reading; returns a handle for `read` and `release`. */

@@ -140,6 +140,19 @@ export async function mountSnapshotFs(
         (e) => fail(cb, p, e),
       );
     },
+    listxattr: (p: string, cb: Cb) => {
+      sfs.listxattr(p).then(
+        (names) => cb(0, names),
+        (e) => fail(cb, p, e),
+      );
+    },
+    // fuse-native answers ENODATA for an empty value.
+    getxattr: (p: string, name: string, _position: number, cb: Cb) => {
+      sfs.getxattr(p, name).then(
+        (v) => cb(0, v ?? null),
+        (e) => fail(cb, p, e),
+      );
+    },
     readlink: (p: string, cb: Cb) => {
       sfs.readlink(p).then(
         (t) => cb(0, t),

@@ -109,19 +109,24 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
   }
 }
 
-/** Announces this prune; refuses when another prune (on any host) is already running. */
+/**
+ * Announces this prune; refuses when another prune (on any host) is already running. Any other
+ * live prune session refuses, not only an older one: a prune that listed the sessions before
+ * ours was stored saw only its own and is running, whatever its clock says about when it
+ * started. Two prunes that store their sessions at the same moment may then both refuse; two
+ * can never both run.
+ */
 async function exclusivePruneSession(repo: Repository): Promise<SessionHandle> {
   const session = await startSession(repo, "prune");
-  let prunes: Awaited<ReturnType<typeof liveSessions>>;
+  let first: Awaited<ReturnType<typeof liveSessions>>[number] | undefined;
   try {
-    prunes = (await liveSessions(repo)).filter((s) => s.kind === "prune");
+    first = (await liveSessions(repo)).find((s) => s.kind === "prune" && s.id !== session.id);
   } catch (e) {
     // Not left behind to block the next prune of this process (a daemon) for a day.
     await endSession(repo, session).catch(() => {});
     throw e;
   }
-  const first = prunes[0];
-  if (first && first.id !== session.id) {
+  if (first) {
     await endSession(repo, session).catch(() => {});
     throw new LifeboatError(
       "REPO_BUSY",

@@ -1,4 +1,5 @@
 import { constants, promises as fs } from "node:fs";
+import { fsPath } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 
 /**
@@ -14,7 +15,7 @@ export async function fileMatches(
 ): Promise<boolean> {
   let fh: fs.FileHandle;
   try {
-    fh = await fs.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fh = await fs.open(fsPath(p), constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch {
     return false;
   }

@@ -9,6 +9,7 @@ import {
   itemError,
   LifeboatError,
 } from "../../core/errors.js";
+import { displayName, fsPath, nameFromBytes } from "../../core/names.js";
 import {
   applyMetaFd,
   discardTemp,
@@ -17,6 +18,15 @@ import {
   openTemp,
   tempPathFor,
 } from "../../fsio/file-write.js";
+import {
+  chmodNoFollow,
+  makeNode,
+  nativeUnavailable,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFIFO,
+  setXattr,
+} from "../../fsio/native.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -37,6 +47,9 @@ export interface RestoreOptions {
   exclude?: string[];
   /** Re-read every restored file and compare it with the snapshot. */
   verify?: boolean;
+  /** Restore extended attributes (default true). As another user than root, those in the
+   * `trusted.` and `security.` namespaces are left out (the kernel refuses them), with a warning. */
+  xattrs?: boolean;
   onProgress?: (p: BackupProgress) => void;
   /** Stops the restore between files (a later run resumes: finished files are skipped). */
   signal?: AbortSignal;
@@ -48,10 +61,14 @@ export interface RestoreResult {
   filesSkipped: number;
   dirs: number;
   symlinks: number;
+  /** FIFOs and device nodes. */
+  special: number;
   bytes: number;
   verified: number;
   /** What failed, by path relative to the target (`.` for the target itself). */
   errors: ItemError[];
+  /** What was left out on purpose (device nodes and privileged attributes when not root). */
+  warnings: string[];
 }
 
 interface Ctx {
@@ -61,6 +78,10 @@ interface Ctx {
   exclude: Excludes;
   verify: boolean;
   asRoot: boolean;
+  xattrs: boolean;
+  /** Attributes left out (not root, or no native helper), counted for one warning at the end. */
+  xattrsSkipped: number;
+  devicesSkipped: number;
   result: RestoreResult;
   progress: ProgressCounter;
   /** device:inode → first restored path, to recreate hard links. */
@@ -84,8 +105,8 @@ export async function restore(
   options: RestoreOptions,
 ): Promise<RestoreResult> {
   const root = await resolveSubpath(repo, snapshot, options.subpath ?? "/");
-  await fs.mkdir(options.target, { recursive: true });
-  const target = await fs.realpath(options.target);
+  await fs.mkdir(fsPath(options.target), { recursive: true });
+  const target = nameFromBytes(await fs.realpath(fsPath(options.target), { encoding: "buffer" }));
   const ctx: Ctx = {
     repo,
     signal: options.signal,
@@ -93,7 +114,20 @@ export async function restore(
     exclude: new Excludes(options.exclude ?? []),
     verify: options.verify ?? false,
     asRoot: process.getuid?.() === 0,
-    result: { files: 0, filesSkipped: 0, dirs: 0, symlinks: 0, bytes: 0, verified: 0, errors: [] },
+    xattrs: options.xattrs !== false,
+    xattrsSkipped: 0,
+    devicesSkipped: 0,
+    result: {
+      files: 0,
+      filesSkipped: 0,
+      dirs: 0,
+      symlinks: 0,
+      special: 0,
+      bytes: 0,
+      verified: 0,
+      errors: [],
+      warnings: [],
+    },
     progress: new ProgressCounter(options.onProgress),
     links: new Map(),
     smallFiles: new Semaphore(SMALL_FILES_IN_FLIGHT),
@@ -111,7 +145,7 @@ export async function restore(
     ctx.progress.setTotals(totals.files, totals.bytes);
   }
   // In a folder that was empty, nothing needs to be looked up before a file is written.
-  const fresh = (await fs.readdir(target)).length === 0;
+  const fresh = (await fs.readdir(fsPath(target))).length === 0;
   if (root.kind === "dir") {
     await restoreDir(ctx, root.tree, target, "", false, fresh);
   } else {
@@ -120,14 +154,42 @@ export async function restore(
   // One by one, so the first copy of each link group is complete before the others link to it.
   for (const l of ctx.linked) await restoreNode(ctx, l.node, l.dir, l.rel, l.all, false);
   for (const d of ctx.dirMeta.reverse()) {
+    const rel = path.relative(target, d.dest) || ".";
     try {
-      applyMetaNoFollow(ctx, d.dest, d.node, true);
+      applyMetaNoFollow(ctx, d.dest, d.node, true, rel);
     } catch (e) {
-      ctx.result.errors.push(itemError(path.relative(target, d.dest) || ".", e, "UNWRITABLE"));
+      ctx.result.errors.push(itemError(rel, e, "UNWRITABLE"));
     }
   }
+  if (ctx.xattrsSkipped > 0) {
+    const why = nativeUnavailable() ?? "the trusted. and security. namespaces need root";
+    ctx.result.warnings.push(`${ctx.xattrsSkipped} extended attribute(s) not restored: ${why}`);
+  }
+  if (ctx.devicesSkipped > 0)
+    ctx.result.warnings.push(`${ctx.devicesSkipped} device node(s) not restored: creating them needs root`);
   ctx.progress.finish();
   return ctx.result;
+}
+
+/** The attributes of a node to restore: all of them as root; otherwise those the kernel lets
+ * an owner set (user. and system. ACLs). The others are counted for a warning. */
+function xattrsFor(ctx: Ctx, node: TreeNode): { name: string; value: string }[] | undefined {
+  if (!ctx.xattrs || !node.xattrs || node.xattrs.length === 0) return undefined;
+  if (nativeUnavailable()) {
+    ctx.xattrsSkipped += node.xattrs.length;
+    return undefined;
+  }
+  if (ctx.asRoot) return node.xattrs;
+  const allowed = node.xattrs.filter(
+    (x) => !x.name.startsWith("trusted.") && !x.name.startsWith("security."),
+  );
+  ctx.xattrsSkipped += node.xattrs.length - allowed.length;
+  return allowed;
+}
+
+/** Attributes that could not be set on `rel`: each an error of the restore (the item itself is there). */
+function reportXattrProblems(ctx: Ctx, rel: string, problems: string[]): void {
+  for (const message of problems) ctx.result.errors.push({ path: rel, code: "UNWRITABLE", message });
 }
 
 async function countTotals(repo: Repository, tree: string | undefined, extra: TreeNode[]) {
@@ -191,7 +253,7 @@ async function restoreDir(
       ctx.result.errors.push({
         path: rel || ".",
         code: "UNSAFE_NAME",
-        message: `refused unsafe or duplicate name ${JSON.stringify(node.name)} in the snapshot`,
+        message: `refused unsafe or duplicate name ${JSON.stringify(displayName(node.name))} in the snapshot`,
       });
       continue;
     }
@@ -254,14 +316,23 @@ async function restoreNode(
       }
       case "symlink": {
         if (!fresh) await removeExisting(dest);
-        await fs.symlink(node.target!, dest);
-        await applyLinkMeta(ctx, dest, node);
+        await fs.symlink(fsPath(node.target!), fsPath(dest));
+        await applyLinkMeta(ctx, dest, node, rel);
         ctx.result.symlinks++;
         break;
       }
+      case "fifo":
+      case "chardev":
+      case "blockdev":
+        await restoreSpecial(ctx, node, dest, rel, fresh);
+        break;
       case "file": {
         const gate = (node.size ?? 0) > SMALL_FILE ? ctx.largeFiles : ctx.smallFiles;
-        await gate.run(() => restoreFile(ctx, node, dest, rel, fresh));
+        // (Asked again once admitted: a file may wait here long after the restore was stopped.)
+        await gate.run(async () => {
+          ctx.signal?.throwIfAborted();
+          await restoreFile(ctx, node, dest, rel, fresh);
+        });
         break;
       }
     }
@@ -277,17 +348,58 @@ async function restoreNode(
  */
 async function ensureRealDir(p: string, fresh: boolean): Promise<boolean> {
   if (!fresh) {
-    const st = await fs.lstat(p).catch(() => undefined);
+    const st = await fs.lstat(fsPath(p)).catch(() => undefined);
     if (st?.isDirectory()) return false;
-    if (st) await fs.rm(p, { recursive: true, force: true });
+    if (st) await fs.rm(fsPath(p), { recursive: true, force: true });
   }
-  await fs.mkdir(p, { mode: 0o700 });
+  await fs.mkdir(fsPath(p), { mode: 0o700 });
   return true;
 }
 
 async function removeExisting(p: string): Promise<void> {
-  const st = await fs.lstat(p).catch(() => undefined);
-  if (st) await fs.rm(p, { recursive: st.isDirectory(), force: true });
+  const st = await fs.lstat(fsPath(p)).catch(() => undefined);
+  if (st) await fs.rm(fsPath(p), { recursive: st.isDirectory(), force: true });
+}
+
+/**
+ * A FIFO or device node: created with mknod (device nodes only as root, as restic does; else a
+ * warning), then owner, mode, attributes and times, never opening it (opening a device can have
+ * effects) and never through a symlink swapped in.
+ */
+async function restoreSpecial(ctx: Ctx, node: TreeNode, dest: string, rel: string, fresh: boolean) {
+  if (node.type !== "fifo" && !ctx.asRoot) {
+    ctx.devicesSkipped++;
+    return;
+  }
+  if (!fresh) await removeExisting(dest);
+  const type = node.type === "fifo" ? S_IFIFO : node.type === "chardev" ? S_IFCHR : S_IFBLK;
+  makeNode(dest, type, node.mode, BigInt(node.rdev ?? "0"));
+  if (ctx.asRoot) {
+    try {
+      await fs.lchown(fsPath(dest), node.uid, node.gid);
+    } catch (e) {
+      if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
+    }
+  }
+  chmodNoFollow(dest, node.mode);
+  setXattrsByPath(ctx, dest, node, rel);
+  const mtimeNs = BigInt(node.mtime);
+  const secs = Number(mtimeNs / 1_000_000_000n) + Number(mtimeNs % 1_000_000_000n) / 1e9;
+  await fs.lutimes(fsPath(dest), secs, secs);
+  ctx.result.special++;
+}
+
+/** Attributes of something that is not opened (a symlink, a FIFO, a device), by path (lsetxattr). */
+function setXattrsByPath(ctx: Ctx, dest: string, node: TreeNode, rel: string): void {
+  const problems: string[] = [];
+  for (const x of xattrsFor(ctx, node) ?? []) {
+    try {
+      setXattr(dest, x.name, Buffer.from(x.value, "base64"));
+    } catch (e) {
+      problems.push(`extended attribute ${displayName(x.name)} not restored: ${(e as Error).message}`);
+    }
+  }
+  reportXattrProblems(ctx, rel, problems);
 }
 
 async function restoreFile(
@@ -302,17 +414,17 @@ async function restoreFile(
     node.links && node.links > 1 && node.inode ? `${node.device ?? ""}:${node.inode}` : undefined;
   const first = linkKey ? ctx.links.get(linkKey) : undefined;
   if (first) {
-    const a = await fs.lstat(first).catch(() => undefined);
-    const b = await fs.lstat(dest).catch(() => undefined);
+    const a = await fs.lstat(fsPath(first)).catch(() => undefined);
+    const b = await fs.lstat(fsPath(dest)).catch(() => undefined);
     if (!(a && b && a.ino === b.ino && a.dev === b.dev)) {
       await removeExisting(dest);
-      await fs.link(first, dest);
+      await fs.link(fsPath(first), fsPath(dest));
     }
     ctx.result.files++;
     ctx.progress.addFile(node.size ?? 0);
     return;
   }
-  const existing = fresh ? undefined : fsSync.lstatSync(dest, { throwIfNoEntry: false });
+  const existing = fresh ? undefined : fsSync.lstatSync(fsPath(dest), { throwIfNoEntry: false });
   const skipped =
     existing?.isFile() === true &&
     existing.size === node.size &&
@@ -320,7 +432,7 @@ async function restoreFile(
   if (skipped) {
     ctx.result.filesSkipped++;
     ctx.progress.addFile(node.size ?? 0);
-    applyMetaNoFollow(ctx, dest, node, false);
+    applyMetaNoFollow(ctx, dest, node, false, rel);
   } else {
     await writeFileAtomically(ctx, node, dest, rel, existing);
     ctx.result.bytes += node.size ?? 0;
@@ -358,13 +470,15 @@ async function writeFileAtomically(
     mtimeNs: node.mtime,
     chown: ctx.asRoot,
   };
+  const xattrs = xattrsFor(ctx, node);
+  if (xattrs) meta.xattrs = xattrs;
   const size = node.size ?? 0;
-  const label = `file ${rel}`;
+  const label = `file ${displayName(rel)}`;
   // A folder in the way cannot be renamed over; anything else can.
   if (existing?.isDirectory()) await removeExisting(dest);
   if (size <= SMALL_FILE) {
     const ids = (node.content ?? []).map((h) => Buffer.from(h, "hex"));
-    await ctx.repo.restoreSmallFile(ids, dest, size, meta, label);
+    reportXattrProblems(ctx, rel, await ctx.repo.restoreSmallFile(ids, dest, size, meta, label));
     ctx.progress.addBytes(size);
     return;
   }
@@ -379,7 +493,7 @@ async function writeFileAtomically(
     discardTemp(fd, tmp);
     throw e;
   }
-  finishTemp(fd, tmp, dest, r.written, r.holes, meta);
+  reportXattrProblems(ctx, rel, finishTemp(fd, tmp, dest, r.written, r.holes, meta));
 }
 
 /** Blobs of one file in flight at once (up to this many bytes): reads, decoding on the worker
@@ -426,18 +540,19 @@ async function writeContent(
   return { written: position, holes };
 }
 
-/** Owner and times of a symlink itself (lchown/lutimes never follow it). */
-async function applyLinkMeta(ctx: Ctx, p: string, node: TreeNode): Promise<void> {
+/** Owner, attributes and times of a symlink itself (lchown, lsetxattr, lutimes never follow it). */
+async function applyLinkMeta(ctx: Ctx, p: string, node: TreeNode, rel: string): Promise<void> {
   const mtimeNs = BigInt(node.mtime);
   const secs = Number(mtimeNs / 1_000_000_000n) + Number(mtimeNs % 1_000_000_000n) / 1e9;
   if (ctx.asRoot) {
     try {
-      await fs.lchown(p, node.uid, node.gid);
+      await fs.lchown(fsPath(p), node.uid, node.gid);
     } catch (e) {
       if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
     }
   }
-  await fs.lutimes(p, secs, secs).catch(() => {});
+  setXattrsByPath(ctx, p, node, rel);
+  await fs.lutimes(fsPath(p), secs, secs).catch(() => {});
 }
 
 /**
@@ -445,18 +560,25 @@ async function applyLinkMeta(ctx: Ctx, p: string, node: TreeNode): Promise<void>
  * O_NOFOLLOW: if someone swapped a symlink in since it was restored, this fails instead of
  * changing whatever the link points to (restores often run as root).
  */
-function applyMetaNoFollow(ctx: Ctx, p: string, node: TreeNode, dir: boolean): void {
+function applyMetaNoFollow(ctx: Ctx, p: string, node: TreeNode, dir: boolean, rel: string): void {
   const flags =
     constants.O_RDONLY | constants.O_NOFOLLOW | (dir ? constants.O_DIRECTORY : constants.O_NONBLOCK);
-  const fd = fsSync.openSync(p, flags);
+  const fd = fsSync.openSync(fsPath(p), flags);
+  const xattrs = xattrsFor(ctx, node);
   try {
-    applyMetaFd(fd, {
-      mode: node.mode,
-      uid: node.uid,
-      gid: node.gid,
-      mtimeNs: node.mtime,
-      chown: ctx.asRoot,
-    });
+    const problems = applyMetaFd(
+      fd,
+      {
+        mode: node.mode,
+        uid: node.uid,
+        gid: node.gid,
+        mtimeNs: node.mtime,
+        chown: ctx.asRoot,
+        ...(xattrs ? { xattrs } : {}),
+      },
+      displayName(rel),
+    );
+    reportXattrProblems(ctx, rel, problems);
   } finally {
     fsSync.closeSync(fd);
   }

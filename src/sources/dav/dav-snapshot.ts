@@ -1,6 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { LifeboatError } from "../../core/errors.js";
+import { NameClaims } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -134,9 +135,12 @@ export async function exportDav(
   };
   const ext = KIND_EXT[kind];
   await fs.mkdir(dir, { recursive: true });
+  // A folder and a combined file per collection: names that fit NAME_MAX, one per collection.
+  const folders = new NameClaims();
+  const files = new NameClaims();
   for await (const c of davCollections(repo, snapshot, kind)) {
     stats.collections++;
-    const sub = path.join(dir, c.name);
+    const sub = path.join(dir, folders.claim(c.name, c.name));
     await fs.mkdir(sub, { recursive: true });
     const written: string[] = [];
     for (const item of c.state.items) {
@@ -147,7 +151,7 @@ export async function exportDav(
       stats.items++;
       stats.bytes += data.length;
     }
-    const combined = path.join(dir, `${c.name}${ext}`);
+    const combined = path.join(dir, files.claim(c.name, c.name, ext));
     if (kind === "addressbook") {
       await writePiecesAtomic(
         combined,

@@ -1,5 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { fsPath } from "../../core/names.js";
+import { listNames } from "../../fsio/list-names.js";
 import type { Excludes } from "../../snapshot/excludes.js";
 
 /**
@@ -16,7 +18,7 @@ export async function scanTotals(
   async function walk(p: string, root: string, dev: bigint | undefined): Promise<void> {
     let st: import("node:fs").BigIntStats;
     try {
-      st = await fs.lstat(p, { bigint: true });
+      st = await fs.lstat(fsPath(p), { bigint: true });
     } catch {
       return;
     }
@@ -29,7 +31,7 @@ export async function scanTotals(
       if (oneFs && dev !== undefined && st.dev !== dev) return;
       let names: string[] = [];
       try {
-        names = await fs.readdir(p);
+        names = await listNames(p);
       } catch {
         return;
       }

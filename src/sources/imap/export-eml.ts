@@ -1,5 +1,6 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { fitName } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 import { folderDir, messageFileName } from "./folder-state.js";
 import {
@@ -21,7 +22,13 @@ export async function exportEml(
 ): Promise<ExportStats> {
   const stats = emptyExportStats();
   for await (const f of folders) {
-    const dir = path.join(target, ...folderDir(f.state.path, f.state.delimiter).split("/"));
+    // Each level fits NAME_MAX (a long name is cut and given a hash: distinct names stay distinct).
+    const dir = path.join(
+      target,
+      ...folderDir(f.state.path, f.state.delimiter)
+        .split("/")
+        .map((c) => fitName(c)),
+    );
     await fs.mkdir(dir, { recursive: true });
     stats.folders++;
     for (const m of f.state.messages) {

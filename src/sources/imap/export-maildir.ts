@@ -1,5 +1,6 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { NameClaims } from "../../core/names.js";
 import type { Repository } from "../../repo/repository.js";
 import { maildirFlags } from "./folder-state.js";
 import {
@@ -63,8 +64,12 @@ export async function exportMaildir(
 ): Promise<ExportStats> {
   const stats = emptyExportStats();
   await ensureMaildir(target, false);
+  // Maildir++ puts a whole hierarchy in one name: it may outgrow NAME_MAX, and `INBOX/x` and
+  // `x` both give `.x`; each folder still gets a directory of its own (core/names.ts).
+  const claims = new NameClaims();
   for await (const f of folders) {
-    const name = maildirFolderName(f.state.path, f.state.delimiter);
+    const wanted = maildirFolderName(f.state.path, f.state.delimiter);
+    const name = wanted === undefined ? undefined : claims.claim(wanted, f.state.path);
     const dir = name ? path.join(target, name) : target;
     await ensureMaildir(dir, name !== undefined);
     stats.folders++;
