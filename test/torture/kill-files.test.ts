@@ -28,6 +28,7 @@ import {
   SEED,
   type SnapshotInfo,
   sized,
+  rounds as sizedRounds,
   snapshots,
   summary,
 } from "./support.js";
@@ -62,7 +63,7 @@ test("backup and forget --keep-last 3 --prune on a changing tree, killed at rand
     const env = envFor(repo, PW);
     const r = rng(`${SEED}/sequence`);
     const killer = new Killer(r);
-    const rounds = sized(5, 60);
+    const rounds = sizedRounds(5, 70);
     let reused = 0;
     let restores = 0;
     let pendingSeen = 0;
@@ -76,7 +77,7 @@ test("backup and forget --keep-last 3 --prune on a changing tree, killed at rand
       const before = await snapshots(env);
       const b0 = await indexedBlobs(repo, PW);
       const args = ["backup", "--json", "--tag", tag, src];
-      const b = await killer.run("backup", args, { env }, killer.mode(0.6));
+      const b = await killer.run("backup", args, { env }, killer.mode(sized(0.6, 0.8)));
       if (b.killed) {
         const c = await checkClean(env, `backup ${tag} killed`);
         pendingSeen += c.pendingPlans.length;
@@ -105,7 +106,7 @@ test("backup and forget --keep-last 3 --prune on a changing tree, killed at rand
       // forget --keep-last 3 --prune, maybe killed.
       const kept = (await snapshots(env)).slice(-3);
       const fargs = ["forget", "--json", "--keep-last", "3", "--prune"];
-      const f = await killer.run("forget --prune", fargs, { env }, killer.mode(0.6));
+      const f = await killer.run("forget --prune", fargs, { env }, killer.mode(sized(0.6, 0.8)));
       if (f.killed) {
         const c = await checkClean(env, `forget --prune after ${tag} killed`);
         pendingSeen += c.pendingPlans.length;
@@ -158,7 +159,7 @@ test("copy killed at random points: the copy checks clean, restores, and the nex
     const env = envFor(to, PW, { LIFEBOAT_FROM_REPOSITORY: from, LIFEBOAT_FROM_PASSWORD: "from-pw" });
     const r = rng(`${SEED}/copy`);
     const killer = new Killer(r);
-    const rounds = sized(4, 40);
+    const rounds = sizedRounds(4, 40);
     let reused = 0;
     let restores = 0;
     for (let round = 0; round < rounds; round++) {
@@ -238,7 +239,7 @@ test("restore killed at random moments, then run again to the end: every file ri
     await lbOk(["backup", src], { env });
     const r = rng(`${SEED}/restore`);
     const killer = new Killer(r);
-    const rounds = sized(3, 40);
+    const rounds = sizedRounds(3, 40);
     for (let round = 0; round < rounds; round++) {
       const target = path.join(scratch, `t${round}`);
       // One to three kills, then a run to the end.

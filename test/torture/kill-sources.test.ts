@@ -34,6 +34,7 @@ import {
   rng,
   SEED,
   sized,
+  rounds as sizedRounds,
   summary,
 } from "./support.js";
 
@@ -166,7 +167,7 @@ test("replicate sqlite: killed again and again while a writer commits: every res
       writerOut += d.toString();
     });
     const r = rng(`${SEED}/replicate`);
-    const rounds = sized(3, 30);
+    const rounds = sizedRounds(3, 30);
     let kills = 0;
     let byWrites = 0;
     let byDelay = 0;
@@ -267,7 +268,7 @@ test("pg wal-push killed at random points: every archived file fetches byte for 
     await fs.mkdir(wal);
     const r = rng(`${SEED}/wal`);
     const killer = new Killer(r);
-    const files = sized(4, 40);
+    const files = sizedRounds(4, 40);
     const archived = new Map<string, string>();
     let reused = 0;
     const fetchAll = async (what: string) => {
@@ -333,7 +334,7 @@ test("pull imap:// killed at random points: earlier snapshots restore the same, 
     const env = envFor(repo, PW, { LIFEBOAT_SOURCE_PASSWORD: dv.password });
     const r = rng(`${SEED}/pull`);
     const killer = new Killer(r);
-    const rounds = sized(4, 30);
+    const rounds = sizedRounds(4, 30);
     /** Each finished pull's snapshot and its first restore (what later restores must equal). */
     const done = new Map<string, string>();
     let reused = 0;

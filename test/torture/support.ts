@@ -32,6 +32,16 @@ export function sized<T>(quick: T, full: T): T {
   return FULL ? full : quick;
 }
 
+/**
+ * A round count: `quick` in the normal suite, `full` in `npm run torture` times
+ * LIFEBOAT_TORTURE_SCALE (default 1; a part of the full campaign when time is short), never
+ * fewer than `quick`.
+ */
+export function rounds(quick: number, full: number): number {
+  const scale = Number(process.env.LIFEBOAT_TORTURE_SCALE ?? 1);
+  return FULL ? Math.max(quick, Math.round(full * (Number.isFinite(scale) && scale > 0 ? scale : 1))) : quick;
+}
+
 /** A small seeded PRNG (mulberry32): floats in [0, 1). */
 export function rng(seed: number | string): () => number {
   let s = typeof seed === "number" ? seed >>> 0 : hash32(seed);
