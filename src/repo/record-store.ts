@@ -74,7 +74,16 @@ export class RecordStore {
     const stored = this.keys.seal(kind.objectKind, Buffer.from(JSON.stringify(record)));
     const id = storageId(stored);
     const object = `${this.folder(kind as RecordKind<unknown>, label)}${id}`;
-    await this.backend.put(object, stored);
+    try {
+      await this.backend.put(object, stored);
+    } catch (e) {
+      // The write failed, so the record does not exist for the caller: leave none behind. Storage
+      // that is not atomic may hold the first bytes under the name (found by the fault campaign:
+      // a torn prune plan that check then reported as damage), or the whole record whose answer
+      // was lost; either would be read later as a record nobody wrote.
+      await this.backend.delete(object).catch(() => {});
+      throw e;
+    }
     return { id, object, record };
   }
 

@@ -23,7 +23,17 @@ import { prune } from "../../src/ops/prune/prune.js";
 import { restore } from "../../src/ops/restore/restore.js";
 import { Repository } from "../../src/repo/repository.js";
 import { diffDescriptions, removeTempDir, tempDir, treeEntries } from "../support/cli.js";
-import { copyTree, figure, PROFILE, rng, SEED, SMALL, sized, rounds as sizedRounds } from "./support.js";
+import {
+  copyTree,
+  figure,
+  PROFILE,
+  rng,
+  SEED,
+  SMALL,
+  sized,
+  rounds as sizedRounds,
+  timeUp,
+} from "./support.js";
 import { evolve } from "./tree.js";
 
 const PW = "faults";
@@ -58,6 +68,8 @@ const ALLOWED: Record<FaultKind, number[]> = {
 
 let base: string;
 let src: string;
+/** Torn objects (put-torn) that check named, by object name. */
+const tornFound: string[] = [];
 const states = new Map<string, string>(); // snapshot id → expected tree
 let repoStore: MemoryStore;
 let copyStore: MemoryStore;
@@ -163,10 +175,27 @@ async function run(op: Op, repoB: Backend, copyB: Backend, target: string): Prom
 }
 
 /** The storage without faults: checks clean, and every snapshot that was there restores exactly. */
-async function assertIntact(store: MemoryStore, what: string, scratch: string): Promise<void> {
-  const repo = await Repository.open(memoryBackend({ store }), PW);
+async function assertIntact(
+  store: MemoryStore,
+  what: string,
+  scratch: string,
+  torn: ReadonlySet<string> = new Set(),
+): Promise<void> {
+  let repo = await Repository.open(memoryBackend({ store }), PW);
   try {
-    const r = await check(repo, { readData: true });
+    let r = await check(repo, { readData: true });
+    // Storage that is not atomic (put-torn) keeps the first bytes of a failed upload under its
+    // name. A torn record is removed by its writer; a torn index file or snapshot is not (open:
+    // docs/reliability.md). Check must name each one as not matching its name; once the named
+    // objects are deleted (`repair index` does it for index files), the repository is clean.
+    const found = r.problems.filter((p) => torn.has(p.object) && /does not match its name/.test(p.message));
+    if (found.length > 0 && found.length === r.problems.length) {
+      tornFound.push(...found.map((p) => p.object));
+      await repo.close();
+      for (const p of found) store.objects.delete(p.object);
+      repo = await Repository.open(memoryBackend({ store }), PW);
+      r = await check(repo, { readData: true });
+    }
     assert.deepEqual(
       r.problems.map((p) => `${p.object}: ${p.message}`),
       [],
@@ -199,7 +228,18 @@ test("each storage fault under each operation: survived, or the documented exit 
       for (const retries of sized([r() < 0.5], [false, true]))
         for (let k = 0; k < seeds; k++) cases.push({ fault, op, retries });
   }
-  for (const { fault, op, retries } of cases) outcomes.push(await runCase(fault, op, retries, r));
+  // Round robin over the faults, so a run cut short by LIFEBOAT_TORTURE_DEADLINE has met each.
+  const nth = new Map<FaultKind, number>();
+  const order = cases.map((c) => {
+    const k = nth.get(c.fault) ?? 0;
+    nth.set(c.fault, k + 1);
+    return { c, k };
+  });
+  order.sort((a, b) => a.k - b.k || FAULTS.indexOf(a.c.fault) - FAULTS.indexOf(b.c.fault));
+  for (const { fault, op, retries } of order.map((o) => o.c)) {
+    if (timeUp()) break;
+    outcomes.push(await runCase(fault, op, retries, r));
+  }
   const table: Record<string, Record<string, string>> = {};
   for (const o of outcomes) {
     const row = table[o.fault] ?? {};
@@ -212,9 +252,11 @@ test("each storage fault under each operation: survived, or the documented exit 
   const injected = outcomes.reduce((n, o) => n + o.injected, 0);
   await figure("faults", {
     cases: outcomes.length,
+    planned: cases.length,
     survived: outcomes.filter((o) => o.result === "survived").length,
     withoutAnyFault: outcomes.filter((o) => o.injected === 0).length,
     injected,
+    tornObjectsNamedByCheck: tornFound,
     table,
   });
   console.log(`# faults (${PROFILE}): ${outcomes.length} cases, ${injected} faults injected`);
@@ -264,7 +306,8 @@ async function runCase(fault: FaultKind, op: Op, retries: boolean, r: () => numb
       ALLOWED[fault].includes(Number(o.result.slice(5))),
       `${what} ended with ${o.result} ${o.code}: ${o.message}`,
     );
-  await assertIntact(onRepo ? store : cstore, what, scratch);
+  const torn = new Set(faulty.log.filter((l) => l.fault === "put-torn").map((l) => l.name));
+  await assertIntact(onRepo ? store : cstore, what, scratch, torn);
   if (!onRepo) await assertIntact(store, `${what} (source)`, scratch);
   // The same operation again, without faults, completes.
   await run(op, memoryBackend({ store }), memoryBackend({ store: cstore }), path.join(scratch, "again"));
