@@ -31,6 +31,7 @@ import {
   rounds as sizedRounds,
   snapshots,
   summary,
+  timeUp,
 } from "./support.js";
 import { evolve } from "./tree.js";
 
@@ -68,7 +69,9 @@ test("backup and forget --keep-last 3 --prune on a changing tree, killed at rand
     let restores = 0;
     let pendingSeen = 0;
     let duplicatesSeen = 0;
-    for (let round = 0; round < rounds; round++) {
+    let roundsRun = 0;
+    for (let round = 0; round < rounds && !timeUp(); round++) {
+      roundsRun++;
       const tag = `r${round}`;
       await evolve(src, round, `${SEED}`);
       await copyTree(src, path.join(states, tag));
@@ -129,7 +132,8 @@ test("backup and forget --keep-last 3 --prune on a changing tree, killed at rand
     restores += await restoresAll(env, last, states, scratch);
     const t = killer.totals();
     await figure("kill/backup+forget-prune", {
-      rounds,
+      rounds: roundsRun,
+      planned: rounds,
       ...t,
       perCommand: killer.summary(),
       blobsReusedAfterKill: reused,
@@ -162,7 +166,9 @@ test("copy killed at random points: the copy checks clean, restores, and the nex
     const rounds = sizedRounds(4, 40);
     let reused = 0;
     let restores = 0;
-    for (let round = 0; round < rounds; round++) {
+    let roundsRun = 0;
+    for (let round = 0; round < rounds && !timeUp(); round++) {
+      roundsRun++;
       const tag = `r${round}`;
       await evolve(src, round, `${SEED}-copy`);
       await copyTree(src, path.join(states, tag));
@@ -198,7 +204,8 @@ test("copy killed at random points: the copy checks clean, restores, and the nex
     restores += await restoresAll(env, await snapshots(env), states, scratch);
     const t = killer.totals();
     await figure("kill/copy", {
-      rounds,
+      rounds: roundsRun,
+      planned: rounds,
       ...t,
       perCommand: killer.summary(),
       blobsReusedAfterKill: reused,
@@ -240,7 +247,9 @@ test("restore killed at random moments, then run again to the end: every file ri
     const r = rng(`${SEED}/restore`);
     const killer = new Killer(r);
     const rounds = sizedRounds(3, 40);
-    for (let round = 0; round < rounds; round++) {
+    let roundsRun = 0;
+    for (let round = 0; round < rounds && !timeUp(); round++) {
+      roundsRun++;
       const target = path.join(scratch, `t${round}`);
       // One to three kills, then a run to the end.
       const kills = 1 + Math.floor(r() * 3);
@@ -268,7 +277,8 @@ test("restore killed at random moments, then run again to the end: every file ri
     }
     const t = killer.totals();
     await figure("kill/restore", {
-      rounds,
+      rounds: roundsRun,
+      planned: rounds,
       ...t,
       perCommand: killer.summary(),
       leftoverTempFiles: restoreLeftovers.length,

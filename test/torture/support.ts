@@ -63,6 +63,18 @@ export function hash32(s: string): number {
 /** An integer in [lo, hi]. */
 export const between = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 
+const DEADLINE = process.env.LIFEBOAT_TORTURE_DEADLINE
+  ? Date.parse(process.env.LIFEBOAT_TORTURE_DEADLINE)
+  : Number.POSITIVE_INFINITY;
+
+/**
+ * Whether the campaign's time is up (LIFEBOAT_TORTURE_DEADLINE, a date-time): loops then start
+ * no more rounds and cases, and their figures say how many ran (a run cut short still counts).
+ */
+export function timeUp(): boolean {
+  return Date.now() >= DEADLINE;
+}
+
 // --- figures -----------------------------------------------------------------------------------
 
 const FIGURES = process.env.LIFEBOAT_TORTURE_FIGURES ?? `/tmp/lifeboat-torture-${PROFILE}.jsonl`;
