@@ -4,7 +4,7 @@ import type { Backend } from "../backend/backend.js";
 import { cannotLock, lockedBackend, type Retention } from "../backend/retention.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
-import { CorruptionError, LifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { FileMeta } from "../fsio/file-write.js";
 import type { BlobLocation } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
@@ -479,7 +479,9 @@ export class Repository {
   /** Every snapshot, oldest first. */
   async listSnapshots(): Promise<SnapshotWithId[]> {
     const ids = await listStorageIds(this.backend, "snapshots/");
-    const out = await Promise.all(ids.map((id) => this.loadSnapshot(id)));
+    // A snapshot forgotten between the listing and the read (or a listing that lags) is gone.
+    const read = await Promise.all(ids.map((id) => this.loadSnapshot(id).catch((e) => gone(e))));
+    const out = read.filter((s): s is SnapshotWithId => s !== undefined);
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
 
@@ -611,3 +613,9 @@ export async function listStorageIds(backend: Backend, prefix: string): Promise<
 }
 
 export type { BlobWriter, WriteStats };
+
+/** A NOT_FOUND read is an object deleted meanwhile (undefined); anything else is thrown. */
+function gone(e: unknown): undefined {
+  if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+  throw e;
+}
