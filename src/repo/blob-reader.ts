@@ -59,7 +59,11 @@ export class BlobReader {
     }
     const what = names.pack(loc.packId);
     this.reader ??= new PackReader(this.backend);
-    const sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
+    let sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
+    // A short answer is read once more before it counts as a truncated pack (storage may
+    // answer short once without an error).
+    if (sealed.length !== loc.length)
+      sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
     if (sealed.length !== loc.length)
       throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
     return { loc, sealed, what };

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DEFAULT_CHUNKER_PARAMS } from "../core/chunker.js";
+import { storageId } from "../core/crypto.js";
 import { CorruptionError, schemaProblem } from "../core/errors.js";
 
 const MAX_SIZE = 2 ** 31;
@@ -80,3 +81,16 @@ export const names = {
 
 /** Storage ids are 64 lowercase hex characters; anything else in a listing is ignored. */
 export const isStorageId = (s: string) => /^[0-9a-f]{64}$/.test(s);
+
+/**
+ * Every object but the config is named by the SHA-256 of its stored bytes: an object whose bytes
+ * do not match its name is damaged, or is another object's bytes put under this name (storage
+ * can swap them without any key). Readers check it before trusting what they decrypt.
+ */
+export function checkStorageId(stored: Uint8Array, id: string, what: string): void {
+  if (storageId(stored) !== id)
+    throw new CorruptionError(
+      what,
+      "content does not match its name (SHA-256): it is damaged, or another object was stored under this name",
+    );
+}

@@ -1,6 +1,6 @@
 import type { Backend } from "../backend/backend.js";
 import { storageId } from "../core/crypto.js";
-import { isLifeboatError, LifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { BlobLocation } from "./blob.js";
 import { isStorageId, names } from "./config.js";
 import { decodeIndex, encodeIndex, type IndexFile, type IndexPack } from "./index-file.js";
@@ -9,6 +9,7 @@ import { type IndexedBlob, MasterIndex } from "./master-index.js";
 import type { RecordStore } from "./record-store.js";
 import { planKind } from "./records-gc.js";
 import { ObjectKind } from "./sealed-object.js";
+import { getVerified } from "./verified-get.js";
 
 /**
  * The in-memory index (which pack holds each blob) and what the repository knows about its
@@ -42,6 +43,13 @@ export class IndexState {
   private claims = new Set<string>();
   /** Index files this key cannot open (a write-only key and a file sealed for full keys). */
   private unreadable = new Set<string>();
+  /**
+   * Index files that could not be read (damaged, or another object's bytes under their name),
+   * with why. They are left out, so their blobs look absent: readers go on (a restore fails
+   * only on the files that need those blobs, check names them), but prune must not run, since
+   * the packs they list would look unindexed (docs/repair.md: `repair index`).
+   */
+  private damaged = new Map<string, string>();
 
   constructor(
     private readonly backend: Backend,
@@ -58,6 +66,7 @@ export class IndexState {
   /** Reads every index file in force, and the packs prune's plans doom. */
   async load(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      this.damaged = new Map();
       try {
         await this.readPlans();
         const ids = await this.listIndexFiles();
@@ -68,9 +77,10 @@ export class IndexState {
           live = ids.filter((id) => !superseded.has(id));
           this.index = new MasterIndex();
           this.claims = new Set();
+          this.damaged = new Map();
           await this.addFiles(live);
         }
-        this.loaded = live;
+        this.loaded = live.filter((id) => !this.damaged.has(id));
         this.superseded = ids.filter((id) => superseded.has(id));
         this.written = []; // the listing holds them (or a prune has replaced them)
         return;
@@ -112,10 +122,17 @@ export class IndexState {
       const file = await this.readFile(id).catch((e: unknown) => {
         if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
         if (this.cannotOpen(e)) return null;
+        if (e instanceof CorruptionError) {
+          this.damaged.set(id, detail(e));
+          return null;
+        }
         throw e;
       });
-      if (file === null) this.unreadable.add(id);
-      else if (!file || file.supersedes.length > 0) replaced = true;
+      if (file === null) {
+        if (!this.damaged.has(id)) this.unreadable.add(id);
+        continue;
+      }
+      if (!file || file.supersedes.length > 0) replaced = true;
       else files.push(file);
     }
     if (replaced) {
@@ -123,7 +140,10 @@ export class IndexState {
       return true;
     }
     this.addPacks(files.flatMap((f) => f.packs));
-    this.loaded = [...this.loaded, ...fresh.filter((id) => !this.unreadable.has(id))];
+    this.loaded = [
+      ...this.loaded,
+      ...fresh.filter((id) => !this.unreadable.has(id) && !this.damaged.has(id)),
+    ];
     return false;
   }
 
@@ -189,6 +209,10 @@ export class IndexState {
       try {
         file = await this.readFile(id);
       } catch (e) {
+        if (e instanceof CorruptionError) {
+          this.damaged.set(id, detail(e));
+          continue;
+        }
         if (!this.cannotOpen(e)) throw e;
         this.unreadable.add(id);
         continue;
@@ -214,7 +238,8 @@ export class IndexState {
    */
   async readFile(id: string): Promise<IndexFile> {
     const what = names.index(id);
-    const opened = await this.keys.openLatest(ObjectKind.index, await this.backend.get(what), what);
+    const stored = await getVerified(this.backend, what, id);
+    const opened = await this.keys.openLatest(ObjectKind.index, stored, what);
     const file = decodeIndex(opened.plain, what);
     if (opened.writer === undefined) return file;
     return { supersedes: [], packs: file.packs.map((p) => ({ ...p, claim: true })) };
@@ -234,6 +259,11 @@ export class IndexState {
   }
 
   // --- questions -----------------------------------------------------------------------------
+
+  /** Index files left out because they could not be read, with why (see `damaged`). */
+  damagedFiles(): { id: string; message: string }[] {
+    return [...this.damaged].map(([id, message]) => ({ id, message }));
+  }
 
   get(id: Buffer): IndexedBlob | undefined {
     return this.index.get(id);
@@ -305,4 +335,9 @@ export class IndexState {
   addHints(packId: string, blobs: BlobLocation[]): void {
     for (const b of blobs) this.index.add(b, packId);
   }
+}
+
+/** A CorruptionError's message without the object name it starts with. */
+function detail(e: CorruptionError): string {
+  return e.message.startsWith(`${e.object}: `) ? e.message.slice(e.object.length + 2) : e.message;
 }

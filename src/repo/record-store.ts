@@ -12,6 +12,7 @@ import { planKind, sessionKind } from "./records-gc.js";
 import { segmentKind } from "./records-segment.js";
 import { catalogKind, segmentPagesKind, segmentRefKind } from "./records-segment-levels.js";
 import { walKind } from "./records-wal.js";
+import { getVerified } from "./verified-get.js";
 
 /** Every record family of the format (docs/format.md); prune asks each for the blobs it pins. */
 export const RECORD_KINDS: readonly RecordKind<unknown>[] = [
@@ -80,7 +81,16 @@ export class RecordStore {
     const stored = this.keys.seal(kind.objectKind, plain);
     const id = storageId(stored);
     const object = `${this.folder(kind as RecordKind<unknown>, label)}${id}`;
-    await this.backend.put(object, stored);
+    try {
+      await this.backend.put(object, stored);
+    } catch (e) {
+      // The write failed, so the record does not exist for the caller: leave none behind. Storage
+      // that is not atomic may hold the first bytes under the name (found by the fault campaign:
+      // a torn prune plan that check then reported as damage), or the whole record whose answer
+      // was lost; either would be read later as a record nobody wrote.
+      await this.backend.delete(object).catch(() => {});
+      throw e;
+    }
     return { id, object, record };
   }
 
@@ -93,11 +103,8 @@ export class RecordStore {
     kind: RecordKind<T>,
     object: string,
   ): Promise<{ record: T; writer?: string }> {
-    const { plain, writer } = await this.keys.openLatest(
-      kind.objectKind,
-      await this.backend.get(object),
-      object,
-    );
+    const stored = await getVerified(this.backend, object, object.split("/").at(-1)!);
+    const { plain, writer } = await this.keys.openLatest(kind.objectKind, stored, object);
     let json: unknown;
     try {
       json = kind.codec ? kind.codec.decode(plain) : JSON.parse(plain.toString("utf8"));

@@ -4,12 +4,13 @@ import type { Backend } from "../backend/backend.js";
 import { cannotLock, lockedBackend, type Retention } from "../backend/retention.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
-import { CorruptionError, LifeboatError } from "../core/errors.js";
+import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { FileMeta } from "../fsio/file-write.js";
 import { type BlobLocation, BlobType } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
 import { BlobReader } from "./blob-reader.js";
 import {
+  checkStorageId,
   DEFAULT_PACK_SIZE,
   decodeConfig,
   defaultChunkerParams,
@@ -39,6 +40,7 @@ import { RecordStore } from "./record-store.js";
 import { ObjectKind } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
 import { decodeTree, encodeTree, type Tree } from "./tree.js";
+import { getVerified } from "./verified-get.js";
 import { writeOnlyBackend } from "./write-only-backend.js";
 
 export interface InitOptions {
@@ -139,7 +141,19 @@ export class Repository {
 
   /** Whether a finished repository (one with a config object) is at this backend. */
   static async exists(backend: Backend): Promise<boolean> {
-    return (await backend.exists()) && (await backend.stat(names.config)) !== undefined;
+    if (!(await backend.exists())) return false;
+    if ((await backend.stat(names.config)) !== undefined) return true;
+    // No config: nothing here, or an init cut short (a key file only) — or a repository whose
+    // config was lost. That is not "no repository": init must not start a new one over it.
+    for (const prefix of ["snapshots/", "index/"])
+      for await (const o of backend.list(prefix))
+        throw new CorruptionError(
+          "config",
+          `is missing from ${backend.location}, which holds a repository (${o.name} and more)`,
+          [],
+          "restore the config object from a copy of this repository (a backup of the folder or bucket); nothing was changed",
+        );
+    return false;
   }
 
   static alreadyExists(backend: Backend): LifeboatError {
@@ -196,8 +210,20 @@ export class Repository {
         "restore the keys/ folder from a copy",
       );
     }
+    // A damaged key file must not lock out the passwords of the others: it is skipped, and
+    // named if no other key file opens.
+    const damaged: CorruptionError[] = [];
     for (const id of keyIds) {
-      const file = parseKeyFile(await backend.get(names.key(id)), names.key(id));
+      let file: ReturnType<typeof parseKeyFile>;
+      try {
+        const bytes = await backend.get(names.key(id));
+        checkStorageId(bytes, id, names.key(id));
+        file = parseKeyFile(bytes, names.key(id));
+      } catch (e) {
+        if (!(e instanceof CorruptionError)) throw e;
+        damaged.push(e);
+        continue;
+      }
       const keys = await KeyRing.unwrap(file, password);
       if (!keys) continue;
       if (keys.kind === "write-only") return Repository.openWriteOnly(backend, keys, id, options);
@@ -208,6 +234,13 @@ export class Repository {
       if (options.loadIndex ?? true) await repo.loadIndex();
       return repo;
     }
+    if (damaged.length > 0)
+      throw new CorruptionError(
+        damaged.map((e) => e.object).join(", "),
+        `damaged key file${damaged.length > 1 ? "s" : ""} (${damaged[0]!.message.slice(damaged[0]!.object.length + 2)}), and no other key file opens with this password`,
+        [],
+        "restore the keys/ folder from a copy of the repository (or use another password whose key file is intact)",
+      );
     throw new LifeboatError(
       "WRONG_PASSWORD",
       `wrong password for the repository at ${backend.location} (tried ${keyIds.length} key${keyIds.length > 1 ? "s" : ""})`,
@@ -430,6 +463,23 @@ export class Repository {
     return this.index.size;
   }
 
+  /** Index files left out because they are damaged (readers go on; prune refuses). */
+  damagedIndexFiles(): { id: string; message: string }[] {
+    return this.index.damagedFiles();
+  }
+
+  /** Throws unless every index file in force could be read: what deletes packs needs them all. */
+  requireIntactIndex(): void {
+    const d = this.index.damagedFiles();
+    if (d.length === 0) return;
+    throw new CorruptionError(
+      d.map((f) => names.index(f.id)).join(", "),
+      `${d.length === 1 ? "this index file is" : "these index files are"} damaged (${d[0]!.message}); the packs listed there would look unused`,
+      [],
+      "run `lifeboat repair index` first: it rebuilds the index from the packs themselves",
+    );
+  }
+
   /** The index files in force and those already superseded (prune and repair replace them), and
    * those a write-only key could not open (sealed for full keys only). */
   indexFiles(): { loaded: readonly string[]; superseded: readonly string[]; unreadable: readonly string[] } {
@@ -534,7 +584,8 @@ export class Repository {
       );
     }
     const what = names.snapshot(id);
-    const opened = await this.keys.openLatest(ObjectKind.snapshot, await this.backend.get(what), what);
+    const stored = await getVerified(this.backend, what, id);
+    const opened = await this.keys.openLatest(ObjectKind.snapshot, stored, what);
     const snap = decodeSnapshot(opened.plain, what);
     return opened.writer === undefined ? { ...snap, id } : { ...snap, id, writer: opened.writer };
   }
@@ -563,15 +614,8 @@ export class Repository {
   async listSnapshots(): Promise<SnapshotWithId[]> {
     if (this.hostCache) return this.ownSnapshots();
     const ids = await listStorageIds(this.backend, "snapshots/");
-    // A snapshot another process forgets between the listing and its read is simply not listed.
-    const read = await Promise.all(
-      ids.map((id) =>
-        this.loadSnapshot(id).catch((e: unknown) => {
-          if (e instanceof LifeboatError && e.code === "NOT_FOUND") return undefined;
-          throw e;
-        }),
-      ),
-    );
+    // A snapshot forgotten between the listing and the read (or a listing that lags) is gone.
+    const read = await Promise.all(ids.map((id) => this.loadSnapshot(id).catch((e) => gone(e))));
     const out = read.filter((s): s is SnapshotWithId => s !== undefined);
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
@@ -821,3 +865,9 @@ export async function listStorageIds(backend: Backend, prefix: string): Promise<
 }
 
 export type { BlobWriter, WriteStats };
+
+/** A NOT_FOUND read is an object deleted meanwhile (undefined); anything else is thrown. */
+function gone(e: unknown): undefined {
+  if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+  throw e;
+}

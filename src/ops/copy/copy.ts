@@ -59,6 +59,10 @@ export async function copySnapshots(
   options: CopyOptions = {},
 ): Promise<CopyResult> {
   const wanted = options.snapshots ?? (await src.listSnapshots());
+  // A backup that stored its index files and snapshot after the source was opened: its snapshot
+  // is listed, so read the index files written since (found by the S3 soak: "blob ... is
+  // referenced but not in the index", exit 14, with backups running beside copy).
+  await src.catchUpIndex();
   const have = new Set(
     (await dst.listSnapshots())
       .map((s) => s.meta?.copiedFrom)

@@ -121,7 +121,14 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
  */
 async function exclusivePruneSession(repo: Repository): Promise<SessionHandle> {
   const session = await startSession(repo, "prune");
-  const first = (await liveSessions(repo)).find((s) => s.kind === "prune" && s.id !== session.id);
+  let first: Awaited<ReturnType<typeof liveSessions>>[number] | undefined;
+  try {
+    first = (await liveSessions(repo)).find((s) => s.kind === "prune" && s.id !== session.id);
+  } catch (e) {
+    // Not left behind to block the next prune of this process (a daemon) for a day.
+    await endSession(repo, session).catch(() => {});
+    throw e;
+  }
   if (first) {
     await endSession(repo, session).catch(() => {});
     throw new LifeboatError(
@@ -141,6 +148,7 @@ async function markAndPlan(
 ): Promise<MarkResult> {
   step("loading index and snapshots");
   await repo.reloadIndex(true);
+  repo.requireIntactIndex(); // packs a damaged index file lists would look unused
   const { used, snapshots } = await usedBlobs(repo);
   const map = await readPackMap(repo);
   const unusedPacks: string[] = [];
@@ -266,6 +274,7 @@ async function sweepReady(
   step(`sweeping ${ready.length} plan(s)`);
   // A fresh view: snapshots and index files written by the sessions we waited for count now.
   await repo.reloadIndex(true);
+  repo.requireIntactIndex(); // packs a damaged index file lists would look unused
   const { used } = await usedBlobs(repo);
   const map = await readPackMap(repo);
   const planned = new Set(ready.flatMap((p) => p.packs));
