@@ -348,8 +348,10 @@ test("records: write, list, read and delete for every family", async () => {
     { kind: ackKind, record: samples.ack() },
     { kind: segmentKind, record: segment(["cd".repeat(32)]) },
   ] as const;
-  // WAL records and fleet account entries are labelled: tested below and in account-catalogue.test.ts.
-  assert.equal(RECORD_KINDS.length, cases.length + 2, "every family is covered (wal below)");
+  // Labelled families are tested elsewhere: WAL records below, fleet account entries in
+  // account-catalogue.test.ts, replication segments in levels and their catalogs (3 families)
+  // in src/sources/sqlite-replicate/format-vectors.test.ts and test/db/replicate.test.ts.
+  assert.equal(RECORD_KINDS.length, cases.length + 2 + 3, "every family is covered");
   for (const { kind, record } of cases) {
     const stored = await repo.records.write(kind as never, record as never);
     assert.equal(stored.object, `${kind.prefix}${stored.id}`);
