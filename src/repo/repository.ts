@@ -4,8 +4,7 @@ import type { Backend } from "../backend/backend.js";
 import { cannotLock, lockedBackend, type Retention } from "../backend/retention.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
-import { CorruptionError, LifeboatError } from "../core/errors.js";
-import type { FileMeta } from "../fsio/file-write.js";
+import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { BlobLocation } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
 import { BlobReader } from "./blob-reader.js";
@@ -27,6 +26,7 @@ import {
   unknownFeatures,
   withFeature,
 } from "./features.js";
+import { FileRestorer, type FileToRestore, type RestoreFilesOptions } from "./file-restorer.js";
 import type { IndexFile } from "./index-file.js";
 import { IndexState } from "./index-state.js";
 import { KeyRing } from "./key-ring.js";
@@ -87,6 +87,7 @@ export class Repository {
   /** Workers for restores (decode + write): one per core, the main thread mostly waits. */
   private decoder: BlobPool | undefined;
   private readonly treeCache = new Map<string, Tree>();
+  private reindexing: Promise<void> | undefined;
 
   private constructor(backend: Backend, config: RepoConfig, keys: KeyRing, keyId: string) {
     // Every put of every part goes through here, so the config's retention locks all of it.
@@ -101,7 +102,13 @@ export class Repository {
       () => this.requireWritable(),
     );
     this.index = new IndexState(this.backend, keys, this.records);
-    this.reader = new BlobReader(this.backend, keys, this.index, () => this.decoderPool());
+    this.reader = new BlobReader(
+      this.backend,
+      keys,
+      this.index,
+      () => this.decoderPool(),
+      () => this.reindex(),
+    );
   }
 
   /** Whether a finished repository (one with a config object) is at this backend. */
@@ -297,6 +304,15 @@ export class Repository {
     await this.index.reload(freshPlans);
   }
 
+  /** Reads the index again after a pack was found gone (a prune moved its blobs); readers that
+   * find that at once share one reload. */
+  private reindex(): Promise<void> {
+    this.reindexing ??= this.reloadIndex().finally(() => {
+      this.reindexing = undefined;
+    });
+    return this.reindexing;
+  }
+
   /** Reads new prune plans and index files since the index was loaded (see IndexState.catchUp). */
   async catchUpIndex(): Promise<void> {
     if (await this.index.catchUp()) this.treeCache.clear();
@@ -426,10 +442,19 @@ export class Repository {
     return listStorageIds(this.backend, "snapshots/");
   }
 
-  /** Every snapshot, oldest first. */
+  /** Every snapshot, oldest first. One deleted between the listing and its read (a `forget`
+   * running meanwhile) is left out, as if listed a moment later. */
   async listSnapshots(): Promise<SnapshotWithId[]> {
     const ids = await listStorageIds(this.backend, "snapshots/");
-    const out = await Promise.all(ids.map((id) => this.loadSnapshot(id)));
+    const read = await Promise.all(
+      ids.map((id) =>
+        this.loadSnapshot(id).catch((e: unknown) => {
+          if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+          throw e;
+        }),
+      ),
+    );
+    const out = read.filter((s): s is SnapshotWithId => s !== undefined);
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
 
@@ -454,21 +479,23 @@ export class Repository {
     return tree;
   }
 
-  /** See BlobReader.writeTo: one blob written at `position` of an open file (zeroes as holes). */
-  writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
-    return this.reader.writeTo(id, fd, position);
-  }
-
-  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
-   * returns the extended attributes that could not be set. */
-  restoreSmallFile(
-    ids: Buffer[],
-    dest: string,
-    size: number,
-    meta: FileMeta,
-    label: string,
-  ): Promise<string[]> {
-    return this.reader.writeSmallFile(ids, dest, size, meta, label);
+  /**
+   * Restores files by pack (see FileRestorer): each pack range they need is read once, every
+   * blob verified against its keyed id and written where it goes. Resolves when every file is
+   * finished or failed (`options.onFile` says which); rejects only when stopped.
+   */
+  restoreFiles(files: readonly FileToRestore[], options: RestoreFilesOptions): Promise<void> {
+    return new FileRestorer(
+      {
+        backend: this.backend,
+        lookup: (id) => this.index.get(id),
+        reindex: () => this.reindex(),
+        packKey: (packId, type, prefix) => this.reader.packKey(packId, type, prefix),
+        pool: () => this.decoderPool(),
+      },
+      files,
+      options,
+    ).run();
   }
 
   /** See BlobReader.verifyPack (`check --read-data`). */
@@ -560,4 +587,4 @@ export async function listStorageIds(backend: Backend, prefix: string): Promise<
   return out;
 }
 
-export type { BlobWriter, WriteStats };
+export type { BlobWriter, FileToRestore, RestoreFilesOptions, WriteStats };
