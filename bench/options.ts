@@ -12,6 +12,8 @@ export const USAGE = `npm run bench [-- OPTIONS]
   --cache LIST     warm, cold or both (default: warm,cold)
   --scale X        multiplies the dataset sizes (smoke runs: 0.02; default: 1)
   --tools LIST     lifeboat, restic, borg (default: all three, in that order)
+  --lifeboat DIR   the checkout whose dist/ is measured as lifeboat (default: this one); to
+                   compare two versions, run each in turn against restic and compare the ratios
   --data DIR       generated datasets, kept for the next run (default: /var/tmp/lifeboat-bench/datasets)
   --dir DIR        scratch folder for repositories and restores (default: /var/tmp/lifeboat-bench/work)
   --out FILE       document to put the tables in (default: docs/benchmarks.md)
@@ -30,6 +32,8 @@ export interface Options {
   data: string;
   work: string;
   out: string | undefined;
+  /** The checkout measured as lifeboat. */
+  lifeboatRoot: string;
 }
 
 export function parseOptions(args: string[], projectRoot: string): Options {
@@ -49,7 +53,7 @@ export function parseOptions(args: string[], projectRoot: string): Options {
     process.exit(0);
   }
   for (const k of values.keys())
-    if (!["profile", "files", "pairs", "cache", "scale", "tools", "data", "dir", "out"].includes(k))
+    if (!["profile", "files", "pairs", "cache", "scale", "tools", "data", "dir", "out", "lifeboat"].includes(k))
       throw new UsageError(`unknown option --${k}\n\n${USAGE}`);
   const list = (k: string, def: string, allowed: readonly string[]) => {
     const xs = (values.get(k) ?? def)
@@ -79,5 +83,6 @@ export function parseOptions(args: string[], projectRoot: string): Options {
     out: flags.has("no-write")
       ? undefined
       : path.resolve(values.get("out") ?? path.join(projectRoot, "docs", "benchmarks.md")),
+    lifeboatRoot: path.resolve(values.get("lifeboat") ?? projectRoot),
   };
 }

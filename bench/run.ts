@@ -31,8 +31,8 @@ const projectRoot = path.resolve(here, "..", "..");
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const o = parseOptions(args, projectRoot);
-  if (!existsSync(path.join(projectRoot, "dist", "src", "cli", "main.js")))
-    throw new Error("dist/ is missing: run `npm run build` (npm run bench does)");
+  if (!existsSync(path.join(o.lifeboatRoot, "dist", "src", "cli", "main.js")))
+    throw new Error(`${o.lifeboatRoot}/dist/ is missing: run \`npm run build\` there (npm run bench does here)`);
   ensureInstalled();
   await fs.mkdir(o.work, { recursive: true });
   await fs.mkdir(o.data, { recursive: true });
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   }
   checkRssCountsThreads(o.work);
 
-  const table = allTools(projectRoot);
+  const table = allTools(o.lifeboatRoot);
   const tools = o.tools.map((n) => table[n]);
   const info: RunInfo = {
     command: `npm run bench${args.length > 0 ? ` -- ${args.join(" ")}` : ""}`,

@@ -2,7 +2,8 @@
 // Prints the test vectors of docs/format.md (JSON). Encryption uses random nonces and salts, so
 // re-running gives new ciphertexts; the vectors in the doc are one such run, and the tests check
 // that this implementation decodes them (and re-derives every deterministic value exactly).
-// Usage: npm run build && LIFEBOAT_KDF_N=1024 node scripts/gen-format-vectors.mjs
+// Usage: npm run build && LIFEBOAT_KDF_N=1024 node scripts/gen-format-vectors.mjs [--fleet]
+// (--fleet: the vectors of the fleet-accounts feature, docs/format.md "Account catalogue")
 import { createCipheriv } from "node:crypto";
 import { Chunker, gearTable } from "../dist/src/core/chunker.js";
 import { maybeCompress } from "../dist/src/core/compress.js";
@@ -101,4 +102,43 @@ const out = {
   },
   keyFile: { password: "correct horse battery staple", json: JSON.parse(keyFile.bytes.toString("utf8")) },
 };
-console.log(JSON.stringify(out, null, 1));
+if (process.argv.includes("--fleet")) {
+  // Format feature fleet-accounts (docs/format.md, "Account catalogue"): an account snapshot and
+  // its catalogue entry, and the label folder the entry lives in.
+  const accountSnapshot = {
+    ...snapshot,
+    hostname: "mail",
+    tags: ["fleet:mail"],
+    account: "ann",
+    fleet: "mail",
+  };
+  const sealedSnapshot = sealObject(
+    keys.meta,
+    ObjectKind.snapshot,
+    Buffer.from(JSON.stringify(accountSnapshot)),
+  );
+  const entry = {
+    version: 1,
+    fleet: "mail",
+    account: "ann",
+    snapshot: "ab".repeat(32),
+    time: accountSnapshot.time,
+    window: "2026-01-01T01:00[Europe/Berlin]",
+    kind: "folder",
+    paths: accountSnapshot.paths,
+    fingerprint: "mtime:0123456789abcdef0123456789abcdef",
+  };
+  const sealedEntry = sealObject(keys.meta, ObjectKind.accountEntry, Buffer.from(JSON.stringify(entry)));
+  console.log(
+    JSON.stringify(
+      {
+        labelText: "lifeboat account ann",
+        labelKey: blobId(keys.id, Buffer.from("lifeboat account ann")).toString("hex"),
+        snapshot: { hex: sealedSnapshot.toString("hex"), json: accountSnapshot },
+        entry: { hex: sealedEntry.toString("hex"), json: entry },
+      },
+      null,
+      1,
+    ),
+  );
+} else console.log(JSON.stringify(out, null, 1));

@@ -80,6 +80,8 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** Fleets of accounts (docs/fleet.md); each entry is checked by app/fleet/fleet-config.ts. */
+    fleets: z.array(z.record(z.string(), z.unknown())).default([]),
   })
   .strict();
 

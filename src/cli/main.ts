@@ -40,6 +40,7 @@ const COMMANDS: [string[], () => Promise<Register>][] = [
   [["guard"], async () => (await import("./commands/guard.js")).registerGuard],
   [["serve"], async () => (await import("./commands/serve.js")).registerServe],
   [["pg"], async () => (await import("./commands/pg.js")).registerPg],
+  [["fleet"], async () => (await import("./commands/fleet.js")).registerFleet],
   [["run", "daemon"], async () => (await import("./commands/run.js")).registerRun],
   [["ui"], async () => (await import("./commands/ui.js")).registerUi],
 ];

@@ -27,6 +27,13 @@ export const FEATURES = {
   },
   xattrs: { gates: "read", what: "extended attributes of files, folders and links (xattrs)" },
   "special-files": { gates: "read", what: "FIFOs and device nodes (types fifo, chardev, blockdev)" },
+  /** Snapshots of a fleet's accounts (`account`, `fleet` fields) and the per-account catalogue
+   * (`accounts/`): an older writer would group and forget them by host and paths alone and
+   * leave the catalogue stale. */
+  "fleet-accounts": {
+    gates: "write",
+    what: "fleet account snapshots and the per-account catalogue (docs/fleet.md)",
+  },
 } as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 /** What a new repository starts with: everything a backup may need, so that no config is

@@ -8,7 +8,9 @@ import { displayName, nameToBytes } from "../core/names.js";
 import { decodeIndex, encodeIndex } from "./index-file.js";
 import { parseKeyFile, unwrapKeyFile } from "./keys.js";
 import { decodeBlob, packKey, parsePrefix, readPackHeader } from "./pack.js";
+import { accountEntryKind } from "./records-account.js";
 import { ObjectKind, openObject } from "./sealed-object.js";
+import { decodeSnapshot } from "./snapshot.js";
 import { decodeTree, encodeTree, nodeFeatures } from "./tree.js";
 
 // The vectors live in docs/format.md so the specification and the code are checked together.
@@ -120,4 +122,31 @@ test("tree with byte names, extended attributes and special files: canonical byt
   ]);
   // The version-1 vector needs none of them: old trees encode as before.
   assert.deepEqual(decodeTree(Buffer.from(v.tree.json), "vector").nodes.flatMap(nodeFeatures), []);
+});
+
+// Format feature fleet-accounts: the account catalogue's label folder and sealed records.
+const fleetBlock = /<!-- fleet-vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- fleet-vectors:end -->/.exec(
+  doc,
+);
+if (!fleetBlock) throw new Error("docs/format.md has no fleet-vectors block");
+const flv = JSON.parse(fleetBlock[1]!);
+
+test("account catalogue: label folder, account snapshot and catalogue entry", () => {
+  assert.equal(blobId(keys.id, Buffer.from(flv.labelText)).toString("hex"), flv.labelKey);
+  const snap = decodeSnapshot(
+    openObject(keys.meta, ObjectKind.snapshot, hex(flv.snapshot.hex), "vector"),
+    "vector",
+  );
+  assert.equal(snap.account, "ann");
+  assert.equal(snap.fleet, "mail");
+  assert.deepEqual(
+    JSON.parse(openObject(keys.meta, ObjectKind.snapshot, hex(flv.snapshot.hex), "v").toString()),
+    flv.snapshot.json,
+  );
+  const entry = accountEntryKind.schema.parse(
+    JSON.parse(openObject(keys.meta, ObjectKind.accountEntry, hex(flv.entry.hex), "vector").toString("utf8")),
+  );
+  assert.deepEqual(entry, flv.entry.json);
+  assert.equal(ObjectKind.accountEntry, 10);
+  assert.throws(() => openObject(keys.meta, ObjectKind.snapshot, hex(flv.entry.hex), "vector"), /kind/);
 });

@@ -5,6 +5,7 @@ import { CorruptionError, isLifeboatError, schemaProblem } from "../core/errors.
 import { isStorageId } from "./config.js";
 import type { KeyRing } from "./key-ring.js";
 import type { RecordKind } from "./record-kind.js";
+import { accountEntryKind } from "./records-account.js";
 import { ackKind } from "./records-ack.js";
 import { drillKind } from "./records-drill.js";
 import { planKind, sessionKind } from "./records-gc.js";
@@ -19,6 +20,7 @@ export const RECORD_KINDS: readonly RecordKind<unknown>[] = [
   ackKind,
   walKind,
   segmentKind,
+  accountEntryKind,
 ] as RecordKind<unknown>[];
 
 /** A record with where it is stored: `id` is the SHA-256 of its stored bytes. */

@@ -417,11 +417,13 @@ export class Repository {
    * Stores a snapshot document. Every blob this process has queued is flushed first (packs →
    * index files → snapshot), so a snapshot never points at data that is not durable.
    */
-  async writeSnapshot(snapshot: Snapshot): Promise<string> {
+  async writeSnapshot(snapshot: Snapshot, beforeStore?: (id: string) => Promise<void>): Promise<string> {
     this.requireWritable();
     await this.flushWriter();
     const stored = this.keys.seal(ObjectKind.snapshot, Buffer.from(JSON.stringify(snapshot)));
     const id = storageId(stored);
+    // What must exist before the snapshot does (a fleet account's catalogue entry, naming it).
+    if (beforeStore) await beforeStore(id);
     await this.backend.put(names.snapshot(id), stored);
     return id;
   }

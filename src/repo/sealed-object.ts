@@ -19,6 +19,7 @@ export const ObjectKind = {
   ack: 7,
   wal: 8,
   sqliteWal: 9,
+  accountEntry: 10,
 } as const;
 export type ObjectKindValue = (typeof ObjectKind)[keyof typeof ObjectKind];
 

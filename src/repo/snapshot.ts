@@ -30,6 +30,9 @@ export const snapshotSchema = z.object({
   source: z.string().optional(),
   /** Source-specific facts (a WAL position, IMAP UIDVALIDITY per folder, ...). */
   meta: z.record(z.string(), z.unknown()).optional(),
+  /** Fleet snapshots (format feature `fleet-accounts`): the account and its fleet. */
+  account: z.string().optional(),
+  fleet: z.string().optional(),
   summary: z
     .object({
       files: z.number(),

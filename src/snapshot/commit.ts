@@ -35,6 +35,10 @@ export interface CommitInput {
   anomaly: AnomalyThresholds | false;
   started: number;
   statsBefore: WriteStats;
+  /** A fleet account's snapshot: its account id and fleet name go into the document. */
+  account?: { fleet: string; id: string };
+  /** Runs with the snapshot's id just before the document is stored (see writeSnapshot). */
+  beforeStore?: (id: string, snapshot: Snapshot) => Promise<void>;
 }
 
 function safeUser(): { username: string; uid: number; gid: number } {
@@ -86,8 +90,10 @@ export async function commitSnapshot(repo: Repository, c: CommitInput): Promise<
     program: `lifeboat ${VERSION}`,
     ...(c.type ? { source: c.type } : {}),
     ...(c.meta ? { meta: c.meta } : {}),
+    ...(c.account ? { account: c.account.id, fleet: c.account.fleet } : {}),
     summary,
   };
-  const snapshotId = await repo.writeSnapshot(snapshot);
+  const before = c.beforeStore;
+  const snapshotId = await repo.writeSnapshot(snapshot, before ? (id) => before(id, snapshot) : undefined);
   return { snapshotId, snapshot, summary, errors: c.built.errors, warnings: c.built.warnings };
 }

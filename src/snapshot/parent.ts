@@ -14,6 +14,8 @@ export async function findParent(
   host: string,
   paths: string[],
 ): Promise<SnapshotWithId | undefined> {
+  // A full id (a fleet account's parent, from its catalogue) is read directly: no listing.
+  if (ref && /^[0-9a-f]{64}$/.test(ref)) return repo.loadSnapshot(ref);
   if (ref) return findSnapshot(repo, ref);
   const all = await repo.listSnapshots();
   return all.filter((s) => matchesFilter(s, { host, paths })).at(-1);

@@ -1,5 +1,7 @@
 import os from "node:os";
 import type { Repository } from "../repo/repository.js";
+import type { Snapshot } from "../repo/snapshot.js";
+import { type AccountTag, recordAccountSnapshot } from "./account-catalogue.js";
 import { type AnomalyThresholds, DEFAULT_THRESHOLDS } from "./anomaly.js";
 import { type BackupResult, commitSnapshot } from "./commit.js";
 import { findParent, parentLookup } from "./parent.js";
@@ -25,6 +27,9 @@ export interface SnapshotOptions {
   anomaly?: AnomalyThresholds | false;
   /** Stops the backup between items; what was stored is flushed so a later run reuses it. */
   signal?: AbortSignal;
+  /** A fleet account's snapshot: recorded in the snapshot and in the account's catalogue
+   * (format feature `fleet-accounts`, see account-catalogue.ts). */
+  account?: AccountTag;
 }
 
 /**
@@ -38,6 +43,8 @@ export async function takeSnapshot(
   source: Source,
   options: SnapshotOptions = {},
 ): Promise<BackupResult> {
+  const account = options.account;
+  if (account) await repo.enableFeature("fleet-accounts");
   return withSession(repo, async () => {
     const started = Date.now();
     const statsBefore = repo.writeStats;
@@ -73,7 +80,7 @@ export async function takeSnapshot(
     await scan.catch(() => {});
     progress.finish();
     const meta = source.meta ? await source.meta() : undefined;
-    return commitSnapshot(repo, {
+    const result = await commitSnapshot(repo, {
       tree,
       built: built!,
       paths,
@@ -88,6 +95,14 @@ export async function takeSnapshot(
       anomaly: options.anomaly ?? DEFAULT_THRESHOLDS,
       started,
       statsBefore,
+      ...(account ? { account } : {}),
+      // The catalogue entry is stored first, naming the snapshot's id: a crash in between leaves
+      // an entry without its snapshot (skipped by readers), never a snapshot the catalogue
+      // misses (which a retry for the same window could not see).
+      ...(account
+        ? { beforeStore: (id: string, snap: Snapshot) => recordAccountSnapshot(repo, account, id, snap) }
+        : {}),
     });
+    return result;
   });
 }

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import Database from "better-sqlite3";
 import { openBackend } from "../../src/backend/open.js";
 import { Repository } from "../../src/repo/repository.js";
@@ -73,13 +73,20 @@ interface WriterResult {
   checkpoints: { busy: number; log: number; checkpointed: number; at: number }[];
 }
 
+/** Every writer and replicate started, so that a failed test never leaves one running (the test
+ * file would wait for it forever). */
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on("close", () => children.delete(child));
+  return child;
+}
+
 function startWriter(file: string, rate: number, checkpointEvery = 0) {
-  const child = spawn(
-    process.execPath,
-    [path.join(base, "writer.mjs"), file, String(rate), String(checkpointEvery)],
-    {
+  const child = track(
+    spawn(process.execPath, [path.join(base, "writer.mjs"), file, String(rate), String(checkpointEvery)], {
       stdio: ["pipe", "pipe", "pipe"],
-    },
+    }),
   );
   let out = "";
   let err = "";
@@ -102,10 +109,12 @@ function startWriter(file: string, rate: number, checkpointEvery = 0) {
 
 /** `lifeboat replicate` in the background; stop() sends SIGINT and waits for it to finish. */
 function startReplicate(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, "replicate", ...args, "--json"], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child: ChildProcess = track(
+    spawn(process.execPath, [CLI, "replicate", ...args, "--json"], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => {
@@ -119,9 +128,9 @@ function startReplicate(args: string[]) {
     get stdout() {
       return stdout;
     },
-    /** Resolves once the first full snapshot is stored. */
+    /** Resolves once the first full snapshot is stored (generous: a loaded machine is slow). */
     async ready(): Promise<void> {
-      const until = Date.now() + 30_000;
+      const until = Date.now() + 120_000;
       while (!stdout.includes('"message_type":"snapshot"')) {
         if (child.exitCode !== null || Date.now() > until)
           throw new Error(`replicate did not start:\n${stderr}`);
@@ -192,6 +201,10 @@ before(async () => {
   await fs.writeFile(path.join(base, "writer.mjs"), WRITER);
   const r = await run(["init"], { env });
   assert.equal(r.code, 0, show(r));
+});
+// A test that failed midway must not leave a writer or replicate behind for the next one.
+afterEach(() => {
+  for (const c of children) c.kill("SIGKILL");
 });
 after(async () => {
   if (base) await fs.rm(base, { recursive: true, force: true });

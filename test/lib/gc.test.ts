@@ -34,6 +34,7 @@ import {
   noise,
   objectsUnder,
   PW,
+  rejectsWith,
 } from "./support.js";
 
 const opts: SnapshotOptions = { host: "h", anomaly: false };
@@ -64,17 +65,6 @@ async function readSnapshot(repo: Repository, tree: string): Promise<number> {
     },
   });
   return n;
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<LifeboatError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof LifeboatError, String(e));
-    assert.equal(e.code, code, e.message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 /** A pid that belonged to a process of this host that has exited. */

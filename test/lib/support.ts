@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Backend, ObjectInfo, PutOptions } from "../../src/backend/backend.js";
 import { type MemoryBackend, memoryBackend, memoryStore } from "../../src/backend/memory.js";
+import { LifeboatError } from "../../src/core/errors.js";
 import { names } from "../../src/repo/config.js";
 import { RECORD_KINDS } from "../../src/repo/record-store.js";
 import { Repository } from "../../src/repo/repository.js";
@@ -202,3 +203,15 @@ export const file = (data: string | Buffer, m: Omit<MemFile, "data"> = {}): MemF
 
 /** Incompressible bytes (so sizes in packs are predictable). */
 export const noise = (n: number) => randomBytes(n);
+
+/** Awaits `p`, asserts it fails with the LifeboatError `code`, and returns that error. */
+export async function rejectsWith(p: Promise<unknown>, code: string): Promise<LifeboatError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof LifeboatError, String(e));
+    assert.equal(e.code, code, e.message);
+    return e;
+  }
+  assert.fail(`expected ${code}`);
+}

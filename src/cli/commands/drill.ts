@@ -6,6 +6,7 @@ import { parseDatabaseArg } from "../../sources/database.js";
 import { type DumpEngine, parseScratchServer } from "../../sources/db-engine.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { drillRef } from "./account-flags.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -18,6 +19,8 @@ interface DrillFlags {
   host?: string;
   tag: string[];
   path: string[];
+  account?: string;
+  fleet?: string;
 }
 
 /** Failures of the scratch folder on this machine, not of the backup. */
@@ -29,6 +32,8 @@ export function registerDrill(program: Command, ctx: (c: Command) => CliContext)
       "prove a snapshot restores: restore it to a scratch folder, verify every byte, record the result",
     )
     .argument("[snapshot]", "snapshot id, unique prefix, or `latest`", "latest")
+    .option("--account <id>", "a fleet account: drill its newest snapshot")
+    .option("--fleet <name>", "with --account: of this fleet")
     .option(
       "--source <path-or-name>",
       "drill the newest snapshot of this path or source (a folder, sqlite:PATH, postgres://...)",
@@ -105,6 +110,7 @@ See docs/drills.md.`,
       const repo = await c.openRepo();
       let r: DrillResult;
       try {
+        if (flags.account) ref = await drillRef(repo, flags.account, flags.fleet);
         r = await drill(repo, {
           snapshot: ref,
           ...(source !== undefined ? { source } : {}),

@@ -5,6 +5,7 @@ import { type Policy, parseDuration } from "../../ops/forget/policy.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../shell/context.js";
 import { table } from "../shell/format.js";
+import { forgetAccountCli } from "./account-flags.js";
 import { addPruneOptions, type PruneFlags, runPrune } from "./prune.js";
 
 interface ForgetFlags extends PruneFlags {
@@ -21,6 +22,8 @@ interface ForgetFlags extends PruneFlags {
   tag: string[];
   prune?: boolean;
   keepBeforeAnomaly: string;
+  account?: string;
+  fleet?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -105,6 +108,11 @@ export function registerForget(program: Command, ctx: (c: Command) => CliContext
         collect,
         [],
       )
+      .option(
+        "--account <id>",
+        "a fleet account: apply the policy to its own series (found in its catalogue)",
+      )
+      .option("--fleet <name>", "with --account: of this fleet")
       .option("-n, --dry-run", "show what would be kept and removed, and why; change nothing")
       .option("--prune", "run prune afterwards to free the space")
       .option(
@@ -133,7 +141,15 @@ Examples:
       const repo = await c.openRepo();
       try {
         let removed: string[];
-        if (ids.length > 0) {
+        if (flags.account) {
+          removed = await forgetAccountCli(c, repo, {
+            account: flags.account,
+            ...(flags.fleet ? { fleet: flags.fleet } : {}),
+            policy,
+            ids,
+            dryRun: flags.dryRun === true,
+          });
+        } else if (ids.length > 0) {
           const snaps = [];
           for (const id of ids) snaps.push((await findSnapshot(repo, id)).id);
           removed = await forgetIds(repo, snaps, flags.dryRun === true);

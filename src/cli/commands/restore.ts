@@ -10,6 +10,7 @@ import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicat
 import { anySegments } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes, jsonItemErrors } from "../shell/format.js";
+import { restoreAccountCli } from "./account-flags.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -26,6 +27,9 @@ interface RestoreFlags {
   owner?: boolean;
   time?: string;
   xattrs: boolean;
+  account?: string;
+  fleet?: string;
+  intoSharedDb?: boolean;
 }
 
 export function registerRestore(program: Command, ctx: (c: Command) => CliContext): void {
@@ -33,7 +37,7 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
     .command("restore")
     .description("restore a snapshot, or a path inside it, into a folder (or a database)")
     .argument(
-      "<snapshot>",
+      "[snapshot]",
       "SNAPSHOT or SNAPSHOT:PATH (SNAPSHOT is an id, a unique prefix, or `latest`), or a database source (sqlite:PATH, postgres://..., mysql://...) for its latest snapshot",
     )
     .option(
@@ -64,6 +68,15 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
     .option(
       "--time <time>",
       "sqlite:PATH only: the database as it was at this time (ISO-8601, e.g. 2026-11-26T09:15:00Z), from `lifeboat replicate` segments or snapshots",
+    )
+    .option(
+      "--account <id>",
+      "a fleet account: its newest snapshot (or the one at --time), no snapshot argument",
+    )
+    .option("--fleet <name>", "with --account: of this fleet")
+    .option(
+      "--into-shared-db",
+      "with --account, for a rows account: put its rows back into the shared tables, for that account alone",
     )
     .option("--verify", "read every restored file back and compare it with the snapshot")
     .option(
@@ -100,10 +113,34 @@ Examples:
   lifeboat restore 7c1e22ab --target /tmp/app.db     # an SQLite snapshot by id
   lifeboat restore postgres://backup@db1:5432/shop --target-db postgres://postgres@127.0.0.1:5432/shop_copy
   lifeboat restore 'postgres://postgres@db1:5432/*' --database shop --no-owner --target-db postgres://postgres@db2/shop
-  lifeboat restore mysql://root@127.0.0.1:3306/wiki --target-db mysql://root:pw@127.0.0.1:3306/wiki_restored`,
+  lifeboat restore mysql://root@127.0.0.1:3306/wiki --target-db mysql://root:pw@127.0.0.1:3306/wiki_restored
+  lifeboat restore --account ann --target /tmp/ann            a fleet account's newest snapshot
+  lifeboat restore --account ann --time 2026-11-26T00:00:00Z --target /tmp/ann
+  lifeboat restore --account ann --into-shared-db             its rows back into the shared tables`,
     )
-    .action(async (spec: string, flags: RestoreFlags, cmd: Command) => {
+    .action(async (spec: string | undefined, flags: RestoreFlags, cmd: Command) => {
       const c = ctx(cmd);
+      if (flags.account) {
+        if (spec !== undefined)
+          throw new LifeboatError(
+            "USAGE",
+            "give a snapshot or --account, not both",
+            "restore --account ID picks the account's snapshot itself",
+          );
+        const repo = await c.openRepo();
+        try {
+          await restoreAccountCli(c, repo, { ...flags, account: flags.account });
+        } finally {
+          await repo.close();
+        }
+        return;
+      }
+      if (spec === undefined)
+        throw new LifeboatError(
+          "USAGE",
+          "restore needs a snapshot (or --account ID)",
+          "e.g. lifeboat restore latest --target /tmp/restore",
+        );
       const db = parseDatabaseArg(spec);
       const colon = db ? -1 : spec.indexOf(":");
       const ref = db ? "latest" : colon >= 0 ? spec.slice(0, colon) : spec;

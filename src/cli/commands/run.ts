@@ -13,6 +13,7 @@ import {
 } from "../../app/jobs.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import type { CliContext } from "../shell/context.js";
+import { runFleetsInDaemon } from "./fleet.js";
 
 const cliPath = fileURLToPath(new URL("../main.js", import.meta.url));
 
@@ -141,7 +142,8 @@ Examples:
       "after",
       `
 Runs each job when its \`every\` has passed, one at a time, and sends a notice when a job has not
-succeeded for two of its periods. SIGTERM or Ctrl-C stop it after the job in progress.
+succeeded for two of its periods. The config file's \`fleets\` run in the same process, on the
+same tick: each account in its own night (docs/fleet.md). SIGTERM or Ctrl-C stop it after the job in progress.
 Run it from systemd (Restart=always) or a login session.`,
     )
     .action(
@@ -155,11 +157,16 @@ Run it from systemd (Restart=always) or a login session.`,
           throw new LifeboatError("USAGE", `--tick ${flags.tick} is not like 30s or 1m`, "e.g. --tick 60s");
         const tickMs = Number(m[1]) * (m[2] === "m" ? 60_000 : 1000);
         const { config } = loadConfig(c.opts.config);
-        const jobs = selectJobs(config.jobs, []);
+        // Fleets of the config file run in this process on the same tick (docs/fleet.md).
+        const jobs = config.fleets.length > 0 && config.jobs.length === 0 ? [] : selectJobs(config.jobs, []);
+        const fleetsStop = new AbortController();
+        const fleets =
+          config.fleets.length > 0 ? runFleetsInDaemon(c, tickMs, fleetsStop.signal) : Promise.resolve();
         let stopping = false;
         let wake: (() => void) | undefined;
         const stop = () => {
           stopping = true;
+          fleetsStop.abort();
           wake?.();
         };
         process.removeAllListeners("SIGINT");
@@ -210,6 +217,7 @@ Run it from systemd (Restart=always) or a login session.`,
             setTimeout(resolve, tickMs);
           });
         }
+        await fleets;
         await ui?.close();
         c.out.info("daemon: stopped");
       },

@@ -3,8 +3,11 @@ import { acknowledgedIds } from "../../ops/acks/acks.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../shell/context.js";
 import { table } from "../shell/format.js";
+import { accountSnapshotList } from "./account-flags.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+type Flags = { host?: string; tag: string[]; path: string[]; account?: string; fleet?: string };
 
 export function registerSnapshots(program: Command, ctx: (c: Command) => CliContext): void {
   program
@@ -13,10 +16,15 @@ export function registerSnapshots(program: Command, ctx: (c: Command) => CliCont
     .option("--host <name>", "only snapshots of this host")
     .option("--tag <tag>", "only snapshots with this tag (repeatable: all must match)", collect, [])
     .option("--path <path>", "only snapshots of exactly these paths (repeatable)", collect, [])
-    .action(async (flags: { host?: string; tag: string[]; path: string[] }, cmd: Command) => {
+    .option("--account <id>", "only this fleet account's snapshots (from its catalogue)")
+    .option("--fleet <name>", "with --account: of this fleet")
+    .action(async (flags: Flags, cmd: Command) => {
       const c = ctx(cmd);
       const repo = await c.openRepo();
-      const snaps = (await repo.listSnapshots()).filter((s) =>
+      const listed = flags.account
+        ? await accountSnapshotList(repo, flags.account, flags.fleet)
+        : await repo.listSnapshots();
+      const snaps = listed.filter((s) =>
         matchesFilter(s, { host: flags.host, tags: flags.tag, paths: flags.path }),
       );
       const acked = await acknowledgedIds(repo);

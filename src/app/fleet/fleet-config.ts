@@ -1,0 +1,149 @@
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { LifeboatError } from "../../core/errors.js";
+import type { AccountList } from "../../sources/accounts/list.js";
+import type { RowsTable } from "../../sources/accounts/rows.js";
+import { type FleetPolicy, fleetPolicy } from "./policy.js";
+
+/**
+ * A fleet in the config file (`fleets: [...]`, docs/fleet.md) or given by flags. Everything the
+ * scheduler, the workers, status and restore need to know about one service's accounts.
+ */
+const rowsTableSchema = z
+  .object({
+    table: z.string().min(1),
+    owner: z.string().optional(),
+    query: z.string().optional(),
+    delete: z.string().optional(),
+  })
+  .strict()
+  .refine((t) => t.owner !== undefined || t.query !== undefined, {
+    message: 'a rows table needs "owner" (the account column) or "query"',
+  });
+
+export const fleetSchema = z
+  .object({
+    name: z.string(),
+    /** Where the accounts come from. */
+    accounts: z.union([
+      z
+        .object({ glob: z.string(), timezone: z.string().optional(), timezones: z.string().optional() })
+        .strict(),
+      z.object({ file: z.string() }).strict(),
+      z.object({ sql: z.string(), query: z.string() }).strict(),
+    ]),
+    /** What an account's backup holds: its folder (the account's `path`) or its rows. */
+    kind: z.enum(["folder", "rows"]).default("folder"),
+    rows: z
+      .object({ url: z.string(), tables: z.array(rowsTableSchema).min(1) })
+      .strict()
+      .optional(),
+    /** Timezone of accounts whose source gives none. */
+    timezone: z.string().optional(),
+    window: z.string().optional(),
+    rpo: z.string().optional(),
+    catchUp: z.enum(["next-window", "at-once"]).optional(),
+    retryBase: z.string().optional(),
+    retryCap: z.string().optional(),
+    /** Runs at once on this host. */
+    concurrency: z.number().int().positive().default(4),
+    /** A repository of its own (default: the global one). */
+    repository: z.string().optional(),
+    /** `postgres://...`: schedule and queue in PostgreSQL (pg-boss), workers on any host. */
+    queue: z.string().optional(),
+    /** SQLite state file (default $XDG_STATE_HOME/lifeboat/fleet-NAME.db). */
+    state: z.string().optional(),
+    /** An account field (a number, higher first) or a file of ids (first first) for restore --all. */
+    priority: z.string().optional(),
+    /** Fraction of accounts drilled each night (default 0.01). */
+    drillSample: z.number().min(0).max(1).default(0.01),
+    /** How long a queued run may take before another worker retries it (queue mode). */
+    lease: z.string().default("30m"),
+    exclude: z.array(z.string()).default([]),
+  })
+  .strict()
+  .refine((f) => f.kind !== "rows" || f.rows !== undefined, {
+    message: 'a fleet of kind "rows" needs "rows": {"url": ..., "tables": [...]}',
+  });
+export type FleetConfig = z.input<typeof fleetSchema>;
+type ParsedFleet = z.output<typeof fleetSchema>;
+
+export interface FleetDef {
+  readonly name: string;
+  readonly policy: FleetPolicy;
+  readonly list: AccountList;
+  readonly kind: "folder" | "rows";
+  readonly rows: { url: string; tables: RowsTable[] } | undefined;
+  readonly timezone: string | undefined;
+  readonly concurrency: number;
+  readonly repository: string | undefined;
+  readonly queue: string | undefined;
+  readonly statePath: string;
+  readonly priority: string | undefined;
+  readonly drillSample: number;
+  readonly leaseMs: number;
+  readonly exclude: string[];
+}
+
+export function stateDir(): string {
+  const state = process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
+  return path.join(state, "lifeboat");
+}
+
+/** A fleet definition from its config entry; every value is checked here (one line per problem). */
+export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
+  const parsed = fleetSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new LifeboatError(
+      "USAGE",
+      `${where}: ${issue.path.join(".") || "(fleet)"}: ${issue.message}`,
+      "fix the fleet definition (see docs/fleet.md)",
+    );
+  }
+  const f: ParsedFleet = parsed.data;
+  const policy = fleetPolicy({
+    name: f.name,
+    ...(f.window ? { window: f.window } : {}),
+    ...(f.rpo ? { rpo: f.rpo } : {}),
+    ...(f.catchUp ? { catchUp: f.catchUp } : {}),
+    ...(f.retryBase ? { retryBase: f.retryBase } : {}),
+    ...(f.retryCap ? { retryCap: f.retryCap } : {}),
+  });
+  const a = f.accounts;
+  const list: AccountList =
+    "glob" in a
+      ? {
+          kind: "glob",
+          glob: a.glob,
+          ...(a.timezone ? { timezone: a.timezone } : {}),
+          ...(a.timezones ? { timezones: a.timezones } : {}),
+        }
+      : "file" in a
+        ? { kind: "file", file: a.file }
+        : { kind: "sql", url: a.sql, query: a.query };
+  const lease = /^(\d+)(s|m|h)$/.exec(f.lease);
+  if (!lease)
+    throw new LifeboatError(
+      "USAGE",
+      `${where}: lease ${JSON.stringify(f.lease)} is not like 30m`,
+      "e.g. 30m or 2h",
+    );
+  return {
+    name: f.name,
+    policy,
+    list,
+    kind: f.kind,
+    rows: f.rows as { url: string; tables: RowsTable[] } | undefined,
+    timezone: f.timezone,
+    concurrency: f.concurrency,
+    repository: f.repository,
+    queue: f.queue,
+    statePath: f.state ?? path.join(stateDir(), `fleet-${f.name}.db`),
+    priority: f.priority,
+    drillSample: f.drillSample,
+    leaseMs: Number(lease[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[lease[2] as "s" | "m" | "h"],
+    exclude: f.exclude,
+  };
+}

@@ -1,0 +1,140 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { mapLimit } from "../../core/concurrency.js";
+import type { Repository } from "../../repo/repository.js";
+import { allAccountEntries } from "../../snapshot/account-catalogue.js";
+import type { FleetDef } from "./fleet-config.js";
+import { accountSnapshot, restoreAccount } from "./restore-account.js";
+import type { FleetStore } from "./store.js";
+
+export interface RestoreAllOptions {
+  /** Restore folder accounts under TARGET/<id> (and rows accounts as files) instead of in place. */
+  target?: string | undefined;
+  parallel: number;
+  /** Name of the restore run; the same name resumes it (accounts already restored are skipped). */
+  run: string;
+  /** Newest snapshot at or before this time. */
+  at?: Date | undefined;
+  onAccount?: (r: AccountOutcome) => void;
+  signal?: AbortSignal;
+}
+
+export interface AccountOutcome {
+  account: string;
+  ok: boolean;
+  skipped?: boolean;
+  snapshot?: string;
+  kind?: string;
+  seconds: number;
+  files?: number;
+  rows?: number;
+  error?: string;
+}
+
+export interface RestoreAllResult {
+  run: string;
+  accounts: number;
+  restored: number;
+  skipped: number;
+  failed: number;
+  seconds: number;
+  results: AccountOutcome[];
+}
+
+/**
+ * Priority order for a whole-service restore: a file of ids (first first) or an account field
+ * (higher first); accounts not ranked follow in id order.
+ */
+export function priorityOrder(
+  ids: string[],
+  def: FleetDef | undefined,
+  fields: Map<string, Record<string, string>>,
+): string[] {
+  const p = def?.priority;
+  const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  if (!p) return [...ids].sort(byId);
+  if (p.includes("/") || p.endsWith(".txt") || p.endsWith(".csv")) {
+    const rank = new Map<string, number>();
+    readFileSync(path.resolve(p), "utf8")
+      .split(/\r?\n/)
+      .map((l) => l.split(",")[0]!.trim())
+      .filter(Boolean)
+      .forEach((id, i) => {
+        if (!rank.has(id)) rank.set(id, i);
+      });
+    return [...ids].sort((a, b) => (rank.get(a) ?? Infinity) - (rank.get(b) ?? Infinity) || byId(a, b));
+  }
+  const v = (id: string) => {
+    const x = Number(fields.get(id)?.[p]);
+    return Number.isFinite(x) ? x : -Infinity;
+  };
+  return [...ids].sort((a, b) => v(b) - v(a) || byId(a, b));
+}
+
+/**
+ * Whole-service restore: every account of the fleet back from its newest snapshot, in priority
+ * order, `parallel` at once, each result recorded in the fleet state as it lands so a crashed
+ * or interrupted run resumes where it stopped. Accounts come from the fleet state or, when that
+ * was lost too, from the repository's account catalogue.
+ */
+export async function restoreAll(
+  repo: Repository,
+  def: FleetDef,
+  store: FleetStore,
+  o: RestoreAllOptions,
+): Promise<RestoreAllResult> {
+  const started = Date.now();
+  const rows = await store.all(def.name);
+  const fields = new Map(rows.map((r) => [r.state.account.id, r.info.fields]));
+  let ids = rows.map((r) => r.state.account.id);
+  if (ids.length === 0)
+    ids = [
+      ...new Set((await allAccountEntries(repo)).filter((e) => e.fleet === def.name).map((e) => e.account)),
+    ];
+  const order = priorityOrder(ids, def, fields);
+  const done = await store.restoreResults(def.name, o.run);
+  const results = await mapLimit(order, Math.max(1, o.parallel), async (id): Promise<AccountOutcome> => {
+    o.signal?.throwIfAborted();
+    if (done.get(id)?.ok) {
+      const r = { account: id, ok: true, skipped: true, seconds: 0 };
+      o.onAccount?.(r);
+      return r;
+    }
+    const t0 = Date.now();
+    let out: AccountOutcome;
+    try {
+      const snap = await accountSnapshot(repo, id, { fleet: def.name, at: o.at });
+      const target = o.target ? path.join(o.target, encodeURIComponent(id)) : undefined;
+      const r = await restoreAccount(repo, snap, def, { target, intoSharedDb: !o.target });
+      out = {
+        account: id,
+        ok: r.errors === 0,
+        snapshot: snap.id,
+        kind: r.kind,
+        seconds: (Date.now() - t0) / 1000,
+        ...(r.files !== undefined ? { files: r.files } : {}),
+        ...(r.rows !== undefined ? { rows: r.rows } : {}),
+        ...(r.errors > 0 ? { error: `${r.errors} path(s) could not be restored` } : {}),
+      };
+    } catch (e) {
+      out = {
+        account: id,
+        ok: false,
+        seconds: (Date.now() - t0) / 1000,
+        error: (e as Error).message.split("\n")[0]!,
+      };
+    }
+    await store.putRestore(def.name, o.run, id, out.ok, out.snapshot, out.seconds, out.error);
+    o.onAccount?.(out);
+    return out;
+  });
+  return {
+    run: o.run,
+    accounts: order.length,
+    restored: results.filter((r) => r.ok && !r.skipped).length,
+    skipped: results.filter((r) => r.skipped).length,
+    failed: results.filter((r) => !r.ok).length,
+    seconds: (Date.now() - started) / 1000,
+    results,
+  };
+}

@@ -1,0 +1,156 @@
+import type PgBoss from "pg-boss";
+import type { Repository } from "../../repo/repository.js";
+import { drillSample } from "./drills.js";
+import type { FleetDef } from "./fleet-config.js";
+import { dispatchToQueue, ensureQueue, startBoss, startWorkers } from "./queue.js";
+import {
+  type AccountEvent,
+  EmbeddedScheduler,
+  expireLeases,
+  type FleetRuntime,
+  workerName,
+} from "./scheduler.js";
+import { FleetStore, type PgSql, pgPool } from "./store.js";
+import { type SyncResult, syncAccounts } from "./sync.js";
+
+/** An open fleet: its definition, its state store and, in queue mode, pg-boss. */
+export interface OpenFleet {
+  def: FleetDef;
+  store: FleetStore;
+  boss?: PgBoss;
+  close(): Promise<void>;
+}
+
+/** Opens the fleet's state: the local SQLite file, or PostgreSQL when the fleet has a queue. */
+export async function openFleet(def: FleetDef, o: { withQueue?: boolean } = {}): Promise<OpenFleet> {
+  if (!def.queue) {
+    const store = await FleetStore.sqlite(def.statePath);
+    return { def, store, close: () => store.close() };
+  }
+  const pool = await pgPool(def.queue, def.concurrency * 2 + 4);
+  const store = await FleetStore.postgres(pool, def.queue);
+  let boss: PgBoss | undefined;
+  if (o.withQueue) {
+    boss = await startBoss(pool, def.leaseMs);
+    await ensureQueue(boss, def.name, def.leaseMs);
+  }
+  return {
+    def,
+    store,
+    ...(boss ? { boss } : {}),
+    async close() {
+      if (boss) await boss.stop({ graceful: true, wait: true, timeout: 30_000 }).catch(() => {});
+      await store.close();
+    },
+  };
+}
+
+export interface RunOptions {
+  /** A simulated instant: one tick at it (with `once`), snapshots stamped with it. */
+  now?: number | undefined;
+  /** Do what is due now and return (as from cron, or a test). */
+  once: boolean;
+  /** Drill the night's sample after the runs. */
+  drills?: boolean;
+  onEvent: (e: AccountEvent) => void;
+  onSync?: (s: SyncResult) => void;
+  signal?: AbortSignal | undefined;
+  /** Daemon: how often to tick. */
+  tickMs?: number;
+}
+
+export interface RunSummary {
+  fleet: string;
+  sync: SyncResult;
+  counts: Record<AccountEvent["outcome"], number>;
+  drills: { drilled: number; failed: number };
+  seconds: number;
+}
+
+const RESYNC_MS = 5 * 60_000;
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+
+/**
+ * `fleet run`: list the accounts, then run what is due. Embedded: runs here, `concurrency` at a
+ * time. Queue: this process both offers to dispatch (one dispatcher at a time per fleet) and
+ * works on the queue; with `once` it returns when nothing of the fleet is due or running.
+ */
+export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): Promise<RunSummary> {
+  const started = Date.now();
+  const counts: RunSummary["counts"] = { snapshot: 0, unchanged: 0, failed: 0, missed: 0, duplicate: 0 };
+  const rt: FleetRuntime = {
+    def: f.def,
+    store: f.store,
+    repo,
+    now: () => o.now ?? Date.now(),
+    simulated: o.now !== undefined,
+    worker: workerName(),
+    onEvent: (e) => {
+      counts[e.outcome]++;
+      o.onEvent(e);
+    },
+  };
+  const sync = await syncAccounts(f.def, f.store, rt.now());
+  o.onSync?.(sync);
+  if (!o.now) await expireLeases(rt, Date.now() - f.def.leaseMs * 3);
+  // A long-running scheduler lists its accounts again every few minutes and drills once a day.
+  let lastSync = Date.now();
+  let drillDay = "";
+  let drillTried = Date.now();
+  const housekeeping = async () => {
+    if (o.once) return;
+    if (Date.now() - lastSync > RESYNC_MS) {
+      lastSync = Date.now();
+      await syncAccounts(f.def, f.store, rt.now()).then(o.onSync, () => {});
+      await expireLeases(rt, Date.now() - f.def.leaseMs * 3);
+    }
+    // The night's drills once a day, after there is something to drill (tried at most hourly).
+    const day = new Date(rt.now()).toISOString().slice(0, 10);
+    if (o.drills !== false && day !== drillDay && Date.now() - drillTried > 3_600_000) {
+      drillTried = Date.now();
+      const d = await drillSample(rt).catch(() => ({ drilled: 0, failed: 0 }));
+      if (d.drilled > 0) drillDay = day;
+    }
+  };
+  if (f.boss) {
+    const sql = f.store.sql as PgSql;
+    const workers = await startWorkers(rt, f.boss, sql.pool, f.def.concurrency);
+    for (;;) {
+      await housekeeping();
+      await dispatchToQueue(rt, f.boss, sql);
+      if (o.signal?.aborted) break;
+      if (o.once) {
+        const running = await f.store.runningCount(f.def.name);
+        const due = running === 0 ? (await f.store.dueRows(f.def.name, rt.now(), 1)).length : 1;
+        if (running === 0 && due === 0) break;
+        await sleep(500, o.signal);
+      } else await sleep(o.tickMs ?? 10_000, o.signal);
+    }
+    // Stop fetching, then let the jobs in hand finish and report before anything is closed.
+    await f.boss.offWork(`lifeboat-fleet-${f.def.name}`).catch(() => {});
+    await workers.idle();
+  } else {
+    const sched = new EmbeddedScheduler(rt);
+    if (o.once) await sched.once();
+    else {
+      while (!o.signal?.aborted) {
+        await housekeeping();
+        await sched.tick();
+        await sleep(o.tickMs ?? 10_000, o.signal);
+      }
+      await sched.drain();
+    }
+  }
+  const drills = o.drills === false || !o.once ? { drilled: 0, failed: 0 } : await drillSample(rt);
+  return { fleet: f.def.name, sync, counts, drills, seconds: (Date.now() - started) / 1000 };
+}
