@@ -113,6 +113,8 @@ interface FileState {
  */
 export class FileRestorer {
   private readonly queue: (Range | undefined)[] = [];
+  /** The next range of `queue` to read. */
+  private next = 0;
   private states: FileState[] = [];
   private openCount = 0;
   private reloads = 0;
@@ -222,9 +224,10 @@ export class FileRestorer {
   private async drain(): Promise<void> {
     const running = new Set<Promise<void>>();
     let bytes = 0;
-    let next = 0;
     for (;;) {
-      const r = this.options.signal?.aborted ? undefined : this.queue[next];
+      // Ranges planned again after a reload leave holes (see replanQueued).
+      while (this.next < this.queue.length && !this.queue[this.next]) this.next++;
+      const r = this.options.signal?.aborted ? undefined : this.queue[this.next];
       if (!r) {
         if (running.size === 0) break;
         await Promise.race(running);
@@ -235,7 +238,7 @@ export class FileRestorer {
         await Promise.race(running);
         continue;
       }
-      this.queue[next++] = undefined; // let it go once done
+      this.queue[this.next++] = undefined; // let it go once done
       bytes += size;
       const p: Promise<void> = this.runRange(r).finally(() => {
         bytes -= size;
@@ -357,26 +360,57 @@ export class FileRestorer {
    * when they have not moved (the pack is really missing).
    */
   private async relocate(r: Range): Promise<boolean> {
-    if (this.reloads >= RELOADS_MAX) return false;
-    if (!this.reloading) {
-      this.reloads++;
-      this.reloading = this.parts.reindex().finally(() => {
-        this.reloading = undefined;
-      });
+    // A reload already under way may have listed the index before this pack went: if it
+    // shows no move, one more is read.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.reloads >= RELOADS_MAX) return false;
+      if (!this.reloading) {
+        this.reloads++;
+        this.reloading = this.parts.reindex().finally(() => {
+          this.reloading = undefined;
+        });
+      }
+      await this.reloading;
+      const moved = this.whereMoved(r);
+      if (!moved) continue;
+      this.replace(r, moved);
+      this.replanQueued();
+      return true;
     }
-    await this.reloading;
+    return false;
+  }
+
+  /** Range `r` is read from where its blobs are now instead: each of its files now waits for
+   * the new ranges. */
+  private replace(r: Range, moved: Map<string, Planned[]>): void {
+    for (const f of r.files) this.states[f]!.pending--;
+    for (const [packId, blobs] of moved) this.enqueue(packId, blobs);
+  }
+
+  /** After a reload: ranges not read yet whose pack the prune also emptied are planned again
+   * from the new index (one reload per prune, not one per range). */
+  private replanQueued(): void {
+    const end = this.queue.length;
+    for (let i = this.next; i < end; i++) {
+      const q = this.queue[i];
+      const moved = q && this.whereMoved(q);
+      if (!q || !moved) continue;
+      this.queue[i] = undefined;
+      this.replace(q, moved);
+    }
+  }
+
+  /** Where the index now puts every blob of `r`, by pack; undefined unless all have moved. */
+  private whereMoved(r: Range): Map<string, Planned[]> | undefined {
     const moved = new Map<string, Planned[]>();
     for (const b of r.blobs) {
       const loc = this.parts.lookup(b.loc.id);
-      if (!loc || (loc.packId === r.packId && loc.offset === b.loc.offset)) return false;
+      if (!loc || (loc.packId === r.packId && loc.offset === b.loc.offset)) return undefined;
       const list = moved.get(loc.packId) ?? [];
       list.push({ loc, to: b.to });
       moved.set(loc.packId, list);
     }
-    // Each file now waits for the new ranges instead of this one.
-    for (const f of r.files) this.states[f]!.pending--;
-    for (const [packId, blobs] of moved) this.enqueue(packId, blobs);
-    return true;
+    return moved;
   }
 
   /** The descriptor of a file fed by several ranges: created on first use, reopened if it was
