@@ -53,7 +53,9 @@ export function parseOptions(args: string[], projectRoot: string): Options {
     process.exit(0);
   }
   for (const k of values.keys())
-    if (!["profile", "files", "pairs", "cache", "scale", "tools", "data", "dir", "out", "lifeboat"].includes(k))
+    if (
+      !["profile", "files", "pairs", "cache", "scale", "tools", "data", "dir", "out", "lifeboat"].includes(k)
+    )
       throw new UsageError(`unknown option --${k}\n\n${USAGE}`);
   const list = (k: string, def: string, allowed: readonly string[]) => {
     const xs = (values.get(k) ?? def)

@@ -32,7 +32,9 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const o = parseOptions(args, projectRoot);
   if (!existsSync(path.join(o.lifeboatRoot, "dist", "src", "cli", "main.js")))
-    throw new Error(`${o.lifeboatRoot}/dist/ is missing: run \`npm run build\` there (npm run bench does here)`);
+    throw new Error(
+      `${o.lifeboatRoot}/dist/ is missing: run \`npm run build\` there (npm run bench does here)`,
+    );
   ensureInstalled();
   await fs.mkdir(o.work, { recursive: true });
   await fs.mkdir(o.data, { recursive: true });
