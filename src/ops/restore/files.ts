@@ -10,9 +10,10 @@ import { applyMetaNoFollow, removeExisting, reportXattrProblems, xattrsFor } fro
 import type { Ctx, DirState, ExistingEntry, FileSink } from "./types.js";
 
 /** A batch is handed to the repository when it holds this many files or blobs: the plan by
- * pack is per batch, so memory follows the batch, not the snapshot. */
-const BATCH_FILES = 8192;
-const BATCH_BLOBS = 32768;
+ * pack is per batch, so memory follows the batch, not the snapshot. Measured on the mail
+ * profile (30,300 files): peak RSS 294 MiB with 8,192 files a batch, 230 MiB with 1,024. */
+const BATCH_FILES = 2048;
+const BATCH_BLOBS = 8192;
 /** Files re-read at once for --verify. */
 const VERIFYING = 8;
 
