@@ -7,6 +7,8 @@
  *   mknod                            FIFOs and device nodes
  *   chmodNoFollow                    the mode of a FIFO or device node without following a
  *                                    symlink swapped in (O_PATH + /proc/self/fd, as glibc does)
+ *   seekSparse                       lseek SEEK_DATA / SEEK_HOLE: where a sparse file's data
+ *                                    and holes are, so backups do not read holes
  *
  * Paths and attribute names are byte buffers (names need not be UTF-8). Failures throw an
  * Error with `errno` (positive) and `syscall`; the TypeScript side (src/fsio/native.ts) gives
@@ -274,6 +276,25 @@ static napi_value chmod_nofollow(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* lseek(fd, offset, SEEK_HOLE if `hole` else SEEK_DATA) -> the offset found, or -1 when no data
+ * lies at or after `offset` (ENXIO). Offsets travel as doubles: exact up to 2^53. Callers read
+ * with explicit positions, so the file offset this moves does not matter. */
+static napi_value seek_sparse(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  double offset;
+  bool hole;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_double(env, argv[1], &offset));
+  CHECK(napi_get_value_bool(env, argv[2], &hole));
+  off_t r = lseek(fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
+  if (r < 0 && errno != ENXIO) return throw_errno(env, errno, "lseek");
+  napi_value out;
+  CHECK(napi_create_double(env, r < 0 ? -1.0 : (double)r, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
@@ -282,6 +303,7 @@ NAPI_MODULE_INIT() {
       {"fsetXattr", NULL, fset_xattr, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
       {"chmodNoFollow", NULL, chmod_nofollow, NULL, NULL, NULL, napi_default, NULL},
+      {"seekSparse", NULL, seek_sparse, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -2,16 +2,19 @@
 // Prints the test vectors of docs/format.md (JSON). Encryption uses random nonces and salts, so
 // re-running gives new ciphertexts; the vectors in the doc are one such run, and the tests check
 // that this implementation decodes them (and re-derives every deterministic value exactly).
-// Usage: npm run build && LIFEBOAT_KDF_N=1024 node scripts/gen-format-vectors.mjs [--fleet]
-// (--fleet: the vectors of the fleet-accounts feature, docs/format.md "Account catalogue")
+// Usage: npm run build && LIFEBOAT_KDF_N=1024 node scripts/gen-format-vectors.mjs [--write-only | --fleet]
+// (--write-only prints the block of "Write-only keys" instead: format version 2; --fleet the
+// vectors of the fleet-accounts feature, docs/format.md "Account catalogue".)
 import { createCipheriv } from "node:crypto";
 import { Chunker, gearTable } from "../dist/src/core/chunker.js";
 import { maybeCompress } from "../dist/src/core/compress.js";
 import { blobId, deriveKey } from "../dist/src/core/crypto.js";
+import { Ed25519Signer } from "../dist/src/repo/asymmetric.js";
 import { encodeIndex } from "../dist/src/repo/index-file.js";
-import { createKeyFile } from "../dist/src/repo/keys.js";
-import { PackBuilder } from "../dist/src/repo/pack.js";
-import { ObjectKind, sealObject } from "../dist/src/repo/sealed-object.js";
+import { ownerSecrets } from "../dist/src/repo/key-ring.js";
+import { createKeyFile, createWriteOnlyKeyFile } from "../dist/src/repo/keys.js";
+import { newPackKey, PackBuilder } from "../dist/src/repo/pack.js";
+import { ObjectKind, sealObject, sealToOwner, sealWithIndexKey } from "../dist/src/repo/sealed-object.js";
 import { encodeTree } from "../dist/src/repo/tree.js";
 
 const k = (b) => Buffer.alloc(32, b);
@@ -71,6 +74,69 @@ const snapshot = {
   program: "lifeboat 0.1.0",
 };
 const keyFile = await createKeyFile("correct horse battery staple", keys);
+
+if (process.argv.includes("--write-only")) {
+  // Format version 2: what a full key derives from its metadata key, a write-only key file, a
+  // pack and a snapshot a write-only key wrote (key mode 1), and the index file of that pack as a
+  // full key rewrites it (mode 2, a claim).
+  const owner = ownerSecrets(keys.meta);
+  const sign = k(5);
+  const signer = new Ed25519Signer(sign);
+  const secrets = {
+    id: keys.id,
+    chunker: keys.chunker,
+    index: owner.index,
+    owner: owner.owner.publicKey,
+    authority: owner.authority.publicKey,
+    sign,
+  };
+  const woPack = new PackBuilder(0, newPackKey({ owner: owner.owner.publicKey }));
+  const woBlobs = [Buffer.from("written by a write-only key"), Buffer.alloc(500, 0x62)];
+  for (const b of woBlobs) {
+    const { data, compression } = maybeCompress(b);
+    woPack.add(blobId(keys.id, b), data, compression, b.length);
+  }
+  const p = woPack.finish();
+  const index = encodeIndex({ supersedes: [], packs: [{ id: p.id, blobs: p.entries, claim: true }] });
+  const woSnapshot = { ...snapshot, hostname: "w", paths: ["/srv"] };
+  const woKey = await createWriteOnlyKeyFile("write-only horse", secrets);
+  const hexOf = (o) => Object.fromEntries(Object.entries(o).map(([n, v]) => [n, v.toString("hex")]));
+  console.log(
+    JSON.stringify(
+      {
+        meta: keys.meta.toString("hex"),
+        derived: {
+          index: owner.index.toString("hex"),
+          ownerPublic: owner.owner.publicKey.toString("hex"),
+          authorityPublic: owner.authority.publicKey.toString("hex"),
+        },
+        writeOnlyKey: {
+          password: "write-only horse",
+          secrets: hexOf(secrets),
+          signerPublic: signer.publicKey.toString("hex"),
+          json: JSON.parse(woKey.bytes.toString("utf8")),
+        },
+        pack: { id: p.id, hex: p.bytes.toString("hex"), blobs: woBlobs.map((b) => b.toString("utf8")) },
+        index: {
+          plain: index.toString("hex"),
+          hex: sealWithIndexKey(owner.index, owner.authority, ObjectKind.index, index, false).toString("hex"),
+        },
+        snapshot: {
+          json: woSnapshot,
+          hex: sealToOwner(
+            owner.owner.publicKey,
+            signer,
+            ObjectKind.snapshot,
+            Buffer.from(JSON.stringify(woSnapshot)),
+          ).toString("hex"),
+        },
+      },
+      null,
+      1,
+    ),
+  );
+  process.exit(0);
+}
 
 const out = {
   keys: Object.fromEntries(Object.entries(keys).map(([n, v]) => [n, v.toString("hex")])),

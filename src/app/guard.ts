@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import fsSync from "node:fs";
 import { LifeboatError } from "../core/errors.js";
 import { acknowledge } from "../ops/acks/acks.js";
 import type { Repository } from "../repo/repository.js";
@@ -14,7 +15,16 @@ import {
 } from "../sources/database.js";
 import { mysqlRowCounts, pgRowCounts } from "../sources/db-engine.js";
 import { checkSourcePaths } from "../sources/files/files-source.js";
+import type { Frozen } from "../sources/fs-snapshot/freeze.js";
+import { btrfsRollback } from "../sources/fs-snapshot/rollback.js";
 import { backup } from "./backup.js";
+import {
+  backupFromFreeze,
+  backupFrozen,
+  type FsSnapshotReport,
+  type FsSnapshotRequest,
+  reportOf,
+} from "./fs-snapshot.js";
 
 export interface GuardOptions {
   /**
@@ -26,6 +36,23 @@ export interface GuardOptions {
   tags?: string[];
   anomaly?: AnomalyThresholds;
   onPhase?: (phase: "before" | "command" | "after") => void;
+  /** Read the files and folders from file-system snapshots (docs/fs-snapshots.md); the before
+   * snapshot is kept, when the guard fails, for an instant rollback. */
+  fsSnapshot?: FsSnapshotRequest;
+  onWarning?: (message: string) => void;
+}
+
+/** The file-system snapshots of a guard's files. */
+export interface GuardFsSnapshot {
+  before: FsSnapshotReport;
+  after: FsSnapshotReport;
+  /** The guard failed: where each path's before-image is kept, until `lifeboat ack`. */
+  kept?: { path: string; at: string }[];
+  /** The shell command that puts the paths back from the kept snapshot (btrfs), or why there is none. */
+  rollback?: string;
+  rollbackUnavailable?: string;
+  /** A snapshot that could not be removed (the next start removes it). */
+  cleanupError?: LifeboatError;
 }
 
 /** The snapshots of one source before and after the command. */
@@ -53,6 +80,7 @@ export interface GuardResult {
   signal: string | null;
   ok: boolean;
   reasons: string[];
+  fsSnapshot?: GuardFsSnapshot;
 }
 
 interface Sources {
@@ -139,40 +167,66 @@ export async function guard(repo: Repository, options: GuardOptions): Promise<Gu
   const { files, databases } = splitGuardSources(options.sources);
   if (files.length + databases.length === 0)
     throw new LifeboatError("USAGE", "guard needs at least one --source (a path or a database)");
+  if (options.fsSnapshot && files.length === 0)
+    throw new LifeboatError(
+      "USAGE",
+      "--fs-snapshot and --fs-snapshot-command apply to files and folders: give a --source path",
+      "leave them out: databases are read consistently on their own",
+    );
+  const fsSnap = options.fsSnapshot;
+  const warn = options.onWarning ? { onWarning: options.onWarning } : {};
   options.onPhase?.("before");
   const befores: { type: GuardPair["type"]; db?: DatabaseArg; before: BackupResult }[] = [];
-  if (files.length > 0)
-    befores.push({
-      type: "files",
-      before: await backup(repo, files, { tags: [...tags, "guard-before"], anomaly: false }),
-    });
-  for (const db of databases)
-    befores.push({
-      type: db.engine,
-      db,
-      before: await backupDatabase(repo, db, [...tags, "guard-before"], false),
-    });
-  options.onPhase?.("command");
-  const { code, signal } = await runCommand(options.command);
-  options.onPhase?.("after");
+  // With a file-system snapshot, the one the before snapshot was read from is held until the
+  // verdict: removed when all is well, kept for an instant rollback when not.
+  let frozen: Frozen | undefined;
+  let fsAfter: Awaited<ReturnType<typeof backupFrozen>> | undefined;
   const pairs: GuardPair[] = [];
-  for (const b of befores) {
-    const after = b.db
-      ? await backupDatabase(repo, b.db, [...tags, "guard-after"], options.anomaly)
-      : await backup(repo, files, {
-          tags: [...tags, "guard-after"],
-          parent: b.before.snapshotId,
-          ...(options.anomaly ? { anomaly: options.anomaly } : {}),
-        });
-    pairs.push({
-      source: b.db ? b.db.name : "files",
-      type: b.type,
-      paths: b.before.snapshot.paths,
-      before: b.before,
-      after,
-      restoreArgs: restoreArgsOf(b.db, b.before.snapshotId),
-      reasons: [...(after.snapshot.anomalies ?? [])],
-    });
+  let code: number | null;
+  let signal: string | null;
+  try {
+    if (files.length > 0) {
+      const beforeOpts = { tags: [...tags, "guard-before"], anomaly: false as const, ...warn };
+      if (fsSnap) {
+        const b = await backupFromFreeze(repo, files, { ...beforeOpts, fsSnapshot: fsSnap });
+        frozen = b.frozen;
+        befores.push({ type: "files", before: b.result });
+      } else befores.push({ type: "files", before: await backup(repo, files, beforeOpts) });
+    }
+    for (const db of databases)
+      befores.push({
+        type: db.engine,
+        db,
+        before: await backupDatabase(repo, db, [...tags, "guard-before"], false),
+      });
+    options.onPhase?.("command");
+    ({ code, signal } = await runCommand(options.command));
+    options.onPhase?.("after");
+    for (const b of befores) {
+      const afterOpts = {
+        tags: [...tags, "guard-after"],
+        parent: b.before.snapshotId,
+        ...(options.anomaly ? { anomaly: options.anomaly } : {}),
+        ...warn,
+      };
+      let after: BackupResult;
+      if (b.db) after = await backupDatabase(repo, b.db, [...tags, "guard-after"], options.anomaly);
+      else if (fsSnap)
+        after = fsAfter = await backupFrozen(repo, files, { ...afterOpts, fsSnapshot: fsSnap });
+      else after = await backup(repo, files, afterOpts);
+      pairs.push({
+        source: b.db ? b.db.name : "files",
+        type: b.type,
+        paths: b.before.snapshot.paths,
+        before: b.before,
+        after,
+        restoreArgs: restoreArgsOf(b.db, b.before.snapshotId),
+        reasons: [...(after.snapshot.anomalies ?? [])],
+      });
+    }
+  } catch (e) {
+    await frozen?.release().catch(() => {});
+    throw e;
   }
   const reasons: string[] = [];
   if (code !== 0)
@@ -193,6 +247,7 @@ export async function guard(repo: Repository, options: GuardOptions): Promise<Gu
       await acknowledge(repo, p.after.snapshotId, note, "pin");
     }
   }
+  const fsSnapshot = frozen && fsAfter ? await settleFrozen(frozen, fsAfter, pairs[0]!, ok) : undefined;
   return {
     before: pairs[0]!.before,
     after: pairs[0]!.after,
@@ -201,7 +256,49 @@ export async function guard(repo: Repository, options: GuardOptions): Promise<Gu
     signal,
     ok,
     reasons,
+    ...(fsSnapshot ? { fsSnapshot } : {}),
   };
+}
+
+/**
+ * The before-image after the verdict: removed when the guard passed; kept, and the command that
+ * rolls back from it, when it failed (until `lifeboat ack` of either snapshot).
+ */
+async function settleFrozen(
+  frozen: Frozen,
+  after: Awaited<ReturnType<typeof backupFrozen>>,
+  files: GuardPair,
+  ok: boolean,
+): Promise<GuardFsSnapshot> {
+  const out: GuardFsSnapshot = { before: reportOf(frozen), after: after.fsSnapshot };
+  if (after.cleanupError) out.cleanupError = after.cleanupError;
+  if (ok) {
+    try {
+      await frozen.release();
+    } catch (e) {
+      if (!(e instanceof LifeboatError)) throw e;
+      out.cleanupError ??= e;
+    }
+    return out;
+  }
+  const sources = files.before.snapshot.paths;
+  const kept = await frozen.keep([files.before.snapshotId, files.after.snapshotId], sources);
+  out.kept = sources.map((p) => ({ path: p, at: kept.get(p)! }));
+  if (frozen.kind === "btrfs") {
+    const r = btrfsRollback({
+      sources,
+      kept,
+      isDir: (p) => fsSync.lstatSync(kept.get(p)!).isDirectory(),
+      nested: frozen.nested,
+      subvolumeRoots: frozen.snapshots.map((s) => s.of),
+      mounts: frozen.mounts,
+    });
+    if (r.command) out.rollback = r.command;
+    if (r.reason) out.rollbackUnavailable = r.reason;
+  } else
+    out.rollbackUnavailable =
+      "the snapshot was made by --fs-snapshot-command: roll back with your own tools, or from the repository";
+  return out;
 }
 
 function runCommand(argv: string[]): Promise<{ code: number | null; signal: string | null }> {

@@ -15,6 +15,23 @@ import { withRetries } from "./retry.js";
  * See docs/backends.md.
  */
 export async function openBackend(url: string): Promise<Backend> {
+  const backend = await openPlain(url);
+  return openedHook ? openedHook(backend, url) : backend;
+}
+
+/**
+ * Set only by the torture tests' CLI entry (test/torture/hooked-cli.ts, docs/reliability.md),
+ * which wraps every backend a command opens (a fault plan, a kill after the Nth write). Normal
+ * runs never set it; its cost is one comparison per opened repository.
+ */
+let openedHook: ((backend: Backend, url: string) => Backend) | undefined;
+
+/** Test hook (see `openedHook`): `hook` wraps every backend `openBackend` returns from now on. */
+export function setOpenedBackendHook(hook: ((backend: Backend, url: string) => Backend) | undefined): void {
+  openedHook = hook;
+}
+
+async function openPlain(url: string): Promise<Backend> {
   const m = /^([a-z][a-z0-9+]*):(.*)$/s.exec(url);
   // Windows-style drive letters are not supported; a one-letter scheme is treated as a path.
   if (!m || m[1]!.length === 1) return localBackend({ path: url });

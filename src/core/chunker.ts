@@ -55,10 +55,25 @@ export function chunkerMasks(params: ChunkerParams): ChunkerMasks {
   return { maskS: spreadMask(bits + 2), maskL: spreadMask(bits - 2) };
 }
 
+/** Bytes hashed one by one between checks for a run of one byte value (see findCut). */
+const RUN_CHECK = 4096;
+
+/** Whether `buf[from, to)` holds one byte value throughout (memcmp of the range against itself
+ * shifted by one byte: native speed, and it stops at the first difference). */
+function constantRange(buf: Buffer, from: number, to: number): boolean {
+  return buf.compare(buf, from + 1, to, from, to - 1) === 0;
+}
+
 /**
  * Finds the length of the first chunk in `buf[start, end)`. `end - start` may be shorter than
  * `max` only at the end of the stream (`eof`); otherwise the caller provides at least `max`
  * bytes so the answer never depends on how the stream was split into reads.
+ *
+ * Runs of one byte value (zeroes of a preallocated or sparse file) cost a memcmp, not a hash
+ * step per byte, with the same answer: after 32 equal bytes `c` the gear hash is the constant
+ * `-gear[c] mod 2^32` (`h = 2h + gear[c]` has that fixed point, and every older byte has been
+ * shifted out of the 32 bits), so within the run a cut happens at its first byte or not at all
+ * for as long as the mask stays the same.
  */
 export function findCut(
   buf: Uint8Array,
@@ -77,17 +92,67 @@ export function findCut(
   const maskS = masks.maskS | 0;
   const maskL = masks.maskL | 0;
   const g = new Int32Array(gear.buffer, gear.byteOffset, 256);
+  const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   let h = 0;
   let i = params.min;
-  for (; i < normal; i++) {
-    h = ((h << 1) + g[buf[start + i]!]!) | 0;
-    if ((h & maskS) === 0) return i + 1;
-  }
-  for (; i < limit; i++) {
-    h = ((h << 1) + g[buf[start + i]!]!) | 0;
-    if ((h & maskL) === 0) return i + 1;
+  while (i < limit) {
+    const mask = i < normal ? maskS : maskL;
+    const stop = i < normal ? normal : limit;
+    // A run: the 32 bytes hashed last and the next RUN_CHECK all equal (checked first on the
+    // two ends, so that varied data pays two comparisons per RUN_CHECK bytes).
+    const p = start + i;
+    const ahead = Math.min(stop - i, RUN_CHECK);
+    if (
+      i - params.min >= 32 &&
+      bytes[p] === bytes[p - 1] &&
+      bytes[p + ahead - 1] === bytes[p - 1] &&
+      constantRange(bytes, p - 32, p + ahead)
+    ) {
+      // Here h is the fixed point, and it stays so through the run.
+      if ((h & mask) === 0) return i + 1;
+      let to = i + ahead;
+      for (let step = RUN_CHECK; to < stop; ) {
+        const next = Math.min(stop, to + step);
+        if (constantRange(bytes, start + to - 1, start + next)) {
+          to = next;
+          step *= 2;
+        } else if (step > RUN_CHECK) step = RUN_CHECK;
+        else break;
+      }
+      i = to;
+      continue;
+    }
+    const blockEnd = Math.min(stop, i + RUN_CHECK);
+    for (; i < blockEnd; i++) {
+      h = ((h << 1) + g[bytes[start + i]!]!) | 0;
+      if ((h & mask) === 0) return i + 1;
+    }
   }
   return limit;
+}
+
+/** Zeroes that chunks of sparse regions are views of: allocated zero-filled and never written,
+ * so their pages are the kernel's one zero page until something writes (nothing may). */
+let zeroes = Buffer.alloc(0);
+function sharedZeroes(n: number): Buffer {
+  if (zeroes.length < n) zeroes = Buffer.alloc(Math.max(n, 1024 * 1024));
+  return zeroes.subarray(0, n);
+}
+
+/** Whether `b` is a view of the shared zero buffer (a chunk of zeroes from `pushZeroes`). */
+export function isSharedZeroes(b: Uint8Array): boolean {
+  return b.buffer === zeroes.buffer;
+}
+
+/** Whether `b` is all one byte value: that value, or -1 (a memcmp, stopped by the first
+ * difference). */
+export function constantByte(b: Uint8Array): number {
+  if (b.length === 0) return -1;
+  if (isSharedZeroes(b)) return 0;
+  const c = b[0]!;
+  if (b[b.length - 1] !== c) return -1;
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return b.length === 1 || constantRange(buf, 0, b.length) ? c : -1;
 }
 
 /**
@@ -102,6 +167,8 @@ export class Chunker {
   private arena: Buffer;
   private start = 0;
   private end = 0;
+  /** The length of a chunk that starts with at least `max` zeroes (see pushZeroes). */
+  private zeroCut: number | undefined;
 
   constructor(params: ChunkerParams, gear: Uint32Array) {
     this.params = params;
@@ -140,6 +207,36 @@ export class Chunker {
       off += n;
       // Cut only with at least `max` bytes buffered, so boundaries never depend on read sizes.
       while (this.end - this.start >= max) fn(this.cut());
+    }
+  }
+
+  /**
+   * Like `pushEach` for `n` zero bytes (a hole of a sparse file, blocks read as all zeroes), with
+   * the same chunks: a chunk that lies wholly within the zeroes is handed over as a view of a
+   * shared zero buffer (see `isSharedZeroes`), without copying or scanning a byte; only the
+   * zeroes that share a chunk with other data go through the arena.
+   */
+  pushZeroes(n: number, fn: (chunk: Buffer) => void): void {
+    const max = this.params.max;
+    while (n > 0) {
+      const pending = this.end - this.start;
+      if (pending === 0 && n >= max) {
+        // A chunk that starts here sees at least `max` zeroes: its length is always the same.
+        this.zeroCut ??= findCut(sharedZeroes(max), 0, max, this.params, this.gear, this.masks);
+        fn(sharedZeroes(this.zeroCut));
+        n -= this.zeroCut;
+        continue;
+      }
+      // Zeroes go in until the pending data is cut (`pending` < max here, so some do); once a
+      // chunk has taken all of that data, whatever is left pending is zeroes again.
+      const take = Math.min(n, max - pending);
+      this.pushEach(sharedZeroes(take), fn);
+      n -= take;
+      const cut = pending + take - (this.end - this.start);
+      if (cut > 0 && cut >= pending && this.end > this.start) {
+        n += this.end - this.start;
+        this.end = this.start;
+      }
     }
   }
 

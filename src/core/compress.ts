@@ -1,4 +1,3 @@
-import { Compressor } from "zstd-napi";
 import binding from "zstd-napi/binding.js";
 import { LifeboatError } from "./errors.js";
 
@@ -6,22 +5,61 @@ export const Compression = { none: 0, zstd: 1 } as const;
 export type CompressionType = (typeof Compression)[keyof typeof Compression];
 
 const LEVEL = 3;
+/** Below this, zstd's frame overhead outweighs any gain: stored as is. */
+const MIN_COMPRESS = 64;
 
-let cctx: Compressor | undefined;
-/** One compressor per thread, its level set once (the simple API resets it on every call). */
-function compressor(): Compressor {
+let cctx: InstanceType<typeof binding.CCtx> | undefined;
+/** One compression context per thread, its level set once (ZSTD_compress2 keeps it; the
+ * context's tables are reused from call to call instead of allocated per blob). */
+function compressor(): InstanceType<typeof binding.CCtx> {
   if (!cctx) {
-    cctx = new Compressor();
-    cctx.setParameters({ compressionLevel: LEVEL });
+    cctx = new binding.CCtx();
+    cctx.setParameter(binding.CParameter.compressionLevel, LEVEL);
   }
   return cctx;
 }
 
-/** zstd at level 3; returns the input untouched when compression would not shrink it. */
+/** Room `compressInto` needs for a plaintext of `n` bytes (zstd's bound: never less than `n`). */
+export const compressRoom = (n: number): number => binding.compressBound(n);
+
+/**
+ * The stored form of `plain` written into `dest` (at least `compressRoom(plain.length)` bytes):
+ * zstd at level 3, or `plain` itself copied when compression would not shrink it. The same
+ * bytes `maybeCompress` gives, without allocating: for callers that gather many blobs into one
+ * buffer (a worker's batch of small files).
+ */
+export function compressInto(
+  plain: Uint8Array,
+  dest: Uint8Array,
+): { length: number; compression: CompressionType } {
+  if (plain.length >= MIN_COMPRESS) {
+    const n = compressor().compress2(dest, plain);
+    if (n < plain.length) return { length: n, compression: Compression.zstd };
+  }
+  dest.set(plain);
+  return { length: plain.length, compression: Compression.none };
+}
+
+/** Per thread: compressed output lands here first, then is copied out at its exact size (no
+ * fresh pages to fault in per chunk). Kept up to a default-size chunk; larger blobs (a huge
+ * folder's tree) get a buffer of their own. */
+let zOut = Buffer.alloc(0);
+const Z_OUT_KEPT = 9 * 1024 * 1024;
+
+/** zstd at level 3; returns the input untouched when compression would not shrink it. The
+ * compressed bytes own their memory (never Node's shared pool), so they can be transferred. */
 export function maybeCompress(plain: Buffer): { data: Buffer; compression: CompressionType } {
-  if (plain.length < 64) return { data: plain, compression: Compression.none };
-  const z = compressor().compress(plain);
-  if (z.length >= plain.length) return { data: plain, compression: Compression.none };
+  if (plain.length < MIN_COMPRESS) return { data: plain, compression: Compression.none };
+  const room = compressRoom(plain.length);
+  let out = zOut;
+  if (out.length < room) {
+    out = Buffer.allocUnsafeSlow(Math.max(room, 64 * 1024));
+    if (room <= Z_OUT_KEPT) zOut = out;
+  }
+  const n = compressor().compress2(out.subarray(0, room), plain);
+  if (n >= plain.length) return { data: plain, compression: Compression.none };
+  const z = Buffer.allocUnsafeSlow(n);
+  out.copy(z, 0, 0, n);
   return { data: z, compression: Compression.zstd };
 }
 

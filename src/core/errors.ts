@@ -21,6 +21,7 @@ export const ExitCode = {
   unreachable: 16,
   busy: 17,
   newerFormat: 18,
+  needsFullKey: 19,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -46,6 +47,9 @@ export type ErrorCode =
   | "KEY_ERROR"
   | "REPO_BUSY"
   | "NEWER_FORMAT"
+  | "FS_SNAPSHOT"
+  | "FS_SNAPSHOT_CLEANUP"
+  | "NEEDS_FULL_KEY"
   | "INTERRUPTED";
 
 const exitByCode: Record<ErrorCode, ExitCodeValue> = {
@@ -69,6 +73,9 @@ const exitByCode: Record<ErrorCode, ExitCodeValue> = {
   KEY_ERROR: ExitCode.failure,
   REPO_BUSY: ExitCode.busy,
   NEWER_FORMAT: ExitCode.newerFormat,
+  FS_SNAPSHOT: ExitCode.failure,
+  FS_SNAPSHOT_CLEANUP: ExitCode.failure,
+  NEEDS_FULL_KEY: ExitCode.needsFullKey,
   INTERRUPTED: ExitCode.interrupted,
 };
 

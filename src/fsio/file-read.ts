@@ -29,26 +29,31 @@ export type WholeRead =
 
 /**
  * Reads a small file whole, without following a symlink swapped in after the caller's lstat,
- * and takes its metadata after the read (to notice changes). One byte more than `size` is
- * asked for, to notice a file that grew. Synchronous: it runs on a worker thread. The data is
- * a view of memory of its own (not Node's shared pool), so it can be transferred.
+ * and takes its metadata after the read (to notice changes). Synchronous: it runs on a worker
+ * thread. With `into` (at least `size + 1` bytes) the data is a view of it, else of memory of its
+ * own (not Node's shared pool, so it can be transferred).
+ *
+ * Reading stops once `size` bytes are in (no further call just to be told of the end): a file
+ * that grew since is caught either by the byte more that was asked for or by the size its
+ * metadata gives after the read.
  */
-export function readWholeSync(path: string, size: number): WholeRead {
+export function readWholeSync(path: string, size: number, into?: Buffer): WholeRead {
   // O_NONBLOCK: a FIFO swapped in since lstat must not block the worker (fstat rejects it).
   const fd = fs.openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
-    const buf = Buffer.allocUnsafeSlow(size + 1);
+    const want = size + 1;
+    const buf = into && into.length >= want ? into : Buffer.allocUnsafeSlow(want);
     let got = 0;
     for (;;) {
-      const n = fs.readSync(fd, buf, got, buf.length - got, null);
-      if (n === 0) break;
+      const n = fs.readSync(fd, buf, got, want - got, null);
       got += n;
-      if (got === buf.length) break;
+      if (n === 0 || got >= size) break;
     }
     if (got > size) return { kind: "grew" };
     const st = fs.fstatSync(fd, { bigint: true });
     if (!st.isFile()) return { kind: "notFile" };
+    if (st.size > BigInt(got)) return { kind: "grew" };
     return { kind: "read", data: buf.subarray(0, got), after: fileStat(st) };
   } finally {
     fs.closeSync(fd);

@@ -4,7 +4,8 @@ import { fsPath, nameFromBytes, nameToBytes } from "../core/names.js";
 
 /**
  * The native helper (native/lifeboat_fs.c, built by scripts/build-native.mjs): what Node's fs
- * lacks — extended attributes without following symlinks, mknod, chmod that refuses a symlink.
+ * lacks — extended attributes without following symlinks, mknod, chmod that refuses a symlink,
+ * lseek to the data and holes of a sparse file.
  *
  * Why an addon of our own: Node has no xattr API, and the npm bindings do not fit. fs-xattr
  * (0.4) follows symlinks, takes paths as UTF-8 strings only and races between the size and
@@ -22,6 +23,7 @@ interface Binding {
   fsetXattr(fd: number, name: Buffer, value: Buffer): void;
   mknod(path: Buffer, mode: number, rdev: bigint): void;
   chmodNoFollow(path: Buffer, mode: number): void;
+  seekSparse(fd: number, offset: number, hole: boolean): number;
 }
 
 let binding: Binding | undefined;
@@ -141,4 +143,20 @@ export function makeNode(path: string, type: number, mode: number, rdev: bigint)
 export function chmodNoFollow(path: string, mode: number): void {
   const b = need();
   call("chmod", path, () => b.chmodNoFollow(bytesOf(path), mode & 0o7777));
+}
+
+/**
+ * Where the next data (`hole` false) or hole (`hole` true) of an open file starts at or after
+ * `offset` (lseek SEEK_DATA / SEEK_HOLE; Node's fs has no lseek); -1 when no data follows.
+ * Undefined when it cannot be asked (no native helper, a file system without the calls): the
+ * caller then reads every byte, holes included, which gives the same content.
+ */
+export function seekSparse(fd: number, offset: number, hole: boolean): number | undefined {
+  const b = load();
+  if (!b) return undefined;
+  try {
+    return b.seekSparse(fd, offset, hole);
+  } catch {
+    return undefined;
+  }
 }

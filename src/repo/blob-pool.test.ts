@@ -5,7 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import type { Worker } from "node:worker_threads";
-import { DEFAULT_CHUNKER_PARAMS, gearTable } from "../core/chunker.js";
+import { Chunker, DEFAULT_CHUNKER_PARAMS, gearTable } from "../core/chunker.js";
+import { decompressBlob } from "../core/compress.js";
+import { blobId } from "../core/crypto.js";
 import { BlobPool } from "./blob-pool.js";
 
 test("a worker that dies fails only its own jobs, and a fresh one takes its place", async () => {
@@ -29,6 +31,93 @@ test("a worker that dies fails only its own jobs, and a fresh one takes its plac
     // The pool still works, on both workers.
     const again = await Promise.all([pool.encode(randomBytes(8192)), pool.encode(randomBytes(8192))]);
     assert.equal(again.length, 2);
+  } finally {
+    await pool.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a sparse file is chunked as the bytes it reads as: holes skipped, zeroes stored once", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pool-"));
+  const file = path.join(dir, "sparse.img");
+  const MiB = 1024 * 1024;
+  const fh = await fs.open(file, "w");
+  await fh.truncate(60 * MiB); // ends in a hole
+  await fh.write(randomBytes(4097), 0, 4097, 3 * MiB + 123);
+  await fh.write(randomBytes(2 * MiB), 0, 2 * MiB, 20 * MiB + 1);
+  await fh.write(Buffer.alloc(9 * MiB), 0, 9 * MiB, 30 * MiB); // zeroes written, not a hole
+  await fh.write(Buffer.alloc(5000, 7), 0, 5000, 45 * MiB);
+  await fh.close();
+  const idKey = randomBytes(32);
+  const gear = gearTable(randomBytes(32));
+  const pool = new BlobPool(idKey, 1);
+  try {
+    const got: { id: Buffer; plain: Buffer }[] = [];
+    const read = await pool.chunkFile(file, DEFAULT_CHUNKER_PARAMS, gear, async (b) => {
+      got.push({ id: b.id, plain: Buffer.from(decompressBlob(b.data, b.compression, b.rawLength)) });
+    });
+    assert.equal(read.kind === "read" && read.length, 60 * MiB);
+    const bytes = await fs.readFile(file);
+    const expected: Buffer[] = [];
+    const c = new Chunker(DEFAULT_CHUNKER_PARAMS, gear);
+    expected.push(...c.push(bytes), ...c.finish());
+    assert.deepEqual(
+      got.map((g) => g.plain.length),
+      expected.map((e) => e.length),
+    );
+    got.forEach((g, i) => {
+      assert.ok(g.plain.equals(expected[i]!), `chunk ${i} differs`);
+      assert.ok(g.id.equals(blobId(idKey, expected[i]!)), `chunk ${i}: wrong id`);
+    });
+  } finally {
+    await pool.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("small files are read in batches: each gets its own blob, metadata or outcome", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pool-"));
+  const idKey = randomBytes(32);
+  const pool = new BlobPool(idKey, 2);
+  try {
+    const files: { name: string; data: Buffer; size: number }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const data = i % 3 === 0 ? randomBytes(i * 300) : Buffer.alloc(i * 700, `line ${i}\n`);
+      files.push({ name: `f${i}`, data, size: data.length });
+    }
+    files.push({ name: "grew", data: Buffer.alloc(5000, 1), size: 4000 });
+    for (const f of files) await fs.writeFile(path.join(dir, f.name), f.data);
+    await fs.mkdir(path.join(dir, "now-a-folder"));
+    const results = await Promise.allSettled([
+      ...files.map((f) => pool.encodeFile(path.join(dir, f.name), f.size)),
+      pool.encodeFile(path.join(dir, "missing"), 10),
+      pool.encodeFile(path.join(dir, "now-a-folder"), 10),
+    ]);
+    files.forEach((f, i) => {
+      const r = results[i]!;
+      assert.equal(r.status, "fulfilled");
+      if (r.status !== "fulfilled") return;
+      if (f.name === "grew") {
+        assert.equal(r.value.read.kind, "grew");
+        return;
+      }
+      assert.equal(r.value.read.kind, "read", f.name);
+      if (r.value.read.kind !== "read") return;
+      assert.equal(r.value.read.length, f.size);
+      assert.equal(r.value.read.after.size, BigInt(f.size));
+      if (f.size === 0) {
+        assert.equal(r.value.blob, undefined);
+        return;
+      }
+      const b = r.value.blob!;
+      assert.ok(b.id.equals(blobId(idKey, f.data)), `${f.name}: wrong id`);
+      assert.ok(decompressBlob(b.data, b.compression, f.size).equals(f.data), `${f.name}: wrong data`);
+    });
+    const missing = results[files.length]!;
+    assert.equal(missing.status, "rejected");
+    assert.equal((missing as PromiseRejectedResult).reason.code, "ENOENT");
+    const folder = results[files.length + 1]!;
+    assert.ok(folder.status === "rejected" || folder.value.read.kind === "notFile");
   } finally {
     await pool.close();
     await fs.rm(dir, { recursive: true, force: true });

@@ -53,7 +53,7 @@ export class BlobReader {
       const bytes = prefix ?? (await this.backend.get(what, { offset: 0, length: PACK_PREFIX }));
       const parsed = parsePrefix(bytes, what);
       if (parsed.type !== type) throw new CorruptionError(what, "pack type does not match the index");
-      key = this.keys.packKey(parsed.type, parsed.salt);
+      key = this.keys.packKey(parsed, what);
       if (this.packKeys.size > PACK_KEYS_KEPT) this.packKeys.clear();
       this.packKeys.set(packId, key);
     }
@@ -76,6 +76,10 @@ export class BlobReader {
       let sealed: Buffer;
       try {
         sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
+        // A short answer is read once more before it counts as a truncated pack (storage may
+        // answer short once without an error).
+        if (sealed.length !== loc.length)
+          sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
       } catch (e) {
         // A prune may have moved the blob (repacked) and deleted its pack since the index was
         // read: read the index again and follow the blob, once or twice.
@@ -127,7 +131,7 @@ export class BlobReader {
     try {
       const prefix = parsePrefix(bytes.subarray(0, PACK_PREFIX), what);
       if (expected.some((b) => b.type !== prefix.type)) throw new Error("pack type does not match the index");
-      key = this.keys.packKey(prefix.type, prefix.salt);
+      key = this.keys.packKey(prefix, what);
     } catch {
       return { damaged: expected, nameMatches: storageId(bytes) === packId };
     }

@@ -1,8 +1,8 @@
 import fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { asBuffer, ownCopy, ownsMemory } from "../core/buffers.js";
-import { Chunker } from "../core/chunker.js";
-import { maybeCompress } from "../core/compress.js";
+import { Chunker, constantByte } from "../core/chunker.js";
+import { type CompressionType, maybeCompress } from "../core/compress.js";
 import { blobId, storageId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
 import { fsPath } from "../core/names.js";
@@ -14,6 +14,7 @@ import {
   type NewFile,
   writeOrHole,
 } from "../fsio/file-write.js";
+import { seekSparse } from "../fsio/native.js";
 import type {
   FileRead,
   RangeJob,
@@ -22,6 +23,7 @@ import type {
   WorkerReply,
   WorkerRequest,
 } from "./blob-pool.js";
+import { BatchWriter } from "./file-batch.js";
 import { decodeBlob } from "./pack.js";
 
 /**
@@ -37,30 +39,11 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
     const plain = asBuffer(m.buf);
     const bid = blobId(idKey, plain);
     const r = maybeCompress(plain);
-    const transfer = r.data === plain && ownsMemory(plain) ? [plain.buffer as ArrayBuffer] : [];
+    // Either `plain` itself (stored as is) or zstd output, which owns its memory: moved, not cloned.
+    const transfer = ownsMemory(r.data) ? [r.data.buffer as ArrayBuffer] : [];
     return [{ id: m.id, op: "encoded", blobId: bid, data: r.data, compression: r.compression }, transfer];
   }
-  if (m.op === "encodeFile") {
-    const read = readWholeSync(m.path, m.size);
-    if (read.kind !== "read" || read.data.length === 0) {
-      const r = read.kind === "read" ? { kind: read.kind, after: read.after, length: 0 } : read;
-      return [{ id: m.id, op: "fileEncoded", read: r }, []];
-    }
-    const plain = read.data;
-    const bid = blobId(idKey, plain);
-    const c = maybeCompress(plain);
-    // `plain` views memory of its own (readWholeSync); zstd output owns its memory.
-    const transfer = c.data === plain || ownsMemory(c.data) ? [c.data.buffer as ArrayBuffer] : [];
-    return [
-      {
-        id: m.id,
-        op: "fileEncoded",
-        read: { kind: "read", after: read.after, length: plain.length },
-        blob: { blobId: bid, data: c.data, compression: c.compression },
-      },
-      transfer,
-    ];
-  }
+  if (m.op === "encodeFiles") return encodeFiles(m);
   if (m.op === "chunkFile") return [{ id: m.id, op: "fileChunked", read: chunkFile(m) }, []];
   if (m.op === "verifyPack") {
     const bytes = asBuffer(m.bytes);
@@ -82,6 +65,32 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
   const own = ownsMemory(plain) ? plain : ownCopy(plain);
   return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
+}
+
+/** Small files are read here, one after the other (the largest small file is 128 KiB). */
+let readScratch = Buffer.alloc(0);
+
+/** See BlobPool.encodeFile: each file read whole, hashed and stored into one batch buffer. */
+function encodeFiles(m: Extract<WorkerRequest, { op: "encodeFiles" }>): [WorkerReply, ArrayBuffer[]] {
+  const out = new BatchWriter(m.sizes);
+  const failures: [number, WorkerFailure][] = [];
+  m.paths.forEach((path, i) => {
+    const size = m.sizes[i]!;
+    if (readScratch.length < size + 1)
+      readScratch = Buffer.allocUnsafeSlow(Math.max(size + 1, 128 * 1024 + 1));
+    let read: ReturnType<typeof readWholeSync>;
+    try {
+      read = readWholeSync(path, size, readScratch);
+    } catch (e) {
+      failures.push([i, failure(e)]);
+      out.addOther("failed");
+      return;
+    }
+    if (read.kind !== "read") out.addOther(read.kind);
+    else out.addRead(read.data, blobId(idKey, read.data), read.after);
+  });
+  const bytes = out.buffer.buffer as ArrayBuffer;
+  return [{ id: m.id, op: "filesEncoded", bytes, failures }, [bytes]];
 }
 
 type SealedBlob = Extract<WorkerRequest, { op: "decode" }>;
@@ -188,17 +197,38 @@ function restoreRange(m: RangeJob): RangeOutcome[] {
 /** Read size for large files (the chunker copies what it is given, so one buffer serves all). */
 const READ_SIZE = 1024 * 1024;
 
+/** Stored forms of chunks that hold one byte value throughout (zeroes, mostly), by value and
+ * length: a preallocated or sparse file's chunks of zeroes are hashed and compressed once. */
+const constantChunks = new Map<string, { bid: Buffer; data: Buffer; compression: CompressionType }>();
+const CONSTANT_CHUNKS_KEPT = 16;
+
+/** The id and stored form of a chunk (`view`: the chunker's arena, valid during the call). */
+function encodeChunk(view: Buffer): { bid: Buffer; data: Buffer; compression: CompressionType } {
+  const c = constantByte(view);
+  if (c >= 0) {
+    const key = `${c}:${view.length}`;
+    let known = constantChunks.get(key);
+    if (!known) {
+      const z = maybeCompress(view);
+      known = { bid: blobId(idKey, view), data: ownCopy(z.data), compression: z.compression };
+      if (constantChunks.size >= CONSTANT_CHUNKS_KEPT) constantChunks.clear();
+      constantChunks.set(key, known);
+    }
+    return { ...known, data: ownCopy(known.data) };
+  }
+  const bid = blobId(idKey, view);
+  const z = maybeCompress(view);
+  // Compressed output owns its memory; `view` is the arena's: stored as is, it is copied.
+  return { bid, data: z.data === view ? ownCopy(view) : z.data, compression: z.compression };
+}
+
 /** See BlobPool.chunkFile: reads, chunks, hashes and compresses, sending each chunk when the
  * main thread has room for it (control[0] credits; control[1] set = stop). */
 function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
   const control = new Int32Array(m.control);
   const chunker = new Chunker(m.params, m.gear);
-  // `view` is the chunker's arena: hashed and compressed in place, copied only when it is
-  // stored as is (incompressible data).
   const send = (view: Buffer) => {
-    const bid = blobId(idKey, view);
-    const c = maybeCompress(view);
-    if (c.data === view) c.data = ownCopy(view);
+    const c = encodeChunk(view);
     for (;;) {
       if (Atomics.load(control, 1) !== 0) throw new Error("stopped: storing an earlier chunk failed");
       const have = Atomics.load(control, 0);
@@ -206,17 +236,16 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
         if (Atomics.compareExchange(control, 0, have, have - 1) === have) break;
       } else Atomics.wait(control, 0, have, 1000);
     }
-    const transfer = ownsMemory(c.data) ? [c.data.buffer as ArrayBuffer] : [];
     parentPort!.postMessage(
       {
         id: m.id,
         op: "chunk",
-        blobId: bid,
+        blobId: c.bid,
         data: c.data,
         compression: c.compression,
         rawLength: view.length,
       },
-      transfer,
+      [c.data.buffer as ArrayBuffer],
     );
   };
   // O_NONBLOCK: a FIFO swapped in since lstat must not block this worker (fstat rejects it).
@@ -225,19 +254,51 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
     fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
   );
   try {
-    if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
-    const buf = Buffer.allocUnsafeSlow(READ_SIZE);
-    let length = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      length += n;
-      chunker.pushEach(buf.subarray(0, n), send);
-    }
-    chunker.finishEach(send);
-    const st = fs.fstatSync(fd, { bigint: true });
+    const st = fs.fstatSync(fd);
     if (!st.isFile()) return { kind: "notFile" };
-    return { kind: "read", after: fileStat(st), length };
+    const buf = Buffer.allocUnsafeSlow(READ_SIZE);
+    let pos = 0;
+    // Zeroes read or skipped but not yet given to the chunker: a run of them makes chunks
+    // without being copied or scanned (Chunker.pushZeroes).
+    let zeroes = 0;
+    /** Reads [pos, end) (to the end of the file for Infinity); false at the end of the file. */
+    const readTo = (end: number): boolean => {
+      while (pos < end) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
+        if (n === 0) return false;
+        pos += n;
+        const piece = buf.subarray(0, n);
+        if (constantByte(piece) === 0) zeroes += n;
+        else {
+          if (zeroes > 0) chunker.pushZeroes(zeroes, send);
+          zeroes = 0;
+          chunker.pushEach(piece, send);
+        }
+      }
+      return true;
+    };
+    // A file with fewer blocks than its length has holes: they are skipped, not read (lseek
+    // SEEK_DATA / SEEK_HOLE), and chunked as the zeroes they read as.
+    const size = st.size;
+    if (st.blocks * 512 < size) {
+      while (pos < size) {
+        const data = seekSparse(fd, pos, false);
+        if (data === undefined) break;
+        const dataAt = data < 0 ? size : Math.min(data, size);
+        zeroes += dataAt - pos;
+        pos = dataAt;
+        if (pos >= size) break;
+        const hole = seekSparse(fd, pos, true);
+        if (hole === undefined || !readTo(Math.min(hole < 0 ? size : hole, size))) break;
+      }
+    }
+    // The rest (all of a file without holes), and whatever was added since the fstat.
+    readTo(Number.POSITIVE_INFINITY);
+    if (zeroes > 0) chunker.pushZeroes(zeroes, send);
+    chunker.finishEach(send);
+    const after = fs.fstatSync(fd, { bigint: true });
+    if (!after.isFile()) return { kind: "notFile" };
+    return { kind: "read", after: fileStat(after), length: pos };
   } finally {
     fs.closeSync(fd);
   }

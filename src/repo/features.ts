@@ -34,6 +34,21 @@ export const FEATURES = {
     gates: "write",
     what: "fleet account snapshots and the per-account catalogue (docs/fleet.md)",
   },
+  /** Key mode 1 packs and objects, index files and plans sealed with the index key, config.wo. */
+  "write-only": {
+    gates: "read",
+    what: "write-only keys: packs and documents sealed to the owner's public key, index files and prune plans sealed with the index key",
+  },
+  /**
+   * SQLite replication segments in levels (records-segment-levels.ts): a lifeboat that does not
+   * know them would find no segments for the generations that use them and restore their bare
+   * snapshots as "the latest" state, silently losing up to a generation of transactions; so it
+   * must not read such a repository at all.
+   */
+  "sqlite-segment-levels": {
+    gates: "read",
+    what: "SQLite replication segments compacted in levels, found per generation (sqlite-seg/, sqlite-segref/, sqlite-gen/)",
+  },
 } as const satisfies Record<string, { gates: "read" | "write"; what: string }>;
 
 /** What a new repository starts with: everything a backup may need, so that no config is

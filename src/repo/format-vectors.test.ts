@@ -5,11 +5,13 @@ import { test } from "node:test";
 import { Chunker, gearTable } from "../core/chunker.js";
 import { blobId, deriveKey, storageId } from "../core/crypto.js";
 import { displayName, nameToBytes } from "../core/names.js";
+import { Ed25519Signer, X25519Secret } from "./asymmetric.js";
 import { decodeIndex, encodeIndex } from "./index-file.js";
-import { parseKeyFile, unwrapKeyFile } from "./keys.js";
-import { decodeBlob, packKey, parsePrefix, readPackHeader } from "./pack.js";
+import { ownerSecrets } from "./key-ring.js";
+import { parseKeyFile, unwrapKeyFile, unwrapWriteOnlyKeyFile } from "./keys.js";
+import { decodeBlob, openPackKey, packKey, parsePrefix, readPackHeader } from "./pack.js";
 import { accountEntryKind } from "./records-account.js";
-import { ObjectKind, openObject } from "./sealed-object.js";
+import { ObjectKind, openObject, openToOwner, openWithIndexKey } from "./sealed-object.js";
 import { decodeSnapshot } from "./snapshot.js";
 import { decodeTree, encodeTree, nodeFeatures } from "./tree.js";
 
@@ -122,6 +124,72 @@ test("tree with byte names, extended attributes and special files: canonical byt
   ]);
   // The version-1 vector needs none of them: old trees encode as before.
   assert.deepEqual(decodeTree(Buffer.from(v.tree.json), "vector").nodes.flatMap(nodeFeatures), []);
+});
+
+// Format version 2: write-only keys (docs/format.md, "Write-only keys").
+const woBlock =
+  /<!-- write-only-vectors:begin -->\s*```json\n([\s\S]*?)```\s*<!-- write-only-vectors:end -->/.exec(doc);
+if (!woBlock) throw new Error("docs/format.md has no write-only-vectors block");
+const wv = JSON.parse(woBlock[1]!);
+
+test("write-only keys: what a full key derives from its metadata key, and the key file", async () => {
+  const owner = ownerSecrets(hex(wv.meta));
+  assert.equal(owner.index.toString("hex"), wv.derived.index);
+  assert.equal(owner.owner.publicKey.toString("hex"), wv.derived.ownerPublic);
+  assert.equal(owner.authority.publicKey.toString("hex"), wv.derived.authorityPublic);
+  assert.equal(
+    new Ed25519Signer(hex(wv.writeOnlyKey.secrets.sign)).publicKey.toString("hex"),
+    wv.writeOnlyKey.signerPublic,
+  );
+  const file = parseKeyFile(Buffer.from(JSON.stringify(wv.writeOnlyKey.json)), "vector key");
+  assert.equal(await unwrapKeyFile(file, wv.writeOnlyKey.password), undefined, "not a full key");
+  const s = await unwrapWriteOnlyKeyFile(file, wv.writeOnlyKey.password);
+  assert.ok(s);
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(s).map(([n, k]) => [n, k.toString("hex")])),
+    wv.writeOnlyKey.secrets,
+  );
+  assert.equal(await unwrapWriteOnlyKeyFile(file, "wrong password"), undefined);
+});
+
+test("write-only keys: a key mode 1 pack opens with the owner's private key only", () => {
+  const bytes = hex(wv.pack.hex);
+  assert.equal(storageId(bytes), wv.pack.id);
+  const prefix = parsePrefix(bytes, "vector pack");
+  assert.equal(prefix.keyMode, 1);
+  const owner = ownerSecrets(hex(wv.meta)).owner;
+  const roots = { data: keys.data, meta: keys.meta, owner };
+  const entries = readPackHeader(bytes, roots, "vector pack");
+  const key = openPackKey(prefix, roots, "vector pack");
+  assert.deepEqual(
+    entries.map((e) =>
+      decodeBlob(bytes.subarray(e.offset, e.offset + e.length), e, key, keys.id, "v").toString(),
+    ),
+    wv.pack.blobs,
+  );
+  // Nothing the write-only key holds opens it.
+  for (const secret of Object.values(wv.writeOnlyKey.secrets as Record<string, string>)) {
+    const k = hex(secret);
+    assert.throws(() => readPackHeader(bytes, { data: k, meta: k, owner: new X25519Secret(k) }, "p"));
+  }
+});
+
+test("write-only keys: the claim index (plaintext version 2) and its mode 2 envelope; a mode 1 snapshot", () => {
+  const owner = ownerSecrets(hex(wv.meta));
+  const opened = openWithIndexKey(owner.index, ObjectKind.index, hex(wv.index.hex), "vector index");
+  assert.equal(opened.plain.toString("hex"), wv.index.plain);
+  assert.ok(opened.signer.equals(owner.authority.publicKey), "signed by the owner");
+  const file = decodeIndex(opened.plain, "vector index");
+  assert.equal(file.packs[0]!.id, wv.pack.id);
+  assert.equal(file.packs[0]!.claim, true);
+  assert.equal(encodeIndex(file).toString("hex"), wv.index.plain);
+  const snap = openToOwner(owner.owner, ObjectKind.snapshot, hex(wv.snapshot.hex), "vector snapshot");
+  assert.deepEqual(JSON.parse(snap.plain.toString("utf8")), wv.snapshot.json);
+  assert.equal(snap.signer.toString("hex"), wv.writeOnlyKey.signerPublic);
+  // A flipped byte of the signed part fails the signature.
+  const bad = hex(wv.snapshot.hex);
+  bad[30] = bad[30]! ^ 1;
+  assert.throws(() => openToOwner(owner.owner, ObjectKind.snapshot, bad, "s"), /signature/);
 });
 
 // Format feature fleet-accounts: the account catalogue's label folder and sealed records.

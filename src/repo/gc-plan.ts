@@ -1,4 +1,8 @@
 import os from "node:os";
+import { mapLimit } from "../core/concurrency.js";
+import { CorruptionError, isLifeboatError } from "../core/errors.js";
+import { needsFullKey } from "./key-ring.js";
+import type { StoredRecord } from "./record-store.js";
 import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
 import type { Repository } from "./repository.js";
 
@@ -75,18 +79,35 @@ export interface SessionHandle {
   object: string;
 }
 
+/**
+ * The sessions this process holds, and how many it is announcing right now. A record with this
+ * process's pid that it does not hold is left over from an announcement whose answer was lost
+ * (the record was stored, the write still failed) or from an end whose delete failed: it must
+ * not hold prune back for a day in a long-running process (a daemon). While an announcement is
+ * in flight its id is not known yet, so every record of this pid counts as running then.
+ */
+const held = new Set<string>();
+let announcing = 0;
+
 /** Announces a running backup or prune. */
 export async function startSession(
   repo: Repository,
   kind: Session["kind"] = "backup",
 ): Promise<SessionHandle> {
-  const r = await repo.records.write(sessionKind, {
-    started: new Date().toISOString(),
-    host: os.hostname(),
-    pid: process.pid,
-    kind,
-  });
-  return { id: r.id, object: r.object };
+  if (kind === "prune" && repo.keyKind !== "full") throw needsFullKey("prune (it reads every snapshot)");
+  announcing++;
+  try {
+    const r = await repo.records.write(sessionKind, {
+      started: new Date().toISOString(),
+      host: os.hostname(),
+      pid: process.pid,
+      kind,
+    });
+    held.add(r.id);
+    return { id: r.id, object: r.object };
+  } finally {
+    announcing--;
+  }
 }
 
 /**
@@ -101,13 +122,14 @@ export async function endSession(repo: Repository, session: SessionHandle): Prom
   // Past a day a left-behind record is stale anyway (SESSION_STALE_MS): no need to remember it.
   for (const [id, at] of ended) if (now - at > SESSION_STALE_MS) ended.delete(id);
   ended.set(session.id, now);
+  held.delete(session.id);
   await repo.records.delete(session.object);
 }
 
 /** Whether a process of this host with that pid is running (other hosts: assume yes). */
 function mayBeRunning(s: Session): boolean {
   if (s.host !== os.hostname()) return true;
-  if (s.pid === process.pid) return true;
+  if (s.pid === process.pid) return held.has(s.id) || announcing > 0;
   try {
     process.kill(s.pid, 0);
     return true;
@@ -122,10 +144,38 @@ function mayBeRunning(s: Session): boolean {
  */
 export async function liveSessions(repo: Repository, now = Date.now()): Promise<Session[]> {
   const out: Session[] = [];
-  for (const r of await repo.records.list(sessionKind)) {
+  for (const r of await readSessions(repo, now)) {
     const s = { ...r.record, id: r.id, object: r.object };
     if (ended.has(s.id)) continue;
     if (now - Date.parse(s.started) < SESSION_STALE_MS && mayBeRunning(s)) out.push(s);
   }
   return out.sort((a, b) => (a.started < b.started ? -1 : a.started > b.started ? 1 : a.id < b.id ? -1 : 1));
+}
+
+/**
+ * Every session record. One that cannot be read (damaged) may announce a backup that is
+ * running: it counts as one, of an unknown host, so prune waits rather than delete data under
+ * it (`check` names it; once no backup runs, deleting it lets prune go on).
+ */
+async function readSessions(repo: Repository, now: number): Promise<StoredRecord<SessionRecord>[]> {
+  const read = await mapLimit(
+    await repo.records.objects(sessionKind),
+    16,
+    async (object): Promise<StoredRecord<SessionRecord> | undefined> => {
+      const id = object.split("/").at(-1)!;
+      try {
+        return { id, object, record: await repo.records.read(sessionKind, object) };
+      } catch (e) {
+        if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined; // ended meanwhile
+        if (!(e instanceof CorruptionError)) throw e;
+        const started = new Date(now).toISOString();
+        return {
+          id,
+          object,
+          record: { started, host: "(unreadable session record)", pid: 0, kind: "backup" },
+        };
+      }
+    },
+  );
+  return read.filter((r): r is StoredRecord<SessionRecord> => r !== undefined);
 }

@@ -9,6 +9,8 @@ import { entryProblem } from "./pack.js";
  *   pack count u32
  *   per pack: pack id[32] | blob count u32 | entries (46 bytes each, the pack header's layout)
  * Entries: type u8 | compression u8 | id[32] | offset u32 | length u32 | raw length u32
+ * Version 2 (only written when a pack needs it): per pack, a flags byte after the pack id;
+ * bit 0 = the pack was written by a write-only key (a *claim*: see docs/format.md).
  */
 const MAGIC = Buffer.from("LBIX", "latin1");
 const ENTRY = 46;
@@ -16,7 +18,12 @@ const ENTRY = 46;
 export interface IndexPack {
   id: string;
   blobs: BlobLocation[];
+  /** Written by a write-only key (key mode 1): what it says is not taken for deduplication by
+   * full keys, since whoever holds a write-only key could have written it. */
+  claim?: boolean;
 }
+
+const FLAG_CLAIM = 1;
 
 export interface IndexFile {
   supersedes: string[];
@@ -24,11 +31,12 @@ export interface IndexFile {
 }
 
 export function encodeIndex(file: IndexFile): Buffer {
+  const v2 = file.packs.some((p) => p.claim);
   let size = 8 + 4 + 32 * file.supersedes.length + 4;
-  for (const p of file.packs) size += 36 + ENTRY * p.blobs.length;
+  for (const p of file.packs) size += 36 + (v2 ? 1 : 0) + ENTRY * p.blobs.length;
   const buf = Buffer.alloc(size);
   MAGIC.copy(buf, 0);
-  buf[4] = 1;
+  buf[4] = v2 ? 2 : 1;
   let o = 8;
   buf.writeUInt32LE(file.supersedes.length, o);
   o += 4;
@@ -40,8 +48,10 @@ export function encodeIndex(file: IndexFile): Buffer {
   o += 4;
   for (const p of file.packs) {
     Buffer.from(p.id, "hex").copy(buf, o);
-    buf.writeUInt32LE(p.blobs.length, o + 32);
-    o += 36;
+    o += 32;
+    if (v2) buf[o++] = p.claim ? FLAG_CLAIM : 0;
+    buf.writeUInt32LE(p.blobs.length, o);
+    o += 4;
     for (const e of p.blobs) {
       buf[o] = e.type;
       buf[o + 1] = e.compression;
@@ -59,7 +69,8 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
   const fail = (d: string) =>
     new CorruptionError(what, d, [], "run `lifeboat repair index` to rebuild the index from the packs");
   if (buf.length < 16 || !buf.subarray(0, 4).equals(MAGIC)) throw fail("not an index file");
-  if (buf[4] !== 1) throw fail(`unsupported index version ${buf[4]}`);
+  const version = buf[4]!;
+  if (version !== 1 && version !== 2) throw fail(`unsupported index version ${version}`);
   let o = 8;
   const need = (n: number) => {
     if (o + n > buf.length) throw fail("index file truncated");
@@ -78,10 +89,13 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
   o += 4;
   const packs: IndexPack[] = [];
   for (let i = 0; i < np; i++) {
-    need(36);
+    need(version === 2 ? 37 : 36);
     const id = buf.toString("hex", o, o + 32);
-    const nb = buf.readUInt32LE(o + 32);
-    o += 36;
+    o += 32;
+    const flags = version === 2 ? buf[o++]! : 0;
+    if (flags & ~FLAG_CLAIM) throw fail(`pack ${id} has unknown flags ${flags}`);
+    const nb = buf.readUInt32LE(o);
+    o += 4;
     need(nb * ENTRY);
     const blobs: BlobLocation[] = [];
     for (let j = 0; j < nb; j++, o += ENTRY) {
@@ -97,7 +111,7 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
       if (problem) throw fail(problem);
       blobs.push(loc);
     }
-    packs.push({ id, blobs });
+    packs.push(flags & FLAG_CLAIM ? { id, blobs, claim: true } : { id, blobs });
   }
   if (o !== buf.length) throw fail("trailing bytes after the index");
   return { supersedes, packs };

@@ -188,7 +188,7 @@ export class PackWriter implements BlobWriter {
   ) {
     let builder = this.builders.get(type);
     if (!builder) {
-      builder = new PackBuilder(type, this.keys.packRoot(type));
+      builder = new PackBuilder(type, this.keys.newPackKey(type));
       this.builders.set(type, builder);
     }
     const before = builder.byteSize;

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Compression, decompressBlob } from "../core/compress.js";
 import { blobId, deriveKey, NONCE_SIZE, open, seal, sealParts, storageId, TAG_SIZE } from "../core/crypto.js";
 import { CorruptionError } from "../core/errors.js";
+import { sealedKey, type X25519Secret, x25519Ephemeral } from "./asymmetric.js";
 import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
 
 /**
@@ -15,7 +16,10 @@ import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
  * Key mode 0: the pack key is HKDF-SHA-256(root, salt, "lifeboat pack v1"), root being the data
  * key for data packs and the metadata key for tree packs. A fresh salt per pack gives every pack
  * its own key, so random 96-bit nonces stay far from collision however many blobs a repository
- * holds. (Key mode 1 is reserved for per-pack keys sealed to a public key: write-only hosts.)
+ * holds. Key mode 1 (write-only keys): the salt field holds a fresh X25519 public key, and the
+ * pack key is HKDF-SHA-256(X25519(ephemeral, owner), ephemeral | owner public key, "lifeboat
+ * pack x25519 v1"): the writer forgets the ephemeral secret, so only the owner's private key (a
+ * full key) opens the pack again.
  * Blob AAD = type u8 | id[32]: a blob cannot be passed off as another. Header AAD = "LBP1 header".
  */
 export const PACK_PREFIX = 40;
@@ -23,9 +27,52 @@ const MAGIC = Buffer.from("LBP1", "latin1");
 const HEADER_AAD = Buffer.from("LBP1 header", "latin1");
 const ENTRY = 46;
 export const KEY_MODE_DERIVED = 0;
+export const KEY_MODE_SEALED = 1;
+const INFO_SEALED = "lifeboat pack x25519 v1";
 
+/** Key mode 0: the key of a pack from its root (data or metadata key) and salt. */
 export function packKey(root: Buffer, salt: Uint8Array): Buffer {
   return deriveKey(root, salt, "lifeboat pack v1");
+}
+
+/** What a new pack's prefix records, and its key. */
+export interface NewPackKey {
+  keyMode: number;
+  salt: Buffer;
+  key: Buffer;
+}
+
+/**
+ * Writing: the key of a new pack — the one place a writer picks it. Full keys derive it from a
+ * root (key mode 0); write-only keys seal a fresh one to the owner's public key (key mode 1).
+ */
+export function newPackKey(from: { root: Buffer } | { owner: Buffer }): NewPackKey {
+  if ("root" in from) {
+    const salt = randomBytes(32);
+    return { keyMode: KEY_MODE_DERIVED, salt, key: packKey(from.root, salt) };
+  }
+  const { ephemeral, shared } = x25519Ephemeral(from.owner);
+  return {
+    keyMode: KEY_MODE_SEALED,
+    salt: ephemeral,
+    key: sealedKey(shared, new Uint8Array(0), ephemeral, from.owner, INFO_SEALED),
+  };
+}
+
+/** The secrets that open packs: the roots, and the owner's private key for key mode 1. */
+export interface PackRoots {
+  data: Buffer;
+  meta: Buffer;
+  owner?: X25519Secret;
+}
+
+/** Reading: the key of a stored pack from its prefix — the one place a reader finds it. */
+export function openPackKey(prefix: PackPrefix, roots: PackRoots, what: string): Buffer {
+  if (prefix.keyMode === KEY_MODE_DERIVED)
+    return packKey(prefix.type === BlobType.tree ? roots.meta : roots.data, prefix.salt);
+  if (!roots.owner) throw new CorruptionError(what, "sealed to a public key this repository does not have");
+  const shared = roots.owner.agree(prefix.salt, what);
+  return sealedKey(shared, new Uint8Array(0), prefix.salt, roots.owner.publicKey, INFO_SEALED);
 }
 
 export function blobAad(type: number, id: Uint8Array): Buffer {
@@ -43,16 +90,17 @@ export class PackBuilder {
   private readonly entries: BlobLocation[] = [];
   private size: number;
 
-  constructor(type: BlobTypeValue, root: Buffer) {
+  /** `key`: from `newPackKey` (a bare root means key mode 0 with that root). */
+  constructor(type: BlobTypeValue, key: Buffer | NewPackKey) {
     this.type = type;
+    const k = Buffer.isBuffer(key) ? newPackKey({ root: key }) : key;
     const prefix = Buffer.alloc(PACK_PREFIX);
     MAGIC.copy(prefix, 0);
     prefix[4] = 1;
     prefix[5] = type;
-    prefix[6] = KEY_MODE_DERIVED;
-    const salt = randomBytes(32);
-    salt.copy(prefix, 8);
-    this.key = packKey(root, salt);
+    prefix[6] = k.keyMode;
+    k.salt.copy(prefix, 8);
+    this.key = k.key;
     this.parts.push(prefix);
     this.size = PACK_PREFIX;
   }
@@ -159,25 +207,24 @@ export function parsePrefix(prefix: Buffer, what: string): PackPrefix {
   const type = prefix[5]!;
   if (type !== BlobType.data && type !== BlobType.tree)
     throw new CorruptionError(what, `unknown pack type ${type}`);
-  if (prefix[6] !== KEY_MODE_DERIVED) throw new CorruptionError(what, `unsupported key mode ${prefix[6]}`);
-  return { type, keyMode: prefix[6], salt: Buffer.from(prefix.subarray(8, 40)) };
+  const keyMode = prefix[6]!;
+  if (keyMode !== KEY_MODE_DERIVED && keyMode !== KEY_MODE_SEALED)
+    throw new CorruptionError(what, `unsupported key mode ${keyMode}`);
+  return { type, keyMode, salt: Buffer.from(prefix.subarray(8, 40)) };
 }
 
 /**
  * Reads the entries of a whole pack from its bytes (used by `repair index` and `check`).
- * `roots` gives the data and metadata keys; the pack type picks one.
+ * `roots` gives the data and metadata keys (the pack type picks one) and, for packs written by
+ * write-only keys, the owner's private key.
  */
-export function readPackHeader(
-  bytes: Buffer,
-  roots: { data: Buffer; meta: Buffer },
-  what: string,
-): BlobLocation[] {
+export function readPackHeader(bytes: Buffer, roots: PackRoots, what: string): BlobLocation[] {
   const prefix = parsePrefix(bytes, what);
   if (bytes.length < PACK_PREFIX + 4) throw new CorruptionError(what, "pack too short");
   const hlen = bytes.readUInt32LE(bytes.length - 4);
   if (hlen > bytes.length - PACK_PREFIX - 4)
     throw new CorruptionError(what, "pack header length out of range");
-  const key = packKey(prefix.type === BlobType.tree ? roots.meta : roots.data, prefix.salt);
+  const key = openPackKey(prefix, roots, what);
   const header = open(
     key,
     bytes.subarray(bytes.length - 4 - hlen, bytes.length - 4),

@@ -27,6 +27,11 @@ export interface RecordKind<T> {
   labelOf?(record: T): string;
   /** Data blobs (hex ids) a record needs: prune never deletes them while the record exists. */
   pins?(record: T): Iterable<string>;
+  /**
+   * How a record is turned into the sealed plaintext and back, for families that carry binary
+   * data (default: JSON). `decode` returns what the schema then checks; it throws on bad input.
+   */
+  readonly codec?: { encode(record: T): Buffer; decode(plain: Buffer): unknown };
 }
 
 export function defineRecordKind<T>(kind: RecordKind<T>): RecordKind<T> {

@@ -5,10 +5,11 @@ import { cannotLock, lockedBackend, type Retention } from "../backend/retention.
 import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
-import type { BlobLocation } from "./blob.js";
+import { type BlobLocation, BlobType } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
 import { BlobReader } from "./blob-reader.js";
 import {
+  checkStorageId,
   DEFAULT_PACK_SIZE,
   decodeConfig,
   defaultChunkerParams,
@@ -27,16 +28,20 @@ import {
   withFeature,
 } from "./features.js";
 import { FileRestorer, type FileToRestore, type RestoreFilesOptions } from "./file-restorer.js";
+import { defaultCacheDir, HostCache } from "./host-cache.js";
 import type { IndexFile } from "./index-file.js";
 import { IndexState } from "./index-state.js";
-import { KeyRing } from "./key-ring.js";
-import { type KeyFile, parseKeyFile } from "./keys.js";
+import { type KeyKind, KeyRing, needsFullKey } from "./key-ring.js";
+import { type KeyFile, keyFileKind, parseKeyFile } from "./keys.js";
 import type { IndexedBlob } from "./master-index.js";
+import { KEY_MODE_SEALED, parsePrefix } from "./pack.js";
 import { type BlobWriter, PackWriter, type WriteStats } from "./pack-writer.js";
 import { RecordStore } from "./record-store.js";
 import { ObjectKind } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
-import { decodeTree, type Tree } from "./tree.js";
+import { decodeTree, encodeTree, type Tree } from "./tree.js";
+import { getVerified } from "./verified-get.js";
+import { writeOnlyBackend } from "./write-only-backend.js";
 
 export interface InitOptions {
   chunker?: ChunkerParams;
@@ -50,10 +55,18 @@ export interface InitOptions {
 
 export interface KeyInfo {
   id: string;
+  /** "full", "write-only", or "unknown" (a kind a later version made). */
+  kind: KeyKind | "unknown";
   created: string;
   hostname: string;
   username: string;
   current: boolean;
+}
+
+export interface OpenOptions {
+  loadIndex?: boolean;
+  /** Where a write-only key keeps its host cache (default: `defaultCacheDir()`, see host-cache.ts). */
+  cacheDir?: string;
 }
 
 const cores = () => Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -88,13 +101,35 @@ export class Repository {
   private decoder: BlobPool | undefined;
   private readonly treeCache = new Map<string, Tree>();
   private reindexing: Promise<void> | undefined;
+  /** A write-only key's record of its own snapshots and trees (it cannot read the repository's). */
+  private readonly hostCache: HostCache | undefined;
 
-  private constructor(backend: Backend, config: RepoConfig, keys: KeyRing, keyId: string) {
-    // Every put of every part goes through here, so the config's retention locks all of it.
-    this.backend = lockedBackend(backend, () => this.currentConfig.retention);
+  private constructor(
+    backend: Backend,
+    config: RepoConfig,
+    keys: KeyRing,
+    keyId: string,
+    hostCache?: HostCache,
+  ) {
+    // Every put of every part goes through here, so the config's retention locks all of it; a
+    // write-only key also sees storage only through writeOnlyBackend (what it may read or delete).
+    this.backend = lockedBackend(
+      keys.kind === "write-only" ? writeOnlyBackend(backend) : backend,
+      () => this.currentConfig.retention,
+    );
     this.currentConfig = config;
     this.keys = keys;
+    keys.configure(config);
+    keys.onUnknownSigner(async () => {
+      // A write-only key made since this process read the config: read it again.
+      const wo = keys.kind === "write-only";
+      const name = wo ? names.writeOnlyConfig : names.config;
+      const kind = wo ? ObjectKind.writeOnlyConfig : ObjectKind.config;
+      this.currentConfig = decodeConfig(keys.open(kind, await this.backend.get(name), name));
+      keys.configure(this.currentConfig);
+    });
     this.keyId = keyId;
+    this.hostCache = hostCache;
     this.records = new RecordStore(
       this.backend,
       keys,
@@ -113,7 +148,19 @@ export class Repository {
 
   /** Whether a finished repository (one with a config object) is at this backend. */
   static async exists(backend: Backend): Promise<boolean> {
-    return (await backend.exists()) && (await backend.stat(names.config)) !== undefined;
+    if (!(await backend.exists())) return false;
+    if ((await backend.stat(names.config)) !== undefined) return true;
+    // No config: nothing here, or an init cut short (a key file only) — or a repository whose
+    // config was lost. That is not "no repository": init must not start a new one over it.
+    for (const prefix of ["snapshots/", "index/"])
+      for await (const o of backend.list(prefix))
+        throw new CorruptionError(
+          "config",
+          `is missing from ${backend.location}, which holds a repository (${o.name} and more)`,
+          [],
+          "restore the config object from a copy of this repository (a backup of the folder or bucket); nothing was changed",
+        );
+    return false;
   }
 
   static alreadyExists(backend: Backend): LifeboatError {
@@ -159,11 +206,7 @@ export class Repository {
   }
 
   /** Opens an existing repository with one of its passwords and loads its index. */
-  static async open(
-    backend: Backend,
-    password: string,
-    options: { loadIndex?: boolean } = {},
-  ): Promise<Repository> {
+  static async open(backend: Backend, password: string, options: OpenOptions = {}): Promise<Repository> {
     if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
     const keyIds = await listStorageIds(backend, "keys/");
     if (keyIds.length === 0) {
@@ -174,10 +217,23 @@ export class Repository {
         "restore the keys/ folder from a copy",
       );
     }
+    // A damaged key file must not lock out the passwords of the others: it is skipped, and
+    // named if no other key file opens.
+    const damaged: CorruptionError[] = [];
     for (const id of keyIds) {
-      const file = parseKeyFile(await backend.get(names.key(id)), names.key(id));
+      let file: ReturnType<typeof parseKeyFile>;
+      try {
+        const bytes = await backend.get(names.key(id));
+        checkStorageId(bytes, id, names.key(id));
+        file = parseKeyFile(bytes, names.key(id));
+      } catch (e) {
+        if (!(e instanceof CorruptionError)) throw e;
+        damaged.push(e);
+        continue;
+      }
       const keys = await KeyRing.unwrap(file, password);
       if (!keys) continue;
+      if (keys.kind === "write-only") return Repository.openWriteOnly(backend, keys, id, options);
       const config = decodeConfig(keys.open(ObjectKind.config, await backend.get(names.config), "config"));
       const unknown = unknownFeatures(config.features);
       if (unknown.read.length > 0) throw newerFormat(backend.location, unknown.read, "read");
@@ -185,11 +241,75 @@ export class Repository {
       if (options.loadIndex ?? true) await repo.loadIndex();
       return repo;
     }
+    if (damaged.length > 0)
+      throw new CorruptionError(
+        damaged.map((e) => e.object).join(", "),
+        `damaged key file${damaged.length > 1 ? "s" : ""} (${damaged[0]!.message.slice(damaged[0]!.object.length + 2)}), and no other key file opens with this password`,
+        [],
+        "restore the keys/ folder from a copy of the repository (or use another password whose key file is intact)",
+      );
     throw new LifeboatError(
       "WRONG_PASSWORD",
       `wrong password for the repository at ${backend.location} (tried ${keyIds.length} key${keyIds.length > 1 ? "s" : ""})`,
       "check --password-file, --password-command or LIFEBOAT_PASSWORD",
     );
+  }
+
+  /**
+   * A write-only key reads the config from config.wo (sealed with the index key, signed by the
+   * owner) and must be listed in it; its host cache replaces what it cannot read.
+   */
+  private static async openWriteOnly(
+    backend: Backend,
+    keys: KeyRing,
+    keyId: string,
+    options: OpenOptions,
+  ): Promise<Repository> {
+    const what = names.writeOnlyConfig;
+    const stored = await backend.get(what).catch((e: unknown) => {
+      if (e instanceof LifeboatError && e.code === "NOT_FOUND")
+        throw new CorruptionError(
+          what,
+          "is missing: write-only keys read the config from it",
+          [],
+          "run `lifeboat key add --write-only` (or any config change) with a full key: it writes config.wo again",
+        );
+      throw e;
+    });
+    const config = decodeConfig(keys.open(ObjectKind.writeOnlyConfig, stored, what));
+    const unknown = unknownFeatures(config.features);
+    if (unknown.read.length > 0) throw newerFormat(backend.location, unknown.read, "read");
+    const mine = config.writeOnly?.keys[keyId];
+    if (!mine || mine.signer !== keys.signerId)
+      throw new LifeboatError(
+        "KEY_ERROR",
+        `write-only key ${keyId.slice(0, 8)} is not listed in the repository's config, so nothing it wrote would be accepted`,
+        "make a new one with `lifeboat key add --write-only` (with a full key)",
+      );
+    if (mine.removed)
+      throw new LifeboatError(
+        "KEY_ERROR",
+        `write-only key ${keyId.slice(0, 8)} was removed from this repository on ${mine.removed}`,
+        "ask the repository's owner for a new write-only key (`lifeboat key add --write-only`)",
+      );
+    const cache = await HostCache.open(options.cacheDir ?? defaultCacheDir(), config.id, keyId, (b) =>
+      keys.blobId(b),
+    );
+    const repo = new Repository(backend, config, keys, keyId, cache);
+    if (options.loadIndex ?? true) await repo.loadIndex();
+    return repo;
+  }
+
+  /** "full", or "write-only": a key that adds blobs, index entries and snapshots and reads
+   * nothing but the index and its own host cache (docs/format.md, "Write-only keys"). */
+  get keyKind(): KeyKind {
+    return this.keys.kind;
+  }
+
+  /** Throws NEEDS_FULL_KEY (exit 19) when this is a write-only key: for operations that read
+   * data or delete, to fail before they start rather than item by item. */
+  requireFullKey(what: string): void {
+    if (this.keys.kind !== "full") throw needsFullKey(what);
   }
 
   /** The repository's settings (decrypted `config`). */
@@ -219,6 +339,7 @@ export class Repository {
    * dates they were locked with; storage refuses to shorten those anyway.
    */
   async setRetention(r: Retention): Promise<void> {
+    this.requireFullKey("change the retention");
     if (!this.backend.capabilities.retention) throw cannotLock(this.backend.location, r);
     await this.updateConfig(
       (c) => ({ ...c, retention: { days: r.days, mode: r.mode } }),
@@ -239,6 +360,7 @@ export class Repository {
    */
   async enableFeature(name: FeatureName): Promise<void> {
     this.requireWritable();
+    if (!this.hasFeature(name)) this.requireFullKey(`record format feature ${name} in the config`);
     if (this.hasFeature(name)) return;
     await this.updateConfig(
       (c) => c,
@@ -273,15 +395,19 @@ export class Repository {
       // The config is locked with the retention it holds once written (a new version on S3).
       const { retention: _old, ...rest } = this.currentConfig;
       this.currentConfig = next.retention ? { ...rest, retention: next.retention } : rest;
-      await this.backend.put(
-        names.config,
-        this.keys.seal(ObjectKind.config, Buffer.from(JSON.stringify(next))),
-        { overwrite: true },
-      );
+      const json = Buffer.from(JSON.stringify(next));
+      // Write-only keys read their copy (config.wo): it goes first, so that a crash in between
+      // never leaves them a retention or a feature older than the config's.
+      if (hasFeature(next.features, "write-only"))
+        await this.backend.put(names.writeOnlyConfig, this.keys.seal(ObjectKind.writeOnlyConfig, json), {
+          overwrite: true,
+        });
+      await this.backend.put(names.config, this.keys.seal(ObjectKind.config, json), { overwrite: true });
       const back = decodeConfig(
         this.keys.open(ObjectKind.config, await this.backend.get(names.config), "config"),
       );
       this.currentConfig = back;
+      this.keys.configure(back);
       if (hasFeature(back.features, feature) && done(back)) return;
     }
     throw new LifeboatError(
@@ -353,9 +479,32 @@ export class Repository {
     return this.index.size;
   }
 
-  /** The index files in force and those already superseded (prune and repair replace them). */
-  indexFiles(): { loaded: readonly string[]; superseded: readonly string[] } {
+  /** Index files left out because they are damaged (readers go on; prune refuses). */
+  damagedIndexFiles(): { id: string; message: string }[] {
+    return this.index.damagedFiles();
+  }
+
+  /** Throws unless every index file in force could be read: what deletes packs needs them all. */
+  requireIntactIndex(): void {
+    const d = this.index.damagedFiles();
+    if (d.length === 0) return;
+    throw new CorruptionError(
+      d.map((f) => names.index(f.id)).join(", "),
+      `${d.length === 1 ? "this index file is" : "these index files are"} damaged (${d[0]!.message}); the packs listed there would look unused`,
+      [],
+      "run `lifeboat repair index` first: it rebuilds the index from the packs themselves",
+    );
+  }
+
+  /** The index files in force and those already superseded (prune and repair replace them), and
+   * those a write-only key could not open (sealed for full keys only). */
+  indexFiles(): { loaded: readonly string[]; superseded: readonly string[]; unreadable: readonly string[] } {
     return this.index.files();
+  }
+
+  /** Whether a pack was written by a write-only key (a claim: docs/format.md, "Write-only keys"). */
+  isClaim(packId: string): boolean {
+    return this.index.isClaim(packId);
   }
 
   readIndexFile(id: string): Promise<IndexFile> {
@@ -363,8 +512,9 @@ export class Repository {
   }
 
   /** Writes an index file that replaces the ones in `file.supersedes` (prune, repair index). */
-  writeIndexFile(file: IndexFile): Promise<string> {
+  async writeIndexFile(file: IndexFile): Promise<string> {
     this.requireWritable();
+    this.requireFullKey("replace index files");
     return this.index.writeFile(file);
   }
 
@@ -394,7 +544,7 @@ export class Repository {
     const w = this.writer;
     let result: T;
     try {
-      result = await fn(w);
+      result = await fn(this.hostCache ? cachingTrees(w, this.hostCache) : w);
     } catch (e) {
       await w.flush().catch(() => {});
       throw e;
@@ -425,57 +575,96 @@ export class Repository {
     // What must exist before the snapshot does (a fleet account's catalogue entry, naming it).
     if (beforeStore) await beforeStore(id);
     await this.backend.put(names.snapshot(id), stored);
+    if (this.hostCache) {
+      try {
+        await this.hostCache.putSnapshot({ ...snapshot, id, writer: this.keyId });
+      } catch (e) {
+        throw new LifeboatError(
+          "STORAGE_ERROR",
+          `snapshot ${id.slice(0, 8)} is stored, but the host cache in ${this.hostCache.dir} could not record it (${(e as Error).message}): the next backup reads every file again`,
+          "make room in (or fix the permissions of) the cache folder; LIFEBOAT_CACHE_DIR moves it",
+        );
+      }
+    }
     return id;
   }
 
   // --- snapshots --------------------------------------------------------------------------------
 
   async loadSnapshot(id: string): Promise<SnapshotWithId> {
+    if (this.hostCache) {
+      const own = (await this.ownSnapshots()).find((s) => s.id === id);
+      if (own) return own;
+      throw needsFullKey(
+        `read snapshot ${id.slice(0, 8)} (it reads only the last snapshots this host wrote, from its cache)`,
+      );
+    }
     const what = names.snapshot(id);
-    const snap = decodeSnapshot(
-      this.keys.open(ObjectKind.snapshot, await this.backend.get(what), what),
-      what,
-    );
-    return { ...snap, id };
+    const stored = await getVerified(this.backend, what, id);
+    const opened = await this.keys.openLatest(ObjectKind.snapshot, stored, what);
+    const snap = decodeSnapshot(opened.plain, what);
+    return opened.writer === undefined ? { ...snap, id } : { ...snap, id, writer: opened.writer };
   }
 
-  /** The ids of every snapshot (from one listing; nothing is read). */
-  snapshotIds(): Promise<string[]> {
+  /**
+   * A write-only key's own snapshots, from its host cache, still in the repository (a `stat`
+   * each: one the owner forgot is forgotten here too, so no backup takes it as its parent).
+   */
+  private async ownSnapshots(): Promise<SnapshotWithId[]> {
+    const out: SnapshotWithId[] = [];
+    for (const s of await this.hostCache!.snapshots()) {
+      if (await this.backend.stat(names.snapshot(s.id))) out.push(s);
+      else await this.hostCache!.drop(s.id);
+    }
+    return out;
+  }
+
+  /** The ids of every snapshot (from one listing; nothing is read). A write-only key knows only
+   * its own last ones (see `ownSnapshots`). */
+  async snapshotIds(): Promise<string[]> {
+    if (this.hostCache) return (await this.ownSnapshots()).map((s) => s.id);
     return listStorageIds(this.backend, "snapshots/");
   }
 
-  /** Every snapshot, oldest first. One deleted between the listing and its read (a `forget`
-   * running meanwhile) is left out, as if listed a moment later. */
+  /** Every snapshot, oldest first (for a write-only key: its own last ones). One deleted between
+   * the listing and its read (a `forget` running meanwhile) is left out, as if listed a moment later. */
   async listSnapshots(): Promise<SnapshotWithId[]> {
+    if (this.hostCache) return this.ownSnapshots();
     const ids = await listStorageIds(this.backend, "snapshots/");
-    const read = await Promise.all(
-      ids.map((id) =>
-        this.loadSnapshot(id).catch((e: unknown) => {
-          if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
-          throw e;
-        }),
-      ),
-    );
+    // A snapshot forgotten between the listing and the read (or a listing that lags) is gone.
+    const read = await Promise.all(ids.map((id) => this.loadSnapshot(id).catch((e) => gone(e))));
     const out = read.filter((s): s is SnapshotWithId => s !== undefined);
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }
 
   async deleteSnapshot(id: string): Promise<void> {
     this.requireWritable();
+    this.requireFullKey("delete snapshots");
     await this.backend.delete(names.snapshot(id));
   }
 
   // --- reading ----------------------------------------------------------------------------------
 
   /** Reads, decrypts and verifies one blob. */
-  loadBlob(id: Buffer): Promise<Buffer> {
+  async loadBlob(id: Buffer): Promise<Buffer> {
+    this.requireFullKey("read data (restore, check and drills need a full key)");
     return this.reader.load(id);
   }
 
+  /** A tree: decrypted and verified, or — for a write-only key — one this host wrote, from its cache. */
   async loadTree(idHex: string): Promise<Tree> {
     const cached = this.treeCache.get(idHex);
     if (cached) return cached;
-    const tree = decodeTree(await this.reader.load(Buffer.from(idHex, "hex")), `tree ${idHex}`);
+    let plain: Buffer;
+    if (this.hostCache) {
+      const own = await this.hostCache.getTree(idHex);
+      if (!own)
+        throw needsFullKey(
+          `read tree ${idHex.slice(0, 8)} (it reads only the trees this host wrote, from its cache)`,
+        );
+      plain = own;
+    } else plain = await this.reader.load(Buffer.from(idHex, "hex"));
+    const tree = decodeTree(plain, `tree ${idHex}`);
     if (this.treeCache.size > TREES_CACHED) this.treeCache.clear();
     this.treeCache.set(idHex, tree);
     return tree;
@@ -487,6 +676,7 @@ export class Repository {
    * finished or failed (`options.onFile` says which); rejects only when stopped.
    */
   restoreFiles(files: readonly FileToRestore[], options: RestoreFilesOptions): Promise<void> {
+    this.requireFullKey("read data (restore needs a full key)");
     return new FileRestorer(
       {
         backend: this.backend,
@@ -501,18 +691,45 @@ export class Repository {
   }
 
   /** See BlobReader.verifyPack (`check --read-data`). */
-  verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
+  async verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
+    this.requireFullKey("check data");
     return this.reader.verifyPack(packId, bytes, expected);
   }
 
   /** Decrypts and verifies a blob whose bytes the caller read itself. */
-  decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
+  async decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
+    this.requireFullKey("read data");
     return this.reader.decodeLoaded(loc, sealed);
   }
 
-  /** The blob entries of a pack, from bytes holding its prefix, encrypted header and length. */
+  /**
+   * The blob entries of a pack, from bytes holding its prefix, encrypted header and length
+   * (`what` names the pack, `data/<xx>/<id>`). A pack a write-only key wrote (key mode 1) is
+   * remembered as a claim, so that an index rebuilt from the packs keeps it one.
+   */
   readPackHeader(bytes: Buffer, what: string): BlobLocation[] {
-    return this.keys.readPackHeader(bytes, what);
+    const entries = this.keys.readPackHeader(bytes, what);
+    const packId = what.split("/").at(-1)!;
+    if (parsePrefix(bytes, what).keyMode === KEY_MODE_SEALED && isStorageId(packId))
+      this.index.noteClaim(packId);
+    return entries;
+  }
+
+  /**
+   * The byte a data blob repeats throughout (a file overwritten with zeroes), or undefined. A
+   * full key reads the blob; a write-only key cannot, and compares the blob's id with the ids of
+   * runs of 0x00 and 0xff of its length — the one test it can make (docs/format.md).
+   */
+  async constantByte(id: Buffer): Promise<number | undefined> {
+    if (this.keys.kind === "full") {
+      const data = await this.loadBlob(id);
+      const v = data[0];
+      return v !== undefined && data.every((b) => b === v) ? v : undefined;
+    }
+    const loc = this.index.get(id);
+    if (!loc || loc.type !== BlobType.data) return undefined;
+    for (const v of [0x00, 0xff]) if (this.keys.blobId(Buffer.alloc(loc.rawLength, v)).equals(id)) return v;
+    return undefined;
   }
 
   /** The keyed id of a plaintext (to check restored bytes against a snapshot). */
@@ -528,6 +745,7 @@ export class Repository {
       const f: KeyFile = parseKeyFile(await this.backend.get(names.key(id)), names.key(id));
       out.push({
         id,
+        kind: keyFileKind(f) ?? "unknown",
         created: f.created,
         hostname: f.hostname,
         username: f.username,
@@ -545,7 +763,42 @@ export class Repository {
     return key.id;
   }
 
+  /**
+   * Makes a write-only key (docs/format.md, "Write-only keys") and lists it in the config
+   * (enabling format feature `write-only`, which also writes config.wo). Its key file is not
+   * stored yet: `addWriteOnlyKey` (write-only-keys.ts) first re-seals the index for it.
+   */
+  async registerWriteOnlyKey(password: string): Promise<{ id: string; bytes: Buffer }> {
+    this.requireWritable();
+    this.requireFullKey("make write-only keys");
+    const made = await this.keys.makeWriteOnlyKey(password);
+    let username = "unknown";
+    try {
+      username = os.userInfo().username;
+    } catch {}
+    const entry = {
+      signer: made.signer,
+      created: new Date().toISOString(),
+      hostname: os.hostname(),
+      username,
+    };
+    await this.updateConfig(
+      (c) => ({ ...c, writeOnly: { keys: { ...(c.writeOnly?.keys ?? {}), [made.id]: entry } } }),
+      (c) => c.writeOnly?.keys[made.id]?.signer === made.signer,
+      "write-only",
+    );
+    return { id: made.id, bytes: made.bytes };
+  }
+
+  /** Stores a key file made by `registerWriteOnlyKey`. */
+  async storeKeyFile(id: string, bytes: Buffer): Promise<void> {
+    this.requireFullKey("add keys");
+    if (storageId(bytes) !== id) throw new Error("internal error: key file id does not match its bytes");
+    await this.backend.put(names.key(id), bytes);
+  }
+
   async removeKey(id: string): Promise<void> {
+    this.requireFullKey("remove keys");
     if (id === this.keyId) {
       throw new LifeboatError(
         "KEY_ERROR",
@@ -556,6 +809,21 @@ export class Repository {
     const ids = await listStorageIds(this.backend, "keys/");
     if (!ids.includes(id))
       throw new LifeboatError("KEY_ERROR", `no key with id ${id}`, "see `lifeboat key list`");
+    // A write-only key stays listed (what it wrote keeps saying who wrote it), marked removed:
+    // a host still holding its password is refused from now on.
+    const listed = this.currentConfig.writeOnly?.keys[id];
+    if (listed && !listed.removed) {
+      const removed = new Date().toISOString();
+      await this.updateConfig(
+        (c) => {
+          const keys = { ...(c.writeOnly?.keys ?? {}) };
+          if (keys[id]) keys[id] = { ...keys[id], removed };
+          return { ...c, writeOnly: { keys } };
+        },
+        (c) => c.writeOnly?.keys[id]?.removed !== undefined,
+        "write-only",
+      );
+    }
     await this.backend.delete(names.key(id));
   }
 
@@ -579,6 +847,31 @@ export class Repository {
   }
 }
 
+/**
+ * The blob writer of a write-only key: every tree it stores also goes into the host cache (the
+ * next backup takes its parent's trees from there). Trees already stored are recorded too.
+ */
+function cachingTrees(w: PackWriter, cache: HostCache): BlobWriter {
+  return {
+    get chunkerMin() {
+      return w.chunkerMin;
+    },
+    hasBlob: (id) => w.hasBlob(id),
+    saveBlob: (type, plain, id) => w.saveBlob(type, plain, id),
+    saveBlobDeferred: (type, plain) => w.saveBlobDeferred(type, plain),
+    saveSmallFile: (path, size) => w.saveSmallFile(path, size),
+    saveLargeFile: (path, onBytes) => w.saveLargeFile(path, onBytes),
+    newChunker: () => w.newChunker(),
+    async saveTree(tree) {
+      const bytes = encodeTree(tree);
+      const r = await w.saveBlob(BlobType.tree, bytes);
+      const id = r.id.toString("hex");
+      await cache.putTree(id, bytes);
+      return { id, added: r.added };
+    },
+  };
+}
+
 /** Storage ids under a folder (`snapshots/`, `keys/`), ignoring stray names. */
 export async function listStorageIds(backend: Backend, prefix: string): Promise<string[]> {
   const out: string[] = [];
@@ -590,3 +883,9 @@ export async function listStorageIds(backend: Backend, prefix: string): Promise<
 }
 
 export type { BlobWriter, FileToRestore, RestoreFilesOptions, WriteStats };
+
+/** A NOT_FOUND read is an object deleted meanwhile (undefined); anything else is thrown. */
+function gone(e: unknown): undefined {
+  if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+  throw e;
+}

@@ -52,6 +52,9 @@ export type Snapshot = z.infer<typeof snapshotSchema>;
 
 export interface SnapshotWithId extends Snapshot {
   id: string;
+  /** The write-only key that wrote it (its key id); absent when a full key did. Not stored in
+   * the document: it is who signed the object (docs/format.md, "Write-only keys"). */
+  writer?: string;
 }
 
 export function decodeSnapshot(buf: Buffer, what: string): Snapshot {

@@ -6,7 +6,9 @@ import type { ParentLookup } from "./source.js";
 
 /**
  * The parent of a new snapshot: the one named (`--parent`), or the newest snapshot of the same
- * host and paths. Unchanged files are taken from it without reading them.
+ * host and paths. Unchanged files are taken from it without reading them — so a full key never
+ * takes one a write-only key wrote (whoever holds that key could have written any file list),
+ * and a write-only key knows only its own (repository.ts, from its host cache).
  */
 export async function findParent(
   repo: Repository,
@@ -18,7 +20,8 @@ export async function findParent(
   if (ref && /^[0-9a-f]{64}$/.test(ref)) return repo.loadSnapshot(ref);
   if (ref) return findSnapshot(repo, ref);
   const all = await repo.listSnapshots();
-  return all.filter((s) => matchesFilter(s, { host, paths })).at(-1);
+  const trusted = (s: SnapshotWithId) => s.writer === undefined || s.writer === repo.keyId;
+  return all.filter((s) => trusted(s) && matchesFilter(s, { host, paths })).at(-1);
 }
 
 /** Resolves relative paths in the parent snapshot, caching trees along the way. */

@@ -67,9 +67,9 @@ export interface BuildOptions {
 }
 
 /** Entries of one folder handled at once (their reads overlap; lstat and readdir are quick). */
-const ENTRIES_IN_FLIGHT = 8;
+const ENTRIES_IN_FLIGHT = 32;
 /** Files being read at once, across all folders. */
-const FILES_IN_FLIGHT = 16;
+const FILES_IN_FLIGHT = 64;
 /** Large files hold a chunker arena of 2 x the maximum chunk size each: only a few at once. */
 const LARGE_FILES_IN_FLIGHT = 2;
 
@@ -263,6 +263,8 @@ export class TreeBuilder {
         this.repo.enableFeature(f).then(
           () => undefined,
           (e: unknown) => {
+            if (e instanceof LifeboatError && e.code === "NEEDS_FULL_KEY")
+              return `the repository needs format feature ${f} (${FEATURES[f].what}) and a write-only key cannot record it: run a backup (or any config change) once with a full key (docs/format.md, "Format features")`;
             if (e instanceof LifeboatError && e.code === "PERMISSION_DENIED")
               return `the repository needs format feature ${f} (${FEATURES[f].what}) and its storage refuses to replace the config (append-only): enable it where the repository is stored, e.g. by running this backup once with direct access to the storage (docs/format.md, "Format features")`;
             if (e instanceof LifeboatError && e.code !== "STORAGE_ERROR") throw e;
@@ -364,10 +366,13 @@ export class TreeBuilder {
         if (this.opts.signal?.aborted) throw e;
         if (errnoCode(e) === "ENOENT") return undefined;
         if (e instanceof LifeboatError) throw e; // the repository, not the file: stop
-        this.errors.push(itemError(content.path, e, "UNREADABLE"));
+        this.errors.push(itemError(where, e, "UNREADABLE"));
         return undefined;
       }
+      // The device is the source's: a file-system snapshot is read on another device than
+      // the one it records.
       const after = statMeta(r.after);
+      if (before.device !== undefined) after.device = before.device;
       const stable =
         before.mtime === after.mtime &&
         before.ctime === after.ctime &&
@@ -375,7 +380,7 @@ export class TreeBuilder {
         BigInt(size) === r.after.size &&
         BigInt(r.size) === r.after.size;
       if (stable || attempt === 1) {
-        if (!stable) this.changed.push(content.path);
+        if (!stable) this.changed.push(where);
         this.countRead(prev, f.size, r.size);
         // Changed since the listing: its attributes are read again, as they are now.
         if (after.ctime !== f.meta.ctime) xattrs = this.xattrsOf(f.xattrs, after, undefined, "file", where);

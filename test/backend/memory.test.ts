@@ -117,8 +117,18 @@ describe("a repository on memory storage", () => {
         const repo = await openRepository(inner, "pw");
         assert.ok((await check(repo, { readData: true })).unindexedPacks.includes(id));
         await repo.close();
+      } else if (prefix === "index/") {
+        // A damaged index file is left out (readers go on, check names it; prune refuses).
+        const repo = await openRepository(inner, "pw");
+        assert.deepEqual(
+          repo.damagedIndexFiles().map((f) => f.id),
+          [id],
+        );
+        const r = await check(repo, {});
+        assert.ok(r.problems.some((p) => p.kind === "damaged-index" && p.object === name));
+        await repo.close();
       } else {
-        // An index file or snapshot is authenticated: the truncation is found and named.
+        // A snapshot is authenticated: the truncation is found and named.
         await assert.rejects(
           openRepository(inner, "pw").then((r) => r.listSnapshots()),
           (e: unknown) => e instanceof LifeboatError && e.code === "CORRUPTION" && e.message.includes(name),

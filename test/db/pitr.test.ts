@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -157,10 +158,64 @@ async function switchAndWaitArchived(c: pg.Client): Promise<string> {
   }
 }
 
+/**
+ * Starts PostgreSQL on a restored data folder, waits for recovery to end, and checks the bank:
+ * exactly the `expected` transfers, balances that add up and agree with them. Returns the
+ * seconds from `started` until the server was promoted.
+ */
+async function recoverAndCheck(
+  dir: string,
+  logName: string,
+  expected: string[],
+  started: number,
+): Promise<number> {
+  let recovered = 0;
+  const logFile = path.join(base, logName);
+  const restored = await pgCtlStart(dir, { socketDir: base, logFile }).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await fs.readFile(logFile, "utf8").catch(() => "")}`);
+  });
+  try {
+    const c = await connect(restored.port, "postgres");
+    const deadline = Date.now() + 120_000;
+    while ((await c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r")).rows[0]!.r) {
+      if (Date.now() > deadline) throw new Error(`still in recovery:\n${await fs.readFile(logFile, "utf8")}`);
+      await sleep(200);
+    }
+    await c.end();
+    recovered = (Date.now() - started) / 1000;
+    const log = await fs.readFile(logFile, "utf8");
+    assert.match(log, /recovery stopping before commit of transaction \d+, time/, log);
+    const b = await connect(restored.port, "bank");
+    try {
+      const total = await b.query<{ t: string; n: string }>(
+        "SELECT sum(balance)::text AS t, count(*)::text AS n FROM accounts",
+      );
+      assert.equal(Number(total.rows[0]!.n), ACCOUNTS);
+      assert.equal(Number(total.rows[0]!.t), TOTAL, "restored balances do not add up");
+      const got = (await b.query<{ id: string }>("SELECT id::text FROM transfers ORDER BY id")).rows.map(
+        (r) => r.id,
+      );
+      assert.deepEqual(got, expected, "the restored transfers are not exactly those committed by T1");
+      const replay = await b.query<{ bad: string }>(`
+        WITH moved AS (
+          SELECT id, sum(delta) AS d FROM (
+            SELECT src AS id, -amount AS delta FROM transfers UNION ALL SELECT dst, amount FROM transfers
+          ) x GROUP BY id)
+        SELECT count(*)::text AS bad FROM accounts a LEFT JOIN moved m USING (id)
+        WHERE a.balance <> ${START_BALANCE} + coalesce(m.d, 0)`);
+      assert.equal(replay.rows[0]!.bad, "0", "balances and the transfer log disagree");
+    } finally {
+      await b.end();
+    }
+  } finally {
+    await restored.stop();
+  }
+  return recovered;
+}
+
 let restoredDir: string;
-/** T1 of the first test and the transfers committed by then (the copy test recovers to it too). */
-let t1Time: string | undefined;
-let t1Transfers: string[] = [];
+/** T1 of the first test and the transfers committed by then. */
+let pitrT1: { t1: string; expected: string[] } | undefined;
 
 test("base backup while transfers commit; restore --time T1 recovers exactly what committed by T1", async () => {
   const writer = startPgTransfers(() => connect(server.port, "bank"), ACCOUNTS);
@@ -205,8 +260,6 @@ test("base backup while transfers commit; restore --time T1 recovers exactly wha
   );
   await bank.end();
   assert.ok(expected.length > 20 && expected.length < all, `${expected.length} of ${all} transfers by T1`);
-  t1Time = t1;
-  t1Transfers = expected;
   await server.stop();
 
   const chk = await runPg(["pg", "check", "--json"]);
@@ -227,53 +280,15 @@ test("base backup while transfers commit; restore --time T1 recovers exactly wha
   await fs.stat(path.join(restoredDir, "recovery.signal"));
   const unpacked = (Date.now() - started) / 1000;
 
-  const logFile = path.join(base, "restored.log");
-  const restored = await pgCtlStart(restoredDir, { socketDir: base, logFile }).catch(async (e: Error) => {
-    throw new Error(`${e.message}\n${await fs.readFile(logFile, "utf8").catch(() => "")}`);
-  });
-  try {
-    const c = await connect(restored.port, "postgres");
-    const deadline = Date.now() + 120_000;
-    while ((await c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r")).rows[0]!.r) {
-      if (Date.now() > deadline) throw new Error(`still in recovery:\n${await fs.readFile(logFile, "utf8")}`);
-      await sleep(200);
-    }
-    await c.end();
-    const recovered = (Date.now() - started) / 1000;
-    const log = await fs.readFile(logFile, "utf8");
-    assert.match(log, /recovery stopping before commit of transaction \d+, time/, log);
-    console.log(
-      `pitr: restore unpacked ${(Number(rs.bytes) / 2 ** 20).toFixed(1)} MiB in ${unpacked.toFixed(2)}s; recovered to T1 and promoted after ${recovered.toFixed(2)}s`,
-    );
-    const b = await connect(restored.port, "bank");
-    try {
-      const total = await b.query<{ t: string; n: string }>(
-        "SELECT sum(balance)::text AS t, count(*)::text AS n FROM accounts",
-      );
-      assert.equal(Number(total.rows[0]!.n), ACCOUNTS);
-      assert.equal(Number(total.rows[0]!.t), TOTAL, "restored balances do not add up");
-      const got = (await b.query<{ id: string }>("SELECT id::text FROM transfers ORDER BY id")).rows.map(
-        (r) => r.id,
-      );
-      assert.deepEqual(got, expected, "the restored transfers are not exactly those committed by T1");
-      const replay = await b.query<{ bad: string }>(`
-        WITH moved AS (
-          SELECT id, sum(delta) AS d FROM (
-            SELECT src AS id, -amount AS delta FROM transfers UNION ALL SELECT dst, amount FROM transfers
-          ) x GROUP BY id)
-        SELECT count(*)::text AS bad FROM accounts a LEFT JOIN moved m USING (id)
-        WHERE a.balance <> ${START_BALANCE} + coalesce(m.d, 0)`);
-      assert.equal(replay.rows[0]!.bad, "0", "balances and the transfer log disagree");
-    } finally {
-      await b.end();
-    }
-  } finally {
-    await restored.stop();
-  }
+  const recovered = await recoverAndCheck(restoredDir, "restored.log", expected, started);
+  console.log(
+    `pitr: restore unpacked ${(Number(rs.bytes) / 2 ** 20).toFixed(1)} MiB in ${unpacked.toFixed(2)}s; recovered to T1 and promoted after ${recovered.toFixed(2)}s`,
+  );
+  pitrT1 = { t1, expected };
 });
 
 test("copy: a second repository alone recovers to T1 (base backup and archived WAL copied once)", async () => {
-  assert.ok(t1Time, "the first test ran");
+  assert.ok(pitrT1, "the first test ran");
   const copyRepo = path.join(base, "copy-repo");
   const copyPw = path.join(base, "copy-password");
   await fs.writeFile(copyPw, "the copy's own password\n", { mode: 0o600 });
@@ -300,41 +315,11 @@ test("copy: a second repository alone recovers to T1 (base backup and archived W
     assert.equal(chk.code, 0, show(chk));
     assert.equal(jsonOf(chk).ok, true);
     const dir = path.join(base, "restored-from-copy");
-    const rr = await runPg(["pg", "restore", "--time", t1Time, "--target-dir", dir, "--json"], copyEnv);
+    const rr = await runPg(["pg", "restore", "--time", pitrT1.t1, "--target-dir", dir, "--json"], copyEnv);
     assert.equal(rr.code, 0, show(rr));
     const conf = await fs.readFile(path.join(dir, "postgresql.auto.conf"), "utf8");
     assert.ok(conf.includes(copyRepo), conf);
-    const logFile = path.join(base, "restored-from-copy.log");
-    const restored = await pgCtlStart(dir, { socketDir: base, logFile }).catch(async (e: Error) => {
-      throw new Error(`${e.message}\n${await fs.readFile(logFile, "utf8").catch(() => "")}`);
-    });
-    try {
-      const c = await connect(restored.port, "postgres");
-      const deadline = Date.now() + 120_000;
-      while ((await c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r")).rows[0]!.r) {
-        if (Date.now() > deadline)
-          throw new Error(`still in recovery:\n${await fs.readFile(logFile, "utf8")}`);
-        await sleep(200);
-      }
-      await c.end();
-      assert.match(
-        await fs.readFile(logFile, "utf8"),
-        /recovery stopping before commit of transaction \d+, time/,
-      );
-      const b = await connect(restored.port, "bank");
-      try {
-        const total = await b.query<{ t: string }>("SELECT sum(balance)::text AS t FROM accounts");
-        assert.equal(Number(total.rows[0]!.t), TOTAL);
-        const got = (await b.query<{ id: string }>("SELECT id::text FROM transfers ORDER BY id")).rows.map(
-          (r) => r.id,
-        );
-        assert.deepEqual(got, t1Transfers, "the copy recovers exactly the transfers committed by T1");
-      } finally {
-        await b.end();
-      }
-    } finally {
-      await restored.stop();
-    }
+    await recoverAndCheck(dir, "restored-from-copy.log", pitrT1.expected, Date.now());
   } finally {
     await fs.rename(`${repo}.away`, repo);
   }
@@ -422,6 +407,45 @@ test("wal-push is idempotent and refuses other bytes; wal-fetch of a missing fil
   console.log(
     `pitr: wal-push of a ${(segment.size / 2 ** 20).toFixed(0)} MiB segment: ${secs.toFixed(2)}s wall (process start included); archive_command pushes of ${segMs.length} segments took ${Math.min(...segMs)}-${Math.max(...segMs)} ms inside the process`,
   );
+});
+
+test("prune merges wal-push's small packs into full-size ones; pg restore --time T1 still recovers exactly", async () => {
+  assert.ok(pitrT1, "needs the first test");
+  // Enough small packs: small files (timeline history files of another archive, any bytes),
+  // each pushed into a pack of its own.
+  const scratch = path.join(base, "scratch-merge");
+  await fs.mkdir(scratch);
+  await fs.chown(scratch, ids.uid, ids.gid);
+  for (let i = 2; i < 14; i++) {
+    const file = path.join(scratch, `${i.toString(16).toUpperCase().padStart(8, "0")}.history`);
+    await fs.writeFile(file, randomBytes(30_000).toString("base64"));
+    await fs.chown(file, ids.uid, ids.gid);
+    const pushed = await runPg(["pg", "wal-push", file, "--cluster", "merge-test"]);
+    assert.equal(pushed.code, 0, show(pushed));
+  }
+  const packs = async () => {
+    let n = 0;
+    for (const d of await fs.readdir(path.join(repo, "data")))
+      n += (await fs.readdir(path.join(repo, "data", d))).length;
+    return n;
+  };
+  const before = await packs();
+  const pr = await runPg(["prune", "--json"]);
+  assert.equal(pr.code, 0, show(pr));
+  const mark = (jsonOf(pr) as { mark: { smallPacks: string[] } }).mark;
+  assert.ok(mark.smallPacks.length >= 12, show(pr));
+  const afterPrune = await packs();
+  console.log(
+    `pitr: prune merged ${mark.smallPacks.length} small packs; ${before} packs before, ${afterPrune} after`,
+  );
+  assert.ok(afterPrune <= before - 10, `${before} packs before prune, ${afterPrune} after`);
+
+  // The WAL records remember where their blobs were: wal-fetch falls back to the index.
+  const dir = path.join(base, "restored-after-prune");
+  const started = Date.now();
+  const rr = await runPg(["pg", "restore", "--time", pitrT1.t1, "--target-dir", dir, "--json"]);
+  assert.equal(rr.code, 0, show(rr));
+  await recoverAndCheck(dir, "restored-after-prune.log", pitrT1.expected, started);
 });
 
 test("pg check names a missing segment", async () => {

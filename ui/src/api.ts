@@ -79,6 +79,7 @@ export interface Task {
     bytesPerSecond: number;
     etaSeconds: number | null;
   } | null;
+  accounts: { done: number; total: number | null; failed: number } | null;
   cancellable: boolean;
   result: unknown;
   error: { code: string; message: string; hint: string | null } | null;
@@ -173,4 +174,33 @@ export interface SnapshotItem {
     bytesStored: number;
     durationMs: number;
   };
+}
+
+export interface FleetSummary {
+  name: string;
+  kind: "folder" | "rows";
+  repo: string;
+  window: string;
+  rpoSeconds: number;
+  queue: boolean;
+  accounts: number;
+  states: Record<SourceState, number>;
+  backlog: Record<"running" | "failed" | "due" | "done" | "missed" | "new", number>;
+  proven30Days: number;
+  proven30DaysFraction: number;
+  error: string | null;
+}
+
+export interface AccountRow {
+  id: string;
+  timezone: string;
+  state: SourceState;
+  rpo: string;
+  backlog: string;
+  newestGood: string | null;
+  ageSeconds: number | null;
+  nextDue: string | null;
+  window: string;
+  lastSnapshot: string | null;
+  lastError: string | null;
 }

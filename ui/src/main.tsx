@@ -3,9 +3,11 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, type Me, setSession, whenSignedOut } from "./api";
 import { Loading } from "./components/common";
 import { Icon } from "./components/icons";
+import { AccountPage } from "./pages/account";
 import { Activity } from "./pages/activity";
 import { AuditPage } from "./pages/audit";
 import { Browse } from "./pages/browse";
+import { FleetPage } from "./pages/fleet";
 import { History } from "./pages/history";
 import { Integrity } from "./pages/integrity";
 import { Login } from "./pages/login";
@@ -77,6 +79,12 @@ function App() {
       break;
     case "audit":
       body = <AuditPage />;
+      break;
+    case "fleet":
+      body = <FleetPage me={me} route={route} />;
+      break;
+    case "account":
+      body = <AccountPage me={me} route={route} />;
       break;
     default:
       body = <Overview me={me} />;

@@ -19,6 +19,7 @@ import { walkTree } from "../../snapshot/walker.js";
 import { parseDatabaseArg, restoreDatabase } from "../../sources/database.js";
 import { restoreSqlite } from "../../sources/sqlite.js";
 import { drill } from "../drill.js";
+import { accountSnapshot } from "../fleet/restore-account.js";
 import { readState, writeState } from "../jobs.js";
 import { cliLine } from "./api-read.js";
 import {
@@ -34,6 +35,7 @@ import {
   requireRole,
   sourceById,
 } from "./context.js";
+import { fleetByName } from "./fleets.js";
 import { checkTarget, prepareFileTarget, prepareTarget } from "./restore-roots.js";
 import { runJobNow } from "./run-job.js";
 import { sourceSnapshots } from "./sources.js";
@@ -120,7 +122,23 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
     const r = repoById(st, b.repo);
     let snap: SnapshotWithId;
     if (b.snapshot) snap = await r.snapshot(b.snapshot);
-    else {
+    else if (b.source!.startsWith("account:")) {
+      // An account of a fleet as it was at a time: found through its catalogue, not a listing.
+      const m = /^account:([^:]+):(.+)$/.exec(b.source!);
+      if (!m) throw new LifeboatError("USAGE", "source: an account is named account:FLEET:ID");
+      const f = fleetByName(st.fleets, m[1]!);
+      if (f.repo !== r)
+        throw new LifeboatError(
+          "USAGE",
+          `fleet ${f.def.name} keeps its accounts in repository ${f.repo.spec.id}`,
+        );
+      const repo = await r.open();
+      snap = await accountSnapshot(repo, m[2]!, { fleet: f.def.name, at: new Date(b.at!) });
+      // Written by the fleet's workers, maybe after this console read the index.
+      await repo.catchUpIndex();
+      // A folder account's snapshot holds its folder: restore the folder's contents by default.
+      if (snap.source !== "rows" && (b.path === "/" || b.path === "")) b.path = snap.paths[0]!;
+    } else {
       const src = await sourceById(st, b.source!);
       if (src.repo !== r.spec.id)
         throw new LifeboatError("USAGE", `source ${src.id} is not in repository ${b.repo}`);

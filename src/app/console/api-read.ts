@@ -84,6 +84,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
       states,
       flagged: rows.reduce((a, r) => a + r.flagged, 0),
       repositories,
+      fleets: await Promise.all(st.fleets.map((f) => f.summary())),
     });
   });
 
@@ -195,6 +196,18 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
         proven: withSnapshots.filter((i) => i.provenLast30Days).length,
         of: withSnapshots.length,
       },
+      fleets: await Promise.all(
+        st.fleets.map(async (f) => {
+          const s = await f.summary();
+          return {
+            fleet: s.name,
+            accounts: s.accounts,
+            proven: s.proven30Days,
+            fraction: s.proven30DaysFraction,
+            error: s.error,
+          };
+        }),
+      ),
       checks: st.repos.map((r) => ({
         repo: r.spec.id,
         location: displayLocation(r.spec.url),

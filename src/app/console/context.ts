@@ -6,6 +6,7 @@ import { parseDuration } from "../../ops/forget/policy.js";
 import type { Config, Job } from "../config.js";
 import type { JobState } from "../jobs.js";
 import type { AuditLog } from "./audit.js";
+import type { ConsoleFleet } from "./fleets.js";
 import type { ConsoleRepo } from "./repos.js";
 import type { Session, Sessions, SignInThrottle } from "./sessions.js";
 import { buildSources, type SourceRow } from "./sources.js";
@@ -15,6 +16,8 @@ import { type Role, roleAtLeast, type UserStore } from "./users.js";
 /** What every route of the console shares. */
 export interface ConsoleState {
   repos: ConsoleRepo[];
+  /** The fleets of accounts shown (fleets.ts). */
+  fleets: ConsoleFleet[];
   config: Config;
   jobState: () => Promise<Record<string, JobState>>;
   users: UserStore;

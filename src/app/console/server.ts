@@ -13,9 +13,11 @@ import { readState } from "../jobs.js";
 import { registerActions } from "./api-actions.js";
 import { registerAuth } from "./api-auth.js";
 import { registerBrowse } from "./api-browse.js";
+import { registerFleets } from "./api-fleets.js";
 import { registerReads } from "./api-read.js";
 import { AuditLog } from "./audit.js";
 import type { CheckSummary, ConsoleState, Env } from "./context.js";
+import { configFleets, type FleetEntry, fleetRepoSpecs, makeFleets } from "./fleets.js";
 import { ConsoleRepo, type RepoOpener, repoSpecs } from "./repos.js";
 import { normalizeRoots } from "./restore-roots.js";
 import { Sessions, SignInThrottle } from "./sessions.js";
@@ -42,6 +44,8 @@ export interface ConsoleOptions {
   daemon?: boolean;
   /** Share the task list with the caller (the daemon adds its runs to it). */
   tasks?: Tasks;
+  /** The fleets to show (default: the config file's), with their stores when already open. */
+  fleets?: FleetEntry[];
 }
 
 export interface RunningConsole {
@@ -116,6 +120,7 @@ export function consoleApp(st: ConsoleState, uiDir: string): Hono<Env> {
   registerReads(app, st);
   registerBrowse(app, st);
   registerActions(app, st);
+  registerFleets(app, st);
   app.all("/api/*", (c) =>
     c.json({ error: { code: "NOT_FOUND", message: `no endpoint ${c.req.method} ${c.req.path}` } }, 404),
   );
@@ -154,10 +159,17 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       ),
     ),
   );
-  const repos = repoSpecs(o.repository, o.passwordFile, o.config.jobs).map((s) => new ConsoleRepo(s, o.open));
+  const fleetEntries = o.fleets ?? configFleets(o.config.fleets);
+  const repos = fleetRepoSpecs(
+    repoSpecs(o.repository, o.passwordFile, o.config.jobs),
+    fleetEntries,
+    o.passwordFile,
+  ).map((s) => new ConsoleRepo(s, o.open));
+  const fleets = makeFleets(fleetEntries, repos);
   const tasks = o.tasks ?? new Tasks();
   const st: ConsoleState = {
     repos,
+    fleets,
     config: o.config,
     jobState: () => readState(),
     users,
@@ -203,6 +215,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await Promise.all(repos.map((r) => r.close()));
+      await Promise.all(fleets.map((f) => f.close()));
     },
   };
 }

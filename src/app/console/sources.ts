@@ -76,7 +76,9 @@ export async function buildSources(inp: SourceInputs): Promise<SourceRow[]> {
     await Promise.all(
       inp.repos.map(async (r) => {
         try {
-          const [snaps, drills, marks] = await Promise.all([r.snapshots(), r.drillRecords(), r.acks()]);
+          const [all, drills, marks] = await Promise.all([r.snapshots(), r.drillRecords(), r.acks()]);
+          // A fleet's account snapshots are shown with their fleet (api-fleets.ts), not as sources.
+          const snaps = all.filter((s) => s.account === undefined);
           return { r, snaps, drills, marks };
         } catch (e) {
           inp.onRepoError?.(r.spec.id, e);

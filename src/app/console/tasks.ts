@@ -35,6 +35,8 @@ export interface TaskView {
   started: string | null;
   finished: string | null;
   progress: TaskProgress | null;
+  /** Work counted in accounts (a fleet's whole-service restore). */
+  accounts: { done: number; total: number | null; failed: number } | null;
   cancellable: boolean;
   result: unknown;
   error: { code: string; message: string; hint: string | null } | null;
@@ -44,6 +46,7 @@ export interface TaskControl {
   signal: AbortSignal;
   phase(text: string): void;
   progress(p: BackupProgress): void;
+  accounts(done: number, total: number | null, failed: number): void;
 }
 
 interface Task extends TaskView {
@@ -119,6 +122,7 @@ export class Tasks {
       started: null,
       finished: null,
       progress: null,
+      accounts: null,
       cancellable: o.cancellable ?? true,
       result: null,
       error: null,
@@ -184,6 +188,10 @@ export class Tasks {
         };
         this.emit(t);
       },
+      accounts: (done, total, failed) => {
+        t.accounts = { done, total, failed };
+        this.emit(t);
+      },
     };
     try {
       const result = await fn(ctl);
@@ -229,5 +237,9 @@ export class Tasks {
 
 function view(t: Task): TaskView {
   const { controller: _c, exclusive: _e, ...rest } = t;
-  return { ...rest, progress: rest.progress ? { ...rest.progress } : null };
+  return {
+    ...rest,
+    progress: rest.progress ? { ...rest.progress } : null,
+    accounts: rest.accounts ? { ...rest.accounts } : null,
+  };
 }

@@ -16,6 +16,11 @@ export interface RestoreAllOptions {
   /** Newest snapshot at or before this time. */
   at?: Date | undefined;
   onAccount?: (r: AccountOutcome) => void;
+  /**
+   * Called with a folder account's own folder before it is restored in place (no `target`);
+   * throwing fails that account alone (the console refuses folders outside its restore roots).
+   */
+  checkInPlace?: (folder: string) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -105,6 +110,7 @@ export async function restoreAll(
     try {
       const snap = await accountSnapshot(repo, id, { fleet: def.name, at: o.at });
       const target = o.target ? path.join(o.target, encodeURIComponent(id)) : undefined;
+      if (!target && snap.source !== "rows" && o.checkInPlace) await o.checkInPlace(snap.paths[0]!);
       const r = await restoreAccount(repo, snap, def, { target, intoSharedDb: !o.target });
       out = {
         account: id,

@@ -97,7 +97,7 @@ export async function accountStatus(def: FleetDef, store: FleetStore, id: string
   if (!row) return undefined;
   const s = row.state;
   const runs = await store.runs(def.name, 0, id);
-  const drills = (await store.drills(def.name, 0)).filter((d) => d.id === id);
+  const drills = await store.accountDrills(def.name, id);
   return {
     fleet: def.name,
     account: id,

@@ -54,14 +54,33 @@ interface Sql {
   close(): Promise<void>;
 }
 
+/**
+ * Columns beside the JSON that the console's queries need (account-page.ts): whether the last
+ * run failed (`info.lastError`), failed attempts in the window, a catch-up, and the outcome of
+ * the newest settled window. Added to older state files by `init` (and filled from the JSON).
+ */
+const STATUS_COLUMNS: [string, string, string][] = [
+  ["failing", "INTEGER NOT NULL DEFAULT 0", "CASE WHEN $info_lastError IS NOT NULL THEN 1 ELSE 0 END"],
+  ["failures", "INTEGER NOT NULL DEFAULT 0", "CAST(COALESCE($state_failures, '0') AS INTEGER)"],
+  ["catch_up", "INTEGER NOT NULL DEFAULT 0", "CASE WHEN $state_catchUpUntil IS NOT NULL THEN 1 ELSE 0 END"],
+  ["last_outcome", "TEXT", "$state_last_outcome"],
+];
+
 const DDL = [
   `CREATE TABLE IF NOT EXISTS lifeboat_fleet_accounts (
     fleet TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, info TEXT NOT NULL,
     next_due DOUBLE PRECISION, settle_at DOUBLE PRECISION, newest_good DOUBLE PRECISION,
     start_at DOUBLE PRECISION NOT NULL, running_since DOUBLE PRECISION,
+    ${STATUS_COLUMNS.map(([c, t]) => `${c} ${t}`).join(", ")},
     PRIMARY KEY (fleet, id))`,
+  "MIGRATE",
   "CREATE INDEX IF NOT EXISTS lifeboat_fleet_next_due ON lifeboat_fleet_accounts (fleet, next_due)",
   "CREATE INDEX IF NOT EXISTS lifeboat_fleet_settle_at ON lifeboat_fleet_accounts (fleet, settle_at)",
+  // The console's counts, state filters and sorts (account-page.ts) read this index alone, never
+  // the rows' JSON: a pass over a million accounts is a pass over a small index.
+  "CREATE INDEX IF NOT EXISTS lifeboat_fleet_age ON lifeboat_fleet_accounts (fleet, newest_good, id)",
+  `CREATE INDEX IF NOT EXISTS lifeboat_fleet_status ON lifeboat_fleet_accounts
+    (fleet, newest_good, failing, running_since, failures, next_due, settle_at, catch_up, last_outcome)`,
   `CREATE TABLE IF NOT EXISTS lifeboat_fleet_runs (
     fleet TEXT NOT NULL, id TEXT NOT NULL, win TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
     outcome TEXT NOT NULL, snapshot TEXT, seconds DOUBLE PRECISION, error TEXT, worker TEXT)`,
@@ -71,6 +90,7 @@ const DDL = [
     fleet TEXT NOT NULL, id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, snapshot TEXT NOT NULL,
     ok INTEGER NOT NULL, error TEXT)`,
   "CREATE INDEX IF NOT EXISTS lifeboat_fleet_drills_at ON lifeboat_fleet_drills (fleet, at)",
+  "CREATE INDEX IF NOT EXISTS lifeboat_fleet_drills_id ON lifeboat_fleet_drills (fleet, id, at)",
   `CREATE TABLE IF NOT EXISTS lifeboat_fleet_restores (
     fleet TEXT NOT NULL, run TEXT NOT NULL, id TEXT NOT NULL, ok INTEGER NOT NULL,
     snapshot TEXT, seconds DOUBLE PRECISION, error TEXT, PRIMARY KEY (fleet, run, id))`,
@@ -190,7 +210,7 @@ export async function pgPool(url: string, max = 4): Promise<pg.Pool> {
   return pool;
 }
 
-function rowOf(r: Record<string, unknown>): StoredAccount {
+export function rowOf(r: Record<string, unknown>): StoredAccount {
   return {
     state: restoreState(JSON.parse(r.state as string) as AccountFields),
     info: JSON.parse(r.info as string) as AccountInfo,
@@ -218,12 +238,45 @@ export class FleetStore {
   private async init(): Promise<void> {
     await this.sql.tx(async () => {
       if (this.sql instanceof PgSql) await this.sql.run("SELECT pg_advisory_xact_lock(7277801)");
-      for (const q of DDL) await this.sql.run(q);
+      for (const q of DDL) {
+        if (q === "MIGRATE") await this.migrate();
+        else await this.sql.run(q);
+      }
     });
   }
 
   tx<T>(fn: () => Promise<T>): Promise<T> {
     return this.sql.tx(fn);
+  }
+
+  /** Adds the status columns to a state written before them, filled from each row's JSON. */
+  private async migrate(): Promise<void> {
+    const pg = this.sql instanceof PgSql;
+    const have = new Set(
+      (
+        await this.sql.all(
+          pg
+            ? "SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'lifeboat_fleet_accounts' AND table_schema = current_schema()"
+            : "SELECT name FROM pragma_table_info('lifeboat_fleet_accounts')",
+        )
+      ).map((r) => r.name as string),
+    );
+    const json = (v: string) => {
+      const [col, ...key] = v.slice(1).split("_") as [string, ...string[]];
+      return pg
+        ? `(${col}::json${key
+            .slice(0, -1)
+            .map((k) => `->'${k}'`)
+            .join("")}->>'${key.at(-1)}')`
+        : `json_extract(${col}, '$.${key.join(".")}')`;
+    };
+    for (const [col, type, fill] of STATUS_COLUMNS) {
+      if (have.has(col)) continue;
+      await this.sql.run(`ALTER TABLE lifeboat_fleet_accounts ADD COLUMN ${col} ${type}`);
+      await this.sql.run(
+        `UPDATE lifeboat_fleet_accounts SET ${col} = ${fill.replace(/\$[a-z]+_[A-Za-z_]+/g, json)}`,
+      );
+    }
   }
 
   /** Inside `tx`: waits for the fleet's lock (PostgreSQL; SQLite transactions are serial anyway). */
@@ -312,11 +365,13 @@ export class FleetStore {
     for (const { state: s, info } of rows) {
       const { nextDue: _n, settleAt: _s, ...fields } = s;
       await this.sql.run(
-        `INSERT INTO lifeboat_fleet_accounts (fleet, id, state, info, next_due, settle_at, newest_good, start_at, running_since)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        `INSERT INTO lifeboat_fleet_accounts (fleet, id, state, info, next_due, settle_at, newest_good, start_at, running_since,
+           failing, failures, catch_up, last_outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (fleet, id) DO UPDATE SET state = excluded.state, info = excluded.info,
            next_due = excluded.next_due, settle_at = excluded.settle_at, newest_good = excluded.newest_good,
-           start_at = excluded.start_at, running_since = excluded.running_since`,
+           start_at = excluded.start_at, running_since = excluded.running_since, failing = excluded.failing,
+           failures = excluded.failures, catch_up = excluded.catch_up, last_outcome = excluded.last_outcome`,
         [
           fleet,
           s.account.id,
@@ -327,6 +382,10 @@ export class FleetStore {
           num(s.newestGood),
           s.startAt,
           num(s.runningSince),
+          info.lastError !== undefined ? 1 : 0,
+          s.failures,
+          s.catchUpUntil !== undefined ? 1 : 0,
+          s.last?.outcome ?? null,
         ],
       );
     }
@@ -396,6 +455,23 @@ export class FleetStore {
     );
     return rows.map((r) => ({
       id: r.id as string,
+      at: Number(r.at),
+      snapshot: r.snapshot as string,
+      ok: Number(r.ok) === 1,
+      ...(r.error ? { error: r.error as string } : {}),
+    }));
+  }
+
+  /** One account's drills, oldest first. */
+  async accountDrills(
+    fleet: string,
+    id: string,
+  ): Promise<{ at: number; snapshot: string; ok: boolean; error?: string }[]> {
+    const rows = await this.sql.all(
+      "SELECT at, snapshot, ok, error FROM lifeboat_fleet_drills WHERE fleet = $1 AND id = $2 ORDER BY at",
+      [fleet, id],
+    );
+    return rows.map((r) => ({
       at: Number(r.at),
       snapshot: r.snapshot as string,
       ok: Number(r.ok) === 1,

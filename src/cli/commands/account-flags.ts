@@ -1,6 +1,4 @@
 import type { FleetDef } from "../../app/fleet/fleet-config.js";
-import { accountSnapshot, restoreAccount } from "../../app/fleet/restore-account.js";
-import { selectFleets } from "../../app/fleet/select.js";
 import { LifeboatError } from "../../core/errors.js";
 import { acknowledgedIds, pinnedIds } from "../../ops/acks/acks.js";
 import { applyPolicy, guardDecisions, isEmptyPolicy, type Policy } from "../../ops/forget/policy.js";
@@ -15,10 +13,15 @@ import { bytes } from "../shell/format.js";
  * catalogue (one listing of its own folder), never from a listing of every snapshot.
  */
 
+// The fleet's modules load only when an account is restored or drilled: `snapshots` and
+// `forget` (and every command that merely registers --account) start without them.
+const fleetRestore = () => import("../../app/fleet/restore-account.js");
+
 /** The fleet an account's snapshot belongs to, from the config file or the fleet's stored state. */
 async function fleetOf(c: CliContext, name: string | undefined): Promise<FleetDef | undefined> {
   if (!name) return undefined;
   try {
+    const { selectFleets } = await import("../../app/fleet/select.js");
     return (await selectFleets(c.opts.config, { name }))[0];
   } catch {
     return undefined;
@@ -45,6 +48,7 @@ export async function restoreAccountCli(
       "restore --account needs --target DIR (or --into-shared-db for a rows account)",
       "e.g. lifeboat restore --account ann --target /tmp/ann",
     );
+  const { accountSnapshot, restoreAccount } = await fleetRestore();
   const snap = await accountSnapshot(repo, flags.account, { fleet: flags.fleet, at });
   if (flags.intoSharedDb && snap.source !== "rows")
     throw new LifeboatError(
@@ -90,6 +94,7 @@ export async function accountSnapshotList(
 }
 
 export async function drillRef(repo: Repository, account: string, fleet?: string): Promise<string> {
+  const { accountSnapshot } = await fleetRestore();
   return (await accountSnapshot(repo, account, { fleet })).id;
 }
 

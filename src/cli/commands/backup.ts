@@ -1,7 +1,15 @@
-import { promises as fs } from "node:fs";
+import { existsSync, promises as fs } from "node:fs";
 import type { Command } from "commander";
 import { backup, backupStream } from "../../app/backup.js";
 import { createPasswordFile, defaultLocations } from "../../app/default-repo.js";
+import {
+  backupFrozen,
+  checkFsSnapshot,
+  type FrozenBackupResult,
+  fsSnapshotSpec,
+  lifeboatCacheDir,
+  lifeboatStateDir,
+} from "../../app/fs-snapshot.js";
 import { openBackend } from "../../backend/open.js";
 import { ExitCode, formatItemError, LifeboatError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
@@ -31,6 +39,9 @@ interface BackupFlags {
   stdinFilename: string;
   all?: boolean;
   xattrs: boolean;
+  fsSnapshot?: string;
+  fsSnapshotCommand?: string;
+  fsSnapshotCleanup?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -70,6 +81,18 @@ export function registerBackup(program: Command, ctx: (c: Command) => CliContext
     .option("--stdin", "back up what arrives on standard input as one file")
     .option("--stdin-filename <name>", "file name for --stdin", "stdin")
     .option("--all", "postgres:// only: every database of the server, plus roles and tablespaces")
+    .option(
+      "--fs-snapshot <kind>",
+      "read the files from a read-only file-system snapshot made for this backup, then removed: btrfs",
+    )
+    .option(
+      "--fs-snapshot-command <cmd>",
+      "make a snapshot with your own command (LVM, ZFS, ...): it prints the path to read (env LIFEBOAT_FS_SNAPSHOT_SOURCE, _NAME)",
+    )
+    .option(
+      "--fs-snapshot-cleanup <cmd>",
+      "remove the snapshot --fs-snapshot-command made (env as above, plus _PATH)",
+    )
     .addHelpText(
       "after",
       `
@@ -79,6 +102,17 @@ device nodes, extended attributes (POSIX ACLs, SELinux labels, capabilities; see
 Sockets are skipped with a warning. Unreadable files are listed; the snapshot is still saved,
 marked incomplete, and the exit code is 3. With no repository given, a default one is created on first use under
 $XDG_DATA_HOME/lifeboat/repo with a generated password file in $XDG_CONFIG_HOME/lifeboat/.
+
+--fs-snapshot btrfs freezes the paths first: one read-only snapshot of each subvolume that holds
+them (and of each subvolume nested below them), read in place of the live files, so the backup
+is one point in time per subvolume while the files keep changing; it needs root and btrfs-progs.
+The snapshot is removed after the backup, whatever happens (a crashed run's is removed at the
+next start). The snapshot is read, the original is recorded: paths, and device numbers, so
+unchanged files are not read again, with or without a snapshot. The summary and --json give
+the freeze time. --fs-snapshot-command/--fs-snapshot-cleanup do the same with your commands
+(LVM, ZFS, a storage array): recipes in docs/fs-snapshots.md. Exit 2: not btrfs, or options
+that do not go together; 1: not root, btrfs-progs missing, the snapshot could not be made, or
+it could not be removed after a saved backup (the next start removes it).
 
 Databases are backed up hot and consistent, one database per snapshot (docs/databases.md):
   sqlite:PATH            SQLite's online backup API, one read transaction; the snapshot holds
@@ -99,7 +133,10 @@ Examples:
   lifeboat backup sqlite:/var/lib/app/app.db
   lifeboat backup postgres://backup@db1:5432/shop --tag nightly
   lifeboat backup --all postgres://postgres@127.0.0.1:5432/postgres
-  lifeboat backup mysql://root:secret@127.0.0.1:3306/wiki`,
+  lifeboat backup mysql://root:secret@127.0.0.1:3306/wiki
+  sudo lifeboat backup --fs-snapshot btrfs /srv/app /home
+  sudo lifeboat backup /data --fs-snapshot-command /etc/lifeboat/zfs-snap \
+    --fs-snapshot-cleanup /etc/lifeboat/zfs-snap   # see docs/fs-snapshots.md`,
     )
     .action(async (paths: string[], flags: BackupFlags, cmd: Command) => {
       const c = ctx(cmd);
@@ -108,6 +145,13 @@ Examples:
         throw new LifeboatError("USAGE", "--stdin takes no paths", "remove the paths or --stdin");
       const dbs = paths.map((p) => parseDatabaseArg(p));
       const db = dbs.find((d) => d !== undefined);
+      const fsSnapshot = fsSnapshotSpec(flags);
+      if (fsSnapshot && (db || flags.stdin))
+        throw new LifeboatError(
+          "USAGE",
+          "--fs-snapshot and --fs-snapshot-command apply to files and folders, not to databases or --stdin",
+          "leave them out: databases are read consistently on their own",
+        );
       if (db) {
         if (paths.length > 1)
           throw new LifeboatError(
@@ -120,6 +164,7 @@ Examples:
       }
       if (flags.all) throw new LifeboatError("USAGE", "--all goes with a postgres:// URL");
       if (!flags.stdin) await checkSourcePaths(paths);
+      if (fsSnapshot) await checkFsSnapshot(paths, fsSnapshot);
       const repo = await openOrCreateDefault(c);
       let result: BackupResult;
       try {
@@ -130,7 +175,7 @@ Examples:
             onProgress: c.out.progress("backup"),
           });
         } else {
-          result = await backup(repo, paths, {
+          const options = {
             excludes: flags.exclude,
             excludeFiles: flags.excludeFile,
             oneFileSystem: flags.oneFileSystem ?? false,
@@ -140,15 +185,24 @@ Examples:
             ...(flags.parent ? { parent: flags.parent } : {}),
             force: flags.force ?? false,
             onProgress: c.out.progress("backup"),
-            onWarning: (m) => c.out.warn(m),
-          });
+            onWarning: (m: string) => c.out.warn(m),
+          };
+          result = fsSnapshot
+            ? await backupFrozen(repo, paths, {
+                ...options,
+                fsSnapshot: { spec: fsSnapshot, ownPaths: ownPaths(c) },
+              })
+            : await backup(repo, paths, options);
         }
       } finally {
         await repo.close();
       }
-      printSummary(c, result);
+      const frozen = "fsSnapshot" in result ? (result as FrozenBackupResult) : undefined;
+      printSummary(c, result, frozen ? { fs_snapshot: fsSnapshotJson(c, frozen) } : {});
       if (result.errors.length > 0) process.exitCode = ExitCode.incomplete;
       await reportAnomalies(c, result);
+      // The backup is saved; a snapshot that could not be removed still fails the run.
+      if (frozen?.cleanupError) throw frozen.cleanupError;
     });
 }
 
@@ -193,6 +247,42 @@ async function backupDatabase(c: CliContext, db: DatabaseArg, flags: BackupFlags
   }
   printSummary(c, result, { source: source.type, source_name: source.name, source_meta: meta });
   await reportAnomalies(c, result);
+}
+
+/** lifeboat's own files a backup from a file-system snapshot leaves out: its repository when it
+ * is a local folder, and its state. */
+export function ownPaths(c: CliContext): { path: string; what: string }[] {
+  const url = c.repoLocation().url;
+  const local =
+    /^[a-z][a-z0-9+]+:/.test(url) && !url.startsWith("local:") ? undefined : url.replace(/^local:/, "");
+  const cache = lifeboatCacheDir();
+  return [
+    ...(local ? [{ path: local, what: "repository" }] : []),
+    { path: lifeboatStateDir(), what: "state" },
+    // Only when it is there: most hosts have none, and a warning about nothing would be noise.
+    ...(existsSync(cache) ? [{ path: cache, what: "cache" }] : []),
+  ];
+}
+
+/** The freeze in the summary: a line for people, an object for --json. */
+export function fsSnapshotJson(c: CliContext, r: FrozenBackupResult): Record<string, unknown> {
+  const f = r.fsSnapshot;
+  const ms = (x: number) => Math.round(x * 10) / 10;
+  const what =
+    f.kind === "btrfs"
+      ? `${f.snapshots.length} btrfs subvolume(s)${f.nested.length > 0 ? ` (${f.nested.length} nested below the paths, each frozen a moment after the one above it: one point in time per subvolume)` : ""}`
+      : `${f.snapshots.length} path(s) with --fs-snapshot-command`;
+  c.out.info(
+    `Froze ${what} in ${ms(f.freezeMs)} ms; read from the snapshot${f.snapshots.length > 1 ? "s" : ""}, then ${r.cleanupError ? "FAILED to remove it (see below)" : "removed"}`,
+  );
+  return {
+    kind: f.kind,
+    freeze_ms: ms(f.freezeMs),
+    snapshots: f.snapshots.map((s) => ({ of: displayName(s.of), path: displayName(s.path), ms: ms(s.ms) })),
+    nested_subvolumes: f.nested.map(displayName),
+    mounts: f.mounts.map(displayName),
+    removed: !r.cleanupError,
+  };
 }
 
 function printSummary(c: CliContext, r: BackupResult, extra: Record<string, unknown> = {}): void {

@@ -75,6 +75,9 @@ Examples:
               `  needed by snapshot ${a.snapshot.slice(0, 8)} (${a.time}): ${a.paths.slice(0, 10).join(", ")}${a.paths.length > 10 ? `, and ${a.paths.length - 10} more` : ""}`,
             );
           }
+          const meaning = p.kind.startsWith("damaged-") && p.blobs.length === 0 && p.affected.length === 0;
+          for (const n of p.neededBy.slice(0, 10)) c.out.warn(meaning ? `  it is ${n}` : `  needed by ${n}`);
+          if (p.neededBy.length > 10) c.out.warn(`  and ${p.neededBy.length - 10} more`);
         }
         if (r.problems.length > 0) {
           process.exitCode = ExitCode.corruption;

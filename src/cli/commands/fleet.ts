@@ -70,6 +70,9 @@ export function registerFleet(program: Command, ctx: (c: Command) => CliContext)
     .option("--now <iso-time>", "act as if it were this time (simulated clock; implies --once)")
     .option("--catch-up", "run accounts whose window was missed at once, not in their next window")
     .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
+    .option("--ui <host:port>", "serve the web console beside the fleet (docs/api.md), loopback unless TLS")
+    .option("--tls-cert <file>", "with --ui: serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "with --ui: ... and this private key (PEM)")
     .option("--tick <seconds>", "without --once: how often to look for due accounts", "10")
     .option("--no-drills", "do not drill the night's sample of accounts")
     .addHelpText(
@@ -85,11 +88,21 @@ Examples:
   lifeboat -r /srv/backup fleet run --name mail --accounts accounts.jsonl --window 01:00-05:00 --rpo 24h
   lifeboat fleet run --config /etc/lifeboat/fleet.json --once        from cron every 5 minutes
   lifeboat fleet run --config fleet.json --now 2026-03-08T02:30:00Z  a simulated tick
-  lifeboat fleet run --config fleet.json --metrics 127.0.0.1:9464`,
+  lifeboat fleet run --config fleet.json --metrics 127.0.0.1:9464
+  lifeboat fleet run --config fleet.json --ui 127.0.0.1:8080         with the web console`,
     )
     .action(
       async (
-        flags: FleetFlags & { once?: boolean; now?: string; metrics?: string; tick: string; drills: boolean },
+        flags: FleetFlags & {
+          once?: boolean;
+          now?: string;
+          metrics?: string;
+          ui?: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          tick: string;
+          drills: boolean;
+        },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
@@ -115,6 +128,19 @@ Examples:
             )
           : undefined;
         if (metrics) c.out.info(`metrics at ${metrics.url}`);
+        // The console beside the fleet reads the same open stores (never the CLI's output).
+        // (loaded only with --ui: the console's modules are not every fleet command's start-up cost)
+        const ui = flags.ui
+          ? await (await import("./ui.js")).startConsoleFromCli(
+              c,
+              {
+                listen: flags.ui,
+                ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+                ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+              },
+              { fleets: opened.map((o) => ({ def: o.def, store: o.f.store })) },
+            )
+          : undefined;
         try {
           await Promise.all(
             opened.map(async ({ def, f, repo }) => {
@@ -180,6 +206,7 @@ Examples:
             }),
           );
         } finally {
+          await ui?.close();
           await metrics?.close();
           for (const o of opened) {
             await o.f.close();

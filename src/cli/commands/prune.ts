@@ -87,7 +87,7 @@ export async function runPrune(c: CliContext, repo: Repository, flags: PruneFlag
   );
   const verb = flags.dryRun ? "would" : "will";
   c.out.info(
-    `${flags.dryRun ? "would plan" : "planned"}: delete ${m.unusedPacks.length} unused pack(s), repack ${m.repackPacks.length} (${bytes(m.bytesRepacked)} to copy), remove ${m.unindexedPacks.length} left by interrupted backups; ${verb} free ${bytes(m.bytesToFree)}`,
+    `${flags.dryRun ? "would plan" : "planned"}: delete ${m.unusedPacks.length} unused pack(s), repack ${m.repackPacks.length}, merge ${m.smallPacks.length} small (${bytes(m.bytesRepacked)} to copy), remove ${m.unindexedPacks.length} left by interrupted backups; ${verb} free ${bytes(m.bytesToFree)}`,
   );
   for (const s of r.swept) {
     c.out.info(

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import { checkSqlitePath, parseSqliteArg } from "../../sources/sqlite.js";
+import { DEFAULT_LEVELS_SPEC, parseLevels } from "../../sources/sqlite-replicate/levels.js";
 import { checkWalMode, SqliteReplicator } from "../../sources/sqlite-replicate/replicator.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
@@ -9,6 +10,7 @@ interface ReplicateFlags {
   interval: string;
   snapshotInterval: string;
   retention: string;
+  levels: string;
   host?: string;
   tag: string[];
 }
@@ -42,6 +44,11 @@ export function registerReplicate(program: Command, ctx: (c: Command) => CliCont
     .option("--interval <duration>", "how often new WAL frames are shipped", "1s")
     .option("--snapshot-interval <duration>", "how often a full snapshot starts a new generation", "1h")
     .option("--retention <duration>", "how long points in time stay restorable", "24h")
+    .option(
+      "--levels <spec>",
+      "how long interval segments are kept, then each coarser window and how long its merged segments are kept",
+      DEFAULT_LEVELS_SPEC,
+    )
     .option("--host <name>", "host name recorded in the snapshots and segments (default: this machine's)")
     .option("--tag <tag>", "extra tag for the full snapshots (they are always tagged `replica`)", collect, [])
     .addHelpText(
@@ -53,7 +60,10 @@ shipped yet; it checkpoints (PASSIVE) itself after shipping. The database must b
 (PRAGMA journal_mode=WAL); writers should set a busy_timeout, because the WAL is restarted now
 and then under a short write lock. Each --snapshot-interval a full snapshot (tag \`replica\`)
 starts a new generation; segments and generations older than --retention are deleted (their data
-is freed by \`lifeboat prune\`). See docs/replication.md.
+is freed by \`lifeboat prune\`). Segments are merged in levels as they age (--levels; default:
+one per interval for 5 minutes, per 30 seconds for an hour, per 5 minutes for a day, then per
+hour), so --time T restores to the interval for recent T and coarser for older ones. See
+docs/replication.md.
 
 Examples:
   lifeboat replicate sqlite:/var/lib/app/app.db
@@ -68,6 +78,7 @@ Examples:
       const intervalMs = parseInterval(flags.interval, "--interval");
       const snapshotIntervalMs = parseInterval(flags.snapshotInterval, "--snapshot-interval");
       const retentionMs = parseInterval(flags.retention, "--retention");
+      const levels = parseLevels(flags.levels, parseInterval);
       await checkSqlitePath(absPath);
       checkWalMode(absPath);
       const repo = await c.openRepo();
@@ -77,6 +88,7 @@ Examples:
           intervalMs,
           snapshotIntervalMs,
           retentionMs,
+          levels,
           ...(flags.host ? { host: flags.host } : {}),
           tags: flags.tag,
           onSnapshot: (e) => {
@@ -88,19 +100,19 @@ Examples:
           onSegment: (e) => {
             const d = e.doc;
             c.out.debug(
-              `segment ${d.generation}/${d.index}: ${d.commits} commits, ${d.frames} frames, ${d.pages} pages, ${bytes(d.size)}, lag ${e.lagMinMs}-${e.lagMaxMs} ms`,
+              `segment ${d.generation}/${d.first}: ${d.commits} commits, ${d.frames} frames, ${d.pages} pages, ${bytes(d.size)}, lag ${e.lagMinMs}-${e.lagMaxMs} ms`,
             );
             c.out.emit({
               message_type: "segment",
               id: e.id,
               generation: d.generation,
-              index: d.index,
+              index: d.first,
               commits: d.commits,
               frames: d.frames,
               pages: d.pages,
               bytes: d.size,
-              wal_start: d.wal.start,
-              wal_end: d.wal.end,
+              wal_start: d.walStart.offset,
+              wal_end: d.walEnd.offset,
               wal_restarted: d.walRestarted,
               commits_after: d.commitsAfter,
               commits_before: d.commitsBefore,
@@ -108,6 +120,23 @@ Examples:
               lag_min_ms: e.lagMinMs,
               lag_max_ms: e.lagMaxMs,
               store_ms: e.storeMs,
+            });
+          },
+          onCompacted: (e) => {
+            c.out.debug(
+              `compacted ${e.generation}/${e.first}..${e.last} into level ${e.level}: ${e.merged} segments, ${e.pages} pages, ${bytes(e.bytes)}`,
+            );
+            c.out.emit({
+              message_type: "compacted",
+              generation: e.generation,
+              level: e.level,
+              first: e.first,
+              last: e.last,
+              merged: e.merged,
+              pages: e.pages,
+              bytes: e.bytes,
+              inline: e.inline,
+              object: e.object,
             });
           },
           onDeleted: (e) => {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { ExitCode, formatItemError, LifeboatError } from "../../core/errors.js";
+import { ExitCode, formatItemError, isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { restore } from "../../ops/restore/restore.js";
 import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { Repository } from "../../repo/repository.js";
@@ -309,28 +309,52 @@ async function restoreReplicaCli(
   time: Date | undefined,
   flags: RestoreFlags,
 ): Promise<void> {
-  const plan = await planSqliteRestore(repo, source, time, { host: flags.host, tags: flags.tag });
-  if (!plan) {
-    throw new LifeboatError(
-      "SNAPSHOT_NOT_FOUND",
-      `no snapshot of ${source}${time ? ` at or before ${time.toISOString()}` : ""}`,
-      "see `lifeboat snapshots --path` and the replication's generations (docs/replication.md)",
+  // replicate replaces segments by merged ones as they age: one that vanished between the plan
+  // and its read was replaced, and a new plan uses what replaced it.
+  for (let attempt = 1; ; attempt++) {
+    const plan = await planSqliteRestore(repo, source, time, { host: flags.host, tags: flags.tag });
+    if (!plan) {
+      throw new LifeboatError(
+        "SNAPSHOT_NOT_FOUND",
+        `no snapshot of ${source}${time ? ` at or before ${time.toISOString()}` : ""}`,
+        "see `lifeboat snapshots --path` and the replication's generations (docs/replication.md)",
+      );
+    }
+    const snap = plan.snapshot;
+    if (plan.generation === undefined) {
+      await restoreSqliteCli(c, repo, snap, flags.target!);
+      return;
+    }
+    const levels = new Map<number, number>();
+    for (const s of plan.segments) {
+      const l = s.kind === "levels" ? s.info.level : 0;
+      levels.set(l, (levels.get(l) ?? 0) + 1);
+    }
+    const byLevel = [...levels]
+      .sort((a, b) => b[0] - a[0])
+      .map(([l, n]) => `${n} of level ${l}`)
+      .join(", ");
+    c.out.info(
+      `restoring ${source} as of ${plan.stateTime}: snapshot ${snap.id.slice(0, 8)} (${snap.time}) + ${plan.segments.length} WAL segments${byLevel ? ` (${byLevel})` : ""} of generation ${plan.generation}`,
     );
-  }
-  const snap = plan.snapshot;
-  if (plan.generation === undefined) {
-    await restoreSqliteCli(c, repo, snap, flags.target!);
+    const started = Date.now();
+    let r: Awaited<ReturnType<typeof restoreReplica>>;
+    try {
+      r = await restoreReplica(repo, plan, flags.target!);
+    } catch (e) {
+      if (attempt < 3 && isLifeboatError(e) && e.code === "NOT_FOUND") {
+        c.out.info("a segment was replaced meanwhile: planning again");
+        continue;
+      }
+      throw e;
+    }
+    reportSqliteRestore(c, snap.id, r, started, {
+      generation: plan.generation,
+      segments_applied: r.segments,
+      segments_by_level: Object.fromEntries(levels),
+      state_time: plan.stateTime,
+      requested_time: time?.toISOString() ?? null,
+    });
     return;
   }
-  c.out.info(
-    `restoring ${source} as of ${plan.stateTime}: snapshot ${snap.id.slice(0, 8)} (${snap.time}) + ${plan.segments.length} WAL segments of generation ${plan.generation}`,
-  );
-  const started = Date.now();
-  const r = await restoreReplica(repo, plan, flags.target!);
-  reportSqliteRestore(c, snap.id, r, started, {
-    generation: plan.generation,
-    segments_applied: r.segments,
-    state_time: plan.stateTime,
-    requested_time: time?.toISOString() ?? null,
-  });
 }

@@ -1,6 +1,7 @@
 import { promises as fs } from "node:fs";
 import type { Command } from "commander";
 import { loadConfig } from "../../app/config.js";
+import type { FleetEntry } from "../../app/console/fleets.js";
 import { type RunningConsole, startConsole } from "../../app/console/server.js";
 import type { Tasks } from "../../app/console/tasks.js";
 import { ROLES, type Role, UserStore } from "../../app/console/users.js";
@@ -27,7 +28,7 @@ function parseListen(listen: string): { host: string; port: number } {
 export async function startConsoleFromCli(
   c: CliContext,
   flags: UiFlags,
-  extra: { daemon?: boolean; tasks?: Tasks } = {},
+  extra: { daemon?: boolean; tasks?: Tasks; fleets?: FleetEntry[] } = {},
 ): Promise<RunningConsole> {
   const { host, port } = parseListen(flags.listen);
   if (!!flags.tlsCert !== !!flags.tlsKey)
@@ -48,6 +49,7 @@ export async function startConsoleFromCli(
     config,
     daemon: extra.daemon ?? false,
     ...(extra.tasks ? { tasks: extra.tasks } : {}),
+    ...(extra.fleets ? { fleets: extra.fleets } : {}),
     open: async (url, passwordFile) => {
       if (url === loc.url) return c.openRepo();
       const backend = await c.backend(url);

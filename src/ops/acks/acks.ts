@@ -22,8 +22,16 @@ export async function acknowledge(
   return { ...doc, id: (await repo.records.write(ackKind, doc)).id };
 }
 
+/**
+ * Every pin and acknowledgement. An acknowledgement a write-only key wrote is left out: it
+ * would let a flagged or pinned snapshot go, and whoever holds a write-only key could have
+ * written it; its pins count (they only keep more).
+ */
 export async function listAcks(repo: Repository): Promise<Ack[]> {
-  return (await repo.records.list(ackKind)).map((r) => ({ ...r.record, id: r.id }));
+  if (repo.keyKind === "write-only") return []; // it cannot read them (nor needs to)
+  return (await repo.records.list(ackKind))
+    .filter((r) => r.writer === undefined || r.record.kind === "pin")
+    .map((r) => ({ ...r.record, id: r.id }));
 }
 
 /** Snapshot ids that have been acknowledged. */

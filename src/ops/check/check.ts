@@ -1,5 +1,5 @@
 import { mapLimit } from "../../core/concurrency.js";
-import { LifeboatError } from "../../core/errors.js";
+import { CorruptionError, LifeboatError } from "../../core/errors.js";
 import { blobTypeName } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
 import { listPlans, liveSessions } from "../../repo/gc-plan.js";
@@ -9,6 +9,7 @@ import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { BackupProgress } from "../../snapshot/progress.js";
 import { ProgressCounter } from "../../snapshot/progress.js";
 import { walkTree } from "../../snapshot/walker.js";
+import { checkKeys, checkRecords, damagedIndexFiles, type ObjectProblem, readSnapshots } from "./objects.js";
 
 export type Subset = { kind: "part"; n: number; of: number } | { kind: "percent"; percent: number };
 
@@ -29,13 +30,24 @@ export interface Affected {
 }
 
 export interface CheckProblem {
-  /** What kind of damage: a missing pack, a damaged pack, a blob not in the index, ... */
-  kind: "missing-pack" | "damaged-pack" | "damaged-blob" | "missing-blob" | "damaged-tree" | "index-mismatch";
+  /** What kind of damage: a missing pack, a damaged pack, a blob not in the index, a damaged
+   * key file, index file, snapshot or record (objects.ts), ... */
+  kind:
+    | "missing-pack"
+    | "damaged-pack"
+    | "damaged-blob"
+    | "missing-blob"
+    | "damaged-tree"
+    | "index-mismatch"
+    | ObjectProblem["kind"];
   object: string;
   message: string;
   blobs: string[];
   /** Snapshots and file paths that need the damaged data. */
   affected: Affected[];
+  /** Other things that need it or are lost with it: archived WAL files and replication
+   * segments whose blobs are gone, what a damaged record or key file means. */
+  neededBy: string[];
 }
 
 /** A prune plan not carried out yet (information, not damage: see docs/gc.md). */
@@ -98,6 +110,11 @@ const CHECK_ATTEMPTS = 3;
 
 async function checkOnce(repo: Repository, options: CheckOptions): Promise<CheckReport> {
   const problems: CheckProblem[] = [];
+  const objectProblem = (p: ObjectProblem) => problems.push({ ...p, blobs: [], affected: [] });
+  (await checkKeys(repo)).forEach(objectProblem);
+  damagedIndexFiles(repo).forEach(objectProblem);
+  const records = await checkRecords(repo);
+  records.problems.forEach(objectProblem);
   const stored = new Map<string, number>();
   for await (const o of repo.backend.list("data/")) {
     const id = o.name.split("/").at(-1)!;
@@ -125,13 +142,16 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
         message: "is in the index but missing from storage",
         blobs: [],
         affected: [],
+        neededBy: [],
       });
     }
   }
   const unindexedPacks = [...stored.keys()].filter((p) => !indexedPacks.has(p));
 
   // Structure: walk every snapshot once, visiting each tree once.
-  const snapshots = await repo.listSnapshots();
+  const read = await readSnapshots(repo);
+  read.problems.forEach(objectProblem);
+  const snapshots = read.snapshots;
   const seenTrees = new Set<string>();
   const seenData = new Set<string>();
   const missing = new Set<string>();
@@ -160,11 +180,18 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
             message: (e as Error).message,
             blobs: [t],
             affected: [],
+            neededBy: [],
           });
         },
       },
       options.signal ? { signal: options.signal } : {},
     );
+  }
+  // Blobs that archived WAL and replication segments need are checked like a snapshot's.
+  for (const id of records.pins.keys()) {
+    if (seenData.has(id)) continue;
+    seenData.add(id);
+    if (!repo.isIndexed(Buffer.from(id, "hex"))) missing.add(id);
   }
   if (missing.size > 0) {
     problems.push({
@@ -173,6 +200,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
       message: `${missing.size} data blob(s) are referenced but not in the index`,
       blobs: [...missing],
       affected: [],
+      neededBy: [],
     });
   }
   for (const p of problems) {
@@ -195,12 +223,15 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
       try {
         bytes = await repo.backend.get(what);
       } catch (e) {
+        // Storage that cannot be reached is not a damaged repository: that fails the check.
+        if (!(e instanceof LifeboatError) || e.code !== "NOT_FOUND") throw e;
         problems.push({
           kind: "missing-pack",
           object: what,
           message: (e as Error).message,
           blobs: ids(byPack.get(packId)!),
           affected: [],
+          neededBy: [],
         });
         return;
       }
@@ -215,7 +246,18 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
       } catch (e) {
         header = e as Error;
       }
-      const verdict = await repo.verifyPack(packId, bytes, expected);
+      let verdict = await repo.verifyPack(packId, bytes, expected);
+      if (verdict.damaged.length > 0 || !verdict.nameMatches) {
+        // Read once more before calling it damage: storage may answer short or garbled once.
+        try {
+          const again = await repo.backend.get(what);
+          header = repo.readPackHeader(again, what);
+          verdict = await repo.verifyPack(packId, again, expected);
+        } catch (e) {
+          if (!(e instanceof CorruptionError)) throw e;
+          header = e;
+        }
+      }
       const damaged = ids(verdict.damaged);
       if (damaged.length > 0) {
         problems.push({
@@ -224,6 +266,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
           message: `${damaged.length} of ${expected.length} blob(s) fail verification (data was modified or damaged)`,
           blobs: damaged,
           affected: [],
+          neededBy: [],
         });
       } else if (!verdict.nameMatches) {
         problems.push({
@@ -232,6 +275,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
           message: "content does not match its name (SHA-256), outside the blobs the index uses",
           blobs: [],
           affected: [],
+          neededBy: [],
         });
       } else {
         try {
@@ -245,6 +289,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
               message: `pack header lists ${header.length} blob(s), the index ${expected.length}`,
               blobs: ids(notIndexed),
               affected: [],
+              neededBy: [],
             });
           }
         } catch (e) {
@@ -254,6 +299,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
             message: (e as Error).message,
             blobs: [],
             affected: [],
+            neededBy: [],
           });
         }
       }
@@ -264,6 +310,11 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
 
   const pendingPlans = await pending(repo, stored);
   await attribute(repo, snapshots, problems);
+  for (const p of problems) {
+    const need = new Set(p.neededBy);
+    for (const b of p.blobs) for (const n of records.pins.get(b) ?? []) need.add(n);
+    p.neededBy = [...need];
+  }
   let dataBlobs = 0;
   for (const e of repo.indexEntries()) if (blobTypeName(e.type) === "data") dataBlobs++;
   return {

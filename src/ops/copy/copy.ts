@@ -8,6 +8,13 @@ import { nodeFeatures, type TreeNode } from "../../repo/tree.js";
 import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
 import { withSession } from "../../snapshot/session.js";
 import { storeStream } from "../../snapshot/store-file.js";
+import {
+  copyLevels,
+  type LevelsPlan,
+  levelsGeneration,
+  levelsGenerations,
+  levelsToCopy,
+} from "./copy-levels.js";
 
 export interface CopyOptions {
   /** Source snapshots to copy (resolved); default every snapshot. */
@@ -24,7 +31,7 @@ export interface CopyResult {
   /** Source snapshots the destination already has a copy of. */
   skipped: string[];
   /** Records copied (or, in a dry run, to copy) and skipped because the destination has them:
-   * archived PostgreSQL WAL files and SQLite replication segments. */
+   * archived PostgreSQL WAL files and SQLite replication segments (of both layouts). */
   records: { wal: RecordCount; segments: RecordCount };
   bytesAdded: number;
   bytesStored: number;
@@ -52,6 +59,10 @@ export async function copySnapshots(
   options: CopyOptions = {},
 ): Promise<CopyResult> {
   const wanted = options.snapshots ?? (await src.listSnapshots());
+  // A backup that stored its index files and snapshot after the source was opened: its snapshot
+  // is listed, so read the index files written since (found by the S3 soak: "blob ... is
+  // referenced but not in the index", exit 14, with backups running beside copy).
+  await src.catchUpIndex();
   const have = new Set(
     (await dst.listSnapshots())
       .map((s) => s.meta?.copiedFrom)
@@ -59,18 +70,23 @@ export async function copySnapshots(
   );
   const toCopy = wanted.filter((s) => !have.has(copiedFrom(src, s.id)));
   const skipped = wanted.filter((s) => have.has(copiedFrom(src, s.id))).map((s) => s.id);
-  const plan = await recordsToCopy(src, dst);
+  const plan = await recordsToCopy(src, dst, wanted);
+  const levelCount = plan.levels.reduce((n, l) => n + l.copy.length, 0);
   const result: CopyResult = {
     copied: [],
     skipped,
     records: {
       wal: { copied: plan.wal.length, skipped: plan.walSkipped },
-      segments: { copied: plan.segments.length, skipped: plan.segmentsSkipped },
+      segments: {
+        copied: plan.segments.length + levelCount,
+        skipped: plan.segmentsSkipped + plan.levels.reduce((n, l) => n + l.skipped, 0),
+      },
     },
     bytesAdded: 0,
     bytesStored: 0,
   };
-  if (options.dryRun || toCopy.length + plan.wal.length + plan.segments.length === 0) return result;
+  if (options.dryRun || toCopy.length + plan.wal.length + plan.segments.length + levelCount === 0)
+    return result;
   const before = { ...dst.writeStats };
   const progress = new ProgressCounter(options.onProgress);
   progress.setTotals(
@@ -109,7 +125,17 @@ export async function copySnapshots(
       return r.content;
     };
     await copyRecords(src, dst, plan, (n) => progress.addBytes(n), options.signal);
+    result.records.segments.copied += await copyAllLevels(
+      src,
+      dst,
+      plan.levels,
+      (n) => progress.addBytes(n),
+      options.signal,
+    );
     for (const s of toCopy) {
+      // A version without segments in levels would restore such a snapshot alone as the latest.
+      if (levelsGeneration(s) && !dst.hasFeature("sqlite-segment-levels"))
+        await dst.enableFeature("sqlite-segment-levels");
       const { id: _id, parent: _parent, ...rest } = s;
       const tree = await dst.withWriter((w) => copyTree(w, s.tree));
       const to = await dst.writeSnapshot({
@@ -130,6 +156,8 @@ export async function copySnapshots(
 interface RecordPlan {
   wal: { id: string; record: WalRecord }[];
   segments: { id: string; record: SegmentRecord }[];
+  /** Segments in levels, per generation. */
+  levels: LevelsPlan[];
   walSkipped: number;
   segmentsSkipped: number;
 }
@@ -140,7 +168,11 @@ interface RecordPlan {
  * bytes (archived into both, or copied along another path), a segment of the same source,
  * generation and index.
  */
-async function recordsToCopy(src: Repository, dst: Repository): Promise<RecordPlan> {
+async function recordsToCopy(
+  src: Repository,
+  dst: Repository,
+  snapshots: SnapshotWithId[],
+): Promise<RecordPlan> {
   const dstWal = await dst.records.list(walKind, { unreadable: "throw" });
   const dstSeg = await dst.records.list(segmentKind, { unreadable: "throw" });
   const origins = new Set(
@@ -150,7 +182,8 @@ async function recordsToCopy(src: Repository, dst: Repository): Promise<RecordPl
   const segKey = (r: SegmentRecord) => `${r.source}\n${r.generation}\n${r.index}`;
   const haveWal = new Set(dstWal.map((r) => walKey(r.record)));
   const haveSeg = new Set(dstSeg.map((r) => segKey(r.record)));
-  const plan: RecordPlan = { wal: [], segments: [], walSkipped: 0, segmentsSkipped: 0 };
+  const levels = await levelsToCopy(src, dst, await levelsGenerations(src, snapshots));
+  const plan: RecordPlan = { wal: [], segments: [], levels, walSkipped: 0, segmentsSkipped: 0 };
   for (const r of await src.records.list(walKind, { unreadable: "throw" })) {
     if (origins.has(copiedFrom(src, r.id)) || haveWal.has(walKey(r.record))) plan.walSkipped++;
     else {
@@ -242,4 +275,34 @@ async function copyRecords(
     const content = await copyContent(src, dst, what, record, onBytes);
     await dst.records.write(segmentKind, { ...record, content, copiedFrom: copiedFrom(src, id) });
   }
+}
+
+/**
+ * Copies the segments in levels of each generation. A generation a live replicate compacted while
+ * it was copied is planned and copied again (a few times), so the copy's chain has no hole; the
+ * count is of segments copied beyond the plan's.
+ */
+async function copyAllLevels(
+  src: Repository,
+  dst: Repository,
+  plans: LevelsPlan[],
+  onBytes: (n: number) => void,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  let extra = 0;
+  for (const first of plans) {
+    let plan = first;
+    for (let attempt = 1; ; attempt++) {
+      const r = await copyLevels(src, dst, plan, onBytes, signal);
+      if (attempt > 1) extra += r.copied;
+      if (!r.raced) break;
+      if (attempt === 4)
+        throw new CorruptionError(
+          `generation ${plan.generation}`,
+          "its segments kept changing while they were copied (a live replicate compacting them); run copy again",
+        );
+      plan = (await levelsToCopy(src, dst, [plan.generation]))[0] ?? { ...plan, copy: [] };
+    }
+  }
+  return extra;
 }

@@ -15,6 +15,7 @@ import {
 } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import { type PackMap, readPackMap } from "./pack-map.js";
+import { smallPacks } from "./small-packs.js";
 import { usedBlobs } from "./used.js";
 
 export interface PruneOptions {
@@ -37,6 +38,8 @@ export interface MarkResult {
   unusedPacks: string[];
   /** Partly used packs whose used blobs are copied into new packs. */
   repackPacks: string[];
+  /** Small packs merged into full-size ones (their used blobs copied, like a repack). */
+  smallPacks: string[];
   /** Packs in storage that no index lists (from interrupted backups). */
   unindexedPacks: string[];
   bytesTotal: number;
@@ -118,7 +121,14 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
  */
 async function exclusivePruneSession(repo: Repository): Promise<SessionHandle> {
   const session = await startSession(repo, "prune");
-  const first = (await liveSessions(repo)).find((s) => s.kind === "prune" && s.id !== session.id);
+  let first: Awaited<ReturnType<typeof liveSessions>>[number] | undefined;
+  try {
+    first = (await liveSessions(repo)).find((s) => s.kind === "prune" && s.id !== session.id);
+  } catch (e) {
+    // Not left behind to block the next prune of this process (a daemon) for a day.
+    await endSession(repo, session).catch(() => {});
+    throw e;
+  }
   if (first) {
     await endSession(repo, session).catch(() => {});
     throw new LifeboatError(
@@ -138,12 +148,14 @@ async function markAndPlan(
 ): Promise<MarkResult> {
   step("loading index and snapshots");
   await repo.reloadIndex(true);
+  repo.requireIntactIndex(); // packs a damaged index file lists would look unused
   const { used, snapshots } = await usedBlobs(repo);
   const map = await readPackMap(repo);
   const unusedPacks: string[] = [];
   const partly: { id: string; unused: number; used: number }[] = [];
   let bytesTotal = 0;
   let bytesUnused = 0;
+  const usedIn = new Map<string, number>();
   for (const p of map.packs.values()) {
     if (repo.isDoomed(p.id) || p.size === undefined) continue; // already planned, or missing
     bytesTotal += p.size;
@@ -155,6 +167,7 @@ async function markAndPlan(
       if (used.has(hex) && repo.lookup(b.id)?.packId === p.id) usedBytes += b.length;
       else unusedBytes += b.length;
     }
+    usedIn.set(p.id, usedBytes);
     if (usedBytes === 0) {
       unusedPacks.push(p.id);
       bytesUnused += p.size;
@@ -176,28 +189,37 @@ async function markAndPlan(
     repack.push(p);
     remaining -= p.unused;
   }
-  const bytesRepacked = repack.reduce((n, p) => n + p.used, 0);
+  // Small packs are merged into full-size ones (see small-packs.ts).
+  const planned = new Set([...unusedPacks, ...repack.map((p) => p.id)]);
+  const small = smallPacks(
+    map,
+    repo.config.packSize,
+    (id) => planned.has(id) || repo.isDoomed(id),
+    (id) => usedIn.get(id) ?? 0,
+  );
+  const bytesRepacked = [...repack, ...small].reduce((n, p) => n + p.used, 0);
   const result: MarkResult = {
     snapshots,
     packs: map.packs.size,
     unusedPacks,
     repackPacks: repack.map((p) => p.id),
+    smallPacks: small.map((p) => p.id),
     unindexedPacks,
     bytesTotal,
     bytesUnused: bytesUnused + unindexedBytes,
     bytesToFree:
       unusedPacks.reduce((n, id) => n + (map.packs.get(id)?.size ?? 0), 0) +
-      repack.reduce((n, p) => n + p.unused, 0) +
+      [...repack, ...small].reduce((n, p) => n + p.unused, 0) +
       unindexedBytes,
     bytesRepacked,
     plan: undefined,
   };
-  const doomed = [...unusedPacks, ...result.repackPacks, ...unindexedPacks];
+  const doomed = [...unusedPacks, ...result.repackPacks, ...result.smallPacks, ...unindexedPacks];
   if (options.dryRun || doomed.length === 0) return result;
 
-  if (repack.length > 0) {
-    step(`repacking ${repack.length} partly used pack(s)`);
-    await repackUsed(repo, map, new Set(result.repackPacks), used);
+  if (repack.length + small.length > 0) {
+    step(`repacking ${repack.length} partly used and ${small.length} small pack(s)`);
+    await repackUsed(repo, map, new Set([...result.repackPacks, ...result.smallPacks]), used);
   }
   result.plan = (await writePlan(repo, doomed)).id;
   step(`planned ${doomed.length} pack(s) for deletion`);
@@ -252,6 +274,7 @@ async function sweepReady(
   step(`sweeping ${ready.length} plan(s)`);
   // A fresh view: snapshots and index files written by the sessions we waited for count now.
   await repo.reloadIndex(true);
+  repo.requireIntactIndex(); // packs a damaged index file lists would look unused
   const { used } = await usedBlobs(repo);
   const map = await readPackMap(repo);
   const planned = new Set(ready.flatMap((p) => p.packs));

@@ -90,6 +90,8 @@ export async function healFromCopy(
     options.signal?.throwIfAborted();
     options.onStep?.(m);
   };
+  // A damaged index file: its packs would look unindexed and be dropped (`repair index` first).
+  repo.requireIntactIndex();
   step("reading every pack to find damage");
   const report = await check(repo, { readData: true, ...(options.signal ? { signal: options.signal } : {}) });
   const map = await readPackMap(repo);

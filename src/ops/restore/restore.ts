@@ -33,6 +33,7 @@ export async function restore(
   snapshot: Snapshot,
   options: RestoreOptions,
 ): Promise<RestoreResult> {
+  repo.requireFullKey("restore (it reads data)"); // before anything is created in the target
   const subpath = options.subpath ?? "/";
   const root = await resolveSubpath(repo, snapshot, subpath);
   await fs.mkdir(fsPath(options.target), { recursive: true });

@@ -6,6 +6,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { errnoCode, LifeboatError } from "../../core/errors.js";
 import { endSession, type SessionHandle, startSession } from "../../repo/gc-plan.js";
+import { catalogKind, type SegmentHeader } from "../../repo/records-segment-levels.js";
 import type { Repository } from "../../repo/repository.js";
 import type { TreeNode } from "../../repo/tree.js";
 import type { VirtualEntry, VirtualSource } from "../../snapshot/source.js";
@@ -13,15 +14,13 @@ import { storeStream } from "../../snapshot/store-file.js";
 import { takeSnapshot } from "../../snapshot/take.js";
 import { dbError } from "../child-stream.js";
 import { SQLITE_PIECE, sqliteSourceName } from "../sqlite.js";
-import {
-  listSegments,
-  type ReplicationMeta,
-  replicationOf,
-  SEGMENT_PREFIX,
-  type SegmentDoc,
-  storePages,
-  writeSegment,
-} from "./segments.js";
+import { infoOf } from "./catalog.js";
+import { type ReplicateClock, realClock } from "./clock.js";
+import { type CompactedEvent, LevelledGeneration } from "./generation-levels.js";
+import { storeLevelSegment } from "./level-segments.js";
+import { DEFAULT_LEVELS, type Level, levelsInUse, windowOf } from "./levels.js";
+import { pageRecord } from "./merge.js";
+import { listSegments, type ReplicationMeta, replicationOf } from "./segments.js";
 import { SnapshotCopy } from "./snapshot-copy.js";
 import { Turns } from "./turns.js";
 import { readWalHeader, scanWal, WAL_HEADER, type WalHeader, type WalScan } from "./wal.js";
@@ -46,6 +45,10 @@ import { readWalHeader, scanWal, WAL_HEADER, type WalHeader, type WalScan } from
  * meanwhile the cycles go on shipping segments of the new generation (usable once its snapshot
  * exists: restore only looks for the segments of a snapshot's generation), so the lag stays
  * near one interval during a generation switch instead of growing by the snapshot's duration.
+ *
+ * Segments are stored in levels (generation-levels.ts): one per interval, merged in the
+ * background into one per complete window of each coarser level, and deleted once older than
+ * their level's keep, so the objects of a generation grow with hours, not seconds.
  */
 
 export interface ReplicateOptions {
@@ -60,15 +63,21 @@ export interface ReplicateOptions {
   lockTimeoutMs?: number;
   /** How long a cycle that wants to restart the WAL waits for the write lock (ms). Default 100. */
   restartLockMs?: number;
+  /** Compaction levels (default DEFAULT_LEVELS: 5m of interval segments, 30s for 1h, 5m for 24h, 1h). */
+  levels?: readonly Level[];
+  /** The clock (default the real one; bench/day.ts simulates one). */
+  clock?: ReplicateClock;
   onSegment?: (e: SegmentEvent) => void;
+  onCompacted?: (e: CompactedEvent) => void;
   onSnapshot?: (e: SnapshotEvent) => void;
   onDeleted?: (e: { generation: string; snapshot?: string; segments: number }) => void;
   onWarning?: (message: string) => void;
 }
 
 export interface SegmentEvent {
+  /** Object name of the segment. */
   id: string;
-  doc: SegmentDoc;
+  doc: SegmentHeader;
   /** Upper bound of the lag of any transaction in the segment: stored − when the previous read began. */
   lagMaxMs: number;
   /** Lower bound: stored − when the read of this segment finished. */
@@ -106,11 +115,18 @@ interface Generation {
   id: string;
   snapshot?: string;
   snapshotTime: number;
-  segments: { id: string; index: number; time: number }[];
+  /** Segments of a generation stored before levels (`sqlite-wal/<id>`, kind 9). */
+  legacy: { object: string; index: number; time: number }[];
+  /** The generation's segments in levels (every generation this version starts). */
+  levels?: LevelledGeneration;
+  /** Compacted by this process (its own generations, and those of a replicate that is gone). */
+  managed: boolean;
 }
 
 /** A running replication holds a prune session, renewed this often so that prune is not held back. */
 const SESSION_RENEW_MS = 10 * 60_000;
+/** A generation maintained from another machine is taken over after its catalog was not rewritten this long. */
+const TAKE_OVER_AFTER_MS = 24 * 3_600_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -167,6 +183,13 @@ export class SqliteReplicator {
   private pendingSnapshot: Promise<void> | undefined;
   private snapshotError: unknown;
   private copy: SnapshotCopy | undefined;
+  private readonly clock: ReplicateClock;
+  private readonly levels: readonly Level[];
+  private readonly levelsUsed: number;
+  /** Compaction and level retention, in the background (one pass at a time). */
+  private maintenance: Promise<void> | undefined;
+  private maintenanceError: unknown;
+  private nextMaintenance = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -175,6 +198,9 @@ export class SqliteReplicator {
   ) {
     this.source = sqliteSourceName(absPath);
     this.walPath = `${absPath}-wal`;
+    this.clock = opts.clock ?? realClock;
+    this.levels = opts.levels ?? DEFAULT_LEVELS;
+    this.levelsUsed = levelsInUse(this.levels, opts.retentionMs);
     const open = () => {
       const db = new Database(absPath, { fileMustExist: true, timeout: opts.lockTimeoutMs ?? 2000 });
       // Our connections never write; this only keeps a stray auto-checkpoint from running here.
@@ -196,33 +222,45 @@ export class SqliteReplicator {
   /** Replicates until `stop()`; then ships what is committed and returns. */
   async run(): Promise<ReplicateSummary> {
     try {
+      // Before the first segment in levels: a version that does not know them must not read
+      // this repository (it would restore generations without their segments).
+      await this.repo.enableFeature("sqlite-segment-levels");
       await this.renewSession();
       await this.loadCatalog();
       this.beginRead(this.readers[this.turn]!);
       await this.startGeneration("start");
-      let lastSnapshot = Date.now();
+      let lastSnapshot = this.now();
       while (!this.stopping) {
         this.throwIfSnapshotFailed();
-        const started = Date.now();
+        this.throwIfMaintenanceFailed();
+        const started = this.now();
         // (A snapshot still being stored postpones the next generation: cycles go on meanwhile.)
         if (started - lastSnapshot >= this.opts.snapshotIntervalMs && !this.pendingSnapshot) {
           await this.startGeneration("snapshot interval");
-          lastSnapshot = Date.now();
+          lastSnapshot = this.now();
         } else if (!(await this.cycle())) {
           this.opts.onWarning?.(
             "the WAL was reset in a way that cannot be followed: starting a new generation",
           );
           await this.startGeneration("WAL discontinuity");
-          lastSnapshot = Date.now();
+          lastSnapshot = this.now();
         }
-        await this.applyRetention();
-        if (Date.now() - (this.session?.started ?? 0) > SESSION_RENEW_MS) await this.renewSession();
-        const wait = this.opts.intervalMs - (Date.now() - started);
+        // Retention deletes whole generations; it waits while compaction works on them.
+        if (!this.maintenance) await this.applyRetention();
+        this.startMaintenance();
+        // Not while merges run: a merged segment's data may be deduplicated against a pack a prune
+        // planned since the session began, and that plan waits for this session until the
+        // segment that needs the pack is written.
+        if (!this.maintenance && this.now() - (this.session?.started ?? 0) > SESSION_RENEW_MS)
+          await this.renewSession();
+        const wait = this.opts.intervalMs - (this.now() - started);
         if (wait > 0 && !this.stopping) {
-          await new Promise<void>((r) => {
-            this.wake = r;
-            setTimeout(r, wait);
-          });
+          await Promise.race([
+            this.clock.sleep(wait),
+            new Promise<void>((r) => {
+              this.wake = r;
+            }),
+          ]);
           this.wake = undefined;
         }
       }
@@ -230,6 +268,8 @@ export class SqliteReplicator {
       // generation's snapshot is complete.
       if (!(await this.cycle())) await this.startGeneration("WAL discontinuity");
       await this.settleSnapshot();
+      await this.maintenance?.catch(() => {});
+      this.throwIfMaintenanceFailed();
       const s = this.stats;
       return {
         generations: this.generationsStarted,
@@ -241,15 +281,67 @@ export class SqliteReplicator {
         lagMeanMs: s.segments > 0 ? s.lagSum / s.segments : 0,
       };
     } finally {
+      this.stopping = true;
       await this.copy?.stop();
       await this.pendingSnapshot?.catch(() => {});
+      await this.maintenance?.catch(() => {});
       this.close();
       if (this.session) await endSession(this.repo, this.session).catch(() => {});
     }
   }
 
+  private now(): number {
+    return this.clock.now();
+  }
+
   private throwIfSnapshotFailed(): void {
     if (this.snapshotError !== undefined) throw this.snapshotError;
+  }
+
+  private throwIfMaintenanceFailed(): void {
+    if (this.maintenanceError !== undefined) throw this.maintenanceError;
+  }
+
+  /**
+   * Starts a compaction pass in the background once per window of the finest coarse level:
+   * every generation this process maintains has its complete windows merged and its expired
+   * segments deleted. Writes take turns with segments like the snapshot does.
+   */
+  private startMaintenance(): void {
+    if (this.maintenance || this.levelsUsed < 2) return;
+    const now = this.now();
+    if (now < this.nextMaintenance) return;
+    const w = this.levels[1]!.windowMs;
+    this.nextMaintenance = (windowOf(now, w) + 1) * w + 1;
+    const gens = this.generations.filter((g) => g.managed && g.levels);
+    const task = (async () => {
+      for (const g of gens) {
+        if (this.stopping) return;
+        await g.levels!.maintain({
+          repo: this.repo,
+          levels: this.levels,
+          inUse: this.levelsUsed,
+          now,
+          clock: () => this.now(),
+          turns: this.repoTurns,
+          stopping: () => this.stopping,
+          onCompacted: this.opts.onCompacted,
+          onWarning: this.opts.onWarning,
+        });
+      }
+    })();
+    const tracked: Promise<void> = task
+      .then(
+        () => {},
+        (e: unknown) => {
+          this.maintenanceError ??= e;
+          this.wake?.();
+        },
+      )
+      .finally(() => {
+        if (this.maintenance === tracked) this.maintenance = undefined;
+      });
+    this.maintenance = tracked;
   }
 
   /** Waits for the snapshot being stored in the background (if any); throws its failure. */
@@ -268,7 +360,7 @@ export class SqliteReplicator {
   private async renewSession(): Promise<void> {
     await this.repoTurns.run(async () => {
       const old = this.session;
-      this.session = { ...(await startSession(this.repo, "backup")), started: Date.now() };
+      this.session = { ...(await startSession(this.repo, "backup")), started: this.now() };
       await this.repo.catchUpIndex();
       if (old) await endSession(this.repo, old).catch(() => {});
     });
@@ -350,6 +442,7 @@ export class SqliteReplicator {
       checksum: at.checksum,
       pages: new Map(),
       dbPages: 0,
+      minDbPages: 0,
       frames: 0,
       commits: 0,
     });
@@ -392,11 +485,11 @@ export class SqliteReplicator {
     // reader to move on) is not waited for; the WAL restarts at a later cycle.
     const locked = restart && (await this.lock(this.opts.restartLockMs ?? 100));
     let found: Awaited<ReturnType<SqliteReplicator["readNew"]>>;
-    const readStart = Date.now();
+    const readStart = this.now();
     let readAt: number;
     try {
       found = await this.readNew();
-      readAt = Date.now();
+      readAt = this.now();
       if (!found) return false;
       const idle = this.handOff();
       if (locked) {
@@ -425,8 +518,9 @@ export class SqliteReplicator {
     commitsBefore: number,
   ): Promise<void> {
     const gen = this.generation;
-    if (hdr && scan.commits > 0 && gen) {
-      const t0 = Date.now();
+    if (hdr && scan.commits > 0 && gen?.levels) {
+      const levels = gen.levels;
+      const t0 = this.now();
       const cur = this.pos.hdr;
       const sameWal =
         cur !== undefined &&
@@ -435,42 +529,51 @@ export class SqliteReplicator {
         cur.checkpointSeq === hdr.checkpointSeq;
       const start = sameWal ? this.pos.offset : WAL_HEADER;
       const salts = `${hdr.salt1}/${hdr.salt2}`;
-      const { doc, id } = await this.repoTurns.run(async () => {
-        // Pages durable before the document that references them (the writer scope flushes,
-        // which also makes durable whatever of a background snapshot is queued: harmless).
-        const stored = await this.repo.withWriter((w) => storePages(w, scan.pages, scan.dbPages));
-        const storedAt = Date.now();
-        const doc: SegmentDoc = {
-          version: 1,
-          source: this.source,
-          hostname: this.opts.host ?? os.hostname(),
-          generation: gen.id,
-          index: this.nextIndex,
-          wal: {
-            salt1: hdr.salt1,
-            salt2: hdr.salt2,
-            checkpointSeq: hdr.checkpointSeq,
-            start,
-            end: scan.end,
-          },
-          walRestarted: this.lastSalts !== "" && this.lastSalts !== salts,
-          pageSize: hdr.pageSize,
-          dbPages: scan.dbPages,
-          frames: scan.frames,
-          commits: scan.commits,
-          pages: stored.count,
-          commitsAfter: new Date(commitsAfter).toISOString(),
-          commitsBefore: new Date(commitsBefore).toISOString(),
-          storedAt: new Date(storedAt).toISOString(),
-          size: stored.size,
-          content: stored.content,
-        };
-        return { doc, id: (await writeSegment(this.repo, doc)).id };
+      const at = (offset: number) => ({
+        salt1: hdr.salt1,
+        salt2: hdr.salt2,
+        checkpointSeq: hdr.checkpointSeq,
+        offset,
       });
-      const done = Date.now();
+      const numbers = [...scan.pages.keys()].filter((p) => p <= scan.dbPages).sort((a, b) => a - b);
+      async function* records(): AsyncIterable<Buffer> {
+        for (const p of numbers) yield* pageRecord(p, scan.pages.get(p)!);
+      }
+      const seg = await this.repoTurns.run(() =>
+        // Inline pages are one object; larger ones go to blobs, durable before the document.
+        storeLevelSegment(
+          this.repo,
+          (size, storedAt): SegmentHeader => ({
+            version: 1,
+            source: this.source,
+            hostname: this.opts.host ?? os.hostname(),
+            generation: gen.id,
+            level: 0,
+            first: this.nextIndex,
+            last: this.nextIndex,
+            walStart: at(start),
+            walEnd: at(scan.end),
+            walRestarted: this.lastSalts !== "" && this.lastSalts !== salts,
+            pageSize: hdr.pageSize,
+            minDbPages: scan.minDbPages,
+            dbPages: scan.dbPages,
+            frames: scan.frames,
+            commits: scan.commits,
+            pages: numbers.length,
+            commitsAfter: new Date(commitsAfter).toISOString(),
+            commitsBefore: new Date(commitsBefore).toISOString(),
+            storedAt,
+            size,
+          }),
+          records(),
+          { now: () => this.now() },
+        ),
+      );
+      const doc = seg.header;
+      const done = this.now();
       this.lastSalts = salts;
       this.nextIndex++;
-      gen.segments.push({ id, index: doc.index, time: commitsBefore });
+      levels.add(infoOf(seg.object, doc));
       const lagMaxMs = done - commitsAfter;
       const s = this.stats;
       s.segments++;
@@ -479,7 +582,13 @@ export class SqliteReplicator {
       s.bytes += doc.size;
       s.lagMax = Math.max(s.lagMax, lagMaxMs);
       s.lagSum += lagMaxMs;
-      this.opts.onSegment?.({ id, doc, lagMaxMs, lagMinMs: done - commitsBefore, storeMs: done - t0 });
+      this.opts.onSegment?.({
+        id: seg.object,
+        doc,
+        lagMaxMs,
+        lagMinMs: done - commitsBefore,
+        storeMs: done - t0,
+      });
     }
     this.pos = { hdr, offset: scan.end, checksum: scan.checksum };
   }
@@ -509,7 +618,7 @@ export class SqliteReplicator {
         // Keep shipping meanwhile.
         if (!(await this.cycle())) this.generation = undefined;
       }
-      readStart = Date.now();
+      readStart = this.now();
       try {
         found = await this.readNew();
         if (!found) {
@@ -521,7 +630,7 @@ export class SqliteReplicator {
         }
         this.handOff();
         await copy.beginRead();
-        snapshotTime = Date.now();
+        snapshotTime = this.now();
       } finally {
         this.unlock();
       }
@@ -535,9 +644,20 @@ export class SqliteReplicator {
     this.lastReadStart = readStart;
     // The tail of the old generation (if any), then the position moves to the end of the WAL.
     await this.ship(found.hdr, found.scan, prevReadStart, snapshotTime);
-    const gen: Generation = { id: randomBytes(8).toString("hex"), snapshotTime, segments: [] };
+    const id = randomBytes(8).toString("hex");
+    const gen: Generation = {
+      id,
+      snapshotTime,
+      legacy: [],
+      levels: new LevelledGeneration(id, this.source, this.opts.host ?? os.hostname()),
+      managed: true,
+    };
+    // Its (empty) catalog first: every generation with segments in levels has one, which is how
+    // retention finds generations whose snapshot was never stored.
+    await gen.levels!.writeCatalog(this.repo, this.now());
     const replication: ReplicationMeta = {
       generation: gen.id,
+      layout: "levels",
       wal: {
         salt1: this.pos.hdr?.salt1 ?? 0,
         salt2: this.pos.hdr?.salt2 ?? 0,
@@ -605,7 +725,17 @@ export class SqliteReplicator {
       name: this.source,
       type: "sqlite",
       async *entries(): AsyncIterable<VirtualEntry> {
-        yield { kind: "file", path: name, mode, reuse: node };
+        // `read`: if a piece stored above was deduplicated against a pack that a prune planned
+        // meanwhile to delete (or deleted), the snapshot must not point at it: the tree builder
+        // then reads the copy again and stores those pieces anew.
+        yield {
+          kind: "file",
+          path: name,
+          mode,
+          reuse: node,
+          read: () => piecesTakingTurns(file, async () => {}),
+          pieceSize: SQLITE_PIECE,
+        };
       },
       meta: () => ({ file: name, ...facts, copySeconds, pieceSize: SQLITE_PIECE, replication }),
     };
@@ -622,36 +752,70 @@ export class SqliteReplicator {
       generation: gen.id,
       time: new Date(gen.snapshotTime).toISOString(),
       bytes: r.summary.bytes,
-      seconds: (Date.now() - gen.snapshotTime) / 1000,
+      seconds: (this.now() - gen.snapshotTime) / 1000,
       reason,
     });
   }
 
-  /** Reads what earlier runs stored for this source (for retention). */
+  /**
+   * Reads what earlier runs stored for this source: generations for retention, and those in
+   * levels whose replicate is gone, which this process then maintains (compacts) too.
+   */
   private async loadCatalog(): Promise<void> {
     const gens = new Map<string, Generation>();
     const host = this.opts.host ?? os.hostname();
+    const blank = (id: string, snapshotTime: number): Generation => ({
+      id,
+      snapshotTime,
+      legacy: [],
+      managed: false,
+    });
     for (const s of await this.repo.listSnapshots()) {
       const r = replicationOf(s);
       if (!r || s.source !== "sqlite" || s.paths.join("\0") !== this.source || s.hostname !== host) continue;
-      gens.set(r.generation, {
-        id: r.generation,
-        snapshot: s.id,
-        snapshotTime: Date.parse(s.time),
-        segments: [],
-      });
+      gens.set(r.generation, { ...blank(r.generation, Date.parse(s.time)), snapshot: s.id });
     }
     for (const seg of await listSegments(this.repo, this.source)) {
       if (seg.doc.hostname !== host) continue;
       let g = gens.get(seg.doc.generation);
       if (!g) {
         // Segments whose snapshot is gone (an interrupted retention): removed like old ones.
-        g = { id: seg.doc.generation, snapshotTime: Date.parse(seg.doc.commitsAfter), segments: [] };
+        g = blank(seg.doc.generation, Date.parse(seg.doc.commitsAfter));
         gens.set(g.id, g);
       }
-      g.segments.push({ id: seg.id, index: seg.doc.index, time: Date.parse(seg.doc.commitsBefore) });
+      g.legacy.push({ object: seg.object, index: seg.doc.index, time: Date.parse(seg.doc.commitsBefore) });
+    }
+    const catalogs = await this.repo.records.list(catalogKind, { unreadable: "throw" });
+    const ids = new Set(
+      catalogs
+        .filter((c) => c.record.source === this.source && c.record.hostname === host)
+        .map((c) => c.record.generation),
+    );
+    for (const id of ids) {
+      const levels = await LevelledGeneration.load(this.repo, id, this.source, host);
+      let g = gens.get(id);
+      if (!g) {
+        // No snapshot (never stored, or retention was interrupted): removed once old enough.
+        g = blank(id, levels.newest() ?? levels.owner?.written ?? this.now());
+        gens.set(id, g);
+      }
+      g.levels = levels;
+      g.managed = this.mayTakeOver(levels.owner);
     }
     this.generations = [...gens.values()].sort((a, b) => a.snapshotTime - b.snapshotTime);
+  }
+
+  /** Whether the replicate that maintained a generation is gone (this machine), or silent for a day. */
+  private mayTakeOver(owner: LevelledGeneration["owner"]): boolean {
+    if (!owner) return true;
+    if (owner.machine !== os.hostname()) return this.now() - owner.written > TAKE_OVER_AFTER_MS;
+    if (owner.pid === process.pid) return true;
+    try {
+      process.kill(owner.pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code !== "EPERM";
+    }
   }
 
   /**
@@ -660,32 +824,30 @@ export class SqliteReplicator {
    * the retention period; the current generation is always kept. Data blobs are freed by prune.
    */
   private async applyRetention(): Promise<void> {
-    const cutoff = Date.now() - this.opts.retentionMs;
-    const gens = this.generations;
-    const keep: Generation[] = [];
+    const cutoff = this.now() - this.opts.retentionMs;
+    const gens = [...this.generations];
+    const deleted = new Set<Generation>();
     for (let i = 0; i < gens.length; i++) {
       const g = gens[i]!;
       const next = gens.slice(i + 1).find((n) => n.snapshot !== undefined);
+      const newest = g.levels?.newest() ?? g.legacy.at(-1)?.time ?? g.snapshotTime;
       const expendable =
         g !== this.generation &&
-        (g.snapshot === undefined
-          ? (g.segments.at(-1)?.time ?? g.snapshotTime) <= cutoff
-          : next !== undefined && next.snapshotTime <= cutoff);
-      if (!expendable) {
-        keep.push(g);
-        continue;
-      }
+        (g.snapshot === undefined ? newest <= cutoff : next !== undefined && next.snapshotTime <= cutoff);
+      if (!expendable) continue;
       // The snapshot first: segments without their snapshot are never used by restore.
       if (g.snapshot) await this.repo.deleteSnapshot(g.snapshot);
-      for (const s of [...g.segments].sort((a, b) => b.index - a.index))
-        await this.repo.records.delete(`${SEGMENT_PREFIX}${s.id}`);
+      for (const s of [...g.legacy].sort((a, b) => b.index - a.index))
+        await this.repo.records.delete(s.object);
+      const inLevels = g.levels ? await g.levels.deleteAll(this.repo) : 0;
+      deleted.add(g);
       this.opts.onDeleted?.({
         generation: g.id,
         ...(g.snapshot ? { snapshot: g.snapshot } : {}),
-        segments: g.segments.length,
+        segments: g.legacy.length + inLevels,
       });
     }
-    this.generations = keep;
+    if (deleted.size > 0) this.generations = this.generations.filter((g) => !deleted.has(g));
   }
 }
 

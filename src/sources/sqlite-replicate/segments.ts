@@ -1,5 +1,6 @@
 import { CorruptionError } from "../../core/errors.js";
 import { type SegmentRecord, segmentKind } from "../../repo/records-segment.js";
+import { catalogKind } from "../../repo/records-segment-levels.js";
 import type { BlobWriter, Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { storeStream } from "../../snapshot/store-file.js";
@@ -20,6 +21,9 @@ export interface ReplicationMeta {
   /** WAL position the generation's first segment starts at (the snapshot is at or after it). */
   wal: { salt1: number; salt2: number; checkpointSeq: number; offset: number };
   pageSize: number;
+  /** "levels": the generation's segments are in levels (sqlite-seg/, sqlite-segref/, found
+   * through its catalog sqlite-gen/); absent: in sqlite-wal/ (before levels). */
+  layout?: "levels";
 }
 
 export function replicationOf(s: SnapshotWithId): ReplicationMeta | undefined {
@@ -99,7 +103,10 @@ export async function writeSegment(repo: Repository, doc: SegmentDoc): Promise<S
   return { id: r.id, object: r.object, doc };
 }
 
-/** Whether the repository holds any replication segment (of any source). */
+/** Whether the repository holds any replication segment or generation (of any source). */
 export async function anySegments(repo: Repository): Promise<boolean> {
-  return (await repo.records.objects(segmentKind)).length > 0;
+  return (
+    (await repo.records.objects(catalogKind)).length > 0 ||
+    (await repo.records.objects(segmentKind)).length > 0
+  );
 }

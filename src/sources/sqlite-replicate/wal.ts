@@ -87,6 +87,9 @@ export interface WalScan {
   pages: Map<number, Buffer>;
   /** Database size in pages after the last commit (0 when there was no commit). */
   dbPages: number;
+  /** Smallest database size after any commit of the scan: pages above it that were not written
+   * again afterwards are not in `pages` (a restore cuts the file to it first). */
+  minDbPages: number;
   frames: number;
   commits: number;
 }
@@ -110,7 +113,16 @@ export async function scanWal(
   let pending = new Map<number, Buffer>();
   let pos = from;
   let sum = checksum;
-  let result: WalScan = { end: from, checksum, pages: committed, dbPages: 0, frames: 0, commits: 0 };
+  let result: WalScan = {
+    end: from,
+    checksum,
+    pages: committed,
+    dbPages: 0,
+    minDbPages: 0,
+    frames: 0,
+    commits: 0,
+  };
+  let minDb = Number.POSITIVE_INFINITY;
   let frames = 0;
   let commits = 0;
   const buf = Buffer.allocUnsafe(frameSize * READ_FRAMES);
@@ -138,7 +150,20 @@ export async function scanWal(
         commits++;
         for (const [p, page] of pending) committed.set(p, page);
         pending = new Map();
-        result = { end: pos, checksum: sum, pages: committed, dbPages: commitSize, frames, commits };
+        // The database shrank (VACUUM, incremental vacuum): pages past the end are gone, unless
+        // a later commit writes them again.
+        if (commitSize < result.dbPages)
+          for (const p of committed.keys()) if (p > commitSize) committed.delete(p);
+        minDb = Math.min(minDb, commitSize);
+        result = {
+          end: pos,
+          checksum: sum,
+          pages: committed,
+          dbPages: commitSize,
+          minDbPages: minDb,
+          frames,
+          commits,
+        };
       }
     }
     if (whole < READ_FRAMES) return result;

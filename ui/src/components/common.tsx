@@ -99,6 +99,23 @@ export function TaskProgress({ task }: { task: Task }) {
           </div>
         </>
       ) : null}
+      {task.accounts ? (
+        <>
+          <div class="bar">
+            <div
+              class="bar-fill"
+              style={{
+                width: `${task.accounts.total ? Math.min(100, (100 * task.accounts.done) / task.accounts.total) : task.state === "done" ? 100 : 5}%`,
+              }}
+            />
+          </div>
+          <div class="task-figures" data-testid="task-accounts">
+            {task.accounts.done}
+            {task.accounts.total !== null ? ` / ${task.accounts.total}` : ""} accounts
+            {task.accounts.failed > 0 ? `, ${task.accounts.failed} failed` : ""}
+          </div>
+        </>
+      ) : null}
       {task.error ? (
         <div class="error">
           {task.error.message}

@@ -16,6 +16,7 @@ interface Integrity {
     provenLast30Days: boolean;
   }[];
   proven30Days: { proven: number; of: number };
+  fleets: { fleet: string; accounts: number; proven: number; fraction: number; error: string | null }[];
   checks: {
     repo: string;
     location: string;
@@ -61,6 +62,39 @@ export function Integrity({ me }: { me: Me }) {
           </div>
         </div>
       </div>
+      {d.data.fleets.length > 0 ? (
+        <>
+          <h2>Fleets</h2>
+          <p class="muted">
+            Each night a sample of every fleet's accounts is restored into a scratch folder and verified; an
+            account drilled with success in the last 30 days counts as proven.
+          </p>
+          <table class="grid" data-testid="fleet-integrity">
+            <thead>
+              <tr>
+                <th>Fleet</th>
+                <th>Proven restorable in the last 30 days</th>
+              </tr>
+            </thead>
+            <tbody>
+              {d.data.fleets.map((f) => (
+                <tr key={f.fleet} data-fleet={f.fleet}>
+                  <td>
+                    <a href={href(["fleet", f.fleet])}>{f.fleet}</a>
+                  </td>
+                  <td data-testid="fleet-proven">
+                    {f.error ? (
+                      <span class="bad">{f.error}</span>
+                    ) : (
+                      `${(f.fraction * 100).toFixed(1)}% (${f.proven} of ${f.accounts} accounts)`
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      ) : null}
       <h2>Restore drills</h2>
       <table class="grid">
         <thead>

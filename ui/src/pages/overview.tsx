@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, type Me, q, type SourceRow, type SourceState, type Task } from "../api";
+import { api, type FleetSummary, type Me, q, type SourceRow, type SourceState, type Task } from "../api";
 import { ActionButton, ErrorBox, Loading, Pager, SizeChart, StateBadge, usePoll } from "../components/common";
 import { age, ago, bytes, plural } from "../format";
 import { go, href } from "../router";
@@ -20,14 +20,15 @@ interface Overview {
     packBytes?: number;
     sizeHistory?: { time: string; logical: number; stored: number }[];
   }[];
+  fleets: FleetSummary[];
 }
 
 const LIMIT = 25;
 
 /**
  * Is everyone protected? The state of every repository and source, worst first, refreshed every
- * few seconds. Sources are paged, sorted and searched by the server. (A fleet's accounts join
- * this page as their own section when the fleet's status function lands: see docs/api.md.)
+ * few seconds. Sources are paged, sorted and searched by the server; each fleet of accounts is
+ * one row here, its accounts on its own page (fleet.tsx).
  */
 export function Overview({ me }: { me: Me }) {
   const [filter, setFilter] = useState<SourceState | "">("");
@@ -108,6 +109,7 @@ export function Overview({ me }: { me: Me }) {
               </div>
             ))}
           </div>
+          {ov.data.fleets.length > 0 ? <FleetTable fleets={ov.data.fleets} /> : null}
         </>
       ) : (
         <Loading />
@@ -213,5 +215,68 @@ export function Overview({ me }: { me: Me }) {
         <Loading />
       )}
     </div>
+  );
+}
+
+/** Every fleet with its accounts by state, RPO and backlog; a fleet's name opens its accounts. */
+export function FleetTable({ fleets }: { fleets: FleetSummary[] }) {
+  return (
+    <>
+      <h2>Fleets</h2>
+      <table class="grid" data-testid="fleets">
+        <thead>
+          <tr>
+            <th>Fleet</th>
+            <th>Accounts</th>
+            <th>Failing</th>
+            <th>Late</th>
+            <th>Never</th>
+            <th>Protected</th>
+            <th>RPO · window</th>
+            <th>Backlog</th>
+            <th>Proven (30 days)</th>
+          </tr>
+        </thead>
+        <tbody>
+          {fleets.map((f) => (
+            <tr key={f.name} data-fleet={f.name}>
+              <td>
+                <a href={href(["fleet", f.name])}>{f.name}</a>{" "}
+                <span class="muted small">
+                  {f.kind}
+                  {f.queue ? ", queue" : ""} · {f.repo}
+                </span>
+                {f.error ? <div class="error small">{f.error}</div> : null}
+              </td>
+              <td data-testid="fleet-accounts">{f.accounts.toLocaleString("en-US")}</td>
+              {(["failing", "late", "never", "protected"] as const).map((st) => (
+                <td key={st}>
+                  {f.states[st] > 0 ? (
+                    <a href={href(["fleet", f.name], { state: st })}>
+                      <span class={`badge badge-${st}`} data-count={st}>
+                        {f.states[st].toLocaleString("en-US")}
+                      </span>
+                    </a>
+                  ) : (
+                    <span class="muted">0</span>
+                  )}
+                </td>
+              ))}
+              <td>
+                {age(f.rpoSeconds)} · {f.window}
+              </td>
+              <td class="small">
+                {f.backlog.due} due, {f.backlog.running} running, {f.backlog.failed} failed,{" "}
+                {f.backlog.missed} missed
+              </td>
+              <td>
+                {f.accounts === 0 ? "–" : `${(f.proven30DaysFraction * 100).toFixed(1)}%`}{" "}
+                <span class="muted small">({f.proven30Days})</span>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
   );
 }

@@ -1,0 +1,148 @@
+import { createHash } from "node:crypto";
+import { LifeboatError } from "../../core/errors.js";
+import { expandHome } from "../config.js";
+import { type FleetCounts, fleetCounts } from "../fleet/account-page.js";
+import { type FleetDef, fleetDef } from "../fleet/fleet-config.js";
+import { formatWindow } from "../fleet/parse.js";
+import { openFleet } from "../fleet/runtime.js";
+import type { FleetStore } from "../fleet/store.js";
+import type { ConsoleRepo, RepoSpec } from "./repos.js";
+
+/**
+ * The fleets a console shows (docs/fleet.md): those of the config file, or the ones a `fleet
+ * run --ui` runs. Each is read through the fleet library: its state store (opened once, on first
+ * use, or shared with the running fleet) answers the figures and pages; its repository is one
+ * of the console's repositories.
+ */
+export interface FleetEntry {
+  def: FleetDef;
+  /** A store already open in this process (`fleet run --ui`); otherwise opened on first use. */
+  store?: FleetStore;
+}
+
+export interface FleetSummary extends FleetCounts {
+  name: string;
+  kind: "folder" | "rows";
+  repo: string;
+  window: string;
+  rpoSeconds: number;
+  queue: boolean;
+  /** Share of accounts with a passing drill in the last 30 days (0..1). */
+  proven30DaysFraction: number;
+  error: string | null;
+}
+
+const SUMMARY_FRESH_MS = 3000;
+
+export class ConsoleFleet {
+  private opened: Promise<FleetStore> | undefined;
+  private closeStore: (() => Promise<void>) | undefined;
+
+  constructor(
+    readonly def: FleetDef,
+    readonly repo: ConsoleRepo,
+    shared?: FleetStore,
+  ) {
+    if (shared) this.opened = Promise.resolve(shared);
+  }
+
+  store(): Promise<FleetStore> {
+    this.opened ??= openFleet(this.def).then(
+      (f) => {
+        this.closeStore = () => f.close();
+        return f.store;
+      },
+      (e) => {
+        this.opened = undefined; // a database that was down may be back next time
+        throw e;
+      },
+    );
+    return this.opened;
+  }
+
+  private cached: { at: number; summary: Promise<FleetSummary> } | undefined;
+
+  /**
+   * The fleet's figures, kept for a few seconds: every open Overview asks every 4 s, and for a
+   * million accounts the counts are a pass over an index (docs/benchmarks.md).
+   */
+  summary(): Promise<FleetSummary> {
+    if (!this.cached || Date.now() - this.cached.at > SUMMARY_FRESH_MS)
+      this.cached = { at: Date.now(), summary: this.compute(Date.now()) };
+    return this.cached.summary;
+  }
+
+  private async compute(now: number): Promise<FleetSummary> {
+    const base = {
+      name: this.def.name,
+      kind: this.def.kind,
+      repo: this.repo.spec.id,
+      window: formatWindow(this.def.policy.window),
+      rpoSeconds: Math.round(this.def.policy.rpoMs / 1000),
+      queue: this.def.queue !== undefined,
+    };
+    try {
+      const counts = await fleetCounts(await this.store(), this.def.name, now, this.def.policy.rpoMs);
+      return {
+        ...base,
+        ...counts,
+        proven30DaysFraction:
+          counts.accounts === 0 ? 0 : Math.round((counts.proven30Days / counts.accounts) * 10_000) / 10_000,
+        error: null,
+      };
+    } catch (e) {
+      return {
+        ...base,
+        accounts: 0,
+        states: { protected: 0, late: 0, failing: 0, never: 0 },
+        backlog: { running: 0, failed: 0, due: 0, done: 0, missed: 0, new: 0 },
+        proven30Days: 0,
+        proven30DaysFraction: 0,
+        error: e instanceof Error ? e.message : String(e),
+      };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.closeStore?.();
+  }
+}
+
+/** The config file's fleets, each checked as every fleet command checks it. */
+export function configFleets(raw: Record<string, unknown>[], file = "config"): FleetEntry[] {
+  return raw.map((f, i) => ({ def: fleetDef(f, `${file}: fleets[${i}]`) }));
+}
+
+/** Specs for fleets' own repositories that no job writes to (the others are there already). */
+export function fleetRepoSpecs(
+  specs: RepoSpec[],
+  fleets: FleetEntry[],
+  mainPasswordFile: string | undefined,
+): RepoSpec[] {
+  const out = [...specs];
+  for (const { def } of fleets) {
+    if (!def.repository) continue;
+    const url = expandHome(def.repository);
+    if (out.some((s) => s.url === url)) continue;
+    out.push({
+      id: createHash("sha256").update(url).digest("hex").slice(0, 10),
+      url,
+      passwordFile: mainPasswordFile,
+      jobs: [],
+    });
+  }
+  return out;
+}
+
+export function makeFleets(fleets: FleetEntry[], repos: ConsoleRepo[]): ConsoleFleet[] {
+  return fleets.map(({ def, store }) => {
+    const url = def.repository ? expandHome(def.repository) : repos[0]!.spec.url;
+    return new ConsoleFleet(def, repos.find((r) => r.spec.url === url) ?? repos[0]!, store);
+  });
+}
+
+export function fleetByName(fleets: ConsoleFleet[], name: string): ConsoleFleet {
+  const f = fleets.find((x) => x.def.name === name);
+  if (!f) throw new LifeboatError("NOT_FOUND", `no fleet ${JSON.stringify(name)} in this console`);
+  return f;
+}
