@@ -1,16 +1,20 @@
 import { randomBytes } from "node:crypto";
 import fs, { constants } from "node:fs";
 import path from "node:path";
-import { CorruptionError, errnoCode } from "../core/errors.js";
+import { errnoCode } from "../core/errors.js";
 import { displayName, fsPath, nameFromBytes, nameToBytes } from "../core/names.js";
 import { fsetXattr } from "./native.js";
 
 /*
- * Writing restored files. A file is written beside its destination under a temporary name and
- * renamed into place, so a crash or a damaged blob never leaves a half-written file under the
- * real name. The calls are synchronous on purpose: they only touch the page cache, and a trip
- * through the thread pool for each (about ten per file) costs more than the call itself. They
- * run on the main thread (large files) or on a blob worker (small files, see BlobPool).
+ * Writing restored files. A file that anyone can see while it is written (in a folder that
+ * holds other things) is written beside its destination under a temporary name and renamed
+ * into place, so a crash or a damaged blob never leaves a half-written file under the real
+ * name. Inside a staging folder that nothing presents (see ops/restore/staging.ts) it is
+ * created under its final name with O_EXCL, with its final mode when the umask allows: the
+ * rename and the chmod are then not needed. The calls are synchronous on purpose: they only
+ * touch the page cache, and a trip through the thread pool for each (four to ten per file)
+ * costs more than the call itself. They run on a blob worker (files whose data comes from one
+ * read) or on the main thread (files fed by several reads, see repo/file-restorer.ts).
  */
 
 /** Owner, mode and modification time to give a restored file. */
@@ -20,8 +24,12 @@ export interface FileMeta {
   gid: number;
   /** Nanoseconds since the epoch, as a decimal string (tree format). */
   mtimeNs: string;
-  /** chown only as root (elsewhere it would fail for other owners). */
+  /** chown only as root (elsewhere it would fail for other owners), and only when the new
+   * file's owner would not already be right. */
   chown: boolean;
+  /** false: the file is created with its final mode (`mode` has no set-id or sticky bit and
+   * the umask removes none of its bits), so no fchmod is needed. Default true. */
+  chmod?: boolean;
   /** Extended attributes to set (value in base64), after owner and mode: chown clears
    * security.capability, and an ACL sets the group bits of the mode. */
   xattrs?: { name: string; value: string }[];
@@ -66,6 +74,13 @@ export function tempPathFor(dest: string): string {
   return path.join(dir, `.${shortName(path.basename(dest))}.lifeboat-${tag}${(counter++).toString(36)}`);
 }
 
+/** Whether a name is one `tempPathFor` makes: what a restore killed while writing leaves
+ * behind, and the next run removes. */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+const TEMP_NAME = /^\..*\.lifeboat-[0-9a-f]{12}[0-9a-z]+$/s;
+
 /** At most 100 bytes of the name (names are limited in bytes: 100 CJK characters are 300). A
  * cut through a character leaves bytes that are not UTF-8, which is fine for a temporary name. */
 function shortName(name: string): string {
@@ -73,13 +88,29 @@ function shortName(name: string): string {
   return bytes.length <= 100 ? name : nameFromBytes(bytes.subarray(0, 100));
 }
 
-/** Creates the temporary file exclusively (never follows or reuses an existing path). */
-export function openTemp(tmp: string): number {
-  return fs.openSync(
-    fsPath(tmp),
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  );
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** A restored file being written: `path` is where (its final name or a temporary one). */
+export interface NewFile {
+  fd: number;
+  path: string;
+}
+
+/**
+ * Creates a file to restore, exclusively (O_EXCL: never through or over anything that exists),
+ * `direct`ly under its final name or under a temporary one renamed into place by
+ * `finishNewFile`. With `meta.chmod === false` it gets its final mode at once.
+ */
+export function createNewFile(dest: string, direct: boolean, meta: FileMeta): NewFile {
+  const p = direct ? dest : tempPathFor(dest);
+  const fd = fs.openSync(fsPath(p), CREATE, meta.chmod === false ? meta.mode & 0o777 : 0o600);
+  return { fd, path: p };
+}
+
+/** Opens a file `createNewFile` made again (after its descriptor was closed to bound how many
+ * are open). O_NOFOLLOW: a symlink swapped in meanwhile fails instead of being written through. */
+export function reopenNewFile(f: { path: string }): number {
+  return fs.openSync(fsPath(f.path), constants.O_WRONLY | constants.O_NOFOLLOW);
 }
 
 /**
@@ -97,7 +128,7 @@ export function applyMetaFd(fd: number, meta: FileMeta, label = "file"): string[
       if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
     }
   }
-  fs.fchmodSync(fd, meta.mode & 0o7777);
+  if (meta.chmod !== false) fs.fchmodSync(fd, meta.mode & 0o7777);
   const problems: string[] = [];
   for (const x of meta.xattrs ?? []) {
     try {
@@ -111,13 +142,12 @@ export function applyMetaFd(fd: number, meta: FileMeta, label = "file"): string[
 }
 
 /**
- * Finishes a temporary file that holds `size` bytes: sets its size when it ends in a hole,
- * its metadata, closes it and renames it to `dest`. On failure the temporary file is removed.
- * Returns the attributes that could not be set (see applyMetaFd).
+ * Finishes a new file that holds `size` bytes: sets its size when it ends in a hole, its
+ * metadata, closes it and (when written under a temporary name) renames it to `dest`. On
+ * failure the file is removed. Returns the attributes that could not be set (see applyMetaFd).
  */
-export function finishTemp(
-  fd: number,
-  tmp: string,
+export function finishNewFile(
+  f: NewFile,
   dest: string,
   size: number,
   holes: boolean,
@@ -125,65 +155,60 @@ export function finishTemp(
 ): string[] {
   let problems: string[];
   try {
-    if (holes) fs.ftruncateSync(fd, size);
-    problems = applyMetaFd(fd, meta, displayName(dest));
+    if (holes) fs.ftruncateSync(f.fd, size);
+    problems = applyMetaFd(f.fd, meta, displayName(dest));
   } catch (e) {
-    discardTemp(fd, tmp);
+    discardNewFile(f);
     throw e;
   }
   try {
-    fs.closeSync(fd);
+    fs.closeSync(f.fd);
+    f.fd = -1;
+    if (f.path !== dest) fs.renameSync(fsPath(f.path), fsPath(dest));
   } catch (e) {
-    fs.rmSync(fsPath(tmp), { force: true });
-    throw e;
-  }
-  try {
-    fs.renameSync(fsPath(tmp), fsPath(dest));
-  } catch (e) {
-    fs.rmSync(fsPath(tmp), { force: true });
+    fs.rmSync(fsPath(f.path), { force: true });
     throw e;
   }
   return problems;
 }
 
-/** Closes and removes a temporary file after a failure. */
-export function discardTemp(fd: number, tmp: string): void {
+/** Closes a new file's descriptor for now (see reopenNewFile). */
+export function closeNewFile(f: NewFile): void {
+  if (f.fd < 0) return;
   try {
-    fs.closeSync(fd);
+    fs.closeSync(f.fd);
   } catch {}
-  fs.rmSync(fsPath(tmp), { force: true });
+  f.fd = -1;
+}
+
+/** Removes what may be at `p` (a file a dead worker may have begun), ignoring failures. */
+export function removeQuietly(p: string): void {
+  try {
+    fs.rmSync(fsPath(p), { force: true });
+  } catch {}
+}
+
+/** Closes (if open) and removes a new file after a failure. */
+export function discardNewFile(f: NewFile): void {
+  if (f.fd >= 0) {
+    try {
+      fs.closeSync(f.fd);
+    } catch {}
+    f.fd = -1;
+  }
+  fs.rmSync(fsPath(f.path), { force: true });
 }
 
 /**
- * Writes `count` pieces in order as the new file `dest` (through a temporary file), with
- * `meta`; `piece(i)` yields the i-th (so they are decoded one at a time). The total must be
- * `size`, or nothing is renamed into place; `label` names the file in that error. Returns the
- * attributes that could not be set (see applyMetaFd).
+ * The process's umask, read without changing it (process.umask() with no argument writes it
+ * twice, racing with other threads): undefined when it cannot be known (then every restored
+ * file gets an fchmod).
  */
-export function writeNewFile(
-  dest: string,
-  count: number,
-  piece: (i: number) => Uint8Array,
-  size: number,
-  meta: FileMeta,
-  label: string,
-): string[] {
-  const tmp = tempPathFor(dest);
-  const fd = openTemp(tmp);
-  let position = 0;
-  let holes = false;
+export function currentUmask(): number | undefined {
   try {
-    for (let i = 0; i < count; i++) {
-      const buf = piece(i);
-      if (writeOrHole(fd, buf, position)) holes = true;
-      position += buf.length;
-    }
-    if (position !== size) {
-      throw new CorruptionError(label, `restored ${position} bytes but the snapshot says ${size}`);
-    }
-  } catch (e) {
-    discardTemp(fd, tmp);
-    throw e;
+    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync("/proc/self/status", "latin1"));
+    return m ? Number.parseInt(m[1]!, 8) : undefined;
+  } catch {
+    return undefined;
   }
-  return finishTemp(fd, tmp, dest, position, holes, meta);
 }

@@ -62,23 +62,46 @@ export type WorkerRequest =
       }[];
     }
   | ({ id: number; op: "decode"; sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)
-  | ({
-      id: number;
-      op: "decodeTo";
-      sealed: Uint8Array;
-      blob: Uint8Array;
-      fd: number;
-      position: number;
-    } & Omit<DecodeJob, "id">)
-  | { id: number; op: "writeFiles"; files: NewFileJob[] };
+  | ({ id: number; op: "restoreRange" } & RangeJob);
 
-/** One small file for a worker to write whole (see BlobPool.writeFile). */
-export interface NewFileJob {
-  dest: string;
-  size: number;
-  meta: FileMeta;
-  label: string;
-  blobs: ({ sealed: Uint8Array; blob: Uint8Array } & Omit<DecodeJob, "id">)[];
+/**
+ * One read of a pack (`sealed`, the bytes of one contiguous range) and the files it feeds (see
+ * repo/file-restorer.ts): every blob in it is decrypted, decompressed, verified and written at
+ * each of its places. A `new` file has all its data here: the worker creates, writes and
+ * finishes it. An `open` file was created by the main thread, which finishes it once every
+ * range feeding it is written.
+ */
+export interface RangeJob {
+  sealed: Uint8Array;
+  key: Uint8Array;
+  /** The pack, for error messages. */
+  what: string;
+  blobs: RangeBlob[];
+  files: RangeFile[];
+}
+
+export interface RangeBlob {
+  /** Offset in `sealed`. */
+  at: number;
+  length: number;
+  blob: Uint8Array;
+  type: BlobTypeValue;
+  compression: number;
+  rawLength: number;
+  /** Where it goes: pairs of (index in `files`, offset in that file). */
+  to: number[];
+}
+
+export type RangeFile =
+  | { kind: "new"; dest: string; direct: boolean; size: number; meta: FileMeta }
+  | { kind: "open"; fd: number };
+
+/** What became of each file of a range job: `holes` = some of its data was left as holes;
+ * `notes` (new files) = attributes that could not be set. */
+export interface RangeOutcome {
+  holes: boolean;
+  notes?: string[];
+  failure?: WorkerFailure;
 }
 
 /** An error as it crosses from a worker (rebuilt by `rebuildError`). */
@@ -109,8 +132,7 @@ export type WorkerReply =
       bytes: ArrayBuffer;
       failures: [number, WorkerFailure][];
     }
-  | { id: number; op: "written"; hole: boolean }
-  | { id: number; op: "filesWritten"; failures: (WorkerFailure | null)[]; notes: string[][] }
+  | { id: number; op: "rangeRestored"; files: RangeOutcome[] }
   | ({ id: number; op: "failed" } & WorkerFailure);
 
 interface Pending {
@@ -135,7 +157,7 @@ function failIfFailed(m: WorkerReply): WorkerReply {
 
 /** A worker's error as the main thread's: a CorruptionError keeps its object and blobs, and
  * errno codes (ENOSPC, EACCES) survive for callers that tell them apart. */
-function rebuildError(f: WorkerFailure): Error {
+export function rebuildError(f: WorkerFailure): Error {
   if (f.object !== undefined)
     return new CorruptionError(f.object, f.message.slice(f.object.length + 2), f.blobs ?? []);
   return Object.assign(new Error(f.message), f.code ? { code: f.code } : {});
@@ -148,8 +170,6 @@ function sealedBlob(sealed: Buffer, job: DecodeJob) {
   return { sealed: transferable(sealed), blob, ...rest };
 }
 
-/** Small files are sent to workers in batches of up to this many (one message each way). */
-const FILE_BATCH = 8;
 /** Small files to back up go to workers in batches of up to this many (one message each way,
  * one buffer back): a mail store's 30,000 messages make ~2,000 round trips instead of 30,000. */
 const READ_BATCH = 16;
@@ -172,13 +192,6 @@ export class BlobPool {
     path: string;
     size: number;
     resolve: (r: { read: FileRead; blob?: PooledBlob }) => void;
-    reject: (e: unknown) => void;
-  }[] = [];
-  /** Small files waiting to be sent together (see writeFile). */
-  private fileBatch: {
-    file: NewFileJob;
-    transfer: ArrayBuffer[];
-    resolve: (notes: string[]) => void;
     reject: (e: unknown) => void;
   }[] = [];
 
@@ -394,65 +407,21 @@ export class BlobPool {
   }
 
   /**
-   * Like `decode`, then the worker writes the plaintext at `position` of the open file `fd`
-   * (or leaves a hole for all zeroes): restored data never travels back to the main thread.
-   * Resolves with whether a hole was left.
+   * Decodes and writes one range of a pack into the files it feeds (see RangeJob), on the
+   * least busy worker. `job.sealed` is handed over (copied first unless it owns its memory).
+   * Resolves with what became of each file; a worker that dies fails the whole job.
    */
-  async decodeTo(sealed: Buffer, job: DecodeJob, fd: number, position: number): Promise<boolean> {
-    const b = sealedBlob(sealed, job);
+  async restoreRange(job: RangeJob): Promise<RangeOutcome[]> {
+    const sealed = transferable(asBuffer(job.sealed));
     const m = failIfFailed(
-      await this.post({ op: "decodeTo", ...b, fd, position }, [b.sealed.buffer as ArrayBuffer]),
+      await this.post(
+        { op: "restoreRange", ...job, sealed },
+        [sealed.buffer as ArrayBuffer],
+        Math.max(1, Math.ceil(sealed.length / (1024 * 1024))),
+      ),
     );
-    if (m.op !== "written") throw new Error("blob worker: unexpected reply");
-    return m.hole;
-  }
-
-  /**
-   * Decodes `blobs` (sealed, in file order) and writes them as the new file `dest` through a
-   * temporary file (see `writeNewFile`), all on a worker: small files cost a dozen system calls
-   * each, and this way they run beside the main thread's reading and planning. Files are sent
-   * in batches (up to FILE_BATCH, or whatever is queued when the event loop turns).
-   */
-  writeFile(
-    dest: string,
-    blobs: { sealed: Buffer; job: DecodeJob }[],
-    size: number,
-    meta: FileMeta,
-    label: string,
-  ): Promise<string[]> {
-    const list = blobs.map(({ sealed, job }) => sealedBlob(sealed, job));
-    const transfer = list.map((b) => b.sealed.buffer as ArrayBuffer);
-    return new Promise((resolve, reject) => {
-      this.fileBatch.push({ file: { dest, size, meta, label, blobs: list }, transfer, resolve, reject });
-      if (this.fileBatch.length >= FILE_BATCH) this.sendFiles();
-      else if (this.fileBatch.length === 1) setImmediate(() => this.sendFiles());
-    });
-  }
-
-  private sendFiles(): void {
-    const batch = this.fileBatch;
-    if (batch.length === 0) return;
-    this.fileBatch = [];
-    const files = batch.map((b) => b.file);
-    const transfer = batch.flatMap((b) => b.transfer);
-    this.post({ op: "writeFiles", files }, transfer, files.length).then(
-      (m) => {
-        if (m.op === "failed") {
-          for (const b of batch) b.reject(rebuildError(m));
-        } else if (m.op !== "filesWritten") {
-          for (const b of batch) b.reject(new Error("blob worker: unexpected reply"));
-        } else {
-          batch.forEach((b, i) => {
-            const f = m.failures[i];
-            if (f) b.reject(rebuildError(f));
-            else b.resolve(m.notes[i] ?? []);
-          });
-        }
-      },
-      (e: unknown) => {
-        for (const b of batch) b.reject(e);
-      },
-    );
+    if (m.op !== "rangeRestored") throw new Error("blob worker: unexpected reply");
+    return m.files;
   }
 
   /** `weight`: how much the job loads its worker (a whole file counts as many blobs). */

@@ -1,7 +1,6 @@
 import type { Backend } from "../backend/backend.js";
 import { storageId } from "../core/crypto.js";
-import { CorruptionError } from "../core/errors.js";
-import { type FileMeta, writeOrHole } from "../fsio/file-write.js";
+import { CorruptionError, isLifeboatError } from "../core/errors.js";
 import { BlobType } from "./blob.js";
 import type { BlobPool } from "./blob-pool.js";
 import { names } from "./config.js";
@@ -16,11 +15,17 @@ import { PackReader } from "./pack-reader.js";
 const DECODE_POOL_MIN = 16 * 1024;
 /** Pack keys remembered (each is derived from the pack's salt, read with one ranged get). */
 const PACK_KEYS_KEPT = 10_000;
+/** How many times a read follows a blob a prune moved (each time after reading the index again). */
+const MOVED_RETRIES = 2;
+
+const isNotFound = (e: unknown) => isLifeboatError(e) && e.code === "NOT_FOUND";
 
 /**
  * The read side of a repository: finds a blob through the index, reads it from its pack (with
  * read-ahead), decrypts, decompresses and checks it against its keyed id — on worker threads
- * when it is large. Every byte handed out has been verified.
+ * when it is large. Every byte handed out has been verified. A blob whose pack is gone is
+ * looked up again in a freshly read index (a concurrent prune may have moved it). Restores of
+ * files read whole pack ranges instead (file-restorer.ts).
  */
 export class BlobReader {
   private reader: PackReader | undefined;
@@ -32,15 +37,23 @@ export class BlobReader {
     private readonly index: IndexState,
     /** Worker threads that decode and write (created on first use). */
     private readonly decoder: () => BlobPool,
+    /** Reads the index again (see `moved`); concurrent callers share one reload. */
+    private readonly reindex: () => Promise<void>,
   ) {}
 
-  private async keyForPack(packId: string, type: number): Promise<Buffer> {
+  /**
+   * The key of a pack: derived from its prefix (read with one ranged get unless the caller
+   * already read it: `prefix`, the pack's first PACK_PREFIX bytes). The one place that turns
+   * a pack into its key.
+   */
+  async packKey(packId: string, type: number, prefix?: Buffer): Promise<Buffer> {
     let key = this.packKeys.get(packId);
     if (!key) {
       const what = names.pack(packId);
-      const prefix = parsePrefix(await this.backend.get(what, { offset: 0, length: PACK_PREFIX }), what);
-      if (prefix.type !== type) throw new CorruptionError(what, "pack type does not match the index");
-      key = this.keys.packKey(prefix, what);
+      const bytes = prefix ?? (await this.backend.get(what, { offset: 0, length: PACK_PREFIX }));
+      const parsed = parsePrefix(bytes, what);
+      if (parsed.type !== type) throw new CorruptionError(what, "pack type does not match the index");
+      key = this.keys.packKey(parsed, what);
       if (this.packKeys.size > PACK_KEYS_KEPT) this.packKeys.clear();
       this.packKeys.set(packId, key);
     }
@@ -48,25 +61,42 @@ export class BlobReader {
   }
 
   private async readSealed(id: Buffer): Promise<{ loc: IndexedBlob; sealed: Buffer; what: string }> {
-    const loc = this.index.get(id);
-    if (!loc) {
-      throw new CorruptionError(
-        `blob ${id.toString("hex")}`,
-        "is referenced but not in the index",
-        [id.toString("hex")],
-        "run `lifeboat repair index`; if the pack is gone, `lifeboat repair snapshots`",
-      );
+    for (let attempt = 0; ; attempt++) {
+      const loc = this.index.get(id);
+      if (!loc) {
+        throw new CorruptionError(
+          `blob ${id.toString("hex")}`,
+          "is referenced but not in the index",
+          [id.toString("hex")],
+          "run `lifeboat repair index`; if the pack is gone, `lifeboat repair snapshots`",
+        );
+      }
+      const what = names.pack(loc.packId);
+      this.reader ??= new PackReader(this.backend);
+      let sealed: Buffer;
+      try {
+        sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
+        // A short answer is read once more before it counts as a truncated pack (storage may
+        // answer short once without an error).
+        if (sealed.length !== loc.length)
+          sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
+      } catch (e) {
+        // A prune may have moved the blob (repacked) and deleted its pack since the index was
+        // read: read the index again and follow the blob, once or twice.
+        if (attempt < MOVED_RETRIES && isNotFound(e) && (await this.moved(id, loc))) continue;
+        throw e;
+      }
+      if (sealed.length !== loc.length)
+        throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
+      return { loc, sealed, what };
     }
-    const what = names.pack(loc.packId);
-    this.reader ??= new PackReader(this.backend);
-    let sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
-    // A short answer is read once more before it counts as a truncated pack (storage may
-    // answer short once without an error).
-    if (sealed.length !== loc.length)
-      sealed = await this.backend.get(what, { offset: loc.offset, length: loc.length });
-    if (sealed.length !== loc.length)
-      throw new CorruptionError(what, "pack is shorter than the index says", [id.toString("hex")]);
-    return { loc, sealed, what };
+  }
+
+  /** Reads the index again after `loc` was found gone; whether the blob is elsewhere now. */
+  private async moved(id: Buffer, loc: IndexedBlob): Promise<boolean> {
+    await this.reindex();
+    const now = this.index.get(id);
+    return now !== undefined && (now.packId !== loc.packId || now.offset !== loc.offset);
   }
 
   /** Reads, decrypts and verifies one blob. */
@@ -75,54 +105,14 @@ export class BlobReader {
     // Trees are decoded here: they are needed at once, and a backup that only reads its
     // parent's trees should not start worker threads for them.
     if (loc.length < DECODE_POOL_MIN || loc.type === BlobType.tree) return this.decodeLoaded(loc, sealed);
-    const key = await this.keyForPack(loc.packId, loc.type);
+    const key = await this.packKey(loc.packId, loc.type);
     return this.decoder().decode(sealed, { ...loc, key, what });
   }
 
   /** Decrypts and verifies a blob whose bytes the caller read itself (e.g. a whole-pack read). */
   async decodeLoaded(loc: IndexedBlob, sealed: Buffer): Promise<Buffer> {
-    const key = await this.keyForPack(loc.packId, loc.type);
+    const key = await this.packKey(loc.packId, loc.type);
     return decodeBlob(sealed, loc, key, this.keys.idKeyForWorkers(), names.pack(loc.packId));
-  }
-
-  /**
-   * Reads one blob and writes its plaintext at `position` of the open file `fd` (decoded and
-   * written on a worker thread when large). All-zero blobs are left as holes: the caller sets
-   * the file size at the end. Returns the blob's length and whether it left a hole.
-   */
-  async writeTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
-    const { loc, sealed, what } = await this.readSealed(id);
-    if (loc.length < DECODE_POOL_MIN) {
-      const plain = await this.decodeLoaded(loc, sealed);
-      return { length: plain.length, hole: writeOrHole(fd, plain, position) };
-    }
-    const key = await this.keyForPack(loc.packId, loc.type);
-    return {
-      length: loc.rawLength,
-      hole: await this.decoder().decodeTo(sealed, { ...loc, key, what }, fd, position),
-    };
-  }
-
-  /**
-   * Writes the blobs `ids`, in order, as the new file `dest` through a temporary file (see
-   * `writeNewFile` in fsio/file-write.ts); decoding and all the file's system calls run on a
-   * worker thread. Meant for small files (their blobs are held in memory together). Returns the
-   * extended attributes that could not be set.
-   */
-  async writeSmallFile(
-    ids: Buffer[],
-    dest: string,
-    size: number,
-    meta: FileMeta,
-    label: string,
-  ): Promise<string[]> {
-    const blobs = await Promise.all(
-      ids.map(async (id) => {
-        const { loc, sealed, what } = await this.readSealed(id);
-        return { sealed, job: { ...loc, key: await this.keyForPack(loc.packId, loc.type), what } };
-      }),
-    );
-    return this.decoder().writeFile(dest, blobs, size, meta, label);
   }
 
   /**

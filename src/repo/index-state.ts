@@ -63,23 +63,30 @@ export class IndexState {
     return !this.doomed.has(packId) && (this.keys.kind === "write-only" || !this.claims.has(packId));
   }
 
-  /** Reads every index file in force, and the packs prune's plans doom. */
+  /**
+   * Reads every index file in force, and the packs prune's plans doom. The new index replaces
+   * the old one only once complete: lookups made meanwhile (a restore that found a blob moved
+   * reloads while other reads go on) see the old one, never a partial one.
+   */
   async load(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      let ix = new MasterIndex();
+      this.claims = new Set();
       this.damaged = new Map();
       try {
         await this.readPlans();
         const ids = await this.listIndexFiles();
-        const superseded = await this.addFiles(ids);
+        const superseded = await this.addFiles(ids, ix);
         let live = ids;
         if (ids.some((id) => superseded.has(id))) {
           // Rare (after an interrupted prune): start over without the superseded files.
           live = ids.filter((id) => !superseded.has(id));
-          this.index = new MasterIndex();
+          ix = new MasterIndex();
           this.claims = new Set();
           this.damaged = new Map();
-          await this.addFiles(live);
+          await this.addFiles(live, ix);
         }
+        this.index = ix;
         this.loaded = live.filter((id) => !this.damaged.has(id));
         this.superseded = ids.filter((id) => superseded.has(id));
         this.written = []; // the listing holds them (or a prune has replaced them)
@@ -87,16 +94,12 @@ export class IndexState {
       } catch (e) {
         // A prune replaced the index files while we read them: read the new ones.
         if (!isLifeboatError(e) || e.code !== "NOT_FOUND" || attempt >= 5) throw e;
-        this.index = new MasterIndex();
-        this.claims = new Set();
       }
     }
   }
 
-  /** Forgets the index and reads it again; `freshPlans` (prune) also forgets which packs were doomed. */
+  /** Reads the index again; `freshPlans` (prune) also forgets which packs were doomed. */
   async reload(freshPlans = false): Promise<void> {
-    this.index = new MasterIndex();
-    this.claims = new Set();
     this.unreadable = new Set();
     if (freshPlans) this.doomed = new Set();
     await this.load();
@@ -105,17 +108,19 @@ export class IndexState {
   /**
    * Reads prune plans again and the index files written since the index was loaded (a backup,
    * right after announcing its session). If a prune replaced index files meanwhile (so packs may
-   * have been deleted), the whole index is read again. Doomed packs stay doomed even when their
-   * plan is gone: it was carried out (the pack is deleted) or kept (a copy more costs only space).
-   * Returns true when the whole index was read again.
+   * have been deleted), or a new plan dooms packs (blobs that also live elsewhere must now
+   * resolve there), the whole index is read again. Doomed packs stay doomed even when their
+   * plan is gone: it was carried out (the pack is deleted) or kept (a copy more costs only
+   * space). Returns true when the whole index was read again.
    */
   async catchUp(): Promise<boolean> {
+    const doomedBefore = this.doomed.size;
     await this.readPlans();
     const known = new Set([...this.loaded, ...this.written, ...this.unreadable]);
     const listed = await this.listIndexFiles();
     const listedSet = new Set(listed);
     const fresh = listed.filter((id) => !known.has(id));
-    let replaced = this.loaded.some((id) => !listedSet.has(id));
+    let replaced = this.doomed.size > doomedBefore || this.loaded.some((id) => !listedSet.has(id));
     const files: IndexFile[] = [];
     for (const id of fresh) {
       if (replaced) break;
@@ -139,7 +144,10 @@ export class IndexState {
       await this.reload();
       return true;
     }
-    this.addPacks(files.flatMap((f) => f.packs));
+    this.addPacks(
+      files.flatMap((f) => f.packs),
+      this.index,
+    );
     this.loaded = [
       ...this.loaded,
       ...fresh.filter((id) => !this.unreadable.has(id) && !this.damaged.has(id)),
@@ -178,12 +186,12 @@ export class IndexState {
     return out;
   }
 
-  /** Adds packs to the index, those outside any plan first (see the class comment). */
-  private addPacks(packs: IndexPack[]): void {
-    this.index.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
+  /** Adds packs to the index `ix`, those outside any plan first (see the class comment). */
+  private addPacks(packs: IndexPack[], ix: MasterIndex): void {
+    ix.reserve(packs.reduce((n, p) => n + p.blobs.length, 0));
     for (const p of packs) if (p.claim) this.claims.add(p.id);
-    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.place(b, p.id);
-    for (const p of packs) if (this.doomed.has(p.id)) for (const b of p.blobs) this.index.add(b, p.id);
+    for (const p of packs) if (!this.doomed.has(p.id)) for (const b of p.blobs) this.place(b, p.id, ix);
+    for (const p of packs) if (this.doomed.has(p.id)) for (const b of p.blobs) ix.add(b, p.id);
   }
 
   /**
@@ -194,14 +202,14 @@ export class IndexState {
    * would store the blob again and again and read it from a pack that a sweep deletes; and a
    * copy a full key wrote is the one to read.
    */
-  private place(b: BlobLocation, packId: string): void {
-    const at = this.doomed.size + this.claims.size > 0 ? this.index.get(b.id) : undefined;
-    if (at && !this.dedupable(at.packId) && this.dedupable(packId)) this.index.relocate(b, packId);
-    else if (at && this.claims.has(at.packId) && !this.claims.has(packId)) this.index.relocate(b, packId);
-    else this.index.add(b, packId);
+  private place(b: BlobLocation, packId: string, ix: MasterIndex): void {
+    const at = this.doomed.size + this.claims.size > 0 ? ix.get(b.id) : undefined;
+    if (at && !this.dedupable(at.packId) && this.dedupable(packId)) ix.relocate(b, packId);
+    else if (at && this.claims.has(at.packId) && !this.claims.has(packId)) ix.relocate(b, packId);
+    else ix.add(b, packId);
   }
 
-  private async addFiles(ids: string[]): Promise<Set<string>> {
+  private async addFiles(ids: string[], ix: MasterIndex): Promise<Set<string>> {
     const superseded = new Set<string>();
     const doomedPacks: IndexPack[] = [];
     for (const id of ids) {
@@ -219,16 +227,15 @@ export class IndexState {
       }
       for (const s of file.supersedes) superseded.add(s);
       const live = file.packs.filter((p) => !this.doomed.has(p.id));
-      this.index.reserve(live.reduce((n, p) => n + p.blobs.length, 0));
+      ix.reserve(live.reduce((n, p) => n + p.blobs.length, 0));
       for (const p of live) if (p.claim) this.claims.add(p.id);
       for (const p of live) {
-        if (this.claims.size === 0 && this.doomed.size === 0)
-          for (const b of p.blobs) this.index.add(b, p.id);
-        else for (const b of p.blobs) this.place(b, p.id);
+        if (this.claims.size === 0 && this.doomed.size === 0) for (const b of p.blobs) ix.add(b, p.id);
+        else for (const b of p.blobs) this.place(b, p.id, ix);
       }
       for (const p of file.packs) if (this.doomed.has(p.id)) doomedPacks.push(p);
     }
-    this.addPacks(doomedPacks);
+    this.addPacks(doomedPacks, ix);
     return superseded;
   }
 
@@ -323,7 +330,7 @@ export class IndexState {
   /** Blobs of a pack this process just uploaded (never a doomed one: see `place`). */
   addUploaded(packId: string, blobs: BlobLocation[]): void {
     if (this.keys.kind === "write-only") this.claims.add(packId);
-    for (const b of blobs) this.place(b, packId);
+    for (const b of blobs) this.place(b, packId, this.index);
   }
 
   /** Packs a plan (about to be) stored by this process dooms: never deduplicate against them. */

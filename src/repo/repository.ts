@@ -5,7 +5,6 @@ import { cannotLock, lockedBackend, type Retention } from "../backend/retention.
 import type { ChunkerParams } from "../core/chunker.js";
 import { storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
-import type { FileMeta } from "../fsio/file-write.js";
 import { type BlobLocation, BlobType } from "./blob.js";
 import { BlobPool } from "./blob-pool.js";
 import { BlobReader } from "./blob-reader.js";
@@ -28,6 +27,7 @@ import {
   unknownFeatures,
   withFeature,
 } from "./features.js";
+import { FileRestorer, type FileToRestore, type RestoreFilesOptions } from "./file-restorer.js";
 import { defaultCacheDir, HostCache } from "./host-cache.js";
 import type { IndexFile } from "./index-file.js";
 import { IndexState } from "./index-state.js";
@@ -100,6 +100,7 @@ export class Repository {
   /** Workers for restores (decode + write): one per core, the main thread mostly waits. */
   private decoder: BlobPool | undefined;
   private readonly treeCache = new Map<string, Tree>();
+  private reindexing: Promise<void> | undefined;
   /** A write-only key's record of its own snapshots and trees (it cannot read the repository's). */
   private readonly hostCache: HostCache | undefined;
 
@@ -136,7 +137,13 @@ export class Repository {
       () => this.requireWritable(),
     );
     this.index = new IndexState(this.backend, keys, this.records);
-    this.reader = new BlobReader(this.backend, keys, this.index, () => this.decoderPool());
+    this.reader = new BlobReader(
+      this.backend,
+      keys,
+      this.index,
+      () => this.decoderPool(),
+      () => this.reindex(),
+    );
   }
 
   /** Whether a finished repository (one with a config object) is at this backend. */
@@ -423,6 +430,15 @@ export class Repository {
     await this.index.reload(freshPlans);
   }
 
+  /** Reads the index again after a pack was found gone (a prune moved its blobs); readers that
+   * find that at once share one reload. */
+  private reindex(): Promise<void> {
+    this.reindexing ??= this.reloadIndex().finally(() => {
+      this.reindexing = undefined;
+    });
+    return this.reindexing;
+  }
+
   /** Reads new prune plans and index files since the index was loaded (see IndexState.catchUp). */
   async catchUpIndex(): Promise<void> {
     if (await this.index.catchUp()) this.treeCache.clear();
@@ -610,7 +626,8 @@ export class Repository {
     return listStorageIds(this.backend, "snapshots/");
   }
 
-  /** Every snapshot, oldest first (for a write-only key: its own last ones). */
+  /** Every snapshot, oldest first (for a write-only key: its own last ones). One deleted between
+   * the listing and its read (a `forget` running meanwhile) is left out, as if listed a moment later. */
   async listSnapshots(): Promise<SnapshotWithId[]> {
     if (this.hostCache) return this.ownSnapshots();
     const ids = await listStorageIds(this.backend, "snapshots/");
@@ -653,23 +670,24 @@ export class Repository {
     return tree;
   }
 
-  /** See BlobReader.writeTo: one blob written at `position` of an open file (zeroes as holes). */
-  async writeBlobTo(id: Buffer, fd: number, position: number): Promise<{ length: number; hole: boolean }> {
+  /**
+   * Restores files by pack (see FileRestorer): each pack range they need is read once, every
+   * blob verified against its keyed id and written where it goes. Resolves when every file is
+   * finished or failed (`options.onFile` says which); rejects only when stopped.
+   */
+  restoreFiles(files: readonly FileToRestore[], options: RestoreFilesOptions): Promise<void> {
     this.requireFullKey("read data (restore needs a full key)");
-    return this.reader.writeTo(id, fd, position);
-  }
-
-  /** See BlobReader.writeSmallFile: a small file written whole through a temporary file;
-   * returns the extended attributes that could not be set. */
-  async restoreSmallFile(
-    ids: Buffer[],
-    dest: string,
-    size: number,
-    meta: FileMeta,
-    label: string,
-  ): Promise<string[]> {
-    this.requireFullKey("read data (restore needs a full key)");
-    return this.reader.writeSmallFile(ids, dest, size, meta, label);
+    return new FileRestorer(
+      {
+        backend: this.backend,
+        lookup: (id) => this.index.get(id),
+        reindex: () => this.reindex(),
+        packKey: (packId, type, prefix) => this.reader.packKey(packId, type, prefix),
+        pool: () => this.decoderPool(),
+      },
+      files,
+      options,
+    ).run();
   }
 
   /** See BlobReader.verifyPack (`check --read-data`). */
@@ -864,7 +882,7 @@ export async function listStorageIds(backend: Backend, prefix: string): Promise<
   return out;
 }
 
-export type { BlobWriter, WriteStats };
+export type { BlobWriter, FileToRestore, RestoreFilesOptions, WriteStats };
 
 /** A NOT_FOUND read is an object deleted meanwhile (undefined); anything else is thrown. */
 function gone(e: unknown): undefined {

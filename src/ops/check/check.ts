@@ -4,7 +4,7 @@ import { blobTypeName } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
 import { listPlans, liveSessions } from "../../repo/gc-plan.js";
 import type { IndexedBlob } from "../../repo/master-index.js";
-import type { Repository } from "../../repo/repository.js";
+import { listStorageIds, type Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { BackupProgress } from "../../snapshot/progress.js";
 import { ProgressCounter } from "../../snapshot/progress.js";
@@ -92,6 +92,23 @@ const PACKS_IN_FLIGHT = 4;
  * Damage is attributed to the snapshots and file paths that need it.
  */
 export async function check(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
+  for (let attempt = 1; ; attempt++) {
+    const before = [...repo.indexFiles().loaded];
+    const report = await checkOnce(repo, options);
+    if (report.problems.length === 0 || attempt >= CHECK_ATTEMPTS) return report;
+    // A prune that swept meanwhile (it replaces the index files before it deletes packs) makes
+    // moved data look missing: check again against the index it left.
+    const listed = new Set(await listStorageIds(repo.backend, "index/"));
+    if (before.every((id) => listed.has(id))) return report;
+    options.signal?.throwIfAborted();
+    await repo.reloadIndex();
+  }
+}
+
+/** Checks after a concurrent prune's sweep: at most this many times in all. */
+const CHECK_ATTEMPTS = 3;
+
+async function checkOnce(repo: Repository, options: CheckOptions): Promise<CheckReport> {
   const problems: CheckProblem[] = [];
   const objectProblem = (p: ObjectProblem) => problems.push({ ...p, blobs: [], affected: [] });
   (await checkKeys(repo)).forEach(objectProblem);

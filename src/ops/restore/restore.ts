@@ -1,111 +1,41 @@
-import fsSync, { constants, promises as fs } from "node:fs";
+import fsSync, { promises as fs } from "node:fs";
 import path from "node:path";
-import { mapLimit, Semaphore } from "../../core/concurrency.js";
-import {
-  CorruptionError,
-  errnoCode,
-  failure,
-  type ItemError,
-  itemError,
-  LifeboatError,
-} from "../../core/errors.js";
+import { itemError } from "../../core/errors.js";
 import { displayName, fsPath, nameFromBytes } from "../../core/names.js";
-import {
-  applyMetaFd,
-  discardTemp,
-  type FileMeta,
-  finishTemp,
-  openTemp,
-  tempPathFor,
-} from "../../fsio/file-write.js";
-import {
-  chmodNoFollow,
-  makeNode,
-  nativeUnavailable,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFIFO,
-  setXattr,
-} from "../../fsio/native.js";
+import { currentUmask } from "../../fsio/file-write.js";
+import { nativeUnavailable, readXattrs } from "../../fsio/native.js";
 import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import { isSafeName } from "../../repo/tree.js";
 import { Excludes } from "../../snapshot/excludes.js";
-import { type BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
+import { ProgressCounter } from "../../snapshot/progress.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
-import { fileMatches } from "./compare.js";
+import { FileBatcher } from "./files.js";
+import { applyMetaNoFollow, ensureRealDir, restoreSpecial, restoreSymlink } from "./nodes.js";
+import { isStagingName, listExisting, prepareStage, publish, type Stage, stagingName } from "./staging.js";
+import type { Ctx, DirState, ExistingEntry, RestoreOptions, RestoreResult } from "./types.js";
 
-export interface RestoreOptions {
-  target: string;
-  /** Path inside the snapshot to restore (its contents land directly in `target`). */
-  subpath?: string;
-  /** gitignore-style patterns, relative to the restored root: restore only what matches. */
-  include?: string[];
-  /** gitignore-style patterns, relative to the restored root: skip what matches. */
-  exclude?: string[];
-  /** Re-read every restored file and compare it with the snapshot. */
-  verify?: boolean;
-  /** Restore extended attributes (default true). As another user than root, those in the
-   * `trusted.` and `security.` namespaces are left out (the kernel refuses them), with a warning. */
-  xattrs?: boolean;
-  onProgress?: (p: BackupProgress) => void;
-  /** Stops the restore between files (a later run resumes: finished files are skipped). */
-  signal?: AbortSignal;
-}
+export type { RestoreOptions, RestoreResult };
 
-export interface RestoreResult {
-  files: number;
-  /** Files already present with the right content (a resumed restore skips them). */
-  filesSkipped: number;
-  dirs: number;
-  symlinks: number;
-  /** FIFOs and device nodes. */
-  special: number;
-  bytes: number;
-  verified: number;
-  /** What failed, by path relative to the target (`.` for the target itself). */
-  errors: ItemError[];
-  /** What was left out on purpose (device nodes and privileged attributes when not root). */
-  warnings: string[];
-}
-
-interface Ctx {
-  repo: Repository;
-  signal: AbortSignal | undefined;
-  include: Excludes | undefined;
-  exclude: Excludes;
-  verify: boolean;
-  asRoot: boolean;
-  xattrs: boolean;
-  /** Attributes left out (not root, or no native helper), counted for one warning at the end. */
-  xattrsSkipped: number;
-  devicesSkipped: number;
-  result: RestoreResult;
-  progress: ProgressCounter;
-  /** device:inode → first restored path, to recreate hard links. */
-  links: Map<string, string>;
-  /** Bounds files being restored at once across all folders (large ones also hold memory). */
-  smallFiles: Semaphore;
-  largeFiles: Semaphore;
-  /** Hard-linked files, restored one by one after everything else (see restoreDir). */
-  linked: { node: TreeNode; dir: string; rel: string; all: boolean }[];
-  /** Folders whose owner, mode and times are set at the very end (creating entries in a
-   * folder changes its modification time). */
-  dirMeta: { dest: string; node: TreeNode }[];
-  /** Extra folder branches being restored in parallel (see restoreDir). */
-  activeFolders: number;
-}
-
-/** Restores a snapshot (or a path inside it) into `target`, never writing outside it. */
+/**
+ * Restores a snapshot (or a path inside it) into `target`, never writing outside it. Folders,
+ * symlinks and special files are made as the trees are walked; files are collected in batches
+ * and written by the repository pack by pack (Repository.restoreFiles); folder metadata and hard
+ * links come last. Into an empty target, everything goes through a staging folder (staging.ts).
+ * A prune that repacks meanwhile does not make it fail: a pack found gone sends the reads to
+ * where the blobs moved, after reading the index again (docs/gc.md). It writes nothing to the
+ * repository, so it works with read-only access.
+ */
 export async function restore(
   repo: Repository,
   snapshot: Snapshot,
   options: RestoreOptions,
 ): Promise<RestoreResult> {
   repo.requireFullKey("restore (it reads data)"); // before anything is created in the target
-  const root = await resolveSubpath(repo, snapshot, options.subpath ?? "/");
+  const subpath = options.subpath ?? "/";
+  const root = await resolveSubpath(repo, snapshot, subpath);
   await fs.mkdir(fsPath(options.target), { recursive: true });
   const target = nameFromBytes(await fs.realpath(fsPath(options.target), { encoding: "buffer" }));
   const ctx: Ctx = {
@@ -131,12 +61,13 @@ export async function restore(
     },
     progress: new ProgressCounter(options.onProgress),
     links: new Map(),
-    smallFiles: new Semaphore(SMALL_FILES_IN_FLIGHT),
-    largeFiles: new Semaphore(LARGE_FILES_IN_FLIGHT),
     linked: [],
     dirMeta: [],
-    activeFolders: 0,
+    files: undefined as unknown as FileBatcher,
+    newFiles: undefined,
   };
+  const files = new FileBatcher(ctx);
+  ctx.files = files;
   if (options.onProgress) {
     const totals = await countTotals(
       repo,
@@ -145,21 +76,54 @@ export async function restore(
     );
     ctx.progress.setTotals(totals.files, totals.bytes);
   }
-  // In a folder that was empty, nothing needs to be looked up before a file is written.
-  const fresh = (await fs.readdir(fsPath(target))).length === 0;
-  if (root.kind === "dir") {
-    await restoreDir(ctx, root.tree, target, "", false, fresh);
-  } else {
-    await restoreNode(ctx, root.node, target, root.node.name, true, fresh);
+  if (root.kind === "node") {
+    // One file, link or special file: written beside its destination and renamed into place.
+    const fresh = (await fs.readdir(fsPath(target))).length === 0;
+    const dir: DirState = { path: target, rel: "", fresh, staged: false };
+    await restoreNode(
+      ctx,
+      root.node,
+      dir,
+      root.node.name,
+      true,
+      fresh ? undefined : existingOf(target, root.node.name),
+    );
+    await files.finish();
+    await restoreLinked(ctx, files);
+    finishRestore(ctx, (p) => p);
+    return ctx.result;
   }
-  // One by one, so the first copy of each link group is complete before the others link to it.
-  for (const l of ctx.linked) await restoreNode(ctx, l.node, l.dir, l.rel, l.all, false);
+  const stage = prepareStage(target, stagingName(snapshot.tree, subpath), ctx.result.errors);
+  try {
+    if (stage.staging) ctx.newFiles = newFileOwner(stage.staging);
+    await restoreDir(
+      ctx,
+      root.tree,
+      { path: stage.dir, rel: "", fresh: stage.fresh, staged: !!stage.staging },
+      false,
+    );
+    await files.finish();
+    await restoreLinked(ctx, files);
+  } finally {
+    // Finished or stopped: what is in the staging folder is whole (a stopped restore waited
+    // for the files in progress and removed the unfinished ones).
+    await files.finish().catch(() => {});
+    publishStage(ctx, stage, target);
+  }
+  // Folder modes come after the move out of the staging folder: moving a folder to another
+  // parent needs write permission on it, which its final mode may not give.
+  const staging = stage.staging;
+  finishRestore(ctx, staging ? (p) => target + p.slice(staging.length) : (p) => p);
+  return ctx.result;
+}
+
+/** After the files: folder metadata (`where`: a folder's path now), warnings. */
+function finishRestore(ctx: Ctx, where: (p: string) => string): void {
   for (const d of ctx.dirMeta.reverse()) {
-    const rel = path.relative(target, d.dest) || ".";
     try {
-      applyMetaNoFollow(ctx, d.dest, d.node, true, rel);
+      applyMetaNoFollow(ctx, where(d.dest), d.node, true, d.rel || ".");
     } catch (e) {
-      ctx.result.errors.push(itemError(rel, e, "UNWRITABLE"));
+      ctx.result.errors.push(itemErrorOf(d.rel || ".", e));
     }
   }
   if (ctx.xattrsSkipped > 0) {
@@ -169,28 +133,94 @@ export async function restore(
   if (ctx.devicesSkipped > 0)
     ctx.result.warnings.push(`${ctx.devicesSkipped} device node(s) not restored: creating them needs root`);
   ctx.progress.finish();
-  return ctx.result;
 }
 
-/** The attributes of a node to restore: all of them as root; otherwise those the kernel lets
- * an owner set (user. and system. ACLs). The others are counted for a warning. */
-function xattrsFor(ctx: Ctx, node: TreeNode): { name: string; value: string }[] | undefined {
-  if (!ctx.xattrs || !node.xattrs || node.xattrs.length === 0) return undefined;
-  if (nativeUnavailable()) {
-    ctx.xattrsSkipped += node.xattrs.length;
+function publishStage(ctx: Ctx, stage: Stage, target: string): void {
+  try {
+    publish(stage, target, ctx.result.errors);
+  } catch (e) {
+    ctx.result.errors.push(itemErrorOf(".", e));
+  }
+}
+
+/**
+ * Hard-linked files, after everything else: the first of each group is restored whole (its
+ * batch finished before any other links to it), the others become links to it. If the first
+ * could not be restored, the next one of its group is tried.
+ */
+async function restoreLinked(ctx: Ctx, files: FileBatcher): Promise<void> {
+  let pending = ctx.linked;
+  ctx.linked = [];
+  while (pending.length > 0) {
+    const later: typeof pending = [];
+    const chosen = new Set<string>();
+    for (const l of pending) {
+      const key = `${l.node.device ?? ""}:${l.node.inode}`;
+      const first = ctx.links.get(key);
+      if (first) {
+        await linkTo(ctx, first, l);
+      } else if (chosen.has(key)) {
+        later.push(l);
+      } else {
+        chosen.add(key);
+        await restoreNode(
+          ctx,
+          l.node,
+          l.dir,
+          l.rel,
+          l.all,
+          l.dir.fresh ? undefined : existingOf(l.dir.path, l.node.name),
+        );
+      }
+    }
+    await files.finish();
+    // Groups whose chosen first failed try their next member; the others link now.
+    pending = later;
+    if (later.every((l) => !ctx.links.has(`${l.node.device ?? ""}:${l.node.inode}`)) && chosen.size === 0)
+      break;
+  }
+}
+
+async function linkTo(ctx: Ctx, first: string, l: Ctx["linked"][number]): Promise<void> {
+  const dest = path.join(l.dir.path, l.node.name);
+  try {
+    const a = fsSync.lstatSync(fsPath(first), { throwIfNoEntry: false });
+    const b = fsSync.lstatSync(fsPath(dest), { throwIfNoEntry: false });
+    if (!(a && b && a.ino === b.ino && a.dev === b.dev)) {
+      if (b) await fs.rm(fsPath(dest), { recursive: b.isDirectory(), force: true });
+      fsSync.linkSync(fsPath(first), fsPath(dest));
+    }
+    ctx.result.files++;
+    ctx.progress.addFile(l.node.size ?? 0);
+  } catch (e) {
+    if (ctx.signal?.aborted) throw e;
+    ctx.result.errors.push(itemErrorOf(l.rel, e));
+  }
+}
+
+/**
+ * Who owns a new file in the staging folder without a chown (this process, or the folder's
+ * group when it has the set-group-id bit), the umask, and whether a default ACL sets modes
+ * instead of it.
+ */
+function newFileOwner(staging: string): Ctx["newFiles"] {
+  try {
+    const st = fsSync.statSync(fsPath(staging));
+    const gid = st.mode & 0o2000 ? st.gid : process.getegid?.();
+    const uid = process.geteuid?.();
+    if (uid === undefined || gid === undefined) return undefined;
+    const defaultAcl = nativeUnavailable()
+      ? true
+      : readXattrs(staging).some((x) => x.name === "system.posix_acl_default");
+    return { uid, gid, umask: currentUmask(), defaultAcl };
+  } catch {
     return undefined;
   }
-  if (ctx.asRoot) return node.xattrs;
-  const allowed = node.xattrs.filter(
-    (x) => !x.name.startsWith("trusted.") && !x.name.startsWith("security."),
-  );
-  ctx.xattrsSkipped += node.xattrs.length - allowed.length;
-  return allowed;
 }
 
-/** Attributes that could not be set on `rel`: each an error of the restore (the item itself is there). */
-function reportXattrProblems(ctx: Ctx, rel: string, problems: string[]): void {
-  for (const message of problems) ctx.result.errors.push({ path: rel, code: "UNWRITABLE", message });
+function existingOf(dir: string, name: string): ExistingEntry | undefined {
+  const st = fsSync.lstatSync(fsPath(path.join(dir, name)), { throwIfNoEntry: false });
+  return !st ? undefined : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other";
 }
 
 async function countTotals(repo: Repository, tree: string | undefined, extra: TreeNode[]) {
@@ -226,363 +256,108 @@ async function hasIncluded(ctx: Ctx, treeId: string, rel: string): Promise<boole
   return false;
 }
 
+/** Entries of a fresh folder whose check for an existing copy is skipped. */
+const NOTHING = new Map<string, ExistingEntry>();
+
 /**
- * Restores the nodes of tree `treeId` into the existing real directory `dir` (`fresh`: one this
- * restore created, so it holds nothing yet).
+ * Restores the nodes of tree `treeId` into the existing real directory `dir`: folders, links
+ * and special files at once, files handed to the batcher, subfolders depth first (the order
+ * the backup wrote them, so the batches follow the packs).
  */
-async function restoreDir(
-  ctx: Ctx,
-  treeId: string,
-  dir: string,
-  rel: string,
-  all: boolean,
-  fresh: boolean,
-): Promise<void> {
+async function restoreDir(ctx: Ctx, treeId: string, dir: DirState, all: boolean): Promise<void> {
   let nodes: TreeNode[];
   try {
     nodes = (await ctx.repo.loadTree(treeId)).nodes;
   } catch (e) {
-    ctx.result.errors.push(itemError(rel || ".", e, "DAMAGED"));
+    ctx.result.errors.push(itemErrorOf(dir.rel || ".", e, "DAMAGED"));
     return;
   }
   const seen = new Set<string>();
-  const plain: [TreeNode, string][] = [];
-  const dirs: [TreeNode, string][] = [];
+  const safe: TreeNode[] = [];
   for (const node of nodes) {
     // Whatever a (possibly crafted) snapshot holds, only plain, unique names are created.
-    if (!isSafeName(node.name) || seen.has(node.name)) {
+    if (
+      !isSafeName(node.name) ||
+      seen.has(node.name) ||
+      (dir.staged && dir.rel === "" && isStagingName(node.name))
+    ) {
       ctx.result.errors.push({
-        path: rel || ".",
+        path: dir.rel || ".",
         code: "UNSAFE_NAME",
         message: `refused unsafe or duplicate name ${JSON.stringify(displayName(node.name))} in the snapshot`,
       });
       continue;
     }
     seen.add(node.name);
-    const childRel = rel ? `${rel}/${node.name}` : node.name;
+    safe.push(node);
+  }
+  // A folder that was not empty is listed once: what is there, and leftovers of killed runs.
+  let existing = NOTHING;
+  if (!dir.fresh) {
+    try {
+      existing = listExisting(dir.path, seen);
+    } catch (e) {
+      ctx.result.errors.push(itemErrorOf(dir.rel || ".", e));
+      return;
+    }
+  }
+  const subdirs: [TreeNode, string, boolean][] = [];
+  for (const node of safe) {
+    const rel = dir.rel ? `${dir.rel}/${node.name}` : node.name;
+    const w = await wanted(ctx, node, rel, all);
+    if (w === "none") continue;
+    if (node.type === "dir") {
+      subdirs.push([node, rel, w === "all"]);
+      continue;
+    }
     if (node.type === "file" && (node.links ?? 1) > 1) {
-      const w = await wanted(ctx, node, childRel, all);
-      if (w !== "none") ctx.linked.push({ node, dir, rel: childRel, all: w === "all" });
-    } else (node.type === "dir" ? dirs : plain).push([node, childRel]);
+      ctx.linked.push({ node, dir, rel, all: w === "all" });
+      continue;
+    }
+    await restoreNode(ctx, node, dir, rel, w === "all", existing.get(node.name));
   }
-  // Files and symlinks of a folder are restored concurrently (bounded across folders by
-  // ctx.smallFiles/largeFiles), then its subfolders, a few at once: file creation takes a lock
-  // on its folder, so several folders keep more than one core busy.
-  await mapLimit(plain, FILES_PER_FOLDER, async ([node, childRel]) => {
-    const w = await wanted(ctx, node, childRel, all);
-    if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
-  });
-  // Subfolders a few at a time, unless many folders are already in progress: the width then
-  // stops multiplying with the depth of the tree (memory stays bounded in deep trees).
-  const width = ctx.activeFolders < MAX_ACTIVE_FOLDERS ? FOLDERS_IN_FLIGHT : 1;
-  ctx.activeFolders += width - 1;
-  try {
-    await mapLimit(dirs, width, async ([node, childRel]) => {
-      const w = await wanted(ctx, node, childRel, all);
-      if (w !== "none") await restoreNode(ctx, node, dir, childRel, w === "all", fresh);
-    });
-  } finally {
-    ctx.activeFolders -= width - 1;
-  }
+  for (const [node, rel, sub] of subdirs)
+    await restoreNode(ctx, node, dir, rel, sub, existing.get(node.name));
 }
 
-const FILES_PER_FOLDER = 32;
-const FOLDERS_IN_FLIGHT = 4;
-const MAX_ACTIVE_FOLDERS = 16;
-const SMALL_FILES_IN_FLIGHT = 64;
-const LARGE_FILES_IN_FLIGHT = 4;
-
-/**
- * Restores one node into the real directory `dir`; `all` = everything below is wanted, `fresh`
- * = `dir` was created by this restore.
- */
+/** Restores one node into the real directory `dir`; `all` = everything below is wanted. */
 async function restoreNode(
   ctx: Ctx,
   node: TreeNode,
-  dir: string,
+  dir: DirState,
   rel: string,
   all: boolean,
-  fresh: boolean,
+  existing: ExistingEntry | undefined,
 ): Promise<void> {
-  const dest = path.join(dir, node.name);
+  const dest = path.join(dir.path, node.name);
   ctx.signal?.throwIfAborted();
   try {
     switch (node.type) {
       case "dir": {
-        const created = await ensureRealDir(dest, fresh);
+        const created = await ensureRealDir(dest, existing === undefined && dir.fresh);
         ctx.result.dirs++;
-        ctx.dirMeta.push({ dest, node });
-        await restoreDir(ctx, node.subtree!, dest, rel, all, created);
+        ctx.dirMeta.push({ dest, node, rel });
+        await restoreDir(ctx, node.subtree!, { path: dest, rel, fresh: created, staged: dir.staged }, all);
         break;
       }
-      case "symlink": {
-        if (!fresh) await removeExisting(dest);
-        await fs.symlink(fsPath(node.target!), fsPath(dest));
-        await applyLinkMeta(ctx, dest, node, rel);
-        ctx.result.symlinks++;
+      case "symlink":
+        await restoreSymlink(ctx, node, dest, rel, existing === undefined);
         break;
-      }
       case "fifo":
       case "chardev":
       case "blockdev":
-        await restoreSpecial(ctx, node, dest, rel, fresh);
+        await restoreSpecial(ctx, node, dest, rel, existing === undefined);
         break;
-      case "file": {
-        const gate = (node.size ?? 0) > SMALL_FILE ? ctx.largeFiles : ctx.smallFiles;
-        // (Asked again once admitted: a file may wait here long after the restore was stopped.)
-        await gate.run(async () => {
-          ctx.signal?.throwIfAborted();
-          await restoreFile(ctx, node, dest, rel, fresh);
-        });
+      case "file":
+        await ctx.files.add(node, dir, rel, existing);
         break;
-      }
     }
   } catch (e) {
     if (ctx.signal?.aborted) throw e;
-    ctx.result.errors.push(itemError(rel, e, "UNWRITABLE"));
+    ctx.result.errors.push(itemErrorOf(rel, e));
   }
 }
 
-/**
- * Makes `p` a real directory (not a symlink to one) so nothing is ever written through a link.
- * Returns whether it created it (inside a `fresh` folder there is nothing to look at first).
- */
-async function ensureRealDir(p: string, fresh: boolean): Promise<boolean> {
-  if (!fresh) {
-    const st = await fs.lstat(fsPath(p)).catch(() => undefined);
-    if (st?.isDirectory()) return false;
-    if (st) await fs.rm(fsPath(p), { recursive: true, force: true });
-  }
-  await fs.mkdir(fsPath(p), { mode: 0o700 });
-  return true;
+function itemErrorOf(rel: string, e: unknown, fallback: "UNWRITABLE" | "DAMAGED" = "UNWRITABLE") {
+  return itemError(rel, e, fallback);
 }
-
-async function removeExisting(p: string): Promise<void> {
-  const st = await fs.lstat(fsPath(p)).catch(() => undefined);
-  if (st) await fs.rm(fsPath(p), { recursive: st.isDirectory(), force: true });
-}
-
-/**
- * A FIFO or device node: created with mknod (device nodes only as root, as restic does; else a
- * warning), then owner, mode, attributes and times, never opening it (opening a device can have
- * effects) and never through a symlink swapped in.
- */
-async function restoreSpecial(ctx: Ctx, node: TreeNode, dest: string, rel: string, fresh: boolean) {
-  if (node.type !== "fifo" && !ctx.asRoot) {
-    ctx.devicesSkipped++;
-    return;
-  }
-  if (!fresh) await removeExisting(dest);
-  const type = node.type === "fifo" ? S_IFIFO : node.type === "chardev" ? S_IFCHR : S_IFBLK;
-  makeNode(dest, type, node.mode, BigInt(node.rdev ?? "0"));
-  if (ctx.asRoot) {
-    try {
-      await fs.lchown(fsPath(dest), node.uid, node.gid);
-    } catch (e) {
-      if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
-    }
-  }
-  chmodNoFollow(dest, node.mode);
-  setXattrsByPath(ctx, dest, node, rel);
-  const mtimeNs = BigInt(node.mtime);
-  const secs = Number(mtimeNs / 1_000_000_000n) + Number(mtimeNs % 1_000_000_000n) / 1e9;
-  await fs.lutimes(fsPath(dest), secs, secs);
-  ctx.result.special++;
-}
-
-/** Attributes of something that is not opened (a symlink, a FIFO, a device), by path (lsetxattr). */
-function setXattrsByPath(ctx: Ctx, dest: string, node: TreeNode, rel: string): void {
-  const problems: string[] = [];
-  for (const x of xattrsFor(ctx, node) ?? []) {
-    try {
-      setXattr(dest, x.name, Buffer.from(x.value, "base64"));
-    } catch (e) {
-      problems.push(`extended attribute ${displayName(x.name)} not restored: ${(e as Error).message}`);
-    }
-  }
-  reportXattrProblems(ctx, rel, problems);
-}
-
-async function restoreFile(
-  ctx: Ctx,
-  node: TreeNode,
-  dest: string,
-  rel: string,
-  fresh: boolean,
-): Promise<void> {
-  const content = node.content ?? [];
-  const linkKey =
-    node.links && node.links > 1 && node.inode ? `${node.device ?? ""}:${node.inode}` : undefined;
-  const first = linkKey ? ctx.links.get(linkKey) : undefined;
-  if (first) {
-    const a = await fs.lstat(fsPath(first)).catch(() => undefined);
-    const b = await fs.lstat(fsPath(dest)).catch(() => undefined);
-    if (!(a && b && a.ino === b.ino && a.dev === b.dev)) {
-      await removeExisting(dest);
-      await fs.link(fsPath(first), fsPath(dest));
-    }
-    ctx.result.files++;
-    ctx.progress.addFile(node.size ?? 0);
-    return;
-  }
-  const existing = fresh ? undefined : fsSync.lstatSync(fsPath(dest), { throwIfNoEntry: false });
-  const skipped =
-    existing?.isFile() === true &&
-    existing.size === node.size &&
-    (await fileMatches(ctx.repo, dest, content));
-  if (skipped) {
-    ctx.result.filesSkipped++;
-    ctx.progress.addFile(node.size ?? 0);
-    applyMetaNoFollow(ctx, dest, node, false, rel);
-  } else {
-    await writeFileAtomically(ctx, node, dest, rel, existing);
-    ctx.result.bytes += node.size ?? 0;
-    ctx.progress.addFile();
-  }
-  if (ctx.verify) {
-    if (!(await fileMatches(ctx.repo, dest, content, node.size))) {
-      throw failure("MISMATCH", "does not match the snapshot after restore");
-    }
-    ctx.result.verified++;
-  }
-  ctx.result.files++;
-  if (linkKey) ctx.links.set(linkKey, dest);
-}
-
-/** Files up to this size are written whole by a worker thread (see Repository.restoreSmallFile);
- * larger ones blob by blob with several in flight. */
-const SMALL_FILE = 1024 * 1024;
-
-/**
- * Writes a file's content through a temporary file renamed into place (core/file-write.ts):
- * a crash or a damaged blob never leaves a half-written file under the real name.
- */
-async function writeFileAtomically(
-  ctx: Ctx,
-  node: TreeNode,
-  dest: string,
-  rel: string,
-  existing: fsSync.Stats | undefined,
-): Promise<void> {
-  const meta: FileMeta = {
-    mode: node.mode,
-    uid: node.uid,
-    gid: node.gid,
-    mtimeNs: node.mtime,
-    chown: ctx.asRoot,
-  };
-  const xattrs = xattrsFor(ctx, node);
-  if (xattrs) meta.xattrs = xattrs;
-  const size = node.size ?? 0;
-  const label = `file ${displayName(rel)}`;
-  // A folder in the way cannot be renamed over; anything else can.
-  if (existing?.isDirectory()) await removeExisting(dest);
-  if (size <= SMALL_FILE) {
-    const ids = (node.content ?? []).map((h) => Buffer.from(h, "hex"));
-    reportXattrProblems(ctx, rel, await ctx.repo.restoreSmallFile(ids, dest, size, meta, label));
-    ctx.progress.addBytes(size);
-    return;
-  }
-  const tmp = tempPathFor(dest);
-  const fd = openTemp(tmp);
-  let r: { written: number; holes: boolean };
-  try {
-    r = await writeContent(ctx, node.content ?? [], fd);
-    if (r.written !== size)
-      throw new CorruptionError(label, `restored ${r.written} bytes but the snapshot says ${size}`);
-  } catch (e) {
-    discardTemp(fd, tmp);
-    throw e;
-  }
-  reportXattrProblems(ctx, rel, finishTemp(fd, tmp, dest, r.written, r.holes, meta));
-}
-
-/** Blobs of one file in flight at once (up to this many bytes): reads, decoding on the worker
- * threads and writes overlap instead of taking turns. */
-const AHEAD_BYTES = 16 * 1024 * 1024;
-const AHEAD_BLOBS = 16;
-
-/** Writes a file's blobs at their offsets, several at once; returns the length written. */
-async function writeContent(
-  ctx: Ctx,
-  content: string[],
-  fd: number,
-): Promise<{ written: number; holes: boolean }> {
-  const inflight: Promise<{ length: number; hole: boolean }>[] = [];
-  const sizes: number[] = [];
-  let position = 0;
-  let bytes = 0;
-  let holes = false;
-  const settle = async () => {
-    const r = await inflight.shift()!;
-    bytes -= sizes.shift()!;
-    holes ||= r.hole;
-    ctx.progress.addBytes(r.length);
-  };
-  try {
-    for (const hex of content) {
-      const id = Buffer.from(hex, "hex");
-      const size = ctx.repo.lookup(id)?.rawLength ?? 0;
-      while (inflight.length > 0 && (inflight.length >= AHEAD_BLOBS || bytes + size > AHEAD_BYTES)) {
-        await settle();
-      }
-      const p = ctx.repo.writeBlobTo(id, fd, position);
-      p.catch(() => {}); // awaited in order by settle()
-      inflight.push(p);
-      sizes.push(size);
-      bytes += size;
-      position += size;
-    }
-    while (inflight.length > 0) await settle();
-  } finally {
-    // On failure, let the other writes into this descriptor finish before it is closed.
-    await Promise.allSettled(inflight);
-  }
-  return { written: position, holes };
-}
-
-/** Owner, attributes and times of a symlink itself (lchown, lsetxattr, lutimes never follow it). */
-async function applyLinkMeta(ctx: Ctx, p: string, node: TreeNode, rel: string): Promise<void> {
-  const mtimeNs = BigInt(node.mtime);
-  const secs = Number(mtimeNs / 1_000_000_000n) + Number(mtimeNs % 1_000_000_000n) / 1e9;
-  if (ctx.asRoot) {
-    try {
-      await fs.lchown(fsPath(p), node.uid, node.gid);
-    } catch (e) {
-      if (errnoCode(e) !== "EPERM" && errnoCode(e) !== "EINVAL") throw e;
-    }
-  }
-  setXattrsByPath(ctx, p, node, rel);
-  await fs.lutimes(fsPath(p), secs, secs).catch(() => {});
-}
-
-/**
- * Owner, mode and times of an existing folder or file, through a descriptor opened with
- * O_NOFOLLOW: if someone swapped a symlink in since it was restored, this fails instead of
- * changing whatever the link points to (restores often run as root).
- */
-function applyMetaNoFollow(ctx: Ctx, p: string, node: TreeNode, dir: boolean, rel: string): void {
-  const flags =
-    constants.O_RDONLY | constants.O_NOFOLLOW | (dir ? constants.O_DIRECTORY : constants.O_NONBLOCK);
-  const fd = fsSync.openSync(fsPath(p), flags);
-  const xattrs = xattrsFor(ctx, node);
-  try {
-    const problems = applyMetaFd(
-      fd,
-      {
-        mode: node.mode,
-        uid: node.uid,
-        gid: node.gid,
-        mtimeNs: node.mtime,
-        chown: ctx.asRoot,
-        ...(xattrs ? { xattrs } : {}),
-      },
-      displayName(rel),
-    );
-    reportXattrProblems(ctx, rel, problems);
-  } finally {
-    fsSync.closeSync(fd);
-  }
-}
-
-export { LifeboatError };

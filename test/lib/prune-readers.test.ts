@@ -1,0 +1,118 @@
+/**
+ * restore and check --read-data hold no session: a prune may repack and delete the packs they
+ * read at any moment (issue 18, item 5). Here a prune runs, to its end, at the very moment a
+ * reader asks for its first pack, so everything that reader planned from its index is gone;
+ * it must follow the blobs to where they moved and succeed. (test/cli/prune-readers.test.ts
+ * runs the same beside real processes.)
+ */
+import assert from "node:assert/strict";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import type { Backend } from "../../src/backend/backend.js";
+import type { MemoryBackend } from "../../src/backend/memory.js";
+import { check } from "../../src/ops/check/check.js";
+import { forgetIds } from "../../src/ops/forget/forget.js";
+import { prune } from "../../src/ops/prune/prune.js";
+import { restore } from "../../src/ops/restore/restore.js";
+import { Repository } from "../../src/repo/repository.js";
+import type { SnapshotWithId } from "../../src/repo/snapshot.js";
+import { type SnapshotOptions, takeSnapshot } from "../../src/snapshot/take.js";
+import { walkTree } from "../../src/snapshot/walker.js";
+import { file, type MemDir, memSource, newRepo, noise, PW } from "./support.js";
+
+let tmp = "";
+before(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-prune-readers-"));
+});
+after(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const opts: SnapshotOptions = { host: "h", anomaly: false };
+
+function folder(files: number, seed: number): MemDir {
+  const d: MemDir = {};
+  for (let i = 0; i < files; i++) d[`f${i}`] = file(noise(3000 + ((i * 7919 + seed) % 40_000)));
+  return d;
+}
+
+/**
+ * A repository with snapshot `whole` (keep/ and gone/) and snapshot `kept` (keep/ alone, its
+ * blobs in `whole`'s packs): forgetting `whole` leaves those packs partly used, and a prune
+ * with no unused space allowed repacks them, moving `kept`'s blobs.
+ */
+async function setup() {
+  const { be, repo } = await newRepo();
+  const keep = { a: folder(12, 1), b: folder(12, 2) };
+  const whole = await takeSnapshot(repo, memSource({ keep, gone: folder(24, 3) }, ["/m"]).source, opts);
+  const kept = await takeSnapshot(repo, memSource(keep, ["/k"]).source, opts);
+  await repo.close();
+  return { be, keep, wholeId: whole.snapshotId, keptId: kept.snapshotId };
+}
+
+/** A backend over `be` that runs `beforeFirst` (once) when the first pack is read, if armed. */
+function pruningOnFirstRead(be: MemoryBackend, beforeFirst: () => Promise<void>) {
+  const state = { armed: false, fired: false };
+  const backend: Backend = {
+    ...be,
+    get: async (name, o) => {
+      if (state.armed && !state.fired && name.startsWith("data/")) {
+        state.fired = true;
+        await beforeFirst();
+      }
+      return be.get(name, o);
+    },
+  };
+  return { backend, state };
+}
+
+async function pruneAway(be: MemoryBackend, id: string): Promise<void> {
+  const pruner = await Repository.open(be, PW);
+  await forgetIds(pruner, [id]);
+  const r = await prune(pruner, { maxUnusedPercent: 0 });
+  assert.ok(r.mark.repackPacks.length > 0, "the prune repacks the packs the reader needs");
+  assert.ok(r.swept.length > 0, "and deletes them at once");
+  await pruner.close();
+}
+
+async function assertRestored(target: string, keep: MemDir): Promise<void> {
+  for (const [d, files] of Object.entries(keep))
+    for (const [f, v] of Object.entries(files as MemDir))
+      assert.deepEqual(await fs.readFile(path.join(target, d, f)), (v as { data: Buffer }).data, `${d}/${f}`);
+}
+
+for (const treesFirst of [true, false]) {
+  test(`restore follows blobs a prune moved after it read the index (${treesFirst ? "file data" : "trees and file data"})`, async () => {
+    const { be, keep, wholeId, keptId } = await setup();
+    const w = pruningOnFirstRead(be, () => pruneAway(be, wholeId));
+    const repo = await Repository.open(w.backend, PW);
+    const snap = (await repo.listSnapshots()).find((s) => s.id === keptId) as SnapshotWithId;
+    // Trees read before the prune: only the file ranges find their packs gone. Otherwise the
+    // first tree read does.
+    if (treesFirst) await walkTree(repo, snap.tree, {});
+    w.state.armed = true;
+    const target = path.join(tmp, `restore-${treesFirst}`);
+    const r = await restore(repo, snap, { target });
+    assert.ok(w.state.fired, "the prune ran while the restore read");
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.files, 24);
+    await assertRestored(target, keep);
+    await repo.close();
+  });
+}
+
+test("check --read-data started before a prune's sweep checks again against the new index", async () => {
+  const { be, wholeId, keptId } = await setup();
+  const w = pruningOnFirstRead(be, () => pruneAway(be, wholeId));
+  const repo = await Repository.open(w.backend, PW);
+  const snap = (await repo.listSnapshots()).find((s) => s.id === keptId) as SnapshotWithId;
+  await walkTree(repo, snap.tree, {});
+  w.state.armed = true;
+  const report = await check(repo, { readData: true });
+  assert.ok(w.state.fired, "the prune ran while check read");
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.snapshots, 1);
+  await repo.close();
+});
