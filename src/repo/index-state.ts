@@ -10,6 +10,7 @@ import type { RecordStore } from "./record-store.js";
 import { planKind } from "./records-gc.js";
 import { ObjectKind } from "./sealed-object.js";
 import { getVerified } from "./verified-get.js";
+import { putWhole } from "./whole-put.js";
 
 /**
  * The in-memory index (which pack holds each blob) and what the repository knows about its
@@ -260,7 +261,7 @@ export class IndexState {
     const packs = file.packs.map((p) => (claim(p) ? { ...p, claim: true } : p));
     const stored = this.keys.seal(ObjectKind.index, encodeIndex({ ...file, packs }), false);
     const id = storageId(stored);
-    await this.backend.put(names.index(id), stored);
+    await putWhole(this.backend, names.index(id), stored);
     if (file.supersedes.length === 0) this.written.push(id);
     return id;
   }

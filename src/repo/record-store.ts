@@ -13,6 +13,7 @@ import { segmentKind } from "./records-segment.js";
 import { catalogKind, segmentPagesKind, segmentRefKind } from "./records-segment-levels.js";
 import { walKind } from "./records-wal.js";
 import { getVerified } from "./verified-get.js";
+import { putWhole } from "./whole-put.js";
 
 /** Every record family of the format (docs/format.md); prune asks each for the blobs it pins. */
 export const RECORD_KINDS: readonly RecordKind<unknown>[] = [
@@ -81,16 +82,7 @@ export class RecordStore {
     const stored = this.keys.seal(kind.objectKind, plain);
     const id = storageId(stored);
     const object = `${this.folder(kind as RecordKind<unknown>, label)}${id}`;
-    try {
-      await this.backend.put(object, stored);
-    } catch (e) {
-      // The write failed, so the record does not exist for the caller: leave none behind. Storage
-      // that is not atomic may hold the first bytes under the name (found by the fault campaign:
-      // a torn prune plan that check then reported as damage), or the whole record whose answer
-      // was lost; either would be read later as a record nobody wrote.
-      await this.backend.delete(object).catch(() => {});
-      throw e;
-    }
+    await putWhole(this.backend, object, stored);
     return { id, object, record };
   }
 

@@ -41,6 +41,7 @@ import { ObjectKind } from "./sealed-object.js";
 import { decodeSnapshot, type Snapshot, type SnapshotWithId } from "./snapshot.js";
 import { decodeTree, encodeTree, type Tree } from "./tree.js";
 import { getVerified } from "./verified-get.js";
+import { putWhole } from "./whole-put.js";
 import { writeOnlyBackend } from "./write-only-backend.js";
 
 export interface InitOptions {
@@ -574,7 +575,7 @@ export class Repository {
     const id = storageId(stored);
     // What must exist before the snapshot does (a fleet account's catalogue entry, naming it).
     if (beforeStore) await beforeStore(id);
-    await this.backend.put(names.snapshot(id), stored);
+    await putWhole(this.backend, names.snapshot(id), stored);
     if (this.hostCache) {
       try {
         await this.hostCache.putSnapshot({ ...snapshot, id, writer: this.keyId });

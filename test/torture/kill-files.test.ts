@@ -291,10 +291,6 @@ test("restore killed at random moments, then run again to the end: every file ri
   }
 });
 
-test(
-  "a resumed restore leaves no temporary files of the killed runs (defect 8)",
-  { todo: "known open: issue 18 defect 8, part of the restore rework (docs/reliability.md)" },
-  () => {
-    assert.deepEqual(restoreLeftovers, [], "the target holds exactly the snapshot");
-  },
-);
+test("a resumed restore leaves no temporary files of the killed runs (defect 8)", () => {
+  assert.deepEqual(restoreLeftovers, [], "the target holds exactly the snapshot");
+});

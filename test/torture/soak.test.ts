@@ -170,10 +170,6 @@ test("soak on S3 (s3rver): the same", async () => {
   }
 });
 
-test(
-  "restore and check beside a prune loop never fail (gap 5)",
-  { todo: "known open: issue 18 gap 5, part of the restore rework (docs/reliability.md)" },
-  () => {
-    assert.deepEqual(gap5, []);
-  },
-);
+test("restore and check beside a prune loop never fail (gap 5)", () => {
+  assert.deepEqual(gap5, []);
+});
