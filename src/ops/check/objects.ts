@@ -41,10 +41,8 @@ const MEANING: Record<string, string> = {
   "acks/": "an acknowledgement or pin: the snapshot it named counts as flagged again (retention keeps it)",
   "wal/": "an archived WAL file: point-in-time recovery cannot pass it (pg wal-fetch fails)",
   "sqlite-wal/": "a replication segment: restores of that database stop before it",
-  "sqlite-seg/":
-    "a replication segment: restores of that database from its generation fail from the time it covers on (exit 14)",
-  "sqlite-segref/":
-    "a replication segment: restores of that database from its generation fail from the time it covers on (exit 14)",
+  "sqlite-seg/": "a replication segment: restores of that database that apply it fail (exit 14)",
+  "sqlite-segref/": "a replication segment: restores of that database that apply it fail (exit 14)",
   "sqlite-gen/": "a replication catalog: restores of that database from its generation fail (exit 14)",
 };
 
