@@ -327,9 +327,9 @@ test("checkpoints forced by the writer (TRUNCATE) while replicate runs lose no f
 
   // A segment missing from the middle of the generation: restore refuses (exit 14) instead of
   // applying the later ones over a gap.
+  const victim = segs[Math.floor(segs.length / 2)]!;
   const repo = await Repository.open(await openBackend(path.join(base, "repo")), PW);
   try {
-    const victim = segs[Math.floor(segs.length / 2)]!;
     const stored = (await readGeneration(repo, victim.generation)).segments.find(
       (s) => s.level === 0 && s.first === victim.index,
     )!;
@@ -341,6 +341,16 @@ test("checkpoints forced by the writer (TRUNCATE) while replicate runs lose no f
   assert.equal(gap.code, 14, show(gap));
   assert.match(gap.stderr, /is missing/);
   await assert.rejects(fs.stat(path.join(base, "gap.db")));
+  // Also at a time the missing segment applies by and the next one does not: stopping before
+  // the gap would silently leave out what was committed in it.
+  const at = segs[segs.indexOf(victim) + 1]!;
+  const gapAt = await run(
+    ["restore", `sqlite:${file}`, "--target", path.join(base, "gap-at.db"), "--time", victim.commits_before],
+    { env },
+  );
+  assert.ok(Date.parse(at.commits_before) > Date.parse(victim.commits_before));
+  assert.equal(gapAt.code, 14, show(gapAt));
+  assert.match(gapAt.stderr, /is missing/);
 });
 
 test("generations every --snapshot-interval; --retention deletes what no point in the period needs", async () => {

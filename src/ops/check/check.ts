@@ -113,7 +113,9 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   const objectProblem = (p: ObjectProblem) => problems.push({ ...p, blobs: [], affected: [] });
   (await checkKeys(repo)).forEach(objectProblem);
   damagedIndexFiles(repo).forEach(objectProblem);
-  const records = await checkRecords(repo);
+  // (Snapshots are read first: a generation in levels that has one must have its catalog.)
+  const read = await readSnapshots(repo);
+  const records = await checkRecords(repo, levelsGenerations(read.snapshots));
   records.problems.forEach(objectProblem);
   const stored = new Map<string, number>();
   for await (const o of repo.backend.list("data/")) {
@@ -149,7 +151,6 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   const unindexedPacks = [...stored.keys()].filter((p) => !indexedPacks.has(p));
 
   // Structure: walk every snapshot once, visiting each tree once.
-  const read = await readSnapshots(repo);
   read.problems.forEach(objectProblem);
   const snapshots = read.snapshots;
   const seenTrees = new Set<string>();
@@ -329,6 +330,17 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
     duplicateBlobs,
     problems,
   };
+}
+
+/** Generations of `replicate sqlite:` in levels that have a snapshot (`meta.replication`). */
+function levelsGenerations(snapshots: SnapshotWithId[]): Set<string> {
+  const out = new Set<string>();
+  for (const s of snapshots) {
+    const r = (s.meta as { replication?: { generation?: unknown; layout?: unknown } } | undefined)
+      ?.replication;
+    if (r?.layout === "levels" && typeof r.generation === "string") out.add(r.generation);
+  }
+  return out;
 }
 
 /** The prune plans not carried out yet, and why (information: docs/gc.md). */

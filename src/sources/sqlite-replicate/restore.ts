@@ -111,9 +111,11 @@ async function planLevels(
   const found = await readGeneration(repo, r.generation, { limit });
   const chain = cheapestChain(found.segments, 0, { limit }) ?? [];
   const reached = chain.at(-1)?.last ?? -1;
-  // A gap: later segments apply by T but no segment at all holds the next interval. (Intervals a
-  // coarser segment ending after T covers were merged away: the chain legitimately stops.)
-  const beyond = found.segments.filter((x) => x.commitsBefore <= limit && x.last > reached);
+  // A gap: later segments exist but no segment at all holds the next interval. (Intervals a
+  // coarser segment ending after T covers were merged away: the chain legitimately stops.) Those
+  // later segments need not apply by T: the missing interval may end before T while the next one
+  // ends after it, and stopping short would silently leave out what was committed in it.
+  const beyond = found.segments.filter((x) => x.last > reached);
   const held = found.segments.some((x) => x.first <= reached + 1 && x.last >= reached + 1);
   const plan: RestorePlan = {
     snapshot: s,
