@@ -141,6 +141,7 @@ export function mysqlXmlQuery(t: MysqlTarget, sql: string): Promise<string> {
       [
         `--connect-timeout=${t.params.connect_timeout ?? "10"}`,
         "--xml",
+        "--default-character-set=utf8mb4",
         ...(t.database ? [`--database=${t.database}`] : []),
         "-e",
         sql,

@@ -3,8 +3,10 @@ import { latestAccountSnapshot } from "../../snapshot/account-catalogue.js";
 import type { TreeSource, VirtualSource } from "../../snapshot/source.js";
 import { takeSnapshot } from "../../snapshot/take.js";
 import { folderAccountSource, folderFingerprint } from "../../sources/accounts/folder.js";
+import { isMysqlUrl } from "../../sources/accounts/mysql-list.js";
 import { openRemoteAccount } from "../../sources/accounts/remote.js";
 import { connect, rowsAccountSource, rowsFingerprint } from "../../sources/accounts/rows.js";
+import { mysqlRowsFingerprint, mysqlRowsSource } from "../../sources/accounts/rows-mysql.js";
 import { readNode } from "../../sources/imap/mail-snapshot.js";
 import type { FleetDef } from "./fleet-config.js";
 import type { AccountInfo } from "./store.js";
@@ -33,6 +35,15 @@ interface Prepared {
 
 /** Opens what the fleet's kind needs for one account (a database connection, a login, ...). */
 async function prepare(repo: Repository, def: FleetDef, id: string, info: AccountInfo): Promise<Prepared> {
+  if (def.kind === "rows" && isMysqlUrl(def.rows!.url)) {
+    const a = { url: def.rows!.url, tables: def.rows!.tables, account: id };
+    return {
+      kind: "rows",
+      fingerprint: () => mysqlRowsFingerprint(a),
+      source: async () => mysqlRowsSource(a),
+      close: async () => {},
+    };
+  }
   if (def.kind === "rows") {
     // One connection for the rows account's check and export.
     const client = await connect(def.rows!.url);

@@ -6,8 +6,10 @@ import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { latestAccountSnapshot } from "../../snapshot/account-catalogue.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
+import { isMysqlUrl } from "../../sources/accounts/mysql-list.js";
 import { pushRemoteAccount } from "../../sources/accounts/remote.js";
 import { restoreRowsAccount } from "../../sources/accounts/rows.js";
+import { restoreMysqlRowsAccount } from "../../sources/accounts/rows-mysql.js";
 import type { FleetDef } from "./fleet-config.js";
 
 /** An account's snapshot: the newest, or the newest at or before `at`; a clear error when none. */
@@ -69,11 +71,10 @@ export async function restoreAccount(
           `account ${id} is a rows account and no shared database is known for fleet ${snap.fleet}`,
           "give the fleet (--config FILE with its rows.url), or restore its rows as files with --target DIR",
         );
-      const r = await restoreRowsAccount(repo, snap, {
-        url,
-        tables: def?.rows?.tables ?? meta.tables ?? [],
-        account: id,
-      });
+      const a = { url, tables: def?.rows?.tables ?? meta.tables ?? [], account: id };
+      const r = isMysqlUrl(url)
+        ? await restoreMysqlRowsAccount(repo, snap, a)
+        : await restoreRowsAccount(repo, snap, a);
       return {
         account: id,
         snapshot: snap.id,
