@@ -25,7 +25,7 @@ const qualified = (t: string) => t.split(".").map(ident).join(".");
 const BINARY = new Set(["binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit"]);
 
 /** Undoes the client's batch-mode escaping (\\t, \\n, \\0, \\\\). */
-const unescape = (s: string) =>
+const unbatch = (s: string) =>
   s.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c === "t" ? "\t" : c === "0" ? "\0" : c));
 
 /** SQL through the client, in the URL's database, text in UTF-8 both ways. */
@@ -58,7 +58,7 @@ async function columns(t: MysqlTarget, table: string): Promise<Column[]> {
       `rows table ${table} does not exist in ${t.display}`,
       "check the table names of the fleet's rows.tables",
     );
-  return rows.map(([n, type]) => ({ name: unescape(n!), binary: BINARY.has((type ?? "").toLowerCase()) }));
+  return rows.map(([n, type]) => ({ name: unbatch(n!), binary: BINARY.has((type ?? "").toLowerCase()) }));
 }
 
 /** `JSON_OBJECT(...)` of a row: text values, binary ones in hex. */
@@ -89,7 +89,7 @@ async function exportRows(a: RowsAccount): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>(a.tables.map((tb) => [tb.table, []]));
   let cur: string[] | undefined;
   for (const [field] of await query(t, sql)) {
-    const v = unescape(field ?? "");
+    const v = unbatch(field ?? "");
     const m = /^-- lifeboat table (\d+)$/.exec(v);
     if (m) cur = out.get(a.tables[Number(m[1])]!.table);
     else cur?.push(v);
