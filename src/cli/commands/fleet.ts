@@ -84,8 +84,8 @@ export function registerFleet(program: Command, ctx: (c: Command) => CliContext)
 Each account is backed up once per window of its own timezone (default 01:00-05:00 local),
 starting at a steady time in the first half; an account whose data has not changed since its
 last snapshot is recorded as checked, without a new snapshot. What an account holds, by the
-fleet's "kind": its folder, its rows of a shared PostgreSQL database, its IMAP mailbox
-("imap") or its CardDAV/CalDAV collections ("dav"), each mail/DAV account logging in with a
+fleet's "kind": its folder, its rows of a shared PostgreSQL or MariaDB database, its IMAP
+mailbox ("imap") or its CardDAV/CalDAV collections ("dav"), each mail/DAV account logging in with a
 password from the fleet's "passwordCommand" (run with the account id as $1) or "passwordFile"
 ("{id}" in the path); passwords are never stored. Accounts come from a folder glob, a file
 (JSON lines or CSV) or an SQL query against PostgreSQL or MariaDB/MySQL. State: a local
