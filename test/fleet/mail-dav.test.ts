@@ -261,3 +261,26 @@ test("restore --account gives an account's mail and contacts back, as files and 
   assert.equal(get.status, 200);
   assert.match(get.text, /UID:dan-c1/);
 });
+
+test("fleet restore --all puts every mail account's messages back on the server, adding only what is missing", async () => {
+  const c = await dove.clientAs("bob");
+  await c.mailboxOpen("INBOX");
+  await c.messageDelete("1:*");
+  await c.logout();
+  const r = await ok(["--json", "fleet", "restore", "--all", "--name", "mail", "--parallel", "2"]);
+  const per = new Map(
+    jsonLines(r.stdout)
+      .filter((m) => m.message_type === "fleet_restore_account")
+      .map((m) => [m.account as string, m]),
+  );
+  assert.deepEqual([...per.keys()].sort(), ["ann", "bob", "cy"]);
+  for (const m of per.values()) assert.equal(m.ok, true, JSON.stringify(m));
+  assert.equal(per.get("bob")?.items, 3);
+  assert.equal(per.get("ann")?.items, 0, "ann's messages were already there");
+  const back = await dove.clientAs("bob");
+  const raws: Buffer[] = [];
+  await back.mailboxOpen("INBOX");
+  for await (const m of back.fetch("1:*", { source: true })) raws.push(m.source!);
+  await back.logout();
+  assert.deepEqual(sorted(raws), sorted(mail.get("bob")!));
+});
