@@ -78,9 +78,12 @@ async function prepare(repo: Repository, def: FleetDef, id: string, info: Accoun
  * Backs up one account for one window, at most once: the account's catalogue is read first (a
  * snapshot for this window already there — a duplicate delivery — is the result, nothing is
  * written); then its change fingerprint (folder mtime tree, rows digest, IMAP folder status,
- * DAV sync-tokens/CTags, or the source's `updated_at`) is compared with the one stored with its newest snapshot: unchanged means no
- * new snapshot, and the check counts towards the RPO. Otherwise a snapshot is taken against the
- * account's own parent (found in the catalogue, never by listing every snapshot).
+ * DAV sync-tokens/CTags, or the source's `updated_at`) is compared with the one stored with its
+ * newest snapshot: unchanged means no new snapshot, and the check counts towards the RPO. A
+ * fingerprint taken before the pull can only be older than what the snapshot holds, so a change
+ * in between costs one more snapshot the next night, never a missed one. Otherwise a snapshot is
+ * taken against the account's own parent (found in the catalogue, never by listing every
+ * snapshot).
  */
 export async function backupAccount(
   repo: Repository,
