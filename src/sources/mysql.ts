@@ -130,6 +130,27 @@ export function mysqlQuery(t: MysqlTarget, sql: string, database?: string): Prom
   return query(t, sql, database);
 }
 
+/**
+ * Runs one query through the client with `--xml` output (column names, and NULL told apart from
+ * the text "NULL"), in the URL's database; returns the XML document as the client printed it.
+ */
+export function mysqlXmlQuery(t: MysqlTarget, sql: string): Promise<string> {
+  return runTool(
+    tool(
+      clientTool(),
+      [
+        `--connect-timeout=${t.params.connect_timeout ?? "10"}`,
+        "--xml",
+        "--default-character-set=utf8mb4",
+        ...(t.database ? [`--database=${t.database}`] : []),
+        "-e",
+        sql,
+      ],
+      t,
+    ),
+  );
+}
+
 /** Tools installed, server reachable, login accepted, database there: before any repository is opened. */
 export async function preflightMysql(t: MysqlTarget): Promise<void> {
   if (!t.database)

@@ -22,7 +22,7 @@ export interface FleetEntry {
 
 export interface FleetSummary extends FleetCounts {
   name: string;
-  kind: "folder" | "rows";
+  kind: FleetDef["kind"];
   repo: string;
   window: string;
   rpoSeconds: number;

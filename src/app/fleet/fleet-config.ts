@@ -3,6 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import { LifeboatError } from "../../core/errors.js";
 import type { AccountList } from "../../sources/accounts/list.js";
+import type { RemoteServer } from "../../sources/accounts/remote.js";
 import type { RowsTable } from "../../sources/accounts/rows.js";
 import { type FleetPolicy, fleetPolicy } from "./policy.js";
 
@@ -22,6 +23,22 @@ const rowsTableSchema = z
     message: 'a rows table needs "owner" (the account column) or "query"',
   });
 
+/** The server of a mail (IMAP) or DAV fleet: one URL, each account logs in as itself. */
+const remoteSchema = z
+  .object({
+    url: z.string().min(1),
+    user: z.string().optional(),
+    passwordCommand: z.string().min(1).optional(),
+    passwordFile: z.string().min(1).optional(),
+    folders: z.array(z.string()).optional(),
+    excludeFolders: z.array(z.string()).optional(),
+    insecure: z.boolean().optional(),
+  })
+  .strict()
+  .refine((r) => (r.passwordCommand === undefined) !== (r.passwordFile === undefined), {
+    message: 'give the accounts\' passwords with "passwordCommand" or "passwordFile" (one of them)',
+  });
+
 export const fleetSchema = z
   .object({
     name: z.string(),
@@ -33,12 +50,17 @@ export const fleetSchema = z
       z.object({ file: z.string() }).strict(),
       z.object({ sql: z.string(), query: z.string() }).strict(),
     ]),
-    /** What an account's backup holds: its folder (the account's `path`) or its rows. */
-    kind: z.enum(["folder", "rows"]).default("folder"),
+    /**
+     * What an account's backup holds: its folder (the account's `path`), its rows, its IMAP
+     * mailbox or its CardDAV/CalDAV collections.
+     */
+    kind: z.enum(["folder", "rows", "imap", "dav"]).default("folder"),
     rows: z
       .object({ url: z.string(), tables: z.array(rowsTableSchema).min(1) })
       .strict()
       .optional(),
+    imap: remoteSchema.optional(),
+    dav: remoteSchema.optional(),
     /** Timezone of accounts whose source gives none. */
     timezone: z.string().optional(),
     window: z.string().optional(),
@@ -65,6 +87,12 @@ export const fleetSchema = z
   .strict()
   .refine((f) => f.kind !== "rows" || f.rows !== undefined, {
     message: 'a fleet of kind "rows" needs "rows": {"url": ..., "tables": [...]}',
+  })
+  .refine((f) => f.kind !== "imap" || f.imap !== undefined, {
+    message: 'a fleet of kind "imap" needs "imap": {"url": "imaps://HOST", "passwordCommand": ...}',
+  })
+  .refine((f) => f.kind !== "dav" || f.dav !== undefined, {
+    message: 'a fleet of kind "dav" needs "dav": {"url": "davs://HOST/PATH", "passwordCommand": ...}',
   });
 export type FleetConfig = z.input<typeof fleetSchema>;
 type ParsedFleet = z.output<typeof fleetSchema>;
@@ -73,8 +101,10 @@ export interface FleetDef {
   readonly name: string;
   readonly policy: FleetPolicy;
   readonly list: AccountList;
-  readonly kind: "folder" | "rows";
+  readonly kind: "folder" | "rows" | "imap" | "dav";
   readonly rows: { url: string; tables: RowsTable[] } | undefined;
+  /** Kinds `imap` and `dav`: the server and where each account's password comes from. */
+  readonly remote: RemoteServer | undefined;
   readonly timezone: string | undefined;
   readonly concurrency: number;
   readonly repository: string | undefined;
@@ -136,6 +166,7 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
     list,
     kind: f.kind,
     rows: f.rows as { url: string; tables: RowsTable[] } | undefined,
+    remote: f.kind === "imap" ? f.imap : f.kind === "dav" ? f.dav : undefined,
     timezone: f.timezone,
     concurrency: f.concurrency,
     repository: f.repository,

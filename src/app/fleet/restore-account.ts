@@ -6,7 +6,10 @@ import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { latestAccountSnapshot } from "../../snapshot/account-catalogue.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
+import { isMysqlUrl } from "../../sources/accounts/mysql-list.js";
+import { pushRemoteAccount } from "../../sources/accounts/remote.js";
 import { restoreRowsAccount } from "../../sources/accounts/rows.js";
+import { restoreMysqlRowsAccount } from "../../sources/accounts/rows-mysql.js";
 import type { FleetDef } from "./fleet-config.js";
 
 /** An account's snapshot: the newest, or the newest at or before `at`; a clear error when none. */
@@ -31,18 +34,23 @@ export async function accountSnapshot(
 export interface AccountRestoreResult {
   account: string;
   snapshot: string;
-  kind: "folder" | "rows";
+  kind: "folder" | "rows" | "imap" | "dav";
   where: string;
   files?: number;
   bytes?: number;
   rows?: number;
+  /** Mail and DAV accounts put back on their server: messages or items added, and those already there. */
+  items?: number;
+  skipped?: number;
   errors: number;
 }
 
 /**
  * Restores one account: a folder account into `target` (default: its own folder, the path it
  * was backed up from), a rows account into the fleet's shared tables for that account alone
- * (or, given `target`, its exported rows as files). Reads only the account's own blobs.
+ * (or, given `target`, its exported rows as files), a mail or DAV account back into the account
+ * on its server (or, given `target`, its messages and items as files). Reads only the
+ * account's own blobs.
  */
 export async function restoreAccount(
   repo: Repository,
@@ -63,11 +71,10 @@ export async function restoreAccount(
           `account ${id} is a rows account and no shared database is known for fleet ${snap.fleet}`,
           "give the fleet (--config FILE with its rows.url), or restore its rows as files with --target DIR",
         );
-      const r = await restoreRowsAccount(repo, snap, {
-        url,
-        tables: def?.rows?.tables ?? meta.tables ?? [],
-        account: id,
-      });
+      const a = { url, tables: def?.rows?.tables ?? meta.tables ?? [], account: id };
+      const r = isMysqlUrl(url)
+        ? await restoreMysqlRowsAccount(repo, snap, a)
+        : await restoreRowsAccount(repo, snap, a);
       return {
         account: id,
         snapshot: snap.id,
@@ -82,6 +89,36 @@ export async function restoreAccount(
       account: id,
       snapshot: snap.id,
       kind: "rows",
+      where: options.target,
+      files: r.files,
+      bytes: r.bytes,
+      errors: r.errors.length,
+    };
+  }
+  if (snap.source === "imap" || snap.source === "dav") {
+    if (!options.target) {
+      if (!def?.remote)
+        throw new LifeboatError(
+          "USAGE",
+          `account ${id} is a ${snap.source === "imap" ? "mail" : "DAV"} account and fleet ${snap.fleet} is not known here, so there are no credentials to log in with`,
+          "give the fleet (--config FILE with its server and passwordCommand), or restore the account's files with --target DIR",
+        );
+      const r = await pushRemoteAccount(repo, snap, def.remote, id);
+      return {
+        account: id,
+        snapshot: snap.id,
+        kind: snap.source,
+        where: r.where,
+        items: r.written,
+        skipped: r.skipped,
+        errors: 0,
+      };
+    }
+    const r = await restore(repo, snap, { target: options.target, subpath: "/" });
+    return {
+      account: id,
+      snapshot: snap.id,
+      kind: snap.source,
       where: options.target,
       files: r.files,
       bytes: r.bytes,

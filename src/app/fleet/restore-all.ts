@@ -8,7 +8,10 @@ import { accountSnapshot, restoreAccount } from "./restore-account.js";
 import type { FleetStore } from "./store.js";
 
 export interface RestoreAllOptions {
-  /** Restore folder accounts under TARGET/<id> (and rows accounts as files) instead of in place. */
+  /**
+   * Restore folder accounts under TARGET/<id> (and rows, mail and DAV accounts as files) instead
+   * of in place (folders, shared tables, the accounts on their servers).
+   */
   target?: string | undefined;
   parallel: number;
   /** Name of the restore run; the same name resumes it (accounts already restored are skipped). */
@@ -33,6 +36,8 @@ export interface AccountOutcome {
   seconds: number;
   files?: number;
   rows?: number;
+  /** Mail/DAV accounts put back on their server: messages or items added. */
+  items?: number;
   error?: string;
 }
 
@@ -110,7 +115,8 @@ export async function restoreAll(
     try {
       const snap = await accountSnapshot(repo, id, { fleet: def.name, at: o.at });
       const target = o.target ? path.join(o.target, encodeURIComponent(id)) : undefined;
-      if (!target && snap.source !== "rows" && o.checkInPlace) await o.checkInPlace(snap.paths[0]!);
+      if (!target && !["rows", "imap", "dav"].includes(snap.source ?? "") && o.checkInPlace)
+        await o.checkInPlace(snap.paths[0]!);
       const r = await restoreAccount(repo, snap, def, { target, intoSharedDb: !o.target });
       out = {
         account: id,
@@ -120,6 +126,7 @@ export async function restoreAll(
         seconds: (Date.now() - t0) / 1000,
         ...(r.files !== undefined ? { files: r.files } : {}),
         ...(r.rows !== undefined ? { rows: r.rows } : {}),
+        ...(r.items !== undefined ? { items: r.items } : {}),
         ...(r.errors > 0 ? { error: `${r.errors} path(s) could not be restored` } : {}),
       };
     } catch (e) {

@@ -116,6 +116,7 @@ export function definitionToStore(def: FleetDef): string {
           : { sql: l.url, query: l.query },
     kind: def.kind,
     ...(def.rows ? { rows: def.rows } : {}),
+    ...(def.remote && (def.kind === "imap" || def.kind === "dav") ? { [def.kind]: def.remote } : {}),
     ...(def.timezone ? { timezone: def.timezone } : {}),
     window: `${String(Math.floor(def.policy.window.start / 60)).padStart(2, "0")}:${String(def.policy.window.start % 60).padStart(2, "0")}-${String(Math.floor(def.policy.window.end / 60)).padStart(2, "0")}:${String(def.policy.window.end % 60).padStart(2, "0")}`,
     rpo: `${Math.round(def.policy.rpoMs / 60_000)}m`,

@@ -42,14 +42,16 @@ export async function restoreAccountCli(
         `--time ${JSON.stringify(flags.time)} is not a time like 2026-11-26T09:15:00Z`,
       );
   }
-  if (!flags.target && !flags.intoSharedDb)
+  const { accountSnapshot, restoreAccount } = await fleetRestore();
+  const snap = await accountSnapshot(repo, flags.account, { fleet: flags.fleet, at });
+  // A mail or DAV account goes back into the account on its server when no --target is given.
+  const remote = snap.source === "imap" || snap.source === "dav";
+  if (!flags.target && !flags.intoSharedDb && !remote)
     throw new LifeboatError(
       "USAGE",
       "restore --account needs --target DIR (or --into-shared-db for a rows account)",
       "e.g. lifeboat restore --account ann --target /tmp/ann",
     );
-  const { accountSnapshot, restoreAccount } = await fleetRestore();
-  const snap = await accountSnapshot(repo, flags.account, { fleet: flags.fleet, at });
   if (flags.intoSharedDb && snap.source !== "rows")
     throw new LifeboatError(
       "USAGE",
@@ -67,7 +69,9 @@ export async function restoreAccountCli(
   c.out.info(
     r.rows !== undefined
       ? `restored ${r.rows} rows of account ${r.account} into ${r.where} in ${secs.toFixed(1)}s (other accounts' rows untouched)`
-      : `restored ${r.files} files (${bytes(r.bytes ?? 0)}) of account ${r.account} to ${r.where} in ${secs.toFixed(1)}s`,
+      : r.items !== undefined
+        ? `restored account ${r.account} into ${r.where}: ${r.items} ${r.kind === "imap" ? "messages" : "items"} added, ${r.skipped ?? 0} already there, in ${secs.toFixed(1)}s (nothing on the server changed or deleted)`
+        : `restored ${r.files} files (${bytes(r.bytes ?? 0)}) of account ${r.account} to ${r.where} in ${secs.toFixed(1)}s`,
   );
   c.out.emit({
     message_type: "summary",
@@ -78,6 +82,8 @@ export async function restoreAccountCli(
     where: r.where,
     files: r.files ?? null,
     rows: r.rows ?? null,
+    items: r.items ?? null,
+    skipped: r.skipped ?? null,
     errors: r.errors,
     seconds: secs,
   });

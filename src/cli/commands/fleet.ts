@@ -41,7 +41,10 @@ const fleetOptions = (cmd: Command) =>
     .option("--window <start-end>", "with --accounts: local window, default 01:00-05:00")
     .option("--rpo <duration>", "with --accounts: recovery point objective, default 24h")
     .option("--timezone <tz>", "with --accounts: timezone of accounts that give none")
-    .option("--kind <kind>", "with --accounts: folder (default) or rows")
+    .option(
+      "--kind <kind>",
+      "with --accounts: folder (default); rows, imap and dav fleets need their server in a config file",
+    )
     .option(
       "--state <file>",
       "the fleet's SQLite state file (default $XDG_STATE_HOME/lifeboat/fleet-NAME.db)",
@@ -80,8 +83,14 @@ export function registerFleet(program: Command, ctx: (c: Command) => CliContext)
       `
 Each account is backed up once per window of its own timezone (default 01:00-05:00 local),
 starting at a steady time in the first half; an account whose data has not changed since its
-last snapshot is recorded as checked, without a new snapshot. State: a local SQLite file, or
-PostgreSQL with "queue" (pg-boss), where any number of hosts run \`fleet run\` as workers.
+last snapshot is recorded as checked, without a new snapshot. What an account holds, by the
+fleet's "kind": its folder, its rows of a shared PostgreSQL or MariaDB database, its IMAP
+mailbox ("imap") or its CardDAV/CalDAV collections ("dav"), each mail/DAV account logging in with a
+password from the fleet's "passwordCommand" (run with the account id as $1) or "passwordFile"
+("{id}" in the path); passwords are never stored. Accounts come from a folder glob, a file
+(JSON lines or CSV) or an SQL query against PostgreSQL or MariaDB/MySQL. State: a local
+SQLite file, or PostgreSQL with "queue" (pg-boss), where any number of hosts run \`fleet run\`
+as workers.
 ${EXIT_CODES}
 
 Examples:
@@ -409,7 +418,7 @@ Examples:
     .requiredOption("--all", "every account of the fleet")
     .option(
       "--target <dir>",
-      "restore under DIR/<account> instead of in place (folders to their paths, rows into the shared tables)",
+      "restore under DIR/<account> instead of in place (folders to their paths, rows into the shared tables, mail and DAV accounts to their servers)",
     )
     .option("--parallel <n>", "accounts restored at once", "8")
     .option("--run <name>", "name of this restore run; the same name resumes it", "default")
@@ -419,7 +428,8 @@ Examples:
       `
 The day everything is lost: each account's newest snapshot (from its catalogue) is restored
 — a folder account into its folder, a rows account into the shared tables for that account
-alone — in priority order (the fleet's "priority": an account field, higher first, or a file of
+alone, a mail or DAV account back into the account on its server (missing messages and items
+added, nothing there changed or deleted) — in priority order (the fleet's "priority": an account field, higher first, or a file of
 ids), several at once. Each result is recorded as it lands: after a crash, the same command
 skips what is already back. Prints one line per account and the total time.
 ${EXIT_CODES}

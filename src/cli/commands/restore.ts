@@ -71,7 +71,7 @@ export function registerRestore(program: Command, ctx: (c: Command) => CliContex
     )
     .option(
       "--account <id>",
-      "a fleet account: its newest snapshot (or the one at --time), no snapshot argument",
+      "a fleet account: its newest snapshot (or the one at --time), no snapshot argument; a mail or DAV account without --target goes back into the account on its server",
     )
     .option("--fleet <name>", "with --account: of this fleet")
     .option(
@@ -116,7 +116,9 @@ Examples:
   lifeboat restore mysql://root@127.0.0.1:3306/wiki --target-db mysql://root:pw@127.0.0.1:3306/wiki_restored
   lifeboat restore --account ann --target /tmp/ann            a fleet account's newest snapshot
   lifeboat restore --account ann --time 2026-11-26T00:00:00Z --target /tmp/ann
-  lifeboat restore --account ann --into-shared-db             its rows back into the shared tables`,
+  lifeboat restore --account ann --into-shared-db             its rows back into the shared tables
+  lifeboat --config fleet.json restore --account bob          a mail/DAV account: missing messages
+                                                              or contacts back into the account`,
     )
     .action(async (spec: string | undefined, flags: RestoreFlags, cmd: Command) => {
       const c = ctx(cmd);

@@ -1,6 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { LifeboatError } from "../../core/errors.js";
+import { isMysqlUrl, mysqlRecords } from "./mysql-list.js";
 import { connect } from "./rows.js";
 
 /**
@@ -21,7 +22,7 @@ export type AccountList =
   | { kind: "glob"; glob: string; timezone?: string; timezones?: string }
   /** A file of accounts: JSON lines (`{"id":..,"timezone":..,...}`) or CSV with a header row. */
   | { kind: "file"; file: string }
-  /** An SQL query against PostgreSQL returning `id, timezone[, updated_at, ...]`. */
+  /** An SQL query against PostgreSQL or MariaDB/MySQL returning `id, timezone[, updated_at, ...]`. */
   | { kind: "sql"; url: string; query: string };
 
 export function describeList(l: AccountList): string {
@@ -225,6 +226,7 @@ function fromRecord(o: Record<string, unknown>, where: string): ListedAccount {
 // --- sql ---------------------------------------------------------------------------------------
 
 async function listSql(l: { url: string; query: string }): Promise<ListedAccount[]> {
+  if (isMysqlUrl(l.url)) return listMysql(l);
   let c: Awaited<ReturnType<typeof connect>>;
   try {
     c = await connect(l.url);
@@ -254,4 +256,30 @@ async function listSql(l: { url: string; query: string }): Promise<ListedAccount
   } finally {
     await c.end().catch(() => {});
   }
+}
+
+/** The same against MariaDB/MySQL (through its client, see mysql-list.ts). */
+async function listMysql(l: { url: string; query: string }): Promise<ListedAccount[]> {
+  let rows: Record<string, string>[];
+  try {
+    rows = await mysqlRecords(l.url, l.query);
+  } catch (e) {
+    const code = (e as LifeboatError).code;
+    if (/not installed/.test((e as Error).message)) throw e;
+    const unreachable = code === "UNREACHABLE" || code === "AUTH_FAILED" || code === "NOT_FOUND";
+    throw new LifeboatError(
+      code ?? "SOURCE_UNREADABLE",
+      `${describeList({ kind: "sql", ...l })}: ${(e as Error).message.split("\n")[0]}`,
+      unreachable
+        ? "check that the database is up and the accounts URL is right (the fleet's other sources go on)"
+        : "fix the accounts query (it must return id, timezone[, updated_at, ...])",
+    );
+  }
+  if (rows.length > 0 && !rows.some((r) => "id" in r))
+    throw new LifeboatError(
+      "USAGE",
+      `${describeList({ kind: "sql", ...l })}: the query returns no id column`,
+      "return the account's id as `id` (and its timezone as `timezone`), e.g. SELECT user_id AS id, tz AS timezone FROM users",
+    );
+  return rows.map((row, i) => fromRecord(row, `query row ${i + 1}`));
 }
