@@ -139,7 +139,11 @@ export class BlobReader {
     } catch {
       return { damaged: expected, nameMatches: storageId(bytes) === packId };
     }
-    const r = await this.decoder().verifyPack(bytes, packId, key, what, expected);
-    return { damaged: r.damaged.map((i) => expected[i]!), nameMatches: r.nameMatches };
+    // A data blob longer than any chunk is damage without decoding it (the worker would size
+    // a scratch buffer by its claim: up to 4 GiB for a crafted zstd bomb).
+    const oversized = expected.filter((b) => oversizedData(b, this.maxChunk()));
+    const rest = oversized.length > 0 ? expected.filter((b) => !oversizedData(b, this.maxChunk())) : expected;
+    const r = await this.decoder().verifyPack(bytes, packId, key, what, rest);
+    return { damaged: [...oversized, ...r.damaged.map((i) => rest[i]!)], nameMatches: r.nameMatches };
   }
 }

@@ -232,6 +232,16 @@ describe("a hostile snapshot: 4 KB names, 10,000 folders deep, zstd bombs", () =
     assert.ok(!names.some((n) => n.includes("bomb")), `bomb output left: ${names.join(", ")}`);
   });
 
+  test("check --read-data names the bombs as damage in bounded memory", async () => {
+    const r = await measured(["check", "--read-data"]);
+    console.log(
+      `check --read-data: exit ${r.code} in ${r.seconds} s, peak RSS ${Math.round(r.maxRssKiB / 1024)} MiB`,
+    );
+    assert.equal(r.code, ExitCode.corruption, show(r));
+    assert.ok(r.maxRssKiB < RSS_LIMIT_KIB, `peak RSS ${r.maxRssKiB} KiB\n${show(r)}`);
+    assert.match(`${r.stdout}${r.stderr}`, /claims 4294967295 bytes|bomb-huge/, show(r));
+  });
+
   test("ls, find and dump walk the tree 10,000 folders deep", async () => {
     const ls = await measured(["ls", snapshotId]);
     assert.equal(ls.code, 0, show(ls));
