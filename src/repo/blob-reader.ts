@@ -7,7 +7,7 @@ import { names } from "./config.js";
 import type { IndexState } from "./index-state.js";
 import type { KeyRing } from "./key-ring.js";
 import type { IndexedBlob } from "./master-index.js";
-import { decodeBlob, PACK_PREFIX, parsePrefix } from "./pack.js";
+import { decodeBlob, oversizedData, PACK_PREFIX, parsePrefix } from "./pack.js";
 import { PackReader } from "./pack-reader.js";
 
 /** Blobs from this stored size up are decrypted, decompressed and verified on worker threads
@@ -39,6 +39,8 @@ export class BlobReader {
     private readonly decoder: () => BlobPool,
     /** Reads the index again (see `moved`); concurrent callers share one reload. */
     private readonly reindex: () => Promise<void>,
+    /** The chunker's maximum: no data blob of this repository is larger (see oversizedData). */
+    private readonly maxChunk: () => number,
   ) {}
 
   /**
@@ -71,11 +73,13 @@ export class BlobReader {
           "run `lifeboat repair index`; if the pack is gone, `lifeboat repair snapshots`",
         );
       }
+      const oversized = oversizedData(loc, this.maxChunk());
+      if (oversized) throw new CorruptionError(`blob ${id.toString("hex")}`, oversized, [id.toString("hex")]);
       const what = names.pack(loc.packId);
       this.reader ??= new PackReader(this.backend);
       let sealed: Buffer;
       try {
-        sealed = await this.reader.read(loc.packId, loc.offset, loc.length);
+        sealed = await this.reader.read(loc.packId, loc.offset, loc.length, loc.type === BlobType.tree);
         // A short answer is read once more before it counts as a truncated pack (storage may
         // answer short once without an error).
         if (sealed.length !== loc.length)
@@ -135,7 +139,11 @@ export class BlobReader {
     } catch {
       return { damaged: expected, nameMatches: storageId(bytes) === packId };
     }
-    const r = await this.decoder().verifyPack(bytes, packId, key, what, expected);
-    return { damaged: r.damaged.map((i) => expected[i]!), nameMatches: r.nameMatches };
+    // A data blob longer than any chunk is damage without decoding it (the worker would size
+    // a scratch buffer by its claim: up to 4 GiB for a crafted zstd bomb).
+    const oversized = expected.filter((b) => oversizedData(b, this.maxChunk()));
+    const rest = oversized.length > 0 ? expected.filter((b) => !oversizedData(b, this.maxChunk())) : expected;
+    const r = await this.decoder().verifyPack(bytes, packId, key, what, rest);
+    return { damaged: [...oversized, ...r.damaged.map((i) => rest[i]!)], nameMatches: r.nameMatches };
   }
 }

@@ -19,7 +19,7 @@ import {
 } from "./blob-pool.js";
 import { names } from "./config.js";
 import type { IndexedBlob } from "./master-index.js";
-import { PACK_PREFIX } from "./pack.js";
+import { oversizedData, PACK_PREFIX } from "./pack.js";
 
 /** One file to restore (see FileRestorer). */
 export interface FileToRestore {
@@ -51,6 +51,8 @@ export interface RestoreFilesOptions {
 export interface RestorerParts {
   backend: Backend;
   lookup(id: Buffer): IndexedBlob | undefined;
+  /** The chunker's maximum: no data blob of this repository is larger (see oversizedData). */
+  maxChunk: number;
   /** Reads the index again (a prune may have moved blobs); concurrent callers share one read. */
   reindex(): Promise<void>;
   /** See BlobReader.packKey. */
@@ -176,6 +178,11 @@ export class FileRestorer {
             "run `lifeboat repair index`; if the pack is gone, `lifeboat repair snapshots`",
           ),
         );
+        return undefined;
+      }
+      const oversized = oversizedData(loc, this.parts.maxChunk);
+      if (oversized) {
+        this.finish(f, new CorruptionError(`blob ${hex}`, oversized, [hex]));
         return undefined;
       }
       out.push([loc, pos]);

@@ -172,6 +172,20 @@ export function entryProblem(e: BlobLocation): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a data blob cannot be one this repository wrote, or undefined: every data blob is a
+ * chunk (at most the chunker's maximum) or a small file (below its minimum; copy and heal
+ * chunk again with this repository's chunker). Readers size their buffers by the raw length,
+ * so a crafted index claiming up to 4 GiB for a zstd bomb must stop here, not at an allocation.
+ */
+export function oversizedData(
+  loc: { type: number; rawLength: number },
+  maxChunk: number,
+): string | undefined {
+  if (loc.type !== BlobType.data || loc.rawLength <= maxChunk) return undefined;
+  return `claims ${loc.rawLength} bytes, more than the largest chunk of this repository (${maxChunk})`;
+}
+
 function decodeEntries(buf: Buffer, what: string): BlobLocation[] {
   if (buf.length < 4) throw new CorruptionError(what, "pack header too short");
   const n = buf.readUInt32LE(0);

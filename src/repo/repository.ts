@@ -144,6 +144,7 @@ export class Repository {
       this.index,
       () => this.decoderPool(),
       () => this.reindex(),
+      () => this.currentConfig.chunker.max,
     );
   }
 
@@ -682,6 +683,7 @@ export class Repository {
       {
         backend: this.backend,
         lookup: (id) => this.index.get(id),
+        maxChunk: this.currentConfig.chunker.max,
         reindex: () => this.reindex(),
         packKey: (packId, type, prefix) => this.reader.packKey(packId, type, prefix),
         pool: () => this.decoderPool(),

@@ -2,6 +2,11 @@ import { LifeboatError, UNREACHABLE_CODES } from "../../core/errors.js";
 import { SourceError } from "../child-stream.js";
 import { child, childrenOf, NS, parseXml, type XmlElement, type XmlError } from "./xml.js";
 
+const MIB = 1024 * 1024;
+/** The largest DAV answer read (a multiget REPORT of 100 items, photos and attachments
+ * included, stays far below it). */
+const MAX_BODY = 256 * MIB;
+
 /** Where to pull from or push to: `dav://USER@HOST[:PORT]/[PATH]` (HTTP) or `davs://` (HTTPS). */
 export interface DavTarget {
   secure: boolean;
@@ -234,7 +239,7 @@ export class DavClient {
       }
       let body: Buffer;
       try {
-        body = Buffer.from(await res.arrayBuffer());
+        body = await this.readBody(res, method, url);
       } catch (e) {
         throw this.networkError(e);
       }
@@ -246,6 +251,29 @@ export class DavClient {
         );
       return { status: res.status, url, headers: res.headers, body, text: body.toString("utf8") };
     }
+  }
+
+  /**
+   * The body of an answer, refused past MAX_BODY: a server that never stops sending (or sends
+   * gigabytes) would otherwise fill memory until the request's timeout.
+   */
+  private async readBody(res: Response, method: string, url: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let n = 0;
+    if (!res.body) return Buffer.alloc(0);
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      n += chunk.length;
+      if (n > MAX_BODY) {
+        await res.body.cancel().catch(() => {});
+        throw new LifeboatError(
+          "SOURCE_UNREADABLE",
+          `${method} ${new URL(url).pathname} at ${this.where()} answered more than ${MAX_BODY / MIB} MiB; refused`,
+          "check the server: no DAV answer lifeboat asks for is that large",
+        );
+      }
+      parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    }
+    return Buffer.concat(parts, n);
   }
 
   private networkError(e: unknown): LifeboatError {

@@ -162,11 +162,30 @@ export async function connectImap(o: ImapConnectOptions): Promise<ImapFlow> {
   });
   // A dropped connection surfaces as a rejected command; this only keeps the emitter quiet.
   client.on("error", () => {});
+  // imapflow times out a silent server, not one that keeps talking without ever answering the
+  // command (garbage after the greeting): the whole login gets one deadline of its own.
+  const limit = o.timeoutMs ?? 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new LifeboatError(
+            "UNREACHABLE",
+            `IMAP server ${t.host}:${t.port} did not complete the login within ${limit / 1000} s`,
+            "check that the address is an IMAP server; run the pull again",
+          ),
+        ),
+      limit,
+    );
+  });
   try {
-    await client.connect();
+    await Promise.race([client.connect(), deadline]);
   } catch (e) {
     client.close();
     throw imapError(e, t, o.accessToken !== undefined ? "oauth2" : "password");
+  } finally {
+    clearTimeout(timer);
   }
   return client;
 }
