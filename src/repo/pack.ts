@@ -172,18 +172,23 @@ export function entryProblem(e: BlobLocation): string | undefined {
   return undefined;
 }
 
+/** No data blob lifeboat writes is near this: chunks are at most the chunker's maximum, SQLite
+ * files and replication pages are stored in 64 KiB pieces, small files are below the minimum. */
+const DATA_BLOB_FLOOR = 64 * 1024 * 1024;
+
 /**
- * Why a data blob cannot be one this repository wrote, or undefined: every data blob is a
- * chunk (at most the chunker's maximum) or a small file (below its minimum; copy and heal
- * chunk again with this repository's chunker). Readers size their buffers by the raw length,
- * so a crafted index claiming up to 4 GiB for a zstd bomb must stop here, not at an allocation.
+ * Why a data blob cannot be one lifeboat wrote, or undefined: above the larger of the chunker's
+ * maximum and 64 MiB (DATA_BLOB_FLOOR, so fixed-size pieces and repositories with small chunks
+ * are never refused). Readers size their buffers by the raw length, so a crafted index claiming
+ * up to 4 GiB for a zstd bomb must stop here, not at an allocation.
  */
 export function oversizedData(
   loc: { type: number; rawLength: number },
   maxChunk: number,
 ): string | undefined {
-  if (loc.type !== BlobType.data || loc.rawLength <= maxChunk) return undefined;
-  return `claims ${loc.rawLength} bytes, more than the largest chunk of this repository (${maxChunk})`;
+  const limit = Math.max(maxChunk, DATA_BLOB_FLOOR);
+  if (loc.type !== BlobType.data || loc.rawLength <= limit) return undefined;
+  return `claims ${loc.rawLength} bytes, more than any data blob lifeboat writes (${limit})`;
 }
 
 function decodeEntries(buf: Buffer, what: string): BlobLocation[] {
