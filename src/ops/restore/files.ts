@@ -1,6 +1,6 @@
 import fsSync from "node:fs";
 import path from "node:path";
-import { failure, itemError } from "../../core/errors.js";
+import { failure, isLifeboatError, itemError } from "../../core/errors.js";
 import { displayName, fsPath } from "../../core/names.js";
 import type { FileMeta } from "../../fsio/file-write.js";
 import type { FileToRestore } from "../../repo/repository.js";
@@ -90,8 +90,9 @@ export class FileBatcher implements FileSink {
     await Promise.all(this.verifying);
   }
 
-  private async write(files: FileToRestore[], items: Item[]): Promise<void> {
+  private async write(files: FileToRestore[], items: Item[], lastTry = false): Promise<void> {
     const { ctx } = this;
+    const gone: number[] = [];
     await ctx.repo.restoreFiles(files, {
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onBytes: (n) => {
@@ -101,7 +102,11 @@ export class FileBatcher implements FileSink {
       onFile: (i, outcome) => {
         const item = items[i]!;
         if (!outcome.ok) {
-          ctx.result.errors.push(itemError(item.rel, outcome.error, "UNWRITABLE"));
+          // A pack a prune deleted while this batch ran, its blobs moved to where the restorer
+          // did not follow them: tried once more below, with the index read again.
+          const packGone = isLifeboatError(outcome.error) && outcome.error.code === "NOT_FOUND";
+          if (packGone && !lastTry) gone.push(i);
+          else ctx.result.errors.push(itemError(item.rel, outcome.error, "UNWRITABLE"));
           return;
         }
         reportXattrProblems(ctx, item.rel, outcome.notes);
@@ -111,6 +116,14 @@ export class FileBatcher implements FileSink {
         void this.verifyLater(item.node, item.dest, item.rel);
       },
     });
+    if (gone.length === 0) return;
+    // A failed file leaves nothing behind, so it is simply written again.
+    await ctx.repo.reloadIndex();
+    await this.write(
+      gone.map((i) => files[i]!),
+      gone.map((i) => items[i]!),
+      true,
+    );
   }
 
   /** With --verify, re-reads the file and compares it with the snapshot (a few at a time). */
