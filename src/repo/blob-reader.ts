@@ -139,10 +139,12 @@ export class BlobReader {
     } catch {
       return { damaged: expected, nameMatches: storageId(bytes) === packId };
     }
-    // A data blob longer than any chunk is damage without decoding it (the worker would size
-    // a scratch buffer by its claim: up to 4 GiB for a crafted zstd bomb).
-    const oversized = expected.filter((b) => oversizedData(b, this.maxChunk()));
-    const rest = oversized.length > 0 ? expected.filter((b) => !oversizedData(b, this.maxChunk())) : expected;
+    // A data blob longer than any lifeboat writes is damage without decoding it (the worker
+    // would size a scratch buffer by its claim: up to 4 GiB for a crafted zstd bomb).
+    const oversized: typeof expected = [];
+    const rest: typeof expected = [];
+    const max = this.maxChunk();
+    for (const b of expected) (oversizedData(b, max) ? oversized : rest).push(b);
     const r = await this.decoder().verifyPack(bytes, packId, key, what, rest);
     return { damaged: [...oversized, ...r.damaged.map((i) => rest[i]!)], nameMatches: r.nameMatches };
   }
