@@ -47,7 +47,7 @@ const fleetOptions = (cmd: Command) =>
     )
     .option(
       "--state <file>",
-      "the fleet's SQLite state file (default $XDG_STATE_HOME/lifeboat/fleet-NAME.db)",
+      "the fleet's SQLite state file (default the shared $XDG_STATE_HOME/lifeboat/state.db, or a fleet-NAME.db an earlier version left)",
     )
     .option(
       "--queue <url>",

@@ -156,7 +156,7 @@ Examples:
 Runs each job when its \`every\` has passed, one at a time, and sends a notice when a job has not
 succeeded for two of its periods. The config file's \`fleets\` run in the same process, on the
 same tick, each account in its own night (docs/fleet.md). Jobs and fleets share one state store,
-$XDG_STATE_HOME/lifeboat/state.db (a fleet with its own \`state\` or \`queue\` keeps it there).
+$XDG_STATE_HOME/lifeboat/state.db (a fleet with its own \`state\` file or \`queue\` keeps its own).
 SIGTERM or Ctrl-C stop it after the job and the account runs in progress.
 Run it from systemd (Restart=always) or a login session.`,
     )
