@@ -118,6 +118,7 @@ export async function startFleetLoop(f: OpenFleet, repo: Repository, o: RunOptio
   let lastSync = Date.now();
   let drillDay = "";
   let drillTried = Date.now();
+  let drilling: Promise<void> | undefined;
   const housekeeping = async () => {
     if (o.once) return;
     if (Date.now() - lastSync > RESYNC_MS) {
@@ -127,13 +128,23 @@ export async function startFleetLoop(f: OpenFleet, repo: Repository, o: RunOptio
     }
     // The night's drills once a day, after there is something to drill (tried at most hourly).
     const day = new Date(rt.now()).toISOString().slice(0, 10);
-    if (o.drills !== false && day !== drillDay && Date.now() - drillTried > 3_600_000) {
+    // In the background: the tick (and the daemon's jobs beside it) goes on meanwhile.
+    if (o.drills !== false && !drilling && day !== drillDay && Date.now() - drillTried > 3_600_000) {
       drillTried = Date.now();
-      const d = await drillSample(rt).catch(() => ({ drilled: 0, failed: 0 }));
-      if (d.drilled > 0) drillDay = day;
+      drilling = drillSample(rt)
+        .then(
+          (d) => {
+            if (d.drilled > 0) drillDay = day;
+          },
+          () => {},
+        )
+        .finally(() => {
+          drilling = undefined;
+        });
     }
   };
   const summary = async (): Promise<RunSummary> => {
+    await drilling;
     const drills = o.drills === false || !o.once ? { drilled: 0, failed: 0 } : await drillSample(rt);
     return { fleet: f.def.name, sync, counts, drills, seconds: (Date.now() - started) / 1000 };
   };
