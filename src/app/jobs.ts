@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { LifeboatError } from "../core/errors.js";
+import { processIdentity } from "../core/process-identity.js";
 import { parseDuration } from "../ops/forget/policy.js";
 import { expandHome, type Job } from "./config.js";
 import { type LocalDb, localStateDir, localStatePath, openLocalDb } from "./local-state.js";
@@ -15,6 +16,8 @@ export interface JobState {
   /** A run in progress: when it started and the process running it (on this host). */
   runningSince?: string;
   runningPid?: number;
+  /** Which process had that pid (core/process-identity.ts): pids are reused within minutes. */
+  runningProc?: string;
 }
 
 /** The JSON file where versions before the shared state store kept the jobs' state. */
@@ -28,10 +31,12 @@ export function isRunningElsewhere(state: JobState | undefined): boolean {
   if (!pid || pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+  if (state?.runningProc === undefined) return true;
+  const now = processIdentity(pid);
+  return now === undefined || now === state.runningProc;
 }
 
 /**
@@ -111,7 +116,13 @@ export class JobStore {
     await this.update(job.name, (s) => {
       if (!isDue(job, s, now) || isRunningElsewhere(s)) return undefined;
       claimed = true;
-      return { ...s, runningSince: new Date(now).toISOString(), runningPid: process.pid };
+      const proc = processIdentity(process.pid);
+      return {
+        ...s,
+        runningSince: new Date(now).toISOString(),
+        runningPid: process.pid,
+        ...(proc !== undefined ? { runningProc: proc } : {}),
+      };
     });
     return claimed;
   }
@@ -121,7 +132,7 @@ export class JobStore {
     // 3 (some files unreadable) and 4 (flagged) still saved a snapshot: the run happened.
     const saved = code === 0 || code === 3 || code === 4;
     await this.update(name, (prev) => {
-      const { runningSince: _since, runningPid: _pid, ...s } = prev ?? {};
+      const { runningSince: _since, runningPid: _pid, runningProc: _proc, ...s } = prev ?? {};
       const next: JobState = { ...s, lastRun: started, lastExitCode: code };
       if (saved) {
         next.lastSuccess = started;

@@ -1,8 +1,8 @@
 import os from "node:os";
 import { mapLimit } from "../core/concurrency.js";
 import { CorruptionError, isLifeboatError } from "../core/errors.js";
+import { processIdentity } from "../core/process-identity.js";
 import { needsFullKey } from "./key-ring.js";
-import { processIdentity } from "./process-identity.js";
 import type { StoredRecord } from "./record-store.js";
 import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
 import type { Repository } from "./repository.js";

@@ -9,6 +9,7 @@ import { test } from "node:test";
 import type { Backend } from "../../src/backend/backend.js";
 import type { MemoryBackend } from "../../src/backend/memory.js";
 import { LifeboatError } from "../../src/core/errors.js";
+import { processIdentity } from "../../src/core/process-identity.js";
 import { check } from "../../src/ops/check/check.js";
 import { prune } from "../../src/ops/prune/prune.js";
 import { names } from "../../src/repo/config.js";
@@ -19,7 +20,6 @@ import {
   SESSION_STALE_MS,
   startSession,
 } from "../../src/repo/gc-plan.js";
-import { processIdentity } from "../../src/repo/process-identity.js";
 import { planKind, sessionKind } from "../../src/repo/records-gc.js";
 import { Repository } from "../../src/repo/repository.js";
 import type { TreeSource } from "../../src/snapshot/source.js";
