@@ -9,11 +9,15 @@ import { LifeboatError } from "../../core/errors.js";
  *
  * Each command gets a byte budget from what it asks for (a LIST: 8 MiB; a FETCH of message
  * sources: their sizes as the server stated them, plus framing); more than that is refused. It
- * fails when nothing arrives for IMAP_IDLE_MS, and when it takes longer than IMAP_IDLE_MS plus its
- * budget at IMAP_MIN_RATE (a LIST: 60 + 128 s). Bytes are counted by imapflow
+ * fails when nothing arrives for IMAP_IDLE_MS, and when it takes longer than IMAP_MIN_TIME_MS or
+ * IMAP_IDLE_MS plus its budget at IMAP_MIN_RATE, whichever is longer (a LIST: 5 min; a FETCH of
+ * 100 MiB of messages: 60 + 1776 s). Bytes are counted by imapflow
  * (`client.stats().received`); the connection is closed on failure, which ends the command.
  */
 export const IMAP_IDLE_MS = 60_000;
+/** Every command may take this long (a server may be slow to open a large folder, saying
+ * "* OK still here" meanwhile), and longer when its budget at IMAP_MIN_RATE takes longer. */
+export const IMAP_MIN_TIME_MS = 5 * 60_000;
 /** Bytes per second a command's answer must at least average (its time bound). */
 export const IMAP_MIN_RATE = 64 * 1024;
 const MiB = 1024 * 1024;
@@ -73,7 +77,7 @@ export function boundedCommand<T>(
   const received = () => client.stats().received;
   const start = received();
   const t0 = Date.now();
-  const limitMs = IMAP_IDLE_MS + Math.ceil((budget / IMAP_MIN_RATE) * 1000);
+  const limitMs = Math.max(IMAP_MIN_TIME_MS, IMAP_IDLE_MS + Math.ceil((budget / IMAP_MIN_RATE) * 1000));
   let seen = 0;
   let lastAt = t0;
   return new Promise<T>((resolve, reject) => {
