@@ -1,10 +1,11 @@
 /**
- * Endpoints that answer garbage, endless streams or huge literals: a tiny IMAP server (a TCP
- * server on 127.0.0.1 that greets, then answers garbage or a literal that never ends), a DAV
- * server (HTTP answering endless or malformed XML) and an S3 endpoint (HTTP answering garbage
- * or an endless body). `pull imap://`, `pull dav://` and a backup to the s3: repository must
- * each fail with one clear error line and a documented exit code, within a bounded time and
- * with bounded memory (peak RSS measured with GNU time).
+ * Endpoints that answer garbage, endless streams, huge literals or nothing: a tiny IMAP server
+ * (a TCP server on 127.0.0.1 that greets, then answers garbage or a literal that never ends; or
+ * logs in and then answers LIST, EXAMINE or FETCH with junk, a literal or silence), a DAV server
+ * (HTTP answering endless or malformed XML) and an S3 endpoint (HTTP answering garbage, an
+ * endless object body or listing, or a body that trickles). `pull imap://`, `pull dav://` and a
+ * backup to the s3: repository must each fail with one clear error line and a documented exit
+ * code, within a bounded time and with bounded memory (peak RSS measured with GNU time).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -186,6 +187,20 @@ async function httpServer(handler: http.RequestListener): Promise<number> {
 }
 
 const pullEnv = () => ({ ...ws.env, LIFEBOAT_SOURCE_PASSWORD: "secret" });
+const s3Env = (port: number, repo: string) => ({
+  ...baseEnv(),
+  LIFEBOAT_PASSWORD: PW,
+  LIFEBOAT_REPOSITORY: `s3:http://127.0.0.1:${port}/bucket/${repo}`,
+  AWS_ACCESS_KEY_ID: "key",
+  AWS_SECRET_ACCESS_KEY: "secret",
+  AWS_REGION: "us-east-1",
+});
+const src = async () => {
+  const d = path.join(ws.base, "src");
+  await fs.mkdir(d, { recursive: true });
+  await fs.writeFile(path.join(d, "a.txt"), "some data\n");
+  return d;
+};
 
 describe("an IMAP server that answers garbage or endless literals", () => {
   test("garbage after the greeting", async () => {
@@ -271,17 +286,6 @@ describe("an IMAP server that logs in, then answers garbage, junk or nothing", (
       /IMAP server .*Literal size \d+ exceeds/,
     );
   });
-
-  test("nothing at all in answer to FETCH (60 s)", async () => {
-    const port = await imapAfterLogin({ ...oneFolder, FETCH: () => true });
-    const o = await measured(["pull", `imap://ann@127.0.0.1:${port}`], pullEnv());
-    assertClean(
-      "imap silent after login",
-      o,
-      ExitCode.unreachable,
-      /IMAP server .* sent nothing for 60 s in answer to FETCH/,
-    );
-  });
 });
 
 describe("a DAV server that answers endless or malformed XML", () => {
@@ -318,21 +322,6 @@ describe("a DAV server that answers endless or malformed XML", () => {
 });
 
 describe("an S3 endpoint that answers garbage or an endless body", () => {
-  const s3Env = (port: number, repo: string) => ({
-    ...baseEnv(),
-    LIFEBOAT_PASSWORD: PW,
-    LIFEBOAT_REPOSITORY: `s3:http://127.0.0.1:${port}/bucket/${repo}`,
-    AWS_ACCESS_KEY_ID: "key",
-    AWS_SECRET_ACCESS_KEY: "secret",
-    AWS_REGION: "us-east-1",
-  });
-  const src = async () => {
-    const d = path.join(ws.base, "src");
-    await fs.mkdir(d, { recursive: true });
-    await fs.writeFile(path.join(d, "a.txt"), "some data\n");
-    return d;
-  };
-
   test("garbage with status 200", async () => {
     const port = await httpServer((_req, res) => {
       res.writeHead(200, { "content-type": "application/xml" });
@@ -387,8 +376,22 @@ describe("an S3 endpoint that answers garbage or an endless body", () => {
       /S3 endpoint .* answered more than 8 MiB .*; refused/,
     );
   });
+});
 
-  test("a body that trickles a byte a second", async () => {
+// Each of these waits out a bound of about a minute, so they run side by side.
+describe("servers that stop answering", { concurrency: true }, () => {
+  test("an IMAP server that logs in, then answers FETCH with nothing (60 s)", async () => {
+    const port = await imapAfterLogin({ ...oneFolder, FETCH: () => true });
+    const o = await measured(["pull", `imap://ann@127.0.0.1:${port}`], pullEnv());
+    assertClean(
+      "imap silent after login",
+      o,
+      ExitCode.unreachable,
+      /IMAP server .* sent nothing for 60 s in answer to FETCH/,
+    );
+  });
+
+  test("an S3 body that trickles a byte a second (2 × 30 s)", async () => {
     const port = await httpServer((req, res) => {
       res.writeHead(200, { "content-type": "application/octet-stream" });
       if (req.method === "HEAD") return void res.end();
