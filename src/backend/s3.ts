@@ -365,6 +365,8 @@ export function s3Backend(options: S3BackendOptions): Backend {
       // `requestTimeout` would only log a warning: bodies are bounded by s3-bounds.ts instead.
       socketTimeout: S3_IDLE_MS,
       requestTimeout: 0,
+      // Derived from requestTimeout otherwise (10 s): keep the SDK's "sockets busy" warning rare.
+      socketAcquisitionWarningTimeout: 130_000,
       httpAgent: new http.Agent(agentOpts),
       httpsAgent: new https.Agent(agentOpts),
     },
