@@ -73,7 +73,7 @@ before(async () => {
     INSERT INTO users VALUES ('ann'), ('bob');
     CREATE TABLE contacts (id int PRIMARY KEY, owner text NOT NULL);
     INSERT INTO contacts VALUES (1, 'ann'), (2, 'ann'), (3, 'bob');
-    CREATE TABLE notes (id int PRIMARY KEY, contact int NOT NULL, body text NOT NULL);
+    CREATE TABLE notes (id int PRIMARY KEY, contact int NOT NULL REFERENCES contacts DEFERRABLE, body text NOT NULL);
     INSERT INTO notes SELECT c.id * 10 + k, c.id, 'note ' || k || ' of ' || c.owner || ' — ✓'
       FROM contacts c, generate_series(1, 2) k;`);
 });

@@ -208,6 +208,8 @@ export async function restoreRowsAccount(
   const result: RowsRestoreResult = { tables: {}, deleted: {} };
   try {
     await c.query("BEGIN");
+    // Constraints declared DEFERRABLE between the tables are checked at COMMIT, once every table is back.
+    await c.query("SET CONSTRAINTS ALL DEFERRED");
     for (const t of a.tables) {
       const del = deleteSql(t);
       const lines = rows.get(t.table) ?? [];
