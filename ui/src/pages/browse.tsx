@@ -121,7 +121,8 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
             value={snapId}
             onChange={(e) => go(["browse", repo, e.currentTarget.value], { path })}
           >
-            {(siblings.data ?? [snap.data])
+            {/* An account snapshot has no siblings in the repository's listing (its fleet lists them). */}
+            {(siblings.data?.some((s) => s.id === snapId) ? siblings.data : [snap.data])
               .slice()
               .reverse()
               .map((s) => (

@@ -14,6 +14,7 @@ interface Overview {
     jobs: string[];
     error: string | null;
     snapshots?: number;
+    accountSnapshots?: number;
     sources?: number;
     logicalBytes?: number;
     packs?: number;
@@ -96,7 +97,10 @@ export function Overview({ me }: { me: Me }) {
                 ) : (
                   <>
                     <div class="figures">
-                      <span>{plural(r.snapshots ?? 0, "snapshot")}</span>
+                      <span>
+                        {plural(r.snapshots ?? 0, "snapshot")}
+                        {r.accountSnapshots ? ` (${r.accountSnapshots} of fleet accounts)` : ""}
+                      </span>
                       <span>{plural(r.sources ?? 0, "source")}</span>
                       <span>
                         {bytes(r.logicalBytes)} logical · {bytes(r.packBytes)} stored in{" "}
