@@ -31,8 +31,10 @@ interface RestoreAllPreview {
   run: string;
   parallel: number;
   at: string | null;
-  into: "target" | "shared-tables" | "own-folders";
+  into: "target" | "shared-tables" | "own-folders" | "servers";
   target: { path: string; exists: boolean } | null;
+  /** Mail and DAV accounts restored in place go back to this server. */
+  server: string | null;
   sharedDb: string | null;
   first: {
     account: string;
@@ -184,6 +186,14 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
   );
 }
 
+/** Where a whole-service restore puts each kind of account without a target (fleet restore --all). */
+const IN_PLACE: Record<string, string> = {
+  folder: "folder accounts back into their own folders (which must lie under the restore roots)",
+  rows: "rows back into the fleet's shared tables, for each account alone",
+  imap: "mail back into each account on the fleet's mail server (its folders and messages; nothing is written on this host)",
+  dav: "address books and calendars back into each account on the fleet's DAV server (nothing is written on this host)",
+};
+
 /** The day everything is lost: every account back, with a dry run first and progress after. */
 function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }) {
   const [target, setTarget] = useState("");
@@ -203,14 +213,15 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
     <div class="card form" data-testid="restore-all">
       <h2>Whole-service restore</h2>
       <p class="muted">
-        Every account from its newest snapshot (or the newest at a time), in priority order, several at once;
-        {kind === "rows"
-          ? " rows back into the shared tables for each account alone,"
-          : " folders back into their own folders (under the restore roots),"}{" "}
-        or under a folder of your choice. A run that stops resumes where it stopped.
+        Every account from its newest snapshot (or the newest at a time), in priority order, several at once:{" "}
+        {IN_PLACE[kind] ?? IN_PLACE.folder}; or, given a target folder, under it{" "}
+        {kind === "folder"
+          ? "(each account in its own subfolder)"
+          : "as files (each account in its own subfolder)"}
+        . A run that stops resumes where it stopped.
       </p>
       <label>
-        Target folder (empty: in place)
+        Target folder (empty: {kind === "imap" || kind === "dav" ? "back onto the server" : "in place"})
         <input name="all-target" value={target} onInput={(e) => setTarget(e.currentTarget.value)} />
       </label>
       <label>
@@ -277,10 +288,12 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
               : ""}
           </strong>{" "}
           {preview.into === "target"
-            ? `under ${preview.target?.path}`
+            ? `under ${preview.target?.path}${kind === "folder" ? "" : ", as files"}`
             : preview.into === "shared-tables"
               ? `into the shared tables of ${preview.sharedDb}`
-              : "into their own folders"}
+              : preview.into === "servers"
+                ? `back into each account on ${preview.server ?? "its server"} (nothing is written on this host)`
+                : "into their own folders"}
           , {preview.parallel} at once{preview.at ? `, as at ${time(preview.at)}` : ""}. First in order:
           <table class="grid">
             <tbody>
