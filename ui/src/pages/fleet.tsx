@@ -1,23 +1,16 @@
 import { useState } from "preact/hooks";
+import { type AccountRow, api, type FleetSummary, type Me, q, type SourceState, type Task } from "../api";
 import {
-  type AccountRow,
-  api,
-  type FleetSummary,
-  followTask,
-  type Me,
-  q,
-  type SourceState,
-  type Task,
-} from "../api";
-import {
-  ActionButton,
   ErrorBox,
   Loading,
   Pager,
+  type SortOrder,
+  SortTh,
   StateBadge,
   TaskProgress,
   usePoll,
 } from "../components/common";
+import { RestoreButtons } from "../components/restore-buttons";
 import { age, ago, plural, time } from "../format";
 import { href, type Route } from "../router";
 
@@ -55,7 +48,7 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
   const name = route.parts[1] ?? "";
   const [filter, setFilter] = useState<SourceState | "">((route.params.get("state") as SourceState) ?? "");
   const [search, setSearch] = useState("");
-  const [sort, setSort] = useState<{ by: string; order: "asc" | "desc" }>({ by: "state", order: "asc" });
+  const [sort, setSort] = useState<SortOrder>({ by: "state", order: "asc" });
   const [offset, setOffset] = useState(0);
   const base = `/api/fleets/${encodeURIComponent(name)}`;
   const sum = usePoll(() => api<FleetSummary>(base), [name], 5000);
@@ -67,15 +60,7 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
     [name, offset, search, filter, sort.by, sort.order],
     5000,
   );
-  const head = (by: string, label: string) => (
-    <th
-      class="sortable"
-      onClick={() => setSort((s) => ({ by, order: s.by === by && s.order === "asc" ? "desc" : "asc" }))}
-    >
-      {label}
-      {sort.by === by ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
-    </th>
-  );
+  const head = (by: string, label: string) => <SortTh by={by} label={label} sort={sort} onSort={setSort} />;
   const f = sum.data;
   return (
     <div>
@@ -201,7 +186,6 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
   const [parallel, setParallel] = useState("8");
   const [preview, setPreview] = useState<RestoreAllPreview | null>(null);
   const [task, setTask] = useState<Task | null>(null);
-  const [err, setErr] = useState<unknown>(null);
   if (me.role === "viewer") return <p class="muted">The whole-service restore needs the operator role.</p>;
   const body = () => ({
     ...(target ? { target } : {}),
@@ -245,40 +229,19 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
           onInput={(e) => setParallel(e.currentTarget.value)}
         />
       </label>
-      <div class="toolbar">
-        <ActionButton
-          name="all-preview"
-          onClick={async () => {
-            setErr(null);
-            setPreview(null);
-            try {
-              setPreview(await api<RestoreAllPreview>(`${base}/preview`, { body: body() }));
-            } catch (e) {
-              setErr(e);
-            }
-          }}
-        >
-          Preview (dry run)
-        </ActionButton>
-        <ActionButton
-          name="all-restore"
-          kind="danger"
-          disabled={!preview || (task !== null && (task.state === "running" || task.state === "queued"))}
-          onClick={async () => {
-            setErr(null);
-            try {
-              const t = await api<Task>(base, { body: body() });
-              setTask(t);
-              followTask(t.id, setTask);
-            } catch (e) {
-              setErr(e);
-            }
-          }}
-        >
-          Restore every account
-        </ActionButton>
-      </div>
-      <ErrorBox error={err} />
+      <RestoreButtons
+        names={["all-preview", "all-restore"]}
+        restoreLabel="Restore every account"
+        restoreKind="danger"
+        canRestore={preview !== null}
+        task={task}
+        onTask={setTask}
+        onPreview={async () => {
+          setPreview(null);
+          setPreview(await api<RestoreAllPreview>(`${base}/preview`, { body: body() }));
+        }}
+        onRestore={() => api<Task>(base, { body: body() })}
+      />
       {preview ? (
         <div data-testid="restore-all-preview">
           <strong>
