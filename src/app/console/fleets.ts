@@ -103,6 +103,21 @@ export class ConsoleFleet {
     }
   }
 
+  /**
+   * The account snapshots the fleet's workers wrote since a time, from its log of runs (the
+   * console then never reads their documents: repos.ts), and the time of the newest run.
+   */
+  async accountSnapshotsSince(since: number): Promise<{ ids: string[]; newest: number }> {
+    const runs = await (await this.store()).runs(this.def.name, since);
+    const ids: string[] = [];
+    let newest = 0;
+    for (const r of runs) {
+      newest = Math.max(newest, r.at);
+      if (r.outcome === "snapshot" && r.snapshot) ids.push(r.snapshot);
+    }
+    return { ids, newest };
+  }
+
   async close(): Promise<void> {
     await this.closeStore?.();
   }
@@ -137,7 +152,10 @@ export function fleetRepoSpecs(
 export function makeFleets(fleets: FleetEntry[], repos: ConsoleRepo[]): ConsoleFleet[] {
   return fleets.map(({ def, store }) => {
     const url = def.repository ? expandHome(def.repository) : repos[0]!.spec.url;
-    return new ConsoleFleet(def, repos.find((r) => r.spec.url === url) ?? repos[0]!, store);
+    const repo = repos.find((r) => r.spec.url === url) ?? repos[0]!;
+    const fleet = new ConsoleFleet(def, repo, store);
+    repo.addAccountFeed((since) => fleet.accountSnapshotsSince(since));
+    return fleet;
   });
 }
 
