@@ -32,6 +32,14 @@ export type FileRead =
   | { kind: "read"; after: FileStat; length: number }
   | Exclude<WholeRead, { kind: "read" }>;
 
+/** A pack checked in windows: the worker that holds its running hash. */
+export interface PackCheck {
+  readonly stream: number;
+  readonly worker: number;
+  /** Windows sent so far. */
+  sent: number;
+}
+
 /** Messages to a worker; `id` numbers the job (the blob's own id is `blob`). */
 export type WorkerRequest =
   | { id: number; op: "encode"; buf: Uint8Array }
@@ -47,11 +55,16 @@ export type WorkerRequest =
     }
   | {
       id: number;
-      op: "verifyPack";
+      op: "verifyWindow";
+      /** Numbers the pack being checked (see BlobPool.verifyWindow). */
+      stream: number;
+      first: boolean;
+      last: boolean;
       bytes: Uint8Array;
       packId: string;
       key: Uint8Array;
       what: string;
+      /** Offsets are in `bytes`. */
       blobs: {
         blob: Uint8Array;
         type: BlobTypeValue;
@@ -365,19 +378,26 @@ export class BlobPool {
   }
 
   /**
-   * Checks a whole pack on a worker: every listed blob decrypts, decompresses and matches its
-   * id (indexes of those that do not are returned), and the pack's SHA-256 matches its name.
-   * `bytes` is handed over (not copied when it owns its memory).
+   * Starts checking a pack in windows (see verifyWindow): its windows all go to the worker
+   * picked here, the least busy.
    */
-  async verifyPack(
-    bytes: Buffer,
-    packId: string,
-    key: Buffer,
-    what: string,
-    blobs: BlobLocation[],
+  packCheck(): PackCheck {
+    return { stream: this.next++, worker: this.leastBusy(), sent: 0 };
+  }
+
+  /**
+   * Checks one window of a pack (`check --read-data`), windows in pack order: the worker adds
+   * it to the pack's running SHA-256, and every listed blob (offsets in `bytes`) decrypts,
+   * decompresses and matches its id (indexes of those that do not are returned). With `last`,
+   * whether the SHA-256 of all the windows matches `packId`. `bytes` is handed over (not copied
+   * when it owns its memory).
+   */
+  async verifyWindow(
+    check: PackCheck,
+    w: { bytes: Buffer; last: boolean; packId: string; key: Buffer; what: string; blobs: BlobLocation[] },
   ): Promise<{ damaged: number[]; nameMatches: boolean }> {
-    const own = transferable(bytes);
-    const list = blobs.map((b) => ({
+    const own = transferable(w.bytes);
+    const blobs = w.blobs.map((b) => ({
       blob: b.id,
       type: b.type,
       compression: b.compression,
@@ -385,11 +405,15 @@ export class BlobPool {
       length: b.length,
       rawLength: b.rawLength,
     }));
-    const m = failIfFailed(
-      await this.post({ op: "verifyPack", bytes: own, packId, key, what, blobs: list }, [
-        own.buffer as ArrayBuffer,
-      ]),
-    );
+    const msg = {
+      ...w,
+      op: "verifyWindow" as const,
+      stream: check.stream,
+      first: check.sent++ === 0,
+      bytes: own,
+      blobs,
+    };
+    const m = failIfFailed(await this.post(msg, [own.buffer as ArrayBuffer], 1, undefined, check.worker));
     if (m.op !== "verified") throw new Error("blob worker: unexpected reply");
     return { damaged: m.damaged, nameMatches: m.nameMatches };
   }
@@ -424,16 +448,23 @@ export class BlobPool {
     return m.files;
   }
 
-  /** `weight`: how much the job loads its worker (a whole file counts as many blobs). */
+  private leastBusy(): number {
+    let w = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.busy[i]! < this.busy[w]!) w = i;
+    return w;
+  }
+
+  /** `weight`: how much the job loads its worker (a whole file counts as many blobs); `pin`:
+   * the worker that must take it (else the least busy). */
   private post(
     msg: DistributiveOmit<WorkerRequest, "id">,
     transfer: ArrayBuffer[],
     weight = 1,
     onChunk?: Pending["onChunk"],
+    pin?: number,
   ): Promise<WorkerReply> {
     const id = this.next++;
-    let w = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.busy[i]! < this.busy[w]!) w = i;
+    const w = pin ?? this.leastBusy();
     // Workers keep the process alive only while they have work (an idle pool must not).
     if (this.jobs.size === 0) for (const x of this.workers) x.ref();
     this.busy[w]! += weight;
