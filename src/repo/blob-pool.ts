@@ -197,6 +197,8 @@ const READ_BATCH = 16;
 export class BlobPool {
   private readonly workers: Worker[] = [];
   private readonly busy: number[] = [];
+  /** Pack checks going on, by worker (see packCheck). */
+  private readonly packChecks: number[] = [];
   private readonly jobs = new Map<number, Pending>();
   private next = 0;
   private closing = false;
@@ -215,6 +217,7 @@ export class BlobPool {
     for (let i = 0; i < Math.max(1, size); i++) {
       this.workers.push(this.spawn(i));
       this.busy.push(0);
+      this.packChecks.push(0);
     }
   }
 
@@ -388,7 +391,18 @@ export class BlobPool {
    * picked here, the least busy.
    */
   packCheck(): PackCheck {
-    return { stream: this.next++, worker: this.leastBusy(), sent: 0 };
+    // Counted from now on: packs started together, before any window is sent, go to
+    // different workers.
+    let w = 0;
+    const load = (i: number) => this.busy[i]! + this.packChecks[i]!;
+    for (let i = 1; i < this.workers.length; i++) if (load(i) < load(w)) w = i;
+    this.packChecks[w]!++;
+    return { stream: this.next++, worker: w, sent: 0 };
+  }
+
+  /** A pack check is over (every window answered, or it stopped). */
+  endPackCheck(check: PackCheck): void {
+    this.packChecks[check.worker]!--;
   }
 
   /**

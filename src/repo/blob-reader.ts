@@ -193,6 +193,8 @@ export class BlobReader {
           .catch(() => undefined);
       await Promise.allSettled(verifying);
       throw e;
+    } finally {
+      pool.endPackCheck(check);
     }
     for (const i of plan.stray)
       if (!key || !(await this.strayBlobIsSound(rest[i]!, key, what))) damaged.add(rest[i]!);
