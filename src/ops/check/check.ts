@@ -157,150 +157,43 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   }
   const unindexedPacks = [...stored.keys()].filter((p) => !indexedPacks.has(p));
 
-  // Data: read while the trees are walked (the walk runs on this thread, the checks of the
-  // packs on workers). Its problems are reported after the walk's, as before.
-  const readData = async () => {
-    const found: CheckProblem[] = [];
-    let packsRead = 0;
-    let bytesRead = 0;
-    if (!options.readData) return { packsRead, bytesRead, problems: found };
-
-    const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
-    const progress = new ProgressCounter(options.onProgress);
-    progress.setTotals(
-      selected.length,
-      selected.reduce((n, p) => n + (stored.get(p) ?? 0), 0),
-    );
-    await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
-      options.signal?.throwIfAborted();
-      const what = names.pack(packId);
-      const expected = byPack.get(packId)!;
-      const size = stored.get(packId)!;
-      let verdict: Awaited<ReturnType<Repository["verifyPack"]>>;
-      try {
-        verdict = await repo.verifyPack(packId, size, expected);
-        // Read once more before calling it damage: storage may answer short or garbled once.
-        if (verdict.damaged.length > 0 || !verdict.nameMatches)
-          verdict = await repo.verifyPack(packId, size, expected);
-      } catch (e) {
-        // Storage that cannot be reached is not a damaged repository: that fails the check.
-        if (!(e instanceof LifeboatError) || e.code !== "NOT_FOUND") throw e;
-        found.push({
-          kind: "missing-pack",
-          object: what,
-          message: (e as Error).message,
-          blobs: ids(expected),
-          affected: [],
-          neededBy: [],
-        });
-        return;
-      }
-      packsRead++;
-      bytesRead += verdict.bytesRead;
-      progress.addBytes(verdict.bytesRead);
-      let header: ReturnType<Repository["readPackHeader"]> | Error;
-      try {
-        header = repo.readPackHeader(verdict.header, what);
-      } catch (e) {
-        header = e as Error;
-      }
-      const damaged = ids(verdict.damaged);
-      if (damaged.length > 0) {
-        found.push({
-          kind: "damaged-blob",
-          object: what,
-          message: `${damaged.length} of ${expected.length} blob(s) fail verification (data was modified or damaged)`,
-          blobs: damaged,
-          affected: [],
-          neededBy: [],
-        });
-      } else if (!verdict.nameMatches) {
-        found.push({
-          kind: "damaged-pack",
-          object: what,
-          message: "content does not match its name (SHA-256), outside the blobs the index uses",
-          blobs: [],
-          affected: [],
-          neededBy: [],
-        });
-      } else {
-        try {
-          if (header instanceof Error) throw header;
-          const inIndex = new Set(ids(expected));
-          const notIndexed = header.filter((h) => !inIndex.has(h.id.toString("hex")));
-          if (header.length !== expected.length || notIndexed.length > 0) {
-            found.push({
-              kind: "index-mismatch",
-              object: what,
-              message: `pack header lists ${header.length} blob(s), the index ${expected.length}`,
-              blobs: ids(notIndexed),
-              affected: [],
-              neededBy: [],
-            });
-          }
-        } catch (e) {
-          found.push({
-            kind: "damaged-pack",
-            object: what,
-            message: (e as Error).message,
-            blobs: [],
-            affected: [],
-            neededBy: [],
-          });
-        }
-      }
-      progress.addFile();
-    });
-    progress.finish();
-    return { packsRead, bytesRead, problems: found };
-  };
-  const data = readData();
-  // Handled here too: it may fail while the walk goes on (it is awaited after the walk).
-  data.catch(() => undefined);
-
   // Structure: walk every snapshot once, visiting each tree once.
   read.problems.forEach(objectProblem);
   const snapshots = read.snapshots;
   const seenTrees = new Set<string>();
   const seenData = new Set<string>();
   const missing = new Set<string>();
-  try {
-    for (const s of snapshots) {
-      await walkTree(
-        repo,
-        s.tree,
-        {
-          enterTree(t) {
-            if (seenTrees.has(t)) return false;
-            seenTrees.add(t);
-            return true;
-          },
-          node(n) {
-            for (const c of n.content ?? []) {
-              if (seenData.has(c)) continue;
-              seenData.add(c);
-              if (!repo.isIndexed(Buffer.from(c, "hex"))) missing.add(c);
-            }
-            return undefined;
-          },
-          unreadable(t, _path, e) {
-            problems.push({
-              kind: repo.isIndexed(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
-              object: `tree ${t}`,
-              message: (e as Error).message,
-              blobs: [t],
-              affected: [],
-              neededBy: [],
-            });
-          },
+  for (const s of snapshots) {
+    await walkTree(
+      repo,
+      s.tree,
+      {
+        enterTree(t) {
+          if (seenTrees.has(t)) return false;
+          seenTrees.add(t);
+          return true;
         },
-        options.signal ? { signal: options.signal } : {},
-      );
-    }
-  } catch (e) {
-    // Nothing goes on reading once check has failed.
-    await data.catch(() => undefined);
-    throw e;
+        node(n) {
+          for (const c of n.content ?? []) {
+            if (seenData.has(c)) continue;
+            seenData.add(c);
+            if (!repo.isIndexed(Buffer.from(c, "hex"))) missing.add(c);
+          }
+          return undefined;
+        },
+        unreadable(t, _path, e) {
+          problems.push({
+            kind: repo.isIndexed(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
+            object: `tree ${t}`,
+            message: (e as Error).message,
+            blobs: [t],
+            affected: [],
+            neededBy: [],
+          });
+        },
+      },
+      options.signal ? { signal: options.signal } : {},
+    );
   }
   // Blobs that archived WAL and replication segments need are checked like a snapshot's.
   for (const id of records.pins.keys()) {
@@ -322,8 +215,97 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
     if (p.kind === "missing-pack") p.blobs = ids(byPack.get(p.object.split("/").at(-1)!) ?? []);
   }
 
-  const { packsRead, bytesRead, problems: dataProblems } = await data;
-  problems.push(...dataProblems);
+  let packsRead = 0;
+  let bytesRead = 0;
+  if (options.readData) {
+    const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
+    const progress = new ProgressCounter(options.onProgress);
+    progress.setTotals(
+      selected.length,
+      selected.reduce((n, p) => n + (stored.get(p) ?? 0), 0),
+    );
+    await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
+      options.signal?.throwIfAborted();
+      const what = names.pack(packId);
+      const expected = byPack.get(packId)!;
+      const size = stored.get(packId)!;
+      let verdict: Awaited<ReturnType<Repository["verifyPack"]>>;
+      try {
+        verdict = await repo.verifyPack(packId, size, expected);
+        // Read once more before calling it damage: storage may answer short or garbled once.
+        if (verdict.damaged.length > 0 || !verdict.nameMatches)
+          verdict = await repo.verifyPack(packId, size, expected);
+      } catch (e) {
+        // Storage that cannot be reached is not a damaged repository: that fails the check.
+        if (!(e instanceof LifeboatError) || e.code !== "NOT_FOUND") throw e;
+        problems.push({
+          kind: "missing-pack",
+          object: what,
+          message: (e as Error).message,
+          blobs: ids(expected),
+          affected: [],
+          neededBy: [],
+        });
+        return;
+      }
+      packsRead++;
+      bytesRead += verdict.bytesRead;
+      progress.addBytes(verdict.bytesRead);
+      let header: ReturnType<Repository["readPackHeader"]> | Error;
+      try {
+        header = repo.readPackHeader(verdict.header, what);
+      } catch (e) {
+        header = e as Error;
+      }
+      const damaged = ids(verdict.damaged);
+      if (damaged.length > 0) {
+        problems.push({
+          kind: "damaged-blob",
+          object: what,
+          message: `${damaged.length} of ${expected.length} blob(s) fail verification (data was modified or damaged)`,
+          blobs: damaged,
+          affected: [],
+          neededBy: [],
+        });
+      } else if (!verdict.nameMatches) {
+        problems.push({
+          kind: "damaged-pack",
+          object: what,
+          message: "content does not match its name (SHA-256), outside the blobs the index uses",
+          blobs: [],
+          affected: [],
+          neededBy: [],
+        });
+      } else {
+        try {
+          if (header instanceof Error) throw header;
+          const inIndex = new Set(ids(expected));
+          const notIndexed = header.filter((h) => !inIndex.has(h.id.toString("hex")));
+          if (header.length !== expected.length || notIndexed.length > 0) {
+            problems.push({
+              kind: "index-mismatch",
+              object: what,
+              message: `pack header lists ${header.length} blob(s), the index ${expected.length}`,
+              blobs: ids(notIndexed),
+              affected: [],
+              neededBy: [],
+            });
+          }
+        } catch (e) {
+          problems.push({
+            kind: "damaged-pack",
+            object: what,
+            message: (e as Error).message,
+            blobs: [],
+            affected: [],
+            neededBy: [],
+          });
+        }
+      }
+      progress.addFile();
+    });
+    progress.finish();
+  }
 
   const pendingPlans = await pending(repo, stored);
   await attribute(repo, snapshots, problems);
