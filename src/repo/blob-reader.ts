@@ -1,5 +1,4 @@
 import type { Backend } from "../backend/backend.js";
-import { storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError } from "../core/errors.js";
 import { BlobType } from "./blob.js";
 import type { BlobPool } from "./blob-pool.js";
@@ -9,6 +8,7 @@ import type { KeyRing } from "./key-ring.js";
 import type { IndexedBlob } from "./master-index.js";
 import { decodeBlob, oversizedData, PACK_PREFIX, parsePrefix } from "./pack.js";
 import { PackReader } from "./pack-reader.js";
+import { planWindows } from "./pack-windows.js";
 
 /** Blobs from this stored size up are decrypted, decompressed and verified on worker threads
  * when read; smaller ones (trees, mail-sized files) cost less than the hop. */
@@ -120,32 +120,120 @@ export class BlobReader {
   }
 
   /**
-   * Verifies a whole pack read by the caller (`check --read-data`) on a worker thread: returns
-   * the blobs of `expected` that fail to decrypt, decompress or match their id, and whether the
-   * pack's SHA-256 matches its name. The pack key comes from the bytes themselves; a pack whose
-   * type differs from the index's fails every blob. `bytes` must not be used afterwards.
+   * Verifies a stored pack of `size` bytes (`check --read-data`): reads it in windows of about
+   * CHECK_WINDOW bytes (at most two of them in memory at a time), which a worker hashes in order
+   * and whose blobs it decrypts, decompresses and matches with their ids. Returns the blobs of
+   * `expected` that fail, whether the pack's SHA-256 matches its name, the bytes read, and the
+   * pack's prefix and header as one small buffer (`header`, for readPackHeader). The pack key
+   * comes from the bytes themselves; a pack whose type differs from the index's fails every
+   * blob. A pack that is gone fails with NOT_FOUND.
    */
   async verifyPack(
     packId: string,
-    bytes: Buffer,
+    size: number,
     expected: IndexedBlob[],
-  ): Promise<{ damaged: IndexedBlob[]; nameMatches: boolean }> {
+  ): Promise<{ damaged: IndexedBlob[]; nameMatches: boolean; bytesRead: number; header: Buffer }> {
     const what = names.pack(packId);
-    let key: Buffer;
-    try {
-      const prefix = parsePrefix(bytes.subarray(0, PACK_PREFIX), what);
-      if (expected.some((b) => b.type !== prefix.type)) throw new Error("pack type does not match the index");
-      key = this.keys.packKey(prefix, what);
-    } catch {
-      return { damaged: expected, nameMatches: storageId(bytes) === packId };
-    }
-    // A data blob longer than any lifeboat writes is damage without decoding it (the worker
-    // would size a scratch buffer by its claim: up to 4 GiB for a crafted zstd bomb).
-    const oversized: typeof expected = [];
-    const rest: typeof expected = [];
+    // A data blob longer than any lifeboat writes is damage without decoding it (a worker would
+    // size a scratch buffer by its claim: up to 4 GiB for a crafted zstd bomb).
+    const damaged = new Set<IndexedBlob>();
+    const rest: IndexedBlob[] = [];
     const max = this.maxChunk();
-    for (const b of expected) (oversizedData(b, max) ? oversized : rest).push(b);
-    const r = await this.decoder().verifyPack(bytes, packId, key, what, rest);
-    return { damaged: [...oversized, ...r.damaged.map((i) => rest[i]!)], nameMatches: r.nameMatches };
+    for (const b of expected) {
+      if (oversizedData(b, max)) damaged.add(b);
+      else rest.push(b);
+    }
+    const plan = planWindows(rest, size, CHECK_WINDOW);
+    const pool = this.decoder();
+    const check = pool.packCheck();
+    let key: Buffer | undefined;
+    let prefix: Buffer = Buffer.alloc(0);
+    let header: Buffer = Buffer.alloc(0);
+    let bytesRead = 0;
+    let nameMatches = false;
+    const verifying: Promise<void>[] = [];
+    try {
+      for (const [n, w] of plan.windows.entries()) {
+        const last = n === plan.windows.length - 1;
+        // The last window is read to the end, whatever the listing said: all of it is hashed.
+        const bytes = await this.backend.get(
+          what,
+          last ? { offset: w.start } : { offset: w.start, length: w.end - w.start },
+        );
+        bytesRead += bytes.length;
+        if (n === 0) {
+          prefix = Buffer.from(bytes.subarray(0, PACK_PREFIX));
+          try {
+            const parsed = parsePrefix(prefix, what);
+            if (expected.some((b) => b.type !== parsed.type))
+              throw new Error("pack type does not match the index");
+            key = this.keys.packKey(parsed, what);
+          } catch {
+            key = undefined;
+          }
+        }
+        if (last) header = await this.headerOf(what, prefix, bytes, w.start);
+        const blobs = key ? w.blobs.map((i) => ({ ...rest[i]!, offset: rest[i]!.offset - w.start })) : [];
+        const done = pool
+          .verifyWindow(check, { bytes, last, packId, key: key ?? ZERO_KEY, what, blobs })
+          .then((r) => {
+            for (const i of r.damaged) damaged.add(rest[w.blobs[i]!]!);
+            if (last) nameMatches = r.nameMatches;
+          });
+        verifying.push(done);
+        // Two windows in flight: one being checked, one waiting or being read.
+        if (verifying.length >= 2) await verifying.shift();
+      }
+      await Promise.all(verifying);
+    } catch (e) {
+      // Let the worker drop the pack's running hash (a failed read or check stops here).
+      if (check.sent > 0 && !nameMatches)
+        pool
+          .verifyWindow(check, { bytes: Buffer.alloc(0), last: true, packId, key: ZERO_KEY, what, blobs: [] })
+          .catch(() => undefined);
+      await Promise.allSettled(verifying);
+      throw e;
+    } finally {
+      pool.endPackCheck(check);
+    }
+    for (const i of plan.stray)
+      if (!key || !(await this.strayBlobIsSound(rest[i]!, key, what))) damaged.add(rest[i]!);
+    if (!key) for (const b of rest) damaged.add(b);
+    return { damaged: expected.filter((b) => damaged.has(b)), nameMatches, bytesRead, header };
+  }
+
+  /** The pack's prefix and its encrypted header with its length, as readPackHeader reads them
+   * (`last`: the last window, read from `lastStart`): from the last window when it holds them,
+   * else read on their own. A length field that cannot be right is left for readPackHeader to
+   * refuse. */
+  private async headerOf(what: string, prefix: Buffer, last: Buffer, lastStart: number): Promise<Buffer> {
+    const size = lastStart + last.length;
+    if (size < PACK_PREFIX + 4) return prefix;
+    const from = async (offset: number) =>
+      offset >= lastStart
+        ? last.subarray(offset - lastStart)
+        : await this.backend.get(what, { offset, length: size - offset });
+    const hlen = (await from(size - 4)).readUInt32LE(0);
+    if (hlen > size - PACK_PREFIX - 4) return Buffer.concat([prefix, await from(size - 4)]);
+    return Buffer.concat([prefix, await from(size - 4 - hlen)]);
+  }
+
+  /** A blob that lies outside the windows of its pack (an index that disagrees with it), read
+   * and checked on its own. */
+  private async strayBlobIsSound(b: IndexedBlob, key: Buffer, what: string): Promise<boolean> {
+    try {
+      const sealed = await this.backend.get(what, { offset: b.offset, length: b.length });
+      if (sealed.length !== b.length) return false;
+      decodeBlob(sealed, b, key, this.keys.idKeyForWorkers(), what);
+      return true;
+    } catch (e) {
+      if (e instanceof CorruptionError) return false;
+      throw e;
+    }
   }
 }
+
+/** Windows of a pack that `check --read-data` reads at a time (see verifyPack). */
+const CHECK_WINDOW = 2 * 1024 * 1024;
+/** Sent with windows that have no blobs to check (a pack whose key cannot be found). */
+const ZERO_KEY = Buffer.alloc(32);

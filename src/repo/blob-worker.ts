@@ -1,9 +1,10 @@
+import { createHash, type Hash } from "node:crypto";
 import fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { asBuffer, ownCopy, ownsMemory } from "../core/buffers.js";
 import { Chunker, constantByte } from "../core/chunker.js";
 import { type CompressionType, maybeCompress } from "../core/compress.js";
-import { blobId, storageId } from "../core/crypto.js";
+import { blobId } from "../core/crypto.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
 import { fsPath } from "../core/names.js";
 import { fileStat, readWholeSync } from "../fsio/file-read.js";
@@ -45,26 +46,49 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   }
   if (m.op === "encodeFiles") return encodeFiles(m);
   if (m.op === "chunkFile") return [{ id: m.id, op: "fileChunked", read: chunkFile(m) }, []];
-  if (m.op === "verifyPack") {
-    const bytes = asBuffer(m.bytes);
-    const key = asBuffer(m.key);
-    const damaged: number[] = [];
-    m.blobs.forEach((b, i) => {
-      const sealed = bytes.subarray(b.offset, b.offset + b.length);
-      try {
-        if (sealed.length !== b.length) throw new Error("pack is shorter than the index says");
-        decodeBlob(sealed, { ...b, id: asBuffer(b.blob) }, key, idKey, m.what, scratchFor(b.rawLength));
-      } catch {
-        damaged.push(i);
-      }
-    });
-    return [{ id: m.id, op: "verified", damaged, nameMatches: storageId(bytes) === m.packId }, []];
-  }
+  if (m.op === "verifyWindow") return verifyWindow(m);
   if (m.op === "restoreRange") return [{ id: m.id, op: "rangeRestored", files: restoreRange(m) }, []];
   const plain = decodeOne(m);
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
   const own = ownsMemory(plain) ? plain : ownCopy(plain);
   return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
+}
+
+/** The running SHA-256 of each pack being checked in windows (see BlobPool.verifyWindow). */
+const packHashes = new Map<number, Hash>();
+
+/**
+ * One window of a pack being checked: hashed into the pack's running SHA-256 (windows come in
+ * pack order, all to this worker), and every blob inside it decrypted, decompressed (into the
+ * scratch buffer) and matched with its id. The last window compares the hash with the name.
+ */
+function verifyWindow(m: Extract<WorkerRequest, { op: "verifyWindow" }>): [WorkerReply, ArrayBuffer[]] {
+  let hash = packHashes.get(m.stream);
+  if (!hash) {
+    if (!m.first)
+      throw new Error("blob worker: a pack check lost its running hash (the worker was restarted)");
+    hash = createHash("sha256");
+    packHashes.set(m.stream, hash);
+  }
+  const bytes = asBuffer(m.bytes);
+  hash.update(bytes);
+  const key = asBuffer(m.key);
+  const damaged: number[] = [];
+  m.blobs.forEach((b, i) => {
+    const sealed = bytes.subarray(b.offset, b.offset + b.length);
+    try {
+      if (sealed.length !== b.length) throw new Error("pack is shorter than the index says");
+      decodeBlob(sealed, { ...b, id: asBuffer(b.blob) }, key, idKey, m.what, scratchFor(b.rawLength));
+    } catch {
+      damaged.push(i);
+    }
+  });
+  let nameMatches = false;
+  if (m.last) {
+    packHashes.delete(m.stream);
+    nameMatches = hash.digest("hex") === m.packId;
+  }
+  return [{ id: m.id, op: "verified", damaged, nameMatches }, []];
 }
 
 /** Small files are read here, one after the other (the largest small file is 128 KiB). */

@@ -188,7 +188,9 @@ export class PackWriter implements BlobWriter {
   ) {
     let builder = this.builders.get(type);
     if (!builder) {
-      builder = new PackBuilder(type, this.keys.newPackKey(type));
+      // Room for a full pack, its last blob and its header: reserved, touched only as it fills.
+      const room = this.config.packSize + this.config.chunker.max + (this.config.packSize >> 3);
+      builder = new PackBuilder(type, this.keys.newPackKey(type), room);
       this.builders.set(type, builder);
     }
     const before = builder.byteSize;

@@ -86,12 +86,15 @@ export function blobAad(type: number, id: Uint8Array): Buffer {
 export class PackBuilder {
   readonly type: BlobTypeValue;
   private readonly key: Buffer;
-  private readonly parts: Buffer[] = [];
+  /** The pack as it grows: blobs are copied in as they are sealed, so a finished pack is this
+   * one buffer (no list of pieces, no final copy of the whole pack). */
+  private buf: Buffer;
   private readonly entries: BlobLocation[] = [];
-  private size: number;
+  private size = 0;
 
-  /** `key`: from `newPackKey` (a bare root means key mode 0 with that root). */
-  constructor(type: BlobTypeValue, key: Buffer | NewPackKey) {
+  /** `key`: from `newPackKey` (a bare root means key mode 0 with that root). `capacity`: bytes
+   * to reserve at once (memory the pack never reaches is never touched, so it costs no RSS). */
+  constructor(type: BlobTypeValue, key: Buffer | NewPackKey, capacity = 0) {
     this.type = type;
     const k = Buffer.isBuffer(key) ? newPackKey({ root: key }) : key;
     const prefix = Buffer.alloc(PACK_PREFIX);
@@ -101,8 +104,8 @@ export class PackBuilder {
     prefix[6] = k.keyMode;
     k.salt.copy(prefix, 8);
     this.key = k.key;
-    this.parts.push(prefix);
-    this.size = PACK_PREFIX;
+    this.buf = Buffer.allocUnsafeSlow(Math.max(PACK_PREFIX, capacity));
+    this.append(prefix);
   }
 
   get byteSize(): number {
@@ -113,14 +116,21 @@ export class PackBuilder {
     return this.entries.length;
   }
 
+  private append(b: Uint8Array): void {
+    if (this.size + b.length > this.buf.length) {
+      const next = Buffer.allocUnsafeSlow(Math.max(this.size + b.length, this.buf.length * 2));
+      this.buf.copy(next, 0, 0, this.size);
+      this.buf = next;
+    }
+    this.buf.set(b, this.size);
+    this.size += b.length;
+  }
+
   /** `stored` is the (maybe compressed) plaintext; it is encrypted here. */
   add(id: Buffer, stored: Buffer, compression: number, rawLength: number): void {
-    const parts = sealParts(this.key, stored, blobAad(this.type, id));
-    let length = 0;
-    for (const p of parts) length += p.length;
-    this.entries.push({ type: this.type, compression, id, offset: this.size, length, rawLength });
-    this.parts.push(...parts);
-    this.size += length;
+    const offset = this.size;
+    for (const p of sealParts(this.key, stored, blobAad(this.type, id))) this.append(p);
+    this.entries.push({ type: this.type, compression, id, offset, length: this.size - offset, rawLength });
   }
 
   finish(): { id: string; bytes: Buffer; entries: BlobLocation[] } {
@@ -128,7 +138,9 @@ export class PackBuilder {
     const header = seal(this.key, plain, HEADER_AAD);
     const len = Buffer.alloc(4);
     len.writeUInt32LE(header.length, 0);
-    const bytes = Buffer.concat([...this.parts, header, len]);
+    this.append(header);
+    this.append(len);
+    const bytes = this.buf.subarray(0, this.size);
     return { id: storageId(bytes), bytes, entries: this.entries };
   }
 }

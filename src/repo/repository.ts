@@ -697,9 +697,9 @@ export class Repository {
   }
 
   /** See BlobReader.verifyPack (`check --read-data`). */
-  async verifyPack(packId: string, bytes: Buffer, expected: IndexedBlob[]) {
+  async verifyPack(packId: string, size: number, expected: IndexedBlob[]) {
     this.requireFullKey("check data");
-    return this.reader.verifyPack(packId, bytes, expected);
+    return this.reader.verifyPack(packId, size, expected);
   }
 
   /** Decrypts and verifies a blob whose bytes the caller read itself. */

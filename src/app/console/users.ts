@@ -53,13 +53,22 @@ function verifyToken(stored: string, token: string): boolean {
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
-/** A verification that costs the same when the user does not exist (no user enumeration by timing). */
-const DUMMY = hashToken(randomBytes(16).toString("hex"));
+/** A verification that costs the same when the user does not exist (no user enumeration by
+ * timing). Made on first use, not when the module loads: every CLI command imports this file,
+ * and the scrypt cost 140 ms of CPU and 32 MiB of peak memory in each. */
+let dummy: string | undefined;
+function dummyHash(): string {
+  dummy ??= hashToken(randomBytes(16).toString("hex"));
+  return dummy;
+}
 
 const NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
 export class UserStore {
-  constructor(readonly file: string = path.join(consoleStateDir(), "users.json")) {}
+  constructor(readonly file: string = path.join(consoleStateDir(), "users.json")) {
+    // Made now, so the first sign-in costs no more than the others.
+    dummyHash();
+  }
 
   async list(): Promise<ConsoleUser[]> {
     let raw: string;
@@ -118,7 +127,7 @@ export class UserStore {
   /** The user a name and token prove, or undefined (in about the same time either way). */
   async verify(name: string, token: string): Promise<ConsoleUser | undefined> {
     const user = (await this.list()).find((u) => u.name === name);
-    const ok = verifyToken(user?.hash ?? DUMMY, token);
+    const ok = verifyToken(user?.hash ?? dummyHash(), token);
     return user && ok ? user : undefined;
   }
 }

@@ -1,6 +1,6 @@
 import { mapLimit } from "../../core/concurrency.js";
-import { CorruptionError, LifeboatError } from "../../core/errors.js";
-import { blobTypeName } from "../../repo/blob.js";
+import { LifeboatError } from "../../core/errors.js";
+import { BlobType } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
 import { listPlans, liveSessions } from "../../repo/gc-plan.js";
 import type { IndexedBlob } from "../../repo/master-index.js";
@@ -83,6 +83,8 @@ export interface CheckReport {
   problems: CheckProblem[];
 }
 
+/** Packs read at once; each holds at most two windows of 2 MiB (see BlobReader.verifyPack),
+ * so a check holds at most 16 MiB of pack data whatever the pack size. */
 const PACKS_IN_FLIGHT = 4;
 
 /**
@@ -132,9 +134,14 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
           p.id,
           p.blobs.map((b) => ({ ...b, packId: p.id })),
         );
+  // Counted here, one index lookup per blob listed (the index resolves each blob to one pack).
   let duplicateBlobs = 0;
+  let dataBlobs = 0;
   for (const [packId, blobs] of byPack)
-    for (const b of blobs) if (repo.lookup(b.id)?.packId !== packId) duplicateBlobs++;
+    for (const b of blobs) {
+      if (repo.lookup(b.id)?.packId !== packId) duplicateBlobs++;
+      else if (b.type === BlobType.data) dataBlobs++;
+    }
   const indexedPacks = new Set(byPack.keys());
   for (const p of indexedPacks) {
     if (!stored.has(p)) {
@@ -220,9 +227,14 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
     await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
       options.signal?.throwIfAborted();
       const what = names.pack(packId);
-      let bytes: Buffer;
+      const expected = byPack.get(packId)!;
+      const size = stored.get(packId)!;
+      let verdict: Awaited<ReturnType<Repository["verifyPack"]>>;
       try {
-        bytes = await repo.backend.get(what);
+        verdict = await repo.verifyPack(packId, size, expected);
+        // Read once more before calling it damage: storage may answer short or garbled once.
+        if (verdict.damaged.length > 0 || !verdict.nameMatches)
+          verdict = await repo.verifyPack(packId, size, expected);
       } catch (e) {
         // Storage that cannot be reached is not a damaged repository: that fails the check.
         if (!(e instanceof LifeboatError) || e.code !== "NOT_FOUND") throw e;
@@ -230,34 +242,20 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
           kind: "missing-pack",
           object: what,
           message: (e as Error).message,
-          blobs: ids(byPack.get(packId)!),
+          blobs: ids(expected),
           affected: [],
           neededBy: [],
         });
         return;
       }
       packsRead++;
-      bytesRead += bytes.length;
-      progress.addBytes(bytes.length);
-      const expected = byPack.get(packId)!;
-      // The header is read here; the bytes then go to a worker for the blobs and the hash.
+      bytesRead += verdict.bytesRead;
+      progress.addBytes(verdict.bytesRead);
       let header: ReturnType<Repository["readPackHeader"]> | Error;
       try {
-        header = repo.readPackHeader(bytes, what);
+        header = repo.readPackHeader(verdict.header, what);
       } catch (e) {
         header = e as Error;
-      }
-      let verdict = await repo.verifyPack(packId, bytes, expected);
-      if (verdict.damaged.length > 0 || !verdict.nameMatches) {
-        // Read once more before calling it damage: storage may answer short or garbled once.
-        try {
-          const again = await repo.backend.get(what);
-          header = repo.readPackHeader(again, what);
-          verdict = await repo.verifyPack(packId, again, expected);
-        } catch (e) {
-          if (!(e instanceof CorruptionError)) throw e;
-          header = e;
-        }
       }
       const damaged = ids(verdict.damaged);
       if (damaged.length > 0) {
@@ -316,8 +314,6 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
     for (const b of p.blobs) for (const n of records.pins.get(b) ?? []) need.add(n);
     p.neededBy = [...need];
   }
-  let dataBlobs = 0;
-  for (const e of repo.indexEntries()) if (blobTypeName(e.type) === "data") dataBlobs++;
   return {
     snapshots: snapshots.length,
     trees: seenTrees.size,
