@@ -72,6 +72,19 @@ export const fleetSchema = z
     concurrency: z.number().int().positive().default(4),
     /** A repository of its own (default: the global one). */
     repository: z.string().optional(),
+    /**
+     * Several repositories: each account is placed in one (repos.ts) and stays there. An entry
+     * is a URL (opened with the global password) or `{ url, passwordFile }`.
+     */
+    repositories: z
+      .array(
+        z.union([
+          z.string().min(1),
+          z.object({ url: z.string().min(1), passwordFile: z.string().min(1).optional() }).strict(),
+        ]),
+      )
+      .min(1)
+      .optional(),
     /** `postgres://...`: schedule and queue in PostgreSQL (pg-boss), workers on any host. */
     queue: z.string().optional(),
     /** SQLite state file (default $XDG_STATE_HOME/lifeboat/fleet-NAME.db). */
@@ -85,6 +98,10 @@ export const fleetSchema = z
     exclude: z.array(z.string()).default([]),
   })
   .strict()
+  .refine((f) => f.repository === undefined || f.repositories === undefined, {
+    message:
+      'give "repository" or "repositories", not both (list the old repository first in "repositories")',
+  })
   .refine((f) => f.kind !== "rows" || f.rows !== undefined, {
     message: 'a fleet of kind "rows" needs "rows": {"url": ..., "tables": [...]}',
   })
@@ -97,6 +114,12 @@ export const fleetSchema = z
 export type FleetConfig = z.input<typeof fleetSchema>;
 type ParsedFleet = z.output<typeof fleetSchema>;
 
+/** One of a fleet's repositories and where its password comes from (default: the global one). */
+export interface RepoRef {
+  url: string;
+  passwordFile?: string | undefined;
+}
+
 export interface FleetDef {
   readonly name: string;
   readonly policy: FleetPolicy;
@@ -107,7 +130,10 @@ export interface FleetDef {
   readonly remote: RemoteServer | undefined;
   readonly timezone: string | undefined;
   readonly concurrency: number;
+  /** The fleet's first (or only) own repository; undefined: the global one. */
   readonly repository: string | undefined;
+  /** Every own repository, in definition order (`repository` alone is one); empty: the global one. */
+  readonly repositories: RepoRef[];
   readonly queue: string | undefined;
   readonly statePath: string;
   readonly priority: string | undefined;
@@ -153,6 +179,18 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
       : "file" in a
         ? { kind: "file", file: a.file }
         : { kind: "sql", url: a.sql, query: a.query };
+  const repositories: RepoRef[] = f.repositories
+    ? f.repositories.map((r) => (typeof r === "string" ? { url: r } : r))
+    : f.repository
+      ? [{ url: f.repository }]
+      : [];
+  const urls = repositories.map((r) => r.url);
+  if (new Set(urls).size !== urls.length)
+    throw new LifeboatError(
+      "USAGE",
+      `${where}: a repository is listed twice in "repositories"`,
+      "list each repository once",
+    );
   const lease = /^(\d+)(s|m|h)$/.exec(f.lease);
   if (!lease)
     throw new LifeboatError(
@@ -169,7 +207,8 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
     remote: f.kind === "imap" ? f.imap : f.kind === "dav" ? f.dav : undefined,
     timezone: f.timezone,
     concurrency: f.concurrency,
-    repository: f.repository,
+    repository: f.repository ?? repositories[0]?.url,
+    repositories,
     queue: f.queue,
     statePath: f.state ?? path.join(stateDir(), `fleet-${f.name}.db`),
     priority: f.priority,
