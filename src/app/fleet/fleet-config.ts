@@ -30,14 +30,21 @@ const remoteSchema = z
     user: z.string().optional(),
     passwordCommand: z.string().min(1).optional(),
     passwordFile: z.string().min(1).optional(),
+    /** IMAP: a command printing the account's OAuth2 access token (instead of a password). */
+    oauth2TokenCommand: z.string().min(1).optional(),
     folders: z.array(z.string()).optional(),
     excludeFolders: z.array(z.string()).optional(),
     insecure: z.boolean().optional(),
   })
   .strict()
-  .refine((r) => (r.passwordCommand === undefined) !== (r.passwordFile === undefined), {
-    message: 'give the accounts\' passwords with "passwordCommand" or "passwordFile" (one of them)',
-  });
+  .refine(
+    (r) =>
+      [r.passwordCommand, r.passwordFile, r.oauth2TokenCommand].filter((x) => x !== undefined).length === 1,
+    {
+      message:
+        'give the accounts\' logins with "passwordCommand", "passwordFile" or (IMAP) "oauth2TokenCommand" (one of them)',
+    },
+  );
 
 export const fleetSchema = z
   .object({
@@ -107,6 +114,9 @@ export const fleetSchema = z
   })
   .refine((f) => f.kind !== "imap" || f.imap !== undefined, {
     message: 'a fleet of kind "imap" needs "imap": {"url": "imaps://HOST", "passwordCommand": ...}',
+  })
+  .refine((f) => f.dav?.oauth2TokenCommand === undefined, {
+    message: '"oauth2TokenCommand" is for IMAP accounts; DAV accounts log in with a password',
   })
   .refine((f) => f.kind !== "dav" || f.dav !== undefined, {
     message: 'a fleet of kind "dav" needs "dav": {"url": "davs://HOST/PATH", "passwordCommand": ...}',

@@ -85,7 +85,9 @@ last snapshot is recorded as checked, without a new snapshot. What an account ho
 fleet's "kind": its folder, its rows of a shared PostgreSQL or MariaDB database, its IMAP
 mailbox ("imap") or its CardDAV/CalDAV collections ("dav"), each mail/DAV account logging in with a
 password from the fleet's "passwordCommand" (run with the account id as $1) or "passwordFile"
-("{id}" in the path); passwords are never stored. Accounts come from a folder glob, a file
+("{id}" in the path), or (IMAP) an OAuth2 token from "oauth2TokenCommand"; passwords and tokens
+are never stored. A fleet with "repositories" (or repeated --repository) places each account
+in one of them for good. Accounts come from a folder glob, a file
 (JSON lines or CSV) or an SQL query against PostgreSQL or MariaDB/MySQL. State: a local
 SQLite file, or PostgreSQL with "queue" (pg-boss), where any number of hosts run \`fleet run\`
 as workers.
