@@ -14,6 +14,7 @@ import { after, before, test } from "node:test";
 import pg from "pg";
 import { placeAccount } from "../../src/app/fleet/repos.js";
 import { assertTreesEqual, jsonLines, removeTempDir, repoEnv, run, show, tempDir } from "../support/cli.js";
+import { ConsoleClient, startConsole } from "../support/console.js";
 import { type PostgresServer, startPostgres } from "../support/db-servers.js";
 import { type S3Server, startS3rver } from "../support/servers.js";
 
@@ -291,6 +292,28 @@ test("every account command finds the account's repository through the fleet's s
     (await contacts()).filter((x) => !before.includes(x)),
     others,
   );
+});
+
+test("the console's account pages read each account from its own repository", async () => {
+  const server = await startConsole({ ...env, LIFEBOAT_CONFIG: cfg });
+  try {
+    const admin = await ConsoleClient.signIn(server.url, "admin", server.token);
+    const repoOf = new Map<string, string>();
+    for (const want of [A, B, C]) {
+      const acc = [...placed].find(([a, r]) => r === want && a.startsWith("u"))![0];
+      const h = await admin.get<{ repo: string; snapshots: { account: string }[] }>(
+        `/api/fleets/mail/accounts/${acc}/history`,
+      );
+      assert.equal(h.status, 200, JSON.stringify(h.body));
+      assert.ok(h.body.snapshots.length > 0 && h.body.snapshots.every((x) => x.account === acc), acc);
+      const d = await admin.get<{ repo: string }>(`/api/fleets/mail/accounts/${acc}`);
+      assert.equal(d.body.repo, h.body.repo);
+      repoOf.set(want, h.body.repo);
+    }
+    assert.equal(new Set(repoOf.values()).size, 3, "three repositories, three console repository ids");
+  } finally {
+    await server.stop();
+  }
 });
 
 test("with the fleet's state deleted, accounts are found in the repositories' catalogues", async () => {
