@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import type { FleetDef } from "../../app/fleet/fleet-config.js";
 import { type FleetRepos, GLOBAL_REPO, locateAccount, repoKeys } from "../../app/fleet/repos.js";
+import type { FleetStore } from "../../app/fleet/store.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { resolvePassword } from "../shell/password.js";
@@ -73,22 +74,30 @@ export async function openAccountRepo(
   const fleets = defs ?? (await candidateFleets(c, fleet));
   if (fleets.every((d) => d.repositories.length === 0)) return c.openRepo();
   const { openFleet } = await import("../../app/fleet/runtime.js");
-  // The states first (no repository opened), then the catalogues.
+  /** The located repository, open (the others closed); undefined when this fleet lacks the account. */
+  const located = async (def: FleetDef, store: FleetStore | undefined) => {
+    const repos = cliFleetRepos(c, def);
+    let keep: string | undefined;
+    try {
+      const at = await locateAccount(def, store, repos, account);
+      if (!at) return undefined;
+      const repo = await repos.open(at.key);
+      keep = at.key;
+      return repo;
+    } finally {
+      await repos.close(keep);
+    }
+  };
+  // The states first (no repository opened for a fleet that does not know the account), then
+  // the catalogues.
   for (const def of fleets) {
     if (def.repositories.length === 0 || (!def.queue && !existsSync(def.statePath))) continue;
     const f = await openFleet(def).catch(() => undefined);
     if (!f) continue;
     try {
-      const row = await f.store.get(def.name, account);
-      if (row) {
-        const repos = cliFleetRepos(c, def);
-        const at = await locateAccount(def, f.store, repos, account);
-        if (at) {
-          const repo = await repos.open(at.key);
-          await repos.close(at.key);
-          return repo;
-        }
-        await repos.close();
+      if (await f.store.get(def.name, account)) {
+        const repo = await located(def, f.store);
+        if (repo) return repo;
       }
     } finally {
       await f.close();
@@ -96,19 +105,8 @@ export async function openAccountRepo(
   }
   for (const def of fleets) {
     if (def.repositories.length === 0) continue;
-    const repos = cliFleetRepos(c, def);
-    try {
-      const at = await locateAccount(def, undefined, repos, account);
-      if (at) {
-        const repo = await repos.open(at.key);
-        await repos.close(at.key);
-        return repo;
-      }
-    } catch (e) {
-      await repos.close();
-      throw e;
-    }
-    await repos.close();
+    const repo = await located(def, undefined);
+    if (repo) return repo;
   }
   return c.openRepo();
 }
