@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
+import type { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
@@ -29,6 +30,14 @@ import {
   type PutOptions,
   type VersionedStorage,
 } from "./backend.js";
+import {
+  addAnswerBounds,
+  S3_IDLE_MS,
+  S3_MAX_OBJECT,
+  S3_MAX_UNDECLARED,
+  S3_MIN_RATE,
+  S3AnswerError,
+} from "./s3-bounds.js";
 
 /** Where an S3 repository lives, as parsed from an `s3:` URL. */
 export interface S3Location {
@@ -161,6 +170,26 @@ export function s3Error(e: unknown, loc: S3Location & { url: string }, what: str
   const status = err.$metadata?.httpStatusCode;
   const msg = oneLine(err.message ?? String(e));
   const endpoint = loc.endpoint ?? "AWS S3";
+  const about = what === "" ? `bucket ${loc.bucket}` : what;
+  if (e instanceof S3AnswerError) {
+    if (e.problem === "too-large")
+      return new LifeboatError(
+        "STORAGE_ERROR",
+        `the S3 endpoint ${endpoint} answered more than ${mib(e.bytes)} for ${about}; refused`,
+        "check that the URL names an S3 server (not a proxy or another service answering in its place)",
+        e,
+      );
+    return new LifeboatError(
+      "UNREACHABLE",
+      `the S3 endpoint ${endpoint} stopped answering ${about}: ${
+        e.problem === "stalled"
+          ? `nothing for ${S3_IDLE_MS / 1000} s`
+          : `${e.bytes} bytes in ${S3_IDLE_MS / 1000} s, under ${S3_MIN_RATE / 1024} KiB/s`
+      }, twice`,
+      "check the S3 server's health and the network, then run the command again",
+      e,
+    );
+  }
   const net = networkCode(e);
   if (net || name === "TimeoutError" || name === "RequestTimeout") {
     return new LifeboatError(
@@ -294,6 +323,10 @@ export function s3Error(e: unknown, loc: S3Location & { url: string }, what: str
   );
 }
 
+function mib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MiB` : `${bytes} bytes`;
+}
+
 function isStatus(e: unknown, ...codes: number[]): boolean {
   const s = (e as SdkError | undefined)?.$metadata?.httpStatusCode;
   return s !== undefined && codes.includes(s);
@@ -328,7 +361,12 @@ export function s3Backend(options: S3BackendOptions): Backend {
     followRegionRedirects: true,
     requestHandler: {
       connectionTimeout: 10_000,
-      requestTimeout: 120_000,
+      // No byte for this long (before the answer, or while sending): a stall (s3-bounds.ts).
+      // `requestTimeout` would only log a warning: bodies are bounded by s3-bounds.ts instead.
+      socketTimeout: S3_IDLE_MS,
+      requestTimeout: 0,
+      // Derived from requestTimeout otherwise (10 s): keep the SDK's "sockets busy" warning rare.
+      socketAcquisitionWarningTimeout: 130_000,
       httpAgent: new http.Agent(agentOpts),
       httpsAgent: new https.Agent(agentOpts),
     },
@@ -345,6 +383,7 @@ export function s3Backend(options: S3BackendOptions): Backend {
   // the CLI's one-line errors and --json output; the user can still turn it back on.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const client = new S3Client(config);
+  addAnswerBounds(client);
   const key = (name: string) => keyPrefix + objectName(name);
   const fail = (e: unknown, what: string) => s3Error(e, loc, what);
 
@@ -518,6 +557,49 @@ export function s3Backend(options: S3BackendOptions): Backend {
     throw latest;
   }
 
+  /**
+   * One GetObject, its body read with bounds: never more than was asked (a server that ignores
+   * the Range header is read only up to the asked bytes), than its Content-Length, or than
+   * S3_MAX_UNDECLARED without one; the stall bounds of s3-bounds.ts apply while reading.
+   */
+  async function getOnce(name: string, opts?: GetOptions): Promise<Buffer> {
+    const offset = opts?.offset ?? 0;
+    let range: string | undefined;
+    if (opts?.length !== undefined) range = `bytes=${offset}-${offset + opts.length - 1}`;
+    else if (offset > 0) range = `bytes=${offset}-`;
+    const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key(name), Range: range }));
+    const body = r.Body as Readable | undefined;
+    if (!body) return Buffer.alloc(0);
+    // Some servers answer a range with more than asked (s3rver ignores `bytes=0-0`, a proxy may
+    // drop Range): the answer starts at `start` and what was asked is cut from it.
+    const start = range === undefined ? 0 : Number(/^bytes (\d+)-/.exec(r.ContentRange ?? "")?.[1] ?? 0);
+    const skip = offset - start;
+    const declared = r.ContentLength;
+    if (declared !== undefined && declared > S3_MAX_OBJECT) {
+      body.destroy();
+      throw new S3AnswerError("too-large", S3_MAX_OBJECT, false);
+    }
+    const want = opts?.length === undefined ? undefined : skip + opts.length;
+    const limit = declared ?? (want !== undefined ? Math.max(want, 0) : S3_MAX_UNDECLARED);
+    const chunks: Buffer[] = [];
+    let got = 0;
+    try {
+      for await (const chunk of body) {
+        const c = chunk as Buffer;
+        chunks.push(c);
+        got += c.length;
+        if (want !== undefined && got >= want) break; // enough: the rest is not read
+        if (got > limit) throw new S3AnswerError("too-large", limit, false);
+      }
+    } finally {
+      if (!body.readableEnded) body.destroy();
+    }
+    let buf = Buffer.concat(chunks, got);
+    if (range !== undefined && (skip !== 0 || (want !== undefined && buf.length > want)))
+      buf = buf.subarray(Math.max(skip, 0), want);
+    return buf;
+  }
+
   const versions: VersionedStorage = {
     async state() {
       const versioning = await isVersioned();
@@ -580,33 +662,17 @@ export function s3Backend(options: S3BackendOptions): Backend {
     },
 
     async get(name: string, opts?: GetOptions) {
-      const k = key(name);
-      const offset = opts?.offset ?? 0;
       if (opts?.length === 0) return Buffer.alloc(0);
-      let range: string | undefined;
-      if (opts?.length !== undefined) range = `bytes=${offset}-${offset + opts.length - 1}`;
-      else if (offset > 0) range = `bytes=${offset}-`;
-      try {
-        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: k, Range: range }));
-        if (!r.Body) return Buffer.alloc(0);
-        const bytes = await r.Body.transformToByteArray();
-        let buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        if (range !== undefined) {
-          // Some servers answer a range with more than asked (s3rver ignores `bytes=0-0`, a
-          // proxy may drop Range): cut the answer to what was asked.
-          const start = Number(/^bytes (\d+)-/.exec(r.ContentRange ?? "")?.[1] ?? 0);
-          if (start !== offset || (opts?.length !== undefined && buf.length > opts.length)) {
-            buf = buf.subarray(
-              offset - start,
-              opts?.length === undefined ? undefined : offset - start + opts.length,
-            );
-          }
+      // A body that stalls is read once more (the SDK retries only what it reads itself).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await getOnce(name, opts);
+        } catch (e) {
+          // A range that starts at or past the end: the same as a short read at the end locally.
+          if (errName(e) === "InvalidRange" || isStatus(e, 416)) return Buffer.alloc(0);
+          if (attempt < 2 && e instanceof S3AnswerError && e.problem !== "too-large") continue;
+          throw fail(e, name);
         }
-        return buf;
-      } catch (e) {
-        // A range that starts at or past the end: the same as a short read at the end locally.
-        if (errName(e) === "InvalidRange" || isStatus(e, 416)) return Buffer.alloc(0);
-        throw fail(e, name);
       }
     },
 

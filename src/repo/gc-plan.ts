@@ -1,6 +1,7 @@
 import os from "node:os";
 import { mapLimit } from "../core/concurrency.js";
 import { CorruptionError, isLifeboatError } from "../core/errors.js";
+import { processIdentity } from "../core/process-identity.js";
 import { needsFullKey } from "./key-ring.js";
 import type { StoredRecord } from "./record-store.js";
 import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
@@ -102,6 +103,7 @@ export async function startSession(
       host: os.hostname(),
       pid: process.pid,
       kind,
+      ...(ownIdentity !== undefined ? { proc: ownIdentity } : {}),
     });
     held.add(r.id);
     return { id: r.id, object: r.object };
@@ -126,16 +128,26 @@ export async function endSession(repo: Repository, session: SessionHandle): Prom
   await repo.records.delete(session.object);
 }
 
-/** Whether a process of this host with that pid is running (other hosts: assume yes). */
+const ownIdentity = processIdentity(process.pid);
+
+/**
+ * Whether the process of this host that stored the session is running (other hosts: assume
+ * yes). A session that names its process's identity (boot id and start time) is alive only if
+ * that pid's process has the same identity: the pid of a process killed with -9 may belong to
+ * another process by now.
+ */
 function mayBeRunning(s: Session): boolean {
   if (s.host !== os.hostname()) return true;
-  if (s.pid === process.pid) return held.has(s.id) || announcing > 0;
+  if (s.pid === process.pid && (s.proc === undefined || s.proc === ownIdentity))
+    return held.has(s.id) || announcing > 0;
   try {
     process.kill(s.pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+  if (s.proc === undefined) return true;
+  const now = processIdentity(s.pid);
+  return now === undefined || now === s.proc;
 }
 
 /**

@@ -40,6 +40,12 @@ export const sessionKind = defineRecordKind({
     host: z.string(),
     pid: z.number(),
     kind: z.enum(["backup", "prune"]).default("backup"),
+    /**
+     * Which process of that pid it was (Linux: boot id and the process's start time in clock
+     * ticks): a pid reused by another process after a kill -9 then no longer looks alive.
+     * Optional; versions that do not know it ignore it and check the pid alone.
+     */
+    proc: z.string().optional(),
   }),
 });
 export type SessionRecord = z.infer<typeof sessionKind.schema>;

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { JobStore, readState } from "../../src/app/jobs.js";
 import { baseEnv, CLI, jsonLines, run, tempDir } from "../support/cli.js";
 
 let dir: string;
@@ -68,8 +69,9 @@ test("run: every job, tagged with its name; retention applies to its own snapsho
   assert.equal(docs.length, 2, "keep.last 2 for docs");
   assert.equal(photos.length, 3, "photos has no policy: all kept");
   assert.ok(photos.every((s) => s.tags.includes("pics")));
-  const state = JSON.parse(await fs.readFile(path.join(dir, "state", "lifeboat", "jobs.json"), "utf8"));
-  assert.equal(state.docs.lastExitCode, 0);
+  const state = await readState(path.join(dir, "state", "lifeboat", "state.db"));
+  assert.equal(state.docs?.lastExitCode, 0);
+  assert.equal(state.docs?.runningPid, undefined, "the finished run is no longer marked running");
 });
 
 test("run --due skips jobs that ran within their period; the daemon runs due jobs and stops on SIGTERM", async () => {
@@ -80,10 +82,12 @@ test("run --due skips jobs that ran within their period; the daemon runs due job
   assert.equal((await snapshots()).length, before);
 
   // Make photos due by ageing its state, then let the daemon pick it up.
-  const stateFile = path.join(dir, "state", "lifeboat", "jobs.json");
-  const state = JSON.parse(await fs.readFile(stateFile, "utf8"));
-  state.photos.lastRun = new Date(Date.now() - 2 * 86_400_000).toISOString();
-  await fs.writeFile(stateFile, JSON.stringify(state));
+  const store = await JobStore.open(path.join(dir, "state", "lifeboat", "state.db"));
+  await store.update("photos", (s) => ({
+    ...s,
+    lastRun: new Date(Date.now() - 2 * 86_400_000).toISOString(),
+  }));
+  store.close();
   const child = spawn(process.execPath, [CLI, "--json", "daemon", "--tick", "1s"], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -101,6 +105,54 @@ test("run --due skips jobs that ran within their period; the daemon runs due job
   assert.match(out, /"job":"photos","code":0/);
   assert.doesNotMatch(out, /"job":"docs"/, "docs was not due");
   assert.equal((await snapshots()).length, before + 1);
+});
+
+test("a jobs.json of an earlier version is imported once, and renamed, not deleted", async () => {
+  const state = path.join(dir, "state-import");
+  await fs.mkdir(path.join(state, "lifeboat"), { recursive: true });
+  const legacy = path.join(state, "lifeboat", "jobs.json");
+  const recent = new Date(Date.now() - 60_000).toISOString();
+  await fs.writeFile(
+    legacy,
+    JSON.stringify({
+      docs: { lastRun: recent, lastSuccess: recent, lastExitCode: 0 },
+      photos: { lastRun: recent },
+    }),
+  );
+  const e = { ...env, XDG_STATE_HOME: state };
+  const before = (await snapshots()).length;
+  const r = await run(["run", "--due"], { env: e });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /job docs: not due yet/);
+  assert.match(r.stdout, /job photos: not due yet/);
+  assert.equal((await snapshots()).length, before, "both ran a minute ago by the imported state");
+  await assert.rejects(fs.access(legacy));
+  assert.deepEqual(JSON.parse(await fs.readFile(`${legacy}.imported`, "utf8")).docs.lastExitCode, 0);
+  const imported = await readState(path.join(state, "lifeboat", "state.db"));
+  assert.equal(imported.docs?.lastSuccess, recent);
+  // A stray jobs.json written later never overwrites the store's newer state.
+  await fs.writeFile(legacy, JSON.stringify({ docs: { lastRun: "2020-01-01T00:00:00.000Z" } }));
+  assert.equal((await readState(path.join(state, "lifeboat", "state.db"))).docs?.lastRun, recent);
+});
+
+test("two `run --due` at once: each due job runs once, the state store stays whole", async () => {
+  const e = { ...env, XDG_STATE_HOME: path.join(dir, "state-race") };
+  const photos = async () => (await snapshots()).filter((s) => s.tags.includes("job:photos")).length;
+  const before = await photos();
+  const [a, b] = await Promise.all([
+    run(["--json", "run", "--due"], { env: e }),
+    run(["--json", "run", "--due"], { env: e }),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const ran = [...jsonLines(a.stdout), ...jsonLines(b.stdout)]
+    .filter((l) => l.message_type === "job")
+    .map((l) => l.job);
+  assert.deepEqual(ran.sort(), ["docs", "photos"]);
+  assert.equal(await photos(), before + 1, "photos (no retention) has exactly one more snapshot");
+  const state = await readState(path.join(dir, "state-race", "lifeboat", "state.db"));
+  assert.equal(state.docs?.lastExitCode, 0);
+  assert.equal(state.photos?.lastExitCode, 0);
 });
 
 test("flags and the environment win over the file; a broken file is one clear line", async () => {

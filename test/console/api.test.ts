@@ -11,6 +11,7 @@ import https from "node:https";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import Database from "better-sqlite3";
+import { readState } from "../../src/app/jobs.js";
 import { ensurePackages } from "../support/apt.js";
 import { baseEnv, runOk, tempDir, writeRandomFile } from "../support/cli.js";
 import { ConsoleClient, type ConsoleServer, startConsole } from "../support/console.js";
@@ -568,8 +569,8 @@ describe("actions", () => {
       `/api/repos/main/snapshots/${done.result.snapshotId}`,
     );
     assert.ok(snap.body.tags.includes("job:docs"));
-    const state = JSON.parse(await fs.readFile(path.join(base, "state", "lifeboat", "jobs.json"), "utf8"));
-    assert.equal(state.docs.lastExitCode, 0, "the run is in the same state file as `lifeboat run`");
+    const state = await readState(path.join(base, "state", "lifeboat", "state.db"));
+    assert.equal(state.docs?.lastExitCode, 0, "the run is in the same state store as `lifeboat run`");
     assert.equal((await operator.post("/api/jobs/mail/run")).status, 400);
     assert.equal((await operator.post("/api/jobs/nope/run")).status, 404);
   });

@@ -146,13 +146,20 @@ test("the token is stored nowhere: not in snapshots, the fleet's state or the re
   const snaps = (await ok(["--json", "snapshots"])).stdout;
   assert.equal((jsonLines(snaps)[0] as unknown as unknown[]).length, 3, snaps);
   const stateDir = path.join(base, "xdg", "lifeboat");
-  const stateFiles = (await fs.readdir(stateDir)).filter((f) => f.startsWith("fleet-mail.db"));
+  // Every file of the state folder (the state store, its WAL), whatever its name.
+  const stateFiles = (await fs.readdir(stateDir, { withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => e.name);
   assert.ok(stateFiles.length > 0);
   for (const f of stateFiles) {
     const state = await fs.readFile(path.join(stateDir, f));
-    assert.ok(state.includes("oauth2TokenCommand"), "the state keeps the command (the definition)");
     for (const t of Object.values(TOKENS)) assert.ok(!state.includes(t), `token in the fleet's state (${f})`);
   }
+  const all = Buffer.concat(await Promise.all(stateFiles.map((f) => fs.readFile(path.join(stateDir, f)))));
+  assert.ok(
+    all.includes("oauth2TokenCommand"),
+    "the state keeps the command (the definition), not its output",
+  );
   for (const t of Object.values(TOKENS)) assert.ok(!snaps.includes(t));
   const dir = path.join(base, "restored-cy");
   await ok(["restore", "--account", "cy", "--target", dir]);

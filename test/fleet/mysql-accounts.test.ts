@@ -3,7 +3,9 @@
  * SQL query (ids, timezones where NULL falls back to the fleet's, paths, `updated_at` for change
  * detection; a query that fails is one clear line naming the account source and the fix), and
  * rows accounts in a shared MariaDB table: backed up per account, unchanged ones skipped by a
- * server-side digest, one account's rows restored without touching the others'.
+ * server-side digest, one account's rows restored without touching the others'; tables with a
+ * custom query (`?` placeholders, a join), restored by their `delete`, and deletes that would
+ * reach other accounts' rows refused with nothing changed.
  */
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
@@ -201,4 +203,120 @@ test("rows accounts in a shared MariaDB table: once per night, unchanged skipped
     after.find((l) => l.startsWith("NULL\t")),
     before.split("\n").find((l) => l.startsWith("NULL\t")),
   );
+});
+
+/** Every note per contact owner (a digest of all columns). */
+const noteDigests = () =>
+  maria.sql(
+    "SELECT c.owner, MD5(GROUP_CONCAT(CONCAT_WS('|', n.id, n.contact, n.body) ORDER BY n.id SEPARATOR '#')) FROM notes n JOIN contacts c ON c.id = n.contact GROUP BY c.owner ORDER BY c.owner",
+    "sidekick",
+  );
+/** The one-line error of a failed `--json` command. */
+const errorOf = (r: { stderr: string }) =>
+  String(jsonLines(r.stderr).find((m) => m.message_type === "error")?.message ?? r.stderr);
+const ownerLine = (digests: string, owner: string) =>
+  digests.split("\n").find((l) => l.startsWith(`${owner}\t`));
+
+test("rows accounts on MariaDB with a custom query per table (? placeholders): exported, restored alone, unsafe deletes refused", async () => {
+  maria.sql(
+    `SET NAMES utf8mb4;
+     CREATE TABLE notes (id int PRIMARY KEY, contact int NOT NULL, body text NOT NULL);
+     INSERT INTO notes SELECT c.id * 10 + k.k, c.id, CONCAT('note ', k.k, ' of ', c.owner, ' — ✓')
+       FROM contacts c JOIN (SELECT 1 AS k UNION SELECT 2) AS k;`,
+    "sidekick",
+  );
+  const notes = {
+    table: "notes",
+    // A ? inside a comment and a string is not a placeholder.
+    query:
+      "SELECT n.* FROM notes n JOIN contacts c ON c.id = n.contact /* whose? */ WHERE c.owner = ? AND n.body <> 'why?'",
+    delete: "DELETE n FROM notes n JOIN contacts c ON c.id = n.contact WHERE c.owner = ?",
+  };
+  const write = async (name: string, tables: unknown[]) => {
+    const cfg = path.join(base, `${name}.json`);
+    await fs.writeFile(
+      cfg,
+      JSON.stringify({
+        fleets: [
+          {
+            name: "notes",
+            kind: "rows",
+            accounts: { sql: maria.url("sidekick"), query: "SELECT id, tz AS timezone FROM users" },
+            rows: { url: maria.url("sidekick"), tables },
+            timezone: "UTC",
+            state: path.join(base, "notes.db"),
+            drillSample: 0,
+          },
+        ],
+      }),
+    );
+    return (args: string[]) => run(["--config", cfg, "--json", ...args], { env });
+  };
+  const cli = await write("notes", [{ table: "contacts", owner: "owner" }, notes]);
+  const n1 = await cli(["fleet", "run", "--now", "2026-02-14T03:30:00Z"]);
+  assert.equal(n1.code, 0, show(n1));
+  assert.equal(summary(n1.stdout).snapshot, 3, show(n1));
+
+  // The snapshot holds exactly ann's notes, found through the join.
+  const out = path.join(base, "ann-notes");
+  const files = await run(["--json", "restore", "--account", "ann", "--fleet", "notes", "--target", out], {
+    env,
+  });
+  assert.equal(files.code, 0, show(files));
+  const lines = (await fs.readFile(path.join(out, "rows", "notes.jsonl"), "utf8")).trim().split("\n");
+  assert.equal(lines.length, 6, lines.join("\n"));
+  assert.ok(
+    lines.every((l) => /note \d of ann — ✓/.test(JSON.parse(l).body)),
+    lines.join("\n"),
+  );
+
+  const before = noteDigests();
+  maria.sql(
+    `SET NAMES utf8mb4;
+     DELETE FROM notes WHERE id = 11; UPDATE notes SET body = 'changed' WHERE id = 32;
+     UPDATE notes SET body = 'bob changed' WHERE id = 41;`,
+    "sidekick",
+  );
+  const bobNow = ownerLine(noteDigests(), "bob");
+
+  // Unsafe: a custom query without a delete; a delete that reaches another account's notes.
+  const noDelete = await write("no-delete", [{ table: "notes", query: notes.query }]);
+  const r1 = await noDelete(["restore", "--account", "ann", "--fleet", "notes", "--into-shared-db"]);
+  assert.notEqual(r1.code, 0, show(r1));
+  assert.match(errorOf(r1), /rows table notes has a custom query and no "delete" statement/);
+  const tooWide = await write("too-wide", [
+    {
+      ...notes,
+      delete: "DELETE FROM notes WHERE contact IN (SELECT id FROM contacts WHERE owner = ? OR owner = 'bob')",
+    },
+  ]);
+  const r2 = await tooWide(["restore", "--account", "ann", "--fleet", "notes", "--into-shared-db"]);
+  assert.notEqual(r2.code, 0, show(r2));
+  assert.match(
+    errorOf(r2),
+    /the "delete" of table notes removed a different number of rows than its query selects/,
+  );
+  assert.match(errorOf(r2), /nothing was changed/);
+  assert.equal(ownerLine(noteDigests(), "bob"), bobNow, "the refused restore deleted none of bob's notes");
+  assert.notEqual(ownerLine(noteDigests(), "ann"), ownerLine(before, "ann"), "nor restored ann's");
+  const dollar = await write("dollar", [{ ...notes, query: "SELECT * FROM notes WHERE contact = $1" }]);
+  const r3 = await dollar(["restore", "--account", "ann", "--fleet", "notes", "--into-shared-db"]);
+  assert.match(
+    errorOf(r3),
+    /its "query" has no \? placeholder for the account id \(\$1 is PostgreSQL's; MariaDB\/MySQL use \?\)/,
+  );
+
+  // Safe: ann's notes come back exactly; bob's stay as he changed them.
+  const r = await cli(["restore", "--account", "ann", "--fleet", "notes", "--into-shared-db"]);
+  assert.equal(r.code, 0, show(r));
+  const after = noteDigests();
+  assert.equal(ownerLine(after, "ann"), ownerLine(before, "ann"), "ann's notes are back, every column");
+  assert.equal(ownerLine(after, "bob"), bobNow, "bob's notes untouched");
+  assert.equal(ownerLine(after, "NULL"), ownerLine(before, "NULL"));
+
+  // Night 2: the server's digest over the custom query sees bob's change and ann's restore.
+  const n2 = await cli(["fleet", "run", "--now", "2026-02-15T03:30:00Z"]);
+  assert.equal(n2.code, 0, show(n2));
+  assert.equal(summary(n2.stdout).snapshot, 1, show(n2));
+  assert.equal(summary(n2.stdout).unchanged, 2, show(n2));
 });

@@ -9,6 +9,7 @@ import { test } from "node:test";
 import type { Backend } from "../../src/backend/backend.js";
 import type { MemoryBackend } from "../../src/backend/memory.js";
 import { LifeboatError } from "../../src/core/errors.js";
+import { processIdentity } from "../../src/core/process-identity.js";
 import { check } from "../../src/ops/check/check.js";
 import { prune } from "../../src/ops/prune/prune.js";
 import { names } from "../../src/repo/config.js";
@@ -307,15 +308,42 @@ test("stale sessions stop counting: older than 24 hours, or a dead process of th
   const { be, repo } = await newRepo();
   const now = Date.now();
   const at = (ms: number) => new Date(ms).toISOString();
-  const write = async (started: number, host: string, pid: number) =>
-    (await repo.records.write(sessionKind, { started: at(started), host, pid, kind: "backup" })).id;
+  const write = async (started: number, host: string, pid: number, proc?: string) =>
+    (
+      await repo.records.write(sessionKind, {
+        started: at(started),
+        host,
+        pid,
+        kind: "backup",
+        ...(proc ? { proc } : {}),
+      })
+    ).id;
   const me = os.hostname();
   const old = await write(now - SESSION_STALE_MS - 60_000, me, process.pid);
   const oldElsewhere = await write(now - SESSION_STALE_MS - 60_000, "elsewhere", 1);
   const dead = await write(now - 1000, me, deadPid());
   const elsewhere = await write(now - 1000, "elsewhere", 1);
+  // A pid reused after a kill -9: the process with that pid runs, but it is not the one that
+  // stored the session (found by the torture campaign: a killed prune's session blocked the
+  // next prune, its pid taken by another process on a busy machine).
+  const parent = processIdentity(process.ppid);
+  const reused = parent ? await write(now - 1000, me, process.ppid, `${parent.split(":")[0]}:1`) : undefined;
+  const aliveRecord = parent
+    ? await repo.records.write(sessionKind, {
+        started: at(now - 1000),
+        host: me,
+        pid: process.ppid,
+        kind: "backup",
+        proc: parent,
+      })
+    : undefined;
+  const alive = aliveRecord?.id;
   const mine = (await startSession(repo, "backup")).id;
-  assert.deepEqual((await liveSessions(repo)).map((s) => s.id).sort(), [elsewhere, mine].sort());
+  const expected = [elsewhere, mine, ...(alive ? [alive] : [])];
+  const live = (await liveSessions(repo)).map((s) => s.id);
+  assert.deepEqual([...live].sort(), expected.sort());
+  if (reused) assert.ok(!live.includes(reused), "a reused pid does not keep a dead session alive");
+  if (aliveRecord) await repo.records.delete(aliveRecord.object);
   assert.deepEqual(await liveSessions(repo, now + SESSION_STALE_MS + 60_000), []);
 
   // Plans made while those sessions looked alive: the stale ones no longer hold them back.

@@ -20,7 +20,7 @@ import { parseDatabaseArg, restoreDatabase } from "../../sources/database.js";
 import { restoreSqlite } from "../../sources/sqlite.js";
 import { drill } from "../drill.js";
 import { accountSnapshot } from "../fleet/restore-account.js";
-import { readState, writeState } from "../jobs.js";
+import { JobStore } from "../jobs.js";
 import { cliLine } from "./api-read.js";
 import {
   audit,
@@ -338,18 +338,13 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
           throw e;
         } finally {
           r.invalidate();
-          // The same state file as `lifeboat run` and the daemon: they see this run.
-          const state = await readState();
-          const prev = state[job.name] ?? {};
-          const saved = code === 0 || code === 3 || code === 4;
-          state[job.name] = {
-            ...prev,
-            lastRun: started,
-            lastExitCode: code,
-            ...(saved ? { lastSuccess: started } : {}),
-          };
-          if (saved) delete state[job.name]!.missedNotified;
-          await writeState(state);
+          // The same state store as `lifeboat run` and the daemon: they see this run.
+          const jobs = await JobStore.open();
+          try {
+            await jobs.recordRun(job.name, started, code);
+          } finally {
+            jobs.close();
+          }
         }
       },
     );

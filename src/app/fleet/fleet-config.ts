@@ -5,6 +5,7 @@ import { LifeboatError } from "../../core/errors.js";
 import type { AccountList } from "../../sources/accounts/list.js";
 import type { RemoteServer } from "../../sources/accounts/remote.js";
 import type { RowsTable } from "../../sources/accounts/rows.js";
+import { defaultFleetStatePath } from "../local-state.js";
 import { type FleetPolicy, fleetPolicy } from "./policy.js";
 
 /**
@@ -94,7 +95,7 @@ export const fleetSchema = z
       .optional(),
     /** `postgres://...`: schedule and queue in PostgreSQL (pg-boss), workers on any host. */
     queue: z.string().optional(),
-    /** SQLite state file (default $XDG_STATE_HOME/lifeboat/fleet-NAME.db). */
+    /** SQLite state file (default the shared $XDG_STATE_HOME/lifeboat/state.db). */
     state: z.string().optional(),
     /** An account field (a number, higher first) or a file of ids (first first) for restore --all. */
     priority: z.string().optional(),
@@ -220,7 +221,7 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
     repository: f.repository ?? repositories[0]?.url,
     repositories,
     queue: f.queue,
-    statePath: f.state ?? path.join(stateDir(), `fleet-${f.name}.db`),
+    statePath: f.state ?? defaultFleetStatePath(f.name),
     priority: f.priority,
     drillSample: f.drillSample,
     leaseMs: Number(lease[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[lease[2] as "s" | "m" | "h"],

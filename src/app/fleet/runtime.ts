@@ -80,12 +80,23 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
+/** A fleet under a long-running scheduler (`fleet run`, the daemon's one tick loop). */
+export interface FleetLoop {
+  readonly def: FleetDef;
+  /** Lists the accounts again when due, expires leases, drills once a day, starts what is due. */
+  tick(): Promise<void>;
+  /** Whether nothing of the fleet is due or running (queue mode: in the whole fleet). */
+  idle(): Promise<boolean>;
+  /** Stops starting runs, waits for the runs in hand and sums up. */
+  finish(): Promise<RunSummary>;
+}
+
 /**
- * `fleet run`: list the accounts, then run what is due. Embedded: runs here, `concurrency` at a
- * time. Queue: this process both offers to dispatch (one dispatcher at a time per fleet) and
- * works on the queue; with `once` it returns when nothing of the fleet is due or running.
+ * Lists the fleet's accounts and readies its scheduler. Embedded: runs start in this process,
+ * `concurrency` at a time. Queue: this process both offers to dispatch (one dispatcher at a time
+ * per fleet) and works on the queue.
  */
-export async function runFleet(f: OpenFleet, repos: FleetRepos, o: RunOptions): Promise<RunSummary> {
+export async function startFleetLoop(f: OpenFleet, repos: FleetRepos, o: RunOptions): Promise<FleetLoop> {
   const started = Date.now();
   const counts: RunSummary["counts"] = { snapshot: 0, unchanged: 0, failed: 0, missed: 0, duplicate: 0 };
   const rt: FleetRuntime = {
@@ -107,6 +118,7 @@ export async function runFleet(f: OpenFleet, repos: FleetRepos, o: RunOptions): 
   let lastSync = Date.now();
   let drillDay = "";
   let drillTried = Date.now();
+  let drilling: Promise<void> | undefined;
   const housekeeping = async () => {
     if (o.once) return;
     if (Date.now() - lastSync > RESYNC_MS) {
@@ -116,41 +128,81 @@ export async function runFleet(f: OpenFleet, repos: FleetRepos, o: RunOptions): 
     }
     // The night's drills once a day, after there is something to drill (tried at most hourly).
     const day = new Date(rt.now()).toISOString().slice(0, 10);
-    if (o.drills !== false && day !== drillDay && Date.now() - drillTried > 3_600_000) {
+    // In the background: the tick (and the daemon's jobs beside it) goes on meanwhile.
+    if (o.drills !== false && !drilling && day !== drillDay && Date.now() - drillTried > 3_600_000) {
       drillTried = Date.now();
-      const d = await drillSample(rt).catch(() => ({ drilled: 0, failed: 0 }));
-      if (d.drilled > 0) drillDay = day;
+      drilling = drillSample(rt)
+        .then(
+          (d) => {
+            if (d.drilled > 0) drillDay = day;
+          },
+          () => {},
+        )
+        .finally(() => {
+          drilling = undefined;
+        });
     }
   };
+  const summary = async (): Promise<RunSummary> => {
+    await drilling;
+    const drills = o.drills === false || !o.once ? { drilled: 0, failed: 0 } : await drillSample(rt);
+    return { fleet: f.def.name, sync, counts, drills, seconds: (Date.now() - started) / 1000 };
+  };
   if (f.boss) {
+    const boss = f.boss;
     const sql = f.store.sql as PgSql;
-    const workers = await startWorkers(rt, f.boss, sql.pool, f.def.concurrency);
-    for (;;) {
-      await housekeeping();
-      await dispatchToQueue(rt, f.boss, sql);
-      if (o.signal?.aborted) break;
-      if (o.once) {
-        const running = await f.store.runningCount(f.def.name);
-        const due = running === 0 ? (await f.store.dueRows(f.def.name, rt.now(), 1)).length : 1;
-        if (running === 0 && due === 0) break;
-        await sleep(500, o.signal);
-      } else await sleep(o.tickMs ?? 10_000, o.signal);
-    }
-    // Stop fetching, then let the jobs in hand finish and report before anything is closed.
-    await f.boss.offWork(`lifeboat-fleet-${f.def.name}`).catch(() => {});
-    await workers.idle();
-  } else {
-    const sched = new EmbeddedScheduler(rt);
-    if (o.once) await sched.once();
-    else {
-      while (!o.signal?.aborted) {
+    const workers = await startWorkers(rt, boss, sql.pool, f.def.concurrency);
+    return {
+      def: f.def,
+      async tick() {
         await housekeeping();
-        await sched.tick();
-        await sleep(o.tickMs ?? 10_000, o.signal);
-      }
-      await sched.drain();
-    }
+        await dispatchToQueue(rt, boss, sql);
+      },
+      async idle() {
+        const running = await f.store.runningCount(f.def.name);
+        return running === 0 && (await f.store.dueRows(f.def.name, rt.now(), 1)).length === 0;
+      },
+      async finish() {
+        // Stop fetching, then let the jobs in hand finish and report before anything is closed.
+        await boss.offWork(`lifeboat-fleet-${f.def.name}`).catch(() => {});
+        await workers.idle();
+        return summary();
+      },
+    };
   }
-  const drills = o.drills === false || !o.once ? { drilled: 0, failed: 0 } : await drillSample(rt);
-  return { fleet: f.def.name, sync, counts, drills, seconds: (Date.now() - started) / 1000 };
+  const sched = new EmbeddedScheduler(rt);
+  let lastStarted = 0;
+  return {
+    def: f.def,
+    async tick() {
+      await housekeeping();
+      lastStarted = await sched.tick();
+      // With `once`, wait for a run to end so the next tick has a free slot.
+      if (o.once && sched.running > 0) await sched.next();
+    },
+    async idle() {
+      return sched.running === 0 && lastStarted === 0;
+    },
+    async finish() {
+      await sched.drain();
+      return summary();
+    },
+  };
+}
+
+/**
+ * `fleet run`: list the accounts, then run what is due; with `once` it returns when nothing of
+ * the fleet is due or running.
+ */
+export async function runFleet(f: OpenFleet, repos: FleetRepos, o: RunOptions): Promise<RunSummary> {
+  const loop = await startFleetLoop(f, repos, o);
+  for (;;) {
+    await loop.tick();
+    if (o.signal?.aborted) break;
+    if (o.once) {
+      if (await loop.idle()) break;
+      if (f.boss) await sleep(500, o.signal);
+    } else await sleep(o.tickMs ?? 10_000, o.signal);
+  }
+  return loop.finish();
 }

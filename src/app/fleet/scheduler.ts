@@ -260,6 +260,11 @@ export class EmbeddedScheduler {
     }
   }
 
+  /** Waits for one of the runs in hand to end. */
+  async next(): Promise<void> {
+    if (this.inflight.size > 0) await Promise.race(this.inflight);
+  }
+
   async drain(): Promise<void> {
     while (this.inflight.size > 0) await Promise.race(this.inflight);
   }

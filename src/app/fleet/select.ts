@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
-import path from "node:path";
 import { LifeboatError } from "../../core/errors.js";
 import { loadConfig } from "../config.js";
+import { defaultFleetStatePath } from "../local-state.js";
 import { type FleetDef, fleetDef, stateDir } from "./fleet-config.js";
 import { FleetStore } from "./store.js";
 
@@ -93,7 +93,7 @@ export async function selectFleets(configFile: string | undefined, f: FleetFlags
 
 /** The definition a previous `fleet run` stored with the fleet's embedded state. */
 async function storedDef(name: string, state: string | undefined): Promise<FleetDef | undefined> {
-  const file = state ?? path.join(stateDir(), `fleet-${name}.db`);
+  const file = state ?? defaultFleetStatePath(name);
   if (!existsSync(file)) return undefined;
   const store = await FleetStore.sqlite(file);
   try {

@@ -1,9 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import path from "node:path";
 import type pg from "pg";
 import { LifeboatError } from "../../core/errors.js";
+import { type LocalDb, openLocalDb } from "../local-state.js";
 import { type AccountFields, type AccountState, restoreState } from "./account.js";
 
 /**
@@ -104,22 +103,16 @@ export const fleetLockKey = (fleet: string) =>
 
 const num = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? null : v);
 
+/** SQLite: the process's one connection to the file (app/local-state.ts), shared with the jobs. */
 async function sqliteSql(file: string): Promise<Sql> {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const { default: Database } = await import("better-sqlite3");
-  let db: import("better-sqlite3").Database;
+  let local: LocalDb;
   try {
-    db = new Database(file);
+    local = await openLocalDb(file, "the fleet state file");
   } catch (e) {
-    throw new LifeboatError(
-      "PERMISSION_DENIED",
-      `the fleet state file ${file} cannot be opened: ${(e as Error).message}`,
-      'check its folder, or set "state" in the fleet definition',
-    );
+    if (!(e instanceof LifeboatError)) throw e;
+    throw new LifeboatError(e.code, e.message, 'check its folder, or set "state" in the fleet definition');
   }
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = NORMAL");
-  db.pragma("busy_timeout = 10000");
+  const db = local.db;
   const named = (q: string) => q.replace(/\$(\d+)/g, "@p$1");
   const args = (p: unknown[]) => Object.fromEntries(p.map((v, i) => [`p${i + 1}`, v]));
   const cache = new Map<string, import("better-sqlite3").Statement>();
@@ -131,30 +124,12 @@ async function sqliteSql(file: string): Promise<Sql> {
     }
     return s;
   };
-  // One transaction at a time (one connection): callers queue here.
-  let chain: Promise<unknown> = Promise.resolve();
+  // Outside a transaction of ours, a statement waits for another user's open transaction.
   return {
-    all: async (q, p = []) => stmt(q).all(args(p)) as Record<string, unknown>[],
-    run: async (q, p = []) => stmt(q).run(args(p)).changes,
-    tx<T>(fn: () => Promise<T>): Promise<T> {
-      const run = async () => {
-        db.exec("BEGIN IMMEDIATE");
-        try {
-          const r = await fn();
-          db.exec("COMMIT");
-          return r;
-        } catch (e) {
-          db.exec("ROLLBACK");
-          throw e;
-        }
-      };
-      const p = chain.then(run, run);
-      chain = p.catch(() => {});
-      return p;
-    },
-    close: async () => {
-      db.close();
-    },
+    all: (q, p = []) => local.exclusive(() => stmt(q).all(args(p)) as Record<string, unknown>[]),
+    run: (q, p = []) => local.exclusive(() => stmt(q).run(args(p)).changes),
+    tx: (fn) => local.tx(fn),
+    close: async () => local.release(),
   };
 }
 

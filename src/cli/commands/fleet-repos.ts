@@ -46,12 +46,6 @@ export function cliFleetRepos(c: CliContext, def: FleetDef | undefined): FleetRe
   };
 }
 
-/** The repository of a fleet that has a single one (its own, else the global one). */
-export async function openFleetRepo(c: CliContext, def: FleetDef | undefined): Promise<Repository> {
-  const repos = cliFleetRepos(c, def);
-  return repos.open(repos.keys[0]!);
-}
-
 /** The fleets an account command may mean: `--fleet NAME`'s, else the config file's. */
 async function candidateFleets(c: CliContext, fleet: string | undefined): Promise<FleetDef[]> {
   const { selectFleets } = await import("../../app/fleet/select.js");

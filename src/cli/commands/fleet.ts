@@ -4,7 +4,7 @@ import type { FleetDef } from "../../app/fleet/fleet-config.js";
 import { startMetrics } from "../../app/fleet/metrics.js";
 import type { FleetRepos } from "../../app/fleet/repos.js";
 import { restoreAll } from "../../app/fleet/restore-all.js";
-import { openFleet, runFleet } from "../../app/fleet/runtime.js";
+import { type FleetLoop, openFleet, runFleet, startFleetLoop } from "../../app/fleet/runtime.js";
 import { definitionToStore, type FleetFlags, selectFleets } from "../../app/fleet/select.js";
 import { accountStatus, fleetStatus } from "../../app/fleet/status.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
@@ -40,7 +40,7 @@ const fleetOptions = (cmd: Command) =>
     )
     .option(
       "--state <file>",
-      "the fleet's SQLite state file (default $XDG_STATE_HOME/lifeboat/fleet-NAME.db)",
+      "the fleet's SQLite state file (default the shared $XDG_STATE_HOME/lifeboat/state.db, or a fleet-NAME.db an earlier version left)",
     )
     .option(
       "--queue <url>",
@@ -490,33 +490,58 @@ Examples:
     );
 }
 
-/** `lifeboat daemon`: the config file's fleets, continuously, until `signal`. */
-export async function runFleetsInDaemon(c: CliContext, tickMs: number, signal: AbortSignal): Promise<void> {
+/**
+ * The daemon's fleets: each opened once (the fleets without their own `state` or `queue` share
+ * the daemon's state file), then ticked by the daemon's one loop beside its jobs. A fleet that
+ * cannot open is reported and left out; the others run.
+ */
+export async function openDaemonFleets(
+  c: CliContext,
+): Promise<{ count: number; tick(): Promise<void>; close(): Promise<void> }> {
   const defs = await selectFleets(c.opts.config, {});
-  await Promise.all(
-    defs.map(async (def) => {
-      const f = await openFleet(def, { withQueue: true });
-      const repos = cliFleetRepos(c, def);
-      try {
-        await f.store.setMeta(def.name, "definition", definitionToStore(def));
-        await runFleet(f, repos, {
-          once: false,
-          tickMs,
-          signal,
-          onSync: (s) => {
-            for (const p of s.problems) c.out.warn(p);
-          },
-          onEvent: (e) => {
-            if (e.outcome === "failed") c.out.warn(`fleet ${e.fleet}: account ${e.account}: ${e.error}`);
-            c.out.emit({ message_type: "fleet_account", ...e });
-          },
-        });
-      } catch (e) {
-        c.out.warn(`fleet ${def.name}: ${(e as Error).message}`);
-      } finally {
-        await f.close();
-        await repos.close();
+  const loops: { loop: FleetLoop; close(): Promise<void> }[] = [];
+  for (const def of defs) {
+    let f: Awaited<ReturnType<typeof openFleet>> | undefined;
+    const repos = cliFleetRepos(c, def);
+    try {
+      f = await openFleet(def, { withQueue: true });
+      for (const k of repos.keys) await repos.open(k);
+      await f.store.setMeta(def.name, "definition", definitionToStore(def));
+      const loop = await startFleetLoop(f, repos, {
+        once: false,
+        onSync: (s) => {
+          for (const p of s.problems) c.out.warn(p);
+        },
+        onEvent: (e) => {
+          if (e.outcome === "failed") c.out.warn(`fleet ${e.fleet}: account ${e.account}: ${e.error}`);
+          c.out.emit({ message_type: "fleet_account", ...e });
+        },
+      });
+      const opened = f;
+      loops.push({
+        loop,
+        close: async () => {
+          await opened.close();
+          await repos.close();
+        },
+      });
+    } catch (e) {
+      c.out.warn(`fleet ${def.name}: ${(e as Error).message}`);
+      await f?.close().catch(() => {});
+      await repos.close().catch(() => {});
+    }
+  }
+  return {
+    count: loops.length,
+    async tick() {
+      for (const { loop } of loops)
+        await loop.tick().catch((e: Error) => c.out.warn(`fleet ${loop.def.name}: ${e.message}`));
+    },
+    async close() {
+      for (const { loop, close } of loops) {
+        await loop.finish().catch((e: Error) => c.out.warn(`fleet ${loop.def.name}: ${e.message}`));
+        await close();
       }
-    }),
-  );
+    },
+  };
 }

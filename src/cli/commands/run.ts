@@ -6,14 +6,14 @@ import {
   forgetArgv,
   isDue,
   isOverdue,
+  isRunningElsewhere,
   type JobState,
+  JobStore,
   jobArgv,
-  readState,
-  writeState,
 } from "../../app/jobs.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
 import type { CliContext } from "../shell/context.js";
-import { runFleetsInDaemon } from "./fleet.js";
+import { openDaemonFleets } from "./fleet.js";
 
 const cliPath = fileURLToPath(new URL("../main.js", import.meta.url));
 
@@ -33,18 +33,19 @@ interface JobOutcome {
   forgetCode?: number;
 }
 
-async function runJob(c: CliContext, job: Job, state: Record<string, JobState>): Promise<JobOutcome> {
+/** Runs one job (its main step, then its retention) and records the run in the state store. */
+async function runJob(c: CliContext, job: Job, store: JobStore): Promise<JobOutcome> {
   c.out.info(`job ${job.name}: lifeboat ${jobArgv(job).join(" ")}`);
   const started = new Date().toISOString();
-  const code = await runCli(c, jobArgv(job));
+  await store.update(job.name, (s) => ({ ...s, runningSince: started, runningPid: process.pid }));
+  let code: number = ExitCode.interrupted;
+  try {
+    code = await runCli(c, jobArgv(job));
+  } finally {
+    await store.recordRun(job.name, started, code);
+  }
   // 3 (some files unreadable) and 4 (flagged) still saved a snapshot: the run happened.
   const saved = code === 0 || code === ExitCode.incomplete || code === ExitCode.anomaly;
-  const s: JobState = { ...state[job.name], lastRun: started, lastExitCode: code };
-  if (saved) {
-    s.lastSuccess = started;
-    delete s.missedNotified;
-  }
-  state[job.name] = s;
   const out: JobOutcome = { job: job.name, code };
   const forget = forgetArgv(job);
   if (saved && forget) out.forgetCode = await runCli(c, forget);
@@ -69,17 +70,24 @@ function selectJobs(jobs: Job[], names: string[]): Job[] {
 }
 
 /** Sends one notice per lapse for jobs that have not succeeded for two of their periods. */
-async function notifyOverdue(c: CliContext, jobs: Job[], state: Record<string, JobState>): Promise<void> {
+async function notifyOverdue(c: CliContext, jobs: Job[], store: JobStore): Promise<void> {
+  const state = await store.all();
   for (const job of jobs) {
-    const s = state[job.name];
-    if (!isOverdue(job, s) || s?.missedNotified) continue;
+    if (!isOverdue(job, state[job.name]) || state[job.name]?.missedNotified) continue;
+    // Marked in the same transaction that checks it: of two processes, one sends the notice.
+    let s: JobState | undefined;
+    await store.update(job.name, (cur) => {
+      if (!isOverdue(job, cur) || cur?.missedNotified) return undefined;
+      s = cur;
+      return { ...cur, missedNotified: new Date().toISOString() };
+    });
+    if (!s) continue;
     await c.notify({
       event: "missed-schedule",
       ok: false,
       command: "daemon",
-      message: `job ${job.name} has not succeeded since ${s?.lastSuccess} (due every ${job.every}; last exit code ${s?.lastExitCode})`,
+      message: `job ${job.name} has not succeeded since ${s.lastSuccess} (due every ${job.every}; last exit code ${s.lastExitCode})`,
     });
-    state[job.name] = { ...s, missedNotified: new Date().toISOString() };
   }
 }
 
@@ -97,8 +105,9 @@ export function registerRun(program: Command, ctx: (c: Command) => CliContext): 
       "after",
       `
 Each job runs as its own lifeboat command (backup or pull, then forget with its \`keep\` policy);
-the exit code is the worst of them. State (last run, last success) is kept in
-$XDG_STATE_HOME/lifeboat/jobs.json. See docs/config.md for the file format.
+the exit code is the worst of them. State (last run, last success) is kept in the local state
+store $XDG_STATE_HOME/lifeboat/state.db (shared with the daemon and the fleets; a jobs.json of
+an earlier version is imported once). See docs/config.md for the file format.
 
 Examples:
   lifeboat run                 every job now
@@ -109,21 +118,24 @@ Examples:
       const c = ctx(cmd);
       const { config } = loadConfig(c.opts.config);
       const jobs = selectJobs(config.jobs, names);
-      const state = await readState();
-      let worst = 0;
-      for (const job of jobs) {
-        if (flags.due && !isDue(job, state[job.name])) {
-          c.out.info(`job ${job.name}: not due yet`);
-          continue;
+      const store = await JobStore.open();
+      try {
+        let worst = 0;
+        for (const job of jobs) {
+          // Claimed in one transaction: a second `run --due` at the same time skips the job.
+          if (flags.due && !(await store.claimDue(job))) {
+            c.out.info(`job ${job.name}: not due yet`);
+            continue;
+          }
+          const r = await runJob(c, job, store);
+          c.out.emit({ message_type: "job", ...r });
+          worst = Math.max(worst, r.code, r.forgetCode ?? 0);
         }
-        const r = await runJob(c, job, state);
-        await writeState(state);
-        c.out.emit({ message_type: "job", ...r });
-        worst = Math.max(worst, r.code, r.forgetCode ?? 0);
+        await notifyOverdue(c, jobs, store);
+        process.exitCode = worst;
+      } finally {
+        store.close();
       }
-      await notifyOverdue(c, jobs, state);
-      await writeState(state);
-      process.exitCode = worst;
     });
 
   program
@@ -133,7 +145,7 @@ Examples:
       "--config <file>",
       "config file (default $XDG_CONFIG_HOME/lifeboat/config.json or LIFEBOAT_CONFIG)",
     )
-    .option("--tick <duration>", "how often to look for due jobs, e.g. 30s, 1m", "60s")
+    .option("--tick <duration>", "how often to look for due jobs and accounts, e.g. 30s, 1m", "60s")
     .option("--ui <host:port>", "also serve the web console here (see `lifeboat ui --help`)")
     .option("--tls-cert <file>", "with --ui: serve HTTPS with this certificate (PEM)")
     .option("--tls-key <file>", "... and this private key (PEM)")
@@ -143,7 +155,9 @@ Examples:
       `
 Runs each job when its \`every\` has passed, one at a time, and sends a notice when a job has not
 succeeded for two of its periods. The config file's \`fleets\` run in the same process, on the
-same tick: each account in its own night (docs/fleet.md). SIGTERM or Ctrl-C stop it after the job in progress.
+same tick, each account in its own night (docs/fleet.md). Jobs and fleets share one state store,
+$XDG_STATE_HOME/lifeboat/state.db (a fleet with its own \`state\` file or \`queue\` keeps its own).
+SIGTERM or Ctrl-C stop it after the job and the account runs in progress.
 Run it from systemd (Restart=always) or a login session.`,
     )
     .action(
@@ -157,22 +171,21 @@ Run it from systemd (Restart=always) or a login session.`,
           throw new LifeboatError("USAGE", `--tick ${flags.tick} is not like 30s or 1m`, "e.g. --tick 60s");
         const tickMs = Number(m[1]) * (m[2] === "m" ? 60_000 : 1000);
         const { config } = loadConfig(c.opts.config);
-        // Fleets of the config file run in this process on the same tick (docs/fleet.md).
         const jobs = config.fleets.length > 0 && config.jobs.length === 0 ? [] : selectJobs(config.jobs, []);
-        const fleetsStop = new AbortController();
-        const fleets =
-          config.fleets.length > 0 ? runFleetsInDaemon(c, tickMs, fleetsStop.signal) : Promise.resolve();
         let stopping = false;
         let wake: (() => void) | undefined;
         const stop = () => {
           stopping = true;
-          fleetsStop.abort();
           wake?.();
         };
         process.removeAllListeners("SIGINT");
         process.removeAllListeners("SIGTERM");
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);
+        // One state store (the jobs' table and the fleets' tables, one connection) and one tick
+        // loop: each tick starts the next due job and ticks every fleet of the config file.
+        const store = await JobStore.open();
+        const fleets = config.fleets.length > 0 ? await openDaemonFleets(c) : undefined;
         // With --ui the console runs in this process and shows each job run as a task.
         let ui: Awaited<ReturnType<typeof import("./ui.js").startConsoleFromCli>> | undefined;
         if (flags.ui) {
@@ -189,36 +202,55 @@ Run it from systemd (Restart=always) or a login session.`,
             { daemon: true, tasks: new Tasks() },
           );
         }
-        const runOne = (job: Job, state: Record<string, JobState>) =>
+        const runOne = (job: Job) =>
           ui
             ? ui.tasks.track(
                 { kind: "job", title: `backup job ${job.name}`, user: "daemon", repo: null, exclusive: true },
                 async (ctl) => {
                   ctl.phase("running `lifeboat run` for the job (progress is in the daemon's log)");
-                  return runJob(c, job, state);
+                  return runJob(c, job, store);
                 },
               )
-            : runJob(c, job, state);
-        c.out.info(`daemon: ${jobs.length} job(s); looking for due jobs every ${flags.tick}`);
-        while (!stopping) {
-          const state = await readState();
+            : runJob(c, job, store);
+        /** The job in progress: one at a time, beside the fleets' runs; its end wakes the loop. */
+        let running: Promise<void> | undefined;
+        const startDueJob = async () => {
+          const state = await store.all();
           for (const job of jobs) {
-            if (stopping) break;
-            if (!isDue(job, state[job.name])) continue;
-            const r = await runOne(job, state);
-            await writeState(state);
-            c.out.emit({ message_type: "job", ...r });
+            if (!isDue(job, state[job.name]) || isRunningElsewhere(state[job.name])) continue;
+            if (!(await store.claimDue(job))) continue;
+            running = runOne(job)
+              .then(
+                (r) => c.out.emit({ message_type: "job", ...r }),
+                (e: Error) => c.out.warn(`job ${job.name}: ${e.message}`),
+              )
+              .finally(() => {
+                running = undefined;
+                wake?.();
+              });
+            return;
           }
-          await notifyOverdue(c, jobs, state);
-          await writeState(state);
-          if (stopping) break;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, tickMs);
-          });
+        };
+        c.out.info(
+          `daemon: ${jobs.length} job(s), ${fleets?.count ?? 0} fleet(s); looking for due work every ${flags.tick}`,
+        );
+        try {
+          while (!stopping) {
+            if (!running) await startDueJob();
+            await fleets?.tick();
+            await notifyOverdue(c, jobs, store);
+            if (stopping) break;
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              setTimeout(resolve, tickMs);
+            });
+          }
+        } finally {
+          await running;
+          await fleets?.close();
+          await ui?.close();
+          store.close();
         }
-        await fleets;
-        await ui?.close();
         c.out.info("daemon: stopped");
       },
     );

@@ -10,11 +10,13 @@ import { snapshotRows } from "./rows.js";
 
 /**
  * Rows accounts on a shared MariaDB/MySQL database, through the `mariadb` client: per table,
- * the account's rows (`WHERE owner = id`) as one JSON object per line, every value as text
- * (`CAST(... AS CHAR)`, so DECIMAL, BIGINT and dates keep every digit) and binary columns as
- * hex; all tables exported in one `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`. A
- * restore deletes the account's rows and inserts the snapshot's again, in one transaction, the
- * server converting each text value back into its column's type.
+ * the account's rows (`WHERE owner = ?`, or the table's own `query` with MySQL's `?`
+ * placeholders) as one JSON object per line, every value as text (`CAST(... AS CHAR)`, so
+ * DECIMAL, BIGINT and dates keep every digit) and binary columns as hex; all tables exported in
+ * one `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`. The account id is bound to the
+ * placeholders by the server (PREPARE ... EXECUTE USING), never spliced into the query. A restore
+ * deletes the account's rows and inserts the snapshot's again, in one transaction, the server
+ * converting each text value back into its column's type.
  */
 
 /** A string literal that needs no escaping: the UTF-8 bytes in hex. */
@@ -36,15 +38,78 @@ interface Column {
   binary: boolean;
 }
 
-function ownerOf(t: RowsTable): string {
-  if (t.query || !t.owner)
+/** How many `?` placeholders a statement has (outside strings, quoted names and comments). */
+export function placeholders(sql: string): number {
+  let n = 0;
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i]!;
+    if (c === "'" || c === '"' || c === "`") {
+      for (i++; i < sql.length && sql[i] !== c; i++) if (sql[i] === "\\" && c !== "`") i++;
+    } else if (c === "#" || (c === "-" && sql.startsWith("-- ", i))) {
+      while (i < sql.length && sql[i] !== "\n") i++;
+    } else if (c === "/" && sql[i + 1] === "*") {
+      const end = sql.indexOf("*/", i + 2);
+      i = end < 0 ? sql.length : end + 1;
+    } else if (c === "?") n++;
+  }
+  return n;
+}
+
+/** A table's statement with its placeholders counted; one without any is refused. */
+function statement(t: RowsTable, what: "query" | "delete", sql: string): { sql: string; n: number } {
+  const text = sql.trim().replace(/;\s*$/, "");
+  const n = placeholders(text);
+  if (n === 0)
     throw new LifeboatError(
       "USAGE",
-      `rows table ${t.table}: on MariaDB/MySQL a table needs "owner" (its account column); a custom "query" is PostgreSQL only`,
-      'give "owner": the column holding the account id',
+      `rows table ${t.table}: its "${what}" has no ? placeholder for the account id${/\$1\b/.test(text) ? " ($1 is PostgreSQL's; MariaDB/MySQL use ?)" : ""}`,
+      `write the account id as ? in "${what}", e.g. ${what === "query" ? `SELECT * FROM ${t.table} WHERE owner = ?` : `DELETE FROM ${t.table} WHERE owner = ?`}`,
     );
-  return t.owner;
+  return { sql: text, n };
 }
+
+/** The statement selecting the account's rows of a table (`?` is the account id). */
+function selectOf(t: RowsTable): { sql: string; n: number } {
+  if (t.query) return statement(t, "query", t.query);
+  if (!t.owner)
+    throw new LifeboatError(
+      "USAGE",
+      `rows table ${t.table}: no "owner" column and no "query"`,
+      'give "owner": the column holding the account id (or "query" with ?)',
+    );
+  return { sql: `SELECT * FROM ${qualified(t.table)} WHERE ${ident(t.owner)} = ?`, n: 1 };
+}
+
+/**
+ * The statement deleting the account's rows before a restore, by PostgreSQL's rule (rows.ts):
+ * the table's own `delete`, else `WHERE owner = ?`; a custom query without a `delete` cannot be
+ * restored into the shared table.
+ */
+function deleteOf(t: RowsTable): { sql: string; n: number } {
+  if (t.delete) return statement(t, "delete", t.delete);
+  if (t.owner) return { sql: `DELETE FROM ${qualified(t.table)} WHERE ${ident(t.owner)} = ?`, n: 1 };
+  throw new LifeboatError(
+    "USAGE",
+    `rows table ${t.table} has a custom query and no "delete" statement, so its rows cannot be restored into the shared table`,
+    'add "delete": "DELETE FROM ... WHERE ... = ?" (or use "owner") to the table, or restore with --target DIR',
+  );
+}
+
+/**
+ * Statements running `sql` prepared, each `?` bound to the account id (`@lifeboat_id`); `after`
+ * runs right after it (ROW_COUNT() is the statement's only until the next one).
+ */
+function prepared(q: { sql: string; n: number }, after: string[] = []): string[] {
+  return [
+    `SET @lifeboat_q = ${lit(q.sql)}`,
+    "PREPARE lifeboat_q FROM @lifeboat_q",
+    `EXECUTE lifeboat_q USING ${Array.from({ length: q.n }, () => "@lifeboat_id").join(", ")}`,
+    ...after,
+    "DEALLOCATE PREPARE lifeboat_q",
+  ];
+}
+
+const setId = (id: string) => `SET @lifeboat_id = ${strLit(id)}`;
 
 async function columns(t: MysqlTarget, table: string): Promise<Column[]> {
   const [schema, name] = table.includes(".") ? table.split(".", 2) : [undefined, table];
@@ -68,8 +133,22 @@ function jsonOf(cols: Column[]): string {
     .join(", ")})`;
 }
 
-const selectRows = (t: RowsTable, cols: Column[], id: string) =>
-  `SELECT ${jsonOf(cols)} AS j FROM ${qualified(t.table)} WHERE ${ident(ownerOf(t))} = ${strLit(id)} ORDER BY j`;
+/** The account's rows of a table as JSON lines, in a stable order (`?`: the account id). */
+const selectRows = (t: RowsTable, cols: Column[]) => {
+  const q = selectOf(t);
+  return { sql: `SELECT ${jsonOf(cols)} AS j FROM (${q.sql}) AS lifeboat_x ORDER BY j`, n: q.n };
+};
+
+/** A custom query's failure says what the query must return. */
+function queryError(a: RowsAccount, e: unknown): unknown {
+  if (!(e instanceof LifeboatError) || !a.tables.some((t) => t.query)) return e;
+  return new LifeboatError(
+    e.code,
+    `rows of account ${a.account}: ${e.message}`,
+    "a table's \"query\" must return the table's rows, every column of it (e.g. SELECT contacts.* FROM contacts JOIN ... WHERE ... = ?)",
+    e,
+  );
+}
 
 /** The account's rows of every table, in one consistent read-only transaction. */
 async function exportRows(a: RowsAccount): Promise<Map<string, string[]>> {
@@ -80,15 +159,22 @@ async function exportRows(a: RowsAccount): Promise<Map<string, string[]>> {
   const sql = [
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
     "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+    setId(a.account),
     ...a.tables.flatMap((tb, i) => [
       `SELECT ${strLit(marker(i))}`,
-      selectRows(tb, cols.get(tb.table)!, a.account),
+      ...prepared(selectRows(tb, cols.get(tb.table)!)),
     ]),
     "COMMIT",
   ].join(";\n");
   const out = new Map<string, string[]>(a.tables.map((tb) => [tb.table, []]));
   let cur: string[] | undefined;
-  for (const [field] of await query(t, sql)) {
+  let result: string[][];
+  try {
+    result = await query(t, sql);
+  } catch (e) {
+    throw queryError(a, e);
+  }
+  for (const [field] of result) {
     const v = unbatch(field ?? "");
     const m = /^-- lifeboat table (\d+)$/.exec(v);
     if (m) cur = out.get(a.tables[Number(m[1])]!.table);
@@ -104,15 +190,24 @@ export async function mysqlRowsFingerprint(a: RowsAccount): Promise<string> {
     "SET SESSION group_concat_max_len = 4294967295",
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
     "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+    setId(a.account),
   ];
   for (const tb of a.tables) {
-    const cols = await columns(t, tb.table);
+    const rows = selectRows(tb, await columns(t, tb.table));
     parts.push(
-      `SELECT COUNT(*), COALESCE(SHA2(GROUP_CONCAT(j ORDER BY j SEPARATOR '\\n'), 256), '') FROM (${selectRows(tb, cols, a.account)}) AS y`,
+      ...prepared({
+        sql: `SELECT COUNT(*), COALESCE(SHA2(GROUP_CONCAT(j ORDER BY j SEPARATOR '\\n'), 256), '') FROM (${rows.sql}) AS y`,
+        n: rows.n,
+      }),
     );
   }
   parts.push("COMMIT");
-  const rows = await query(t, parts.join(";\n"));
+  let rows: string[][];
+  try {
+    rows = await query(t, parts.join(";\n"));
+  } catch (e) {
+    throw queryError(a, e);
+  }
   const h = createHash("sha256");
   rows.forEach((r, i) => {
     h.update(`${a.tables[i]?.table}\0${r.join("\0")}\n`);
@@ -153,10 +248,25 @@ export function mysqlRowsSource(a: RowsAccount): VirtualSource {
   };
 }
 
+/** One statement of a restore script; a check fails the script (and so the transaction) when false. */
+interface Step {
+  sql: string;
+  check?: string;
+}
+
+/** A statement that fails (error 1242) unless `cond` holds: the client stops, nothing commits. */
+const guard = (cond: string, check: string): Step => ({
+  sql: `SELECT (SELECT 1 UNION ALL SELECT 2 FROM DUAL WHERE NOT (${cond})) INTO @lifeboat_ok`,
+  check,
+});
+
 /**
  * Puts an account's rows back into the shared MariaDB/MySQL tables, for that account alone, in
  * one transaction (the client stops at the first error and the server rolls the transaction
- * back when the connection ends). A snapshot row of another account is refused first.
+ * back when the connection ends). A snapshot row of another account (its `owner` says so) is
+ * refused first. Per table, by the account's own select statement: the delete must remove
+ * exactly the rows it selects (no more: they would be another account's), none may be left, and
+ * afterwards it selects exactly the snapshot's rows; otherwise nothing is changed.
  */
 export async function restoreMysqlRowsAccount(
   repo: Repository,
@@ -166,41 +276,73 @@ export async function restoreMysqlRowsAccount(
   const rows = await snapshotRows(repo, snap);
   const t = mysqlTarget(a.url);
   const result: RowsRestoreResult = { tables: {}, deleted: {} };
-  const sql: string[] = ["START TRANSACTION"];
+  const steps: Step[] = [{ sql: "START TRANSACTION" }, { sql: setId(a.account) }];
+  const plain = (sql: string[]) => sql.map((q) => ({ sql: q }));
   for (const tb of a.tables) {
-    const owner = ownerOf(tb);
+    const sel = selectOf(tb);
+    const del = deleteOf(tb);
     const cols = await columns(t, tb.table);
     const lines = rows.get(tb.table) ?? [];
-    sql.push(`DELETE FROM ${qualified(tb.table)} WHERE ${ident(owner)} = ${strLit(a.account)}`);
-    sql.push(`SELECT ROW_COUNT()`);
+    const count = (into: string) =>
+      plain(prepared({ sql: `SELECT COUNT(*) INTO ${into} FROM (${sel.sql}) AS lifeboat_x`, n: sel.n }));
+    steps.push(...count("@lifeboat_selected"));
+    steps.push(...plain(prepared(del, ["SELECT ROW_COUNT() INTO @lifeboat_deleted"])));
+    steps.push({ sql: "SELECT @lifeboat_deleted" });
+    steps.push(
+      guard(
+        "@lifeboat_deleted <=> @lifeboat_selected",
+        `the "delete" of table ${tb.table} removed a different number of rows than its query selects for account ${a.account}, so it would touch rows that are not the account's`,
+      ),
+    );
+    steps.push(...count("@lifeboat_left"));
+    steps.push(
+      guard(
+        "@lifeboat_left = 0",
+        `the "delete" of table ${tb.table} leaves rows that its query still selects for account ${a.account}`,
+      ),
+    );
     for (const l of lines) {
       const r = JSON.parse(l) as Record<string, string | null>;
-      if (r[owner] !== a.account)
+      if (tb.owner && r[tb.owner] !== a.account)
         throw new LifeboatError(
           "CORRUPTION",
-          `snapshot ${snap.id.slice(0, 8)} holds a ${tb.table} row of another account (${owner} = ${JSON.stringify(r[owner])})`,
+          `snapshot ${snap.id.slice(0, 8)} holds a ${tb.table} row of another account (${tb.owner} = ${JSON.stringify(r[tb.owner])})`,
           "nothing was changed; restore this snapshot with --target DIR and inspect it",
         );
       const present = cols.filter((c) => c.name in r);
-      sql.push(
-        `INSERT INTO ${qualified(tb.table)} (${present.map((c) => ident(c.name)).join(", ")}) VALUES (${present
+      steps.push({
+        sql: `INSERT INTO ${qualified(tb.table)} (${present.map((c) => ident(c.name)).join(", ")}) VALUES (${present
           .map((c) => {
             const v = r[c.name];
             if (v === null || v === undefined) return "NULL";
             return c.binary ? `UNHEX(${strLit(v)})` : strLit(v);
           })
           .join(", ")})`,
-      );
+      });
     }
+    steps.push(...count("@lifeboat_restored"));
+    steps.push(
+      guard(
+        `@lifeboat_restored = ${lines.length}`,
+        `after the restore, the query of table ${tb.table} does not select exactly the snapshot's ${lines.length} row(s) for account ${a.account} (a restored row is not the account's by its query, or another row is)`,
+      ),
+    );
     result.tables[tb.table] = lines.length;
   }
-  sql.push("COMMIT");
+  steps.push({ sql: "COMMIT" });
   try {
-    const out = await query(t, sql.join(";\n"));
+    const out = await query(t, steps.map((s) => s.sql).join(";\n"));
     a.tables.forEach((tb, i) => {
       result.deleted[tb.table] = Number(out[i]?.[0] ?? 0);
     });
   } catch (e) {
+    const failed = failedCheck(steps, (e as Error).message);
+    if (failed)
+      throw new LifeboatError(
+        "USAGE",
+        `restoring the rows of account ${a.account}: ${failed}; nothing was changed`,
+        'make the table\'s "delete" remove exactly the rows its "query" selects for the account (or use "owner"), or restore with --target DIR',
+      );
     throw new LifeboatError(
       "STORAGE_ERROR",
       `restoring the rows of account ${a.account}: ${(e as Error).message.split("\n")[0]}`,
@@ -208,4 +350,19 @@ export async function restoreMysqlRowsAccount(
     );
   }
   return result;
+}
+
+/** The check whose statement failed, from the client's "ERROR 1242 ... at line N". */
+function failedCheck(steps: Step[], message: string): string | undefined {
+  const m = /ERROR 1242 \(21000\) at line (\d+)/.exec(message);
+  if (!m) return undefined;
+  const line = Number(m[1]);
+  // `query` puts one line (SET NAMES) before the script; statements are joined by ";\n".
+  let start = 2;
+  for (const s of steps) {
+    const end = start + (s.sql.match(/\n/g)?.length ?? 0);
+    if (line >= start && line <= end) return s.check;
+    start = end + 1;
+  }
+  return undefined;
 }

@@ -4,6 +4,17 @@ import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import type { ParentLookup, VirtualEntry, VirtualSource } from "../../snapshot/source.js";
 import {
+  boundedCommand,
+  IMAP_COMMAND_SLACK,
+  IMAP_LIST_BUDGET,
+  IMAP_MAX_LINE,
+  IMAP_MAX_LITERAL,
+  IMAP_MAX_RESPONSE,
+  perMessageBudget,
+  recordErrors,
+  sourceBudget,
+} from "./command-bounds.js";
+import {
   decodeFolderState,
   encodeFolderState,
   FOLDER_STATE_FILE,
@@ -159,9 +170,13 @@ export async function connectImap(o: ImapConnectOptions): Promise<ImapFlow> {
     tls: { rejectUnauthorized: !o.insecure },
     connectionTimeout: o.timeoutMs ?? 30_000,
     greetingTimeout: o.timeoutMs ?? 30_000,
+    // What imapflow may buffer of one answer (command-bounds.ts); its defaults are 1-2 GiB.
+    maxLineLength: IMAP_MAX_LINE,
+    maxLiteralSize: IMAP_MAX_LITERAL,
+    maxResponseSize: IMAP_MAX_RESPONSE,
   });
-  // A dropped connection surfaces as a rejected command; this only keeps the emitter quiet.
-  client.on("error", () => {});
+  // A dropped connection surfaces as a rejected command; its cause is kept for the message.
+  recordErrors(client);
   // imapflow times out a silent server, not one that keeps talking without ever answering the
   // command (garbage after the greeting): the whole login gets one deadline of its own.
   const limit = o.timeoutMs ?? 30_000;
@@ -311,7 +326,17 @@ export class ImapSource implements VirtualSource {
 
   /** The folders this pull covers, in a stable order. */
   async folders(): Promise<ListResponse[]> {
-    return this.select(await this.client.list());
+    return this.select(await this.list());
+  }
+
+  /** Runs imapflow commands answering `what` under the bounds of command-bounds.ts. */
+  private bounded<T>(what: string, budget: number, run: () => Promise<T>): Promise<T> {
+    const t = this.o.target;
+    return boundedCommand(this.client, `${t.host}:${t.port}`, what, budget, run);
+  }
+
+  private list(): Promise<ListResponse[]> {
+    return this.bounded("LIST", IMAP_LIST_BUDGET, () => this.client.list());
   }
 
   private select(all: ListResponse[]): ListResponse[] {
@@ -322,7 +347,7 @@ export class ImapSource implements VirtualSource {
     const t = this.o.target;
     let all: ListResponse[];
     try {
-      all = await this.client.list();
+      all = await this.list();
     } catch (e) {
       throw imapError(e, t);
     }
@@ -409,7 +434,9 @@ export class ImapSource implements VirtualSource {
     let lock: { release(): void };
     try {
       // readOnly: EXAMINE, so the server neither clears \Recent nor accepts any change through us.
-      lock = await client.getMailboxLock(f.path, { readOnly: true });
+      lock = await this.bounded(`EXAMINE ${JSON.stringify(f.path)}`, IMAP_COMMAND_SLACK, () =>
+        client.getMailboxLock(f.path, { readOnly: true }),
+      );
     } catch (e) {
       throw imapError(e, t);
     }
@@ -466,7 +493,7 @@ export class ImapSource implements VirtualSource {
           path,
           mtime: dateOf(m),
           reuse: node,
-          read: () => this.fetchOne(f.path, m.uid),
+          read: () => this.fetchOne(f.path, m.uid, m.size),
         };
       }
 
@@ -544,7 +571,9 @@ export class ImapSource implements VirtualSource {
       const since = BigInt(base.highestModseq);
       if (since === modseq && uidNext === base.uidNext && exists === base.messages.length)
         return base.messages.map((m) => ({ ...m }));
-      const found = await client.search({ all: true }, { uid: true });
+      const found = await this.bounded("UID SEARCH ALL", perMessageBudget(exists), () =>
+        client.search({ all: true }, { uid: true }),
+      );
       if (!Array.isArray(found)) throw new Error("UID SEARCH ALL failed");
       const known = new Map(base.messages.map((m) => [m.uid, m]));
       const out = new Map<number, FolderMessage>();
@@ -553,30 +582,28 @@ export class ImapSource implements VirtualSource {
         if (k) out.set(uid, { ...k });
       }
       if (since < modseq) {
-        for await (const m of client.fetch(
-          "1:*",
-          { uid: true, flags: true },
-          { uid: true, changedSince: since },
-        )) {
+        const changed = await this.bounded("FETCH (FLAGS) CHANGEDSINCE", perMessageBudget(exists), () =>
+          client.fetchAll("1:*", { uid: true, flags: true }, { uid: true, changedSince: since }),
+        );
+        for (const m of changed) {
           const k = out.get(m.uid);
           if (k) k.flags = cleanFlags(m.flags);
         }
       }
       const fresh = found.filter((u) => !known.has(u));
       for (const range of uidRanges(fresh)) {
-        for (const m of await client.fetchAll(
-          range,
-          { uid: true, flags: true, internalDate: true, size: true },
-          { uid: true },
-        ))
-          out.set(m.uid, toMessage(m));
+        const got = await this.bounded(
+          "FETCH (FLAGS INTERNALDATE RFC822.SIZE)",
+          perMessageBudget(fresh.length),
+          () =>
+            client.fetchAll(range, { uid: true, flags: true, internalDate: true, size: true }, { uid: true }),
+        );
+        for (const m of got) out.set(m.uid, toMessage(m));
       }
       return [...out.values()].sort((a, b) => a.uid - b.uid);
     }
-    const all = await client.fetchAll(
-      "1:*",
-      { uid: true, flags: true, internalDate: true, size: true },
-      { uid: true },
+    const all = await this.bounded("FETCH (FLAGS INTERNALDATE RFC822.SIZE)", perMessageBudget(exists), () =>
+      client.fetchAll("1:*", { uid: true, flags: true, internalDate: true, size: true }, { uid: true }),
     );
     return all.map(toMessage).sort((a, b) => a.uid - b.uid);
   }
@@ -603,16 +630,30 @@ export class ImapSource implements VirtualSource {
     if (cur.length > 0) batches.push(cur);
     const fetchBatch = async (b: number[]) => {
       const out: FetchMessageObject[] = [];
-      for (const range of uidRanges(b))
-        for (const m of await this.client.fetchAll(range, { uid: true, source: true }, { uid: true }))
-          out.push(m);
+      for (const range of uidRanges(b)) {
+        const sizes = b.map((uid) => byUid.get(uid)?.size ?? 0);
+        const got = await this.bounded(
+          `FETCH (BODY.PEEK[]) of ${b.length} message(s)`,
+          sourceBudget(sizes),
+          () => this.client.fetchAll(range, { uid: true, source: true }, { uid: true }),
+        );
+        out.push(...got);
+      }
       return out.filter((m) => m.source !== undefined && byUid.has(m.uid)).sort((a, b) => a.uid - b.uid);
     };
-    let next = batches[0] ? fetchBatch(batches[0]) : undefined;
+    // The next batch is fetched while one is stored: its failure is seen when it is awaited,
+    // and must not count as unhandled meanwhile.
+    const ahead = (b: number[] | undefined) => {
+      if (!b) return undefined;
+      const p = fetchBatch(b);
+      p.catch(() => {});
+      return p;
+    };
+    let next = ahead(batches[0]);
     try {
       for (let i = 0; i < batches.length; i++) {
         const msgs = await next!;
-        next = batches[i + 1] ? fetchBatch(batches[i + 1]!) : undefined;
+        next = ahead(batches[i + 1]);
         yield* msgs;
       }
     } finally {
@@ -622,8 +663,10 @@ export class ImapSource implements VirtualSource {
   }
 
   /** Fallback for a reused message whose blobs are no longer in the repository. */
-  private async *fetchOne(path: string, uid: number): AsyncIterable<Buffer> {
-    const m = await this.client.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+  private async *fetchOne(path: string, uid: number, size: number): AsyncIterable<Buffer> {
+    const m = await this.bounded(`FETCH (BODY.PEEK[]) of message ${uid}`, sourceBudget([size]), () =>
+      this.client.fetchOne(String(uid), { uid: true, source: true }, { uid: true }),
+    );
     if (!m || !m.source)
       throw new LifeboatError(
         "SOURCE_UNREADABLE",
