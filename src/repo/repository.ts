@@ -443,7 +443,10 @@ export class Repository {
 
   /** Reads new prune plans and index files since the index was loaded (see IndexState.catchUp). */
   async catchUpIndex(): Promise<void> {
-    if (await this.index.catchUp()) this.treeCache.clear();
+    // Decoded trees stay cached: a tree is named by its keyed hash, so new index files (a backup
+    // beside us, a prune's rewrite) never change what an id decodes to. The console beside a busy
+    // fleet would otherwise decode a large folder again after every account's backup.
+    await this.index.catchUp();
   }
 
   lookup(id: Buffer): IndexedBlob | undefined {

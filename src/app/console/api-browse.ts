@@ -2,12 +2,14 @@ import { PassThrough, Readable } from "node:stream";
 import type { Hono } from "hono";
 import { z } from "zod";
 import { LifeboatError } from "../../core/errors.js";
-import { listFolder, MAX_FOLDER_PAGE, statInSnapshot } from "../../ops/inspect/browse.js";
+import { cleanSnapshotPath, listFolder, MAX_FOLDER_PAGE, statInSnapshot } from "../../ops/inspect/browse.js";
 import { type DiffChange, diffTrees } from "../../ops/inspect/diff.js";
 import { dumpTar, fileContent, streamSink } from "../../ops/inspect/dump.js";
 import { findInSnapshots } from "../../ops/inspect/find.js";
 import type { Repository } from "../../repo/repository.js";
+import type { SnapshotWithId as Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
+import { resolveSubpath } from "../../snapshot/subpath.js";
 import { audit, type ConsoleState, type Ctx, type Env, parse, repoById } from "./context.js";
 import { zipTree } from "./zip.js";
 
@@ -57,6 +59,29 @@ function looksBinary(b: Buffer): boolean {
 }
 
 export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
+  /**
+   * Reads of a folder's tree under way, by repository, snapshot and path: requests for the same
+   * folder arriving together (a page asking for its first page and for a sort, two tabs) share
+   * one read and decode rather than each decoding an 18 MB tree on the one event loop; later
+   * ones find it in the repository's tree cache.
+   */
+  const reading = new Map<string, Promise<void>>();
+  const readFolderOnce = (id: string, repo: Repository, snap: Snapshot, path: string): Promise<void> => {
+    const key = `${id}\0${snap.id}\0${path}`;
+    let p = reading.get(key);
+    if (!p) {
+      p = (async () => {
+        const at = await resolveSubpath(repo, snap, cleanSnapshotPath(path));
+        if (at.kind === "dir") await repo.loadTree(at.tree);
+      })()
+        // listFolder reads it again and reports any error itself.
+        .catch(() => {})
+        .finally(() => reading.delete(key));
+      reading.set(key, p);
+    }
+    return p;
+  };
+
   const snapOf = async (c: Ctx) => {
     const r = repoById(st, c.req.param("repo") ?? "");
     return { r, repo: await r.open(), snap: await r.snapshot(c.req.param("id") ?? "") };
@@ -72,7 +97,8 @@ export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
   });
   app.get("/api/repos/:repo/snapshots/:id/tree", async (c) => {
     const q = parse(treeQuery, c.req.query());
-    const { repo, snap } = await snapOf(c);
+    const { r, repo, snap } = await snapOf(c);
+    await readFolderOnce(r.spec.id, repo, snap, q.path);
     return c.json(
       await listFolder(repo, snap, q.path, {
         offset: q.offset,

@@ -14,6 +14,7 @@ import { cliLine, snapshotJson } from "./api-read.js";
 import { audit, type ConsoleState, type Env, jsonBody, parse, requireRole } from "./context.js";
 import { type ConsoleFleet, fleetByName } from "./fleets.js";
 import { displayLocation } from "./repos.js";
+import { accountDestination, restoreInto, restoreServer } from "./restore-destination.js";
 import { checkTarget } from "./restore-roots.js";
 
 /** Accounts per page at most: a bigger page is refused (400), not cut. */
@@ -176,23 +177,19 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
     );
     const done = await store.restoreResults(f.def.name, b.run);
     const at = b.at ? new Date(b.at) : undefined;
+    const server = restoreServer(f.def, target);
     const first = await Promise.all(
       order.slice(0, 10).map(async (account) => {
         try {
           const repo = await (await f.repoFor(account)).open();
           const snap = await accountSnapshot(repo, account, { fleet: f.def.name, at });
-          const where = target
-            ? `${target}/${encodeURIComponent(account)}`
-            : snap.source === "rows"
-              ? "the shared tables"
-              : snap.paths[0]!;
-          const allowed =
-            target || snap.source === "rows"
-              ? true
-              : await checkTarget(where, st.restoreRoots).then(
-                  () => true,
-                  () => false,
-                );
+          const { where, inPlaceFolder } = accountDestination(snap, account, target, server);
+          const allowed = inPlaceFolder
+            ? await checkTarget(where, st.restoreRoots).then(
+                () => true,
+                () => false,
+              )
+            : true;
           return { account, snapshot: snap.id, time: snap.time, where, allowed, error: null };
         } catch (e) {
           return {
@@ -227,7 +224,8 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
       run: b.run,
       parallel: b.parallel,
       at: b.at ?? null,
-      into: target ? "target" : f.def.kind === "rows" ? "shared-tables" : "own-folders",
+      into: restoreInto(f.def, target),
+      server,
       target: target
         ? {
             path: target,

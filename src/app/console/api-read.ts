@@ -16,8 +16,9 @@ import {
   requireRole,
   sourceById,
 } from "./context.js";
+import { repositoryCard } from "./overview.js";
 import { displayLocation } from "./repos.js";
-import { buildSources, pageSources, type SourceRow, sizeHistory, sourceSnapshots } from "./sources.js";
+import { buildSources, pageSources, type SourceRow, sourceSnapshots } from "./sources.js";
 import type { TaskView } from "./tasks.js";
 
 /** Largest page of sources, snapshots or audit entries served at once. */
@@ -56,28 +57,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
     const states = { protected: 0, late: 0, failing: 0, never: 0 };
     for (const r of rows) states[r.state]++;
     const repositories = await Promise.all(
-      st.repos.map(async (r) => {
-        const base = { id: r.spec.id, location: displayLocation(r.spec.url), jobs: r.spec.jobs };
-        const err = errors.find((e) => e.repo === r.spec.id);
-        if (err) return { ...base, error: err.message };
-        try {
-          const snaps = await r.snapshots();
-          const storage = await r.storage();
-          const mine = rows.filter((x) => x.repo === r.spec.id);
-          return {
-            ...base,
-            error: null,
-            snapshots: snaps.length,
-            sources: mine.length,
-            logicalBytes: mine.reduce((a, x) => a + x.logicalBytes, 0),
-            packs: storage.packs,
-            packBytes: storage.bytes,
-            sizeHistory: sizeHistory(snaps),
-          };
-        } catch (e) {
-          return { ...base, error: e instanceof Error ? e.message : String(e) };
-        }
-      }),
+      st.repos.map((r) => repositoryCard(r, rows, errors.find((e) => e.repo === r.spec.id)?.message)),
     );
     return c.json({
       time: new Date().toISOString(),

@@ -138,6 +138,21 @@ export class ConsoleFleet {
     }
   }
 
+  /**
+   * The account snapshots the fleet's workers wrote since a time, from its log of runs (the
+   * console then never reads their documents: repos.ts), and the time of the newest run.
+   */
+  async accountSnapshotsSince(since: number): Promise<{ ids: string[]; newest: number }> {
+    const runs = await (await this.store()).runs(this.def.name, since);
+    const ids: string[] = [];
+    let newest = 0;
+    for (const r of runs) {
+      newest = Math.max(newest, r.at);
+      if (r.outcome === "snapshot" && r.snapshot) ids.push(r.snapshot);
+    }
+    return { ids, newest };
+  }
+
   async close(): Promise<void> {
     await this.closeStore?.();
   }
@@ -175,8 +190,13 @@ export function makeFleets(fleets: FleetEntry[], repos: ConsoleRepo[]): ConsoleF
     const own = def.repositories
       .map((ref) => repos.find((r) => r.spec.url === expandHome(ref.url)))
       .filter((r): r is ConsoleRepo => r !== undefined);
-    const first = repos.find((r) => r.spec.url === url) ?? repos[0]!;
-    return new ConsoleFleet(def, first, store, own.length > 0 ? own : [first]);
+    const repo = repos.find((r) => r.spec.url === url) ?? repos[0]!;
+    const fleet = new ConsoleFleet(def, repo, store, own.length > 0 ? own : [repo]);
+    // Each of the fleet's repositories skips the account snapshots its runs name (an id from
+    // another of them never shows up in this one's listing).
+    for (const r of own.length > 0 ? own : [repo])
+      r.addAccountFeed((since) => fleet.accountSnapshotsSince(since));
+    return fleet;
   });
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { LifeboatError } from "../../core/errors.js";
+import { mapLimit } from "../../core/concurrency.js";
+import { isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { acknowledgedIds, listAcks } from "../../ops/acks/acks.js";
 import { type DrillRecordWithId, listDrills } from "../../ops/drill/drill.js";
 import { isStorageId } from "../../repo/config.js";
@@ -27,14 +28,42 @@ export type RepoOpener = (url: string, passwordFile: string | undefined) => Prom
 
 /** How long a listing of snapshots or drills is trusted before it is read again. */
 const FRESH_MS = 2000;
+/** Snapshot documents read at once when a listing shows new ones. */
+const READS_IN_FLIGHT = 32;
+/** Account snapshots read on demand (browsing one) kept for the next request. */
+const ACCOUNT_DOCS_KEPT = 64;
+/** A fleet's runs are asked again from this long before the newest one seen (workers log late). */
+const FEED_OVERLAP_MS = 10 * 60_000;
+/** An account snapshot named by a fleet's runs but never listed (forgotten meanwhile) is let go. */
+const HINT_TTL_MS = 86_400_000;
+
+/**
+ * The ids of a fleet's account snapshots written since a time, from the fleet's state (its log
+ * of runs: fleets.ts), and the time of the newest run seen.
+ */
+export type AccountSnapshotFeed = (since: number) => Promise<{ ids: string[]; newest: number }>;
+
+/** What the console knows of a listed snapshot: its document, or that it is a fleet account's. */
+const ACCOUNT = Symbol("account snapshot");
+type Known = SnapshotWithId | typeof ACCOUNT;
 
 export class ConsoleRepo {
   private repo: Promise<Repository> | undefined;
-  private snaps = new Map<string, SnapshotWithId>();
+  /** Every listed snapshot by id: documents of the sources' snapshots, a mark for accounts'. */
+  private known = new Map<string, Known>();
+  private accountCount = 0;
   private snapsAt = 0;
+  private listed = false;
   private sorted: SnapshotWithId[] = [];
+  private refreshing: Promise<void> | undefined;
+  private feeds: { feed: AccountSnapshotFeed; since: number }[] = [];
+  /** Account snapshot ids the fleets named that no listing showed yet, with when. */
+  private hints = new Map<string, number>();
+  private accountDocs = new Map<string, SnapshotWithId>();
   private drills: { at: number; list: DrillRecordWithId[] } | undefined;
   private marks: { at: number; acked: Set<string>; pinned: Set<string> } | undefined;
+  /** Snapshot documents read from storage (tests and benchmarks count them). */
+  snapshotReads = 0;
 
   constructor(
     readonly spec: RepoSpec,
@@ -49,40 +78,125 @@ export class ConsoleRepo {
     return this.repo;
   }
 
-  /** Every snapshot, oldest first (read again at most every FRESH_MS, new documents only). */
+  /** A fleet keeping its accounts here names their snapshots, so they need not be read. */
+  addAccountFeed(feed: AccountSnapshotFeed): void {
+    this.feeds.push({ feed, since: 0 });
+  }
+
+  /**
+   * The snapshots of the repository's sources, oldest first: every snapshot but the fleets'
+   * account snapshots, which their fleet shows (api-fleets.ts, from the fleet's state and the
+   * account catalogue). The listing is read again at most every FRESH_MS; a document is read
+   * once, when its id first shows up, and an account snapshot a fleet's runs name is never read,
+   * so a fleet's million account snapshots cost the listing of their ids and nothing more.
+   */
   async snapshots(force = false): Promise<SnapshotWithId[]> {
-    if (!force && Date.now() - this.snapsAt < FRESH_MS) return this.sorted;
+    if (force || Date.now() - this.snapsAt >= FRESH_MS) {
+      this.refreshing ??= this.refresh().finally(() => {
+        this.refreshing = undefined;
+      });
+      await this.refreshing;
+    }
+    return this.sorted;
+  }
+
+  /** Snapshots in the last listing, the fleets' account snapshots among them. */
+  async counts(): Promise<{ snapshots: number; accountSnapshots: number }> {
+    await this.snapshots();
+    return { snapshots: this.known.size, accountSnapshots: this.accountCount };
+  }
+
+  private async refresh(): Promise<void> {
     const repo = await this.open();
     const ids = await repo.snapshotIds();
-    const next = new Map<string, SnapshotWithId>();
+    let fresh = 0;
+    let unknown = 0;
+    for (const id of ids)
+      if (!this.known.has(id)) {
+        fresh++;
+        if (!this.hints.has(id)) unknown++;
+      }
+    if (unknown > 0) await this.learnAccountSnapshots();
+    const next = new Map<string, Known>();
     const missing: string[] = [];
+    let accounts = 0;
     for (const id of ids) {
-      const known = this.snaps.get(id);
-      if (known) next.set(id, known);
-      else missing.push(id);
+      const known = this.known.get(id) ?? (this.hints.has(id) ? ACCOUNT : undefined);
+      this.hints.delete(id);
+      if (known === undefined) missing.push(id);
+      else {
+        next.set(id, known);
+        if (known === ACCOUNT) accounts++;
+      }
     }
-    for (const s of await Promise.all(missing.map((id) => repo.loadSnapshot(id)))) next.set(s.id, s);
+    const read = await mapLimit(missing, READS_IN_FLIGHT, async (id) => {
+      this.snapshotReads++;
+      // One forgotten between the listing and its read is gone, as if listed a moment later.
+      return repo.loadSnapshot(id).catch((e) => {
+        if (isLifeboatError(e) && e.code === "NOT_FOUND") return undefined;
+        throw e;
+      });
+    });
+    for (const s of read) {
+      if (!s) continue;
+      if (s.account !== undefined) {
+        next.set(s.id, ACCOUNT);
+        accounts++;
+      } else next.set(s.id, s);
+    }
     // Snapshots written by other processes (the daemon, `lifeboat run`, other hosts) point at
     // blobs in index files this process has not read: read the new ones (written before the
     // snapshot, so they are there) before anything of these snapshots is read.
-    if (missing.length > 0 && this.snapsAt > 0) await repo.catchUpIndex();
-    this.snaps = next;
-    this.sorted = [...next.values()].sort((a, b) =>
-      a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1,
-    );
+    if (fresh > 0 && this.listed) await repo.catchUpIndex();
+    this.listed = true;
+    const now = Date.now();
+    for (const [id, at] of this.hints) if (now - at > HINT_TTL_MS) this.hints.delete(id);
+    // Sorted again only when the listing changed: an unchanged repository costs one listing.
+    const changed = fresh > 0 || next.size !== this.known.size;
+    this.known = next;
+    this.accountCount = accounts;
+    if (changed) {
+      const docs: SnapshotWithId[] = [];
+      for (const k of next.values()) if (k !== ACCOUNT) docs.push(k);
+      this.sorted = docs.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+    }
     this.snapsAt = Date.now();
-    return this.sorted;
+  }
+
+  /** Asks each fleet keeping its accounts here which snapshots it wrote since it was last asked. */
+  private async learnAccountSnapshots(): Promise<void> {
+    await Promise.all(
+      this.feeds.map(async (f) => {
+        try {
+          const got = await f.feed(f.since);
+          const now = Date.now();
+          for (const id of got.ids) if (!this.known.has(id)) this.hints.set(id, now);
+          if (got.newest > 0) f.since = Math.max(f.since, got.newest - FEED_OVERLAP_MS);
+        } catch {
+          // A fleet state that cannot be read (its PostgreSQL is down): the documents are read.
+        }
+      }),
+    );
   }
 
   async snapshot(id: string): Promise<SnapshotWithId> {
     if (!/^[0-9a-f]{64}$/.test(id))
       throw new LifeboatError("SNAPSHOT_NOT_FOUND", `${JSON.stringify(id)} is not a snapshot id`);
-    const found =
-      (await this.snapshots()).find((s) => s.id === id) ??
-      (await this.snapshots(true)).find((s) => s.id === id);
-    if (!found)
+    await this.snapshots();
+    if (!this.known.has(id)) await this.snapshots(true);
+    const k = this.known.get(id);
+    if (k === undefined)
       throw new LifeboatError("SNAPSHOT_NOT_FOUND", `no snapshot ${id.slice(0, 8)} in ${this.spec.url}`);
-    return found;
+    if (k !== ACCOUNT) return k;
+    // An account snapshot (browsed, restored or acknowledged by id): read when asked for.
+    let doc = this.accountDocs.get(id);
+    if (!doc) {
+      this.snapshotReads++;
+      doc = await (await this.open()).loadSnapshot(id);
+      if (this.accountDocs.size >= ACCOUNT_DOCS_KEPT) this.accountDocs.clear();
+      this.accountDocs.set(id, doc);
+    }
+    return doc;
   }
 
   async drillRecords(force = false): Promise<DrillRecordWithId[]> {

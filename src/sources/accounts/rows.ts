@@ -181,6 +181,12 @@ export async function snapshotRows(repo: Repository, snap: SnapshotWithId): Prom
   return out;
 }
 
+/** How many rows a table's `query` selects for the account (inside the caller's transaction). */
+async function countSelected(c: pg.Client, t: RowsTable, account: string): Promise<number> {
+  const r = await c.query(`SELECT count(*)::int AS n FROM (${selectSql(t)}) AS x`, [account]);
+  return (r.rows[0] as { n: number }).n;
+}
+
 export interface RowsRestoreResult {
   tables: Record<string, number>;
   deleted: Record<string, number>;
@@ -202,6 +208,8 @@ export async function restoreRowsAccount(
   const result: RowsRestoreResult = { tables: {}, deleted: {} };
   try {
     await c.query("BEGIN");
+    // Constraints declared DEFERRABLE between the tables are checked at COMMIT, once every table is back.
+    await c.query("SET CONSTRAINTS ALL DEFERRED");
     for (const t of a.tables) {
       const del = deleteSql(t);
       const lines = rows.get(t.table) ?? [];
@@ -215,13 +223,40 @@ export async function restoreRowsAccount(
               "nothing was changed; restore this snapshot with --target DIR and inspect it",
             );
         }
+      // A custom `delete` must remove exactly the rows its `query` selects, nothing of another
+      // account: counted before and after inside the transaction, which a mismatch rolls back.
+      const selected = t.query ? await countSelected(c, t, a.account) : undefined;
       result.deleted[t.table] = (await c.query(del, [a.account])).rowCount ?? 0;
+      if (selected !== undefined) {
+        const left = await countSelected(c, t, a.account);
+        if (result.deleted[t.table] !== selected)
+          throw new LifeboatError(
+            "USAGE",
+            `the "delete" of table ${t.table} removed a different number of rows than its query selects for account ${a.account} (${result.deleted[t.table]} against ${selected}), so it would touch rows that are not the account's`,
+            'nothing was changed; make "delete" remove exactly the rows "query" selects for $1',
+          );
+        if (left !== 0)
+          throw new LifeboatError(
+            "USAGE",
+            `the "delete" of table ${t.table} leaves rows that its query still selects for account ${a.account}`,
+            'nothing was changed; make "delete" remove exactly the rows "query" selects for $1',
+          );
+      }
       for (let i = 0; i < lines.length; i += 500) {
         const batch = `[${lines.slice(i, i + 500).join(",")}]`;
         await c.query(
           `INSERT INTO ${quoteIdent(t.table)} SELECT * FROM json_populate_recordset(NULL::${quoteIdent(t.table)}, $1::json)`,
           [batch],
         );
+      }
+      if (selected !== undefined) {
+        const back = await countSelected(c, t, a.account);
+        if (back !== lines.length)
+          throw new LifeboatError(
+            "USAGE",
+            `after the restore, the query of table ${t.table} does not select exactly the snapshot's ${lines.length} row(s) for account ${a.account} (it selects ${back})`,
+            'nothing was changed; check the joins and filters of the table\'s "query"',
+          );
       }
       result.tables[t.table] = lines.length;
     }

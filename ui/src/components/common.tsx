@@ -222,3 +222,27 @@ export function Pager(props: {
     </div>
   );
 }
+
+export interface SortOrder {
+  by: string;
+  order: "asc" | "desc";
+}
+
+/** A column head sorting a server-paged table: a click sorts by it, a second click reverses. */
+export function SortTh(props: {
+  by: string;
+  label: string;
+  sort: SortOrder;
+  onSort: (s: SortOrder) => void;
+}) {
+  const { by, sort } = props;
+  return (
+    <th
+      class="sortable"
+      onClick={() => props.onSort({ by, order: sort.by === by && sort.order === "asc" ? "desc" : "asc" })}
+    >
+      {props.label}
+      {sort.by === by ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
+    </th>
+  );
+}

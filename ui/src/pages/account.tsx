@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
-import { type AccountRow, api, followTask, type Me, type SnapshotItem, type Task } from "../api";
-import { ActionButton, ErrorBox, Loading, StateBadge, TaskProgress, usePoll } from "../components/common";
+import { type AccountRow, api, type Me, type SnapshotItem, type Task } from "../api";
+import { ErrorBox, Loading, StateBadge, TaskProgress, usePoll } from "../components/common";
+import { RestoreButtons } from "../components/restore-buttons";
 import { ago, bytes, plural, time } from "../format";
 import { href, type Route } from "../router";
 
@@ -137,7 +138,6 @@ function RestoreAccount({ me, fleet, id, repo }: { me: Me; fleet: string; id: st
   const [target, setTarget] = useState("");
   const [preview, setPreview] = useState<Preview | null>(null);
   const [task, setTask] = useState<Task | null>(null);
-  const [err, setErr] = useState<unknown>(null);
   if (me.role === "viewer") return <p class="muted">Restoring needs the operator role.</p>;
   const body = () => ({
     repo,
@@ -162,41 +162,18 @@ function RestoreAccount({ me, fleet, id, repo }: { me: Me; fleet: string; id: st
         Target folder on this host
         <input name="target" value={target} onInput={(e) => setTarget(e.currentTarget.value)} />
       </label>
-      <div class="toolbar">
-        <ActionButton
-          name="preview"
-          disabled={!target}
-          onClick={async () => {
-            setErr(null);
-            setPreview(null);
-            try {
-              setPreview(await api<Preview>("/api/restore/preview", { body: body() }));
-            } catch (e) {
-              setErr(e);
-            }
-          }}
-        >
-          Preview (dry run)
-        </ActionButton>
-        <ActionButton
-          name="restore"
-          kind="primary"
-          disabled={!preview || (task !== null && (task.state === "running" || task.state === "queued"))}
-          onClick={async () => {
-            setErr(null);
-            try {
-              const t = await api<Task>("/api/restore", { body: body() });
-              setTask(t);
-              followTask(t.id, setTask);
-            } catch (e) {
-              setErr(e);
-            }
-          }}
-        >
-          Restore
-        </ActionButton>
-      </div>
-      <ErrorBox error={err} />
+      <RestoreButtons
+        restoreLabel="Restore"
+        canPreview={target !== ""}
+        canRestore={preview !== null}
+        task={task}
+        onTask={setTask}
+        onPreview={async () => {
+          setPreview(null);
+          setPreview(await api<Preview>("/api/restore/preview", { body: body() }));
+        }}
+        onRestore={() => api<Task>("/api/restore", { body: body() })}
+      />
       {preview ? (
         <div data-testid="restore-preview">
           <strong>

@@ -108,8 +108,11 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
     <div>
       <h1>Browse</h1>
       {snap.error ? <ErrorBox error={snap.error} /> : null}
+      {/* Keyed blocks: the snapshot's toolbar replacing its spinner must not make Preact match the
+          blocks below by position and mount the folder list again (a second request for a folder
+          of 100,000 entries). */}
       {snap.data ? (
-        <div class="toolbar">
+        <div class="toolbar" key="snapshot">
           <span>
             <strong>{snap.data.hostname}</strong>:{snap.data.paths.join(" ")}
           </span>
@@ -118,7 +121,8 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
             value={snapId}
             onChange={(e) => go(["browse", repo, e.currentTarget.value], { path })}
           >
-            {(siblings.data ?? [snap.data])
+            {/* An account snapshot has no siblings in the repository's listing (its fleet lists them). */}
+            {(siblings.data?.some((s) => s.id === snapId) ? siblings.data : [snap.data])
               .slice()
               .reverse()
               .map((s) => (
@@ -130,9 +134,9 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
           </select>
         </div>
       ) : (
-        <Loading />
+        <Loading key="snapshot-loading" />
       )}
-      <div class="crumbs" data-testid="crumbs">
+      <div class="crumbs" data-testid="crumbs" key="crumbs">
         <a href={href(["browse", repo, snapId])}>/</a>
         {crumbs.map((c, i) => (
           <span key={i}>
@@ -142,7 +146,7 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
         ))}
         <span class="muted"> · {total === null ? "…" : plural(total, "entry")}</span>
       </div>
-      <div class="toolbar">
+      <div class="toolbar" key="folder-tools">
         <input
           type="search"
           name="filter"
@@ -162,7 +166,7 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
           </a>
         ) : null}
       </div>
-      <div class="browse">
+      <div class="browse" key="folder">
         <div class="browse-list">
           <div class="fhead">
             {head("name", "Name", "fname")}

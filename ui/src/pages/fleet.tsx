@@ -1,23 +1,16 @@
 import { useState } from "preact/hooks";
+import { type AccountRow, api, type FleetSummary, type Me, q, type SourceState, type Task } from "../api";
 import {
-  type AccountRow,
-  api,
-  type FleetSummary,
-  followTask,
-  type Me,
-  q,
-  type SourceState,
-  type Task,
-} from "../api";
-import {
-  ActionButton,
   ErrorBox,
   Loading,
   Pager,
+  type SortOrder,
+  SortTh,
   StateBadge,
   TaskProgress,
   usePoll,
 } from "../components/common";
+import { RestoreButtons } from "../components/restore-buttons";
 import { age, ago, plural, time } from "../format";
 import { href, type Route } from "../router";
 
@@ -31,8 +24,10 @@ interface RestoreAllPreview {
   run: string;
   parallel: number;
   at: string | null;
-  into: "target" | "shared-tables" | "own-folders";
+  into: "target" | "shared-tables" | "own-folders" | "servers";
   target: { path: string; exists: boolean } | null;
+  /** Mail and DAV accounts restored in place go back to this server. */
+  server: string | null;
   sharedDb: string | null;
   first: {
     account: string;
@@ -53,7 +48,7 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
   const name = route.parts[1] ?? "";
   const [filter, setFilter] = useState<SourceState | "">((route.params.get("state") as SourceState) ?? "");
   const [search, setSearch] = useState("");
-  const [sort, setSort] = useState<{ by: string; order: "asc" | "desc" }>({ by: "state", order: "asc" });
+  const [sort, setSort] = useState<SortOrder>({ by: "state", order: "asc" });
   const [offset, setOffset] = useState(0);
   const base = `/api/fleets/${encodeURIComponent(name)}`;
   const sum = usePoll(() => api<FleetSummary>(base), [name], 5000);
@@ -65,15 +60,7 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
     [name, offset, search, filter, sort.by, sort.order],
     5000,
   );
-  const head = (by: string, label: string) => (
-    <th
-      class="sortable"
-      onClick={() => setSort((s) => ({ by, order: s.by === by && s.order === "asc" ? "desc" : "asc" }))}
-    >
-      {label}
-      {sort.by === by ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
-    </th>
-  );
+  const head = (by: string, label: string) => <SortTh by={by} label={label} sort={sort} onSort={setSort} />;
   const f = sum.data;
   return (
     <div>
@@ -184,6 +171,14 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
   );
 }
 
+/** Where a whole-service restore puts each kind of account without a target (fleet restore --all). */
+const IN_PLACE: Record<string, string> = {
+  folder: "folder accounts back into their own folders (which must lie under the restore roots)",
+  rows: "rows back into the fleet's shared tables, for each account alone",
+  imap: "mail back into each account on the fleet's mail server (its folders and messages; nothing is written on this host)",
+  dav: "address books and calendars back into each account on the fleet's DAV server (nothing is written on this host)",
+};
+
 /** The day everything is lost: every account back, with a dry run first and progress after. */
 function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }) {
   const [target, setTarget] = useState("");
@@ -191,7 +186,6 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
   const [parallel, setParallel] = useState("8");
   const [preview, setPreview] = useState<RestoreAllPreview | null>(null);
   const [task, setTask] = useState<Task | null>(null);
-  const [err, setErr] = useState<unknown>(null);
   if (me.role === "viewer") return <p class="muted">The whole-service restore needs the operator role.</p>;
   const body = () => ({
     ...(target ? { target } : {}),
@@ -203,14 +197,15 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
     <div class="card form" data-testid="restore-all">
       <h2>Whole-service restore</h2>
       <p class="muted">
-        Every account from its newest snapshot (or the newest at a time), in priority order, several at once;
-        {kind === "rows"
-          ? " rows back into the shared tables for each account alone,"
-          : " folders back into their own folders (under the restore roots),"}{" "}
-        or under a folder of your choice. A run that stops resumes where it stopped.
+        Every account from its newest snapshot (or the newest at a time), in priority order, several at once:{" "}
+        {IN_PLACE[kind] ?? IN_PLACE.folder}; or, given a target folder, under it{" "}
+        {kind === "folder"
+          ? "(each account in its own subfolder)"
+          : "as files (each account in its own subfolder)"}
+        . A run that stops resumes where it stopped.
       </p>
       <label>
-        Target folder (empty: in place)
+        Target folder (empty: {kind === "imap" || kind === "dav" ? "back onto the server" : "in place"})
         <input name="all-target" value={target} onInput={(e) => setTarget(e.currentTarget.value)} />
       </label>
       <label>
@@ -234,40 +229,19 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
           onInput={(e) => setParallel(e.currentTarget.value)}
         />
       </label>
-      <div class="toolbar">
-        <ActionButton
-          name="all-preview"
-          onClick={async () => {
-            setErr(null);
-            setPreview(null);
-            try {
-              setPreview(await api<RestoreAllPreview>(`${base}/preview`, { body: body() }));
-            } catch (e) {
-              setErr(e);
-            }
-          }}
-        >
-          Preview (dry run)
-        </ActionButton>
-        <ActionButton
-          name="all-restore"
-          kind="danger"
-          disabled={!preview || (task !== null && (task.state === "running" || task.state === "queued"))}
-          onClick={async () => {
-            setErr(null);
-            try {
-              const t = await api<Task>(base, { body: body() });
-              setTask(t);
-              followTask(t.id, setTask);
-            } catch (e) {
-              setErr(e);
-            }
-          }}
-        >
-          Restore every account
-        </ActionButton>
-      </div>
-      <ErrorBox error={err} />
+      <RestoreButtons
+        names={["all-preview", "all-restore"]}
+        restoreLabel="Restore every account"
+        restoreKind="danger"
+        canRestore={preview !== null}
+        task={task}
+        onTask={setTask}
+        onPreview={async () => {
+          setPreview(null);
+          setPreview(await api<RestoreAllPreview>(`${base}/preview`, { body: body() }));
+        }}
+        onRestore={() => api<Task>(base, { body: body() })}
+      />
       {preview ? (
         <div data-testid="restore-all-preview">
           <strong>
@@ -277,10 +251,12 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
               : ""}
           </strong>{" "}
           {preview.into === "target"
-            ? `under ${preview.target?.path}`
+            ? `under ${preview.target?.path}${kind === "folder" ? "" : ", as files"}`
             : preview.into === "shared-tables"
               ? `into the shared tables of ${preview.sharedDb}`
-              : "into their own folders"}
+              : preview.into === "servers"
+                ? `back into each account on ${preview.server ?? "its server"} (nothing is written on this host)`
+                : "into their own folders"}
           , {preview.parallel} at once{preview.at ? `, as at ${time(preview.at)}` : ""}. First in order:
           <table class="grid">
             <tbody>

@@ -1,6 +1,16 @@
 import { useState } from "preact/hooks";
 import { api, type FleetSummary, type Me, q, type SourceRow, type SourceState, type Task } from "../api";
-import { ActionButton, ErrorBox, Loading, Pager, SizeChart, StateBadge, usePoll } from "../components/common";
+import {
+  ActionButton,
+  ErrorBox,
+  Loading,
+  Pager,
+  SizeChart,
+  type SortOrder,
+  SortTh,
+  StateBadge,
+  usePoll,
+} from "../components/common";
 import { age, ago, bytes, plural } from "../format";
 import { go, href } from "../router";
 
@@ -14,6 +24,7 @@ interface Overview {
     jobs: string[];
     error: string | null;
     snapshots?: number;
+    accountSnapshots?: number;
     sources?: number;
     logicalBytes?: number;
     packs?: number;
@@ -33,7 +44,7 @@ const LIMIT = 25;
 export function Overview({ me }: { me: Me }) {
   const [filter, setFilter] = useState<SourceState | "">("");
   const [search, setSearch] = useState("");
-  const [sort, setSort] = useState<{ by: string; order: "asc" | "desc" }>({ by: "state", order: "asc" });
+  const [sort, setSort] = useState<SortOrder>({ by: "state", order: "asc" });
   const [offset, setOffset] = useState(0);
   const ov = usePoll(() => api<Overview>("/api/overview"), [], 4000);
   const src = usePoll(
@@ -44,15 +55,7 @@ export function Overview({ me }: { me: Me }) {
     [offset, search, filter, sort.by, sort.order],
     4000,
   );
-  const head = (by: string, label: string) => (
-    <th
-      class="sortable"
-      onClick={() => setSort((s) => ({ by, order: s.by === by && s.order === "asc" ? "desc" : "asc" }))}
-    >
-      {label}
-      {sort.by === by ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
-    </th>
-  );
+  const head = (by: string, label: string) => <SortTh by={by} label={label} sort={sort} onSort={setSort} />;
   return (
     <div>
       <h1>Overview</h1>
@@ -96,7 +99,10 @@ export function Overview({ me }: { me: Me }) {
                 ) : (
                   <>
                     <div class="figures">
-                      <span>{plural(r.snapshots ?? 0, "snapshot")}</span>
+                      <span>
+                        {plural(r.snapshots ?? 0, "snapshot")}
+                        {r.accountSnapshots ? ` (${r.accountSnapshots} of fleet accounts)` : ""}
+                      </span>
                       <span>{plural(r.sources ?? 0, "source")}</span>
                       <span>
                         {bytes(r.logicalBytes)} logical · {bytes(r.packBytes)} stored in{" "}

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, followTask, type Me, type SnapshotItem, type SourceRow, type Task } from "../api";
-import { ActionButton, ErrorBox, TaskProgress, usePoll } from "../components/common";
+import { api, type Me, type SnapshotItem, type SourceRow, type Task } from "../api";
+import { TaskProgress, usePoll } from "../components/common";
+import { RestoreButtons } from "../components/restore-buttons";
 import { bytes, plural, time } from "../format";
 import type { Route } from "../router";
 import { SourcePicker } from "./history";
@@ -35,7 +36,6 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
   const [targetDb, setTargetDb] = useState("");
   const [preview, setPreview] = useState<PreviewResult | null>(null);
   const [task, setTask] = useState<Task | null>(null);
-  const [err, setErr] = useState<unknown>(null);
   const roots = usePoll(() => api<{ roots: string[] }>("/api/restore/roots"), [], 0);
   const snap = usePoll(
     () =>
@@ -179,43 +179,18 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
             </span>
           </label>
         )}
-        <div class="toolbar">
-          <ActionButton
-            name="preview"
-            disabled={!ready}
-            onClick={async () => {
-              setErr(null);
-              setPreview(null);
-              try {
-                setPreview(await api<PreviewResult>("/api/restore/preview", { body: body() }));
-              } catch (e) {
-                setErr(e);
-              }
-            }}
-          >
-            Preview (dry run)
-          </ActionButton>
-          <ActionButton
-            name="restore"
-            kind="primary"
-            disabled={
-              !ready || !preview || (task !== null && (task.state === "running" || task.state === "queued"))
-            }
-            onClick={async () => {
-              setErr(null);
-              try {
-                const t = await api<Task>("/api/restore", { body: body() });
-                setTask(t);
-                followTask(t.id, setTask);
-              } catch (e) {
-                setErr(e);
-              }
-            }}
-          >
-            Restore
-          </ActionButton>
-        </div>
-        <ErrorBox error={err} />
+        <RestoreButtons
+          restoreLabel="Restore"
+          canPreview={Boolean(ready)}
+          canRestore={Boolean(ready) && preview !== null}
+          task={task}
+          onTask={setTask}
+          onPreview={async () => {
+            setPreview(null);
+            setPreview(await api<PreviewResult>("/api/restore/preview", { body: body() }));
+          }}
+          onRestore={() => api<Task>("/api/restore", { body: body() })}
+        />
       </div>
       {preview ? (
         <div class="card" data-testid="restore-preview">
