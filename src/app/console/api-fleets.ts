@@ -115,17 +115,18 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
     const row = await knownAccount(f, id);
     const now = Date.now();
     const status = await accountStatus(f.def, await f.store(), id, now);
-    return c.json({ ...accountRow(f, row, now), repo: f.repo.spec.id, status });
+    return c.json({ ...accountRow(f, row, now), repo: (await f.repoFor(id)).spec.id, status });
   });
 
   app.get("/api/fleets/:fleet/accounts/:id/history", async (c) => {
     const f = fleetByName(st.fleets, c.req.param("fleet"));
     const id = accountId(c.req.param("id"));
     await knownAccount(f, id);
-    const repo = await f.repo.open();
+    const own = await f.repoFor(id);
+    const repo = await own.open();
     const [snaps, marks, runs, drills] = await Promise.all([
       accountSnapshots(repo, id, f.def.name),
-      f.repo.acks(),
+      own.acks(),
       f.store().then((s) => s.runs(f.def.name, 0, id)),
       f.store().then((s) => s.accountDrills(f.def.name, id)),
     ]);
@@ -142,7 +143,7 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
     return c.json({
       fleet: f.def.name,
       account: id,
-      repo: f.repo.spec.id,
+      repo: own.spec.id,
       snapshots: timeline.reverse(),
       runs: runs
         .slice(-100)
@@ -175,12 +176,12 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
       new Map(rows.map((r) => [r.state.account.id, r.info.fields])),
     );
     const done = await store.restoreResults(f.def.name, b.run);
-    const repo = await f.repo.open();
     const at = b.at ? new Date(b.at) : undefined;
     const server = restoreServer(f.def, target);
     const first = await Promise.all(
       order.slice(0, 10).map(async (account) => {
         try {
+          const repo = await (await f.repoFor(account)).open();
           const snap = await accountSnapshot(repo, account, { fleet: f.def.name, at });
           const { where, inPlaceFolder } = accountDestination(snap, account, target, server);
           const allowed = inPlaceFolder
@@ -275,9 +276,8 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
       },
       async (ctl) => {
         try {
-          const repo = await f.repo.open();
-          // Snapshots written by the fleet's workers since the console opened the repository.
-          await repo.catchUpIndex();
+          // Each account from its own repository; each is caught up with the snapshots the
+          // fleet's workers wrote since the console opened it (FleetRepos.open).
           const store = await f.store();
           const total = (await store.count(f.def.name)) || null;
           let done = 0;
@@ -285,7 +285,7 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
           let shown = 0;
           ctl.phase("restoring accounts in priority order");
           ctl.accounts(0, total, 0);
-          const r = await restoreAll(repo, f.def, store, {
+          const r = await restoreAll(f.repos(), f.def, store, {
             target: b.target,
             parallel: b.parallel,
             run: b.run,

@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { LifeboatError } from "../../core/errors.js";
+import type { Repository } from "../../repo/repository.js";
 import { expandHome } from "../config.js";
 import { type FleetCounts, fleetCounts } from "../fleet/account-page.js";
 import { type FleetDef, fleetDef } from "../fleet/fleet-config.js";
 import { formatWindow } from "../fleet/parse.js";
+import { type FleetRepos, GLOBAL_REPO, locateAccount, repoKeys } from "../fleet/repos.js";
 import { openFleet } from "../fleet/runtime.js";
 import type { FleetStore } from "../fleet/store.js";
 import type { ConsoleRepo, RepoSpec } from "./repos.js";
@@ -42,8 +44,41 @@ export class ConsoleFleet {
     readonly def: FleetDef,
     readonly repo: ConsoleRepo,
     shared?: FleetStore,
+    /** Several repositories: each one, by URL (`repo` is the first). */
+    private readonly own: ConsoleRepo[] = [repo],
   ) {
     if (shared) this.opened = Promise.resolve(shared);
+  }
+
+  /** The fleet's repositories as the fleet library opens them (the console keeps them open). */
+  repos(): FleetRepos {
+    const byKey = (k: string) =>
+      k === GLOBAL_REPO ? this.repo : (this.own.find((r) => r.spec.url === expandHome(k)) ?? this.repo);
+    // Caught up once per use with the snapshots the fleet's workers wrote since it was opened.
+    const caught = new Map<ConsoleRepo, Promise<Repository>>();
+    return {
+      keys: repoKeys(this.def),
+      open: (k) => {
+        const r = byKey(k);
+        let p = caught.get(r);
+        if (!p) {
+          p = r.open().then(async (repo) => {
+            await repo.catchUpIndex();
+            return repo;
+          });
+          caught.set(r, p);
+        }
+        return p;
+      },
+      close: async () => {},
+    };
+  }
+
+  /** The repository holding one account: the fleet state's placement, else the catalogues. */
+  async repoFor(id: string): Promise<ConsoleRepo> {
+    if (this.own.length < 2) return this.repo;
+    const at = await locateAccount(this.def, await this.store(), this.repos(), id);
+    return this.own.find((r) => at !== undefined && r.spec.url === expandHome(at.key)) ?? this.repo;
   }
 
   store(): Promise<FleetStore> {
@@ -135,26 +170,32 @@ export function fleetRepoSpecs(
   mainPasswordFile: string | undefined,
 ): RepoSpec[] {
   const out = [...specs];
-  for (const { def } of fleets) {
-    if (!def.repository) continue;
-    const url = expandHome(def.repository);
-    if (out.some((s) => s.url === url)) continue;
-    out.push({
-      id: createHash("sha256").update(url).digest("hex").slice(0, 10),
-      url,
-      passwordFile: mainPasswordFile,
-      jobs: [],
-    });
-  }
+  for (const { def } of fleets)
+    for (const ref of def.repositories) {
+      const url = expandHome(ref.url);
+      if (out.some((s) => s.url === url)) continue;
+      out.push({
+        id: createHash("sha256").update(url).digest("hex").slice(0, 10),
+        url,
+        passwordFile: ref.passwordFile ? expandHome(ref.passwordFile) : mainPasswordFile,
+        jobs: [],
+      });
+    }
   return out;
 }
 
 export function makeFleets(fleets: FleetEntry[], repos: ConsoleRepo[]): ConsoleFleet[] {
   return fleets.map(({ def, store }) => {
     const url = def.repository ? expandHome(def.repository) : repos[0]!.spec.url;
+    const own = def.repositories
+      .map((ref) => repos.find((r) => r.spec.url === expandHome(ref.url)))
+      .filter((r): r is ConsoleRepo => r !== undefined);
     const repo = repos.find((r) => r.spec.url === url) ?? repos[0]!;
-    const fleet = new ConsoleFleet(def, repo, store);
-    repo.addAccountFeed((since) => fleet.accountSnapshotsSince(since));
+    const fleet = new ConsoleFleet(def, repo, store, own.length > 0 ? own : [repo]);
+    // Each of the fleet's repositories skips the account snapshots its runs name (an id from
+    // another of them never shows up in this one's listing).
+    for (const r of own.length > 0 ? own : [repo])
+      r.addAccountFeed((since) => fleet.accountSnapshotsSince(since));
     return fleet;
   });
 }

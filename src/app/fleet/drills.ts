@@ -1,5 +1,6 @@
 import { drill } from "../drill.js";
 import { stableFraction } from "./hash.js";
+import { recordedRepo } from "./repos.js";
 import type { FleetRuntime } from "./scheduler.js";
 
 const DAY = 86_400_000;
@@ -39,7 +40,9 @@ export async function drillSample(
     if (today.has(id)) continue;
     const snap = r.info.lastSnapshot!;
     try {
-      const d = await drill(rt.repo, { snapshot: snap });
+      // Each account from its own repository (several: the one its row records).
+      const repo = await rt.repos.open(recordedRepo(rt.def, r.info) ?? rt.repos.keys[0]!);
+      const d = await drill(repo, { snapshot: snap });
       await rt.store.addDrill(
         rt.def.name,
         id,

@@ -31,14 +31,21 @@ const remoteSchema = z
     user: z.string().optional(),
     passwordCommand: z.string().min(1).optional(),
     passwordFile: z.string().min(1).optional(),
+    /** IMAP: a command printing the account's OAuth2 access token (instead of a password). */
+    oauth2TokenCommand: z.string().min(1).optional(),
     folders: z.array(z.string()).optional(),
     excludeFolders: z.array(z.string()).optional(),
     insecure: z.boolean().optional(),
   })
   .strict()
-  .refine((r) => (r.passwordCommand === undefined) !== (r.passwordFile === undefined), {
-    message: 'give the accounts\' passwords with "passwordCommand" or "passwordFile" (one of them)',
-  });
+  .refine(
+    (r) =>
+      [r.passwordCommand, r.passwordFile, r.oauth2TokenCommand].filter((x) => x !== undefined).length === 1,
+    {
+      message:
+        'give the accounts\' logins with "passwordCommand", "passwordFile" or (IMAP) "oauth2TokenCommand" (one of them)',
+    },
+  );
 
 export const fleetSchema = z
   .object({
@@ -73,6 +80,19 @@ export const fleetSchema = z
     concurrency: z.number().int().positive().default(4),
     /** A repository of its own (default: the global one). */
     repository: z.string().optional(),
+    /**
+     * Several repositories: each account is placed in one (repos.ts) and stays there. An entry
+     * is a URL (opened with the global password) or `{ url, passwordFile }`.
+     */
+    repositories: z
+      .array(
+        z.union([
+          z.string().min(1),
+          z.object({ url: z.string().min(1), passwordFile: z.string().min(1).optional() }).strict(),
+        ]),
+      )
+      .min(1)
+      .optional(),
     /** `postgres://...`: schedule and queue in PostgreSQL (pg-boss), workers on any host. */
     queue: z.string().optional(),
     /** SQLite state file (default the shared $XDG_STATE_HOME/lifeboat/state.db). */
@@ -86,17 +106,30 @@ export const fleetSchema = z
     exclude: z.array(z.string()).default([]),
   })
   .strict()
+  .refine((f) => f.repository === undefined || f.repositories === undefined, {
+    message:
+      'give "repository" or "repositories", not both (list the old repository first in "repositories")',
+  })
   .refine((f) => f.kind !== "rows" || f.rows !== undefined, {
     message: 'a fleet of kind "rows" needs "rows": {"url": ..., "tables": [...]}',
   })
   .refine((f) => f.kind !== "imap" || f.imap !== undefined, {
     message: 'a fleet of kind "imap" needs "imap": {"url": "imaps://HOST", "passwordCommand": ...}',
   })
+  .refine((f) => f.dav?.oauth2TokenCommand === undefined, {
+    message: '"oauth2TokenCommand" is for IMAP accounts; DAV accounts log in with a password',
+  })
   .refine((f) => f.kind !== "dav" || f.dav !== undefined, {
     message: 'a fleet of kind "dav" needs "dav": {"url": "davs://HOST/PATH", "passwordCommand": ...}',
   });
 export type FleetConfig = z.input<typeof fleetSchema>;
 type ParsedFleet = z.output<typeof fleetSchema>;
+
+/** One of a fleet's repositories and where its password comes from (default: the global one). */
+export interface RepoRef {
+  url: string;
+  passwordFile?: string | undefined;
+}
 
 export interface FleetDef {
   readonly name: string;
@@ -108,7 +141,10 @@ export interface FleetDef {
   readonly remote: RemoteServer | undefined;
   readonly timezone: string | undefined;
   readonly concurrency: number;
+  /** The fleet's first (or only) own repository; undefined: the global one. */
   readonly repository: string | undefined;
+  /** Every own repository, in definition order (`repository` alone is one); empty: the global one. */
+  readonly repositories: RepoRef[];
   readonly queue: string | undefined;
   readonly statePath: string;
   readonly priority: string | undefined;
@@ -154,6 +190,18 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
       : "file" in a
         ? { kind: "file", file: a.file }
         : { kind: "sql", url: a.sql, query: a.query };
+  const repositories: RepoRef[] = f.repositories
+    ? f.repositories.map((r) => (typeof r === "string" ? { url: r } : r))
+    : f.repository
+      ? [{ url: f.repository }]
+      : [];
+  const urls = repositories.map((r) => r.url);
+  if (new Set(urls).size !== urls.length)
+    throw new LifeboatError(
+      "USAGE",
+      `${where}: a repository is listed twice in "repositories"`,
+      "list each repository once",
+    );
   const lease = /^(\d+)(s|m|h)$/.exec(f.lease);
   if (!lease)
     throw new LifeboatError(
@@ -170,7 +218,8 @@ export function fleetDef(raw: unknown, where = "fleet"): FleetDef {
     remote: f.kind === "imap" ? f.imap : f.kind === "dav" ? f.dav : undefined,
     timezone: f.timezone,
     concurrency: f.concurrency,
-    repository: f.repository,
+    repository: f.repository ?? repositories[0]?.url,
+    repositories,
     queue: f.queue,
     statePath: f.state ?? defaultFleetStatePath(f.name),
     priority: f.priority,

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { mapLimit } from "../../core/concurrency.js";
-import type { Repository } from "../../repo/repository.js";
 import { allAccountEntries } from "../../snapshot/account-catalogue.js";
 import type { FleetDef } from "./fleet-config.js";
+import { type FleetRepos, findInCatalogues, recordedRepo } from "./repos.js";
 import { accountSnapshot, restoreAccount } from "./restore-account.js";
 import type { FleetStore } from "./store.js";
 
@@ -85,10 +85,11 @@ export function priorityOrder(
  * Whole-service restore: every account of the fleet back from its newest snapshot, in priority
  * order, `parallel` at once, each result recorded in the fleet state as it lands so a crashed
  * or interrupted run resumes where it stopped. Accounts come from the fleet state or, when that
- * was lost too, from the repository's account catalogue.
+ * was lost too, from the repositories' account catalogues; each account is restored from its own
+ * repository (the state's placement, else the catalogue that lists it).
  */
 export async function restoreAll(
-  repo: Repository,
+  repos: FleetRepos,
   def: FleetDef,
   store: FleetStore,
   o: RestoreAllOptions,
@@ -96,11 +97,17 @@ export async function restoreAll(
   const started = Date.now();
   const rows = await store.all(def.name);
   const fields = new Map(rows.map((r) => [r.state.account.id, r.info.fields]));
+  const where = new Map<string, string>();
+  for (const r of rows) {
+    const k = recordedRepo(def, r.info);
+    if (k !== undefined) where.set(r.state.account.id, k);
+  }
   let ids = rows.map((r) => r.state.account.id);
   if (ids.length === 0)
-    ids = [
-      ...new Set((await allAccountEntries(repo)).filter((e) => e.fleet === def.name).map((e) => e.account)),
-    ];
+    for (const k of repos.keys)
+      for (const e of await allAccountEntries(await repos.open(k)))
+        if (e.fleet === def.name && !where.has(e.account)) where.set(e.account, k);
+  if (ids.length === 0) ids = [...where.keys()];
   const order = priorityOrder(ids, def, fields);
   const done = await store.restoreResults(def.name, o.run);
   const results = await mapLimit(order, Math.max(1, o.parallel), async (id): Promise<AccountOutcome> => {
@@ -113,6 +120,8 @@ export async function restoreAll(
     const t0 = Date.now();
     let out: AccountOutcome;
     try {
+      const key = where.get(id) ?? (await findInCatalogues(repos, def.name, id)) ?? repos.keys[0]!;
+      const repo = await repos.open(key);
       const snap = await accountSnapshot(repo, id, { fleet: def.name, at: o.at });
       const target = o.target ? path.join(o.target, encodeURIComponent(id)) : undefined;
       if (!target && !["rows", "imap", "dav"].includes(snap.source ?? "") && o.checkInPlace)

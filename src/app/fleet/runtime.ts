@@ -1,8 +1,8 @@
 import type PgBoss from "pg-boss";
-import type { Repository } from "../../repo/repository.js";
 import { drillSample } from "./drills.js";
 import type { FleetDef } from "./fleet-config.js";
 import { dispatchToQueue, ensureQueue, startBoss, startWorkers } from "./queue.js";
+import type { FleetRepos } from "./repos.js";
 import {
   type AccountEvent,
   EmbeddedScheduler,
@@ -96,13 +96,13 @@ export interface FleetLoop {
  * `concurrency` at a time. Queue: this process both offers to dispatch (one dispatcher at a time
  * per fleet) and works on the queue.
  */
-export async function startFleetLoop(f: OpenFleet, repo: Repository, o: RunOptions): Promise<FleetLoop> {
+export async function startFleetLoop(f: OpenFleet, repos: FleetRepos, o: RunOptions): Promise<FleetLoop> {
   const started = Date.now();
   const counts: RunSummary["counts"] = { snapshot: 0, unchanged: 0, failed: 0, missed: 0, duplicate: 0 };
   const rt: FleetRuntime = {
     def: f.def,
     store: f.store,
-    repo,
+    repos,
     now: () => o.now ?? Date.now(),
     simulated: o.now !== undefined,
     worker: workerName(),
@@ -194,8 +194,8 @@ export async function startFleetLoop(f: OpenFleet, repo: Repository, o: RunOptio
  * `fleet run`: list the accounts, then run what is due; with `once` it returns when nothing of
  * the fleet is due or running.
  */
-export async function runFleet(f: OpenFleet, repo: Repository, o: RunOptions): Promise<RunSummary> {
-  const loop = await startFleetLoop(f, repo, o);
+export async function runFleet(f: OpenFleet, repos: FleetRepos, o: RunOptions): Promise<RunSummary> {
+  const loop = await startFleetLoop(f, repos, o);
   for (;;) {
     await loop.tick();
     if (o.signal?.aborted) break;

@@ -1,10 +1,10 @@
 import os from "node:os";
-import type { Repository } from "../../repo/repository.js";
 import type { AccountState } from "./account.js";
 import { type AccountRunResult, backupAccount } from "./backup-account.js";
 import { type DueRun, due } from "./due.js";
 import { failed, succeeded } from "./events.js";
 import type { FleetDef } from "./fleet-config.js";
+import { type FleetRepos, findInCatalogues, GLOBAL_REPO, placeAccount, recordedRepo } from "./repos.js";
 import type { FleetStore, StoredAccount } from "./store.js";
 
 /** What happened to one account in a tick (for logs, `--json` and metrics). */
@@ -22,7 +22,8 @@ export interface AccountEvent {
 export interface FleetRuntime {
   def: FleetDef;
   store: FleetStore;
-  repo: Repository;
+  /** The fleet's repositories (one, or several with each account in its own). */
+  repos: FleetRepos;
   /** The scheduler's clock: real time, or a fixed simulated instant (`--now`). */
   now: () => number;
   /** Whether `now` is simulated: snapshots and reports are then stamped with it. */
@@ -48,15 +49,39 @@ export async function runAccount(
     // the row has moved on, so there is nothing to do.
     if (row.state.runningSince === undefined || row.state.current.key !== window)
       return { stale: true, seconds: 0 };
-    const result = await backupAccount(rt.repo, rt.def, id, row.info, window, at);
-    return { result, seconds: (Date.now() - started) / 1000 };
+    const key = await runRepo(rt, id, row.info);
+    const result = await backupAccount(await rt.repos.open(key), rt.def, id, row.info, window, at);
+    return {
+      result,
+      ...(key !== GLOBAL_REPO && rt.repos.keys.length > 1 ? { repository: key } : {}),
+      seconds: (Date.now() - started) / 1000,
+    };
   } catch (e) {
     return { error: oneLine(e), seconds: (Date.now() - started) / 1000 };
   }
 }
 
+/**
+ * The repository an account's run writes to: the one recorded in its row once it has a
+ * snapshot there. An account with no snapshot known to the state (new, or a state rebuilt after
+ * it was lost) is looked up in the catalogues first — one listing per repository — so a rebuilt
+ * state never starts a second series in another repository.
+ */
+async function runRepo(rt: FleetRuntime, id: string, info: StoredAccount["info"]): Promise<string> {
+  const recorded = recordedRepo(rt.def, info);
+  if (rt.repos.keys.length === 1) return rt.repos.keys[0]!;
+  if (recorded !== undefined && info.lastSnapshot !== undefined) return recorded;
+  return (
+    (await findInCatalogues(rt.repos, rt.def.name, id)) ??
+    recorded ??
+    placeAccount(rt.def.name, id, rt.repos.keys)
+  );
+}
+
 export interface RunOutput {
   result?: AccountRunResult;
+  /** Several repositories: the one the run used (recorded as the account's placement). */
+  repository?: string;
   error?: string;
   /** The run was already reported (a duplicate delivery): nothing was done, nothing to report. */
   stale?: boolean;
@@ -106,6 +131,7 @@ export async function reportRun(
     if (run.result) {
       state = succeeded(rt.def.policy, row.state, { key: window, at, goodAt: run.result.goodAt }).state;
       info.fingerprint = run.result.fingerprint;
+      if (run.repository !== undefined) info.repository = run.repository;
       if (run.result.snapshot) info.lastSnapshot = run.result.snapshot;
       if (row.info.fields.updated_at !== undefined) info.updatedAt = row.info.fields.updated_at;
       delete info.lastError;

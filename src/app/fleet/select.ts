@@ -17,6 +17,8 @@ export interface FleetFlags {
   queue?: string;
   concurrency?: string;
   catchUp?: boolean;
+  /** `--repository URL` (repeatable): the fleet's own repositories. */
+  repository?: string[];
 }
 
 /**
@@ -45,6 +47,7 @@ export async function selectFleets(configFile: string | undefined, f: FleetFlags
           ...(f.state ? { state: f.state } : {}),
           ...(f.queue ? { queue: f.queue } : {}),
           ...(f.concurrency ? { concurrency: Number(f.concurrency) } : {}),
+          ...(f.repository && f.repository.length > 0 ? { repositories: f.repository } : {}),
           ...catchUp,
         },
         `fleet ${f.name} (flags)`,
@@ -120,7 +123,7 @@ export function definitionToStore(def: FleetDef): string {
     ...(def.timezone ? { timezone: def.timezone } : {}),
     window: `${String(Math.floor(def.policy.window.start / 60)).padStart(2, "0")}:${String(def.policy.window.start % 60).padStart(2, "0")}-${String(Math.floor(def.policy.window.end / 60)).padStart(2, "0")}:${String(def.policy.window.end % 60).padStart(2, "0")}`,
     rpo: `${Math.round(def.policy.rpoMs / 60_000)}m`,
-    ...(def.repository ? { repository: def.repository } : {}),
+    ...(def.repositories.length > 0 ? { repositories: def.repositories } : {}),
     ...(def.queue ? { queue: def.queue } : {}),
   });
 }

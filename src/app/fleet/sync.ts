@@ -3,6 +3,7 @@ import { describeList, type ListedAccount, listAccounts } from "../../sources/ac
 import { addAccount, changeAccount, type FleetAccount } from "./account.js";
 import type { FleetDef } from "./fleet-config.js";
 import { checkTimeZone } from "./parse.js";
+import { placeRow } from "./repos.js";
 import type { FleetStore, StoredAccount } from "./store.js";
 
 export interface SyncResult {
@@ -79,17 +80,29 @@ export async function syncAccounts(def: FleetDef, store: FleetStore, now: number
     for (const a of ok) {
       const account: FleetAccount = { id: a.id, timezone: a.timezone };
       const old = existing.get(a.id);
+      // Several repositories: the account's placement is recorded once and never changes here
+      // (a run corrects it only when the catalogues show the account elsewhere).
       if (!old) {
-        writes.push({ state: addAccount(def.policy, account, now), info: { fields: a.fields } });
+        const info = { fields: a.fields };
+        const repository = placeRow(def, a.id, info);
+        writes.push({
+          state: addAccount(def.policy, account, now),
+          info: repository !== undefined ? { ...info, repository } : info,
+        });
         added++;
         continue;
       }
       const tzChanged = old.state.account.timezone !== a.timezone;
       const fieldsChanged = JSON.stringify(old.info.fields) !== JSON.stringify(a.fields);
-      if (!tzChanged && !fieldsChanged) continue;
+      const repository = placeRow(def, a.id, old.info);
+      const placed = repository !== undefined && repository !== old.info.repository;
+      if (!tzChanged && !fieldsChanged && !placed) continue;
       const state = tzChanged ? changeAccount(def.policy, old.state, account, now).state : old.state;
-      writes.push({ state, info: { ...old.info, fields: a.fields } });
-      changed++;
+      writes.push({
+        state,
+        info: { ...old.info, fields: a.fields, ...(repository !== undefined ? { repository } : {}) },
+      });
+      if (tzChanged || fieldsChanged) changed++;
     }
     if (writes.length > 0) await store.put(def.name, writes);
   });

@@ -7,6 +7,7 @@ import { type DumpEngine, parseScratchServer } from "../../sources/db-engine.js"
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
 import { drillRef } from "./account-flags.js";
+import { openAccountRepo } from "./fleet-repos.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -107,7 +108,7 @@ See docs/drills.md.`,
       if (process.env.LIFEBOAT_DRILL_MYSQL) scratchDb.mysql = process.env.LIFEBOAT_DRILL_MYSQL;
       if (flags.scratchDb !== undefined)
         scratchDb[parseScratchServer(flags.scratchDb).engine] = flags.scratchDb;
-      const repo = await c.openRepo();
+      const repo = flags.account ? await openAccountRepo(c, flags.account, flags.fleet) : await c.openRepo();
       let r: DrillResult;
       try {
         if (flags.account) ref = await drillRef(repo, flags.account, flags.fleet);

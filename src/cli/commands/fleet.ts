@@ -2,22 +2,15 @@ import type { Command } from "commander";
 import { eraseAccount, planErase } from "../../app/fleet/erase.js";
 import type { FleetDef } from "../../app/fleet/fleet-config.js";
 import { startMetrics } from "../../app/fleet/metrics.js";
+import type { FleetRepos } from "../../app/fleet/repos.js";
 import { restoreAll } from "../../app/fleet/restore-all.js";
 import { type FleetLoop, openFleet, runFleet, startFleetLoop } from "../../app/fleet/runtime.js";
 import { definitionToStore, type FleetFlags, selectFleets } from "../../app/fleet/select.js";
 import { accountStatus, fleetStatus } from "../../app/fleet/status.js";
 import { ExitCode, LifeboatError } from "../../core/errors.js";
-import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes, table } from "../shell/format.js";
-
-/** Repository of a fleet: its own `repository`, else the global one (-r, config, env). */
-export async function openFleetRepo(c: CliContext, def: FleetDef | undefined): Promise<Repository> {
-  if (!def?.repository) return c.openRepo();
-  const backend = await c.backend(def.repository);
-  if (!(await Repository.exists(backend))) throw Repository.notFound(backend);
-  return Repository.open(backend, await c.password());
-}
+import { cliFleetRepos, openAccountRepo } from "./fleet-repos.js";
 
 function parseNow(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
@@ -53,7 +46,12 @@ const fleetOptions = (cmd: Command) =>
       "--queue <url>",
       "with --accounts: postgres://... to schedule and queue in PostgreSQL (many hosts)",
     )
-    .option("--concurrency <n>", "with --accounts: runs at once on this host (default 4)");
+    .option("--concurrency <n>", "with --accounts: runs at once on this host (default 4)")
+    .option(
+      "--repository <url>",
+      "with --accounts: a repository of the fleet (repeatable: each account is placed in one and stays there; default -r)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    );
 
 const EXIT_CODES = `
 Exit codes: 0 ok, 1 an account failed (the others went on), 2 bad usage or a bad fleet
@@ -87,7 +85,9 @@ last snapshot is recorded as checked, without a new snapshot. What an account ho
 fleet's "kind": its folder, its rows of a shared PostgreSQL or MariaDB database, its IMAP
 mailbox ("imap") or its CardDAV/CalDAV collections ("dav"), each mail/DAV account logging in with a
 password from the fleet's "passwordCommand" (run with the account id as $1) or "passwordFile"
-("{id}" in the path); passwords are never stored. Accounts come from a folder glob, a file
+("{id}" in the path), or (IMAP) an OAuth2 token from "oauth2TokenCommand"; passwords and tokens
+are never stored. A fleet with "repositories" (or repeated --repository) places each account
+in one of them for good. Accounts come from a folder glob, a file
 (JSON lines or CSV) or an SQL query against PostgreSQL or MariaDB/MySQL. State: a local
 SQLite file, or PostgreSQL with "queue" (pg-boss), where any number of hosts run \`fleet run\`
 as workers.
@@ -124,13 +124,13 @@ Examples:
         process.on("SIGINT", () => ac.abort());
         process.on("SIGTERM", () => ac.abort());
         let worst: number = ExitCode.ok;
-        const opened: { def: FleetDef; f: Awaited<ReturnType<typeof openFleet>>; repo: Repository }[] = [];
-        for (const def of defs)
-          opened.push({
-            def,
-            f: await openFleet(def, { withQueue: true }),
-            repo: await openFleetRepo(c, def),
-          });
+        const opened: { def: FleetDef; f: Awaited<ReturnType<typeof openFleet>>; repos: FleetRepos }[] = [];
+        for (const def of defs) {
+          const repos = cliFleetRepos(c, def);
+          opened.push({ def, f: await openFleet(def, { withQueue: true }), repos });
+          // Every repository is opened up front: a wrong URL or password fails here, not per account.
+          for (const k of repos.keys) await repos.open(k);
+        }
         const metrics = flags.metrics
           ? await startMetrics(flags.metrics, () =>
               Promise.all(opened.map((o) => fleetStatus(o.def, o.f.store, now ?? Date.now()))),
@@ -152,9 +152,9 @@ Examples:
           : undefined;
         try {
           await Promise.all(
-            opened.map(async ({ def, f, repo }) => {
+            opened.map(async ({ def, f, repos }) => {
               await f.store.setMeta(def.name, "definition", definitionToStore(def));
-              const r = await runFleet(f, repo, {
+              const r = await runFleet(f, repos, {
                 now,
                 once,
                 drills: flags.drills,
@@ -219,7 +219,7 @@ Examples:
           await metrics?.close();
           for (const o of opened) {
             await o.f.close();
-            await o.repo.close();
+            await o.repos.close();
           }
         }
         process.exitCode = worst;
@@ -352,7 +352,8 @@ Examples:
         return [] as FleetDef[];
       });
       const def = defs[0];
-      const repo = await openFleetRepo(c, def);
+      // Several repositories: the one the fleet's state (or, with no state, a catalogue) names.
+      const repo = await openAccountRepo(c, flags.account, def?.name, def ? [def] : []);
       try {
         const plan = await planErase(repo, flags.account, def?.name);
         if (plan.snapshots.length === 0)
@@ -449,9 +450,9 @@ Examples:
         let failed = 0;
         for (const def of defs) {
           const f = await openFleet(def);
-          const repo = await openFleetRepo(c, def);
+          const repos = cliFleetRepos(c, def);
           try {
-            const r = await restoreAll(repo, def, f.store, {
+            const r = await restoreAll(repos, def, f.store, {
               target: flags.target,
               parallel: Number(flags.parallel),
               run: flags.run,
@@ -480,7 +481,7 @@ Examples:
               seconds: r.seconds,
             });
           } finally {
-            await repo.close();
+            await repos.close();
             await f.close();
           }
         }
@@ -501,12 +502,12 @@ export async function openDaemonFleets(
   const loops: { loop: FleetLoop; close(): Promise<void> }[] = [];
   for (const def of defs) {
     let f: Awaited<ReturnType<typeof openFleet>> | undefined;
-    let repo: Repository | undefined;
+    const repos = cliFleetRepos(c, def);
     try {
       f = await openFleet(def, { withQueue: true });
-      repo = await openFleetRepo(c, def);
+      for (const k of repos.keys) await repos.open(k);
       await f.store.setMeta(def.name, "definition", definitionToStore(def));
-      const loop = await startFleetLoop(f, repo, {
+      const loop = await startFleetLoop(f, repos, {
         once: false,
         onSync: (s) => {
           for (const p of s.problems) c.out.warn(p);
@@ -516,18 +517,18 @@ export async function openDaemonFleets(
           c.out.emit({ message_type: "fleet_account", ...e });
         },
       });
-      const [opened, repository] = [f, repo];
+      const opened = f;
       loops.push({
         loop,
         close: async () => {
           await opened.close();
-          await repository.close();
+          await repos.close();
         },
       });
     } catch (e) {
       c.out.warn(`fleet ${def.name}: ${(e as Error).message}`);
       await f?.close().catch(() => {});
-      await repo?.close().catch(() => {});
+      await repos.close().catch(() => {});
     }
   }
   return {

@@ -6,6 +6,7 @@ import { findSnapshot } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../shell/context.js";
 import { table } from "../shell/format.js";
 import { forgetAccountCli } from "./account-flags.js";
+import { openAccountRepo } from "./fleet-repos.js";
 import { addPruneOptions, type PruneFlags, runPrune } from "./prune.js";
 
 interface ForgetFlags extends PruneFlags {
@@ -138,7 +139,7 @@ Examples:
       const c = ctx(cmd);
       const policy = policyOf(flags);
       const groupBy = groupKeys(flags.groupBy);
-      const repo = await c.openRepo();
+      const repo = flags.account ? await openAccountRepo(c, flags.account, flags.fleet) : await c.openRepo();
       try {
         let removed: string[];
         if (flags.account) {

@@ -11,6 +11,7 @@ import { anySegments } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes, jsonItemErrors } from "../shell/format.js";
 import { restoreAccountCli } from "./account-flags.js";
+import { openAccountRepo } from "./fleet-repos.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -129,7 +130,7 @@ Examples:
             "give a snapshot or --account, not both",
             "restore --account ID picks the account's snapshot itself",
           );
-        const repo = await c.openRepo();
+        const repo = await openAccountRepo(c, flags.account, flags.fleet);
         try {
           await restoreAccountCli(c, repo, { ...flags, account: flags.account });
         } finally {

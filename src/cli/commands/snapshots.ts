@@ -4,6 +4,7 @@ import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { CliContext } from "../shell/context.js";
 import { table } from "../shell/format.js";
 import { accountSnapshotList } from "./account-flags.js";
+import { openAccountRepo } from "./fleet-repos.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -20,7 +21,8 @@ export function registerSnapshots(program: Command, ctx: (c: Command) => CliCont
     .option("--fleet <name>", "with --account: of this fleet")
     .action(async (flags: Flags, cmd: Command) => {
       const c = ctx(cmd);
-      const repo = await c.openRepo();
+      // A fleet account: the repository its fleet's state (or catalogue) says holds it.
+      const repo = flags.account ? await openAccountRepo(c, flags.account, flags.fleet) : await c.openRepo();
       const listed = flags.account
         ? await accountSnapshotList(repo, flags.account, flags.fleet)
         : await repo.listSnapshots();

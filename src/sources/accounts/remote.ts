@@ -18,7 +18,7 @@ import {
   parseImapUrl,
 } from "../imap/imap-source.js";
 import { pushFolders, pushImap } from "../imap/push.js";
-import { type AccountCredentials, accountPassword, withId } from "./credentials.js";
+import { type AccountCredentials, accountPassword, accountToken, withId } from "./credentials.js";
 
 /**
  * Mail and DAV accounts of a fleet: each account's backup is its IMAP mailbox (`imap`) or its
@@ -75,6 +75,17 @@ export function accountUrl(server: RemoteServer, id: string, fields: Record<stri
   return u.href;
 }
 
+/** An IMAP account's login: an OAuth2 access token (fresh for each connection) or a password. */
+async function imapLogin(
+  c: AccountCredentials,
+  id: string,
+  user: string,
+): Promise<{ accessToken: string } | { password: string }> {
+  return c.oauth2TokenCommand
+    ? { accessToken: await accountToken(c, id, user) }
+    : { password: await accountPassword(c, id) };
+}
+
 const digest = (lines: string[]) =>
   createHash("sha256").update(lines.sort().join("\n")).digest("hex").slice(0, 32);
 
@@ -88,8 +99,11 @@ export async function openRemoteAccount(
   const url = accountUrl(server, id, fields);
   if (kind === "imap") {
     const target = parseImapUrl(url);
-    const password = await accountPassword(server, id);
-    const client = await connectImap({ target, password, insecure: server.insecure ?? false });
+    const client = await connectImap({
+      target,
+      ...(await imapLogin(server, id, target.user)),
+      insecure: server.insecure ?? false,
+    });
     return imapSession(client, target, server, onWarning);
   }
   const target = parseDavUrl(url);
@@ -185,11 +199,14 @@ export async function pushRemoteAccount(
   onWarning?: (m: string) => void,
 ): Promise<RemotePushResult> {
   const from = snap.paths[0] ?? "";
-  const password = await accountPassword(server, id);
   if (snap.source === "imap") {
     const target = parseImapUrl(from);
     const folders = await pushFolders(repo, snap);
-    const client = await connectImap({ target, password, insecure: server.insecure ?? false });
+    const client = await connectImap({
+      target,
+      ...(await imapLogin(server, id, target.user)),
+      insecure: server.insecure ?? false,
+    });
     try {
       const s = await pushImap(repo, folders, client, { target, ...(onWarning ? { onWarning } : {}) });
       return { written: s.messagesAppended, skipped: s.messagesSkipped, where: from };
@@ -198,6 +215,7 @@ export async function pushRemoteAccount(
     }
   }
   const target = parseDavUrl(from);
+  const password = await accountPassword(server, id);
   const s = await pushDav(repo, snap, new DavClient(target, password, { readOnly: false }), onWarning);
   return { written: s.itemsPut, skipped: s.itemsSkipped + s.itemsConflicting, where: from };
 }
