@@ -113,14 +113,14 @@ export function imapError(
     return new LifeboatError(
       "AUTH_FAILED",
       `IMAP login as ${t.user} at ${where} failed: the server refused the OAuth2 access token${err.oauthError?.status ? ` (${err.oauthError.status})` : ""}`,
-      "check that --oauth2-token-command (or LIFEBOAT_SOURCE_OAUTH2_COMMAND) prints a fresh access token for this user",
+      "check that the token command (--oauth2-token-command or LIFEBOAT_SOURCE_OAUTH2_COMMAND; a fleet's oauth2TokenCommand) prints a fresh access token for this user",
       e,
     );
   if (auth === "oauth2" && /Unsupported authentication mechanism/i.test(err?.message ?? ""))
     return new LifeboatError(
       "AUTH_FAILED",
       `IMAP server ${where} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2: cannot log in with an OAuth2 token`,
-      "use a password (LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command) instead",
+      "use a password (LIFEBOAT_SOURCE_PASSWORD, --source-password-file or --source-password-command; in a fleet, its password source) instead",
       e,
     );
   if (err?.authenticationFailed)
