@@ -25,6 +25,10 @@ export interface GetOptions {
   offset?: number;
   /** Number of bytes of a ranged read; absent means to the end. */
   length?: number;
+  /** For a ranged read with `length`: memory the bytes may be read into (from its start; it
+   * must hold `length` bytes). The answer is then a view of it, so a reader that reuses one
+   * buffer allocates nothing per read. Backends that cannot read into it ignore it. */
+  into?: Buffer;
 }
 
 export interface PutOptions {

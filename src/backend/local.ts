@@ -67,7 +67,10 @@ export function localBackend(options: LocalBackendOptions): Backend {
           const offset = opts.offset ?? 0;
           // From at or past the end, a read is empty (not a negative-sized buffer).
           const length = opts.length ?? Math.max(0, (await fh.stat()).size - offset);
-          const buf = Buffer.allocUnsafe(length);
+          const buf =
+            opts.into && opts.length !== undefined && opts.into.length >= length
+              ? opts.into.subarray(0, length)
+              : Buffer.allocUnsafe(length);
           let done = 0;
           while (done < length) {
             const { bytesRead } = await fh.read(buf, done, length - done, offset + done);

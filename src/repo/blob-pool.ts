@@ -452,15 +452,18 @@ export class BlobPool {
 
   /**
    * Decodes and writes one range of a pack into the files it feeds (see RangeJob), on the
-   * least busy worker. `job.sealed` is handed over (copied first unless it owns its memory).
+   * least busy worker. `job.sealed` is handed over (copied first unless it owns its memory),
+   * or read in place when it is shared memory (the caller keeps it until this settles).
    * Resolves with what became of each file; a worker that dies fails the whole job.
    */
   async restoreRange(job: RangeJob): Promise<RangeOutcome[]> {
-    const sealed = transferable(asBuffer(job.sealed));
+    // Shared memory (the restorer's arena) is read where it is; anything else is handed over.
+    const shared = job.sealed.buffer instanceof SharedArrayBuffer;
+    const sealed = shared ? job.sealed : transferable(asBuffer(job.sealed));
     const m = failIfFailed(
       await this.post(
         { op: "restoreRange", ...job, sealed },
-        [sealed.buffer as ArrayBuffer],
+        shared ? [] : [sealed.buffer as ArrayBuffer],
         Math.max(1, Math.ceil(sealed.length / (1024 * 1024))),
       ),
     );

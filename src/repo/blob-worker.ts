@@ -5,27 +5,13 @@ import { asBuffer, ownCopy, ownsMemory } from "../core/buffers.js";
 import { Chunker, constantByte } from "../core/chunker.js";
 import { type CompressionType, maybeCompress } from "../core/compress.js";
 import { blobId } from "../core/crypto.js";
-import { CorruptionError, errnoCode } from "../core/errors.js";
 import { fsPath } from "../core/names.js";
 import { fileStat, readWholeSync } from "../fsio/file-read.js";
-import {
-  createNewFile,
-  discardNewFile,
-  finishNewFile,
-  type NewFile,
-  writeOrHole,
-} from "../fsio/file-write.js";
 import { seekSparse } from "../fsio/native.js";
-import type {
-  FileRead,
-  RangeJob,
-  RangeOutcome,
-  WorkerFailure,
-  WorkerReply,
-  WorkerRequest,
-} from "./blob-pool.js";
+import type { FileRead, WorkerFailure, WorkerReply, WorkerRequest } from "./blob-pool.js";
 import { BatchWriter } from "./file-batch.js";
 import { decodeBlob } from "./pack.js";
+import { failure, restoreRange } from "./range-restore.js";
 
 /**
  * Worker side of BlobPool: hashing (the keyed blob id) and zstd for backups; decryption,
@@ -47,7 +33,7 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   if (m.op === "encodeFiles") return encodeFiles(m);
   if (m.op === "chunkFile") return [{ id: m.id, op: "fileChunked", read: chunkFile(m) }, []];
   if (m.op === "verifyWindow") return verifyWindow(m);
-  if (m.op === "restoreRange") return [{ id: m.id, op: "rangeRestored", files: restoreRange(m) }, []];
+  if (m.op === "restoreRange") return [{ id: m.id, op: "rangeRestored", files: restoreRange(m, idKey) }, []];
   const plain = decodeOne(m);
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
   const own = ownsMemory(plain) ? plain : ownCopy(plain);
@@ -138,84 +124,6 @@ function decodeOne(m: Omit<SealedBlob, "id" | "op">, transient = false): Buffer 
   };
   const out = transient ? scratchFor(m.rawLength) : undefined;
   return decodeBlob(asBuffer(m.sealed), loc, asBuffer(m.key), idKey, m.what, out);
-}
-
-/**
- * See BlobPool.restoreRange: decodes each blob of the range once (into the scratch buffer) and
- * writes it at every place it goes. A new file is created on its first write and finished on
- * its last; a file whose blob fails to decode or whose write fails is failed (a new one is
- * removed), and the others go on.
- */
-function restoreRange(m: RangeJob): RangeOutcome[] {
-  const sealed = asBuffer(m.sealed);
-  const key = asBuffer(m.key);
-  const out: RangeOutcome[] = m.files.map(() => ({ holes: false }));
-  // Writes still to come into each new file: it is finished after the last.
-  const left = new Int32Array(m.files.length);
-  for (const b of m.blobs) for (let i = 0; i < b.to.length; i += 2) left[b.to[i]!]!++;
-  const made: (NewFile | undefined)[] = [];
-  const fail = (f: number, e: unknown) => {
-    if (out[f]!.failure) return;
-    out[f]!.failure = failure(e);
-    const nf = made[f];
-    if (nf) discardNewFile(nf);
-    made[f] = undefined;
-  };
-  for (const b of m.blobs) {
-    let plain: Buffer;
-    try {
-      const loc = {
-        type: b.type,
-        compression: b.compression,
-        id: asBuffer(b.blob),
-        rawLength: b.rawLength,
-        offset: 0,
-        length: b.length,
-      };
-      if (b.at + b.length > sealed.length)
-        throw new CorruptionError(m.what, "pack is shorter than the index says", [loc.id.toString("hex")]);
-      plain = decodeBlob(
-        sealed.subarray(b.at, b.at + b.length),
-        loc,
-        key,
-        idKey,
-        m.what,
-        scratchFor(b.rawLength),
-      );
-    } catch (e) {
-      for (let i = 0; i < b.to.length; i += 2) fail(b.to[i]!, e);
-      continue;
-    }
-    for (let i = 0; i < b.to.length; i += 2) {
-      const f = b.to[i]!;
-      const o = out[f]!;
-      if (o.failure) continue;
-      const spec = m.files[f]!;
-      try {
-        if (spec.kind === "open") {
-          if (writeOrHole(spec.fd, plain, b.to[i + 1]!)) o.holes = true;
-          continue;
-        }
-        let nf = made[f];
-        if (!nf) {
-          nf = createNewFile(spec.dest, spec.direct, spec.meta);
-          made[f] = nf;
-        }
-        if (writeOrHole(nf.fd, plain, b.to[i + 1]!)) o.holes = true;
-        if (--left[f]! === 0) {
-          made[f] = undefined;
-          o.notes = finishNewFile(nf, spec.dest, spec.size, o.holes, spec.meta);
-        }
-      } catch (e) {
-        fail(f, e);
-      }
-    }
-  }
-  // Every write of a new file is in this job, so none is still open unless it failed.
-  made.forEach((nf, f) => {
-    if (nf) fail(f, new Error("internal error: a restored file was not finished"));
-  });
-  return out;
 }
 
 /** Read size for large files (the chunker copies what it is given, so one buffer serves all). */
@@ -326,17 +234,6 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** An error as it crosses to the main thread (see rebuildError in blob-pool.ts). */
-function failure(e: unknown): WorkerFailure {
-  const c = e instanceof CorruptionError ? e : undefined;
-  const code = errnoCode(e);
-  return {
-    message: (e as Error).message,
-    ...(c ? { object: c.object, blobs: c.blobs } : {}),
-    ...(code ? { code } : {}),
-  };
 }
 
 parentPort!.on("message", (m: WorkerRequest) => {

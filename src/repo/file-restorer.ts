@@ -20,6 +20,8 @@ import {
 import { names } from "./config.js";
 import type { IndexedBlob } from "./master-index.js";
 import { oversizedData, PACK_PREFIX } from "./pack.js";
+import { type RangeArena, returnArena, takeArena } from "./range-arena.js";
+import { restoreRange } from "./range-restore.js";
 
 /** One file to restore (see FileRestorer). */
 export interface FileToRestore {
@@ -57,7 +59,10 @@ export interface RestorerParts {
   reindex(): Promise<void>;
   /** See BlobReader.packKey. */
   packKey(packId: string, type: number, prefix?: Buffer): Promise<Buffer>;
+  /** The restorer's worker (one: the main thread works beside it). */
   pool(): BlobPool;
+  /** The key of blob ids, for the ranges restored on the main thread. */
+  idKey: Buffer;
 }
 
 /** A range read aims at this size; it may grow to RANGE_MAX to keep a file in one read. */
@@ -65,13 +70,20 @@ const RANGE_TARGET = 4 * 1024 * 1024;
 const RANGE_MAX = 8 * 1024 * 1024;
 /** Unneeded bytes between two needed blobs that are read rather than skipped with a new read. */
 const GAP_MAX = 1024 * 1024;
-/** Sealed bytes read and not yet written, across all ranges (at least one range, whatever its
- * size): with two workers, one range is decoded on each while the next two are read. */
+/** Sealed bytes read and not yet written, across all ranges: the size of the arena they are
+ * read into (larger when one range is; see range-arena.ts). With two workers, one range is
+ * decoded on each while the next two are read. */
 const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 const IN_FLIGHT_RANGES = 4;
 /** Files fed by several ranges kept open between them; beyond this, idle ones are closed and
  * opened again when their next range comes. */
 const OPEN_FILES_MAX = 256;
+/** Ranges queued on the worker before the main thread restores the next one itself: the
+ * worker is never idle while the main thread is busy with one. */
+const WORKER_JOBS = 2;
+/** A batch with no more sealed bytes than this is restored on the main thread alone (no
+ * worker started: a few files cost less than a thread's start). */
+const MAIN_ONLY_BYTES = 1024 * 1024;
 /** Index reloads after packs were found gone (a prune moved their blobs), per call. */
 const RELOADS_MAX = 8;
 
@@ -108,10 +120,12 @@ interface FileState {
  * Restores files by pack, as restic's restorer does: every blob the files need is looked up,
  * the blobs are grouped by pack (packs in the order the files first need them) and each pack is
  * read in a few large contiguous ranges, each range once, in order; a range's blobs are
- * decrypted, verified and written at every place they go on a worker thread. A file whose data
- * comes from one range is created, written and finished by that worker (four system calls for a
- * small file); one fed by several ranges is created here and finished after its last range.
- * Memory is the ranges in flight (IN_FLIGHT_BYTES), whatever the number of files.
+ * decrypted, verified and written at every place they go, on the one worker thread or, while it
+ * has WORKER_JOBS queued, on the main thread (two cores busy with one worker isolate fewer:
+ * ~10 MiB empty, ~25 MiB at work). A file whose data comes from one range is created, written and finished with it
+ * (four system calls for a small file); one fed by several ranges is created here and finished
+ * after its last range. Ranges are read into one arena (range-arena.ts): memory is the ranges
+ * in flight (IN_FLIGHT_BYTES), whatever the number of files.
  */
 export class FileRestorer {
   private readonly queue: (Range | undefined)[] = [];
@@ -121,6 +135,9 @@ export class FileRestorer {
   private openCount = 0;
   private reloads = 0;
   private reloading: Promise<void> | undefined;
+  private arena: RangeArena | undefined;
+  /** Jobs on the worker; -1: this batch is small enough for the main thread alone. */
+  private workerJobs = 0;
 
   constructor(
     private readonly parts: RestorerParts,
@@ -151,8 +168,22 @@ export class FileRestorer {
         else pack.set(hex, { loc, to: [f, pos] });
       }
     });
-    for (const [packId, blobs] of packs) this.enqueue(packId, [...blobs.values()]);
-    await this.drain();
+    let largest = 0;
+    let total = 0;
+    for (const [packId, blobs] of packs)
+      for (const r of this.enqueue(packId, [...blobs.values()])) {
+        largest = Math.max(largest, r.end - r.start);
+        total += r.end - r.start;
+      }
+    packs.clear();
+    if (total <= MAIN_ONLY_BYTES) this.workerJobs = -1;
+    if (largest > 0) this.arena = takeArena(Math.max(IN_FLIGHT_BYTES, largest));
+    try {
+      await this.drain();
+    } finally {
+      if (this.arena) returnArena(this.arena);
+      this.arena = undefined;
+    }
     if (options.signal?.aborted) {
       this.states.forEach((s, f) => {
         if (!s.done && s.open) this.discard(f);
@@ -227,10 +258,9 @@ export class FileRestorer {
     return ranges;
   }
 
-  /** Reads and writes queued ranges in order, a bounded number of bytes at a time. */
+  /** Reads and writes queued ranges in order, a bounded number of bytes at a time (the arena). */
   private async drain(): Promise<void> {
     const running = new Set<Promise<void>>();
-    let bytes = 0;
     for (;;) {
       // Ranges planned again after a reload leave holes (see replanQueued).
       while (this.next < this.queue.length && !this.queue[this.next]) this.next++;
@@ -241,27 +271,41 @@ export class FileRestorer {
         continue;
       }
       const size = r.end - r.start;
-      if (running.size > 0 && (running.size >= IN_FLIGHT_RANGES || bytes + size > IN_FLIGHT_BYTES)) {
+      // A range planned after a reload may exceed the arena: read into memory of its own.
+      const fits = !!this.arena && size <= this.arena.size;
+      const region = running.size < IN_FLIGHT_RANGES && fits ? this.arena!.take(size) : undefined;
+      if (running.size > 0 && !region) {
         await Promise.race(running);
         continue;
       }
       this.queue[this.next++] = undefined; // let it go once done
-      bytes += size;
-      const p: Promise<void> = this.runRange(r).finally(() => {
-        bytes -= size;
+      const p: Promise<void> = this.runRange(r, region).finally(() => {
+        if (region) this.arena!.release(region);
         running.delete(p);
       });
       running.add(p);
     }
   }
 
-  private async runRange(r: Range): Promise<void> {
+  /** `region`: arena memory to read the range into (released by the caller once this is done). */
+  private async runRange(r: Range, region: Buffer | undefined): Promise<void> {
     let sealed: Buffer;
     let key: Buffer;
     try {
       const what = names.pack(r.packId);
       try {
-        sealed = await this.parts.backend.get(what, { offset: r.start, length: r.end - r.start });
+        const length = r.end - r.start;
+        sealed = await this.parts.backend.get(what, {
+          offset: r.start,
+          length,
+          ...(region ? { into: region } : {}),
+        });
+        // A backend that does not read into the region answered with memory of its own: the
+        // worker gets the region (copied) rather than that, so what it holds stays bounded.
+        if (region && sealed.buffer !== region.buffer) {
+          region.set(sealed);
+          sealed = region.subarray(0, sealed.length);
+        }
       } catch (e) {
         if (isLifeboatError(e) && e.code === "NOT_FOUND" && (await this.relocate(r))) return;
         throw e;
@@ -322,11 +366,21 @@ export class FileRestorer {
       });
     }
     if (members.length === 0) return;
+    const job = { sealed, key, what: names.pack(r.packId), blobs, files: specs };
     let outcomes: RangeOutcome[];
     try {
-      outcomes = await this.parts
-        .pool()
-        .restoreRange({ sealed, key, what: names.pack(r.packId), blobs, files: specs });
+      // The worker takes a range unless it has enough queued; then this thread restores it
+      // (synchronously: reads already issued go on meanwhile).
+      if (this.workerJobs < 0 || this.workerJobs >= WORKER_JOBS)
+        outcomes = restoreRange(job, this.parts.idKey);
+      else {
+        this.workerJobs++;
+        try {
+          outcomes = await this.parts.pool().restoreRange(job);
+        } finally {
+          this.workerJobs--;
+        }
+      }
     } catch (e) {
       // The worker died: every file of the job fails. A new file it may have begun under its
       // final name (in a folder nothing presents) is removed; a temporary one is left for the

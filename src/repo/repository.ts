@@ -98,8 +98,10 @@ export class Repository {
    * chunks large files too, but small files keep workers waiting on reads; one per core
    * measured faster than one fewer (first backup of the bench dataset 3.95 -> 3.7 s). */
   private encoder: BlobPool | undefined;
-  /** Workers for restores (decode + write): one per core, the main thread mostly waits. */
+  /** Workers that decode (check --read-data, large blobs): one per core. */
   private decoder: BlobPool | undefined;
+  /** The worker of file restores (see restorerPool). */
+  private restorer: BlobPool | undefined;
   private readonly treeCache = new Map<string, Tree>();
   private reindexing: Promise<void> | undefined;
   /** A write-only key's record of its own snapshots and trees (it cannot read the repository's). */
@@ -689,7 +691,8 @@ export class Repository {
         maxChunk: this.currentConfig.chunker.max,
         reindex: () => this.reindex(),
         packKey: (packId, type, prefix) => this.reader.packKey(packId, type, prefix),
-        pool: () => this.decoderPool(),
+        pool: () => this.restorerPool(),
+        idKey: this.keys.idKeyForWorkers(),
       },
       files,
       options,
@@ -845,10 +848,18 @@ export class Repository {
     return this.decoder;
   }
 
+  /** One worker: the restorer works on the main thread beside it (see FileRestorer), so two
+   * cores are busy with one isolate fewer. */
+  private restorerPool(): BlobPool {
+    this.restorer ??= new BlobPool(this.keys.idKeyForWorkers(), 1);
+    return this.restorer;
+  }
+
   async close(): Promise<void> {
-    await Promise.all([this.encoder?.close(), this.decoder?.close()]);
+    await Promise.all([this.encoder?.close(), this.decoder?.close(), this.restorer?.close()]);
     this.encoder = undefined;
     this.decoder = undefined;
+    this.restorer = undefined;
     await this.backend.close();
   }
 }
