@@ -98,6 +98,9 @@ async function simulate(
     clock: {
       now: () => now,
       async sleep(ms: number) {
+        // Compaction runs in the background in real time; the simulated clock must not race
+        // ahead of it (on a loaded machine it fell 50 simulated seconds behind).
+        await replicator.maintenanceSettled();
         now += ms;
         for (let i = 0; i < 40; i++) tx();
         await o.each?.(now);

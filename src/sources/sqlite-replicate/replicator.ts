@@ -302,6 +302,11 @@ export class SqliteReplicator {
     if (this.maintenanceError !== undefined) throw this.maintenanceError;
   }
 
+  /** Resolves once the background compaction pass, if one runs, has ended (simulated clocks). */
+  maintenanceSettled(): Promise<void> {
+    return this.maintenance ?? Promise.resolve();
+  }
+
   /**
    * Starts a compaction pass in the background once per window of the finest coarse level:
    * every generation this process maintains has its complete windows merged and its expired
