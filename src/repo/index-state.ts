@@ -117,7 +117,14 @@ export class IndexState {
   async catchUp(): Promise<boolean> {
     const doomedBefore = this.doomed.size;
     await this.readPlans();
-    const known = new Set([...this.loaded, ...this.written, ...this.unreadable]);
+    // Superseded files are still listed until a prune deletes them: never read them back in.
+    const known = new Set([
+      ...this.loaded,
+      ...this.written,
+      ...this.unreadable,
+      ...this.superseded,
+      ...this.damaged.keys(),
+    ]);
     const listed = await this.listIndexFiles();
     const listedSet = new Set(listed);
     const fresh = listed.filter((id) => !known.has(id));

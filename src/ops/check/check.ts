@@ -1,5 +1,5 @@
 import { mapLimit } from "../../core/concurrency.js";
-import { LifeboatError } from "../../core/errors.js";
+import { isLifeboatError, LifeboatError } from "../../core/errors.js";
 import { BlobType } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
 import { listPlans, liveSessions } from "../../repo/gc-plan.js";
@@ -96,7 +96,16 @@ const PACKS_IN_FLIGHT = 4;
 export async function check(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
   for (let attempt = 1; ; attempt++) {
     const before = [...repo.indexFiles().loaded];
-    const report = await checkOnce(repo, options);
+    let report: CheckReport;
+    try {
+      report = await checkOnce(repo, options);
+    } catch (e) {
+      // An index file in force deleted while it was read again: a prune replaced the index.
+      if (!isLifeboatError(e) || e.code !== "NOT_FOUND" || attempt >= CHECK_ATTEMPTS) throw e;
+      options.signal?.throwIfAborted();
+      await repo.reloadIndex();
+      continue;
+    }
     if (report.problems.length === 0 || attempt >= CHECK_ATTEMPTS) return report;
     // A prune that swept meanwhile (it replaces the index files before it deletes packs) makes
     // moved data look missing: check again against the index it left.
@@ -114,9 +123,12 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   const problems: CheckProblem[] = [];
   const objectProblem = (p: ObjectProblem) => problems.push({ ...p, blobs: [], affected: [] });
   (await checkKeys(repo)).forEach(objectProblem);
-  damagedIndexFiles(repo).forEach(objectProblem);
   // (Snapshots are read first: a generation in levels that has one must have its catalog.)
   const read = await readSnapshots(repo);
+  // A backup stores its index files before its snapshot: those of snapshots stored since the
+  // index was loaded are read now, or their blobs would look missing (the soak at 100 rounds).
+  await repo.catchUpIndex();
+  damagedIndexFiles(repo).forEach(objectProblem);
   const records = await checkRecords(repo, levelsGenerations(read.snapshots));
   records.problems.forEach(objectProblem);
   const stored = new Map<string, number>();
