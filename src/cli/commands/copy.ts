@@ -74,6 +74,10 @@ Example:
           });
           c.out.emit({ message_type: "summary", action: "copy", dry_run: flags.dryRun === true, ...r });
           if (r.skipped.length > 0) c.out.info(`${r.skipped.length} snapshot(s) were copied before; skipped`);
+          if (r.forgotten.length > 0)
+            c.out.info(
+              `${r.forgotten.length} snapshot(s) were forgotten in the source while being copied; skipped: ${r.forgotten.map((id) => id.slice(0, 8)).join(", ")}`,
+            );
           const { wal, segments } = r.records;
           if (wal.copied + wal.skipped + segments.copied + segments.skipped > 0)
             c.out.info(

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { CorruptionError } from "../../core/errors.js";
+import { CorruptionError, isLifeboatError } from "../../core/errors.js";
 import { type SegmentRecord, segmentKind } from "../../repo/records-segment.js";
 import { type WalBlobHint, type WalRecord, walKind } from "../../repo/records-wal.js";
 import type { BlobWriter, Repository } from "../../repo/repository.js";
@@ -30,6 +30,8 @@ export interface CopyResult {
   copied: { from: string; to: string }[];
   /** Source snapshots the destination already has a copy of. */
   skipped: string[];
+  /** Source snapshots forgotten (and pruned) in the source while they were being copied. */
+  forgotten: string[];
   /** Records copied (or, in a dry run, to copy) and skipped because the destination has them:
    * archived PostgreSQL WAL files and SQLite replication segments (of both layouts). */
   records: { wal: RecordCount; segments: RecordCount };
@@ -75,6 +77,7 @@ export async function copySnapshots(
   const result: CopyResult = {
     copied: [],
     skipped,
+    forgotten: [],
     records: {
       wal: { copied: plan.wal.length, skipped: plan.walSkipped },
       segments: {
@@ -137,7 +140,18 @@ export async function copySnapshots(
       if (levelsGeneration(s) && !dst.hasFeature("sqlite-segment-levels"))
         await dst.enableFeature("sqlite-segment-levels");
       const { id: _id, parent: _parent, ...rest } = s;
-      const tree = await dst.withWriter((w) => copyTree(w, s.tree));
+      let tree: string;
+      try {
+        tree = await dst.withWriter((w) => copyTree(w, s.tree));
+      } catch (e) {
+        // A `forget --prune` beside the copy removed the snapshot and its data: not damage.
+        if (!(await forgottenMeanwhile(src, s.id, e))) throw e;
+        result.forgotten.push(s.id);
+        // What the failed pass noted as copied may not have been flushed: copy it again if needed.
+        trees.clear();
+        contents.clear();
+        continue;
+      }
       const to = await dst.writeSnapshot({
         ...rest,
         tree,
@@ -151,6 +165,12 @@ export async function copySnapshots(
   result.bytesAdded = dst.writeStats.bytesAdded - before.bytesAdded;
   result.bytesStored = dst.writeStats.bytesStored - before.bytesStored;
   return result;
+}
+
+/** Whether reading a snapshot's data failed because the snapshot was forgotten since it was listed. */
+async function forgottenMeanwhile(src: Repository, id: string, e: unknown): Promise<boolean> {
+  if (!(e instanceof CorruptionError) && !(isLifeboatError(e) && e.code === "NOT_FOUND")) return false;
+  return !(await src.snapshotIds()).includes(id);
 }
 
 interface RecordPlan {
