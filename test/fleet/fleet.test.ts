@@ -289,7 +289,13 @@ test("200 rows accounts through the PostgreSQL queue: a SIGKILLed worker's accou
   const byWorker = new Map<string, number>();
   for (const e of outs.flatMap((o) => jsonLines(o.stdout)).filter((m) => m.message_type === "fleet_account"))
     byWorker.set(String(e.worker), (byWorker.get(String(e.worker)) ?? 0) + 1);
-  assert.equal(byWorker.size, 3, `every worker took a share: ${JSON.stringify([...byWorker])}`);
+  // Three workers share what the killed one left, when it left enough to share: on a loaded
+  // machine the killed worker's second slot may finish nearly every small account before the
+  // big one's job becomes active (CI once saw 2 accounts left, both taken by one worker).
+  const left = [...byWorker.values()].reduce((a, b) => a + b, 0);
+  if (left >= 12)
+    assert.equal(byWorker.size, 3, `every worker took a share: ${JSON.stringify([...byWorker])}`);
+  else assert.ok(byWorker.size >= 1, `the workers took what was left: ${JSON.stringify([...byWorker])}`);
   const big = events.filter((e) => e.account === BIG && e.outcome === "snapshot");
   assert.equal(big.length, 1, "the killed worker's account was backed up once, by another worker");
   assert.ok(!String(big[0]!.worker).endsWith(`:${killedPid}`));
