@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { LifeboatError } from "../core/errors.js";
-import { processIdentity } from "../core/process-identity.js";
+import { mayStillRun, processIdentity } from "../core/process-identity.js";
 import { parseDuration } from "../ops/forget/policy.js";
 import { expandHome, type Job } from "./config.js";
 import { type LocalDb, localStateDir, localStatePath, openLocalDb } from "./local-state.js";
@@ -29,14 +29,7 @@ export function legacyJobsPath(dir = localStateDir()): string {
 export function isRunningElsewhere(state: JobState | undefined): boolean {
   const pid = state?.runningPid;
   if (!pid || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-  if (state?.runningProc === undefined) return true;
-  const now = processIdentity(pid);
-  return now === undefined || now === state.runningProc;
+  return mayStillRun(pid, state?.runningProc);
 }
 
 /**

@@ -18,3 +18,18 @@ export function processIdentity(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Whether the process that recorded (`pid`, `proc`) may still run on this host: its pid exists
+ * (or belongs to another user) and, when its identity was recorded, still has that identity.
+ */
+export function mayStillRun(pid: number, proc: string | undefined): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (proc === undefined) return true;
+  const now = processIdentity(pid);
+  return now === undefined || now === proc;
+}

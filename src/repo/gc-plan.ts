@@ -1,7 +1,7 @@
 import os from "node:os";
 import { mapLimit } from "../core/concurrency.js";
 import { CorruptionError, isLifeboatError } from "../core/errors.js";
-import { processIdentity } from "../core/process-identity.js";
+import { mayStillRun, processIdentity } from "../core/process-identity.js";
 import { needsFullKey } from "./key-ring.js";
 import type { StoredRecord } from "./record-store.js";
 import { type PlanRecord, planKind, type SessionRecord, sessionKind } from "./records-gc.js";
@@ -140,14 +140,7 @@ function mayBeRunning(s: Session): boolean {
   if (s.host !== os.hostname()) return true;
   if (s.pid === process.pid && (s.proc === undefined || s.proc === ownIdentity))
     return held.has(s.id) || announcing > 0;
-  try {
-    process.kill(s.pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-  if (s.proc === undefined) return true;
-  const now = processIdentity(s.pid);
-  return now === undefined || now === s.proc;
+  return mayStillRun(s.pid, s.proc);
 }
 
 /**
