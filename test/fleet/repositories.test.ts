@@ -132,10 +132,39 @@ async function sql(q: string, p: unknown[] = []): Promise<void> {
   }
 }
 
+/**
+ * Both fleets have accounts in A and in B; some old mail account would hash to C once C is
+ * added (the mover); at least two new ones go to C (one is erased, one is restored with no state).
+ */
+function goodLayout(): boolean {
+  const count = (ids: string[], keys: string[], fleet: string, want: string) =>
+    ids.filter((a) => placeAccount(fleet, a, keys) === want).length;
+  const old = [...Array(OLD).keys()].map(id);
+  const fresh = [...Array(NEW).keys()].map((i) => id(OLD + i));
+  const rows = [...Array(8).keys()].map(rid);
+  return (
+    count(old, [A, B], "mail", A) > 0 &&
+    count(old, [A, B], "mail", B) > 0 &&
+    count(rows, [A, B], "contacts", A) > 0 &&
+    count(rows, [A, B], "contacts", B) > 0 &&
+    count(old, [A, B, C], "mail", C) > 0 &&
+    count(fresh, [A, B, C], "mail", C) >= 2
+  );
+}
+
 before(async () => {
   base = await tempDir("lifeboat-fleet-repos-");
-  A = path.join(base, "repo-a");
-  B = path.join(base, "repo-b");
+  s3 = await startS3rver(["fleet"]);
+  // Placement hashes the repositories' URLs, which hold a random temp folder and port: pick
+  // names whose layout has what every test below needs, so that none depends on luck (one CI
+  // run had all 8 rows accounts in A, about 1 in 128 layouts).
+  for (let k = 0; ; k++) {
+    assert.ok(k < 10_000, "no repository layout found");
+    A = path.join(base, `repo-a${k}`);
+    B = path.join(base, `repo-b${k}`);
+    C = s3.url("fleet", `c${k}`);
+    if (goodLayout()) break;
+  }
   G = path.join(base, "repo-global");
   state = path.join(base, "state", "mail.db");
   rowsState = path.join(base, "state", "contacts.db");
@@ -143,8 +172,6 @@ before(async () => {
   // The global repository (-r) must stay free of account snapshots: every account lives in the
   // fleet's own repositories.
   env = repoEnv(G, "fleet-pw", { XDG_STATE_HOME: path.join(base, "xdg") });
-  s3 = await startS3rver(["fleet"]);
-  C = s3.url("fleet", "c");
   env = { ...env, ...s3.env() };
   cPw = path.join(base, "c.pw");
   await fs.writeFile(cPw, "another-password\n");
