@@ -10,6 +10,7 @@ import type { TreeProfile, ZerosProfile } from "./profiles.js";
 import type { Results } from "./results.js";
 import type { Tool, ToolName } from "./tools.js";
 import { toolEnv } from "./tools.js";
+import type { Trash } from "./trash.js";
 import { sizeOf, summarize, type TreeSummary } from "./tree.js";
 
 export type CacheState = "warm" | "cold";
@@ -21,6 +22,8 @@ export interface PairContext {
   /** Scratch folder of the pair: repositories, restores, tool homes, captured output. */
   work: string;
   results: Results;
+  /** Where finished trees go until no step is measured (bench/trash.ts says why). */
+  trash: Trash;
   label: string;
   pairs: number;
 }
@@ -79,14 +82,9 @@ function cmd(ctx: PairContext, t: Tool, argv: string[], cwd?: string): Command {
 }
 
 async function freshWork(ctx: PairContext): Promise<void> {
-  rmTree(ctx.work);
+  ctx.trash.discard(ctx.work);
   await fs.mkdir(ctx.work, { recursive: true });
   for (const t of ctx.tools) await fs.mkdir(paths(ctx, t).home, { recursive: true });
-}
-
-/** `rm -rf` (much faster than Node's recursive rm on a million files). */
-function rmTree(dir: string): void {
-  spawnSync("rm", ["-rf", dir]);
 }
 
 /** Snapshot refs of a tool's repository, or why there are none (not measured). */
@@ -108,7 +106,7 @@ function restoreStep(
 ): Command | string {
   if (ref === undefined) return "no snapshot to restore (the backup failed)";
   const p = paths(ctx, t);
-  rmTree(p.target);
+  ctx.trash.discard(p.target);
   spawnSync("mkdir", ["-p", p.target]);
   const r = t.restore(repo, ref, p.target, sparse);
   return cmd(ctx, t, r.argv, r.cwd);
@@ -192,7 +190,7 @@ export async function treePair(
       (t) => {
         const target = paths(ctx, t).target;
         const v = verify(restoredPath(target, src), changed);
-        rmTree(target);
+        ctx.trash.discard(target);
         return v.wrong;
       },
     );
@@ -231,7 +229,7 @@ export async function treePair(
     }
   } finally {
     await m.undo();
-    rmTree(ctx.work);
+    ctx.trash.discard(ctx.work);
   }
 }
 
@@ -276,18 +274,18 @@ export async function zerosPair(ctx: PairContext, p: ZerosProfile, ds: Dataset, 
           const v = verify(restoredPath(target, src), expected);
           if (v.summary)
             ctx.results.recordExtra(`restored on disk, ${c.label}`, t.name, pair, v.summary.allocated / MiB);
-          rmTree(target);
+          ctx.trash.discard(target);
           return v.wrong;
         },
       );
       for (const t of ctx.tools) {
         const size = repoMiB(repo(t));
         if (size !== undefined) ctx.results.recordExtra(`repository size, ${c.label}`, t.name, pair, size);
-        rmTree(repo(t));
+        ctx.trash.discard(repo(t));
       }
     }
   } finally {
-    rmTree(ctx.work);
+    ctx.trash.discard(ctx.work);
   }
 }
 

@@ -24,6 +24,7 @@ import { profiles, scaleSuffix } from "./profiles.js";
 import { mergeSections, type RunInfo, renderGrowth, renderSection, type Section } from "./report.js";
 import { Results } from "./results.js";
 import { tools as allTools } from "./tools.js";
+import { Trash } from "./trash.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, "..", "..");
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
         log(`warning: ${dir} is on tmpfs, where a dropped page cache changes nothing`);
   }
   checkRssCountsThreads(o.work);
+  const trash = new Trash(path.join(o.work, "trash"));
 
   const table = allTools(o.lifeboatRoot);
   const tools = o.tools.map((n) => table[n]);
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
         cache,
         work: path.join(o.work, "pair"),
         results,
+        trash,
         label: `${p.name} ${cache}`,
         pairs: o.pairs,
       };
@@ -111,6 +114,7 @@ async function main(): Promise<void> {
     sections.push(s);
     console.log(`${s.text}\n`);
   }
+  trash.empty(false);
   if (o.out) {
     const doc = existsSync(o.out) ? await fs.readFile(o.out, "utf8") : "# Benchmarks\n";
     await fs.writeFile(o.out, mergeSections(doc, sections));
