@@ -22,6 +22,15 @@ import { drill } from "../drill.js";
 import { accountSnapshot } from "../fleet/restore-account.js";
 import { JobStore } from "../jobs.js";
 import { cliLine } from "./api-read.js";
+import type {
+  AckResult,
+  PolicyApplied,
+  PolicySimulation,
+  RestoreFilesResult,
+  RestorePreview,
+  RestoreRoots,
+  TaskView,
+} from "./api-types.js";
 import {
   audit,
   type CheckSummary,
@@ -169,7 +178,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
     return { r, snap, kind };
   };
 
-  app.get("/api/restore/roots", (c) => c.json({ roots: st.restoreRoots }));
+  app.get("/api/restore/roots", (c) => c.json({ roots: st.restoreRoots } satisfies RestoreRoots));
 
   app.post("/api/restore/preview", async (c) => {
     requireRole(c, "operator");
@@ -220,7 +229,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
       bytes,
       target,
       targetDb: b.targetDb ? b.targetDb.replace(/(\/\/[^:/@]+:)[^@/]*@/, "$1***@") : null,
-    });
+    } satisfies RestorePreview);
   });
 
   app.post("/api/restore", async (c) => {
@@ -286,7 +295,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
             res.errors.length > 0 ? "failed" : "ok",
             `${res.files} files, ${res.bytes} bytes, ${res.errors.length} errors`,
           );
-          return { ...res, target, errors: res.errors.slice(0, 100) };
+          return { ...res, target, errors: res.errors.slice(0, 100) } satisfies RestoreFilesResult;
         } catch (e) {
           await audit(
             st,
@@ -300,7 +309,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
         }
       },
     );
-    return c.json(task, 202);
+    return c.json(task satisfies TaskView, 202);
   });
 
   app.post("/api/jobs/:name/run", async (c) => {
@@ -348,7 +357,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
         }
       },
     );
-    return c.json(task, 202);
+    return c.json(task satisfies TaskView, 202);
   });
 
   const drillSchema = z
@@ -401,7 +410,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
         }
       },
     );
-    return c.json(task, 202);
+    return c.json(task satisfies TaskView, 202);
   });
 
   const checkSchema = z
@@ -453,7 +462,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
         return summary;
       },
     );
-    return c.json(task, 202);
+    return c.json(task satisfies TaskView, 202);
   });
 
   const ackSchema = z.object({ note: z.string().max(500).default("") }).strict();
@@ -469,7 +478,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
     );
     r.invalidate();
     await audit(st, c, "ack", { repo: r.spec.id, snapshot: snap.id }, "ok", b.note || undefined);
-    return c.json({ ...ack, command: cliLine(["ack", snap.id.slice(0, 8)]) });
+    return c.json({ ...ack, command: cliLine(["ack", snap.id.slice(0, 8)]) } satisfies AckResult);
   });
 
   const retentionTarget = async (b: z.infer<typeof retentionSchema>) => {
@@ -507,7 +516,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
       removed: all.filter((d) => !d.keep).length,
       command: cliLine([...forgetArgs(url, b.policy, tag), "--dry-run"]),
       applyCommand: cliLine(forgetArgs(url, b.policy, tag)),
-    });
+    } satisfies PolicySimulation);
   });
 
   app.post("/api/policies/apply", async (c) => {
@@ -520,7 +529,7 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
       const res = await forget(await r.open(), { policy, ...(tag ? { tags: [tag] } : {}) });
       r.invalidate();
       await audit(st, c, "forget", what, "ok", `${res.removed.length} snapshots removed`);
-      return c.json({ removed: res.removed });
+      return c.json({ removed: res.removed } satisfies PolicyApplied);
     } catch (e) {
       await audit(st, c, "forget", what, "failed", e instanceof Error ? e.message : String(e));
       throw e;
@@ -535,6 +544,6 @@ export function registerActions(app: Hono<Env>, st: ConsoleState): void {
     const ok = st.tasks.cancel(id);
     await audit(st, c, "cancel", { task: id, title: t.title }, ok ? "ok" : "refused");
     if (!ok) throw new LifeboatError("USAGE", `task ${id} is ${t.state}: nothing to cancel`);
-    return c.json(st.tasks.get(id));
+    return c.json(st.tasks.get(id) satisfies TaskView | undefined);
   });
 }

@@ -1,6 +1,7 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
+import type { ApiErrorBody, OkResult, SessionInfo, UserCreated, UserList } from "./api-types.js";
 import { type ConsoleState, clientAddress, type Env, jsonBody, parse, requireRole } from "./context.js";
 import { SESSION_COOKIE, sameSecret } from "./sessions.js";
 import { ROLES } from "./users.js";
@@ -29,13 +30,21 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
 
   app.post("/api/login", async (c) => {
     if (!sameOrigin(c))
-      return c.json({ error: { code: "CSRF", message: "cross-site sign-in refused" } }, 403);
+      return c.json(
+        { error: { code: "CSRF", message: "cross-site sign-in refused" } } satisfies ApiErrorBody,
+        403,
+      );
     if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
-      return c.json({ error: { code: "USAGE", message: "send the sign-in as JSON" } }, 415);
+      return c.json(
+        { error: { code: "USAGE", message: "send the sign-in as JSON" } } satisfies ApiErrorBody,
+        415,
+      );
     const addr = clientAddress(c);
     if (st.throttle.blocked(addr))
       return c.json(
-        { error: { code: "THROTTLED", message: "too many failed sign-ins; wait a minute" } },
+        {
+          error: { code: "THROTTLED", message: "too many failed sign-ins; wait a minute" },
+        } satisfies ApiErrorBody,
         429,
       );
     const body = parse(loginSchema, await jsonBody(c));
@@ -50,7 +59,10 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
         outcome: "refused",
         address: addr,
       });
-      return c.json({ error: { code: "AUTH_FAILED", message: "wrong user name or token" } }, 401);
+      return c.json(
+        { error: { code: "AUTH_FAILED", message: "wrong user name or token" } } satisfies ApiErrorBody,
+        401,
+      );
     }
     const s = st.sessions.create(user.name, user.role);
     setCookie(c, SESSION_COOKIE, s.id, {
@@ -67,17 +79,23 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
       outcome: "ok",
       address: addr,
     });
-    return c.json({ user: s.user, role: s.role, csrf: s.csrf });
+    return c.json({ user: s.user, role: s.role, csrf: s.csrf } satisfies SessionInfo);
   });
 
   // Everything else under /api/ needs a session, and a CSRF token when it changes something.
   app.use("/api/*", async (c, next) => {
     const s = st.sessions.get(getCookie(c, SESSION_COOKIE));
-    if (!s) return c.json({ error: { code: "UNAUTHENTICATED", message: "sign in first" } }, 401);
+    if (!s)
+      return c.json(
+        { error: { code: "UNAUTHENTICATED", message: "sign in first" } } satisfies ApiErrorBody,
+        401,
+      );
     if (!SAFE.has(c.req.method)) {
       if (!sameOrigin(c) || !sameSecret(c.req.header("x-csrf-token"), s.csrf))
         return c.json(
-          { error: { code: "CSRF", message: "missing or wrong X-CSRF-Token", hint: "reload the page" } },
+          {
+            error: { code: "CSRF", message: "missing or wrong X-CSRF-Token", hint: "reload the page" },
+          } satisfies ApiErrorBody,
           403,
         );
     }
@@ -87,13 +105,13 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
 
   app.get("/api/session", (c) => {
     const s = c.get("session");
-    return c.json({ user: s.user, role: s.role, csrf: s.csrf });
+    return c.json({ user: s.user, role: s.role, csrf: s.csrf } satisfies SessionInfo);
   });
 
   app.post("/api/logout", (c) => {
     st.sessions.end(c.get("session").id);
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
-    return c.json({ ok: true });
+    return c.json({ ok: true } satisfies OkResult);
   });
 
   // Users (admin): make a user or a new token for one (shown once), remove one.
@@ -102,7 +120,7 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
     requireRole(c, "admin");
     return c.json({
       users: (await st.users.list()).map((u) => ({ name: u.name, role: u.role, created: u.created })),
-    });
+    } satisfies UserList);
   });
   app.post("/api/users", async (c) => {
     const s = requireRole(c, "admin");
@@ -117,13 +135,16 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
       outcome: "ok",
       address: clientAddress(c),
     });
-    return c.json({ name: body.name, role: body.role, token });
+    return c.json({ name: body.name, role: body.role, token } satisfies UserCreated);
   });
   app.delete("/api/users/:name", async (c) => {
     const s = requireRole(c, "admin");
     const name = c.req.param("name");
     if (name === s.user)
-      return c.json({ error: { code: "USAGE", message: "you cannot remove yourself" } }, 400);
+      return c.json(
+        { error: { code: "USAGE", message: "you cannot remove yourself" } } satisfies ApiErrorBody,
+        400,
+      );
     if (!(await st.users.remove(name)))
       return c.json({ error: { code: "NOT_FOUND", message: `no user ${name}` } }, 404);
     st.sessions.endUser(name);
@@ -135,6 +156,6 @@ export function registerAuth(app: Hono<Env>, st: ConsoleState): void {
       outcome: "ok",
       address: clientAddress(c),
     });
-    return c.json({ ok: true });
+    return c.json({ ok: true } satisfies OkResult);
   });
 }

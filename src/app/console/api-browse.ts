@@ -10,6 +10,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId as Snapshot } from "../../repo/snapshot.js";
 import type { TreeNode } from "../../repo/tree.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
+import type { DiffResult, FilePreview, FindMatch, FindResult, FolderPage } from "./api-types.js";
 import { audit, type ConsoleState, type Ctx, type Env, parse, repoById } from "./context.js";
 import { zipTree } from "./zip.js";
 
@@ -100,13 +101,13 @@ export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
     const { r, repo, snap } = await snapOf(c);
     await readFolderOnce(r.spec.id, repo, snap, q.path);
     return c.json(
-      await listFolder(repo, snap, q.path, {
+      (await listFolder(repo, snap, q.path, {
         offset: q.offset,
         limit: q.limit,
         sort: q.sort,
         order: q.order,
         ...(q.q ? { filter: q.q } : {}),
-      }),
+      })) satisfies FolderPage,
     );
   });
 
@@ -148,7 +149,7 @@ export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
         binary: looksBinary(head),
         truncated: (node.size ?? 0) > head.length,
         text: looksBinary(head) ? null : head.toString("utf8"),
-      });
+      } satisfies FilePreview);
     }
     await audit(
       st,
@@ -222,14 +223,7 @@ export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
     }
     // A plain word finds names containing it; a pattern with * ? [ is matched as a glob.
     const glob = /[*?[]/.test(q.pattern) ? q.pattern : `*${q.pattern}*`;
-    const matches: {
-      snapshot: string;
-      time: string;
-      host: string;
-      path: string;
-      type: string;
-      size: number;
-    }[] = [];
+    const matches: FindMatch[] = [];
     const stop = new AbortController();
     try {
       await findInSnapshots(
@@ -255,7 +249,7 @@ export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
     } catch (e) {
       if (!stop.signal.aborted) throw e;
     }
-    return c.json({ matches, truncated: stop.signal.aborted });
+    return c.json({ matches, truncated: stop.signal.aborted } satisfies FindResult);
   });
 
   const diffQuery = z.object({
@@ -274,6 +268,12 @@ export function registerBrowse(app: Hono<Env>, st: ConsoleState): void {
       },
     });
     const total = summary.added + summary.removed + summary.modified + summary.metadata + summary.typeChanged;
-    return c.json({ a: a.id, b: b.id, summary, changes, truncated: total > changes.length });
+    return c.json({
+      a: a.id,
+      b: b.id,
+      summary,
+      changes,
+      truncated: total > changes.length,
+    } satisfies DiffResult);
   });
 }

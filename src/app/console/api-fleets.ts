@@ -11,6 +11,19 @@ import { accountRpo } from "../fleet/rpo.js";
 import { accountStatus } from "../fleet/status.js";
 import type { StoredAccount } from "../fleet/store.js";
 import { cliLine, snapshotJson } from "./api-read.js";
+import type {
+  AccountDetail,
+  AccountHistory,
+  AccountPage,
+  AccountRow,
+  AccountStatus,
+  FleetList,
+  FleetSummary,
+  RestoreAllPreview,
+  RestoreAllResult,
+  TaskView,
+  TimelineSnapshot,
+} from "./api-types.js";
 import { audit, type ConsoleState, type Env, jsonBody, parse, requireRole } from "./context.js";
 import { type ConsoleFleet, fleetByName } from "./fleets.js";
 import { displayLocation } from "./repos.js";
@@ -47,7 +60,7 @@ const restoreAllSchema = z
 const iso = (t: number | undefined) =>
   t === undefined || !Number.isFinite(t) ? null : new Date(t).toISOString();
 
-function accountRow(f: ConsoleFleet, r: StoredAccount, now: number) {
+function accountRow(f: ConsoleFleet, r: StoredAccount, now: number): AccountRow {
   const s = r.state;
   const state: AccountState = accountState(s.newestGood, r.info.lastError, f.def.policy.rpoMs, now);
   return {
@@ -90,11 +103,11 @@ const accountId = (raw: string) => {
  */
 export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
   app.get("/api/fleets", async (c) =>
-    c.json({ fleets: await Promise.all(st.fleets.map((f) => f.summary())) }),
+    c.json({ fleets: await Promise.all(st.fleets.map((f) => f.summary())) } satisfies FleetList),
   );
 
   app.get("/api/fleets/:fleet", async (c) =>
-    c.json(await fleetByName(st.fleets, c.req.param("fleet")).summary()),
+    c.json((await fleetByName(st.fleets, c.req.param("fleet")).summary()) satisfies FleetSummary),
   );
 
   app.get("/api/fleets/:fleet/accounts", async (c) => {
@@ -106,7 +119,7 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
       total: page.total,
       offset: q.offset,
       items: page.rows.map((r) => accountRow(f, r, now)),
-    });
+    } satisfies AccountPage);
   });
 
   app.get("/api/fleets/:fleet/accounts/:id", async (c) => {
@@ -114,8 +127,12 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
     const id = accountId(c.req.param("id"));
     const row = await knownAccount(f, id);
     const now = Date.now();
-    const status = await accountStatus(f.def, await f.store(), id, now);
-    return c.json({ ...accountRow(f, row, now), repo: (await f.repoFor(id)).spec.id, status });
+    const status: AccountStatus | undefined = await accountStatus(f.def, await f.store(), id, now);
+    return c.json({
+      ...accountRow(f, row, now),
+      repo: (await f.repoFor(id)).spec.id,
+      status,
+    } satisfies AccountDetail);
   });
 
   app.get("/api/fleets/:fleet/accounts/:id/history", async (c) => {
@@ -133,7 +150,7 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
     let prev: number | undefined;
     const timeline = snaps.map((s) => {
       const bytes = s.summary?.bytes ?? 0;
-      const item = {
+      const item: TimelineSnapshot = {
         ...snapshotJson(s, marks.acked, marks.pinned),
         deltaBytes: prev === undefined ? null : bytes - prev,
       };
@@ -162,11 +179,14 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
         ok: d.ok,
         error: d.error ?? null,
       })),
-    });
+    } satisfies AccountHistory);
   });
 
   /** What a whole-service restore would do; nothing is written. */
-  const planRestoreAll = async (f: ConsoleFleet, b: z.infer<typeof restoreAllSchema>) => {
+  const planRestoreAll = async (
+    f: ConsoleFleet,
+    b: z.infer<typeof restoreAllSchema>,
+  ): Promise<RestoreAllPreview> => {
     const target = b.target ? await checkTarget(b.target, st.restoreRoots) : undefined;
     const store = await f.store();
     const rows = await store.all(f.def.name);
@@ -313,7 +333,7 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
             r.failed > 0 ? "failed" : "ok",
             `${r.restored} restored, ${r.skipped} already restored, ${r.failed} failed, of ${r.accounts}, in ${r.seconds.toFixed(1)}s`,
           );
-          return { ...r, results: r.results.filter((x) => !x.ok).slice(0, 100) };
+          return { ...r, results: r.results.filter((x) => !x.ok).slice(0, 100) } satisfies RestoreAllResult;
         } catch (e) {
           await audit(
             st,
@@ -327,6 +347,6 @@ export function registerFleets(app: Hono<Env>, st: ConsoleState): void {
         }
       },
     );
-    return c.json(task, 202);
+    return c.json(task satisfies TaskView, 202);
   });
 }

@@ -7,6 +7,24 @@ import { parseDuration } from "../../ops/forget/policy.js";
 import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { forgetArgv } from "../jobs.js";
+import type {
+  Activity,
+  AuditEntries,
+  BacklogItem,
+  DrillHistoryItem,
+  FlagList,
+  Integrity,
+  Overview,
+  Policies,
+  RepositoryList,
+  SnapshotJson,
+  SourceHistory,
+  SourcePage,
+  SourceRow,
+  TaskList,
+  TaskView,
+  TimelineSnapshot,
+} from "./api-types.js";
 import {
   allSources,
   type ConsoleState,
@@ -18,8 +36,7 @@ import {
 } from "./context.js";
 import { repositoryCard } from "./overview.js";
 import { displayLocation } from "./repos.js";
-import { buildSources, pageSources, type SourceRow, sourceSnapshots } from "./sources.js";
-import type { TaskView } from "./tasks.js";
+import { buildSources, pageSources, sourceSnapshots } from "./sources.js";
 
 /** Largest page of sources, snapshots or audit entries served at once. */
 export const MAX_PAGE = 1000;
@@ -30,7 +47,7 @@ const pageQuery = {
 };
 
 /** A snapshot as `lifeboat snapshots --json` prints it. */
-export function snapshotJson(s: SnapshotWithId, acked: Set<string>, pinned: Set<string>) {
+export function snapshotJson(s: SnapshotWithId, acked: Set<string>, pinned: Set<string>): SnapshotJson {
   return {
     ...s,
     short_id: s.id.slice(0, 8),
@@ -65,7 +82,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
       flagged: rows.reduce((a, r) => a + r.flagged, 0),
       repositories,
       fleets: await Promise.all(st.fleets.map((f) => f.summary())),
-    });
+    } satisfies Overview);
   });
 
   const sourcesQuery = z.object({
@@ -77,10 +94,12 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
   });
   app.get("/api/sources", async (c) => {
     const q = parse(sourcesQuery, c.req.query());
-    return c.json(pageSources(await allSources(st), q));
+    return c.json(pageSources(await allSources(st), q) satisfies SourcePage);
   });
 
-  app.get("/api/sources/:id", async (c) => c.json(await sourceById(st, c.req.param("id"))));
+  app.get("/api/sources/:id", async (c) =>
+    c.json((await sourceById(st, c.req.param("id"))) satisfies SourceRow),
+  );
 
   app.get("/api/sources/:id/history", async (c) => {
     const src = await sourceById(st, c.req.param("id"));
@@ -90,7 +109,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
     let prevBytes: number | undefined;
     const timeline = mine.map((s) => {
       const bytes = s.summary?.bytes ?? 0;
-      const item = {
+      const item: TimelineSnapshot = {
         ...snapshotJson(s, marks.acked, marks.pinned),
         deltaBytes: prevBytes === undefined ? null : bytes - prevBytes,
       };
@@ -102,12 +121,18 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
     const key = JSON.stringify([...src.paths].sort());
     const myDrills = drills
       .filter((d) => ids.has(d.snapshot) || (d.host === host && JSON.stringify([...d.paths].sort()) === key))
-      .map((d) => ({
-        ...summarizeDrill(d),
-        snapshotTime: d.snapshotTime ?? null,
-        failures: d.failures.slice(0, 10),
-      }));
-    return c.json({ source: src, snapshots: timeline.reverse(), drills: myDrills.reverse() });
+      .map(
+        (d): DrillHistoryItem => ({
+          ...summarizeDrill(d),
+          snapshotTime: d.snapshotTime ?? null,
+          failures: d.failures.slice(0, 10),
+        }),
+      );
+    return c.json({
+      source: src,
+      snapshots: timeline.reverse(),
+      drills: myDrills.reverse(),
+    } satisfies SourceHistory);
   });
 
   app.get("/api/repositories", (c) =>
@@ -117,7 +142,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
         location: displayLocation(r.spec.url),
         jobs: r.spec.jobs,
       })),
-    }),
+    } satisfies RepositoryList),
   );
 
   const snapsQuery = z.object({
@@ -134,7 +159,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
     return c.json(
       snaps
         .filter((s) => matchesFilter(s, { host: q.host, tags: list(q.tag), paths: list(q.path) }))
-        .map((s) => snapshotJson(s, marks.acked, marks.pinned)),
+        .map((s) => snapshotJson(s, marks.acked, marks.pinned)) satisfies SnapshotJson[],
     );
   });
 
@@ -142,24 +167,24 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
     const r = repoById(st, c.req.param("repo"));
     const s = await r.snapshot(c.req.param("id"));
     const marks = await r.acks();
-    return c.json(snapshotJson(s, marks.acked, marks.pinned));
+    return c.json(snapshotJson(s, marks.acked, marks.pinned) satisfies SnapshotJson);
   });
 
   app.get("/api/flags", async (c) => {
-    const out = [];
+    const out: FlagList["flagged"] = [];
     for (const r of st.repos) {
       const [snaps, marks] = await Promise.all([r.snapshots(), r.acks()]);
       for (const s of snaps)
         if ((s.anomalies?.length ?? 0) > 0 || marks.pinned.has(s.id))
           out.push({ repo: r.spec.id, ...snapshotJson(s, marks.acked, marks.pinned) });
     }
-    return c.json({ flagged: out.reverse() });
+    return c.json({ flagged: out.reverse() } satisfies FlagList);
   });
 
   app.get("/api/integrity", async (c) => {
     const rows = await allSources(st);
     const month = 30 * 86400;
-    const items = rows.map((r: SourceRow) => ({
+    const items = rows.map((r): Integrity["sources"][number] => ({
       id: r.id,
       name: r.name,
       repo: r.repo,
@@ -193,7 +218,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
         location: displayLocation(r.spec.url),
         last: st.lastChecks.get(r.spec.id) ?? null,
       })),
-    });
+    } satisfies Integrity);
   });
 
   app.get("/api/policies", async (c) => {
@@ -217,7 +242,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
           forgetCommand: forget ? cliLine(forget) : null,
         };
       }),
-    });
+    } satisfies Policies);
   });
 
   app.get("/api/activity", async (c) => {
@@ -238,11 +263,11 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
           t.title === `backup job ${name}` &&
           t.state === "queued",
       );
-    const backlog = st.config.jobs.map((j) => {
+    const backlog = st.config.jobs.map((j): BacklogItem => {
       const s = state[j.name];
       const next = s?.lastRun ? Date.parse(s.lastRun) + parseDuration(j.every) : now;
       const q = queued(j.name);
-      let status: "running" | "queued" | "due" | "scheduled";
+      let status: BacklogItem["status"];
       let why: string;
       if (running(j.name)) {
         status = "running";
@@ -261,21 +286,21 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
       }
       return { job: j.name, status, reason: why, nextRun: new Date(Math.max(now, next)).toISOString() };
     });
-    return c.json({ tasks, backlog });
+    return c.json({ tasks, backlog } satisfies Activity);
   });
 
   app.get("/api/audit", async (c) => {
     requireRole(c, "admin");
     const q = parse(z.object({ limit: pageQuery.limit }), c.req.query());
-    return c.json({ entries: await st.audit.recent(q.limit) });
+    return c.json({ entries: await st.audit.recent(q.limit) } satisfies AuditEntries);
   });
 
-  app.get("/api/tasks", (c) => c.json({ tasks: st.tasks.list() }));
+  app.get("/api/tasks", (c) => c.json({ tasks: st.tasks.list() } satisfies TaskList));
 
   app.get("/api/tasks/:id", (c) => {
     const t = st.tasks.get(c.req.param("id"));
     if (!t) throw new LifeboatError("NOT_FOUND", "no such task");
-    return c.json(t);
+    return c.json(t satisfies TaskView);
   });
 
   // Progress of one task as server-sent events: `task` events with the task, until it ends.

@@ -1,6 +1,9 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import type { AuditEntry } from "./api-types.js";
 import { consoleStateDir } from "./users.js";
+
+export type { AuditEntry } from "./api-types.js";
 
 /**
  * The audit log: one JSON line per restoring or destructive action (restores, downloads, runs,
@@ -8,20 +11,6 @@ import { consoleStateDir } from "./users.js";
  * to `$XDG_STATE_HOME/lifeboat/console/audit.log` (mode 0600) before the action starts and again
  * with its outcome.
  */
-export interface AuditEntry {
-  time: string;
-  user: string;
-  role: string;
-  /** `restore`, `download`, `backup`, `drill`, `check`, `ack`, `forget`, `cancel`, `sign-in`, ... */
-  action: string;
-  /** What it acted on: a repository, snapshot, path, target. */
-  target: Record<string, unknown>;
-  /** `started`, `ok`, `failed`, `refused`, `cancelled`. */
-  outcome: string;
-  detail?: string;
-  address?: string;
-}
-
 export class AuditLog {
   private chain: Promise<void> = Promise.resolve();
 

@@ -5,6 +5,7 @@ import { LifeboatError } from "../../core/errors.js";
 import { parseDuration } from "../../ops/forget/policy.js";
 import type { Config, Job } from "../config.js";
 import type { JobState } from "../jobs.js";
+import type { CheckSummary } from "./api-types.js";
 import type { AuditLog } from "./audit.js";
 import type { ConsoleFleet } from "./fleets.js";
 import type { ConsoleRepo } from "./repos.js";
@@ -35,18 +36,7 @@ export interface ConsoleState {
   saveChecks: () => Promise<void>;
 }
 
-export interface CheckSummary {
-  time: string;
-  user: string;
-  readData: string | null;
-  ok: boolean;
-  snapshots: number;
-  packs: number;
-  packsRead: number;
-  bytesRead: number;
-  unindexedPacks: number;
-  problems: { kind: string; object: string; message: string; affected: number }[];
-}
+export type { CheckSummary } from "./api-types.js";
 
 export type Env = { Variables: { session: Session } };
 export type Ctx = Context<Env>;

@@ -2,12 +2,13 @@ import { createHash } from "node:crypto";
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import { expandHome } from "../config.js";
-import { type FleetCounts, fleetCounts } from "../fleet/account-page.js";
+import { fleetCounts } from "../fleet/account-page.js";
 import { type FleetDef, fleetDef } from "../fleet/fleet-config.js";
 import { formatWindow } from "../fleet/parse.js";
 import { type FleetRepos, GLOBAL_REPO, locateAccount, repoKeys } from "../fleet/repos.js";
 import { openFleet } from "../fleet/runtime.js";
 import type { FleetStore } from "../fleet/store.js";
+import type { FleetSummary } from "./api-types.js";
 import type { ConsoleRepo, RepoSpec } from "./repos.js";
 
 /**
@@ -22,17 +23,8 @@ export interface FleetEntry {
   store?: FleetStore;
 }
 
-export interface FleetSummary extends FleetCounts {
-  name: string;
-  kind: FleetDef["kind"];
-  repo: string;
-  window: string;
-  rpoSeconds: number;
-  queue: boolean;
-  /** Share of accounts with a passing drill in the last 30 days (0..1). */
-  proven30DaysFraction: number;
-  error: string | null;
-}
+/** A fleet's figures as the API answers them (api-types.ts). */
+export type { FleetSummary } from "./api-types.js";
 
 const SUMMARY_FRESH_MS = 3000;
 

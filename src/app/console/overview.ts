@@ -1,21 +1,8 @@
+import type { RepositoryCard, SourceRow } from "./api-types.js";
 import { type ConsoleRepo, displayLocation } from "./repos.js";
-import { type SourceRow, sizeHistory } from "./sources.js";
+import { sizeHistory } from "./sources.js";
 
-/** One repository's card on the overview (docs/api.md, `GET /api/overview`). */
-export interface RepositoryCard {
-  id: string;
-  location: string;
-  jobs: string[];
-  error: string | null;
-  /** Snapshots in the repository, and how many of them are fleets' account snapshots. */
-  snapshots?: number;
-  accountSnapshots?: number;
-  sources?: number;
-  logicalBytes?: number;
-  packs?: number;
-  packBytes?: number;
-  sizeHistory?: { time: string; logical: number; stored: number }[];
-}
+export type { RepositoryCard } from "./api-types.js";
 
 /**
  * The card of one repository, from the sources already built for the overview: its sources'

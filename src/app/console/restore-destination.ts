@@ -1,4 +1,5 @@
 import type { FleetDef } from "../fleet/fleet-config.js";
+import type { RestoreInto } from "./api-types.js";
 import { displayLocation } from "./repos.js";
 
 /**
@@ -8,7 +9,7 @@ import { displayLocation } from "./repos.js";
  * must lie under a restore root), rows accounts into the fleet's shared tables, and mail and DAV
  * accounts back into each account on their server (nothing is written on this host).
  */
-export type RestoreInto = "target" | "own-folders" | "shared-tables" | "servers";
+export type { RestoreInto } from "./api-types.js";
 
 export function restoreInto(def: Pick<FleetDef, "kind">, target: string | undefined): RestoreInto {
   if (target) return "target";

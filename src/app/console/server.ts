@@ -15,6 +15,7 @@ import { registerAuth } from "./api-auth.js";
 import { registerBrowse } from "./api-browse.js";
 import { registerFleets } from "./api-fleets.js";
 import { registerReads } from "./api-read.js";
+import type { ApiErrorBody } from "./api-types.js";
 import { AuditLog } from "./audit.js";
 import type { CheckSummary, ConsoleState, Env } from "./context.js";
 import { configFleets, type FleetEntry, fleetRepoSpecs, makeFleets } from "./fleets.js";
@@ -109,12 +110,22 @@ export function consoleApp(st: ConsoleState, uiDir: string): Hono<Env> {
   app.onError((e, c) => {
     if (e instanceof HTTPException)
       return c.json(
-        { error: { code: e.status === 403 ? "FORBIDDEN" : "HTTP", message: e.message } },
+        {
+          error: { code: e.status === 403 ? "FORBIDDEN" : "HTTP", message: e.message },
+        } satisfies ApiErrorBody,
         e.status,
       );
     if (isLifeboatError(e))
-      return c.json({ error: { code: e.code, message: e.message, hint: e.hint ?? null } }, statusOf(e));
-    return c.json({ error: { code: "INTERNAL", message: e instanceof Error ? e.message : String(e) } }, 500);
+      return c.json(
+        { error: { code: e.code, message: e.message, hint: e.hint ?? null } } satisfies ApiErrorBody,
+        statusOf(e),
+      );
+    return c.json(
+      {
+        error: { code: "INTERNAL", message: e instanceof Error ? e.message : String(e) },
+      } satisfies ApiErrorBody,
+      500,
+    );
   });
   registerAuth(app, st);
   registerReads(app, st);
@@ -122,7 +133,12 @@ export function consoleApp(st: ConsoleState, uiDir: string): Hono<Env> {
   registerActions(app, st);
   registerFleets(app, st);
   app.all("/api/*", (c) =>
-    c.json({ error: { code: "NOT_FOUND", message: `no endpoint ${c.req.method} ${c.req.path}` } }, 404),
+    c.json(
+      {
+        error: { code: "NOT_FOUND", message: `no endpoint ${c.req.method} ${c.req.path}` },
+      } satisfies ApiErrorBody,
+      404,
+    ),
   );
   app.use("/assets/*", serveStatic({ root: uiDir }));
   // Every other path is the page itself (it routes by the URL's #fragment).

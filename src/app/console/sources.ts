@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { seriesKey } from "../../ops/drill/drill.js";
-import { type DrillSummary, summarizeDrill } from "../../ops/drill/status.js";
+import { summarizeDrill } from "../../ops/drill/status.js";
 import { parseDuration } from "../../ops/forget/policy.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { Job } from "../config.js";
 import type { JobState } from "../jobs.js";
+import type { SizePoint, SourceRow, SourceState } from "./api-types.js";
 import { type ConsoleRepo, displayLocation } from "./repos.js";
 
 /**
@@ -17,40 +18,9 @@ import { type ConsoleRepo, displayLocation } from "./repos.js";
  *   late       the newest snapshot is older than the RPO (twice the job's period; for a series
  *              without a job, `console.rpo`, default 2d);
  *   protected  otherwise.
+ * The rows' shape is SourceRow (api-types.ts, as the API answers it).
  */
-export type SourceState = "protected" | "late" | "failing" | "never";
-
-export interface SourceRow {
-  id: string;
-  kind: "job" | "series";
-  name: string;
-  job: string | null;
-  repo: string;
-  location: string;
-  host: string | null;
-  paths: string[];
-  source: string;
-  state: SourceState;
-  reason: string;
-  snapshots: number;
-  newest: { id: string; time: string; ageSeconds: number; incomplete: boolean } | null;
-  rpoSeconds: number;
-  /** Jobs: when the schedule runs it next (now, when due), and the last run. */
-  every: string | null;
-  nextRun: string | null;
-  lastRun: string | null;
-  lastExitCode: number | null;
-  lastDrill: DrillSummary | null;
-  /** When the series was last proven restorable (the newest drill that passed). */
-  lastOkDrill: DrillSummary | null;
-  /** Flagged snapshots nobody acknowledged yet. */
-  flagged: number;
-  /** The same series in the console's other repositories, and whether each has the newest snapshot. */
-  copies: { repo: string; location: string; newestTime: string; inSync: boolean }[];
-  /** Bytes of the newest snapshot (logical), and bytes its snapshots added to storage. */
-  logicalBytes: number;
-  storedBytes: number;
-}
+export type { SourceRow, SourceState } from "./api-types.js";
 
 export interface SourceInputs {
   repos: ConsoleRepo[];
@@ -304,14 +274,11 @@ export function pageSources(
 }
 
 /** Logical bytes (the newest snapshot of each series, summed) and stored bytes over time. */
-export function sizeHistory(
-  snaps: SnapshotWithId[],
-  points = 120,
-): { time: string; logical: number; stored: number }[] {
+export function sizeHistory(snaps: SnapshotWithId[], points = 120): SizePoint[] {
   const latest = new Map<string, number>();
   let logical = 0;
   let stored = 0;
-  const all: { time: string; logical: number; stored: number }[] = [];
+  const all: SizePoint[] = [];
   for (const s of snaps) {
     const k = seriesKey(s.hostname, s.paths);
     logical += (s.summary?.bytes ?? 0) - (latest.get(k) ?? 0);

@@ -2,45 +2,16 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { isLifeboatError } from "../../core/errors.js";
 import type { BackupProgress } from "../../snapshot/progress.js";
+import type { TaskKind, TaskState, TaskView } from "./api-types.js";
 
 /**
  * Long work started from the console (restores, drills, checks, backups) or by the daemon beside
  * it: each is a task with a phase, progress and an outcome, which the page follows through
  * server-sent events. Backups run one at a time (queued behind each other, as the daemon runs
- * jobs); the queue is the backlog the activity page shows, each item with why it waits.
+ * jobs); the queue is the backlog the activity page shows, each item with why it waits. A task
+ * as the API answers it is a TaskView (api-types.ts).
  */
-export type TaskKind = "restore" | "drill" | "check" | "backup" | "job";
-export type TaskState = "queued" | "running" | "done" | "failed" | "cancelled";
-
-export interface TaskProgress {
-  filesDone: number;
-  bytesDone: number;
-  totalFiles: number | null;
-  totalBytes: number | null;
-  bytesPerSecond: number;
-  etaSeconds: number | null;
-}
-
-export interface TaskView {
-  id: string;
-  kind: TaskKind;
-  title: string;
-  user: string;
-  repo: string | null;
-  state: TaskState;
-  phase: string;
-  /** Why a queued task waits. */
-  waiting: string | null;
-  created: string;
-  started: string | null;
-  finished: string | null;
-  progress: TaskProgress | null;
-  /** Work counted in accounts (a fleet's whole-service restore). */
-  accounts: { done: number; total: number | null; failed: number } | null;
-  cancellable: boolean;
-  result: unknown;
-  error: { code: string; message: string; hint: string | null } | null;
-}
+export type { TaskKind, TaskProgress, TaskState, TaskView } from "./api-types.js";
 
 export interface TaskControl {
   signal: AbortSignal;

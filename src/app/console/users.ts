@@ -4,14 +4,15 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { LifeboatError } from "../../core/errors.js";
+import type { Role } from "./api-types.js";
 
 /**
  * Who may sign in to the console: `$XDG_STATE_HOME/lifeboat/console/users.json` (mode 0600),
  * each user with a role and an scrypt hash of their sign-in token. Tokens are made here, shown
  * once, and never stored in the clear.
  */
-export const ROLES = ["viewer", "operator", "admin"] as const;
-export type Role = (typeof ROLES)[number];
+export const ROLES = ["viewer", "operator", "admin"] as const satisfies readonly Role[];
+export type { Role } from "./api-types.js";
 
 /** viewer: reads and downloads; operator: also restore, run now, drills, ack; admin: also retention. */
 export function roleAtLeast(have: Role, need: Role): boolean {
