@@ -8,14 +8,14 @@ import { matchesFilter } from "../../repo/find-snapshot.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { forgetArgv } from "../jobs.js";
 import type {
-  Activity,
+  ActivityData,
   AuditEntries,
   BacklogItem,
   DrillHistoryItem,
   FlagList,
-  Integrity,
-  Overview,
-  Policies,
+  IntegrityData,
+  OverviewData,
+  PoliciesData,
   RepositoryList,
   SnapshotJson,
   SourceHistory,
@@ -82,7 +82,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
       flagged: rows.reduce((a, r) => a + r.flagged, 0),
       repositories,
       fleets: await Promise.all(st.fleets.map((f) => f.summary())),
-    } satisfies Overview);
+    } satisfies OverviewData);
   });
 
   const sourcesQuery = z.object({
@@ -184,7 +184,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
   app.get("/api/integrity", async (c) => {
     const rows = await allSources(st);
     const month = 30 * 86400;
-    const items = rows.map((r): Integrity["sources"][number] => ({
+    const items = rows.map((r): IntegrityData["sources"][number] => ({
       id: r.id,
       name: r.name,
       repo: r.repo,
@@ -218,7 +218,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
         location: displayLocation(r.spec.url),
         last: st.lastChecks.get(r.spec.id) ?? null,
       })),
-    } satisfies Integrity);
+    } satisfies IntegrityData);
   });
 
   app.get("/api/policies", async (c) => {
@@ -242,7 +242,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
           forgetCommand: forget ? cliLine(forget) : null,
         };
       }),
-    } satisfies Policies);
+    } satisfies PoliciesData);
   });
 
   app.get("/api/activity", async (c) => {
@@ -286,7 +286,7 @@ export function registerReads(app: Hono<Env>, st: ConsoleState): void {
       }
       return { job: j.name, status, reason: why, nextRun: new Date(Math.max(now, next)).toISOString() };
     });
-    return c.json({ tasks, backlog } satisfies Activity);
+    return c.json({ tasks, backlog } satisfies ActivityData);
   });
 
   app.get("/api/audit", async (c) => {

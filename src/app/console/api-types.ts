@@ -88,7 +88,7 @@ export interface RepositoryCard {
 }
 
 /** `GET /api/overview`. */
-export interface Overview {
+export interface OverviewData {
   time: string;
   states: Record<SourceState, number>;
   flagged: number;
@@ -346,7 +346,7 @@ export interface BacklogItem {
 }
 
 /** `GET /api/activity`. */
-export interface Activity {
+export interface ActivityData {
   tasks: TaskView[];
   backlog: BacklogItem[];
 }
@@ -399,7 +399,7 @@ export interface CheckSummary {
 }
 
 /** `GET /api/integrity`. */
-export interface Integrity {
+export interface IntegrityData {
   sources: {
     id: string;
     name: string;
@@ -440,7 +440,7 @@ export interface KeepPolicy {
 }
 
 /** `GET /api/policies`. */
-export interface Policies {
+export interface PoliciesData {
   objectLock: { days?: number; mode?: "governance" | "compliance" } | null;
   jobs: {
     name: string;

@@ -1,23 +1,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, q } from "../api";
+import { api, type FolderEntry, type FolderPage, q } from "../api";
+
+export type { FolderEntry };
+
 import { bytes, time } from "../format";
 import { Icon } from "./icons";
-
-export interface FolderEntry {
-  name: string;
-  type: "file" | "dir" | "symlink";
-  size: number;
-  mtime: string;
-  mode: number;
-  target?: string;
-}
-
-interface Page {
-  path: string;
-  total: number;
-  offset: number;
-  entries: FolderEntry[];
-}
 
 const ROW = 30;
 const PAGE = 500;
@@ -50,7 +37,7 @@ export function FolderList(props: {
     if (asked.current.has(n)) return;
     asked.current.add(n);
     const k = keyRef.current;
-    api<Page>(
+    api<FolderPage>(
       `${props.base}/tree${q({ path: props.path, offset: n * PAGE, limit: PAGE, sort: props.sort, order: props.order, q: props.filter })}`,
     ).then(
       (p) => {
@@ -106,7 +93,7 @@ export function FolderList(props: {
         {e ? (
           <>
             <span class="fname">
-              <Icon kind={e.type} />
+              <Icon kind={e.type === "dir" || e.type === "symlink" ? e.type : "file"} />
               {e.name}
               {e.type === "symlink" ? <span class="muted"> → {e.target}</span> : null}
             </span>

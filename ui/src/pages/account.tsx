@@ -1,32 +1,16 @@
 import { useState } from "preact/hooks";
-import { type AccountRow, api, type Me, type SnapshotItem, type Task } from "../api";
+import {
+  type AccountDetail,
+  type AccountHistory,
+  api,
+  type Me,
+  type RestorePreview,
+  type Task,
+} from "../api";
 import { ErrorBox, Loading, StateBadge, TaskProgress, usePoll } from "../components/common";
 import { RestoreButtons } from "../components/restore-buttons";
 import { ago, bytes, plural, time } from "../format";
 import { href, type Route } from "../router";
-
-interface AccountDetail extends AccountRow {
-  repo: string;
-  status: { window_opens: string | null; window_closes: string | null; repository: string | null } | null;
-}
-
-interface AccountHistory {
-  fleet: string;
-  account: string;
-  repo: string;
-  snapshots: SnapshotItem[];
-  runs: { window: string; at: string; outcome: string; snapshot: string | null; error: string | null }[];
-  drills: { at: string; snapshot: string; ok: boolean; error: string | null }[];
-}
-
-interface Preview {
-  snapshot: { id: string; time: string };
-  path: string;
-  files: number;
-  dirs: number;
-  bytes: number;
-  target: { path: string; exists: boolean; entries: number } | null;
-}
 
 /**
  * One account of a fleet: its snapshots (from the repository's per-account catalogue, never a
@@ -136,7 +120,7 @@ export function AccountPage({ me, route }: { me: Me; route: Route }) {
 function RestoreAccount({ me, fleet, id, repo }: { me: Me; fleet: string; id: string; repo: string }) {
   const [at, setAt] = useState("");
   const [target, setTarget] = useState("");
-  const [preview, setPreview] = useState<Preview | null>(null);
+  const [preview, setPreview] = useState<RestorePreview | null>(null);
   const [task, setTask] = useState<Task | null>(null);
   if (me.role === "viewer") return <p class="muted">Restoring needs the operator role.</p>;
   const body = () => ({
@@ -170,7 +154,7 @@ function RestoreAccount({ me, fleet, id, repo }: { me: Me; fleet: string; id: st
         onTask={setTask}
         onPreview={async () => {
           setPreview(null);
-          setPreview(await api<Preview>("/api/restore/preview", { body: body() }));
+          setPreview(await api<RestorePreview>("/api/restore/preview", { body: body() }));
         }}
         onRestore={() => api<Task>("/api/restore", { body: body() })}
       />

@@ -1,20 +1,10 @@
-import { api, type Me, type Task } from "../api";
+import { type ActivityData, api, type Me } from "../api";
 import { ActionButton, ErrorBox, Loading, TaskProgress, usePoll } from "../components/common";
 import { ago, time } from "../format";
 
-interface Activity {
-  tasks: Task[];
-  backlog: {
-    job: string;
-    status: "running" | "queued" | "due" | "scheduled";
-    reason: string;
-    nextRun: string;
-  }[];
-}
-
 /** Running work with its progress and a cancel button; the backlog and why each item waits. */
 export function Activity({ me }: { me: Me }) {
-  const a = usePoll(() => api<Activity>("/api/activity"), [], 1000);
+  const a = usePoll(() => api<ActivityData>("/api/activity"), [], 1000);
   if (a.error && !a.data) return <ErrorBox error={a.error} />;
   if (!a.data) return <Loading />;
   const running = a.data.tasks.filter((t) => t.state === "running" || t.state === "queued");

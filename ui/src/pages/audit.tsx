@@ -1,21 +1,10 @@
-import { api } from "../api";
+import { type AuditEntries, api } from "../api";
 import { ErrorBox, Loading, usePoll } from "../components/common";
 import { time } from "../format";
 
-interface Entry {
-  time: string;
-  user: string;
-  role: string;
-  action: string;
-  target: Record<string, unknown>;
-  outcome: string;
-  detail?: string;
-  address?: string;
-}
-
 /** The audit log (admins): every restore, download and destructive action, newest first. */
 export function AuditPage() {
-  const a = usePoll(() => api<{ entries: Entry[] }>("/api/audit?limit=500"), [], 5000);
+  const a = usePoll(() => api<AuditEntries>("/api/audit?limit=500"), [], 5000);
   if (a.error) return <ErrorBox error={a.error} />;
   if (!a.data) return <Loading />;
   return (

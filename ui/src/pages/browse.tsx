@@ -1,5 +1,13 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type Me, q, type SnapshotItem, type SourceRow } from "../api";
+import {
+  api,
+  type FilePreview,
+  type FindResult,
+  type Me,
+  q,
+  type SnapshotJson,
+  type SourceRow,
+} from "../api";
 import { ErrorBox, Loading, usePoll } from "../components/common";
 import { type FolderEntry, FolderList } from "../components/folder-list";
 import { bytes, plural, time } from "../format";
@@ -7,23 +15,6 @@ import { go, href, type Route } from "../router";
 import { SourcePicker } from "./history";
 
 const IMAGE = /\.(png|jpe?g|gif|webp|bmp|ico|svg)$/i;
-
-interface Preview {
-  path: string;
-  size: number;
-  binary: boolean;
-  truncated: boolean;
-  text: string | null;
-}
-
-interface Match {
-  snapshot: string;
-  time: string;
-  host: string;
-  path: string;
-  type: string;
-  size: number;
-}
 
 const join = (dir: string, name: string) => (dir === "/" ? `/${name}` : `${dir}/${name}`);
 
@@ -34,22 +25,22 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
   const [sort, setSort] = useState<{ by: string; order: "asc" | "desc" }>({ by: "name", order: "asc" });
   const [filter, setFilter] = useState("");
   const [selected, setSelected] = useState<FolderEntry | null>(null);
-  const [preview, setPreview] = useState<Preview | null>(null);
+  const [preview, setPreview] = useState<FilePreview | null>(null);
   const [previewErr, setPreviewErr] = useState<unknown>(null);
   const [total, setTotal] = useState<number | null>(null);
   const [pattern, setPattern] = useState("");
-  const [found, setFound] = useState<{ matches: Match[]; truncated: boolean } | null>(null);
+  const [found, setFound] = useState<FindResult | null>(null);
   const [searching, setSearching] = useState(false);
   const snap = usePoll(
     () =>
-      repo && snapId ? api<SnapshotItem>(`/api/repos/${repo}/snapshots/${snapId}`) : Promise.resolve(null),
+      repo && snapId ? api<SnapshotJson>(`/api/repos/${repo}/snapshots/${snapId}`) : Promise.resolve(null),
     [repo, snapId],
     0,
   );
   const siblings = usePoll(
     () =>
       snap.data
-        ? api<SnapshotItem[]>(
+        ? api<SnapshotJson[]>(
             `/api/repos/${repo}/snapshots${q({ host: snap.data.hostname })}&${snap.data.paths.map((p) => `path=${encodeURIComponent(p)}`).join("&")}`,
           )
         : Promise.resolve(null),
@@ -88,7 +79,7 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
     setPreviewErr(null);
     if (e.type === "file" && !IMAGE.test(e.name)) {
       try {
-        setPreview(await api<Preview>(`${base}/file${q({ path: join(path, e.name), preview: 1 })}`));
+        setPreview(await api<FilePreview>(`${base}/file${q({ path: join(path, e.name), preview: 1 })}`));
       } catch (x) {
         setPreviewErr(x);
       }
@@ -245,7 +236,7 @@ export function Browse({ me, route }: { me: Me; route: Route }) {
           e.preventDefault();
           setSearching(true);
           try {
-            setFound(await api(`/api/repos/${repo}/find${q({ pattern, limit: 200 })}`));
+            setFound(await api<FindResult>(`/api/repos/${repo}/find${q({ pattern, limit: 200 })}`));
           } finally {
             setSearching(false);
           }

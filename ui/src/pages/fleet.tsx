@@ -1,5 +1,15 @@
 import { useState } from "preact/hooks";
-import { type AccountRow, api, type FleetSummary, type Me, q, type SourceState, type Task } from "../api";
+import {
+  type AccountPage,
+  api,
+  type FleetSummary,
+  type Me,
+  q,
+  type RestoreAllPreview,
+  type RestoreAllResult,
+  type SourceState,
+  type Task,
+} from "../api";
 import {
   ErrorBox,
   Loading,
@@ -16,30 +26,6 @@ import { href, type Route } from "../router";
 
 const LIMIT = 50;
 
-interface RestoreAllPreview {
-  fleet: string;
-  kind: string;
-  accounts: number;
-  alreadyRestored: number;
-  run: string;
-  parallel: number;
-  at: string | null;
-  into: "target" | "shared-tables" | "own-folders" | "servers";
-  target: { path: string; exists: boolean } | null;
-  /** Mail and DAV accounts restored in place go back to this server. */
-  server: string | null;
-  sharedDb: string | null;
-  first: {
-    account: string;
-    snapshot: string | null;
-    time: string | null;
-    where: string | null;
-    allowed: boolean;
-    error: string | null;
-  }[];
-  command: string;
-}
-
 /**
  * One fleet: its figures, its accounts paged, searched and sorted by the fleet's state store (a
  * million accounts never reach the page), and the whole-service restore.
@@ -54,7 +40,7 @@ export function FleetPage({ me, route }: { me: Me; route: Route }) {
   const sum = usePoll(() => api<FleetSummary>(base), [name], 5000);
   const list = usePoll(
     () =>
-      api<{ total: number; items: AccountRow[] }>(
+      api<AccountPage>(
         `${base}/accounts${q({ offset, limit: LIMIT, q: search, state: filter, sort: sort.by, order: sort.order })}`,
       ),
     [name, offset, search, filter, sort.by, sort.order],
@@ -277,7 +263,7 @@ function RestoreAll({ me, fleet, kind }: { me: Me; fleet: string; kind: string }
       {task?.state === "done" && task.result ? (
         <div class="card ok" data-testid="restore-all-done">
           {(() => {
-            const r = task.result as { restored: number; skipped: number; failed: number; seconds: number };
+            const r = task.result as RestoreAllResult;
             return `${r.restored} restored, ${r.skipped} already restored, ${r.failed} failed, in ${r.seconds.toFixed(1)} s`;
           })()}
         </div>

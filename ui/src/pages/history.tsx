@@ -1,31 +1,11 @@
 import { useState } from "preact/hooks";
-import { api, type DrillSummary, type Me, type SnapshotItem, type SourceRow } from "../api";
+import { api, type DiffResult, type FlagList, type Me, type SourceHistory, type SourcePage } from "../api";
 import { ActionButton, ErrorBox, Loading, StateBadge, usePoll } from "../components/common";
 import { bytes, plural, time } from "../format";
 import { go, href, type Route } from "../router";
 
-interface HistoryData {
-  source: SourceRow;
-  snapshots: SnapshotItem[];
-  drills: (DrillSummary & { snapshotTime: string | null; failures: { path: string; reason: string }[] })[];
-}
-
-interface Diff {
-  summary: {
-    added: number;
-    removed: number;
-    modified: number;
-    metadata: number;
-    typeChanged: number;
-    bytesAdded: number;
-    bytesRemoved: number;
-  };
-  changes: { modifier: string; path: string; type: string }[];
-  truncated: boolean;
-}
-
 export function SourcePicker({ value, onPick }: { value: string | undefined; onPick: (id: string) => void }) {
-  const list = usePoll(() => api<{ items: SourceRow[] }>("/api/sources?limit=1000&sort=name"), [], 0);
+  const list = usePoll(() => api<SourcePage>("/api/sources?limit=1000&sort=name"), [], 0);
   return (
     <select
       name="source"
@@ -47,13 +27,13 @@ export function SourcePicker({ value, onPick }: { value: string | undefined; onP
 export function History({ me, route }: { me: Me; route: Route }) {
   const id = route.parts[1];
   const [pick, setPick] = useState<string[]>([]);
-  const [diff, setDiff] = useState<Diff | null>(null);
+  const [diff, setDiff] = useState<DiffResult | null>(null);
   const h = usePoll(
-    () => (id ? api<HistoryData>(`/api/sources/${encodeURIComponent(id)}/history`) : Promise.resolve(null)),
+    () => (id ? api<SourceHistory>(`/api/sources/${encodeURIComponent(id)}/history`) : Promise.resolve(null)),
     [id],
     5000,
   );
-  const flags = usePoll(() => api<{ flagged: (SnapshotItem & { repo: string })[] }>("/api/flags"), [], 5000);
+  const flags = usePoll(() => api<FlagList>("/api/flags"), [], 5000);
   const toggle = (sid: string) => {
     setDiff(null);
     setPick((p) => (p.includes(sid) ? p.filter((x) => x !== sid) : [...p.slice(-1), sid]));
@@ -99,7 +79,9 @@ export function History({ me, route }: { me: Me; route: Route }) {
                   .map((p) => h.data!.snapshots.find((s) => s.id === p)!)
                   .sort((x, y) => (x.time < y.time ? -1 : 1));
                 setDiff(
-                  await api<Diff>(`/api/repos/${h.data!.source.repo}/diff?a=${a!.id}&b=${b!.id}&limit=500`),
+                  await api<DiffResult>(
+                    `/api/repos/${h.data!.source.repo}/diff?a=${a!.id}&b=${b!.id}&limit=500`,
+                  ),
                 );
               }}
             >

@@ -1,41 +1,12 @@
 import { useState } from "preact/hooks";
-import { api, type DrillSummary, followTask, type Me, type Task } from "../api";
+import { api, followTask, type IntegrityData, type Me, type Task } from "../api";
 import { ActionButton, ErrorBox, Loading, StateBadge, TaskProgress, usePoll } from "../components/common";
 import { ago, bytes, time } from "../format";
 import { href } from "../router";
 
-interface Integrity {
-  sources: {
-    id: string;
-    name: string;
-    repo: string;
-    state: string;
-    newest: { id: string; time: string } | null;
-    lastDrill: DrillSummary | null;
-    lastProvenRestorable: DrillSummary | null;
-    provenLast30Days: boolean;
-  }[];
-  proven30Days: { proven: number; of: number };
-  fleets: { fleet: string; accounts: number; proven: number; fraction: number; error: string | null }[];
-  checks: {
-    repo: string;
-    location: string;
-    last: {
-      time: string;
-      user: string;
-      readData: string | null;
-      ok: boolean;
-      packs: number;
-      packsRead: number;
-      bytesRead: number;
-      problems: { kind: string; object: string; message: string; affected: number }[];
-    } | null;
-  }[];
-}
-
 /** Drills and checks: when each source was last proven restorable; run a drill or a check now. */
 export function Integrity({ me }: { me: Me }) {
-  const d = usePoll(() => api<Integrity>("/api/integrity"), [], 5000);
+  const d = usePoll(() => api<IntegrityData>("/api/integrity"), [], 5000);
   const [tasks, setTasks] = useState<Record<string, Task>>({});
   const start = async (key: string, path: string, body: unknown) => {
     const t = await api<Task>(path, { body });

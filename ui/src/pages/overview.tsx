@@ -1,5 +1,14 @@
 import { useState } from "preact/hooks";
-import { api, type FleetSummary, type Me, q, type SourceRow, type SourceState, type Task } from "../api";
+import {
+  api,
+  type FleetSummary,
+  type Me,
+  type OverviewData,
+  q,
+  type SourcePage,
+  type SourceState,
+  type Task,
+} from "../api";
 import {
   ActionButton,
   ErrorBox,
@@ -14,26 +23,6 @@ import {
 import { age, ago, bytes, plural } from "../format";
 import { go, href } from "../router";
 
-interface Overview {
-  time: string;
-  states: Record<SourceState, number>;
-  flagged: number;
-  repositories: {
-    id: string;
-    location: string;
-    jobs: string[];
-    error: string | null;
-    snapshots?: number;
-    accountSnapshots?: number;
-    sources?: number;
-    logicalBytes?: number;
-    packs?: number;
-    packBytes?: number;
-    sizeHistory?: { time: string; logical: number; stored: number }[];
-  }[];
-  fleets: FleetSummary[];
-}
-
 const LIMIT = 25;
 
 /**
@@ -46,10 +35,10 @@ export function Overview({ me }: { me: Me }) {
   const [search, setSearch] = useState("");
   const [sort, setSort] = useState<SortOrder>({ by: "state", order: "asc" });
   const [offset, setOffset] = useState(0);
-  const ov = usePoll(() => api<Overview>("/api/overview"), [], 4000);
+  const ov = usePoll(() => api<OverviewData>("/api/overview"), [], 4000);
   const src = usePoll(
     () =>
-      api<{ total: number; items: SourceRow[] }>(
+      api<SourcePage>(
         `/api/sources${q({ offset, limit: LIMIT, q: search, state: filter, sort: sort.by, order: sort.order })}`,
       ),
     [offset, search, filter, sort.by, sort.order],

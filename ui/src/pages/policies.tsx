@@ -1,49 +1,26 @@
 import { useState } from "preact/hooks";
-import { api, type Me } from "../api";
+import {
+  api,
+  type Me,
+  type PoliciesData,
+  type PolicyApplied,
+  type PolicySimulation,
+  type RepositoryList,
+} from "../api";
 import { ActionButton, ErrorBox, Loading, usePoll } from "../components/common";
 import { ago, time } from "../format";
-
-interface Policies {
-  objectLock: { days?: number; mode?: string } | null;
-  jobs: {
-    name: string;
-    repo: string;
-    every: string;
-    lastRun: string | null;
-    lastSuccess: string | null;
-    nextRun: string;
-    keep: Record<string, unknown> | null;
-    prune: boolean;
-    forgetCommand: string | null;
-  }[];
-}
-
-interface Simulation {
-  groups: {
-    key: Record<string, unknown>;
-    decisions: { id: string; time: string; keep: boolean; reasons: string[] }[];
-  }[];
-  kept: number;
-  removed: number;
-  command: string;
-  applyCommand: string;
-}
 
 const FIELDS = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const;
 
 /** Schedules and retention: what each job keeps, a simulator, and the CLI command for each change. */
 export function Policies({ me }: { me: Me }) {
-  const p = usePoll(() => api<Policies>("/api/policies"), [], 10000);
-  const repos = usePoll(
-    () => api<{ repositories: { id: string; location: string }[] }>("/api/repositories"),
-    [],
-    0,
-  );
+  const p = usePoll(() => api<PoliciesData>("/api/policies"), [], 10000);
+  const repos = usePoll(() => api<RepositoryList>("/api/repositories"), [], 0);
   const [repo, setRepo] = useState("main");
   const [job, setJob] = useState("");
   const [nums, setNums] = useState<Record<string, string>>({ daily: "7" });
   const [within, setWithin] = useState("");
-  const [sim, setSim] = useState<Simulation | null>(null);
+  const [sim, setSim] = useState<PolicySimulation | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const [applied, setApplied] = useState<string | null>(null);
   const body = () => {
@@ -152,7 +129,7 @@ export function Policies({ me }: { me: Me }) {
               setErr(null);
               setApplied(null);
               try {
-                setSim(await api<Simulation>("/api/policies/simulate", { body: body() }));
+                setSim(await api<PolicySimulation>("/api/policies/simulate", { body: body() }));
               } catch (e) {
                 setErr(e);
               }
@@ -165,7 +142,7 @@ export function Policies({ me }: { me: Me }) {
               kind="danger"
               onClick={async () => {
                 if (!confirm(`Forget ${sim.removed} snapshots now? (prune frees their data later)`)) return;
-                const r = await api<{ removed: string[] }>("/api/policies/apply", { body: body() });
+                const r = await api<PolicyApplied>("/api/policies/apply", { body: body() });
                 setApplied(`${r.removed.length} snapshots forgotten`);
                 setSim(null);
               }}

@@ -1,21 +1,18 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type Me, type SnapshotItem, type SourceRow, type Task } from "../api";
+import {
+  api,
+  type Me,
+  type RestoreFilesResult,
+  type RestorePreview,
+  type SnapshotJson,
+  type SourceHistory,
+  type Task,
+} from "../api";
 import { TaskProgress, usePoll } from "../components/common";
 import { RestoreButtons } from "../components/restore-buttons";
 import { bytes, plural, time } from "../format";
 import type { Route } from "../router";
 import { SourcePicker } from "./history";
-
-interface PreviewResult {
-  snapshot: { id: string; time: string; host: string; paths: string[]; source: string };
-  kind: "files" | "sqlite" | "database";
-  path: string;
-  files: number;
-  dirs: number;
-  bytes: number;
-  target: { path: string; exists: boolean; entries: number } | null;
-  targetDb: string | null;
-}
 
 /** datetime-local value (local time) ↔ ISO. */
 const toLocalInput = (d: Date) => {
@@ -34,13 +31,13 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
   const [path, setPath] = useState(p.get("path") ?? "/");
   const [target, setTarget] = useState("");
   const [targetDb, setTargetDb] = useState("");
-  const [preview, setPreview] = useState<PreviewResult | null>(null);
+  const [preview, setPreview] = useState<RestorePreview | null>(null);
   const [task, setTask] = useState<Task | null>(null);
   const roots = usePoll(() => api<{ roots: string[] }>("/api/restore/roots"), [], 0);
   const snap = usePoll(
     () =>
       repo && snapshot
-        ? api<SnapshotItem>(`/api/repos/${repo}/snapshots/${snapshot}`)
+        ? api<SnapshotJson>(`/api/repos/${repo}/snapshots/${snapshot}`)
         : Promise.resolve(null),
     [repo, snapshot],
     0,
@@ -48,9 +45,7 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
   const hist = usePoll(
     () =>
       source
-        ? api<{ source: SourceRow; snapshots: SnapshotItem[] }>(
-            `/api/sources/${encodeURIComponent(source)}/history`,
-          )
+        ? api<SourceHistory>(`/api/sources/${encodeURIComponent(source)}/history`)
         : Promise.resolve(null),
     [source],
     0,
@@ -187,7 +182,7 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
           onTask={setTask}
           onPreview={async () => {
             setPreview(null);
-            setPreview(await api<PreviewResult>("/api/restore/preview", { body: body() }));
+            setPreview(await api<RestorePreview>("/api/restore/preview", { body: body() }));
           }}
           onRestore={() => api<Task>("/api/restore", { body: body() })}
         />
@@ -222,12 +217,8 @@ export function RestorePage({ me, route }: { me: Me; route: Route }) {
           {task.state === "done" && task.result ? (
             <div class="card ok" data-testid="restore-done">
               Restored {(() => {
-                const r = task.result as {
-                  files?: number;
-                  bytes?: number;
-                  filesSkipped?: number;
-                  target?: string;
-                };
+                // A database or SQLite restore answers other fields (no `files`).
+                const r = task.result as Partial<RestoreFilesResult>;
                 return r.files !== undefined
                   ? `${plural(r.files, "file")} (${bytes(r.bytes ?? 0)}, ${r.filesSkipped ?? 0} already in place) to ${r.target ?? target}`
                   : "the database";
