@@ -17,6 +17,8 @@ const DECODE_POOL_MIN = 16 * 1024;
 const PACK_KEYS_KEPT = 10_000;
 /** How many times a read follows a blob a prune moved (each time after reading the index again). */
 const MOVED_RETRIES = 2;
+/** Blobs missing from the index read the index files written since at most this often. */
+const CATCH_UP_EVERY_MS = 2000;
 
 const isNotFound = (e: unknown) => isLifeboatError(e) && e.code === "NOT_FOUND";
 
@@ -30,6 +32,9 @@ const isNotFound = (e: unknown) => isLifeboatError(e) && e.code === "NOT_FOUND";
 export class BlobReader {
   private reader: PackReader | undefined;
   private readonly packKeys = new Map<string, Buffer>();
+  /** A catch-up of the index under way (see catchUp); concurrent misses share it. */
+  private catchingUp: Promise<unknown> | undefined;
+  private caughtUpAt = 0;
 
   constructor(
     private readonly backend: Backend,
@@ -62,12 +67,35 @@ export class BlobReader {
     return key;
   }
 
+  /**
+   * Reads the index files written since the index was loaded; concurrent callers share one
+   * read, and one that comes within CATCH_UP_EVERY_MS of the last reads nothing (a damaged
+   * repository missing thousands of blobs costs one listing, not one per blob).
+   */
+  async catchUp(): Promise<void> {
+    if (!this.catchingUp && Date.now() - this.caughtUpAt < CATCH_UP_EVERY_MS) return;
+    this.catchingUp ??= this.index.catchUp().finally(() => {
+      this.catchingUp = undefined;
+      this.caughtUpAt = Date.now();
+    });
+    await this.catchingUp;
+  }
+
   /** A blob's sealed bytes and its pack's key, following the blob if a prune moved it. */
   private async readSealed(
     id: Buffer,
   ): Promise<{ loc: IndexedBlob; sealed: Buffer; key: Buffer; what: string }> {
-    for (let attempt = 0; ; attempt++) {
+    let caughtUp = false;
+    for (let attempt = 0; ; ) {
       const loc = this.index.get(id);
+      if (!loc && !caughtUp) {
+        // A snapshot stored after this process read the index (`restore latest` right after a
+        // backup finished; the soak saw it on S3, where the index takes longer to read) has
+        // its blobs in index files read since: read those, then look again.
+        caughtUp = true;
+        await this.catchUp();
+        continue;
+      }
       if (!loc) {
         throw new CorruptionError(
           `blob ${id.toString("hex")}`,
@@ -94,7 +122,7 @@ export class BlobReader {
       } catch (e) {
         // A prune may have moved the blob (repacked) and deleted its pack since the index was
         // read: read the index again and follow the blob, once or twice.
-        if (attempt < MOVED_RETRIES && isNotFound(e) && (await this.moved(id, loc))) continue;
+        if (attempt++ < MOVED_RETRIES && isNotFound(e) && (await this.moved(id, loc))) continue;
         throw e;
       }
       if (sealed.length !== loc.length)

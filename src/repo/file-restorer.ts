@@ -57,6 +57,8 @@ export interface RestorerParts {
   maxChunk: number;
   /** Reads the index again (a prune may have moved blobs); concurrent callers share one read. */
   reindex(): Promise<void>;
+  /** Reads the index files written since the index was loaded (see BlobReader.catchUp). */
+  catchUp(): Promise<void>;
   /** See BlobReader.packKey. */
   packKey(packId: string, type: number, prefix?: Buffer): Promise<Buffer>;
   /** The restorer's worker (one: the main thread works beside it). */
@@ -148,6 +150,9 @@ export class FileRestorer {
   async run(): Promise<void> {
     const { files, options } = this;
     this.states = files.map(() => ({ pending: 0, started: false, users: 0, holes: false, done: false }));
+    // Blobs of a snapshot stored after the index was read are in index files read since.
+    if (files.some((f) => f.content.some((hex) => !this.parts.lookup(Buffer.from(hex, "hex")))))
+      await this.parts.catchUp();
     const packs = new Map<string, Map<string, Planned>>();
     files.forEach((file, f) => {
       if (file.content.length === 0) {

@@ -690,6 +690,7 @@ export class Repository {
         lookup: (id) => this.index.get(id),
         maxChunk: this.currentConfig.chunker.max,
         reindex: () => this.reindex(),
+        catchUp: () => this.reader.catchUp(),
         packKey: (packId, type, prefix) => this.reader.packKey(packId, type, prefix),
         pool: () => this.restorerPool(),
         idKey: this.keys.idKeyForWorkers(),

@@ -16,6 +16,7 @@ import { check } from "../../src/ops/check/check.js";
 import { forgetIds } from "../../src/ops/forget/forget.js";
 import { prune } from "../../src/ops/prune/prune.js";
 import { restore } from "../../src/ops/restore/restore.js";
+import { findSnapshot } from "../../src/repo/find-snapshot.js";
 import { Repository } from "../../src/repo/repository.js";
 import type { SnapshotWithId } from "../../src/repo/snapshot.js";
 import { type SnapshotOptions, takeSnapshot } from "../../src/snapshot/take.js";
@@ -159,4 +160,30 @@ test("a blob whose pack a prune deletes between reading the blob and reading the
   }
   assert.ok(state.fired, "the prune ran between a blob's read and its key's");
   await repo.close();
+});
+
+test("a snapshot stored after a reader read the index restores and lists (restore latest right after a backup)", async () => {
+  const { be, repo } = await newRepo();
+  await takeSnapshot(repo, memSource({ old: folder(4, 7) }, ["/m"]).source, opts);
+  await repo.close();
+  const reader = await Repository.open(be, PW);
+  // Another process backs up now: its index files come after the reader's.
+  const fresh = { a: folder(6, 8), b: folder(6, 9) };
+  const writer = await Repository.open(be, PW);
+  await takeSnapshot(writer, memSource(fresh, ["/m"]).source, opts);
+  await writer.close();
+  const snap = await findSnapshot(reader, "latest");
+  let files = 0;
+  await walkTree(reader, snap.tree, {
+    node: (n) => {
+      if (n.type === "file") files++;
+      return undefined;
+    },
+  });
+  assert.equal(files, 12);
+  const target = path.join(tmp, "restore-after-index");
+  const r = await restore(reader, snap, { target });
+  assert.deepEqual(r.errors, []);
+  await assertRestored(target, fresh);
+  await reader.close();
 });
