@@ -150,18 +150,28 @@ export class FileRestorer {
   async run(): Promise<void> {
     const { files, options } = this;
     this.states = files.map(() => ({ pending: 0, started: false, users: 0, holes: false, done: false }));
-    // Blobs of a snapshot stored after the index was read are in index files read since.
-    if (files.some((f) => f.content.some((hex) => !this.parts.lookup(Buffer.from(hex, "hex")))))
-      await this.parts.catchUp();
-    const packs = new Map<string, Map<string, Planned>>();
+    const where: ([IndexedBlob, number][] | undefined)[] = new Array(files.length);
+    const missing: number[] = [];
     files.forEach((file, f) => {
-      if (file.content.length === 0) {
-        this.writeEmpty(f);
-        return;
+      if (file.content.length === 0) this.writeEmpty(f);
+      else {
+        const w = this.locate(file, f, false);
+        if (w === "missing") missing.push(f);
+        else where[f] = w;
       }
-      const where = this.locate(file, f);
-      if (!where) return;
-      for (const [loc, pos] of where) {
+    });
+    if (missing.length > 0) {
+      // Blobs of a snapshot stored after the index was read are in index files read since.
+      await this.parts.catchUp();
+      for (const f of missing) {
+        const w = this.locate(files[f]!, f, true);
+        if (w !== "missing") where[f] = w;
+      }
+    }
+    const packs = new Map<string, Map<string, Planned>>();
+    where.forEach((w, f) => {
+      if (!w) return;
+      for (const [loc, pos] of w) {
         let pack = packs.get(loc.packId);
         if (!pack) {
           pack = new Map();
@@ -197,13 +207,19 @@ export class FileRestorer {
     }
   }
 
-  /** A file's blobs with their offsets in it, or undefined (and the file failed). */
-  private locate(file: FileToRestore, f: number): [IndexedBlob, number][] | undefined {
+  /** A file's blobs with their offsets in it, or undefined (and the file failed); "missing"
+   * when a blob is not in the index and this is not the `final` look. */
+  private locate(
+    file: FileToRestore,
+    f: number,
+    final: boolean,
+  ): [IndexedBlob, number][] | undefined | "missing" {
     const out: [IndexedBlob, number][] = [];
     let pos = 0;
     for (const hex of file.content) {
       const id = Buffer.from(hex, "hex");
       const loc = this.parts.lookup(id);
+      if (!loc && !final) return "missing";
       if (!loc) {
         this.finish(
           f,
