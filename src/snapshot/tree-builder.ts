@@ -13,6 +13,7 @@ import {
   type TreeNode,
   type Xattr,
 } from "../repo/tree.js";
+import type { BackupSummary } from "./backup-summary.js";
 import type { ProgressCounter } from "./progress.js";
 import type {
   EntryMeta,
@@ -26,18 +27,7 @@ import type {
 } from "./source.js";
 import { storeFile, storeStream } from "./store-file.js";
 
-export interface BackupSummary {
-  files: number;
-  dirs: number;
-  bytes: number;
-  filesNew: number;
-  filesChanged: number;
-  filesUnchanged: number;
-  blobsAdded: number;
-  bytesAdded: number;
-  bytesStored: number;
-  durationMs: number;
-}
+export type { BackupSummary };
 
 export function emptySummary(): BackupSummary {
   return {

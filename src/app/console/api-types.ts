@@ -1,9 +1,17 @@
 /**
  * The shapes of the console's JSON API (docs/api.md), written once: the server's routes check
- * what they answer against them and the page (ui/) reads its answers through them. Types only,
- * no imports: it compiles for Node and in the page's own tsconfig (DOM, no @types/node), and the
- * page's `import type` leaves nothing in its bundle. Names follow docs/api.md.
+ * what they answer against them and the page (ui/) reads its answers through them. Types only:
+ * it imports only the library's own type files that import nothing (the shapes `--json` prints),
+ * so it compiles for Node and in the page's own tsconfig (DOM, no @types/node), and the page's
+ * `import type` leaves nothing in its bundle. Names follow docs/api.md.
  */
+
+import type { DrillSummary } from "../../ops/drill/drill-summary.js";
+import type { DiffSummary } from "../../ops/inspect/diff-summary.js";
+import type { BackupSummary } from "../../snapshot/backup-summary.js";
+import type { AccountOutcome, RestoreAllResult } from "../fleet/restore-all-result.js";
+
+export type { AccountOutcome, BackupSummary, DiffSummary, DrillSummary, RestoreAllResult };
 
 // ---------------------------------------------------------------------------------------------
 // Conventions
@@ -46,24 +54,6 @@ export interface UserCreated {
 // Overview and sources
 
 export type SourceState = "protected" | "late" | "failing" | "never";
-
-/** A drill as `lifeboat status --json` shows it (ops/drill/status.ts summarizeDrill). */
-export interface DrillSummary {
-  id: string;
-  time: string;
-  ageSeconds: number;
-  snapshot: string;
-  ok: boolean;
-  mode: "full" | "sample";
-  files: number;
-  bytes: number;
-  seconds: number;
-  /** Restore throughput in MB/s (10^6 bytes), null when too fast to measure. */
-  mbPerSecond: number | null;
-  failed: number;
-  firstFailure?: { path: string; reason: string };
-  engineCheck?: string;
-}
 
 export interface SizePoint {
   time: string;
@@ -156,19 +146,6 @@ export interface RepositoryList {
   repositories: { id: string; location: string; jobs: string[] }[];
 }
 
-export interface SnapshotSummaryJson {
-  files: number;
-  dirs: number;
-  bytes: number;
-  filesNew: number;
-  filesChanged: number;
-  filesUnchanged: number;
-  blobsAdded: number;
-  bytesAdded: number;
-  bytesStored: number;
-  durationMs: number;
-}
-
 /**
  * A snapshot as `lifeboat snapshots --json` prints it: the document (repo/snapshot.ts) with its
  * id, plus `short_id`, `flagged`, `anomalies` (always a list), `acknowledged` and `pinned`.
@@ -199,7 +176,7 @@ export interface SnapshotJson {
   /** Fleet account snapshots: the account and its fleet. */
   account?: string;
   fleet?: string;
-  summary?: SnapshotSummaryJson;
+  summary?: BackupSummary;
   /** The write-only key that wrote it; absent when a full key did. */
   writer?: string;
   flagged: boolean;
@@ -266,16 +243,6 @@ export interface FindMatch {
 export interface FindResult {
   matches: FindMatch[];
   truncated: boolean;
-}
-
-export interface DiffSummary {
-  added: number;
-  removed: number;
-  modified: number;
-  metadata: number;
-  typeChanged: number;
-  bytesAdded: number;
-  bytesRemoved: number;
 }
 
 export interface DiffChange {
@@ -619,26 +586,4 @@ export interface RestoreAllPreview {
     error: string | null;
   }[];
   command: string;
-}
-
-/** The `result` of a whole-service restore task; `results` holds the first 100 failures. */
-export interface RestoreAllResult {
-  run: string;
-  accounts: number;
-  restored: number;
-  skipped: number;
-  failed: number;
-  seconds: number;
-  results: {
-    account: string;
-    ok: boolean;
-    skipped?: boolean;
-    snapshot?: string;
-    kind?: string;
-    seconds: number;
-    files?: number;
-    rows?: number;
-    items?: number;
-    error?: string;
-  }[];
 }

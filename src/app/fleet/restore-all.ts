@@ -5,6 +5,7 @@ import { allAccountEntries } from "../../snapshot/account-catalogue.js";
 import type { FleetDef } from "./fleet-config.js";
 import { type FleetRepos, findInCatalogues, recordedRepo } from "./repos.js";
 import { accountSnapshot, restoreAccount } from "./restore-account.js";
+import type { AccountOutcome, RestoreAllResult } from "./restore-all-result.js";
 import type { FleetStore } from "./store.js";
 
 export interface RestoreAllOptions {
@@ -27,29 +28,7 @@ export interface RestoreAllOptions {
   signal?: AbortSignal;
 }
 
-export interface AccountOutcome {
-  account: string;
-  ok: boolean;
-  skipped?: boolean;
-  snapshot?: string;
-  kind?: string;
-  seconds: number;
-  files?: number;
-  rows?: number;
-  /** Mail/DAV accounts put back on their server: messages or items added. */
-  items?: number;
-  error?: string;
-}
-
-export interface RestoreAllResult {
-  run: string;
-  accounts: number;
-  restored: number;
-  skipped: number;
-  failed: number;
-  seconds: number;
-  results: AccountOutcome[];
-}
+export type { AccountOutcome, RestoreAllResult };
 
 /**
  * Priority order for a whole-service restore: a file of ids (first first) or an account field

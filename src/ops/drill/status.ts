@@ -3,24 +3,9 @@ import { listPlans, liveSessions } from "../../repo/gc-plan.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import { type DrillRecordWithId, listDrills, seriesKey } from "./drill.js";
+import type { DrillSummary } from "./drill-summary.js";
 
-/** One drill, as `status` shows it. */
-export interface DrillSummary {
-  id: string;
-  time: string;
-  ageSeconds: number;
-  snapshot: string;
-  ok: boolean;
-  mode: "full" | "sample";
-  files: number;
-  bytes: number;
-  seconds: number;
-  /** Restore throughput in MB/s (10^6 bytes), null when too fast to measure. */
-  mbPerSecond: number | null;
-  failed: number;
-  firstFailure?: { path: string; reason: string };
-  engineCheck?: string;
-}
+export type { DrillSummary };
 
 /** A series of snapshots: one host and one set of paths (as `forget` groups them by default). */
 export interface SeriesStatus {

@@ -1,5 +1,6 @@
 import type { Repository } from "../../repo/repository.js";
 import { compareNames, type NodeType, sameXattrs, type TreeNode } from "../../repo/tree.js";
+import type { DiffSummary } from "./diff-summary.js";
 
 /**
  * `+` added, `-` removed, `M` content differs (files: blob list; symlinks: target; devices: the
@@ -18,20 +19,7 @@ export interface DiffChange {
   oldType?: NodeType;
 }
 
-export interface DiffSummary {
-  added: number;
-  removed: number;
-  modified: number;
-  metadata: number;
-  typeChanged: number;
-  /**
-   * Plaintext bytes of the data blobs referenced by what differs on the new side and not by
-   * what differs on the old side (and the reverse for removed). Identical subtrees are skipped,
-   * so a blob shared with an unchanged file elsewhere may be counted.
-   */
-  bytesAdded: number;
-  bytesRemoved: number;
-}
+export type { DiffSummary };
 
 export interface DiffOptions {
   /** Called for each change, in path order (folders before what they hold). */
