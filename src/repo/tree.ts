@@ -1,6 +1,7 @@
 import { CorruptionError } from "../core/errors.js";
 import { isByteName, lossyName, nameFromBytes, nameToBytes } from "../core/names.js";
 import type { FeatureName } from "./features.js";
+import type { NodeType } from "./node-type.js";
 
 /**
  * A directory listing. Trees are blobs whose plaintext is canonical JSON: `{"nodes":[...]}` with
@@ -14,7 +15,7 @@ import type { FeatureName } from "./features.js";
  * version 1 appear only on the nodes that need them, so every tree an older version wrote
  * encodes to the same bytes as before.
  */
-export type NodeType = "file" | "dir" | "symlink" | "fifo" | "chardev" | "blockdev";
+export type { NodeType };
 
 /** Types stored with format feature `special-files`. */
 export const SPECIAL_TYPES: readonly NodeType[] = ["fifo", "chardev", "blockdev"];

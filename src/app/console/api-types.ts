@@ -1,17 +1,30 @@
 /**
  * The shapes of the console's JSON API (docs/api.md), written once: the server's routes check
  * what they answer against them and the page (ui/) reads its answers through them. Types only:
- * it imports only the library's own type files that import nothing (the shapes `--json` prints),
- * so it compiles for Node and in the page's own tsconfig (DOM, no @types/node), and the page's
- * `import type` leaves nothing in its bundle. Names follow docs/api.md.
+ * it imports only the library's own type files, which import nothing but each other (the
+ * shapes `--json` prints), so it compiles for Node and in the page's own tsconfig (DOM, no
+ * @types/node), and the page's `import type` leaves nothing in its bundle. Names follow
+ * docs/api.md.
  */
 
 import type { DrillSummary } from "../../ops/drill/drill-summary.js";
 import type { DiffSummary } from "../../ops/inspect/diff-summary.js";
+import type { FolderEntry } from "../../ops/inspect/folder-entry.js";
+import type { RestoreResult } from "../../ops/restore/restore-result.js";
+import type { NodeType } from "../../repo/node-type.js";
 import type { BackupSummary } from "../../snapshot/backup-summary.js";
 import type { AccountOutcome, RestoreAllResult } from "../fleet/restore-all-result.js";
 
-export type { AccountOutcome, BackupSummary, DiffSummary, DrillSummary, RestoreAllResult };
+export type {
+  AccountOutcome,
+  BackupSummary,
+  DiffSummary,
+  DrillSummary,
+  FolderEntry,
+  NodeType,
+  RestoreAllResult,
+  RestoreResult,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Conventions
@@ -194,25 +207,6 @@ export interface FlagList {
   flagged: (SnapshotJson & { repo: string })[];
 }
 
-export type NodeType = "file" | "dir" | "symlink" | "fifo" | "chardev" | "blockdev";
-
-/** One entry of a folder (ops/inspect/browse.ts). */
-export interface FolderEntry {
-  /** A name that is not UTF-8 shows its other bytes as `\xHH`. */
-  name: string;
-  /** Only for a name that is not UTF-8: its exact bytes, base64. */
-  nameBytes?: string;
-  type: NodeType;
-  size: number;
-  /** ISO-8601, to the millisecond. */
-  mtime: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Symlinks: where the link points. */
-  target?: string;
-}
-
 /** `GET /api/repos/R/snapshots/ID/tree`: one page of a folder. */
 export interface FolderPage {
   path: string;
@@ -335,21 +329,9 @@ export interface RestorePreview {
   targetDb: string | null;
 }
 
-/** The `result` of a restore task of files (ops/restore's result, with the real target). */
-export interface RestoreFilesResult {
-  files: number;
-  /** Files already present with the right content (a resumed restore skips them). */
-  filesSkipped: number;
-  dirs: number;
-  symlinks: number;
-  special: number;
-  bytes: number;
-  verified: number;
-  /** The first 100 failures. */
-  errors: { path: string; code: string; message: string }[];
-  warnings: string[];
-  target: string;
-}
+/** The `result` of a restore task of files: ops/restore's result (with its first 100 `errors`)
+ * and the real target. */
+export type RestoreFilesResult = RestoreResult & { target: string };
 
 /** A check run from the console, kept per repository and shown on Integrity. */
 export interface CheckSummary {

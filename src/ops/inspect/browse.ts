@@ -4,6 +4,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { Snapshot } from "../../repo/snapshot.js";
 import { compareNames, type Tree, type TreeNode } from "../../repo/tree.js";
 import { resolveSubpath } from "../../snapshot/subpath.js";
+import type { FolderEntry } from "./folder-entry.js";
 
 /**
  * One page of a folder of a snapshot, for file-manager views (the web console's browser): a
@@ -21,23 +22,7 @@ export interface FolderPageOptions {
   filter?: string;
 }
 
-export interface FolderEntry {
-  /** The name; one that is not UTF-8 shows its other bytes as `\xHH` (core/names.ts), a form
-   * paths given back to the library accept. */
-  name: string;
-  /** Only for a name that is not UTF-8: its exact bytes, base64. */
-  nameBytes?: string;
-  type: TreeNode["type"];
-  size: number;
-  /** Modification time, ISO-8601 (to the millisecond). */
-  mtime: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Symlinks: where the link points (shown as `name` is). */
-  target?: string;
-  targetBytes?: string;
-}
+export type { FolderEntry };
 
 export interface FolderPage {
   /** The folder, as a clean absolute path inside the snapshot (`/` for the root). */

@@ -1,8 +1,8 @@
-import type { ItemError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { TreeNode } from "../../repo/tree.js";
 import type { Excludes } from "../../snapshot/excludes.js";
 import type { BackupProgress, ProgressCounter } from "../../snapshot/progress.js";
+import type { RestoreResult } from "./restore-result.js";
 
 export interface RestoreOptions {
   target: string;
@@ -22,21 +22,7 @@ export interface RestoreOptions {
   signal?: AbortSignal;
 }
 
-export interface RestoreResult {
-  files: number;
-  /** Files already present with the right content (a resumed restore skips them). */
-  filesSkipped: number;
-  dirs: number;
-  symlinks: number;
-  /** FIFOs and device nodes. */
-  special: number;
-  bytes: number;
-  verified: number;
-  /** What failed, by path relative to the target (`.` for the target itself). */
-  errors: ItemError[];
-  /** What was left out on purpose (device nodes and privileged attributes when not root). */
-  warnings: string[];
-}
+export type { RestoreResult };
 
 /** Where a folder being restored stands. */
 export interface DirState {
