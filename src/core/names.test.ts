@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import path from "node:path";
 import { test } from "node:test";
 import {
   displayName,
   fitName,
   fsPath,
   isByteName,
+  joinName,
   jsonName,
   lossyName,
   NAME_MAX,
@@ -12,6 +14,7 @@ import {
   nameFromBytes,
   nameToBytes,
   parseDisplayName,
+  relativeBelow,
 } from "./names.js";
 
 const hex = (h: string) => Buffer.from(h.replace(/ /g, ""), "hex");
@@ -100,4 +103,19 @@ test("NameClaims: one file name per owner, even when their names collide", () =>
   assert.equal(c.claim(".x", "x"), ".x~2");
   assert.equal(c.claim(".x", "INBOX/x"), ".x", "the same owner keeps its name");
   assert.ok(Buffer.byteLength(c.claim(`.${"a".repeat(300)}`, "long")) <= NAME_MAX);
+});
+
+test("joinName and relativeBelow give what path.join and path.relative give for normal paths", () => {
+  const byteName = nameFromBytes(hex("66 ff 6f"));
+  for (const dir of ["/", "/a", "/a/b c", "/srv/mail/.lifeboat-restore-x", `/x/${byteName}`, "rel/dir"])
+    for (const name of ["f", "é.txt", " ", "...", ".hidden", byteName, "a\\b"]) {
+      assert.equal(joinName(dir, name), path.join(dir, name));
+      if (dir.startsWith("/"))
+        assert.equal(relativeBelow(dir, joinName(dir, name)), path.relative(dir, path.join(dir, name)));
+    }
+  assert.equal(relativeBelow("/a", "/a"), "");
+  assert.equal(relativeBelow("/", "/"), "");
+  assert.equal(relativeBelow("/a", "/ab/c"), undefined, "a sibling that shares a prefix is not below");
+  assert.equal(relativeBelow("/a/b", "/a"), undefined);
+  assert.equal(relativeBelow("/a", "/a/b/c"), "b/c");
 });

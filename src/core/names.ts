@@ -181,3 +181,25 @@ export class NameClaims {
     return n;
   }
 }
+
+/**
+ * `dir/name`, for a folder path that is already normal (absolute, or relative without `.` or
+ * `..` parts; no trailing slash but the root's) and one name that holds no `/` and is not `.` or
+ * `..` (a listing's, or a tree's after `isSafeName`): what `path.join` gives, without its
+ * normalisation, which was the largest allocation of a restore's and a backup's main thread
+ * (80 MiB of short-lived strings for a mail store of 30,300 files).
+ */
+export function joinName(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+/**
+ * `p` relative to `root` with `/` between names, when `p` is `root` or below it and both are
+ * normal absolute paths (see `joinName`); "" for `root` itself. Anything else goes through
+ * `path.relative` (`relativeTo` in the caller).
+ */
+export function relativeBelow(root: string, p: string): string | undefined {
+  if (p === root) return "";
+  const prefix = root.endsWith("/") ? root : `${root}/`;
+  return p.startsWith(prefix) ? p.slice(prefix.length) : undefined;
+}

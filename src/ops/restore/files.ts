@@ -1,7 +1,6 @@
 import fsSync from "node:fs";
-import path from "node:path";
 import { failure, isLifeboatError, itemError } from "../../core/errors.js";
-import { displayName, fsPath } from "../../core/names.js";
+import { displayName, fsPath, joinName } from "../../core/names.js";
 import type { FileMeta } from "../../fsio/file-write.js";
 import type { FileToRestore } from "../../repo/repository.js";
 import type { TreeNode } from "../../repo/tree.js";
@@ -41,7 +40,7 @@ export class FileBatcher implements FileSink {
 
   async add(node: TreeNode, dir: DirState, rel: string, existing: ExistingEntry | undefined): Promise<void> {
     const { ctx } = this;
-    const dest = path.join(dir.path, node.name);
+    const dest = joinName(dir.path, node.name);
     const linkKey =
       node.links && node.links > 1 && node.inode ? `${node.device ?? ""}:${node.inode}` : undefined;
     if (existing === "file" && (await this.alreadyRight(node, dest, rel))) {

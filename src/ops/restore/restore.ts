@@ -1,7 +1,6 @@
 import fsSync, { promises as fs } from "node:fs";
-import path from "node:path";
 import { itemError } from "../../core/errors.js";
-import { displayName, fsPath, nameFromBytes } from "../../core/names.js";
+import { displayName, fsPath, joinName, nameFromBytes } from "../../core/names.js";
 import { currentUmask } from "../../fsio/file-write.js";
 import { nativeUnavailable, readXattrs } from "../../fsio/native.js";
 import type { Repository } from "../../repo/repository.js";
@@ -182,7 +181,7 @@ async function restoreLinked(ctx: Ctx, files: FileBatcher): Promise<void> {
 }
 
 async function linkTo(ctx: Ctx, first: string, l: Ctx["linked"][number]): Promise<void> {
-  const dest = path.join(l.dir.path, l.node.name);
+  const dest = joinName(l.dir.path, l.node.name);
   try {
     const a = fsSync.lstatSync(fsPath(first), { throwIfNoEntry: false });
     const b = fsSync.lstatSync(fsPath(dest), { throwIfNoEntry: false });
@@ -219,7 +218,7 @@ function newFileOwner(staging: string): Ctx["newFiles"] {
 }
 
 function existingOf(dir: string, name: string): ExistingEntry | undefined {
-  const st = fsSync.lstatSync(fsPath(path.join(dir, name)), { throwIfNoEntry: false });
+  const st = fsSync.lstatSync(fsPath(joinName(dir, name)), { throwIfNoEntry: false });
   return !st ? undefined : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other";
 }
 
@@ -329,7 +328,7 @@ async function restoreNode(
   all: boolean,
   existing: ExistingEntry | undefined,
 ): Promise<void> {
-  const dest = path.join(dir.path, node.name);
+  const dest = joinName(dir.path, node.name);
   ctx.signal?.throwIfAborted();
   try {
     switch (node.type) {

@@ -2,7 +2,7 @@ import type { BigIntStats } from "node:fs";
 import fsSync, { promises as fs } from "node:fs";
 import path from "node:path";
 import { errnoCode, itemError, LifeboatError } from "../../core/errors.js";
-import { displayName, fsPath, nameFromBytes } from "../../core/names.js";
+import { displayName, fsPath, joinName, nameFromBytes, relativeBelow } from "../../core/names.js";
 import { listNames } from "../../fsio/list-names.js";
 import { nativeUnavailable, readXattrs } from "../../fsio/native.js";
 import { Excludes } from "../../snapshot/excludes.js";
@@ -199,12 +199,12 @@ function diskDir(
       const out: SourceEntry[] = [];
       let again: Set<string> | undefined;
       for (const name of names) {
-        const child = path.join(p, name);
+        const child = joinName(p, name);
         if (walk.skip.has(child)) continue;
         const e = diskEntry(
           walk,
           child,
-          readPath(walk, child, path.join(read, name)),
+          readPath(walk, child, read === p ? child : joinName(read, name)),
           name,
           rootArg,
           rootDev,
@@ -266,7 +266,7 @@ function diskEntry(
     if (errnoCode(e) === "ENOENT") return "vanished";
     return { kind: "failed", name, error: itemError(p, e, "UNREADABLE") };
   }
-  const rel = path.relative(rootArg, p).split(path.sep).join("/");
+  const rel = relativeBelow(rootArg, p) ?? path.relative(rootArg, p).split(path.sep).join("/");
   if (walk.excludes.excluded(rel, st.isDirectory())) return undefined;
   const meta = metaOf(walk, st);
   const xattrs = walk.xattrs ? { xattrs: xattrReader(read) } : {};
