@@ -110,33 +110,47 @@ export function sortXattrs(xattrs: Xattr[]): Xattr[] {
   return [...xattrs].sort((a, b) => compareNames(a.name, b.name));
 }
 
+/** `"<key>":` for every node key: built once, not per field. */
+const KEY_PREFIX = Object.fromEntries(NODE_KEYS.map((k) => [k, `${JSON.stringify(k)}:`])) as Record<
+  (typeof NODE_KEYS)[number],
+  string
+>;
+
 /** `"<key>":<readable>` and, for a string that is not UTF-8, `"<key>Bytes":"<base64>"`. */
-function exactString(key: string, s: string): string {
-  const base = `${JSON.stringify(key)}:${JSON.stringify(lossyName(s))}`;
-  return isByteName(s)
-    ? `${base},${JSON.stringify(`${key}Bytes`)}:"${nameToBytes(s).toString("base64")}"`
-    : base;
+function exactString(key: "name" | "target", s: string): string {
+  const base = KEY_PREFIX[key] + JSON.stringify(lossyName(s));
+  return isByteName(s) ? `${base},"${key}Bytes":"${nameToBytes(s).toString("base64")}"` : base;
 }
 
+/**
+ * The canonical bytes of a tree (see the module comment). Built as one string, field by field:
+ * a list of fields per node joined at the end allocated more than anything else on a backup's
+ * main thread (69 MiB for a mail store's 30,300 files); the bytes are the same (format vectors).
+ */
 export function encodeTree(tree: Tree): Buffer {
   const nodes = [...tree.nodes].sort((a, b) => compareNames(a.name, b.name));
-  const parts: string[] = [];
-  for (const n of nodes) {
-    const fields: string[] = [];
+  let out = '{"nodes":[';
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    out += i === 0 ? "{" : ",{";
+    let first = true;
     for (const k of NODE_KEYS) {
       const v = n[k];
       if (v === undefined) continue;
-      if (k === "name" || k === "target") fields.push(exactString(k, v as string));
+      if (!first) out += ",";
+      first = false;
+      if (k === "name" || k === "target") out += exactString(k, v as string);
       else if (k === "xattrs") {
         const list = sortXattrs(v as Xattr[]).map(
           (x) => `{${exactString("name", x.name)},"value":${JSON.stringify(x.value)}}`,
         );
-        fields.push(`"xattrs":[${list.join(",")}]`);
-      } else fields.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+        out += `"xattrs":[${list.join(",")}]`;
+      } else out += KEY_PREFIX[k] + JSON.stringify(v);
     }
-    parts.push(`{${fields.join(",")}}`);
+    out += "}";
   }
-  return Buffer.from(`{"nodes":[${parts.join(",")}]}`, "utf8");
+  out += "]}";
+  return Buffer.from(out, "utf8");
 }
 
 /** Whether a node is one version 1 could hold (no format feature needed); the common case,
