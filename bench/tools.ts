@@ -48,9 +48,21 @@ export function toolEnv(home: string): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * The Node options on the first line of the `lifeboat` command (`#!/usr/bin/env -S node
+ * --max-semi-space-size=2`): the bench runs it as a user's shell does, with the Node that runs
+ * the bench (an A/B of an older build without such a line gets none).
+ */
+export function shebangNodeArgs(cli: string): string[] {
+  const first = readFileSync(cli, "utf8").split("\n", 1)[0] ?? "";
+  const m = /^#!\S*env -S node((?:\s+\S+)*)\s*$/.exec(first);
+  return m?.[1] ? m[1].trim().split(/\s+/) : [];
+}
+
 export function tools(projectRoot: string): Record<ToolName, Tool> {
   const cli = path.join(projectRoot, "dist", "src", "cli", "main.js");
-  const lb = (repo: string, ...args: string[]) => [process.execPath, cli, "-r", repo, ...args];
+  const node = [process.execPath, ...shebangNodeArgs(cli)];
+  const lb = (repo: string, ...args: string[]) => [...node, cli, "-r", repo, ...args];
   return {
     lifeboat: {
       name: "lifeboat",

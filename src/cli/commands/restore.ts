@@ -10,6 +10,7 @@ import { planSqliteRestore, restoreReplica } from "../../sources/sqlite-replicat
 import { anySegments } from "../../sources/sqlite-replicate/segments.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes, jsonItemErrors } from "../shell/format.js";
+import { collectOldGenerationSooner } from "../shell/heap-flags.js";
 import { restoreAccountCli } from "./account-flags.js";
 import { openAccountRepo } from "./fleet-repos.js";
 
@@ -123,6 +124,7 @@ Examples:
     )
     .action(async (spec: string | undefined, flags: RestoreFlags, cmd: Command) => {
       const c = ctx(cmd);
+      collectOldGenerationSooner();
       if (flags.account) {
         if (spec !== undefined)
           throw new LifeboatError(
