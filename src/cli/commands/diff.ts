@@ -8,6 +8,7 @@ import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { collectOldGenerationSooner } from "../shell/heap-flags.js";
 
 /** `ID` or `ID:/some/folder` → the snapshot and the tree to compare. */
 async function side(
@@ -56,6 +57,7 @@ Examples:
     )
     .action(async (a: string, b: string, _flags: unknown, cmd: Command) => {
       const c = ctx(cmd);
+      collectOldGenerationSooner();
       const repo = await c.openRepo();
       try {
         const x = await side(repo, a);

@@ -4,6 +4,7 @@ import { findInSnapshots } from "../../ops/inspect/find.js";
 import { selectSnapshots } from "../../ops/inspect/select.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { collectOldGenerationSooner } from "../shell/heap-flags.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -37,6 +38,7 @@ Examples:
         cmd: Command,
       ) => {
         const c = ctx(cmd);
+        collectOldGenerationSooner();
         const repo = await c.openRepo();
         try {
           const snaps = await selectSnapshots(repo, flags.snapshot, { host: flags.host, tags: flags.tag });

@@ -6,6 +6,7 @@ import { resolveSubpath } from "../../snapshot/subpath.js";
 import { walkTree } from "../../snapshot/walker.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { collectOldGenerationSooner } from "../shell/heap-flags.js";
 
 const TYPE_CHAR: Record<TreeNode["type"], string> = {
   file: "-",
@@ -32,6 +33,7 @@ export function registerLs(program: Command, ctx: (c: Command) => CliContext): v
     .option("--no-recursive", "list only the given folder, not everything below it")
     .action(async (ref: string, sub: string, flags: { long?: boolean; recursive: boolean }, cmd: Command) => {
       const c = ctx(cmd);
+      collectOldGenerationSooner();
       const repo = await c.openRepo();
       try {
         const snap = await findSnapshot(repo, ref);
