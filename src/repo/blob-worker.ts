@@ -64,7 +64,15 @@ function verifyWindow(m: Extract<WorkerRequest, { op: "verifyWindow" }>): [Worke
     const sealed = bytes.subarray(b.offset, b.offset + b.length);
     try {
       if (sealed.length !== b.length) throw new Error("pack is shorter than the index says");
-      decodeBlob(sealed, { ...b, id: asBuffer(b.blob) }, key, idKey, m.what, scratchFor(b.rawLength));
+      const loc = {
+        type: b.type,
+        compression: b.compression,
+        id: asBuffer(b.blob),
+        offset: b.offset,
+        length: b.length,
+        rawLength: b.rawLength,
+      };
+      decodeBlob(sealed, loc, key, idKey, m.what, scratchFor(b.rawLength));
     } catch {
       damaged.push(i);
     }

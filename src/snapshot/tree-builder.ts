@@ -78,6 +78,26 @@ export function statMeta(st: FileStat): EntryMeta {
   };
 }
 
+/**
+ * A file's node: its fields are added one by one, never spread from another object. V8 gives
+ * objects made by spreading (`{ ...node, size }`) a hidden class of their own once a call site
+ * has seen many of them: per file, a map and its descriptors that every collection then scans.
+ */
+function fileNode(
+  name: string,
+  meta: EntryMeta,
+  xattrs: Xattr[] | undefined,
+  links: number | undefined,
+  size: number,
+  content: string[],
+): TreeNode {
+  const n = node(name, "file", meta, xattrs);
+  if (links !== undefined && links > 1) n.links = links;
+  n.size = size;
+  n.content = content;
+  return n;
+}
+
 /** Node fields in the order of the tree encoding (see repo/tree.ts). */
 function node(name: string, type: TreeNode["type"], meta: EntryMeta, xattrs?: Xattr[]): TreeNode {
   const n: TreeNode = { name, type, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtime };
@@ -310,7 +330,6 @@ export class TreeBuilder {
     this.opts.signal?.throwIfAborted();
     this.summary.files++;
     this.summary.bytes += f.size;
-    const links = f.links !== undefined && f.links > 1 ? { links: f.links } : {};
     let xattrs = this.xattrsOf(f.xattrs, f.meta, prev, "file", where);
     if (
       !this.opts.force &&
@@ -319,7 +338,7 @@ export class TreeBuilder {
     ) {
       this.summary.filesUnchanged++;
       this.progress.addFile(f.size);
-      return { ...node(f.name, "file", f.meta, xattrs), ...links, size: prev.size, content: prev.content };
+      return fileNode(f.name, f.meta, xattrs, f.links, prev.size ?? 0, prev.content);
     }
     const content = f.content;
     if (content.kind === "stream") {
@@ -338,7 +357,7 @@ export class TreeBuilder {
         return undefined;
       }
       this.countRead(prev, f.size, r.size);
-      return { ...node(f.name, "file", f.meta, xattrs), ...links, size: r.size, content: r.content };
+      return fileNode(f.name, f.meta, xattrs, f.links, r.size, r.content);
     }
     let size = f.size;
     let before = f.meta;
@@ -374,7 +393,7 @@ export class TreeBuilder {
         this.countRead(prev, f.size, r.size);
         // Changed since the listing: its attributes are read again, as they are now.
         if (after.ctime !== f.meta.ctime) xattrs = this.xattrsOf(f.xattrs, after, undefined, "file", where);
-        return { ...node(f.name, "file", after, xattrs), ...links, size: r.size, content: r.content };
+        return fileNode(f.name, after, xattrs, f.links, r.size, r.content);
       }
       before = after;
       size = Number(r.after.size);
@@ -440,14 +459,14 @@ export class TreeBuilder {
         continue;
       }
       const dir = dirFor(parts.slice(0, -1));
-      const base = node(name, "file", meta(e.mode ?? 0o644, e.mtime));
+      const m = meta(e.mode ?? 0o644, e.mtime);
       const reuse = e.reuse;
       if (
         reuse?.type === "file" &&
         reuse.content &&
         reuse.content.every((id) => this.w.hasBlob(Buffer.from(id, "hex")))
       ) {
-        dir.children.set(name, { ...base, size: reuse.size ?? 0, content: reuse.content });
+        dir.children.set(name, fileNode(name, m, undefined, undefined, reuse.size ?? 0, reuse.content));
         this.summary.files++;
         this.summary.filesUnchanged++;
         this.summary.bytes += reuse.size ?? 0;
@@ -460,7 +479,7 @@ export class TreeBuilder {
           `source ${source.name}: ${e.path} has no content to read`,
         );
       const r = await storeStream(this.w, e.read(), (n) => this.progress.addBytes(n), e.pieceSize);
-      dir.children.set(name, { ...base, size: r.size, content: r.content });
+      dir.children.set(name, fileNode(name, m, undefined, undefined, r.size, r.content));
       this.summary.files++;
       this.summary.filesNew++;
       this.summary.bytes += r.size;

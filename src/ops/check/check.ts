@@ -144,7 +144,17 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
       if (!byPack.has(p.id))
         byPack.set(
           p.id,
-          p.blobs.map((b) => ({ ...b, packId: p.id })),
+          // Field by field, not `{ ...b, packId }`: V8 gave each spread copy a hidden class of
+          // its own (25 MiB of them for 100,000 blobs).
+          p.blobs.map((b) => ({
+            type: b.type,
+            compression: b.compression,
+            id: b.id,
+            offset: b.offset,
+            length: b.length,
+            rawLength: b.rawLength,
+            packId: p.id,
+          })),
         );
   // Counted here, one index lookup per blob listed (the index resolves each blob to one pack).
   let duplicateBlobs = 0;
