@@ -208,11 +208,14 @@ export class TreeBuilder {
       case "dir": {
         const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, "dir", where);
         const subtree = await this.dir(e.dir, prev?.type === "dir" ? prev.subtree : undefined);
-        return this.admit({ ...node(e.name, "dir", e.meta, xattrs), subtree }, where);
+        return this.admit(Object.assign(node(e.name, "dir", e.meta, xattrs), { subtree }), where);
       }
       case "symlink": {
         const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, "symlink", where);
-        return this.admit({ ...node(e.name, "symlink", e.meta, xattrs), target: e.target }, where);
+        return this.admit(
+          Object.assign(node(e.name, "symlink", e.meta, xattrs), { target: e.target }),
+          where,
+        );
       }
       case "special": {
         const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, e.type, where);
