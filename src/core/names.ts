@@ -195,8 +195,8 @@ export function joinName(dir: string, name: string): string {
 
 /**
  * `p` relative to `root` with `/` between names, when `p` is `root` or below it and both are
- * normal absolute paths (see `joinName`); "" for `root` itself. Anything else goes through
- * `path.relative` (`relativeTo` in the caller).
+ * normal absolute paths (see `joinName`); "" for `root` itself; undefined otherwise (the caller
+ * falls back to `path.relative`).
  */
 export function relativeBelow(root: string, p: string): string | undefined {
   if (p === root) return "";

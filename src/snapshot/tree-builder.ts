@@ -1,5 +1,6 @@
 import { mapLimit, Semaphore } from "../core/concurrency.js";
 import { errnoCode, type ItemError, itemError, LifeboatError } from "../core/errors.js";
+import { joinName } from "../core/names.js";
 import type { FileStat } from "../fsio/file-read.js";
 import { FEATURES, type FeatureName } from "../repo/features.js";
 import type { BlobWriter, Repository } from "../repo/repository.js";
@@ -108,8 +109,6 @@ function node(name: string, type: TreeNode["type"], meta: EntryMeta, xattrs?: Xa
   return n;
 }
 
-const childPath = (dir: SourceDir, name: string) => `${dir.path === "/" ? "" : dir.path}/${name}`;
-
 /** Whether a file's metadata says it is the parent snapshot's file, unchanged. */
 function unchanged(prev: TreeNode | undefined, f: FileEntry): prev is TreeNode & { content: string[] } {
   return (
@@ -203,7 +202,7 @@ export class TreeBuilder {
     e: SourceEntry,
     prev: TreeNode | undefined,
   ): Promise<TreeNode | undefined> {
-    const where = childPath(dir, e.name);
+    const where = joinName(dir.path, e.name);
     switch (e.kind) {
       case "dir": {
         const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, "dir", where);

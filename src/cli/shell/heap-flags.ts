@@ -8,9 +8,10 @@ import v8 from "node:v8";
  * (30,300 files) went from 33 to 86 MiB of JS heap between two collections. With this its peak
  * went from 171–185 to 148–152 MiB resident, for about 5% more CPU; `ls -l` and `find` of
  * 100,000 files from 150 to 131 MiB. Not for backups: they promote more, and a first backup
- * collected this often spent 20–40% more CPU (docs/benchmarks.md). V8 reads the flag at every collection, so setting it at run time works
- * (the young generation's size, `--max-semi-space-size`, can only be set when Node starts: the
- * `lifeboat` command's first line does).
+ * collected this often spent 10–40% more CPU (docs/benchmarks.md). V8 reads the flag at every
+ * collection, so setting it at run time works (the young generation's size,
+ * `--max-semi-space-size`, can only be set when Node starts: the `lifeboat` command's first
+ * line does).
  */
 export function collectOldGenerationSooner(): void {
   v8.setFlagsFromString("--heap-growing-percent=60");
