@@ -658,8 +658,13 @@ export class Repository {
     return this.reader.load(id);
   }
 
-  /** A tree: decrypted and verified, or — for a write-only key — one this host wrote, from its cache. */
-  async loadTree(idHex: string): Promise<Tree> {
+  /**
+   * A tree: decrypted and verified, or — for a write-only key — one this host wrote, from its cache.
+   * `keep: false` leaves it out of the tree cache: a reader that visits each tree once (a backup
+   * reading its parent) would otherwise hold up to TREES_CACHED of them, memory that grows with
+   * the number of folders.
+   */
+  async loadTree(idHex: string, options: { keep?: boolean } = {}): Promise<Tree> {
     const cached = this.treeCache.get(idHex);
     if (cached) return cached;
     let plain: Buffer;
@@ -672,6 +677,7 @@ export class Repository {
       plain = own;
     } else plain = await this.reader.load(Buffer.from(idHex, "hex"));
     const tree = decodeTree(plain, `tree ${idHex}`);
+    if (options.keep === false) return tree;
     if (this.treeCache.size > TREES_CACHED) this.treeCache.clear();
     this.treeCache.set(idHex, tree);
     return tree;

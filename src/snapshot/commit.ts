@@ -19,7 +19,7 @@ export interface BackupResult {
 export interface CommitInput {
   /** The root tree, already flushed (built inside a writer scope that has ended). */
   tree: string;
-  built: Pick<TreeBuilder, "summary" | "errors" | "changed" | "warnings">;
+  built: Pick<TreeBuilder, "summary" | "errors" | "changed" | "warnings" | "treeCount">;
   paths: string[];
   host: string;
   tags: string[];
@@ -66,7 +66,7 @@ export async function commitSnapshot(repo: Repository, c: CommitInput): Promise<
   const sameExcludes = c.parent && JSON.stringify(c.parent.excludes) === JSON.stringify(c.excludes);
   const anomalies =
     c.parent && sameExcludes && c.anomaly !== false
-      ? (await detectAnomalies(repo, c.parent, c.tree, c.meta, c.anomaly)).reasons
+      ? (await detectAnomalies(repo, c.parent, c.tree, c.meta, c.anomaly, c.built.treeCount(c.tree))).reasons
       : [];
   const user = safeUser();
   const errors = c.built.errors.map(formatItemError);

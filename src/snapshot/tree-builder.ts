@@ -30,6 +30,18 @@ import { storeFile, storeStream } from "./store-file.js";
 
 export type { BackupSummary };
 
+/** A folder's subfolders waiting their turn, one after another (TreeBuilder.subfolder). */
+interface Turns {
+  last: Promise<void>;
+  failed?: { error: unknown };
+}
+
+/** Files and bytes below a tree (its file nodes and those of its subtrees). */
+export interface TreeCount {
+  files: number;
+  bytes: number;
+}
+
 export function emptySummary(): BackupSummary {
   return {
     files: 0,
@@ -59,6 +71,13 @@ export interface BuildOptions {
 
 /** Entries of one folder handled at once (their reads overlap; lstat and readdir are quick). */
 const ENTRIES_IN_FLIGHT = 32;
+/**
+ * Subfolders walked at once beyond the one per folder: the rest of a folder's subfolders wait
+ * their turn. Without a bound every folder started 32 entries at once, subfolders included, so
+ * a first backup held the listing and a pending call of almost every file below (100,000 files:
+ * 45,000 suspended calls at once), memory that grew with the number of files.
+ */
+const FOLDERS_AHEAD = 4;
 /** Files being read at once, across all folders. */
 const FILES_IN_FLIGHT = 64;
 /** Large files hold a chunker arena of 2 x the maximum chunk size each: only a few at once. */
@@ -140,6 +159,12 @@ export class TreeBuilder {
    * undefined once enabled, else why it could not be. */
   private readonly enabling = new Map<FeatureName, Promise<string | undefined>>();
   private featureQueue: Promise<unknown> = Promise.resolve();
+  /** Files and bytes below each tree this backup saved or kept, counted from its nodes (one
+   * entry per folder): the anomaly check takes unchanged subtrees' counts from here instead of
+   * reading them again. */
+  private readonly counts = new Map<string, TreeCount>();
+  /** Subfolders being walked beside their folder's turn (see FOLDERS_AHEAD). */
+  private foldersAhead = 0;
 
   constructor(
     private readonly repo: Repository,
@@ -155,7 +180,8 @@ export class TreeBuilder {
     const m = new Map<string, TreeNode>();
     if (!treeId || this.opts.force) return m;
     try {
-      for (const n of (await this.repo.loadTree(treeId)).nodes) m.set(n.name, n);
+      // Each parent folder is read once: not kept in the repository's tree cache.
+      for (const n of (await this.repo.loadTree(treeId, { keep: false })).nodes) m.set(n.name, n);
     } catch {
       // A damaged parent only costs speed: everything below is read again.
     }
@@ -178,7 +204,10 @@ export class TreeBuilder {
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const prev = await this.parentNodes(parentTree);
-    const saved = await mapLimit(entries, ENTRIES_IN_FLIGHT, (e) => this.entry(dir, e, prev.get(e.name)));
+    const turns: Turns = { last: Promise.resolve() };
+    const saved = await mapLimit(entries, ENTRIES_IN_FLIGHT, (e) =>
+      this.entry(dir, e, prev.get(e.name), turns),
+    );
     const nodes = saved.filter((n): n is TreeNode => n !== undefined);
     // An unchanged folder is its parent's tree. (A parent tree that failed to load gives no
     // nodes, so it is never reused by mistake.)
@@ -192,21 +221,77 @@ export class TreeBuilder {
       }) &&
       this.w.hasBlob(Buffer.from(parentTree, "hex"))
     ) {
-      return parentTree;
+      return this.counted(parentTree, nodes);
     }
-    return (await this.w.saveTree({ nodes })).id;
+    return this.counted((await this.w.saveTree({ nodes })).id, nodes);
+  }
+
+  /** Files and bytes of a tree this backup produced, counted from its nodes; undefined for any
+   * other tree. */
+  treeCount(treeId: string): TreeCount | undefined {
+    return this.counts.get(treeId);
+  }
+
+  private counted(treeId: string, nodes: readonly TreeNode[]): string {
+    let files = 0;
+    let bytes = 0;
+    for (const n of nodes) {
+      if (n.type === "file") {
+        files++;
+        bytes += n.size ?? 0;
+      } else if (n.type === "dir" && n.subtree) {
+        const below = this.counts.get(n.subtree);
+        // (Never missing: every subtree of a new tree was built by this backup first.)
+        if (!below) return treeId;
+        files += below.files;
+        bytes += below.bytes;
+      }
+    }
+    this.counts.set(treeId, { files, bytes });
+    return treeId;
+  }
+
+  /**
+   * Walks a subfolder now when one of FOLDERS_AHEAD is free, else after the folder's subfolders
+   * before it (`turns`). It never waits for a slot it cannot get while holding one, so folders
+   * nested deeper than the bound still finish. After a subfolder failed, the ones waiting
+   * behind it fail with the same error without being walked.
+   */
+  private async subfolder(turns: Turns, walk: () => Promise<string>): Promise<string> {
+    if (this.foldersAhead < FOLDERS_AHEAD) {
+      this.foldersAhead++;
+      try {
+        return await walk();
+      } finally {
+        this.foldersAhead--;
+      }
+    }
+    const mine = turns.last.then(() => {
+      if (turns.failed) throw turns.failed.error;
+      return walk();
+    });
+    turns.last = mine.then(
+      () => undefined,
+      (error: unknown) => {
+        turns.failed ??= { error };
+      },
+    );
+    return mine;
   }
 
   private async entry(
     dir: SourceDir,
     e: SourceEntry,
     prev: TreeNode | undefined,
+    turns: Turns,
   ): Promise<TreeNode | undefined> {
     const where = joinName(dir.path, e.name);
     switch (e.kind) {
       case "dir": {
         const xattrs = this.xattrsOf(e.xattrs, e.meta, prev, "dir", where);
-        const subtree = await this.dir(e.dir, prev?.type === "dir" ? prev.subtree : undefined);
+        const subtree = await this.subfolder(turns, () =>
+          this.dir(e.dir, prev?.type === "dir" ? prev.subtree : undefined),
+        );
         return this.admit(Object.assign(node(e.name, "dir", e.meta, xattrs), { subtree }), where);
       }
       case "symlink": {
@@ -494,7 +579,7 @@ export class TreeBuilder {
         else nodes.push(child);
       }
       this.summary.dirs++;
-      return (await this.w.saveTree({ nodes })).id;
+      return this.counted((await this.w.saveTree({ nodes })).id, nodes);
     };
     return save(root);
   }
