@@ -18,6 +18,9 @@ export interface WalkOptions {
   /** The path of the walked tree itself ("" for a snapshot's root: its nodes are `/name`). */
   path?: string;
   signal?: AbortSignal;
+  /** False for a walk that reads each tree once (it skips trees it has seen): the trees then
+   * stay out of the repository's tree cache instead of filling it. */
+  keepTrees?: boolean;
 }
 
 /**
@@ -30,12 +33,13 @@ export async function walkTree(
   visitor: WalkVisitor,
   options: WalkOptions = {},
 ): Promise<void> {
+  const keep = { keep: options.keepTrees !== false };
   const walk = async (id: string, at: string): Promise<void> => {
     options.signal?.throwIfAborted();
     if (visitor.enterTree && !(await visitor.enterTree(id, at))) return;
     let nodes: TreeNode[];
     try {
-      nodes = (await repo.loadTree(id)).nodes;
+      nodes = (await repo.loadTree(id, keep)).nodes;
     } catch (e) {
       if (!visitor.unreadable) throw e;
       await visitor.unreadable(id, at, e);
