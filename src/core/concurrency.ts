@@ -5,6 +5,11 @@ export class Semaphore {
 
   constructor(private readonly limit: number) {}
 
+  /** Whether every slot is taken and callers are queued for one. */
+  get saturated(): boolean {
+    return this.waiting.length > 0;
+  }
+
   async acquire(): Promise<void> {
     if (this.active < this.limit) {
       this.active++;

@@ -72,12 +72,15 @@ export interface BuildOptions {
 /** Entries of one folder handled at once (their reads overlap; lstat and readdir are quick). */
 const ENTRIES_IN_FLIGHT = 32;
 /**
- * Subfolders walked at once beyond the one per folder: the rest of a folder's subfolders wait
- * their turn. Without a bound every folder started 32 entries at once, subfolders included, so
- * a first backup held the listing and a pending call of almost every file below (100,000 files:
- * 45,000 suspended calls at once), memory that grew with the number of files.
+ * Subfolders walked at once beyond the one per folder whose turn it is: FOLDERS_AHEAD always,
+ * up to FOLDERS_AHEAD_STARVED while files wait for nothing (the reads are not kept busy); the
+ * rest of a folder's subfolders wait their turn. Without a bound every folder started 32
+ * entries at once, subfolders included, so a first backup held the listing and a pending call
+ * of almost every file below (100,000 files: 45,000 suspended calls at once), memory that grew
+ * with the number of files.
  */
 const FOLDERS_AHEAD = 4;
+const FOLDERS_AHEAD_STARVED = 16;
 /** Files being read at once, across all folders. */
 const FILES_IN_FLIGHT = 64;
 /** Large files hold a chunker arena of 2 x the maximum chunk size each: only a few at once. */
@@ -252,13 +255,16 @@ export class TreeBuilder {
   }
 
   /**
-   * Walks a subfolder now when one of FOLDERS_AHEAD is free, else after the folder's subfolders
+   * Walks a subfolder now when the bound allows (FOLDERS_AHEAD), else after the folder's subfolders
    * before it (`turns`). It never waits for a slot it cannot get while holding one, so folders
    * nested deeper than the bound still finish. After a subfolder failed, the ones waiting
    * behind it fail with the same error without being walked.
    */
   private async subfolder(turns: Turns, walk: () => Promise<string>): Promise<string> {
-    if (this.foldersAhead < FOLDERS_AHEAD) {
+    if (
+      this.foldersAhead < FOLDERS_AHEAD ||
+      (this.foldersAhead < FOLDERS_AHEAD_STARVED && !this.files.saturated)
+    ) {
       this.foldersAhead++;
       try {
         return await walk();
