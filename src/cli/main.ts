@@ -4,6 +4,7 @@ import { applyConfigDefaults, loadConfig } from "../app/config.js";
 import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";
 import { VERSION } from "../version.js";
 import { CliContext, type GlobalOptions } from "./shell/context.js";
+import { flushOutput } from "./shell/output.js";
 
 type Register = (program: Command, ctx: (cmd: Command) => CliContext) => void;
 
@@ -149,6 +150,7 @@ function report(e: unknown, json: boolean): number {
         `unexpected error: ${(e as Error)?.message ?? String(e)}`,
         "please report this with the command you ran",
       );
+  flushOutput(); // what the command printed comes before its error
   if (json) {
     process.stderr.write(
       `${JSON.stringify({ message_type: "error", code: err.code, message: err.message, hint: err.hint ?? null })}\n`,

@@ -3,6 +3,7 @@ import { ExitCode } from "../../core/errors.js";
 import { check, parseSubset } from "../../ops/check/check.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { collectOldGenerationSooner } from "../shell/heap-flags.js";
 
 export function registerCheck(program: Command, ctx: (c: Command) => CliContext): void {
   program
@@ -28,6 +29,7 @@ Examples:
     )
     .action(async (flags: { readData?: boolean; readDataSubset?: string }, cmd: Command) => {
       const c = ctx(cmd);
+      collectOldGenerationSooner();
       const subset = flags.readDataSubset ? parseSubset(flags.readDataSubset) : undefined;
       const repo = await c.openRepo();
       try {

@@ -92,7 +92,9 @@ export function registerLs(program: Command, ctx: (c: Command) => CliContext): v
                 return flags.recursive === true;
               },
             },
-            { path: base },
+            // Each tree is read once: kept out of the tree cache (memory, and collections that
+            // would mark up to 2,000 decoded trees again and again).
+            { path: base, keepTrees: false },
           );
       } finally {
         await repo.close();

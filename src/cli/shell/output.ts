@@ -7,9 +7,24 @@ export interface OutputOptions {
   verbose: number;
 }
 
+/** Output held for stdout, written before the process exits (however it exits). */
+const unwritten = new Set<Output>();
+process.on("exit", () => flushOutput());
+
+/** Writes what every Output holds for stdout (before an error goes to stderr). */
+export function flushOutput(): void {
+  for (const o of unwritten) o.flush();
+}
+
+/** Lines are gathered up to this size before one write (one system call per line cost `ls`
+ * of a million files 2.5 s of its 9.4 s of CPU). */
+const FLUSH_AT = 64 * 1024;
+
 /**
  * All printing goes through here. Results go to stdout (JSON lines with --json); progress and
  * warnings go to stderr; progress is drawn only on a terminal, never into logs or pipes.
+ * Stdout is written in blocks: what a step printed goes out when the event loop next turns,
+ * when 64 KiB have gathered, before anything goes to stderr, and at exit.
  */
 export class Output {
   readonly json: boolean;
@@ -17,6 +32,7 @@ export class Output {
   readonly verbose: number;
   private readonly tty = process.stderr.isTTY === true;
   private progressShown = false;
+  private pending = "";
 
   constructor(o: OutputOptions) {
     this.json = o.json;
@@ -40,18 +56,36 @@ export class Output {
   }
 
   warn(line: string): void {
+    this.flush();
     this.clearProgress();
     if (this.json) process.stderr.write(`${JSON.stringify({ message_type: "warning", message: line })}\n`);
     else if (!this.quiet) process.stderr.write(`warning: ${line}\n`);
   }
 
   debug(line: string): void {
-    if (this.verbose > 0 && !this.json) process.stderr.write(`${line}\n`);
+    if (this.verbose > 0 && !this.json) {
+      this.flush();
+      process.stderr.write(`${line}\n`);
+    }
   }
 
   private out(s: string): void {
     this.clearProgress();
-    process.stdout.write(`${s}\n`);
+    if (this.pending === "") {
+      unwritten.add(this);
+      setImmediate(() => this.flush());
+    }
+    this.pending += `${s}\n`;
+    if (this.pending.length >= FLUSH_AT) this.flush();
+  }
+
+  /** Writes what is held for stdout. */
+  flush(): void {
+    if (this.pending === "") return;
+    const text = this.pending;
+    this.pending = "";
+    unwritten.delete(this);
+    process.stdout.write(text);
   }
 
   private clearProgress(): void {
@@ -93,6 +127,7 @@ export class Output {
       const pct = p.totalBytes ? ` ${Math.min(100, (100 * p.bytesDone) / p.totalBytes).toFixed(1)}%` : "";
       const eta = p.etaSeconds !== undefined ? ` ETA ${duration(p.etaSeconds)}` : "";
       const line = `[${duration(p.elapsedMs / 1000)}]${pct} ${verb} ${files} files ${bytes(p.bytesDone)}${total} ${bytes(p.rate)}/s${eta}`;
+      this.flush();
       process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 120) - 1)}`);
       this.progressShown = true;
     };

@@ -1,5 +1,6 @@
 import { mapLimit } from "../../core/concurrency.js";
 import { isLifeboatError, LifeboatError } from "../../core/errors.js";
+import { IdSet } from "../../core/id-set.js";
 import { BlobType } from "../../repo/blob.js";
 import { isStorageId, names } from "../../repo/config.js";
 import { listPlans, liveSessions } from "../../repo/gc-plan.js";
@@ -168,8 +169,15 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   read.problems.forEach(objectProblem);
   const snapshots = read.snapshots;
   const seenTrees = new Set<string>();
-  const seenData = new Set<string>();
   const missing = new Set<string>();
+  // Every data blob seen, as 32-byte ids (a million as hex strings took ~100 MiB).
+  const seenData = new IdSet();
+  /** Marks a content id seen; a new one that the index lacks (or that is no id) is missing. */
+  const see = (hex: string) => {
+    const id = Buffer.from(hex, "hex");
+    if (id.length !== 32) missing.add(hex);
+    else if (seenData.add(id) && !repo.isIndexed(id)) missing.add(hex);
+  };
   for (const s of snapshots) {
     await walkTree(
       repo,
@@ -181,11 +189,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
           return true;
         },
         node(n) {
-          for (const c of n.content ?? []) {
-            if (seenData.has(c)) continue;
-            seenData.add(c);
-            if (!repo.isIndexed(Buffer.from(c, "hex"))) missing.add(c);
-          }
+          for (const c of n.content ?? []) see(c);
           return undefined;
         },
         unreadable(t, _path, e) {
@@ -203,11 +207,7 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
     );
   }
   // Blobs that archived WAL and replication segments need are checked like a snapshot's.
-  for (const id of records.pins.keys()) {
-    if (seenData.has(id)) continue;
-    seenData.add(id);
-    if (!repo.isIndexed(Buffer.from(id, "hex"))) missing.add(id);
-  }
+  for (const id of records.pins.keys()) see(id);
   if (missing.size > 0) {
     problems.push({
       kind: "missing-blob",

@@ -1,5 +1,9 @@
 import type { Repository } from "../../repo/repository.js";
 import { compareNames, type NodeType, sameXattrs, type TreeNode } from "../../repo/tree.js";
+
+/** Each tree is read once: kept out of the repository's tree cache. */
+const ONCE = { keep: false };
+
 import type { DiffSummary } from "./diff-summary.js";
 
 /**
@@ -83,7 +87,7 @@ export async function diffTrees(
   /** Everything below an added or removed folder. */
   const whole = async (tree: string, prefix: string, modifier: "+" | "-") => {
     const into = modifier === "+" ? newBlobs : oldBlobs;
-    for (const n of (await repo.loadTree(tree)).nodes) {
+    for (const n of (await repo.loadTree(tree, ONCE)).nodes) {
       const p = `${prefix}/${n.name}`;
       emit({ modifier, path: p, type: n.type });
       collect(n, into);
@@ -98,8 +102,8 @@ export async function diffTrees(
 
   const walk = async (a: string, b: string, prefix: string) => {
     if (a === b) return;
-    const x = (await repo.loadTree(a)).nodes;
-    const y = (await repo.loadTree(b)).nodes;
+    const x = (await repo.loadTree(a, ONCE)).nodes;
+    const y = (await repo.loadTree(b, ONCE)).nodes;
     let i = 0;
     let j = 0;
     while (i < x.length || j < y.length) {

@@ -1,6 +1,10 @@
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
+
+/** Each tree is read once (the memo below keeps what repeats): not kept in the tree cache. */
+const ONCE = { keep: false };
+
 import type { TreeNode } from "../../repo/tree.js";
 
 /**
@@ -86,7 +90,7 @@ export async function findInSnapshots(
     if (known) return known;
     const found: Rel[] = [];
     let complete = true;
-    for (const n of (await repo.loadTree(tree)).nodes) {
+    for (const n of (await repo.loadTree(tree, ONCE)).nodes) {
       const p = `${prefix}/${n.name}`;
       const subject = opts.matchPath ? p : n.name;
       if (res.some((r) => r.test(subject))) found.push({ rel: `/${n.name}`, node: n });
@@ -114,7 +118,7 @@ export async function findInSnapshots(
       return small.length;
     }
     let count = 0;
-    for (const n of (await repo.loadTree(tree)).nodes) {
+    for (const n of (await repo.loadTree(tree, ONCE)).nodes) {
       const p = `${prefix}/${n.name}`;
       const subject = opts.matchPath ? p : n.name;
       if (res.some((r) => r.test(subject))) {
