@@ -1,5 +1,5 @@
 import { CorruptionError } from "../core/errors.js";
-import type { BlobLocation, BlobTypeValue } from "./blob.js";
+import { BLOB_ENTRY, type BlobLocation, readBlobEntry, writeBlobEntry } from "./blob.js";
 import { entryProblem } from "./pack.js";
 
 /**
@@ -13,7 +13,7 @@ import { entryProblem } from "./pack.js";
  * bit 0 = the pack was written by a write-only key (a *claim*: see docs/format.md).
  */
 const MAGIC = Buffer.from("LBIX", "latin1");
-const ENTRY = 46;
+const ENTRY = BLOB_ENTRY;
 
 export interface IndexPack {
   id: string;
@@ -53,12 +53,7 @@ export function encodeIndex(file: IndexFile): Buffer {
     buf.writeUInt32LE(p.blobs.length, o);
     o += 4;
     for (const e of p.blobs) {
-      buf[o] = e.type;
-      buf[o + 1] = e.compression;
-      e.id.copy(buf, o + 2);
-      buf.writeUInt32LE(e.offset, o + 34);
-      buf.writeUInt32LE(e.length, o + 38);
-      buf.writeUInt32LE(e.rawLength, o + 42);
+      writeBlobEntry(buf, o, e);
       o += ENTRY;
     }
   }
@@ -99,14 +94,7 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
     need(nb * ENTRY);
     const blobs: BlobLocation[] = [];
     for (let j = 0; j < nb; j++, o += ENTRY) {
-      const loc = {
-        type: buf[o]! as BlobTypeValue,
-        compression: buf[o + 1]!,
-        id: Buffer.from(buf.subarray(o + 2, o + 34)),
-        offset: buf.readUInt32LE(o + 34),
-        length: buf.readUInt32LE(o + 38),
-        rawLength: buf.readUInt32LE(o + 42),
-      };
+      const loc = readBlobEntry(buf, o);
       const problem = entryProblem(loc);
       if (problem) throw fail(problem);
       blobs.push(loc);

@@ -3,7 +3,14 @@ import { Compression, decompressBlob } from "../core/compress.js";
 import { blobId, deriveKey, NONCE_SIZE, open, seal, sealParts, storageId, TAG_SIZE } from "../core/crypto.js";
 import { CorruptionError } from "../core/errors.js";
 import { sealedKey, type X25519Secret, x25519Ephemeral } from "./asymmetric.js";
-import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
+import {
+  BLOB_ENTRY,
+  type BlobLocation,
+  BlobType,
+  type BlobTypeValue,
+  readBlobEntry,
+  writeBlobEntry,
+} from "./blob.js";
 
 /**
  * Pack file layout (all integers little-endian):
@@ -25,7 +32,7 @@ import { type BlobLocation, BlobType, type BlobTypeValue } from "./blob.js";
 export const PACK_PREFIX = 40;
 const MAGIC = Buffer.from("LBP1", "latin1");
 const HEADER_AAD = Buffer.from("LBP1 header", "latin1");
-const ENTRY = 46;
+const ENTRY = BLOB_ENTRY;
 export const KEY_MODE_DERIVED = 0;
 export const KEY_MODE_SEALED = 1;
 const INFO_SEALED = "lifeboat pack x25519 v1";
@@ -150,12 +157,7 @@ function encodeEntries(entries: BlobLocation[]): Buffer {
   buf.writeUInt32LE(entries.length, 0);
   let o = 4;
   for (const e of entries) {
-    buf[o] = e.type;
-    buf[o + 1] = e.compression;
-    e.id.copy(buf, o + 2);
-    buf.writeUInt32LE(e.offset, o + 34);
-    buf.writeUInt32LE(e.length, o + 38);
-    buf.writeUInt32LE(e.rawLength, o + 42);
+    writeBlobEntry(buf, o, e);
     o += ENTRY;
   }
   return buf;
@@ -209,14 +211,7 @@ function decodeEntries(buf: Buffer, what: string): BlobLocation[] {
   if (buf.length !== 4 + n * ENTRY) throw new CorruptionError(what, "pack header has the wrong length");
   const out: BlobLocation[] = [];
   for (let i = 0, o = 4; i < n; i++, o += ENTRY) {
-    const loc = {
-      type: buf[o]! as BlobTypeValue,
-      compression: buf[o + 1]!,
-      id: Buffer.from(buf.subarray(o + 2, o + 34)),
-      offset: buf.readUInt32LE(o + 34),
-      length: buf.readUInt32LE(o + 38),
-      rawLength: buf.readUInt32LE(o + 42),
-    };
+    const loc = readBlobEntry(buf, o);
     const problem = entryProblem(loc);
     if (problem) throw new CorruptionError(what, problem, [loc.id.toString("hex")]);
     out.push(loc);

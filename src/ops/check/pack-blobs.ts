@@ -1,8 +1,13 @@
-import type { BlobLocation, BlobTypeValue } from "../../repo/blob.js";
+import {
+  BLOB_ENTRY,
+  type BlobLocation,
+  type BlobTypeValue,
+  readBlobEntry,
+  writeBlobEntry,
+} from "../../repo/blob.js";
 import type { IndexedBlob } from "../../repo/master-index.js";
 
-/** type, compression, id (32), offset, length, raw length: as a pack header lists a blob. */
-const ENTRY = 46;
+const ENTRY = BLOB_ENTRY;
 
 /**
  * What the index files say each pack holds, kept as one buffer of 46 bytes a blob per pack and
@@ -20,12 +25,7 @@ export class PackBlobs {
     const buf = Buffer.allocUnsafe(blobs.length * ENTRY);
     let o = 0;
     for (const b of blobs) {
-      buf[o] = b.type;
-      buf[o + 1] = b.compression;
-      buf.set(b.id, o + 2);
-      buf.writeUInt32LE(b.offset, o + 34);
-      buf.writeUInt32LE(b.length, o + 38);
-      buf.writeUInt32LE(b.rawLength, o + 42);
+      writeBlobEntry(buf, o, b);
       o += ENTRY;
     }
     this.packs.set(packId, buf);
@@ -36,16 +36,20 @@ export class PackBlobs {
     const buf = this.packs.get(packId);
     const out: IndexedBlob[] = [];
     if (!buf) return out;
-    for (let o = 0; o < buf.length; o += ENTRY)
+    for (let o = 0; o < buf.length; o += ENTRY) {
+      // Field by field, not spread: V8 gives spread copies a hidden class each once a call site
+      // has seen many (docs/benchmarks.md, "Memory").
+      const e = readBlobEntry(buf, o);
       out.push({
-        type: buf[o]! as BlobTypeValue,
-        compression: buf[o + 1]!,
-        id: Buffer.from(buf.subarray(o + 2, o + 34)),
-        offset: buf.readUInt32LE(o + 34),
-        length: buf.readUInt32LE(o + 38),
-        rawLength: buf.readUInt32LE(o + 42),
+        type: e.type,
+        compression: e.compression,
+        id: e.id,
+        offset: e.offset,
+        length: e.length,
+        rawLength: e.rawLength,
         packId,
       });
+    }
     return out;
   }
 
