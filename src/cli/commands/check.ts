@@ -4,6 +4,7 @@ import { check, parseSubset } from "../../ops/check/check.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
 import { collectOldGenerationSooner } from "../shell/heap-flags.js";
+import { flushOutput } from "../shell/output.js";
 
 export function registerCheck(program: Command, ctx: (c: Command) => CliContext): void {
   program
@@ -83,6 +84,7 @@ Examples:
         }
         if (r.problems.length > 0) {
           process.exitCode = ExitCode.corruption;
+          flushOutput();
           process.stderr.write(
             `error: the repository is damaged: ${r.problems.length} problem(s) listed above\n  hint: files not listed still restore; copy the repository before any repair\n`,
           );

@@ -10,6 +10,7 @@ import { DEFAULT_CLUSTER, listWal, walFetch, walPush } from "../../sources/pg-pi
 import { parsePostgresUrl } from "../../sources/postgres.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { flushOutput } from "../shell/output.js";
 
 /** wal-fetch exits with this when it could not fetch (not "not archived"): PostgreSQL treats an
  * exit code above 125 as fatal and stops recovery, instead of taking the file as missing and
@@ -137,6 +138,7 @@ damaged data): PostgreSQL stops recovery rather than ending it early.`,
         const err = isLifeboatError(e)
           ? e
           : new LifeboatError("STORAGE_ERROR", String((e as Error)?.message ?? e));
+        flushOutput();
         process.stderr.write(
           `error: wal-fetch ${name}: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ""}\n`,
         );

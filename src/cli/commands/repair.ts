@@ -7,6 +7,7 @@ import { undelete } from "../../ops/repair/undelete.js";
 import { Repository } from "../../repo/repository.js";
 import type { CliContext } from "../shell/context.js";
 import { bytes } from "../shell/format.js";
+import { flushOutput } from "../shell/output.js";
 import { fromRepoPassword } from "../shell/password.js";
 
 export function registerRepair(program: Command, ctx: (c: Command) => CliContext): void {
@@ -173,6 +174,7 @@ password for either.`,
               process.exitCode = ExitCode.corruption;
               const message = `${r.unhealed.length} lost blob(s) are in no copy (listed above)`;
               const hint = `${dryRun ? "run without --dry-run to heal the rest, then " : ""}\`lifeboat repair snapshots\` rewrites the snapshots that need them around them`;
+              flushOutput(); // the blobs "listed above" come first
               process.stderr.write(
                 c.out.json
                   ? `${JSON.stringify({ message_type: "error", code: "CORRUPTION", message, hint })}\n`

@@ -1,6 +1,9 @@
+import { flushOutput } from "./output.js";
+
 /** Reads a line from the terminal without echoing it. */
 export async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
+  flushOutput(); // what was printed comes before the question
   process.stderr.write(question);
   return new Promise((resolve) => {
     let input = "";
