@@ -1,10 +1,9 @@
 import type { Repository } from "../../repo/repository.js";
 import { compareNames, type NodeType, sameXattrs, type TreeNode } from "../../repo/tree.js";
+import type { DiffSummary } from "./diff-summary.js";
 
 /** Each tree is read once: kept out of the repository's tree cache. */
 const ONCE = { keep: false };
-
-import type { DiffSummary } from "./diff-summary.js";
 
 /**
  * `+` added, `-` removed, `M` content differs (files: blob list; symlinks: target; devices: the

@@ -1,11 +1,10 @@
 import { LifeboatError } from "../../core/errors.js";
 import type { Repository } from "../../repo/repository.js";
 import type { SnapshotWithId } from "../../repo/snapshot.js";
+import type { TreeNode } from "../../repo/tree.js";
 
 /** Each tree is read once (the memo below keeps what repeats): not kept in the tree cache. */
 const ONCE = { keep: false };
-
-import type { TreeNode } from "../../repo/tree.js";
 
 /**
  * Glob to regular expression: `*` any run of characters except `/`, `**` any run including `/`,
