@@ -9,6 +9,9 @@
  *   a partial upload is never visible under its final name (temp name + rename, or a single
  *   PUT / completed multipart upload).
  * - read-after-write: an object is readable and listed once `put` has resolved.
+ * - a resolved `put` is done with `data`: nothing keeps or reads it afterwards (a backend that
+ *   holds objects in memory copies them), so the caller may reuse that memory (the pack writer
+ *   builds its next pack in it).
  * - a ranged `get` past the end is short, one that starts at or past the end is empty.
  * - names are slash-separated relative paths made of [A-Za-z0-9._-] segments (see `objectName`).
  * - `get` of a missing object and `stat`/`delete` errors map to LifeboatError codes

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import fs from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
-import { asBuffer, ownCopy, ownsMemory } from "../core/buffers.js";
+import { asBuffer, ownCopy, ownsMemory, release } from "../core/buffers.js";
 import { Chunker, constantByte } from "../core/chunker.js";
 import { type CompressionType, maybeCompress } from "../core/compress.js";
 import { blobId } from "../core/crypto.js";
@@ -33,10 +33,15 @@ function handle(m: WorkerRequest): [WorkerReply, ArrayBuffer[]] {
   if (m.op === "encodeFiles") return encodeFiles(m);
   if (m.op === "chunkFile") return [{ id: m.id, op: "fileChunked", read: chunkFile(m) }, []];
   if (m.op === "verifyWindow") return verifyWindow(m);
-  if (m.op === "restoreRange") return [{ id: m.id, op: "rangeRestored", files: restoreRange(m, idKey) }, []];
+  if (m.op === "restoreRange") {
+    const files = restoreRange(m, idKey);
+    release(m.sealed); // the range read for this job, written out
+    return [{ id: m.id, op: "rangeRestored", files }, []];
+  }
   const plain = decodeOne(m);
   // Decompressed output owns its memory; a stored (uncompressed) blob is a view: copy it once.
   const own = ownsMemory(plain) ? plain : ownCopy(plain);
+  release(m.sealed); // decrypted into memory of its own: done with
   return [{ id: m.id, op: "decoded", plain: own }, [own.buffer as ArrayBuffer]];
 }
 
@@ -77,6 +82,7 @@ function verifyWindow(m: Extract<WorkerRequest, { op: "verifyWindow" }>): [Worke
       damaged.push(i);
     }
   });
+  release(m.bytes); // handed over by the main thread for this check alone
   let nameMatches = false;
   if (m.last) {
     packHashes.delete(m.stream);

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { release } from "../core/buffers.js";
 import { Compression, decompressBlob } from "../core/compress.js";
 import { blobId, deriveKey, NONCE_SIZE, open, seal, sealParts, storageId, TAG_SIZE } from "../core/crypto.js";
 import { CorruptionError } from "../core/errors.js";
@@ -100,8 +101,9 @@ export class PackBuilder {
   private size = 0;
 
   /** `key`: from `newPackKey` (a bare root means key mode 0 with that root). `capacity`: bytes
-   * to reserve at once (memory the pack never reaches is never touched, so it costs no RSS). */
-  constructor(type: BlobTypeValue, key: Buffer | NewPackKey, capacity = 0) {
+   * to reserve at once (memory the pack never reaches is never touched, so it costs no RSS).
+   * `memory`: a buffer to build in instead (see `memory`), used when it is large enough. */
+  constructor(type: BlobTypeValue, key: Buffer | NewPackKey, capacity = 0, memory?: Buffer) {
     this.type = type;
     const k = Buffer.isBuffer(key) ? newPackKey({ root: key }) : key;
     const prefix = Buffer.alloc(PACK_PREFIX);
@@ -111,8 +113,15 @@ export class PackBuilder {
     prefix[6] = k.keyMode;
     k.salt.copy(prefix, 8);
     this.key = k.key;
-    this.buf = Buffer.allocUnsafeSlow(Math.max(PACK_PREFIX, capacity));
+    const room = Math.max(PACK_PREFIX, capacity);
+    this.buf = memory && memory.length >= room ? memory : Buffer.allocUnsafeSlow(room);
     this.append(prefix);
+  }
+
+  /** The buffer the pack is built in (`finish`'s bytes are a view of it): once those bytes are
+   * stored, the next builder can take it instead of faulting in fresh pages. */
+  get memory(): Buffer {
+    return this.buf;
   }
 
   get byteSize(): number {
@@ -136,7 +145,9 @@ export class PackBuilder {
   /** `stored` is the (maybe compressed) plaintext; it is encrypted here. */
   add(id: Buffer, stored: Buffer, compression: number, rawLength: number): void {
     const offset = this.size;
-    for (const p of sealParts(this.key, stored, blobAad(this.type, id))) this.append(p);
+    const parts = sealParts(this.key, stored, blobAad(this.type, id));
+    for (const p of parts) this.append(p);
+    release(parts[1]!); // the ciphertext, copied in
     this.entries.push({ type: this.type, compression, id, offset, length: this.size - offset, rawLength });
   }
 
@@ -277,6 +288,7 @@ export function decodeBlob(
   let plain: Buffer;
   try {
     plain = decompressBlob(stored, loc.compression, loc.rawLength, scratch);
+    if (plain !== stored) release(stored); // decrypted, then decompressed elsewhere: done with
   } catch (e) {
     throw new CorruptionError(what, `blob ${loc.id.toString("hex")}: ${(e as Error).message}`, [
       loc.id.toString("hex"),
