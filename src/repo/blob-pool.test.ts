@@ -118,6 +118,19 @@ test("small files are read in batches: each gets its own blob, metadata or outco
     assert.equal((missing as PromiseRejectedResult).reason.code, "ENOENT");
     const folder = results[files.length + 1]!;
     assert.ok(folder.status === "rejected" || folder.value.read.kind === "notFile");
+
+    // A batch's memory is freed once every blob in it is done with, not before.
+    const blobs = results.flatMap((r) => (r.status === "fulfilled" && r.value.blob ? [r.value.blob] : []));
+    const big = files.filter((f) => f.size > 0 && f.name !== "grew").length;
+    assert.equal(blobs.length, big);
+    const last = blobs.pop()!;
+    for (const b of blobs) b.done?.();
+    assert.ok(last.data.length > 0, "a blob of an unfinished batch keeps its bytes");
+    last.done?.();
+    assert.ok(
+      [...blobs, last].every((b) => b.data.length === 0),
+      "every batch freed once all its blobs are done",
+    );
   } finally {
     await pool.close();
     await fs.rm(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { asBuffer, ownsMemory, transferable } from "../core/buffers.js";
+import { asBuffer, ownsMemory, release, transferable } from "../core/buffers.js";
 import type { ChunkerParams } from "../core/chunker.js";
 import type { CompressionType } from "../core/compress.js";
 import { CorruptionError } from "../core/errors.js";
@@ -12,6 +12,9 @@ export interface PooledBlob {
   id: Buffer;
   data: Buffer;
   compression: CompressionType;
+  /** For blobs that share memory with others (a batch of small files): call once `data` was
+   * copied or dropped; the memory is freed when all of them have. */
+  done?: () => void;
 }
 
 /** What the worker needs to decrypt and verify one blob (see `decodeBlob` in pack.ts). */
@@ -305,7 +308,14 @@ export class BlobPool {
           return;
         }
         const failed = new Map(m.failures);
-        readBatch(new Uint8Array(m.bytes), batch.length).forEach((f, i) => {
+        const bytes = new Uint8Array(m.bytes);
+        const files = readBatch(bytes, batch.length);
+        // The batch's memory goes once every blob in it was taken (see PooledBlob.done).
+        let left = files.filter((f) => f.kind === "read" && f.blob).length;
+        const done = () => {
+          if (--left === 0) release(bytes);
+        };
+        files.forEach((f, i) => {
           const b = batch[i]!;
           if (f.kind === "failed")
             b.reject(rebuildError(failed.get(i) ?? { message: "blob worker: no error" }));
@@ -313,7 +323,9 @@ export class BlobPool {
           else
             b.resolve({
               read: { kind: "read", after: f.after, length: f.length },
-              ...(f.blob ? { blob: f.blob } : {}),
+              ...(f.blob
+                ? { blob: { id: f.blob.id, data: f.blob.data, compression: f.blob.compression, done } }
+                : {}),
             });
         });
       },

@@ -147,6 +147,7 @@ export class PackWriter implements BlobWriter {
     if (!blob || read.kind !== "read") return { read };
     if (this.admit(blob.id, read.length))
       await this.addToPack(BlobType.data, blob.id, blob.data, blob.compression, read.length);
+    blob.done?.(); // sealed into the pack (or a duplicate): its batch may go
     return { read, id: blob.id };
   }
 
