@@ -38,7 +38,7 @@ const turns = async (n: number) => {
 test("full packs wait for an upload slot: while uploads stall, at most two upload, one waits and one fills", async () => {
   const { be, open, waiting } = slowPacks();
   const repo = await Repository.init(be, PW, SMALL); // 64 KiB packs
-  const blobs = Array.from({ length: 40 }, (_, i) => noise(16 * 1024)); // 4 fill a pack
+  const blobs = Array.from({ length: 40 }, () => noise(16 * 1024)); // 4 fill a pack
   let saved = 0;
   const ids = await repo.withWriter(async (w) => {
     const all = blobs.map((b) =>
