@@ -77,7 +77,11 @@ function verifyWindow(m: Extract<WorkerRequest, { op: "verifyWindow" }>): [Worke
         length: b.length,
         rawLength: b.rawLength,
       };
-      decodeBlob(sealed, loc, key, idKey, m.what, scratchFor(b.rawLength));
+      const out = scratchFor(b.rawLength);
+      const plain = decodeBlob(sealed, loc, key, idKey, m.what, out);
+      // Stored uncompressed, a blob decrypts into memory of its own: freed now (the collector
+      // let tens of MiB of them pile up in a check of large incompressible files).
+      if (plain.buffer !== out.buffer) release(plain);
     } catch {
       damaged.push(i);
     }

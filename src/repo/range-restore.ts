@@ -1,4 +1,4 @@
-import { asBuffer } from "../core/buffers.js";
+import { asBuffer, release } from "../core/buffers.js";
 import { CorruptionError, errnoCode } from "../core/errors.js";
 import {
   createNewFile,
@@ -87,6 +87,9 @@ export function restoreRange(m: RangeJob, idKey: Buffer): RangeOutcome[] {
         fail(f, e);
       }
     }
+    // A blob stored uncompressed decrypts into memory of its own (not the scratch): written
+    // everywhere it goes, it is freed now rather than when the collector gets to it.
+    if (plain.buffer !== scratch.buffer) release(plain);
   }
   // Every write of a new file is in this job, so none is still open unless it failed.
   made.forEach((nf, f) => {
