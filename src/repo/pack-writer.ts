@@ -77,7 +77,7 @@ export class PackWriter implements BlobWriter {
   /** Full packs waiting for an upload slot, and blobs waiting for them to go (see addToPack). */
   private fullWaiting = 0;
   private roomWaiters: (() => void)[] = [];
-  /** A data pack's memory, free again once that pack was stored (see uploadPack). */
+  /** A stored pack's memory, for the next pack to be built in (see uploadPack). */
   private spare: Buffer | undefined;
   private uploadError: unknown;
   private unindexed: IndexPack[] = [];
