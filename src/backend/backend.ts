@@ -12,6 +12,9 @@
  * - a resolved `put` is done with `data`: nothing keeps or reads it afterwards (a backend that
  *   holds objects in memory copies them), so the caller may reuse that memory (the pack writer
  *   builds its next pack in it).
+ * - `openWriter`, where a backend has it, is `put` in pieces with the same guarantees: nothing
+ *   is visible under any name before `commit`, and a writer aborted, failed or abandoned by a
+ *   crash leaves at most a temporary object that `list` never shows.
  * - a ranged `get` past the end is short, one that starts at or past the end is empty.
  * - names are slash-separated relative paths made of [A-Za-z0-9._-] segments (see `objectName`).
  * - `get` of a missing object and `stat`/`delete` errors map to LifeboatError codes
@@ -45,6 +48,20 @@ export interface PutOptions {
    * repository config is ever replaced (to add a format feature); storage that refuses
    * overwrites (append-only) fails with PERMISSION_DENIED. */
   overwrite?: boolean;
+}
+
+/**
+ * An object written in pieces and named once complete (a pack streamed as it fills, so its
+ * bytes need not all be in memory at once). Local storage: a temporary file renamed into place.
+ */
+export interface ObjectWriter {
+  /** Appends `data`; once resolved, nothing keeps or reads `data` (its memory may be reused).
+   * Calls are made one after another, never overlapping. */
+  write(data: Uint8Array): Promise<void>;
+  /** Atomically stores everything written under `name` (as `put` would). */
+  commit(name: string): Promise<void>;
+  /** Drops what was written; nothing becomes visible. Never throws. */
+  abort(): Promise<void>;
 }
 
 export interface BackendCapabilities {
@@ -100,6 +117,13 @@ export interface Backend {
   /** Atomically stores `data` under `name`. Overwriting an existing name is allowed only for
    * backends where the caller knows the content is identical (content-addressed names). */
   put(name: string, data: Buffer, options?: PutOptions): Promise<void>;
+  /**
+   * Optional: starts an object to be written in pieces (see ObjectWriter) under the folder
+   * `folder` (e.g. `data`: the name given to `commit` lies below it). Only storage without
+   * retention has it, and a wrapper that changes what `put` does (limits, locks, checks) must
+   * wrap it too or leave it out: writers fall back to `put` when it is absent.
+   */
+  openWriter?(folder: string): Promise<ObjectWriter>;
   /** Lists objects whose name starts with `prefix`: "" or a folder such as `snapshots/` (with
    * its trailing slash), recursively. */
   list(prefix: string): AsyncIterable<ObjectInfo>;

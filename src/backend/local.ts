@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
-import { type Backend, type GetOptions, type ObjectInfo, objectName } from "./backend.js";
+import { type Backend, type GetOptions, type ObjectInfo, type ObjectWriter, objectName } from "./backend.js";
 import { storageError } from "./storage-error.js";
 
 export interface LocalBackendOptions {
@@ -15,7 +15,8 @@ export interface LocalBackendOptions {
 export const TEMP_PREFIX = ".tmp-";
 
 /** A repository in a local folder. Puts write a temporary file, fsync it, rename it into place
- * and fsync the folder, so a crash leaves either nothing or the whole object. */
+ * and fsync the folder, so a crash leaves either nothing or the whole object. Streamed objects
+ * (`openWriter`) are the same temporary file written in pieces. */
 export function localBackend(options: LocalBackendOptions): Backend {
   const root = path.resolve(options.path);
   const doSync = options.fsync ?? true;
@@ -115,6 +116,59 @@ export function localBackend(options: LocalBackendOptions): Backend {
         await fs.rm(tmp, { force: true }).catch(() => {});
         throw storageError(e, `${root}/${name}`);
       }
+    },
+
+    async openWriter(folder: string): Promise<ObjectWriter> {
+      const dir = full(folder);
+      const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}`);
+      let fh: import("node:fs/promises").FileHandle | undefined;
+      try {
+        await ensureDir(dir);
+        fh = await fs.open(tmp, "wx", 0o600);
+      } catch (e) {
+        throw storageError(e, `${root}/${folder}`);
+      }
+      const file = fh;
+      let written = 0;
+      let open = true;
+      const drop = async () => {
+        if (open) await file.close().catch(() => {});
+        open = false;
+        await fs.rm(tmp, { force: true }).catch(() => {});
+      };
+      return {
+        async write(data: Uint8Array) {
+          try {
+            for (let done = 0; done < data.length; ) {
+              const { bytesWritten } = await file.write(data, done, data.length - done, written + done);
+              done += bytesWritten;
+            }
+            written += data.length;
+          } catch (e) {
+            await drop();
+            throw storageError(e, `${root}/${folder}`);
+          }
+        },
+        async commit(name: string) {
+          const target = full(name);
+          if (!target.startsWith(dir + path.sep)) {
+            await drop();
+            throw new Error(`${name} is not below ${folder}`);
+          }
+          try {
+            await ensureDir(path.dirname(target));
+            if (doSync) await file.sync();
+            open = false;
+            await file.close();
+            await fs.rename(tmp, target);
+            await syncDir(path.dirname(target));
+          } catch (e) {
+            await drop();
+            throw storageError(e, `${root}/${name}`);
+          }
+        },
+        abort: drop,
+      };
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {

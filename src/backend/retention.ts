@@ -52,6 +52,14 @@ export function lockedBackend(inner: Backend, retention: () => Retention | undef
       const retainUntil = new Date(Date.now() + r.days * 86_400_000);
       return inner.put(name, data, { ...options, retainUntil, retentionMode: r.mode });
     },
+    // Only storage without retention streams objects (backend.ts): a locked one must be put.
+    openWriter: inner.openWriter
+      ? (folder: string) => {
+          const r = retention();
+          if (r && !isUnlocked(`${folder}/`)) return Promise.reject(cannotLock(inner.location, r));
+          return inner.openWriter!(folder);
+        }
+      : undefined,
   };
 }
 

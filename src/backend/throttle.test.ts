@@ -26,3 +26,22 @@ test("uploads and downloads together stay under the limit", async () => {
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test("objects written in pieces count against the upload limit too", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-throttle-"));
+  try {
+    const rate = 512 * 1024;
+    const b = throttled(localBackend({ path: dir, fsync: false }), { upload: rate });
+    await b.create();
+    const w = await b.openWriter!("data");
+    const t0 = Date.now();
+    // 1.5 MiB in 128 KiB pieces: the first second's burst covers 512 KiB, the rest ~2 s.
+    for (let i = 0; i < 12; i++) await w.write(Buffer.alloc(128 * 1024, i));
+    await w.commit("data/aa/streamed");
+    const up = (Date.now() - t0) / 1000;
+    assert.ok(up >= 1.5, `1.5 MiB at 512 KiB/s took only ${up}s`);
+    assert.equal((await b.get("data/aa/streamed")).length, 12 * 128 * 1024);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

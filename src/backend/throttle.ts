@@ -59,6 +59,19 @@ export function throttled(inner: Backend, limits: Limits): Backend {
       await up?.take(data.length);
       return inner.put(name, data, options);
     },
+    openWriter: inner.openWriter
+      ? async (folder: string) => {
+          const w = await inner.openWriter!(folder);
+          return {
+            async write(data: Uint8Array) {
+              await up?.take(data.length);
+              return w.write(data);
+            },
+            commit: (name: string) => w.commit(name),
+            abort: () => w.abort(),
+          };
+        }
+      : undefined,
     async get(name: string, options?: GetOptions) {
       const data = await inner.get(name, options);
       await down?.take(data.length);

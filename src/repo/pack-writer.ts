@@ -1,4 +1,4 @@
-import type { Backend } from "../backend/backend.js";
+import type { Backend, ObjectWriter } from "../backend/backend.js";
 import { release } from "../core/buffers.js";
 import { Chunker } from "../core/chunker.js";
 import { maybeCompress } from "../core/compress.js";
@@ -33,6 +33,13 @@ const INDEX_EVERY_MS = 15_000;
 /** Blobs from this size up are hashed and compressed on worker threads (a mail-sized message
  * is already worth the hop); tiny ones are done inline. */
 const POOL_MIN = 2 * 1024;
+/** Streamed packs (storage with `openWriter`) are written in pieces of about this size as they
+ * fill, so a pack costs a few of these instead of its whole size in memory. */
+const PIECE = 1024 * 1024;
+/** Pieces kept for reuse (one filling, one writing, one waiting per pack type at most). */
+const SPARE_PIECES = 4;
+/** What sealing adds to a blob: nonce and tag. */
+const SEAL_OVERHEAD = 28;
 /** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
 const COMPRESS_IN_FLIGHT = 4;
 
@@ -79,6 +86,9 @@ export class PackWriter implements BlobWriter {
   private roomWaiters: (() => void)[] = [];
   /** A stored pack's memory, for the next pack to be built in (see uploadPack). */
   private spare: Buffer | undefined;
+  /** Packs being streamed to storage: the writer, and the chain of their pieces' writes. */
+  private readonly streams = new Map<PackBuilder, { writer: Promise<ObjectWriter>; tail: Promise<void> }>();
+  private readonly pieces: Buffer[] = [];
   private uploadError: unknown;
   private unindexed: IndexPack[] = [];
   private lastIndexWrite = Date.now();
@@ -205,20 +215,76 @@ export class PackWriter implements BlobWriter {
       if (this.uploadError) throw this.uploadError;
       builder = this.builders.get(type);
     }
-    if (!builder) {
-      // Room for a full pack, its last blob and its header: reserved, touched only as it fills.
-      const room = this.config.packSize + this.config.chunker.max + (this.config.packSize >> 3);
-      builder = new PackBuilder(type, this.keys.newPackKey(type), room, this.spare);
-      if (builder.memory === this.spare) this.spare = undefined;
-      this.builders.set(type, builder);
-    }
+    if (!builder) builder = this.newBuilder(type);
+    // A streamed pack writes out what it holds before a blob would outgrow its piece.
+    const streamed = this.streams.get(builder);
+    let written: Promise<void> | undefined;
+    if (streamed && builder.held > 0 && builder.room < data.length + SEAL_OVERHEAD)
+      written = this.writePiece(builder, streamed);
     const before = builder.byteSize;
     builder.add(id, data, compression, rawLength);
     this.stats.bytesStored += builder.byteSize - before;
     if (builder.byteSize >= this.config.packSize) {
       this.builders.delete(type);
       await this.uploadPack(builder);
+    } else if (written) {
+      // At most one piece writing and one waiting per pack: the producer waits for storage.
+      await written;
+      if (this.uploadError) throw this.uploadError;
     }
+  }
+
+  private newBuilder(type: BlobTypeValue): PackBuilder {
+    const key = this.keys.newPackKey(type);
+    let builder: PackBuilder;
+    if (this.backend.openWriter) {
+      builder = new PackBuilder(type, key, PIECE, this.pieces.pop());
+      const writer = this.backend.openWriter("data");
+      writer.catch((e) => {
+        this.uploadError ??= e;
+      });
+      this.streams.set(builder, {
+        writer,
+        tail: writer.then(
+          () => {},
+          () => {},
+        ),
+      });
+    } else {
+      // Room for a full pack, its last blob and its header: reserved, touched only as it fills.
+      const room = this.config.packSize + this.config.chunker.max + (this.config.packSize >> 3);
+      builder = new PackBuilder(type, key, room, this.spare);
+      if (builder.memory === this.spare) this.spare = undefined;
+    }
+    this.builders.set(type, builder);
+    return builder;
+  }
+
+  /** Hands a streamed pack's bytes so far to its writer, after the previous piece; resolves when
+   * that previous piece is written (never rejects: failures go to uploadError). */
+  private writePiece(
+    builder: PackBuilder,
+    stream: { writer: Promise<ObjectWriter>; tail: Promise<void> },
+  ): Promise<void> {
+    const piece = builder.take(this.pieces.pop() ?? Buffer.allocUnsafeSlow(PIECE));
+    const previous = stream.tail;
+    stream.tail = previous.then(async () => {
+      if (this.uploadError) return;
+      try {
+        await (await stream.writer).write(piece);
+        this.reusePiece(piece);
+      } catch (e) {
+        this.uploadError ??= e;
+      }
+    });
+    return previous;
+  }
+
+  /** A written piece's memory goes back to the spares (or is freed now, if odd-sized). */
+  private reusePiece(piece: Buffer): void {
+    const whole = Buffer.from(piece.buffer, 0, piece.buffer.byteLength);
+    if (whole.length === PIECE && this.pieces.length < SPARE_PIECES) this.pieces.push(whole);
+    else release(whole);
   }
 
   private async uploadPack(builder: PackBuilder): Promise<void> {
@@ -230,14 +296,36 @@ export class PackWriter implements BlobWriter {
         if (--this.fullWaiting === 0) for (const wake of this.roomWaiters.splice(0)) wake();
       }
     }
-    if (this.uploadError) throw this.uploadError;
+    if (this.uploadError) {
+      this.abortStream(builder);
+      throw this.uploadError;
+    }
     const { id, bytes, entries } = builder.finish();
+    const stream = this.streams.get(builder);
+    this.streams.delete(builder);
     const p = (async () => {
-      await this.backend.put(names.pack(id), bytes);
-      // Stored: a backend keeps nothing of the bytes once a put has resolved (backend.ts), so
-      // the next pack is built in this memory (pages already touched; no dead 26 MiB buffer
-      // left for the garbage collector to find).
-      this.spare ??= builder.memory;
+      if (stream) {
+        await stream.tail;
+        const writer = await stream.writer;
+        if (this.uploadError) {
+          await writer.abort();
+          return;
+        }
+        try {
+          await writer.write(bytes);
+          this.reusePiece(bytes);
+          await writer.commit(names.pack(id));
+        } catch (e) {
+          await writer.abort();
+          throw e;
+        }
+      } else {
+        await this.backend.put(names.pack(id), bytes);
+        // Stored: a backend keeps nothing of the bytes once a put has resolved (backend.ts), so
+        // the next pack is built in this memory (pages already touched; no dead 26 MiB buffer
+        // left for the garbage collector to find).
+        this.spare ??= builder.memory;
+      }
       this.index.addUploaded(id, entries);
       for (const e of entries) this.pending.delete(e.id.toString("hex"));
       this.unindexed.push({ id, blobs: entries });
@@ -247,6 +335,22 @@ export class PackWriter implements BlobWriter {
     })().catch((e) => {
       this.uploadError ??= e;
     });
+    const tracked = p.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
+  }
+
+  /** Drops a streamed pack that will not be stored: its temporary object goes before `flush`
+   * returns (the abort is tracked with the uploads). */
+  private abortStream(builder: PackBuilder): void {
+    const stream = this.streams.get(builder);
+    if (!stream) return;
+    this.streams.delete(builder);
+    const p = stream.tail
+      .then(() => stream.writer)
+      .then(
+        (w) => w.abort(),
+        () => {},
+      );
     const tracked = p.finally(() => this.uploads.delete(tracked));
     this.uploads.add(tracked);
   }
@@ -262,13 +366,23 @@ export class PackWriter implements BlobWriter {
   /** Uploads every open pack and writes the index for all of them. */
   async flush(): Promise<void> {
     while (this.compressing.size > 0) await Promise.race(this.compressing);
-    for (const [type, builder] of this.builders) {
-      this.builders.delete(type);
-      if (builder.count > 0) await this.uploadPack(builder);
+    try {
+      for (const [type, builder] of this.builders) {
+        this.builders.delete(type);
+        if (builder.count > 0) await this.uploadPack(builder);
+        else this.abortStream(builder);
+      }
+    } finally {
+      for (const [type, builder] of this.builders) {
+        this.builders.delete(type);
+        this.abortStream(builder);
+      }
     }
     while (this.uploads.size > 0) await Promise.race(this.uploads);
     if (this.uploadError) throw this.uploadError;
-    this.spare = undefined; // a writer that lives on (replication) holds no idle pack memory
+    // A writer that lives on (replication) holds no idle pack memory.
+    this.spare = undefined;
+    this.pieces.length = 0;
     await this.writeIndex();
   }
 }

@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { release } from "../core/buffers.js";
 import { Compression, decompressBlob } from "../core/compress.js";
-import { blobId, deriveKey, NONCE_SIZE, open, seal, sealParts, storageId, TAG_SIZE } from "../core/crypto.js";
+import { blobId, deriveKey, NONCE_SIZE, open, seal, sealParts, TAG_SIZE } from "../core/crypto.js";
 import { CorruptionError } from "../core/errors.js";
 import { sealedKey, type X25519Secret, x25519Ephemeral } from "./asymmetric.js";
 import {
@@ -90,15 +90,23 @@ export function blobAad(type: number, id: Uint8Array): Buffer {
   return aad;
 }
 
-/** Accumulates encrypted blobs of one type; `finish` returns the pack's bytes and entries. */
+/**
+ * Accumulates encrypted blobs of one type; `finish` returns the pack's bytes and entries.
+ * A pack can also be streamed (see PackWriter): `take` hands out the bytes built so far and
+ * goes on in other memory, so only the part not yet written to storage is held.
+ */
 export class PackBuilder {
   readonly type: BlobTypeValue;
   private readonly key: Buffer;
-  /** The pack as it grows: blobs are copied in as they are sealed, so a finished pack is this
-   * one buffer (no list of pieces, no final copy of the whole pack). */
+  /** The pack (or, once `take` has been called, its part after `base`) as it grows: blobs are
+   * copied in as they are sealed, so a finished pack is this one buffer (no list of pieces, no
+   * final copy of the whole pack). */
   private buf: Buffer;
   private readonly entries: BlobLocation[] = [];
   private size = 0;
+  /** Bytes handed out by `take`, hashed as they went (the pack's id is the hash of them all). */
+  private base = 0;
+  private readonly hash = createHash("sha256");
 
   /** `key`: from `newPackKey` (a bare root means key mode 0 with that root). `capacity`: bytes
    * to reserve at once (memory the pack never reaches is never touched, so it costs no RSS).
@@ -124,8 +132,19 @@ export class PackBuilder {
     return this.buf;
   }
 
+  /** Bytes of the pack so far (including any handed out by `take`). */
   get byteSize(): number {
+    return this.base + this.size;
+  }
+
+  /** Bytes built and not yet handed out by `take`. */
+  get held(): number {
     return this.size;
+  }
+
+  /** Room left in the current buffer before `add` has to allocate. */
+  get room(): number {
+    return this.buf.length - this.size;
   }
 
   get count(): number {
@@ -144,13 +163,33 @@ export class PackBuilder {
 
   /** `stored` is the (maybe compressed) plaintext; it is encrypted here. */
   add(id: Buffer, stored: Buffer, compression: number, rawLength: number): void {
-    const offset = this.size;
+    const offset = this.byteSize;
     const parts = sealParts(this.key, stored, blobAad(this.type, id));
     for (const p of parts) this.append(p);
     release(parts[1]!); // the ciphertext, copied in
-    this.entries.push({ type: this.type, compression, id, offset, length: this.size - offset, rawLength });
+    this.entries.push({
+      type: this.type,
+      compression,
+      id,
+      offset,
+      length: this.byteSize - offset,
+      rawLength,
+    });
   }
 
+  /** Streaming: the bytes built since the last `take` (the caller writes them next, in order);
+   * the pack goes on in `next` (grown when a blob does not fit). */
+  take(next: Buffer): Buffer {
+    const out = this.buf.subarray(0, this.size);
+    this.hash.update(out);
+    this.base += this.size;
+    this.buf = next;
+    this.size = 0;
+    return out;
+  }
+
+  /** Ends the pack: its id and entries, and its bytes — all of them, or when streamed, those
+   * after the last `take`. */
   finish(): { id: string; bytes: Buffer; entries: BlobLocation[] } {
     const plain = encodeEntries(this.entries);
     const header = seal(this.key, plain, HEADER_AAD);
@@ -159,7 +198,7 @@ export class PackBuilder {
     this.append(header);
     this.append(len);
     const bytes = this.buf.subarray(0, this.size);
-    return { id: storageId(bytes), bytes, entries: this.entries };
+    return { id: this.hash.update(bytes).digest("hex"), bytes, entries: this.entries };
   }
 }
 

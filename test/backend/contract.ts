@@ -153,6 +153,40 @@ export async function backendContract(be: Backend): Promise<void> {
     await assert.rejects(be.delete(bad), bad);
   }
   assert.equal((await collect(be.list(""))).length, all.length - 1, "nothing was stored by a bad name");
+
+  if (be.openWriter) await streamedObjects(be, all.length - 1);
+}
+
+/** `openWriter` (backends that have it): an object written in pieces appears whole under its
+ * name at commit and not before; an aborted one never appears. */
+async function streamedObjects(be: Backend, listed: number): Promise<void> {
+  const pieces = [prng(1024 * 1024, 7), prng(17, 8), Buffer.alloc(0), prng(300 * 1024, 9)];
+  const whole = Buffer.concat(pieces);
+  const name = `data/ef/ef${hexName("streamed").slice(2)}`;
+  const w = await be.openWriter!("data");
+  const dropped = await be.openWriter!("data");
+  await dropped.write(prng(4096, 10));
+  for (const p of pieces) {
+    await w.write(p);
+    assert.equal(await be.stat(name), undefined, "nothing under the name before commit");
+    assert.equal((await collect(be.list(""))).length, listed, "nor any other name");
+  }
+  await w.commit(name);
+  assert.ok((await be.get(name)).equals(whole), "the pieces come back as one object");
+  assert.deepEqual(await be.stat(name), { name, size: whole.length });
+  assert.ok((await be.get(name, { offset: 1024 * 1024, length: 17 })).equals(pieces[1]!));
+  await dropped.abort();
+  await dropped.abort(); // twice is fine
+  assert.equal((await collect(be.list(""))).length, listed + 1, "only the committed object is new");
+  const bare = await be.openWriter!("data");
+  await bare.commit(`data/ef/ef${hexName("empty").slice(2)}`);
+  assert.equal((await be.get(`data/ef/ef${hexName("empty").slice(2)}`)).length, 0);
+  const stray = await be.openWriter!("data");
+  await assert.rejects(stray.commit("index/elsewhere"), /not below data/);
+  assert.equal(await be.stat("index/elsewhere"), undefined);
+  await be.delete(name);
+  await be.delete(`data/ef/ef${hexName("empty").slice(2)}`);
+  assert.equal((await collect(be.list(""))).length, listed);
 }
 
 /**

@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { backup } from "../../src/app/backup.js";
 import type { Backend } from "../../src/backend/backend.js";
 import { localBackend } from "../../src/backend/local.js";
-import { withRetention } from "../../src/backend/retention.js";
+import { lockedBackend, withRetention } from "../../src/backend/retention.js";
 import { s3Backend } from "../../src/backend/s3.js";
 import { LifeboatError, RetainedError } from "../../src/core/errors.js";
 import { check } from "../../src/ops/check/check.js";
@@ -70,6 +70,23 @@ test("a backend without retention refuses the option with a clear error", () => 
     () => withRetention(localBackend({ path: "/tmp/x" }), { days: 1, mode: "governance" }),
     (e: unknown) => e instanceof LifeboatError && e.code === "USAGE" && /Object Lock/.test(e.message),
   );
+});
+
+test("a locking wrapper never lets a pack be streamed unlocked past it", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-retention-"));
+  try {
+    let retention: { days: number; mode: "governance" } | undefined = { days: 1, mode: "governance" };
+    const be = lockedBackend(localBackend({ path: dir, fsync: false }), () => retention);
+    await assert.rejects(be.openWriter!("data"), /Object Lock|cannot keep|retention/i);
+    assert.deepEqual(await fs.readdir(dir), [], "nothing was started");
+    retention = undefined; // the repository keeps no retention: packs stream as usual
+    const w = await be.openWriter!("data");
+    await w.write(Buffer.from("pack"));
+    await w.commit("data/ab/cd");
+    assert.equal((await be.get("data/ab/cd")).toString(), "pack");
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("prune keeps objects storage refuses to delete (under retention) and removes them later", async () => {
