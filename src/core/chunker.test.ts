@@ -197,3 +197,25 @@ test("constantByte names the one byte value of a buffer, or -1", () => {
   assert.equal(constantByte(b), -1);
   assert.equal(constantByte(b.subarray(0, 5000)), 0);
 });
+
+test("a disposed chunker frees its arena at once and chunks the next stream the same way", () => {
+  const params = { min: 2048, avg: 8192, max: 32768 };
+  const gear = gearTable(Buffer.alloc(32, 3));
+  const data = Buffer.alloc(300_000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+  const lengths = (c: Chunker) => {
+    const out: number[] = [];
+    for (let o = 0; o < data.length; o += 10_000)
+      c.pushEach(data.subarray(o, o + 10_000), (x) => out.push(x.length));
+    c.finishEach((x) => out.push(x.length));
+    return out;
+  };
+  const c = new Chunker(params, gear);
+  const first = lengths(c);
+  const arena = (c as unknown as { arena: Buffer }).arena;
+  assert.ok(arena.length >= 32768, "the arena grew to hold a maximum chunk");
+  c.dispose();
+  assert.equal(arena.length, 0, "its memory is detached, not left for the collector");
+  assert.deepEqual(lengths(c), first);
+  assert.deepEqual(lengths(new Chunker(params, gear)), first);
+});

@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { release } from "./buffers.js";
 
 /**
  * FastCDC content-defined chunking with normalised chunking (level 2) and a 32-bit gear hash.
@@ -240,6 +241,15 @@ export class Chunker {
     }
   }
 
+  /** Frees the arena now (a chunker that read a large file holds up to 2 x max): for callers
+   * done with this chunker whose thread collects garbage rarely (workers). */
+  dispose(): void {
+    release(this.arena);
+    this.arena = Buffer.allocUnsafe(0);
+    this.start = 0;
+    this.end = 0;
+  }
+
   /** Like `finish`, with views (see `pushEach`). */
   finishEach(fn: (chunk: Buffer) => void): void {
     while (this.end > this.start) fn(this.cut());
@@ -262,6 +272,7 @@ export class Chunker {
       const size = Math.min(cap, Math.max(64 * 1024, 2 * this.arena.length, live + wanted));
       const next = Buffer.allocUnsafe(size);
       this.arena.copy(next, 0, this.start, this.end);
+      release(this.arena); // no view of it outlives a pushEach call: freed now, not at some GC
       this.arena = next;
     } else {
       this.arena.copy(this.arena, 0, this.start, this.end);

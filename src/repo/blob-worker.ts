@@ -144,8 +144,10 @@ function decodeOne(m: Omit<SealedBlob, "id" | "op">, transient = false): Buffer 
   return decodeBlob(asBuffer(m.sealed), loc, asBuffer(m.key), idKey, m.what, out);
 }
 
-/** Read size for large files (the chunker copies what it is given, so one buffer serves all). */
+/** Read size for large files (the chunker copies what it is given, so one buffer serves all
+ * the files this worker reads: kept, not made per file and left for the collector). */
 const READ_SIZE = 1024 * 1024;
+let readBuffer: Buffer | undefined;
 
 /** Stored forms of chunks that hold one byte value throughout (zeroes, mostly), by value and
  * length: a preallocated or sparse file's chunks of zeroes are hashed and compressed once. */
@@ -206,7 +208,8 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) return { kind: "notFile" };
-    const buf = Buffer.allocUnsafeSlow(READ_SIZE);
+    readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE);
+    const buf = readBuffer;
     let pos = 0;
     // Zeroes read or skipped but not yet given to the chunker: a run of them makes chunks
     // without being copied or scanned (Chunker.pushZeroes).
@@ -250,6 +253,7 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
     if (!after.isFile()) return { kind: "notFile" };
     return { kind: "read", after: fileStat(after), length: pos };
   } finally {
+    chunker.dispose();
     fs.closeSync(fd);
   }
 }
