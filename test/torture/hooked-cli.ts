@@ -38,7 +38,7 @@ function wrote(name: string): void {
   if (killAfter > 0 && writes >= killAfter) process.kill(process.pid, "SIGKILL");
 }
 
-/** Counts completed puts and deletes (and kills at the chosen one). */
+/** Counts completed puts, streamed objects and deletes (and kills at the chosen one). */
 function counting(inner: Backend): Backend {
   return {
     ...inner,
@@ -54,6 +54,20 @@ function counting(inner: Backend): Backend {
       await inner.put(name, data, opts);
       wrote(name);
     },
+    // A streamed pack (local storage) is written when it is committed, as a put is when done.
+    openWriter: inner.openWriter
+      ? async (folder) => {
+          const w = await inner.openWriter!(folder);
+          return {
+            write: (d) => w.write(d),
+            abort: () => w.abort(),
+            async commit(name) {
+              await w.commit(name);
+              wrote(name);
+            },
+          };
+        }
+      : undefined,
     async delete(name) {
       await inner.delete(name);
       wrote(name);
