@@ -124,6 +124,12 @@ export interface Backend {
    * wrap it too or leave it out: writers fall back to `put` when it is absent.
    */
   openWriter?(folder: string): Promise<ObjectWriter>;
+  /**
+   * Optional: removes temporary objects (what a killed writer leaves, never listed) last written
+   * before `before` (ms since the epoch); prune calls it with a day's margin, so a writer that
+   * is still at work keeps its own.
+   */
+  removeTemporaries?(before: number): Promise<{ files: number; bytes: number }>;
   /** Lists objects whose name starts with `prefix`: "" or a folder such as `snapshots/` (with
    * its trailing slash), recursively. */
   list(prefix: string): AsyncIterable<ObjectInfo>;

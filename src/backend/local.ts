@@ -171,6 +171,32 @@ export function localBackend(options: LocalBackendOptions): Backend {
       };
     },
 
+    async removeTemporaries(before: number) {
+      const removed = { files: 0, bytes: 0 };
+      const walk = async (dir: string): Promise<void> => {
+        let entries: import("node:fs").Dirent[];
+        try {
+          entries = await fs.readdir(dir, { withFileTypes: true });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+          throw storageError(e, dir);
+        }
+        for (const ent of entries) {
+          const p = path.join(dir, ent.name);
+          if (ent.isDirectory()) await walk(p);
+          else if (ent.isFile() && ent.name.startsWith(TEMP_PREFIX)) {
+            const st = await fs.stat(p).catch(() => undefined);
+            if (!st || st.mtimeMs >= before) continue;
+            await fs.rm(p, { force: true });
+            removed.files++;
+            removed.bytes += st.size;
+          }
+        }
+      };
+      await walk(root);
+      return removed;
+    },
+
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
       // Walk folders below the prefix; names are short and few levels deep (data/xx/id).
       const start = path.join(root, prefix);

@@ -217,3 +217,56 @@ test("two backups and forget --prune at once, many rounds: every remaining snaps
   assert.equal(check.code, 0, check.stdout + check.stderr);
   assert.equal(await verifyAll(env, path.join(dir, "concurrent-work")), 4);
 });
+
+test("a backup killed while it streams a pack leaves a temporary file; prune removes it once a day old", async () => {
+  const env = await newRepo("killed-stream");
+  const repo = env.LIFEBOAT_REPOSITORY!;
+  const src = path.join(dir, "killed-stream-src");
+  await fs.mkdir(src, { recursive: true });
+  // Incompressible data, so packs take a while to fill and stream for most of the backup.
+  for (let i = 0; i < 12; i++) await fs.writeFile(path.join(src, `big${i}`), prng(4 * 1024 * KiB, 9000 + i));
+  const temporaries = async () =>
+    (await fs.readdir(path.join(repo, "data")).catch(() => [] as string[])).filter((n) =>
+      n.startsWith(".tmp-"),
+    );
+  const child = spawn(process.execPath, [CLI, "backup", src], { env, stdio: "ignore" });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // Killed once a piece of a pack is written (not the moment its file is created).
+  const written = async () => {
+    for (const t of await temporaries())
+      if ((await fs.stat(path.join(repo, "data", t)).catch(() => undefined))?.size) return true;
+    return false;
+  };
+  for (let i = 0; i < 2000 && !(await written()); i++) await new Promise((r) => setTimeout(r, 5));
+  child.kill("SIGKILL");
+  assert.equal(await exited, null, "killed before it finished");
+  const left = await temporaries();
+  assert.ok(left.length > 0, "the pack being written stays behind as a temporary file");
+  assert.equal((await run(["check"], { env })).code, 0, "and nothing reads it");
+
+  // A day has not passed: prune leaves it (a backup of another host may still be writing it).
+  let p = await run(["prune", "--json"], { env });
+  assert.equal(p.code, 0, p.stderr);
+  assert.deepEqual(jsonLines(p.stdout).find((l) => l.message_type === "summary")?.temporaries, {
+    files: 0,
+    bytes: 0,
+  });
+  assert.deepEqual(await temporaries(), left);
+
+  const old = new Date(Date.now() - 2 * 24 * 3600_000);
+  for (const t of left) await fs.utimes(path.join(repo, "data", t), old, old);
+  p = await run(["prune", "--json"], { env });
+  assert.equal(p.code, 0, p.stderr);
+  const summary = jsonLines(p.stdout).find((l) => l.message_type === "summary") as {
+    temporaries: { files: number; bytes: number };
+  };
+  assert.equal(summary.temporaries.files, left.length);
+  assert.ok(summary.temporaries.bytes > 0);
+  assert.deepEqual(await temporaries(), []);
+  p = await run(["prune"], { env });
+  assert.doesNotMatch(p.stderr + p.stdout, /temporary file/, "nothing more to say");
+
+  // The next backup completes and restores.
+  assert.equal((await run(["backup", src], { env })).code, 0);
+  assert.equal((await run(["check", "--read-data"], { env })).code, 0);
+});

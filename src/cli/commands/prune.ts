@@ -108,5 +108,9 @@ export async function runPrune(c: CliContext, repo: Repository, flags: PruneFlag
   }
   for (const w of r.waiting)
     c.out.info(`plan ${w.plan.slice(0, 8)} not carried out yet: ${w.reason}; the next prune will`);
+  if (r.temporaries.files > 0)
+    c.out.info(
+      `removed ${r.temporaries.files} temporary file(s) (${bytes(r.temporaries.bytes)}) that interrupted backups left over a day ago`,
+    );
   return r;
 }

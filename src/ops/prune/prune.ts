@@ -77,7 +77,13 @@ export interface PruneResult {
   swept: SweepResult[];
   /** Plans not swept yet, with why. */
   waiting: { plan: string; reason: string }[];
+  /** Temporary files of interrupted writes removed (storage that has them: local folders). */
+  temporaries: { files: number; bytes: number };
 }
+
+/** Temporary objects (a killed backup's half-written packs) go once this old: a writer still at
+ * work writes to its own at least every pack piece, and finishes a pack long before. */
+const TEMPORARY_AGE_MS = 24 * 3600_000;
 
 const DEFAULT_MAX_UNUSED = 5;
 
@@ -106,7 +112,17 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
       await sweepReady(repo, options, swept, w, step);
       waiting.push(...w.filter((x) => !waiting.some((y) => y.plan === x.plan)));
     }
-    return { mark, swept, waiting: waiting.filter((w) => !swept.some((s) => s.plan === w.plan)) };
+    let temporaries = { files: 0, bytes: 0 };
+    if (!options.dryRun && repo.backend.removeTemporaries) {
+      step("removing temporary files of interrupted writes");
+      temporaries = await repo.backend.removeTemporaries(Date.now() - TEMPORARY_AGE_MS);
+    }
+    return {
+      mark,
+      swept,
+      waiting: waiting.filter((w) => !swept.some((s) => s.plan === w.plan)),
+      temporaries,
+    };
   } finally {
     if (session) await endSession(repo, session).catch(() => {});
   }
