@@ -9,6 +9,7 @@
  *                                    symlink swapped in (O_PATH + /proc/self/fd, as glibc does)
  *   seekSparse                       lseek SEEK_DATA / SEEK_HOLE: where a sparse file's data
  *                                    and holes are, so backups do not read holes
+ *   trimMemory                       malloc_trim(0) (glibc): free memory back to the system
  *
  * Paths and attribute names are byte buffers (names need not be UTF-8). Failures throw an
  * Error with `errno` (positive) and `syscall`; the TypeScript side (src/fsio/native.ts) gives
@@ -25,6 +26,9 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define CHECK(call)                                                      \
   do {                                                                   \
@@ -295,6 +299,19 @@ static napi_value seek_sparse(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* glibc keeps memory freed inside its heaps (each thread's arena included) for reuse, up to a
+ * threshold it raises as large blocks are freed (scrypt's 32 MiB takes it to 64 MiB); a worker
+ * that chunked a large file kept tens of MiB that way. malloc_trim gives it back. No-op
+ * elsewhere. */
+static napi_value trim_memory(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
@@ -304,6 +321,7 @@ NAPI_MODULE_INIT() {
       {"mknod", NULL, make_node, NULL, NULL, NULL, napi_default, NULL},
       {"chmodNoFollow", NULL, chmod_nofollow, NULL, NULL, NULL, napi_default, NULL},
       {"seekSparse", NULL, seek_sparse, NULL, NULL, NULL, napi_default, NULL},
+      {"trimMemory", NULL, trim_memory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

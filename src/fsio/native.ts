@@ -5,7 +5,7 @@ import { fsPath, nameFromBytes, nameToBytes } from "../core/names.js";
 /**
  * The native helper (native/lifeboat_fs.c, built by scripts/build-native.mjs): what Node's fs
  * lacks — extended attributes without following symlinks, mknod, chmod that refuses a symlink,
- * lseek to the data and holes of a sparse file.
+ * lseek to the data and holes of a sparse file — and glibc's malloc_trim.
  *
  * Why an addon of our own: Node has no xattr API, and the npm bindings do not fit. fs-xattr
  * (0.4) follows symlinks, takes paths as UTF-8 strings only and races between the size and
@@ -24,6 +24,8 @@ interface Binding {
   mknod(path: Buffer, mode: number, rdev: bigint): void;
   chmodNoFollow(path: Buffer, mode: number): void;
   seekSparse(fd: number, offset: number, hole: boolean): number;
+  /** Absent from a build made before it existed. */
+  trimMemory?(): void;
 }
 
 let binding: Binding | undefined;
@@ -159,4 +161,13 @@ export function seekSparse(fd: number, offset: number, hole: boolean): number | 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Hands memory the allocator holds free back to the system (glibc's malloc_trim): for a thread
+ * that has just finished with large buffers it will not need again soon. Nothing without the
+ * helper.
+ */
+export function trimMemory(): void {
+  load()?.trimMemory?.();
 }

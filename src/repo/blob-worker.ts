@@ -7,7 +7,7 @@ import { type CompressionType, maybeCompress } from "../core/compress.js";
 import { blobId } from "../core/crypto.js";
 import { fsPath } from "../core/names.js";
 import { fileStat, readWholeSync } from "../fsio/file-read.js";
-import { seekSparse } from "../fsio/native.js";
+import { seekSparse, trimMemory } from "../fsio/native.js";
 import type { FileRead, WorkerFailure, WorkerReply, WorkerRequest } from "./blob-pool.js";
 import { BatchWriter } from "./file-batch.js";
 import { decodeBlob } from "./pack.js";
@@ -91,6 +91,7 @@ function verifyWindow(m: Extract<WorkerRequest, { op: "verifyWindow" }>): [Worke
   if (m.last) {
     packHashes.delete(m.stream);
     nameMatches = hash.digest("hex") === m.packId;
+    trimMemory();
   }
   return [{ id: m.id, op: "verified", damaged, nameMatches }, []];
 }
@@ -254,6 +255,7 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
     return { kind: "read", after: fileStat(after), length: pos };
   } finally {
     chunker.dispose();
+    trimMemory();
     fs.closeSync(fd);
   }
 }
