@@ -11,8 +11,18 @@ export interface LocalBackendOptions {
   fsync?: boolean;
 }
 
-/** Temporary files carry this prefix; `list` skips them and prune may remove stale ones. */
+/** Temporary files carry this prefix; `list` skips them and prune removes stale ones. */
 export const TEMP_PREFIX = ".tmp-";
+
+/** A folder's entries; none when it is gone (removed meanwhile, or never made). */
+async function entriesOf(dir: string): Promise<import("node:fs").Dirent[]> {
+  try {
+    return await fs.readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw storageError(e, dir);
+  }
+}
 
 /** A repository in a local folder. Puts write a temporary file, fsync it, rename it into place
  * and fsync the folder, so a crash leaves either nothing or the whole object. Streamed objects
@@ -174,14 +184,7 @@ export function localBackend(options: LocalBackendOptions): Backend {
     async removeTemporaries(before: number) {
       const removed = { files: 0, bytes: 0 };
       const walk = async (dir: string): Promise<void> => {
-        let entries: import("node:fs").Dirent[];
-        try {
-          entries = await fs.readdir(dir, { withFileTypes: true });
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-          throw storageError(e, dir);
-        }
-        for (const ent of entries) {
+        for (const ent of await entriesOf(dir)) {
           const p = path.join(dir, ent.name);
           if (ent.isDirectory()) await walk(p);
           else if (ent.isFile() && ent.name.startsWith(TEMP_PREFIX)) {
@@ -211,13 +214,7 @@ export function localBackend(options: LocalBackendOptions): Backend {
       }
       while (stack.length > 0) {
         const dir = stack.pop()!;
-        let entries: import("node:fs").Dirent[];
-        try {
-          entries = await fs.readdir(dir, { withFileTypes: true });
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
-          throw storageError(e, dir);
-        }
+        const entries = await entriesOf(dir);
         entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
         for (const ent of entries) {
           if (ent.name.startsWith(TEMP_PREFIX)) continue;

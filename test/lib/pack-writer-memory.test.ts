@@ -99,6 +99,24 @@ test("a writer lets go of spare pack memory when it flushes", async () => {
   await repo.close();
 });
 
+/** A local backend whose streamed writes go through `hook` first (which may throw). */
+function hookedWrites(root: string, hook: (d: Uint8Array) => void): Backend {
+  const local = localBackend({ path: root, fsync: false });
+  return {
+    ...local,
+    async openWriter(folder) {
+      const w = await local.openWriter!(folder);
+      return {
+        ...w,
+        async write(d) {
+          hook(d);
+          return w.write(d);
+        },
+      };
+    },
+  };
+}
+
 /** Every file below `root` whose name marks it temporary. */
 async function temporaries(root: string): Promise<string[]> {
   return (await fs.readdir(root, { recursive: true })).filter((n) => n.includes(".tmp-"));
@@ -107,21 +125,8 @@ async function temporaries(root: string): Promise<string[]> {
 test("on storage that takes objects in pieces, packs are streamed as they fill and come back whole", async () => {
   const root = await tempDir();
   try {
-    const local = localBackend({ path: root, fsync: false });
     const writes: number[] = [];
-    const be: Backend = {
-      ...local,
-      async openWriter(folder) {
-        const w = await local.openWriter!(folder);
-        return {
-          ...w,
-          write(d) {
-            writes.push(d.length);
-            return w.write(d);
-          },
-        };
-      },
-    };
+    const be = hookedWrites(root, (d) => writes.push(d.length));
     // 4 MiB packs of 256 KiB-1 MiB blobs: many pieces per pack, and blobs larger than a piece.
     const repo = await Repository.init(be, PW, {
       chunker: { min: 64 * 1024, avg: 256 * 1024, max: 2 * 1024 * 1024 },
@@ -158,21 +163,10 @@ test("on storage that takes objects in pieces, packs are streamed as they fill a
 test("a streamed pack that fails to write leaves no half-written object and no temporary file", async () => {
   const root = await tempDir();
   try {
-    const local = localBackend({ path: root, fsync: false });
     let pieces = 0;
-    const be: Backend = {
-      ...local,
-      async openWriter(folder) {
-        const w = await local.openWriter!(folder);
-        return {
-          ...w,
-          async write(d) {
-            if (++pieces === 3) throw new Error("disk on fire"); // the writer must clean up
-            return w.write(d);
-          },
-        };
-      },
-    };
+    const be = hookedWrites(root, () => {
+      if (++pieces === 3) throw new Error("disk on fire"); // the writer must clean up
+    });
     const repo = await Repository.init(be, PW, SMALL); // 64 KiB packs
     await assert.rejects(
       repo.withWriter(async (w) => {
