@@ -149,6 +149,10 @@ function decodeOne(m: Omit<SealedBlob, "id" | "op">, transient = false): Buffer 
  * the files this worker reads: kept, not made per file and left for the collector). */
 const READ_SIZE = 1024 * 1024;
 let readBuffer: Buffer | undefined;
+/** Files from this size up are followed by a trim of the worker's free memory (their chunker
+ * arena and chunks reach tens of MiB); a trim costs about 0.65 ms with the pages faulted in
+ * again, too much after every file of a few MiB (a folder of photos). */
+const TRIM_AFTER = 16 * 1024 * 1024;
 
 /** Stored forms of chunks that hold one byte value throughout (zeroes, mostly), by value and
  * length: a preallocated or sparse file's chunks of zeroes are hashed and compressed once. */
@@ -206,12 +210,12 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
     fsPath(m.path),
     fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
   );
+  let pos = 0;
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) return { kind: "notFile" };
     readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE);
     const buf = readBuffer;
-    let pos = 0;
     // Zeroes read or skipped but not yet given to the chunker: a run of them makes chunks
     // without being copied or scanned (Chunker.pushZeroes).
     let zeroes = 0;
@@ -255,7 +259,7 @@ function chunkFile(m: Extract<WorkerRequest, { op: "chunkFile" }>): FileRead {
     return { kind: "read", after: fileStat(after), length: pos };
   } finally {
     chunker.dispose();
-    trimMemory();
+    if (pos >= TRIM_AFTER) trimMemory();
     fs.closeSync(fd);
   }
 }

@@ -43,6 +43,13 @@ const SEAL_OVERHEAD = 28;
 /** Bounds the blobs waiting for compression, so memory stays flat (~this many x chunk size). */
 const COMPRESS_IN_FLIGHT = 4;
 
+/** A pack being streamed: its storage writer, and the chain of its pieces' writes (never
+ * rejects; failures go to the writer's uploadError). */
+interface PackStream {
+  writer: Promise<ObjectWriter>;
+  tail: Promise<void>;
+}
+
 /**
  * The blob-writing side of a repository, handed to the function given to
  * `Repository.withWriter`: deduplicates, compresses and encrypts blobs into packs, uploads them
@@ -86,8 +93,8 @@ export class PackWriter implements BlobWriter {
   private roomWaiters: (() => void)[] = [];
   /** A stored pack's memory, for the next pack to be built in (see uploadPack). */
   private spare: Buffer | undefined;
-  /** Packs being streamed to storage: the writer, and the chain of their pieces' writes. */
-  private readonly streams = new Map<PackBuilder, { writer: Promise<ObjectWriter>; tail: Promise<void> }>();
+  /** Packs being streamed to storage (see PackStream). */
+  private readonly streams = new Map<PackBuilder, PackStream>();
   private readonly pieces: Buffer[] = [];
   private uploadError: unknown;
   private unindexed: IndexPack[] = [];
@@ -262,10 +269,7 @@ export class PackWriter implements BlobWriter {
 
   /** Hands a streamed pack's bytes so far to its writer, after the previous piece; resolves when
    * that previous piece is written (never rejects: failures go to uploadError). */
-  private writePiece(
-    builder: PackBuilder,
-    stream: { writer: Promise<ObjectWriter>; tail: Promise<void> },
-  ): Promise<void> {
+  private writePiece(builder: PackBuilder, stream: PackStream): Promise<void> {
     const piece = builder.take(this.pieces.pop() ?? Buffer.allocUnsafeSlow(PIECE));
     const previous = stream.tail;
     stream.tail = previous.then(async () => {
@@ -366,17 +370,14 @@ export class PackWriter implements BlobWriter {
   /** Uploads every open pack and writes the index for all of them. */
   async flush(): Promise<void> {
     while (this.compressing.size > 0) await Promise.race(this.compressing);
+    const open = [...this.builders.values()];
+    this.builders.clear();
     try {
-      for (const [type, builder] of this.builders) {
-        this.builders.delete(type);
-        if (builder.count > 0) await this.uploadPack(builder);
-        else this.abortStream(builder);
-      }
+      for (const builder of open) if (builder.count > 0) await this.uploadPack(builder);
     } finally {
-      for (const [type, builder] of this.builders) {
-        this.builders.delete(type);
-        this.abortStream(builder);
-      }
+      // Empty packs, and any not uploaded after a failure: their temporary objects go (a no-op
+      // for the uploaded ones).
+      for (const builder of open) this.abortStream(builder);
     }
     while (this.uploads.size > 0) await Promise.race(this.uploads);
     if (this.uploadError) throw this.uploadError;

@@ -104,7 +104,8 @@ export class PackBuilder {
   private buf: Buffer;
   private readonly entries: BlobLocation[] = [];
   private size = 0;
-  /** Bytes handed out by `take`, hashed as they went (the pack's id is the hash of them all). */
+  /** Bytes handed out by `take`, hashed as they went: the pack's id is `storageId` of all its
+   * bytes, computed as they go. */
   private base = 0;
   private readonly hash = createHash("sha256");
 
