@@ -178,7 +178,8 @@ Examples:
             `--time ${JSON.stringify(flags.time)} is not a time like 2026-11-26T09:15:00Z`,
           );
       }
-      const repo = await c.openRepo();
+      // A restore of files (not of a database) starts its worker while the index is read.
+      const repo = await c.openRepo({ warmRestorer: !db && !targetDb });
       try {
         if (db?.engine === "sqlite" && flags.target && subpath === "/") {
           if (time || (await anySegments(repo))) {

@@ -124,8 +124,8 @@ export class CliContext {
   }
 
   /** Opens the repository (-r, password options); `retentionOption: false` leaves the
-   * --retention-* options alone (`lifeboat retention` itself). */
-  async openRepo(options: { retentionOption?: boolean } = {}): Promise<Repository> {
+   * --retention-* options alone (`lifeboat retention` itself); `warmRestorer`: see OpenOptions. */
+  async openRepo(options: { retentionOption?: boolean; warmRestorer?: boolean } = {}): Promise<Repository> {
     const loc = this.repoLocation();
     const backend = await this.backend(loc.url);
     // Say "no repository here" before asking for a password that could not help.
@@ -139,7 +139,9 @@ export class CliContext {
       }
       throw Repository.notFound(backend);
     }
-    const repo = await Repository.open(backend, await this.password());
+    const repo = await Repository.open(backend, await this.password(), {
+      warmRestorer: options.warmRestorer ?? false,
+    });
     if (options.retentionOption === false) return repo;
     try {
       await this.applyRetentionOption(repo);
