@@ -23,7 +23,7 @@ import { type CacheState, type PairContext, type TreeState, treePair, zerosPair 
 import { profiles, scaleSuffix } from "./profiles.js";
 import { mergeSections, type RunInfo, renderGrowth, renderSection, type Section } from "./report.js";
 import { Results } from "./results.js";
-import { tools as allTools } from "./tools.js";
+import { tools as allTools, cliOf } from "./tools.js";
 import { Trash } from "./trash.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,7 +32,7 @@ const projectRoot = path.resolve(here, "..", "..");
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const o = parseOptions(args, projectRoot);
-  if (!existsSync(path.join(o.lifeboatRoot, "dist", "src", "cli", "main.js")))
+  if (!existsSync(cliOf(o.lifeboatRoot)))
     throw new Error(
       `${o.lifeboatRoot}/dist/ is missing: run \`npm run build\` there (npm run bench does here)`,
     );

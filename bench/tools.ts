@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { gitDescribe } from "./machine.js";
 
@@ -59,8 +59,15 @@ export function shebangNodeArgs(cli: string): string[] {
   return m?.[1] ? m[1].trim().split(/\s+/) : [];
 }
 
+/** The command as it ships (bundled, scripts/bundle.mjs), or as tsc wrote it in a checkout from
+ * before the bundle. */
+export function cliOf(projectRoot: string): string {
+  const bundled = path.join(projectRoot, "dist", "cli", "main.js");
+  return existsSync(bundled) ? bundled : path.join(projectRoot, "dist", "src", "cli", "main.js");
+}
+
 export function tools(projectRoot: string): Record<ToolName, Tool> {
-  const cli = path.join(projectRoot, "dist", "src", "cli", "main.js");
+  const cli = cliOf(projectRoot);
   const node = [process.execPath, ...shebangNodeArgs(cli)];
   const lb = (repo: string, ...args: string[]) => [...node, cli, "-r", repo, ...args];
   return {

@@ -2,7 +2,7 @@
 // Runs every compiled test file (dist/**/*.test.js) with node's own test runner.
 // Usage: node scripts/run-tests.mjs [substring...]  (only files whose path contains one of them)
 import { execFileSync, spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 
 function walk(dir, out) {
@@ -58,5 +58,17 @@ function installServers() {
   }
 }
 if (files.some((f) => /test\/(backend|mail|dav|db|cli)\/|test\/e2e\/names/.test(f))) installServers();
+// The tests run the command as it ships, bundled (scripts/bundle.mjs): after a bare `tsc` the
+// bundle would be older than the modules it is made of, so it is made again first.
+const newest = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+    const p = path.join(dir, e.name);
+    return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith(".js") ? statSync(p).mtimeMs : 0);
+  }, 0);
+const bundle = path.join("dist", "cli", "main.js");
+if (!existsSync(bundle) || statSync(bundle).mtimeMs < newest(path.join("dist", "src"))) {
+  console.error("bundling the command (node scripts/bundle.mjs): dist/cli/ is older than dist/src/");
+  execFileSync(process.execPath, ["scripts/bundle.mjs"], { stdio: "inherit" });
+}
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
 process.exit(r.status ?? 1);

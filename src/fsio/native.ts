@@ -1,6 +1,8 @@
 import { createRequire } from "node:module";
+import path from "node:path";
 import { getSystemErrorName } from "node:util";
 import { fsPath, nameFromBytes, nameToBytes } from "../core/names.js";
+import { packageRoot } from "./package-root.js";
 
 /**
  * The native helper (native/lifeboat_fs.c, built by scripts/build-native.mjs): what Node's fs
@@ -26,6 +28,7 @@ interface Binding {
   seekSparse(fd: number, offset: number, hole: boolean): number;
   /** Absent from a build made before it existed. */
   trimMemory?(): void;
+
 }
 
 let binding: Binding | undefined;
@@ -34,7 +37,9 @@ let loadError: string | undefined;
 function load(): Binding | undefined {
   if (binding || loadError) return binding;
   try {
-    binding = createRequire(import.meta.url)("../../../native/build/Release/lifeboat_fs.node") as Binding;
+    binding = createRequire(import.meta.url)(
+      path.join(packageRoot(), "native", "build", "Release", "lifeboat_fs.node"),
+    ) as Binding;
   } catch (e) {
     loadError =
       process.platform !== "linux"

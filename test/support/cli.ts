@@ -13,15 +13,9 @@ import { pipeline } from "node:stream/promises";
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
-/** The built CLI (tests run from dist/test/..., the CLI is dist/src/cli/main.js). */
-export const CLI = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "src",
-  "cli",
-  "main.js",
-);
+/** The CLI as it ships: bundled into dist/cli/ by scripts/bundle.mjs (tests run from
+ * dist/test/...). */
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "cli", "main.js");
 
 export const MiB = 1024 * 1024;
 

@@ -2,12 +2,12 @@ import { existsSync, promises as fs } from "node:fs";
 import { createServer as createHttps } from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { type ServerType, serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { isLifeboatError, LifeboatError } from "../../core/errors.js";
+import { packageRoot } from "../../fsio/package-root.js";
 import type { Config } from "../config.js";
 import { readState } from "../jobs.js";
 import { registerActions } from "./api-actions.js";
@@ -64,9 +64,9 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Where `npm run build` puts the page: <package>/dist/ui (this file is dist/src/app/console/). */
+/** Where `npm run build` puts the page: <package>/dist/ui. */
 export function defaultUiDir(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "ui");
+  return path.join(packageRoot(), "dist", "ui");
 }
 
 function statusOf(e: LifeboatError): 400 | 403 | 404 | 409 | 500 | 502 {

@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { type Job, loadConfig } from "../../app/config.js";
@@ -15,7 +17,12 @@ import { ExitCode, LifeboatError } from "../../core/errors.js";
 import type { CliContext } from "../shell/context.js";
 import { openDaemonFleets } from "./fleet.js";
 
-const cliPath = fileURLToPath(new URL("../main.js", import.meta.url));
+/** The command's entry: beside this module when bundled (dist/cli/main.js, see
+ * scripts/bundle.mjs), one folder up as tsc wrote it (dist/src/cli/main.js). */
+const cliPath = ((here) =>
+  existsSync(path.join(here, "main.js")) ? path.join(here, "main.js") : path.join(here, "..", "main.js"))(
+  path.dirname(fileURLToPath(import.meta.url)),
+);
 
 /** Runs the CLI itself for one step of a job; its output goes where ours goes. */
 function runCli(c: CliContext, args: string[]): Promise<number> {
