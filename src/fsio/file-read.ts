@@ -27,19 +27,23 @@ export type WholeRead =
   /** Not a regular file any more. */
   | { kind: "notFile" };
 
+/** Opens a file for readWholeFd: never through a symlink, and never blocking on a FIFO. */
+export function openToRead(path: string): number {
+  // O_NONBLOCK: a FIFO swapped in since lstat must not block the worker (fstat rejects it).
+  return fs.openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+}
+
 /**
- * Reads a small file whole, without following a symlink swapped in after the caller's lstat,
- * and takes its metadata after the read (to notice changes). Synchronous: it runs on a worker
- * thread. With `into` (at least `size + 1` bytes) the data is a view of it, else of memory of its
+ * Reads a small file whole (opened with openToRead, so never through a symlink swapped in after
+ * the caller's lstat; `fd` is closed) and takes its metadata after the read (to notice changes).
+ * Synchronous: it runs on a worker thread. With `into` (at least `size + 1` bytes) the data is a view of it, else of memory of its
  * own (not Node's shared pool, so it can be transferred).
  *
  * Reading stops once `size` bytes are in (no further call just to be told of the end): a file
  * that grew since is caught either by the byte more that was asked for or by the size its
  * metadata gives after the read.
  */
-export function readWholeSync(path: string, size: number, into?: Buffer): WholeRead {
-  // O_NONBLOCK: a FIFO swapped in since lstat must not block the worker (fstat rejects it).
-  const fd = fs.openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+export function readWholeFd(fd: number, size: number, into?: Buffer): WholeRead {
   try {
     if (!fs.fstatSync(fd).isFile()) return { kind: "notFile" };
     const want = size + 1;

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { promises as fs, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
 import { Chunker, DEFAULT_CHUNKER_PARAMS, gearTable } from "../core/chunker.js";
 import { decompressBlob } from "../core/compress.js";
@@ -79,6 +81,10 @@ test("small files are read in batches: each gets its own blob, metadata or outco
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pool-"));
   const idKey = randomBytes(32);
   const pool = new BlobPool(idKey, 2);
+  // A batch's files are all opened before the first is read (see encodeFiles): none may stay open.
+  const openFds = () => readdirSync("/proc/self/fd").length;
+  await pool.encodeFile(fileURLToPath(import.meta.url), 1).catch(() => {}); // workers started
+  const fdsBefore = openFds();
   try {
     const files: { name: string; data: Buffer; size: number }[] = [];
     for (let i = 0; i < 40; i++) {
@@ -88,10 +94,14 @@ test("small files are read in batches: each gets its own blob, metadata or outco
     files.push({ name: "grew", data: Buffer.alloc(5000, 1), size: 4000 });
     for (const f of files) await fs.writeFile(path.join(dir, f.name), f.data);
     await fs.mkdir(path.join(dir, "now-a-folder"));
+    await fs.symlink(path.join(dir, "f1"), path.join(dir, "now-a-link"));
+    execFileSync("mkfifo", [path.join(dir, "now-a-fifo")]);
     const results = await Promise.allSettled([
       ...files.map((f) => pool.encodeFile(path.join(dir, f.name), f.size)),
       pool.encodeFile(path.join(dir, "missing"), 10),
       pool.encodeFile(path.join(dir, "now-a-folder"), 10),
+      pool.encodeFile(path.join(dir, "now-a-link"), 10),
+      pool.encodeFile(path.join(dir, "now-a-fifo"), 10),
     ]);
     files.forEach((f, i) => {
       const r = results[i]!;
@@ -118,6 +128,14 @@ test("small files are read in batches: each gets its own blob, metadata or outco
     assert.equal((missing as PromiseRejectedResult).reason.code, "ENOENT");
     const folder = results[files.length + 1]!;
     assert.ok(folder.status === "rejected" || folder.value.read.kind === "notFile");
+    // Swapped for a symlink since it was listed: never followed.
+    const link = results[files.length + 2]!;
+    assert.equal(link.status, "rejected");
+    assert.equal((link as PromiseRejectedResult).reason.code, "ELOOP");
+    // Swapped for a FIFO: opened without blocking, and not read.
+    const fifo = results[files.length + 3]!;
+    assert.ok(fifo.status === "fulfilled" && fifo.value.read.kind === "notFile");
+    assert.equal(openFds(), fdsBefore, "a file of the batch was left open");
 
     // A batch's memory is freed once every blob in it is done with, not before.
     const blobs = results.flatMap((r) => (r.status === "fulfilled" && r.value.blob ? [r.value.blob] : []));

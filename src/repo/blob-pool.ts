@@ -29,7 +29,7 @@ export interface DecodeJob {
   what: string;
 }
 
-/** What a worker learned reading a small file (see `readWholeSync`): its metadata and length
+/** What a worker learned reading a small file (see `readWholeFd`): its metadata and length
  * after the read, or why it was not read. */
 export type FileRead =
   | { kind: "read"; after: FileStat; length: number }
@@ -278,7 +278,7 @@ export class BlobPool {
   }
 
   /**
-   * Reads a small file whole on a worker (see `readWholeSync`), then hashes and compresses it
+   * Reads a small file whole on a worker (see `readWholeFd`), then hashes and compresses it
    * as one blob (none for an empty file): for small files the system calls cost more than the
    * data, and a worker makes them without a trip through the thread pool for each. Files go to
    * workers in batches (see `queueRead`), and come back in one buffer per batch.
