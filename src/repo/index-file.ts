@@ -1,6 +1,6 @@
 import { CorruptionError } from "../core/errors.js";
 import { BLOB_ENTRY, type BlobLocation, readBlobEntry, writeBlobEntry } from "./blob.js";
-import { entryProblem } from "./pack.js";
+import { rawEntryProblem } from "./pack.js";
 
 /**
  * Index file plaintext (inside a sealed object of kind "index"), little-endian:
@@ -60,7 +60,36 @@ export function encodeIndex(file: IndexFile): Buffer {
   return buf;
 }
 
+/** An index file's pack as stored: its entries left undecoded (BLOB_ENTRY bytes each, checked),
+ * so loading millions of blobs into the in-memory index makes no object per blob. */
+export interface RawIndexPack {
+  id: string;
+  /** `count` entries in the pack header's layout (see blob.ts readBlobEntry). */
+  entries: Buffer;
+  count: number;
+  claim?: boolean;
+}
+
+export interface RawIndexFile {
+  supersedes: string[];
+  packs: RawIndexPack[];
+}
+
+/** An index file's packs with their blob locations decoded (see decodeIndexRaw). */
 export function decodeIndex(buf: Buffer, what: string): IndexFile {
+  const raw = decodeIndexRaw(buf, what);
+  return { supersedes: raw.supersedes, packs: raw.packs.map(decodedPack) };
+}
+
+/** A raw pack with its blob locations decoded. */
+export function decodedPack(p: RawIndexPack): IndexPack {
+  const blobs: BlobLocation[] = new Array(p.count);
+  for (let j = 0; j < p.count; j++) blobs[j] = readBlobEntry(p.entries, j * ENTRY);
+  return p.claim ? { id: p.id, blobs, claim: true } : { id: p.id, blobs };
+}
+
+/** Parses and checks an index file, every entry included, leaving entries as bytes. */
+export function decodeIndexRaw(buf: Buffer, what: string): RawIndexFile {
   const fail = (d: string) =>
     new CorruptionError(what, d, [], "run `lifeboat repair index` to rebuild the index from the packs");
   if (buf.length < 16 || !buf.subarray(0, 4).equals(MAGIC)) throw fail("not an index file");
@@ -82,7 +111,7 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
   need(4);
   const np = buf.readUInt32LE(o);
   o += 4;
-  const packs: IndexPack[] = [];
+  const packs: RawIndexPack[] = [];
   for (let i = 0; i < np; i++) {
     need(version === 2 ? 37 : 36);
     const id = buf.toString("hex", o, o + 32);
@@ -92,14 +121,12 @@ export function decodeIndex(buf: Buffer, what: string): IndexFile {
     const nb = buf.readUInt32LE(o);
     o += 4;
     need(nb * ENTRY);
-    const blobs: BlobLocation[] = [];
+    const entries = buf.subarray(o, o + nb * ENTRY);
     for (let j = 0; j < nb; j++, o += ENTRY) {
-      const loc = readBlobEntry(buf, o);
-      const problem = entryProblem(loc);
+      const problem = rawEntryProblem(buf, o);
       if (problem) throw fail(problem);
-      blobs.push(loc);
     }
-    packs.push(flags & FLAG_CLAIM ? { id, blobs, claim: true } : { id, blobs });
+    packs.push(flags & FLAG_CLAIM ? { id, entries, count: nb, claim: true } : { id, entries, count: nb });
   }
   if (o !== buf.length) throw fail("trailing bytes after the index");
   return { supersedes, packs };

@@ -3,7 +3,14 @@ import { storageId } from "../core/crypto.js";
 import { CorruptionError, isLifeboatError, LifeboatError } from "../core/errors.js";
 import type { BlobLocation } from "./blob.js";
 import { isStorageId, names } from "./config.js";
-import { decodeIndex, encodeIndex, type IndexFile, type IndexPack } from "./index-file.js";
+import {
+  decodedPack,
+  decodeIndexRaw,
+  encodeIndex,
+  type IndexFile,
+  type IndexPack,
+  type RawIndexFile,
+} from "./index-file.js";
 import type { KeyRing } from "./key-ring.js";
 import { type IndexedBlob, MasterIndex } from "./master-index.js";
 import type { RecordStore } from "./record-store.js";
@@ -221,9 +228,9 @@ export class IndexState {
     const superseded = new Set<string>();
     const doomedPacks: IndexPack[] = [];
     for (const id of ids) {
-      let file: IndexFile;
+      let file: RawIndexFile;
       try {
-        file = await this.readFile(id);
+        file = await this.readRawFile(id);
       } catch (e) {
         if (e instanceof CorruptionError) {
           this.damaged.set(id, detail(e));
@@ -235,13 +242,13 @@ export class IndexState {
       }
       for (const s of file.supersedes) superseded.add(s);
       const live = file.packs.filter((p) => !this.doomed.has(p.id));
-      ix.reserve(live.reduce((n, p) => n + p.blobs.length, 0));
+      ix.reserve(live.reduce((n, p) => n + p.count, 0));
       for (const p of live) if (p.claim) this.claims.add(p.id);
       for (const p of live) {
-        if (this.claims.size === 0 && this.doomed.size === 0) for (const b of p.blobs) ix.add(b, p.id);
-        else for (const b of p.blobs) this.place(b, p.id, ix);
+        if (this.claims.size === 0 && this.doomed.size === 0) ix.addEntries(p.entries, p.count, p.id);
+        else for (const b of decodedPack(p).blobs) this.place(b, p.id, ix);
       }
-      for (const p of file.packs) if (this.doomed.has(p.id)) doomedPacks.push(p);
+      for (const p of file.packs) if (this.doomed.has(p.id)) doomedPacks.push(decodedPack(p));
     }
     this.addPacks(doomedPacks, ix);
     return superseded;
@@ -252,10 +259,16 @@ export class IndexState {
    * marked so, and it supersedes nothing (only a full key may replace index files).
    */
   async readFile(id: string): Promise<IndexFile> {
+    const raw = await this.readRawFile(id);
+    return { supersedes: raw.supersedes, packs: raw.packs.map(decodedPack) };
+  }
+
+  /** readFile with each pack's entries left as bytes (see RawIndexPack). */
+  private async readRawFile(id: string): Promise<RawIndexFile> {
     const what = names.index(id);
     const stored = await getVerified(this.backend, what, id);
     const opened = await this.keys.openLatest(ObjectKind.index, stored, what);
-    const file = decodeIndex(opened.plain, what);
+    const file = decodeIndexRaw(opened.plain, what);
     if (opened.writer === undefined) return file;
     return { supersedes: [], packs: file.packs.map((p) => ({ ...p, claim: true })) };
   }

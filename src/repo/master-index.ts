@@ -1,4 +1,4 @@
-import type { BlobLocation, BlobTypeValue } from "./blob.js";
+import { BLOB_ENTRY, type BlobLocation, type BlobTypeValue } from "./blob.js";
 
 export interface IndexedBlob extends BlobLocation {
   packId: string;
@@ -50,20 +50,21 @@ export class MasterIndex {
     return n;
   }
 
-  private find(id: Uint8Array): number {
+  /** The entry of the id at `id[at..at+32)`, or -1 - the free slot where it would go. */
+  private find(id: Uint8Array, at = 0): number {
     const mask = this.slots.length - 1;
-    let s = ((id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0) & mask;
+    let s = ((id[at]! | (id[at + 1]! << 8) | (id[at + 2]! << 16) | (id[at + 3]! << 24)) >>> 0) & mask;
     for (;;) {
       const e = this.slots[s]!;
       if (e === 0) return -1 - s;
-      if (this.sameId(e - 1, id)) return e - 1;
+      if (this.sameId(e - 1, id, at)) return e - 1;
       s = (s + 1) & mask;
     }
   }
 
-  private sameId(entry: number, id: Uint8Array): boolean {
+  private sameId(entry: number, id: Uint8Array, at: number): boolean {
     const base = entry * 32;
-    for (let i = 0; i < 32; i++) if (this.ids[base + i] !== id[i]) return false;
+    for (let i = 0; i < 32; i++) if (this.ids[base + i] !== id[at + i]) return false;
     return true;
   }
 
@@ -85,6 +86,32 @@ export class MasterIndex {
     this.flags[e] = loc.type | (loc.compression << 1);
     const slot = -1 - this.find(loc.id);
     this.slots[slot] = e + 1;
+  }
+
+  /**
+   * Adds `count` blob locations stored in `entries` as pack headers and index files hold them
+   * (BLOB_ENTRY bytes each, see blob.ts), without an object per blob; a blob already indexed
+   * keeps its first location, as with `add`.
+   */
+  addEntries(entries: Buffer, count: number, packId: string): void {
+    const pack = this.packNumber(packId);
+    for (let j = 0, o = 0; j < count; j++, o += BLOB_ENTRY) {
+      let slot = this.find(entries, o + 2);
+      if (slot >= 0) continue;
+      if (this.count + 1 > this.pack.length) this.growEntries();
+      if ((this.count + 1) * 4 > this.slots.length * 3) {
+        this.growSlots();
+        slot = this.find(entries, o + 2);
+      }
+      const e = this.count++;
+      entries.copy(this.ids, e * 32, o + 2, o + 34);
+      this.pack[e] = pack;
+      this.offset[e] = entries.readUInt32LE(o + 34);
+      this.length[e] = entries.readUInt32LE(o + 38);
+      this.raw[e] = entries.readUInt32LE(o + 42);
+      this.flags[e] = entries[o]! | (entries[o + 1]! << 1);
+      this.slots[-1 - slot] = e + 1;
+    }
   }
 
   /** Moves an indexed blob to another location (adds it when it is not indexed). */

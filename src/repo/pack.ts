@@ -224,16 +224,32 @@ const ZSTD_MAX_RATIO = 32768;
  * worker's scratch), so a damaged length field must stop here, not at an allocation.
  */
 export function entryProblem(e: BlobLocation): string | undefined {
-  const blob = `blob ${e.id.toString("hex")}`;
-  if (e.type !== BlobType.data && e.type !== BlobType.tree) return `${blob} has unknown type ${e.type}`;
-  if (e.length < NONCE_SIZE + TAG_SIZE) return `${blob} is ${e.length} bytes, too short to be encrypted`;
-  const stored = e.length - NONCE_SIZE - TAG_SIZE;
-  if (e.compression === Compression.none) {
-    if (e.rawLength !== stored) return `${blob} is stored as is in ${stored} bytes but claims ${e.rawLength}`;
-  } else if (e.compression === Compression.zstd) {
-    if (e.rawLength > stored * ZSTD_MAX_RATIO)
-      return `${blob} claims ${e.rawLength} bytes, more than ${stored} compressed bytes can hold`;
-  } else return `${blob} has unknown compression ${e.compression}`;
+  const problem = fieldsProblem(e.type, e.compression, e.length, e.rawLength);
+  return problem && `blob ${e.id.toString("hex")} ${problem}`;
+}
+
+/** entryProblem of the entry at `o` of `buf` (BLOB_ENTRY bytes, see blob.ts), making nothing
+ * unless it has one: an index of millions of blobs is checked as it is loaded. */
+export function rawEntryProblem(buf: Buffer, o: number): string | undefined {
+  const problem = fieldsProblem(buf[o]!, buf[o + 1]!, buf.readUInt32LE(o + 38), buf.readUInt32LE(o + 42));
+  return problem && `blob ${buf.toString("hex", o + 2, o + 34)} ${problem}`;
+}
+
+function fieldsProblem(
+  type: number,
+  compression: number,
+  length: number,
+  rawLength: number,
+): string | undefined {
+  if (type !== BlobType.data && type !== BlobType.tree) return `has unknown type ${type}`;
+  if (length < NONCE_SIZE + TAG_SIZE) return `is ${length} bytes, too short to be encrypted`;
+  const stored = length - NONCE_SIZE - TAG_SIZE;
+  if (compression === Compression.none) {
+    if (rawLength !== stored) return `is stored as is in ${stored} bytes but claims ${rawLength}`;
+  } else if (compression === Compression.zstd) {
+    if (rawLength > stored * ZSTD_MAX_RATIO)
+      return `claims ${rawLength} bytes, more than ${stored} compressed bytes can hold`;
+  } else return `has unknown compression ${compression}`;
   return undefined;
 }
 
