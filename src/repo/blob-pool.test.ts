@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { promises as fs, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
