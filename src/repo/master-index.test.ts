@@ -53,7 +53,9 @@ test("entries added as stored bytes index exactly as the same locations added on
     });
   locs.push({ ...locs[5]!, offset: 123_456 }); // a duplicate: the first location stays
   const entries = Buffer.alloc(locs.length * BLOB_ENTRY);
-  locs.forEach((l, i) => writeBlobEntry(entries, i * BLOB_ENTRY, l));
+  locs.forEach((l, i) => {
+    writeBlobEntry(entries, i * BLOB_ENTRY, l);
+  });
   const one = new MasterIndex();
   for (const l of locs) one.add(l, "pack-a");
   const raw = new MasterIndex(); // no reserve: it grows while adding
