@@ -36,8 +36,8 @@ export function openToRead(path: string): number {
 /**
  * Reads a small file whole (opened with openToRead, so never through a symlink swapped in after
  * the caller's lstat; `fd` is closed) and takes its metadata after the read (to notice changes).
- * Synchronous: it runs on a worker thread. With `into` (at least `size + 1` bytes) the data is a view of it, else of memory of its
- * own (not Node's shared pool, so it can be transferred).
+ * Synchronous: it runs on a worker thread. With `into` (at least `size + 1` bytes) the data is a
+ * view of it, else of memory of its own (not Node's shared pool, so it can be transferred).
  *
  * Reading stops once `size` bytes are in (no further call just to be told of the end): a file
  * that grew since is caught either by the byte more that was asked for or by the size its
