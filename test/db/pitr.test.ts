@@ -11,7 +11,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
-import { baseEnv, CLI, type RunResult, tempDir } from "../support/cli.js";
+import { baseEnv, CLI, PROJECT_ROOT, type RunResult, tempDir } from "../support/cli.js";
 import {
   type PostgresCluster,
   pgCtlStart,
@@ -50,7 +50,7 @@ async function reachableCli(dir: string): Promise<void> {
     await fs.chmod(nodeBin, 0o755);
   }
   if (!postgresCanUse(CLI)) {
-    const root = path.resolve(path.dirname(CLI), "..", "..", "..");
+    const root = PROJECT_ROOT;
     const app = path.join(dir, "app");
     await fs.mkdir(app);
     await fs.cp(path.join(root, "dist"), path.join(app, "dist"), { recursive: true });

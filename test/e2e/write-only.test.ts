@@ -19,6 +19,7 @@ import {
   baseEnv,
   CLI,
   jsonLines,
+  PROJECT_ROOT,
   run,
   runOk,
   show,
@@ -241,7 +242,7 @@ test("an SQLite database from a write-only host: backup and guard; the owner res
   const wipe = `require("better-sqlite3")(${JSON.stringify(db)}).exec("DELETE FROM t WHERE id > 50")`;
   const g = await run(["guard", "--source", `sqlite:${db}`, "--", process.execPath, "-e", wipe], {
     env: host(),
-    cwd: path.resolve(path.dirname(CLI), "..", "..", ".."),
+    cwd: PROJECT_ROOT,
   });
   assert.equal(g.code, 4, show(g));
   assert.match(g.stdout, /lost \d+% of its rows/);

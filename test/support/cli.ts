@@ -17,6 +17,9 @@ import { fileURLToPath } from "node:url";
  * dist/test/...). */
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "cli", "main.js");
 
+/** The checkout the tests run from (its package.json and node_modules). */
+export const PROJECT_ROOT = path.resolve(path.dirname(CLI), "..", "..");
+
 export const MiB = 1024 * 1024;
 
 export interface RunResult {
