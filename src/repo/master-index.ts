@@ -74,18 +74,18 @@ export class MasterIndex {
 
   /** Adds a blob location; a blob already indexed keeps its first location. */
   add(loc: BlobLocation, packId: string): void {
-    if (this.find(loc.id) >= 0) return;
-    if (this.count + 1 > this.pack.length) this.growEntries();
-    if ((this.count + 1) * 4 > this.slots.length * 3) this.growSlots();
-    const e = this.count++;
-    this.ids.set(loc.id, e * 32);
-    this.pack[e] = this.packNumber(packId);
-    this.offset[e] = loc.offset;
-    this.length[e] = loc.length;
-    this.raw[e] = loc.rawLength;
-    this.flags[e] = loc.type | (loc.compression << 1);
-    const slot = -1 - this.find(loc.id);
-    this.slots[slot] = e + 1;
+    const slot = this.find(loc.id);
+    if (slot < 0)
+      this.insert(
+        slot,
+        loc.id,
+        0,
+        this.packNumber(packId),
+        loc.offset,
+        loc.length,
+        loc.rawLength,
+        loc.type | (loc.compression << 1),
+      );
   }
 
   /**
@@ -94,24 +94,42 @@ export class MasterIndex {
    * keeps its first location, as with `add`.
    */
   addEntries(entries: Buffer, count: number, packId: string): void {
-    const pack = this.packNumber(packId);
-    for (let j = 0, o = 0; j < count; j++, o += BLOB_ENTRY) {
-      let slot = this.find(entries, o + 2);
+    let pack: number | undefined; // numbered at its first new blob, as `add` does
+    for (let o = 0; o < count * BLOB_ENTRY; o += BLOB_ENTRY) {
+      const slot = this.find(entries, o + 2);
       if (slot >= 0) continue;
-      if (this.count + 1 > this.pack.length) this.growEntries();
-      if ((this.count + 1) * 4 > this.slots.length * 3) {
-        this.growSlots();
-        slot = this.find(entries, o + 2);
-      }
-      const e = this.count++;
-      entries.copy(this.ids, e * 32, o + 2, o + 34);
-      this.pack[e] = pack;
-      this.offset[e] = entries.readUInt32LE(o + 34);
-      this.length[e] = entries.readUInt32LE(o + 38);
-      this.raw[e] = entries.readUInt32LE(o + 42);
-      this.flags[e] = entries[o]! | (entries[o + 1]! << 1);
-      this.slots[-1 - slot] = e + 1;
+      const offset = entries.readUInt32LE(o + 34);
+      const length = entries.readUInt32LE(o + 38);
+      const raw = entries.readUInt32LE(o + 42);
+      pack ??= this.packNumber(packId);
+      this.insert(slot, entries, o + 2, pack, offset, length, raw, entries[o]! | (entries[o + 1]! << 1));
     }
+  }
+
+  /** Appends the blob whose id is `id[at..at+32)`; `slot`: what `find` said (not indexed). */
+  private insert(
+    slot: number,
+    id: Uint8Array,
+    at: number,
+    pack: number,
+    offset: number,
+    length: number,
+    raw: number,
+    flags: number,
+  ): void {
+    if (this.count + 1 > this.pack.length) this.growEntries();
+    if ((this.count + 1) * 4 > this.slots.length * 3) {
+      this.growSlots();
+      slot = this.find(id, at);
+    }
+    const e = this.count++;
+    for (let i = 0; i < 32; i++) this.ids[e * 32 + i] = id[at + i]!;
+    this.pack[e] = pack;
+    this.offset[e] = offset;
+    this.length[e] = length;
+    this.raw[e] = raw;
+    this.flags[e] = flags;
+    this.slots[-1 - slot] = e + 1;
   }
 
   /** Moves an indexed blob to another location (adds it when it is not indexed). */
