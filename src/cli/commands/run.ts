@@ -19,10 +19,10 @@ import { openDaemonFleets } from "./fleet.js";
 
 /** The command's entry: beside this module when bundled (dist/cli/main.js, see
  * scripts/bundle.mjs), one folder up as tsc wrote it (dist/src/cli/main.js). */
-const cliPath = ((here) =>
-  existsSync(path.join(here, "main.js")) ? path.join(here, "main.js") : path.join(here, "..", "main.js"))(
-  path.dirname(fileURLToPath(import.meta.url)),
-);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cliPath = existsSync(path.join(here, "main.js"))
+  ? path.join(here, "main.js")
+  : path.join(here, "..", "main.js");
 
 /** Runs the CLI itself for one step of a job; its output goes where ours goes. */
 function runCli(c: CliContext, args: string[]): Promise<number> {
