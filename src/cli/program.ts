@@ -1,4 +1,3 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
 import { Command, CommanderError, Option } from "commander";
 import { applyConfigDefaults, loadConfig } from "../app/config.js";
 import { ExitCode, isLifeboatError, LifeboatError } from "../core/errors.js";

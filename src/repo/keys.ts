@@ -1,16 +1,9 @@
-import { randomBytes, scrypt as scryptCb } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import os from "node:os";
-import { promisify } from "node:util";
 import { z } from "zod";
 import { KEY_SIZE, open, seal, storageId } from "../core/crypto.js";
 import { CorruptionError, LifeboatError } from "../core/errors.js";
-
-const scrypt = promisify(scryptCb) as (
-  password: string | Buffer,
-  salt: Buffer,
-  keylen: number,
-  options: { N: number; r: number; p: number; maxmem: number },
-) => Promise<Buffer>;
+import { deriveWrappingKey, KDF_LIMITS, type KdfParams } from "./kdf.js";
 
 /**
  * The repository's secrets. Each has one job, so that a host can be handed a key file holding
@@ -35,14 +28,6 @@ export function generateMasterKeys(): MasterKeys {
     data: randomBytes(KEY_SIZE),
     meta: randomBytes(KEY_SIZE),
   };
-}
-
-export interface KdfParams {
-  name: "scrypt";
-  N: number;
-  r: number;
-  p: number;
-  salt: string;
 }
 
 /**
@@ -72,8 +57,7 @@ const keyFileSchema = z.object({
   created: z.string(),
   hostname: z.string(),
   username: z.string(),
-  // scrypt needs 128·N·r bytes and N a power of two: a damaged file must not make us ask
-  // node:crypto for terabytes (or fail inside it), so costs beyond 1 GiB are refused here.
+  // Costs beyond KDF_LIMITS are refused here (see kdf.ts).
   kdf: z
     .object({
       name: z.literal("scrypt"),
@@ -81,13 +65,13 @@ const keyFileSchema = z.object({
         .number()
         .int()
         .min(2)
-        .max(2 ** 24)
+        .max(KDF_LIMITS.maxN)
         .refine((n) => (n & (n - 1)) === 0, "N must be a power of two"),
-      r: z.number().int().min(1).max(64),
-      p: z.number().int().min(1).max(16),
+      r: z.number().int().min(1).max(KDF_LIMITS.maxR),
+      p: z.number().int().min(1).max(KDF_LIMITS.maxP),
       salt: z.string(),
     })
-    .refine((k) => 128 * k.N * k.r <= 2 ** 30, "scrypt would need more than 1 GiB"),
+    .refine((k) => 128 * k.N * k.r <= KDF_LIMITS.maxMemory, "scrypt would need more than 1 GiB"),
   keys: z.string(),
 });
 export type KeyFile = z.infer<typeof keyFileSchema>;
@@ -106,15 +90,6 @@ const wrappedWriteOnlySchema = z.object({
 function defaultKdf(): Omit<KdfParams, "salt"> {
   const n = Number(process.env.LIFEBOAT_KDF_N ?? 32768);
   return { name: "scrypt", N: Number.isInteger(n) && n >= 2 ? n : 32768, r: 8, p: 1 };
-}
-
-async function deriveWrappingKey(password: string, kdf: KdfParams): Promise<Buffer> {
-  return scrypt(password.normalize("NFC"), Buffer.from(kdf.salt, "base64"), KEY_SIZE, {
-    N: kdf.N,
-    r: kdf.r,
-    p: kdf.p,
-    maxmem: 256 * kdf.N * kdf.r + 1024 * 1024,
-  });
 }
 
 const WRAP_AAD = Buffer.from("lifeboat key v1", "utf8");
