@@ -9,7 +9,7 @@ import type { Worker } from "node:worker_threads";
 import { Chunker, DEFAULT_CHUNKER_PARAMS, gearTable } from "../core/chunker.js";
 import { decompressBlob } from "../core/compress.js";
 import { blobId } from "../core/crypto.js";
-import { BlobPool } from "./blob-pool.js";
+import { BlobPool, shouldGrow } from "./blob-pool.js";
 
 test("a worker that dies fails only its own jobs, and a fresh one takes its place", async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pool-"));
@@ -158,4 +158,58 @@ test("small files are read in batches: each gets its own blob, metadata or outco
     await pool.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test("a lazy pool starts one worker, and another at once for a large file while the first is busy", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "lifeboat-pool-"));
+  const file = path.join(dir, "big.bin");
+  await fs.writeFile(file, randomBytes(4 * 1024 * 1024));
+  const eager = new BlobPool(randomBytes(32), 2);
+  const lazy = new BlobPool(randomBytes(32), 2, true);
+  try {
+    assert.equal(eager.running, 2);
+    assert.equal(lazy.running, 1);
+    // Small jobs one after the other, with the worker idle between them: still one.
+    for (let i = 0; i < 5; i++) await lazy.encode(randomBytes(1000));
+    assert.equal(lazy.running, 1);
+    // A large file while the worker has work: a second starts for it, and both jobs finish.
+    const small = lazy.encode(randomBytes(1024 * 1024));
+    let chunks = 0;
+    const large = lazy.chunkFile(file, DEFAULT_CHUNKER_PARAMS, gearTable(randomBytes(32)), async () => {
+      chunks++;
+    });
+    assert.equal(lazy.running, 2);
+    await small;
+    const read = await large;
+    assert.equal(read.kind === "read" && read.length, 4 * 1024 * 1024);
+    assert.ok(chunks > 0);
+    // Never more than its size.
+    const more = [
+      lazy.encode(randomBytes(1000)),
+      lazy.chunkFile(file, DEFAULT_CHUNKER_PARAMS, gearTable(randomBytes(32)), async () => {}),
+    ];
+    assert.equal(lazy.running, 2);
+    await Promise.all(more);
+  } finally {
+    await Promise.all([eager.close(), lazy.close()]);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a lazy pool grows only when every worker has been busy a while and this thread mostly waited", () => {
+  const now = 10_000;
+  const grow = (busySince: (number | undefined)[], loopBusy: number, large = false) =>
+    shouldGrow({ busySince, now, loopBusy, large });
+  // Busy for 150 ms while the main thread idled: the workers hold it up.
+  assert.equal(grow([now - 150], 0.1), true);
+  assert.equal(grow([now - 150, now - 120], 0.2), true);
+  // The main thread was the busy one (a backup of many small files): no.
+  assert.equal(grow([now - 150], 0.6), false);
+  // Not busy long enough, or one worker idle: no.
+  assert.equal(grow([now - 50], 0.1), false);
+  assert.equal(grow([now - 150, now - 50], 0.1), false);
+  assert.equal(grow([now - 150, undefined], 0.1), false);
+  // A large file grows a pool whose workers are all busy at once, but not past an idle one.
+  assert.equal(grow([now - 1], 0.9, true), true);
+  assert.equal(grow([now - 1, undefined], 0.9, true), false);
 });

@@ -193,16 +193,46 @@ function sealedBlob(sealed: Buffer, job: DecodeJob) {
  * one buffer back): a mail store's 30,000 messages make ~2,000 round trips instead of 30,000. */
 const READ_BATCH = 16;
 
+/** A pool starts one worker and adds the next only when every running one has had work
+ * queued without a break for this long, while this thread's event loop was busy for less than
+ * GROW_BELOW_LOOP of that time: the workers hold things up, and a core is free for another. */
+const GROW_AFTER_MS = 100;
+const GROW_BELOW_LOOP = 0.3;
+
+/**
+ * Whether a lazy pool that may grow starts another worker: when every running one is busy and
+ * the job is a large file, or when every one has been busy for GROW_AFTER_MS (`busySince`, in
+ * performance.now() time) while this thread's event loop was busy less than GROW_BELOW_LOOP of
+ * the last GROW_AFTER_MS or more (`loopBusy`).
+ */
+export function shouldGrow(s: {
+  busySince: readonly (number | undefined)[];
+  now: number;
+  loopBusy: number;
+  large: boolean;
+}): boolean {
+  if (s.busySince.some((t) => t === undefined)) return false;
+  if (s.large) return true;
+  return s.busySince.every((t) => s.now - t! >= GROW_AFTER_MS) && s.loopBusy < GROW_BELOW_LOOP;
+}
+
 /**
  * Worker threads for the CPU-heavy steps of a blob: hashing and compressing on the way in
  * (backup), decrypting, decompressing and verifying on the way out (restore, check). The owner
- * picks how many workers (at least one); each job goes to the least busy and callers bound
- * how many are in flight, so memory stays flat. Buffers are transferred, not copied, when they
- * own their memory.
+ * picks how many workers; a lazy pool starts one, and another each time the running ones hold
+ * the main thread up (GROW_AFTER_MS): where the main thread is the bottleneck (a backup of many
+ * small files) another isolate would only cost memory (~10-25 MiB) and turns on the cores. Each job goes to the least
+ * busy and callers bound how many are in flight, so memory stays flat. Buffers are transferred,
+ * not copied, when they own their memory.
  */
 export class BlobPool {
   private readonly workers: Worker[] = [];
   private readonly busy: number[] = [];
+  /** When each worker last went from idle to busy (undefined while idle). */
+  private readonly busySince: (number | undefined)[] = [];
+  /** This thread's event loop use since `loopMark`, measured each GROW_AFTER_MS (see grow). */
+  private loopMark = performance.eventLoopUtilization();
+  private loopBusy = 1;
   /** Pack checks going on, by worker (see packCheck). */
   private readonly packChecks: number[] = [];
   private readonly jobs = new Map<number, Pending>();
@@ -216,15 +246,30 @@ export class BlobPool {
     reject: (e: unknown) => void;
   }[] = [];
 
+  /** `size`: workers at most. `lazy`: start one, and the others as work piles up (see
+   * GROW_AFTER_MS); otherwise all at once. */
   constructor(
     private readonly idKey: Buffer,
-    size: number,
+    private readonly size: number,
+    lazy = false,
   ) {
-    for (let i = 0; i < Math.max(1, size); i++) {
-      this.workers.push(this.spawn(i));
-      this.busy.push(0);
-      this.packChecks.push(0);
-    }
+    do this.grow();
+    while (!lazy && this.workers.length < size);
+  }
+
+  /** Starts one more worker. */
+  private grow(): void {
+    const w = this.spawn(this.workers.length);
+    if (this.jobs.size > 0) w.ref(); // as the running ones are (see post)
+    this.workers.push(w);
+    this.busy.push(0);
+    this.busySince.push(undefined);
+    this.packChecks.push(0);
+  }
+
+  /** Workers running (they start as work piles up, up to the pool's size). */
+  get running(): number {
+    return this.workers.length;
   }
 
   private spawn(slot: number): Worker {
@@ -256,6 +301,7 @@ export class BlobPool {
         job.reject(e);
       }
       this.busy[slot] = 0;
+      this.busySince[slot] = undefined;
       if (!this.closing) this.workers[slot] = this.spawn(slot);
     };
     w.on("error", died);
@@ -267,6 +313,7 @@ export class BlobPool {
   private settle(id: number, job: Pending): void {
     this.jobs.delete(id);
     this.busy[job.worker]! -= job.weight;
+    if (this.busy[job.worker] === 0) this.busySince[job.worker] = undefined;
     if (this.jobs.size === 0) for (const x of this.workers) x.unref();
   }
 
@@ -408,9 +455,8 @@ export class BlobPool {
   packCheck(): PackCheck {
     // Counted from now on: packs started together, before any window is sent, go to
     // different workers.
-    let w = 0;
     const load = (i: number) => this.busy[i]! + this.packChecks[i]!;
-    for (let i = 1; i < this.workers.length; i++) if (load(i) < load(w)) w = i;
+    const w = this.leastLoaded(load);
     this.packChecks[w]!++;
     return { stream: this.next++, worker: w, sent: 0 };
   }
@@ -486,10 +532,27 @@ export class BlobPool {
     return m.files;
   }
 
-  private leastBusy(): number {
+  /** `large`: the job is a large file (chunkFile), hashing and compressing on one worker for as
+   * long as it takes to read: another worker starts at once if every running one is busy. */
+  private leastBusy(large = false): number {
+    return this.leastLoaded((i) => this.busy[i]!, large);
+  }
+
+  /** The worker with the least `load`; a new one when the running ones hold things up (see
+   * GROW_AFTER_MS), or all are busy and `large`. */
+  private leastLoaded(load: (i: number) => number, large = false): number {
     let w = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.busy[i]! < this.busy[w]!) w = i;
-    return w;
+    for (let i = 1; i < this.workers.length; i++) if (load(i) < load(w)) w = i;
+    if (this.workers.length >= this.size || this.closing) return w;
+    const loop = performance.eventLoopUtilization(this.loopMark);
+    if (loop.idle + loop.active >= GROW_AFTER_MS) {
+      this.loopBusy = loop.utilization;
+      this.loopMark = performance.eventLoopUtilization();
+    }
+    const now = performance.now();
+    if (!shouldGrow({ busySince: this.busySince, now, loopBusy: this.loopBusy, large })) return w;
+    this.grow();
+    return this.workers.length - 1;
   }
 
   /** `weight`: how much the job loads its worker (a whole file counts as many blobs); `pin`:
@@ -502,9 +565,10 @@ export class BlobPool {
     pin?: number,
   ): Promise<WorkerReply> {
     const id = this.next++;
-    const w = pin ?? this.leastBusy();
+    const w = pin ?? this.leastBusy(msg.op === "chunkFile");
     // Workers keep the process alive only while they have work (an idle pool must not).
     if (this.jobs.size === 0) for (const x of this.workers) x.ref();
+    this.busySince[w] ??= performance.now();
     this.busy[w]! += weight;
     return new Promise((resolve, reject) => {
       const job: Pending = { resolve, reject, worker: w, weight, ...(onChunk ? { onChunk } : {}) };
