@@ -166,154 +166,79 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   }
   const unindexedPacks = [...stored.keys()].filter((p) => !indexedPacks.has(p));
 
+  // The packs are read (on the workers) while this thread walks the trees: neither waits for
+  // the other. Their problems are listed after the structure's, as when one came after the other.
+  const dataProblems: CheckProblem[] = [];
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const reading = options.readData
+    ? readData(repo, options, byPack, stored, dataProblems, signal)
+    : Promise.resolve({ packsRead: 0, bytesRead: 0 });
+  reading.catch(() => {}); // awaited below, or stopped if the walk fails
   // Structure: walk every snapshot once, visiting each tree once.
   read.problems.forEach(objectProblem);
   const snapshots = read.snapshots;
   const seenTrees = new Set<string>();
-  const missing = new Set<string>();
-  // Every data blob seen, as 32-byte ids (a million as hex strings took ~100 MiB).
-  const seenData = new IdSet();
-  /** Marks a content id seen; a new one that the index lacks (or that is no id) is missing. */
-  const see = (hex: string) => {
-    const id = Buffer.from(hex, "hex");
-    if (id.length !== 32) missing.add(hex);
-    else if (seenData.add(id) && !repo.isIndexed(id)) missing.add(hex);
-  };
-  for (const s of snapshots) {
-    await walkTree(
-      repo,
-      s.tree,
-      {
-        enterTree(t) {
-          if (seenTrees.has(t)) return false;
-          seenTrees.add(t);
-          return true;
-        },
-        node(n) {
-          for (const c of n.content ?? []) see(c);
-          return undefined;
-        },
-        unreadable(t, _path, e) {
-          problems.push({
-            kind: repo.isIndexed(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
-            object: `tree ${t}`,
-            message: (e as Error).message,
-            blobs: [t],
-            affected: [],
-            neededBy: [],
-          });
-        },
-      },
-      { keepTrees: false, ...(options.signal ? { signal: options.signal } : {}) },
-    );
-  }
-  // Blobs that archived WAL and replication segments need are checked like a snapshot's.
-  for (const id of records.pins.keys()) see(id);
-  if (missing.size > 0) {
-    problems.push({
-      kind: "missing-blob",
-      object: "data blobs",
-      message: `${missing.size} data blob(s) are referenced but not in the index`,
-      blobs: [...missing],
-      affected: [],
-      neededBy: [],
-    });
-  }
-  for (const p of problems) {
-    if (p.kind === "missing-pack") p.blobs = ids(byPack.get(p.object.split("/").at(-1)!));
-  }
-
-  let packsRead = 0;
-  let bytesRead = 0;
-  if (options.readData) {
-    const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
-    const progress = new ProgressCounter(options.onProgress);
-    progress.setTotals(
-      selected.length,
-      selected.reduce((n, p) => n + (stored.get(p) ?? 0), 0),
-    );
-    await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
-      options.signal?.throwIfAborted();
-      const what = names.pack(packId);
-      const expected = byPack.get(packId);
-      const size = stored.get(packId)!;
-      let verdict: Awaited<ReturnType<Repository["verifyPack"]>>;
-      try {
-        verdict = await repo.verifyPack(packId, size, expected);
-        // Read once more before calling it damage: storage may answer short or garbled once.
-        if (verdict.damaged.length > 0 || !verdict.nameMatches)
-          verdict = await repo.verifyPack(packId, size, expected);
-      } catch (e) {
-        // Storage that cannot be reached is not a damaged repository: that fails the check.
-        if (!(e instanceof LifeboatError) || e.code !== "NOT_FOUND") throw e;
-        problems.push({
-          kind: "missing-pack",
-          object: what,
-          message: (e as Error).message,
-          blobs: ids(expected),
-          affected: [],
-          neededBy: [],
-        });
-        return;
-      }
-      packsRead++;
-      bytesRead += verdict.bytesRead;
-      progress.addBytes(verdict.bytesRead);
-      let header: ReturnType<Repository["readPackHeader"]> | Error;
-      try {
-        header = repo.readPackHeader(verdict.header, what);
-      } catch (e) {
-        header = e as Error;
-      }
-      const damaged = ids(verdict.damaged);
-      if (damaged.length > 0) {
-        problems.push({
-          kind: "damaged-blob",
-          object: what,
-          message: `${damaged.length} of ${expected.length} blob(s) fail verification (data was modified or damaged)`,
-          blobs: damaged,
-          affected: [],
-          neededBy: [],
-        });
-      } else if (!verdict.nameMatches) {
-        problems.push({
-          kind: "damaged-pack",
-          object: what,
-          message: "content does not match its name (SHA-256), outside the blobs the index uses",
-          blobs: [],
-          affected: [],
-          neededBy: [],
-        });
-      } else {
-        try {
-          if (header instanceof Error) throw header;
-          const inIndex = new Set(ids(expected));
-          const notIndexed = header.filter((h) => !inIndex.has(h.id.toString("hex")));
-          if (header.length !== expected.length || notIndexed.length > 0) {
+  try {
+    const missing = new Set<string>();
+    // Every data blob seen, as 32-byte ids (a million as hex strings took ~100 MiB).
+    const seenData = new IdSet();
+    /** Marks a content id seen; a new one that the index lacks (or that is no id) is missing. */
+    const see = (hex: string) => {
+      const id = Buffer.from(hex, "hex");
+      if (id.length !== 32) missing.add(hex);
+      else if (seenData.add(id) && !repo.isIndexed(id)) missing.add(hex);
+    };
+    for (const s of snapshots) {
+      await walkTree(
+        repo,
+        s.tree,
+        {
+          enterTree(t) {
+            if (seenTrees.has(t)) return false;
+            seenTrees.add(t);
+            return true;
+          },
+          node(n) {
+            for (const c of n.content ?? []) see(c);
+            return undefined;
+          },
+          unreadable(t, _path, e) {
             problems.push({
-              kind: "index-mismatch",
-              object: what,
-              message: `pack header lists ${header.length} blob(s), the index ${expected.length}`,
-              blobs: ids(notIndexed),
+              kind: repo.isIndexed(Buffer.from(t, "hex")) ? "damaged-tree" : "missing-blob",
+              object: `tree ${t}`,
+              message: (e as Error).message,
+              blobs: [t],
               affected: [],
               neededBy: [],
             });
-          }
-        } catch (e) {
-          problems.push({
-            kind: "damaged-pack",
-            object: what,
-            message: (e as Error).message,
-            blobs: [],
-            affected: [],
-            neededBy: [],
-          });
-        }
-      }
-      progress.addFile();
-    });
-    progress.finish();
+          },
+        },
+        { keepTrees: false, ...(options.signal ? { signal: options.signal } : {}) },
+      );
+    }
+    // Blobs that archived WAL and replication segments need are checked like a snapshot's.
+    for (const id of records.pins.keys()) see(id);
+    if (missing.size > 0) {
+      problems.push({
+        kind: "missing-blob",
+        object: "data blobs",
+        message: `${missing.size} data blob(s) are referenced but not in the index`,
+        blobs: [...missing],
+        affected: [],
+        neededBy: [],
+      });
+    }
+    for (const p of problems) {
+      if (p.kind === "missing-pack") p.blobs = ids(byPack.get(p.object.split("/").at(-1)!));
+    }
+  } catch (e) {
+    stop.abort();
+    await reading.catch(() => {});
+    throw e;
   }
+  const { packsRead, bytesRead } = await reading;
+  problems.push(...dataProblems);
 
   const pendingPlans = await pending(repo, stored);
   await attribute(repo, snapshots, problems);
@@ -422,4 +347,108 @@ async function attribute(
     for (const [p, paths] of hits)
       p.affected.push({ snapshot: s.id, time: s.time, paths: [...paths].sort() });
   }
+}
+
+/**
+ * `check --read-data`'s reading of packs: every pack the index lists and storage holds (or the
+ * `subset`), each read once more before a fault is called damage. Problems go to `problems`.
+ */
+async function readData(
+  repo: Repository,
+  options: CheckOptions,
+  byPack: PackBlobs,
+  stored: Map<string, number>,
+  problems: CheckProblem[],
+  signal: AbortSignal,
+): Promise<{ packsRead: number; bytesRead: number }> {
+  let packsRead = 0;
+  let bytesRead = 0;
+  const selected = selectPacks([...byPack.keys()].filter((p) => stored.has(p)).sort(), options.subset);
+  const progress = new ProgressCounter(options.onProgress);
+  progress.setTotals(
+    selected.length,
+    selected.reduce((n, p) => n + (stored.get(p) ?? 0), 0),
+  );
+  await mapLimit(selected, PACKS_IN_FLIGHT, async (packId) => {
+    signal.throwIfAborted();
+    const what = names.pack(packId);
+    const expected = byPack.get(packId);
+    const size = stored.get(packId)!;
+    let verdict: Awaited<ReturnType<Repository["verifyPack"]>>;
+    try {
+      verdict = await repo.verifyPack(packId, size, expected);
+      // Read once more before calling it damage: storage may answer short or garbled once.
+      if (verdict.damaged.length > 0 || !verdict.nameMatches)
+        verdict = await repo.verifyPack(packId, size, expected);
+    } catch (e) {
+      // Storage that cannot be reached is not a damaged repository: that fails the check.
+      if (!(e instanceof LifeboatError) || e.code !== "NOT_FOUND") throw e;
+      problems.push({
+        kind: "missing-pack",
+        object: what,
+        message: (e as Error).message,
+        blobs: ids(expected),
+        affected: [],
+        neededBy: [],
+      });
+      return;
+    }
+    packsRead++;
+    bytesRead += verdict.bytesRead;
+    progress.addBytes(verdict.bytesRead);
+    let header: ReturnType<Repository["readPackHeader"]> | Error;
+    try {
+      header = repo.readPackHeader(verdict.header, what);
+    } catch (e) {
+      header = e as Error;
+    }
+    const damaged = ids(verdict.damaged);
+    if (damaged.length > 0) {
+      problems.push({
+        kind: "damaged-blob",
+        object: what,
+        message: `${damaged.length} of ${expected.length} blob(s) fail verification (data was modified or damaged)`,
+        blobs: damaged,
+        affected: [],
+        neededBy: [],
+      });
+    } else if (!verdict.nameMatches) {
+      problems.push({
+        kind: "damaged-pack",
+        object: what,
+        message: "content does not match its name (SHA-256), outside the blobs the index uses",
+        blobs: [],
+        affected: [],
+        neededBy: [],
+      });
+    } else {
+      try {
+        if (header instanceof Error) throw header;
+        const inIndex = new Set(ids(expected));
+        const notIndexed = header.filter((h) => !inIndex.has(h.id.toString("hex")));
+        if (header.length !== expected.length || notIndexed.length > 0) {
+          problems.push({
+            kind: "index-mismatch",
+            object: what,
+            message: `pack header lists ${header.length} blob(s), the index ${expected.length}`,
+            blobs: ids(notIndexed),
+            affected: [],
+            neededBy: [],
+          });
+        }
+      } catch (e) {
+        problems.push({
+          kind: "damaged-pack",
+          object: what,
+          message: (e as Error).message,
+          blobs: [],
+          affected: [],
+          neededBy: [],
+        });
+      }
+    }
+    progress.addFile();
+  });
+  progress.finish();
+  return { packsRead, bytesRead };
 }
