@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -62,6 +63,8 @@ test("a password guessed ahead that is not the one used is dropped: the right on
 test("nothing is derived ahead where it would be a waste, a guess against the rules or a side effect", () =>
   withRepo(async (dir) => {
     const pw = { LIFEBOAT_PASSWORD: "pw" };
+    const fifo = path.join(dir, "..", "pw.fifo");
+    execFileSync("mkfifo", [fifo]);
     const cases: [string[], NodeJS.ProcessEnv][] = [
       [argv("-r", dir, "snapshots", "--help"), pw],
       [argv("-r", dir, "--version"), pw],
@@ -75,6 +78,8 @@ test("nothing is derived ahead where it would be a waste, a guess against the ru
       [argv("-r", path.join(dir, "missing"), "snapshots"), pw],
       [argv("-r", dir, "snapshots"), {}],
       [argv("-r", dir, "--password-file", path.join(dir, "no-such-file"), "snapshots"), pw],
+      // A pipe is the command's to read, once (`--password-file <(pass show x)`): not read here.
+      [argv("-r", dir, "--password-file", fifo, "snapshots"), pw],
     ];
     for (const [args, env] of cases) {
       unlockEarly(args, env);

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { defaultLocations } from "../app/default-repo.js";
 import { deriveAhead, plausibleKdf } from "../repo/kdf.js";
@@ -66,7 +66,9 @@ export function unlockEarly(argv: readonly string[], env: NodeJS.ProcessEnv): vo
     const ids = readdirSync(keys).filter((n) => /^[0-9a-f]{64}$/.test(n));
     if (ids.length !== 1) return;
     const file = JSON.parse(readFileSync(path.join(keys, ids[0]!), "utf8")) as { kdf?: unknown };
-    if (plausibleKdf(file.kdf)) deriveAhead(found.password, file.kdf);
+    if (!plausibleKdf(file.kdf)) return;
+    const password = found.password();
+    if (password !== undefined) deriveAhead(password, file.kdf);
   } catch {
     // Nothing to start: the repository is opened as usual.
   }
@@ -75,7 +77,7 @@ export function unlockEarly(argv: readonly string[], env: NodeJS.ProcessEnv): vo
 function guess(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-): { repo: string; password: string } | undefined {
+): { repo: string; password: () => string | undefined } | undefined {
   let command: string | undefined;
   const given = new Map<string, string>();
   for (let i = 2; i < argv.length; i++) {
@@ -93,11 +95,13 @@ function guess(
     if (value !== undefined) given.set(name === "-r" ? "--repo" : name, value);
   }
   if (!command || !OPENING.has(command)) return undefined;
-  const url = given.get("--repo") ?? env.LIFEBOAT_REPOSITORY;
+  // An empty LIFEBOAT_REPOSITORY means the default repository, as for the command itself.
+  const url = given.get("--repo") ?? (env.LIFEBOAT_REPOSITORY || undefined);
   const repo = url === undefined ? defaultLocations().repo : localPath(url);
   if (repo === undefined) return undefined;
-  const password = passwordOf(given, env, url === undefined);
-  return password === undefined ? undefined : { repo, password };
+  // Read last, once the key file is known to be there: reading a file costs little, but a
+  // password command is never run and a pipe never read here (see fromFile).
+  return { repo, password: () => passwordOf(given, env, url === undefined) };
 }
 
 /** The folder of a local repository URL (as openBackend reads it), or undefined for another kind. */
@@ -118,7 +122,10 @@ function passwordOf(given: Map<string, string>, env: NodeJS.ProcessEnv, defaultR
   return defaultRepo ? fromFile(defaultLocations().passwordFile) : undefined;
 }
 
+/** A regular file's password: a pipe (`--password-file <(pass show x)`, /dev/stdin) is left
+ * for the command to read, once. */
 function fromFile(file: string): string | undefined {
+  if (!statSync(file).isFile()) return undefined;
   const pw = readFileSync(file, "utf8").replace(/\r?\n$/, "");
   return pw === "" ? undefined : pw;
 }

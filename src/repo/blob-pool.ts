@@ -81,9 +81,9 @@ export type WorkerRequest =
   | ({ id: number; op: "restoreRange" } & RangeJob);
 
 /**
- * One read of a pack (`sealed`, the bytes of one contiguous range) and the files it feeds (see
- * repo/file-restorer.ts): every blob in it is decrypted, decompressed, verified and written at
- * each of its places. A `new` file has all its data here: the worker creates, writes and
+ * One read of a pack (`sealed`, the bytes of one contiguous range) and the files it feeds, or a
+ * slice of those files (see repo/file-restorer.ts): every blob listed is decrypted,
+ * decompressed, verified and written at each of its places. A `new` file has all its data here: the worker creates, writes and
  * finishes it. An `open` file was created by the main thread, which finishes it once every
  * range feeding it is written.
  */
@@ -230,7 +230,7 @@ export class BlobPool {
   private readonly busy: number[] = [];
   /** When each worker last went from idle to busy (undefined while idle). */
   private readonly busySince: (number | undefined)[] = [];
-  /** This thread's event loop use since `loopMark`, measured each GROW_AFTER_MS (see grow). */
+  /** This thread's event loop use since `loopMark`, measured each GROW_AFTER_MS (see leastLoaded). */
   private loopMark = performance.eventLoopUtilization();
   private loopBusy = 1;
   /** Pack checks going on, by worker (see packCheck). */
@@ -302,7 +302,10 @@ export class BlobPool {
       }
       this.busy[slot] = 0;
       this.busySince[slot] = undefined;
-      if (!this.closing) this.workers[slot] = this.spawn(slot);
+      if (this.closing) return;
+      const fresh = this.spawn(slot);
+      if (this.jobs.size > 0) fresh.ref(); // as the others are (see post)
+      this.workers[slot] = fresh;
     };
     w.on("error", died);
     w.on("exit", (code) => died(new Error(`a blob worker stopped unexpectedly (exit code ${code})`)));
@@ -512,8 +515,8 @@ export class BlobPool {
   }
 
   /**
-   * Decodes and writes one range of a pack into the files it feeds (see RangeJob), on the
-   * least busy worker. `job.sealed` is handed over (copied first unless it owns its memory),
+   * Decodes and writes one range of a pack, or a slice of one, into the files it feeds (see
+   * RangeJob), on the least busy worker. `job.sealed` is handed over (copied first unless it owns its memory),
    * or read in place when it is shared memory (the caller keeps it until this settles).
    * Resolves with what became of each file; a worker that dies fails the whole job.
    */

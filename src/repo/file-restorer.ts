@@ -370,7 +370,10 @@ export class FileRestorer {
     }
     if (specs.size === 0) return;
     const what = names.pack(r.packId);
-    const slices = sliceRange(r, specs);
+    // A range read into memory of its own (larger than the arena) is handed over to the worker
+    // whole, so it is one job; in the arena, slices read it where it is.
+    const shared = sealed.buffer instanceof SharedArrayBuffer;
+    const slices = sliceRange(r, specs, !shared);
     const onWorker: Promise<void>[] = [];
     for (let i = 0; i < slices.length; i++) {
       const slice = slices[i]!;
@@ -401,7 +404,9 @@ export class FileRestorer {
       this.sliceDone(slice, outcomes);
       if (i + 1 < slices.length) await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    await Promise.all(onWorker);
+    // Every slice is settled before the region is given back: a worker may still be reading it.
+    const settled = await Promise.allSettled(onWorker);
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
   }
 
   /** A slice was restored (`outcomes`, one per file), or its job failed as a whole (the worker
@@ -610,12 +615,15 @@ interface Slice {
 }
 
 /**
- * Cuts a range into slices of at most SLICE_FILES files or about SLICE_SEALED sealed bytes,
- * each file in one slice with every blob of the range it needs (a blob feeding files of two
- * slices is decoded in each): a range of small files is thousands of files, and in slices the
- * worker and this thread create them side by side instead of one thread doing a whole range.
+ * Cuts a range into slices of at most SLICE_FILES files or about SLICE_SEALED sealed bytes (one
+ * slice if `whole`), each file in one slice with every blob of the range it needs (a blob
+ * feeding files of two slices is decoded in each; a file whose first blob the current slice
+ * decodes joins it past SLICE_SEALED): a range of small files is thousands of files, and in
+ * slices the worker and this thread create them side by side instead of one doing it all.
  */
-function sliceRange(r: Range, specs: Map<number, RangeFile>): Slice[] {
+function sliceRange(r: Range, specs: Map<number, RangeFile>, whole: boolean): Slice[] {
+  const maxFiles = whole ? Number.POSITIVE_INFINITY : SLICE_FILES;
+  const maxSealed = whole ? Number.POSITIVE_INFINITY : SLICE_SEALED;
   const slices: Slice[] = [];
   /** Each file's slice and its index there. */
   const at = new Map<number, [Slice, number]>();
@@ -629,7 +637,9 @@ function sliceRange(r: Range, specs: Map<number, RangeFile>): Slice[] {
       if (!place) {
         const spec = specs.get(f);
         if (!spec) continue;
-        if (!cur || cur.members.length >= SLICE_FILES || cur.sealed >= SLICE_SEALED) {
+        // A file whose blob the current slice already decodes joins it, up to maxFiles: a blob
+        // shared by many files is decoded once per slice, not once per file.
+        if (!cur || cur.members.length >= maxFiles || (cur.sealed >= maxSealed && last.get(cur) !== b)) {
           cur = { members: [], specs: [], blobs: [], written: 0, sealed: 0 };
           slices.push(cur);
         }

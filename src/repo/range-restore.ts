@@ -18,7 +18,7 @@ function scratchFor(length: number): Buffer {
 }
 
 /**
- * See BlobPool.restoreRange (run on a worker, or on the main thread by the restorer): decodes each blob of the range once (into the scratch buffer) and
+ * See BlobPool.restoreRange (run on a worker, or on the main thread by the restorer): decodes each blob of the job (a range, or a slice of one) once (into the scratch buffer) and
  * writes it at every place it goes. A new file is created on its first write and finished on
  * its last; a file whose blob fails to decode or whose write fails is failed (a new one is
  * removed), and the others go on.

@@ -170,7 +170,11 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   // the other. Their problems are listed after the structure's, as when one came after the other.
   const dataProblems: CheckProblem[] = [];
   const stop = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  // (By hand, not AbortSignal.any: Node 20 before 20.3 lacks it.)
+  const outer = options.signal;
+  if (outer?.aborted) stop.abort(outer.reason);
+  else outer?.addEventListener("abort", () => stop.abort(outer.reason), { once: true });
+  const signal = stop.signal;
   const reading = options.readData
     ? readData(repo, options, byPack, stored, dataProblems, signal)
     : Promise.resolve({ packsRead: 0, bytesRead: 0 });
