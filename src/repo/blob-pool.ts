@@ -83,8 +83,8 @@ export type WorkerRequest =
 /**
  * One read of a pack (`sealed`, the bytes of one contiguous range) and the files it feeds, or a
  * slice of those files (see repo/file-restorer.ts): every blob listed is decrypted,
- * decompressed, verified and written at each of its places. A `new` file has all its data here: the worker creates, writes and
- * finishes it. An `open` file was created by the main thread, which finishes it once every
+ * decompressed, verified and written at each of its places. A `new` file has all its data
+ * here: the worker creates, writes and finishes it. An `open` file was created by the main thread, which finishes it once every
  * range feeding it is written.
  */
 export interface RangeJob {
@@ -221,9 +221,9 @@ export function shouldGrow(s: {
  * (backup), decrypting, decompressing and verifying on the way out (restore, check). The owner
  * picks how many workers; a lazy pool starts one, and another each time the running ones hold
  * the main thread up (GROW_AFTER_MS): where the main thread is the bottleneck (a backup of many
- * small files) another isolate would only cost memory (~10-25 MiB) and turns on the cores. Each job goes to the least
- * busy and callers bound how many are in flight, so memory stays flat. Buffers are transferred,
- * not copied, when they own their memory.
+ * small files) another isolate would only cost memory (~10-25 MiB) and turns on the cores.
+ * Each job goes to the least busy and callers bound how many are in flight, so memory stays
+ * flat. Buffers are transferred, not copied, when they own their memory.
  */
 export class BlobPool {
   private readonly workers: Worker[] = [];
@@ -259,9 +259,7 @@ export class BlobPool {
 
   /** Starts one more worker. */
   private grow(): void {
-    const w = this.spawn(this.workers.length);
-    if (this.jobs.size > 0) w.ref(); // as the running ones are (see post)
-    this.workers.push(w);
+    this.workers.push(this.spawn(this.workers.length));
     this.busy.push(0);
     this.busySince.push(undefined);
     this.packChecks.push(0);
@@ -303,13 +301,12 @@ export class BlobPool {
       this.busy[slot] = 0;
       this.busySince[slot] = undefined;
       if (this.closing) return;
-      const fresh = this.spawn(slot);
-      if (this.jobs.size > 0) fresh.ref(); // as the others are (see post)
-      this.workers[slot] = fresh;
+      this.workers[slot] = this.spawn(slot);
     };
     w.on("error", died);
     w.on("exit", (code) => died(new Error(`a blob worker stopped unexpectedly (exit code ${code})`)));
-    w.unref();
+    // Referenced while the pool has jobs, as the running ones are (see post).
+    if (this.jobs.size === 0) w.unref();
     return w;
   }
 
@@ -516,8 +513,9 @@ export class BlobPool {
 
   /**
    * Decodes and writes one range of a pack, or a slice of one, into the files it feeds (see
-   * RangeJob), on the least busy worker. `job.sealed` is handed over (copied first unless it owns its memory),
-   * or read in place when it is shared memory (the caller keeps it until this settles).
+   * RangeJob), on the least busy worker. `job.sealed` is handed over (copied first unless it
+   * owns its memory), or read in place when it is shared memory (the caller keeps it until this
+   * settles).
    * Resolves with what became of each file; a worker that dies fails the whole job.
    */
   async restoreRange(job: RangeJob): Promise<RangeOutcome[]> {

@@ -132,8 +132,8 @@ interface FileState {
  * WORKER_JOBS queued, on the main thread (two cores busy with one worker isolate fewer: ~10 MiB
  * empty, ~25 MiB at work). A file whose data comes from one range is created, written and
  * finished with it (four system calls for a small file); one fed by several ranges is created
- * here and finished after its last range. Ranges are read into one arena (range-arena.ts): memory is the ranges
- * in flight (IN_FLIGHT_BYTES), whatever the number of files.
+ * here and finished after its last range. Ranges are read into one arena (range-arena.ts):
+ * memory is the ranges in flight (IN_FLIGHT_BYTES), whatever the number of files.
  */
 export class FileRestorer {
   private readonly queue: (Range | undefined)[] = [];

@@ -1,4 +1,5 @@
 import { scrypt } from "node:crypto";
+import { KEY_SIZE } from "../core/crypto.js";
 
 /** How a key file's wrapping key is derived from its password (see keys.ts). */
 export interface KdfParams {
@@ -11,9 +12,9 @@ export interface KdfParams {
 
 /** scrypt needs 128·N·r bytes and N a power of two: a damaged file must not make us ask
  * node:crypto for terabytes (or fail inside it), so costs beyond these are refused. */
-export const KDF_LIMITS = { maxN: 2 ** 24, maxR: 64, maxP: 16, maxMemory: 2 ** 30 };
+const KDF_LIMITS = { maxN: 2 ** 24, maxR: 64, maxP: 16, maxMemory: 2 ** 30 };
 
-/** Whether `k` is scrypt parameters within KDF_LIMITS (keys.ts's schema says the same). */
+/** Whether `k` is scrypt parameters within KDF_LIMITS (a key file's `kdf`, see keys.ts). */
 export function plausibleKdf(k: unknown): k is KdfParams {
   const o = k as Partial<KdfParams> | null;
   const int = (v: unknown, min: number, max: number) =>
@@ -31,14 +32,12 @@ export function plausibleKdf(k: unknown): k is KdfParams {
   );
 }
 
-const WRAPPING_KEY_SIZE = 32;
-
 function derive(password: string, kdf: KdfParams): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scrypt(
       password.normalize("NFC"),
       Buffer.from(kdf.salt, "base64"),
-      WRAPPING_KEY_SIZE,
+      KEY_SIZE,
       { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 1024 * 1024 },
       (e, key) => (e ? reject(e) : resolve(key)),
     ),

@@ -3,7 +3,7 @@ import os from "node:os";
 import { z } from "zod";
 import { KEY_SIZE, open, seal, storageId } from "../core/crypto.js";
 import { CorruptionError, LifeboatError } from "../core/errors.js";
-import { deriveWrappingKey, KDF_LIMITS, type KdfParams } from "./kdf.js";
+import { deriveWrappingKey, type KdfParams, plausibleKdf } from "./kdf.js";
 
 /**
  * The repository's secrets. Each has one job, so that a host can be handed a key file holding
@@ -57,21 +57,9 @@ const keyFileSchema = z.object({
   created: z.string(),
   hostname: z.string(),
   username: z.string(),
-  // Costs beyond KDF_LIMITS are refused here (see kdf.ts).
-  kdf: z
-    .object({
-      name: z.literal("scrypt"),
-      N: z
-        .number()
-        .int()
-        .min(2)
-        .max(KDF_LIMITS.maxN)
-        .refine((n) => (n & (n - 1)) === 0, "N must be a power of two"),
-      r: z.number().int().min(1).max(KDF_LIMITS.maxR),
-      p: z.number().int().min(1).max(KDF_LIMITS.maxP),
-      salt: z.string(),
-    })
-    .refine((k) => 128 * k.N * k.r <= KDF_LIMITS.maxMemory, "scrypt would need more than 1 GiB"),
+  // scrypt parameters within KDF_LIMITS (kdf.ts): a damaged file must not make us ask
+  // node:crypto for terabytes.
+  kdf: z.custom<KdfParams>(plausibleKdf),
   keys: z.string(),
 });
 export type KeyFile = z.infer<typeof keyFileSchema>;

@@ -172,12 +172,16 @@ async function checkOnce(repo: Repository, options: CheckOptions): Promise<Check
   const stop = new AbortController();
   // (By hand, not AbortSignal.any: Node 20 before 20.3 lacks it.)
   const outer = options.signal;
-  if (outer?.aborted) stop.abort(outer.reason);
-  else outer?.addEventListener("abort", () => stop.abort(outer.reason), { once: true });
+  const forward = () => stop.abort(outer?.reason);
+  if (outer?.aborted) forward();
+  else outer?.addEventListener("abort", forward, { once: true });
   const signal = stop.signal;
-  const reading = options.readData
-    ? readData(repo, options, byPack, stored, dataProblems, signal)
-    : Promise.resolve({ packsRead: 0, bytesRead: 0 });
+  // Once the reading is over, a signal the caller keeps (the console's) loses its listener.
+  const reading = (
+    options.readData
+      ? readData(repo, options, byPack, stored, dataProblems, signal)
+      : Promise.resolve({ packsRead: 0, bytesRead: 0 })
+  ).finally(() => outer?.removeEventListener("abort", forward));
   reading.catch(() => {}); // awaited below, or stopped if the walk fails
   // Structure: walk every snapshot once, visiting each tree once.
   read.problems.forEach(objectProblem);
